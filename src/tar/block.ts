@@ -1,0 +1,183 @@
+/**
+ * The 512-byte tar header block: field layout and the field codecs of Go's archive/tar.
+ *
+ * Pure functions on buffers, shared by the encoder (which must reproduce Go's bytes) and the
+ * reader (which re-checks the raw header that tar-stream parsed leniently).
+ */
+
+/** Size of a tar block; headers and padded data come in whole blocks. */
+export const BLOCK_SIZE = 512;
+
+/** A field of the header block: byte offset and length. */
+export interface BlockField {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Field layout shared by V7, USTAR/PAX and GNU headers (GNU has no prefix). */
+export const FIELD = {
+  name: { offset: 0, length: 100 },
+  mode: { offset: 100, length: 8 },
+  uid: { offset: 108, length: 8 },
+  gid: { offset: 116, length: 8 },
+  size: { offset: 124, length: 12 },
+  mtime: { offset: 136, length: 12 },
+  checksum: { offset: 148, length: 8 },
+  typeflag: { offset: 156, length: 1 },
+  linkname: { offset: 157, length: 100 },
+  magic: { offset: 257, length: 6 },
+  version: { offset: 263, length: 2 },
+  uname: { offset: 265, length: 32 },
+  gname: { offset: 297, length: 32 },
+  devmajor: { offset: 329, length: 8 },
+  devminor: { offset: 337, length: 8 },
+  prefix: { offset: 345, length: 155 },
+  /** The STAR format shortens the prefix to make room for atime/ctime. */
+  starPrefix: { offset: 345, length: 131 },
+  starTrailer: { offset: 508, length: 4 },
+} as const satisfies Record<string, BlockField>;
+
+/** USTAR magic and version, as Go writes them for USTAR and PAX headers. */
+export const MAGIC_USTAR = Buffer.from('ustar\0', 'latin1');
+export const VERSION_USTAR = Buffer.from('00', 'latin1');
+/** GNU magic and version. */
+export const MAGIC_GNU = Buffer.from('ustar ', 'latin1');
+export const VERSION_GNU = Buffer.from(' \0', 'latin1');
+/** Trailer that marks a STAR header (with a USTAR magic). */
+export const TRAILER_STAR = Buffer.from('tar\0', 'latin1');
+
+const SLASH = 0x2f;
+const SPACE = 0x20;
+const NUL = 0;
+const ZERO_DIGIT = 0x30;
+const SEVEN_DIGIT = 0x37;
+const OCTAL_BITS_PER_DIGIT = 3n;
+const OCTAL_RADIX = 8;
+/** Base-256 numbers flag themselves with the top bit of the first byte (GNU extension). */
+const BASE256_FLAG = 0x80;
+const BASE256_NEGATIVE = 0x40;
+const INT64_OVERFLOW_SHIFT = 56n;
+const INT64_SIGN_SHIFT = 63n;
+
+/** Rounds a data size up to whole blocks. */
+export function blockPaddingLength(size: number): number {
+  const rest = size % BLOCK_SIZE;
+  return rest === 0 ? 0 : BLOCK_SIZE - rest;
+}
+
+/**
+ * Copies `s` into the field as Go's formatter.formatString does: truncated to the field,
+ * NUL-terminated when shorter; when truncation leaves a `/` in the last byte, the NUL moves
+ * to where the run of trailing slashes starts (so buggy readers do not see a directory).
+ */
+export function writeStringField(block: Buffer, field: BlockField, s: Uint8Array): void {
+  const target = block.subarray(field.offset, field.offset + field.length);
+  target.set(s.subarray(0, field.length));
+  if (s.length < field.length) target[s.length] = NUL;
+  if (s.length > field.length && target[field.length - 1] === SLASH) {
+    let n = field.length;
+    while (n > 0 && s[n - 1] === SLASH) n--;
+    target[n] = NUL;
+  }
+}
+
+/** True when `x` fits the field in octal with the terminating NUL (Go's fitsInOctal). */
+export function fitsInOctal(fieldLength: number, x: bigint): boolean {
+  return x >= 0n && x < 1n << (BigInt(fieldLength - 1) * OCTAL_BITS_PER_DIGIT);
+}
+
+/**
+ * Writes `x` as zero-padded octal plus NUL (Go's formatter.formatOctal); a value that does not
+ * fit is written as 0, which is what Go does when a PAX record carries the real value.
+ */
+export function writeOctalField(block: Buffer, field: BlockField, x: bigint): void {
+  const digits = (fitsInOctal(field.length, x) ? x : 0n).toString(8).padStart(field.length - 1, '0');
+  writeStringField(block, field, Buffer.from(digits, 'latin1'));
+}
+
+/** The unsigned header checksum: every byte summed, with the checksum field counted as spaces. */
+export function computeChecksum(block: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) sum += block[i] ?? 0;
+  const { offset, length } = FIELD.checksum;
+  for (let i = offset; i < offset + length; i++) sum += SPACE - (block[i] ?? 0);
+  return sum;
+}
+
+/** Go's signed variant of the checksum (bytes read as int8), which Go's reader also accepts. */
+export function computeSignedChecksum(block: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    const byte = i >= FIELD.checksum.offset && i < FIELD.checksum.offset + FIELD.checksum.length ? SPACE : (block[i] ?? 0);
+    sum += byte >= 0x80 ? byte - 0x100 : byte;
+  }
+  return sum;
+}
+
+/** Writes the checksum as Go does: six octal digits, NUL, space. */
+export function writeChecksum(block: Buffer): void {
+  const { offset, length } = FIELD.checksum;
+  writeOctalField(block, { offset, length: length - 1 }, BigInt(computeChecksum(block)));
+  block[offset + length - 1] = SPACE;
+}
+
+/** The bytes of a string field up to its first NUL (Go's parser.parseString). */
+export function readStringField(block: Buffer, field: BlockField): Buffer {
+  const target = block.subarray(field.offset, field.offset + field.length);
+  const nul = target.indexOf(NUL);
+  return nul === -1 ? target : target.subarray(0, nul);
+}
+
+/**
+ * Parses a numeric field as Go's parser.parseNumeric: base-256 when the first byte has its
+ * top bit set (two's complement, int64 range), else octal with leading/trailing spaces and
+ * NULs trimmed and nothing but octal digits up to the first NUL. Undefined where Go fails.
+ */
+export function readNumericField(block: Buffer, field: BlockField): bigint | undefined {
+  const first = block[field.offset] ?? 0;
+  if ((first & BASE256_FLAG) !== 0) return readBase256(block, field);
+  return readOctal(block, field);
+}
+
+function readBase256(block: Buffer, field: BlockField): bigint | undefined {
+  const invert = ((block[field.offset] ?? 0) & BASE256_NEGATIVE) !== 0 ? 0xff : 0;
+  let x = 0n;
+  for (let i = 0; i < field.length; i++) {
+    let c = (block[field.offset + i] ?? 0) ^ invert;
+    if (i === 0) c &= 0x7f;
+    if (x >> INT64_OVERFLOW_SHIFT > 0n) return undefined;
+    x = (x << 8n) | BigInt(c);
+  }
+  if (x >> INT64_SIGN_SHIFT > 0n) return undefined;
+  return invert === 0 ? x : -x - 1n;
+}
+
+/** Go's parser.parseOctal (the checksum field is read with this, never as base-256). */
+export function readOctal(block: Buffer, field: BlockField): bigint | undefined {
+  let start = field.offset;
+  let end = field.offset + field.length;
+  while (start < end && (block[start] === SPACE || block[start] === NUL)) start++;
+  while (end > start && (block[end - 1] === SPACE || block[end - 1] === NUL)) end--;
+  if (start === end) return 0n;
+  // After trimming, the value runs to the first NUL; ParseUint(…, 8) accepts digits 0-7 only.
+  // Fields are at most 12 bytes (36 bits), so a plain number accumulates exactly.
+  let x = 0;
+  for (let i = start; i < end; i++) {
+    const c = block[i] ?? 0;
+    if (c === NUL) break;
+    if (c < ZERO_DIGIT || c > SEVEN_DIGIT) return undefined;
+    x = x * OCTAL_RADIX + (c - ZERO_DIGIT);
+  }
+  return BigInt(x);
+}
+
+/** True when every byte of `bytes` is zero. */
+export function isAllZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** True when the field holds exactly `expected`. */
+export function fieldEquals(block: Buffer, field: BlockField, expected: Uint8Array): boolean {
+  return block.subarray(field.offset, field.offset + field.length).equals(expected);
+}

@@ -1,0 +1,366 @@
+/**
+ * Tar header encoder that reproduces, byte for byte, what Go's archive/tar Writer.WriteHeader
+ * emits for the headers go-winio (backuptar) and moby/hcsshim (whiteouts) build.
+ *
+ * Go decides the output format per header (Header.allowedFormats): it starts from
+ * USTAR | PAX | GNU, strikes the formats that cannot hold a field, collects the PAX records
+ * needed for what USTAR cannot hold, and then writes the first format left in the order
+ * USTAR, PAX, GNU. A header with Format = PAX still comes out as plain USTAR when nothing
+ * needs a record (unless a time needs PAX, "preferPAX"). This module follows those decisions;
+ * the GNU outcome is only reachable with a mode that does not fit the octal field, which is
+ * rejected instead (go-winio never produces one).
+ */
+
+import { createError } from '../errors.js';
+import {
+  BLOCK_SIZE, FIELD, MAGIC_USTAR, VERSION_USTAR, blockPaddingLength, fitsInOctal,
+  writeChecksum, writeOctalField, writeStringField,
+} from './block.js';
+import { joinGoPath, splitGoPath } from './go-path.js';
+import {
+  PAX_ATIME, PAX_BASIC_KEYS, PAX_CTIME, PAX_GID, PAX_GNAME, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME,
+  PAX_PATH, PAX_SIZE, PAX_UID, PAX_UNAME, formatPaxRecord, formatPaxTime, isValidPaxRecord, splitUnixNanos,
+} from './pax.js';
+
+/** What a caller knows about one entry; field meanings follow Go's tar.Header. */
+export interface TarHeaderInput {
+  /** Slash path, as Header.Name. */
+  name: string;
+  /** One char: '0' regular, '1' hard link, '2' symlink, '5' directory; '\0' is promoted like Go ('5' with a trailing slash, else '0'). */
+  typeflag: string;
+  /** Written as is (go-winio puts only type bits here: 0o100000, 0o40000, 0o120000, 0o160000, or 0); must fit 7 octal digits. */
+  mode: number;
+  /** Data size; header-only types still write this field (Go does). */
+  size: number;
+  /** Link target; '' or undefined for none. */
+  linkname?: string;
+  /** Unix ns (Header.ModTime); 0n writes 0, exactly like Go's zero time.Time. */
+  mtime: bigint;
+  /** Unix ns (Header.AccessTime); undefined is Go's zero time.Time (no record). */
+  atime?: bigint;
+  /** Unix ns (Header.ChangeTime); undefined is Go's zero time.Time (no record). */
+  ctime?: bigint;
+  /** User records (MSWINDOWS.*, LIBARCHIVE.creationtime); basic keys in it are handled exactly as Go does. */
+  paxRecords?: Readonly<Record<string, string>>;
+  /** Header.Format: 'pax' (FormatPAX, go-winio entries) or 'unknown' (FormatUnknown, moby whiteouts). */
+  format: 'pax' | 'unknown';
+}
+
+/** What Go's Writer.Close appends: two zero blocks. */
+export const TAR_END_OF_ARCHIVE: Buffer = Buffer.alloc(2 * BLOCK_SIZE);
+
+/** Zeros that pad `size` data bytes to the next block boundary. */
+export function tarPadding(size: number): Buffer {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw createError('ERR_TAR_HEADER_INVALID', `tar padding: size ${size} is not a non-negative integer`, { size });
+  }
+  return Buffer.alloc(blockPaddingLength(size));
+}
+
+const FORMAT_USTAR = 1;
+const FORMAT_PAX = 2;
+const FORMAT_GNU = 4;
+
+const TYPE_REG = '0';
+const TYPE_REG_LEGACY = '\0';
+const TYPE_LINK = '1';
+const TYPE_SYMLINK = '2';
+const TYPE_CHAR = '3';
+const TYPE_BLOCK = '4';
+const TYPE_DIR = '5';
+const TYPE_FIFO = '6';
+const TYPE_PAX_LOCAL = 'x';
+const TYPE_PAX_GLOBAL = 'g';
+const TYPE_GNU_LONG_NAME = 'L';
+const TYPE_GNU_LONG_LINK = 'K';
+const TYPE_GNU_SPARSE = 'S';
+
+/** Types Go treats as header-only (no data follows, whatever Size says). */
+const HEADER_ONLY_TYPES: ReadonlySet<string> = new Set([TYPE_LINK, TYPE_SYMLINK, TYPE_CHAR, TYPE_BLOCK, TYPE_DIR, TYPE_FIFO]);
+/** Types Go refuses to write with a trailing slash in the name (they cannot be directories). */
+const NO_TRAILING_SLASH_TYPES: ReadonlySet<string> = new Set([TYPE_REG, TYPE_CHAR, TYPE_BLOCK, TYPE_FIFO, TYPE_GNU_SPARSE]);
+/** Types only the writer itself may emit. */
+const WRITER_ONLY_TYPES: ReadonlySet<string> = new Set([TYPE_PAX_LOCAL, TYPE_GNU_LONG_NAME, TYPE_GNU_LONG_LINK]);
+
+/** Go names the local PAX entry `<dir>/PaxHeaders.0/<base>`. */
+const PAX_HEADER_DIR = 'PaxHeaders.0';
+/** Go refuses a PAX entry bigger than this (maxSpecialFileSize). */
+const MAX_PAX_DATA_BYTES = 1 << 20;
+/** Go's time fields hold int64 nanoseconds (time.Unix(0, ns) in go-winio). */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const NS_PER_SECOND = 1_000_000_000n;
+const HALF_SECOND_NS = NS_PER_SECOND / 2n;
+const MAX_TYPEFLAG_CODE = 0xff;
+const SLASH = 0x2f;
+const ASCII_LIMIT = 0x80;
+
+/** Go's isASCII on the UTF-8 bytes: no byte ≥ 0x80 and no NUL. */
+function isAsciiBytes(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] ?? 0;
+    if (b >= ASCII_LIMIT || b === 0) return false;
+  }
+  return true;
+}
+
+/** Go's toASCII: drops every byte of a non-ASCII rune (and NUL) and keeps the rest. */
+function toAsciiBytes(bytes: Uint8Array): Uint8Array {
+  if (isAsciiBytes(bytes)) return bytes;
+  return bytes.filter((b) => b < ASCII_LIMIT && b !== 0);
+}
+
+/** Go's splitUSTARPath on an ASCII name: a prefix of ≤155 and a name of ≤100 bytes split at a slash. */
+function splitUstarPath(name: Uint8Array): { prefix: Uint8Array; suffix: Uint8Array } | undefined {
+  let length = name.length;
+  if (length <= FIELD.name.length || !isAsciiBytes(name)) return undefined;
+  if (length > FIELD.prefix.length + 1) length = FIELD.prefix.length + 1;
+  else if (name[length - 1] === SLASH) length--;
+  const i = name.subarray(0, length).lastIndexOf(SLASH);
+  const suffixLength = name.length - i - 1;
+  if (i <= 0 || suffixLength > FIELD.name.length || suffixLength === 0 || i > FIELD.prefix.length) return undefined;
+  return { prefix: name.subarray(0, i), suffix: name.subarray(i + 1) };
+}
+
+/** Go's Time.Round(time.Second): to the nearest second, halves upward (toward +∞). */
+function roundToSecond(ns: bigint): bigint {
+  const { secs, nanos } = splitUnixNanos(ns);
+  return (nanos >= HALF_SECOND_NS ? secs + 1n : secs) * NS_PER_SECOND;
+}
+
+/** Byte-wise comparison of UTF-8 keys: Go sorts PAX keys with sort.Strings on bytes. */
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function invalid(name: string, what: string, data: Record<string, string | number> = {}): never {
+  throw createError('ERR_TAR_HEADER_INVALID', `${name}: ${what}`, { entry: name, ...data });
+}
+
+function checkTime(name: string, label: string, ns: bigint | undefined): void {
+  if (ns === undefined) return;
+  if (typeof ns !== 'bigint' || ns < INT64_MIN || ns > INT64_MAX) invalid(name, `${label} ${String(ns)} is not int64 Unix nanoseconds`);
+}
+
+/** The outcome of Go's allowedFormats for one header. */
+interface FormatPlan {
+  formats: number;
+  records: Map<string, string>;
+}
+
+/** The header after WriteHeader's own normalisation (typeflag promotion, FormatUnknown time handling). */
+interface NormalizedHeader {
+  name: string;
+  nameBytes: Buffer;
+  typeflag: string;
+  mode: number;
+  size: number;
+  linkname: string;
+  linkBytes: Buffer;
+  mtime: bigint;
+  atime: bigint | undefined;
+  ctime: bigint | undefined;
+  user: Readonly<Record<string, string>>;
+  format: 'pax' | 'unknown';
+}
+
+function normalize(h: TarHeaderInput): NormalizedHeader {
+  const name = h.name;
+  if (typeof name !== 'string') invalid(String(name), 'name is not a string');
+  if (name.includes('\0')) invalid(name, 'name contains NUL');
+  const linkname = h.linkname ?? '';
+  if (linkname.includes('\0')) invalid(name, 'link name contains NUL');
+  if (typeof h.typeflag !== 'string' || h.typeflag.length !== 1 || h.typeflag.charCodeAt(0) > MAX_TYPEFLAG_CODE) {
+    invalid(name, `typeflag ${JSON.stringify(h.typeflag)} is not one byte`);
+  }
+  if (!Number.isSafeInteger(h.mode) || !fitsInOctal(FIELD.mode.length, BigInt(h.mode))) {
+    // Go would fall back to the GNU format (base-256) or fail; go-winio never gets here.
+    invalid(name, `mode ${h.mode} does not fit the 7-digit octal field`, { mode: h.mode });
+  }
+  if (!Number.isSafeInteger(h.size)) invalid(name, `size ${h.size} is not an integer`, { size: h.size });
+  if (h.format !== 'pax' && h.format !== 'unknown') invalid(name, `format ${String(h.format)} is not 'pax' or 'unknown'`);
+  checkTime(name, 'mtime', h.mtime);
+  checkTime(name, 'atime', h.atime);
+  checkTime(name, 'ctime', h.ctime);
+
+  // WriteHeader promotes the legacy '\0' type before anything else looks at it.
+  let typeflag = h.typeflag;
+  if (typeflag === TYPE_REG_LEGACY) typeflag = name.endsWith('/') ? TYPE_DIR : TYPE_REG;
+  if (NO_TRAILING_SLASH_TYPES.has(typeflag) && name.endsWith('/')) invalid(name, `type '${typeflag}' cannot have a trailing slash`);
+  if (WRITER_ONLY_TYPES.has(typeflag)) invalid(name, `type '${typeflag}' is written by the encoder itself, not by callers`);
+  if (typeflag === TYPE_PAX_GLOBAL) {
+    throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `${name}: PAX global headers are not written by this encoder`, { entry: name });
+  }
+  if (!HEADER_ONLY_TYPES.has(typeflag) && h.size < 0) invalid(name, `negative size ${h.size}`, { size: h.size });
+
+  // Without an explicit format Go rounds ModTime to the second and ignores atime/ctime,
+  // so that plain headers stay USTAR (moby's whiteouts rely on this).
+  const isUnknown = h.format === 'unknown';
+  return {
+    name,
+    nameBytes: Buffer.from(name, 'utf8'),
+    typeflag,
+    mode: h.mode,
+    size: h.size,
+    linkname,
+    linkBytes: Buffer.from(linkname, 'utf8'),
+    mtime: isUnknown ? roundToSecond(h.mtime) : h.mtime,
+    atime: isUnknown ? undefined : h.atime,
+    ctime: isUnknown ? undefined : h.ctime,
+    user: h.paxRecords ?? {},
+    format: h.format,
+  };
+}
+
+/** Go's Header.allowedFormats, restricted to the fields a caller can set here. */
+function planFormats(h: NormalizedHeader): FormatPlan {
+  let formats = FORMAT_USTAR | FORMAT_PAX | FORMAT_GNU;
+  const records = new Map<string, string>();
+  let preferPax = false;
+  const userValue = (key: string): string | undefined => (Object.hasOwn(h.user, key) ? h.user[key] : undefined);
+
+  const verifyString = (s: string, bytes: Uint8Array, fieldLength: number, key: string): void => {
+    const tooLong = bytes.length > fieldLength;
+    const longAllowedInGnu = key === PAX_PATH || key === PAX_LINKPATH;
+    if (s.includes('\0') || (tooLong && !longAllowedInGnu)) formats &= ~FORMAT_GNU;
+    if (!isAsciiBytes(bytes) || tooLong) {
+      if (key !== PAX_PATH || splitUstarPath(bytes) === undefined) formats &= ~FORMAT_USTAR;
+      records.set(key, s);
+    }
+    if (userValue(key) === s) records.set(key, s);
+  };
+  const verifyNumeric = (n: bigint, fieldLength: number, key: string): void => {
+    // Base-256 fits every value we can be given in a 12-byte field, and 8-byte fields
+    // (mode, uid, gid) hold values that fit octal, so GNU stays allowed here.
+    if (!fitsInOctal(fieldLength, n)) {
+      formats &= ~FORMAT_USTAR;
+      records.set(key, n.toString());
+    }
+    if (userValue(key) === n.toString()) records.set(key, n.toString());
+  };
+  const verifyTime = (ns: bigint | undefined, key: string): void => {
+    if (ns === undefined) return; // Go's zero time.Time: always fine, never recorded
+    const { secs, nanos } = splitUnixNanos(ns);
+    const isMtime = key === PAX_MTIME;
+    const fitsOctal = fitsInOctal(FIELD.mtime.length, secs);
+    // USTAR has no atime/ctime at all, and only whole non-negative seconds for mtime.
+    if (!isMtime || !fitsOctal) formats &= ~FORMAT_USTAR;
+    if (!isMtime || !fitsOctal || nanos !== 0n) {
+      preferPax = true;
+      records.set(key, formatPaxTime(ns));
+    }
+    if (userValue(key) === formatPaxTime(ns)) records.set(key, formatPaxTime(ns));
+  };
+
+  verifyString(h.name, h.nameBytes, FIELD.name.length, PAX_PATH);
+  verifyString(h.linkname, h.linkBytes, FIELD.linkname.length, PAX_LINKPATH);
+  verifyString('', new Uint8Array(0), FIELD.uname.length, PAX_UNAME);
+  verifyString('', new Uint8Array(0), FIELD.gname.length, PAX_GNAME);
+  verifyNumeric(0n, FIELD.uid.length, PAX_UID);
+  verifyNumeric(0n, FIELD.gid.length, PAX_GID);
+  verifyNumeric(BigInt(h.size), FIELD.size.length, PAX_SIZE);
+  verifyTime(h.mtime, PAX_MTIME);
+  verifyTime(h.atime, PAX_ATIME);
+  verifyTime(h.ctime, PAX_CTIME);
+
+  // User records never override derived ones, and basic or GNU sparse keys are dropped;
+  // but their mere presence rules out USTAR, even if every one of them was dropped.
+  const userKeys = Object.keys(h.user);
+  for (const key of userKeys) {
+    if (records.has(key) || PAX_BASIC_KEYS.has(key) || key.startsWith(PAX_GNU_SPARSE_PREFIX)) continue;
+    const value = h.user[key];
+    if (typeof value !== 'string') {
+      throw createError('ERR_PAX_RECORD_INVALID', `${h.name}: PAX record ${JSON.stringify(key)} has no string value`, { entry: h.name, key });
+    }
+    records.set(key, value);
+  }
+  if (userKeys.length > 0) formats &= FORMAT_PAX;
+  for (const [key, value] of records) {
+    if (!isValidPaxRecord(key, value)) {
+      throw createError('ERR_PAX_RECORD_INVALID', `${h.name}: PAX record ${JSON.stringify(key)} is invalid (empty key, "=" or NUL)`, { entry: h.name, key });
+    }
+  }
+
+  if (h.format === 'pax') formats &= preferPax ? FORMAT_PAX : FORMAT_PAX | FORMAT_USTAR;
+  return { formats, records };
+}
+
+/** Go's templateV7Plus: the fields every USTAR/PAX main header shares. */
+function fillMainHeader(block: Buffer, h: NormalizedHeader, name: Uint8Array, linkname: Uint8Array): void {
+  block[FIELD.typeflag.offset] = h.typeflag.charCodeAt(0);
+  writeStringField(block, FIELD.name, name);
+  writeStringField(block, FIELD.linkname, linkname);
+  writeOctalField(block, FIELD.mode, BigInt(h.mode));
+  writeOctalField(block, FIELD.uid, 0n);
+  writeOctalField(block, FIELD.gid, 0n);
+  writeOctalField(block, FIELD.size, BigInt(h.size));
+  writeOctalField(block, FIELD.mtime, splitUnixNanos(h.mtime).secs);
+  // uname and gname are empty: the zeroed block already holds their NUL terminators.
+  writeOctalField(block, FIELD.devmajor, 0n);
+  writeOctalField(block, FIELD.devminor, 0n);
+}
+
+function setUstarMagic(block: Buffer): void {
+  block.set(MAGIC_USTAR, FIELD.magic.offset);
+  block.set(VERSION_USTAR, FIELD.version.offset);
+  writeChecksum(block);
+}
+
+/** Go's writeRawFile name: ASCII-filtered, cut to the name field, trailing slashes trimmed. */
+function paxHeaderEntryName(name: string): Uint8Array {
+  const { dir, file } = splitGoPath(name);
+  let bytes = toAsciiBytes(Buffer.from(joinGoPath(dir, PAX_HEADER_DIR, file), 'utf8'));
+  if (bytes.length > FIELD.name.length) bytes = bytes.subarray(0, FIELD.name.length);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === SLASH) end--;
+  return bytes.subarray(0, end);
+}
+
+function encodePax(h: NormalizedHeader, records: Map<string, string>): Buffer {
+  let pseudoEntry = Buffer.alloc(0);
+  if (records.size > 0) {
+    const keys = [...records.keys()].sort(compareUtf8);
+    const data = Buffer.from(keys.map((k) => formatPaxRecord(k, records.get(k) ?? '')).join(''), 'utf8');
+    if (data.length > MAX_PAX_DATA_BYTES) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${h.name}: PAX records take ${data.length} bytes, more than ${MAX_PAX_DATA_BYTES}`, { entry: h.name, bytes: data.length });
+    }
+    // Go's writeRawFile: mode, uid, gid and mtime are all 0; no devmajor/devminor, no uname/gname.
+    const header = Buffer.alloc(BLOCK_SIZE);
+    header[FIELD.typeflag.offset] = TYPE_PAX_LOCAL.charCodeAt(0);
+    writeStringField(header, FIELD.name, paxHeaderEntryName(h.name));
+    writeOctalField(header, FIELD.mode, 0n);
+    writeOctalField(header, FIELD.uid, 0n);
+    writeOctalField(header, FIELD.gid, 0n);
+    writeOctalField(header, FIELD.size, BigInt(data.length));
+    writeOctalField(header, FIELD.mtime, 0n);
+    setUstarMagic(header);
+    pseudoEntry = Buffer.concat([header, data, Buffer.alloc(blockPaddingLength(data.length))]);
+  }
+  // The main header's strings are best-effort ASCII; the records carry the real values.
+  const main = Buffer.alloc(BLOCK_SIZE);
+  fillMainHeader(main, h, toAsciiBytes(h.nameBytes), toAsciiBytes(h.linkBytes));
+  setUstarMagic(main);
+  return pseudoEntry.length === 0 ? main : Buffer.concat([pseudoEntry, main]);
+}
+
+function encodeUstar(h: NormalizedHeader): Buffer {
+  const split = splitUstarPath(h.nameBytes);
+  const main = Buffer.alloc(BLOCK_SIZE);
+  fillMainHeader(main, h, split?.suffix ?? h.nameBytes, h.linkBytes);
+  writeStringField(main, FIELD.prefix, split?.prefix ?? new Uint8Array(0));
+  setUstarMagic(main);
+  return main;
+}
+
+/**
+ * The exact bytes Go's tar.Writer.WriteHeader emits for this header: the PAX 'x' entry (name
+ * `<dir>/PaxHeaders.0/<base>`, mode/uid/gid/mtime 0, records sorted by key, padded) when
+ * needed, then the 512-byte main header.
+ */
+export function encodeTarHeader(h: TarHeaderInput): Buffer {
+  const header = normalize(h);
+  const { formats, records } = planFormats(header);
+  if ((formats & FORMAT_USTAR) !== 0) return encodeUstar(header);
+  if ((formats & FORMAT_PAX) !== 0) return encodePax(header, records);
+  return invalid(header.name, 'no tar format can encode this header');
+}

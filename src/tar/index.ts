@@ -1,0 +1,5 @@
+/** The tar boundary: Go-compatible header encoding and a checked reader on tar-stream. */
+
+export { encodeTarHeader, tarPadding, TAR_END_OF_ARCHIVE, type TarHeaderInput } from './encode.js';
+export { formatPaxRecord, formatPaxTime, isValidPaxRecord, parsePaxTime } from './pax.js';
+export { readTar, skipEntry, DEFAULT_MAX_PAX_BYTES, type ReadTarOptions, type TarEntry, type TarHeader } from './reader.js';

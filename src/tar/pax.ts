@@ -1,0 +1,179 @@
+/**
+ * PAX extended-header values as Go's archive/tar writes and reads them.
+ *
+ * Windows layer tars are produced by Go (go-winio backuptar), so every rule here follows
+ * Go's behaviour, not the looser POSIX text: times are `secs[.frac]` with the fraction
+ * trimmed of trailing zeros and negative times "borrowing" a second; records are
+ * `"<len> <key>=<value>\n"` with a self-counting byte length; keys may not be empty or
+ * contain `=` or NUL, and only the values of path-like keys may not contain NUL.
+ */
+
+import { createError } from '../errors.js';
+
+/** Basic PAX keys that Go's tar maps onto header fields (POSIX pax, plus `ctime`). */
+export const PAX_PATH = 'path';
+export const PAX_LINKPATH = 'linkpath';
+export const PAX_SIZE = 'size';
+export const PAX_UID = 'uid';
+export const PAX_GID = 'gid';
+export const PAX_UNAME = 'uname';
+export const PAX_GNAME = 'gname';
+export const PAX_MTIME = 'mtime';
+export const PAX_ATIME = 'atime';
+export const PAX_CTIME = 'ctime';
+/** Prefix of the GNU sparse-file keys; Go's writer drops user records with it. */
+export const PAX_GNU_SPARSE_PREFIX = 'GNU.sparse.';
+
+/** The keys Go's Writer derives from header fields; user records with these keys are not copied. */
+export const PAX_BASIC_KEYS: ReadonlySet<string> = new Set([
+  PAX_PATH, PAX_LINKPATH, PAX_SIZE, PAX_UID, PAX_GID, PAX_UNAME, PAX_GNAME, PAX_MTIME, PAX_ATIME, PAX_CTIME,
+]);
+
+/** Keys whose values are strings of the ustar header and so may not contain NUL. */
+const NUL_FREE_VALUE_KEYS: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_UNAME, PAX_GNAME]);
+
+const NS_PER_SECOND = 1_000_000_000n;
+/** A PAX fraction carries at most nanoseconds; extra digits are truncated (Go). */
+const FRACTION_DIGITS = 9;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** `' '`, `'='` and `'\n'` around key and value in a record. */
+const RECORD_PUNCTUATION_BYTES = 3;
+/** The shortest record Go accepts: `"5 k=\n"`. */
+const MIN_RECORD_LENGTH = 5;
+const SPACE = 0x20;
+const EQUALS = 0x3d;
+const NEWLINE = 0x0a;
+const DIGIT_ZERO = 0x30;
+const DIGIT_NINE = 0x39;
+/** Up to 15 decimal digits always fit a double exactly. */
+const MAX_FAST_DIGITS = 15;
+
+/** Floor division for bigint (JS `/` truncates toward zero). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return (a % b !== 0n && (a < 0n) !== (b < 0n)) ? q - 1n : q;
+}
+
+/** Splits Unix nanoseconds into Go's `Unix()` seconds (floored) and `Nanosecond()` (0..999999999). */
+export function splitUnixNanos(ns: bigint): { secs: bigint; nanos: bigint } {
+  const secs = floorDiv(ns, NS_PER_SECOND);
+  return { secs, nanos: ns - secs * NS_PER_SECOND };
+}
+
+/** Formats Unix nanoseconds as Go's formatPAXTime does (`-1.5` for −1.5 s, `7` for 7 s). */
+export function formatPaxTime(ns: bigint): string {
+  const { secs, nanos } = splitUnixNanos(ns);
+  if (nanos === 0n) return secs.toString();
+  // Go prints the magnitude with the sign in front, so a negative time with a fraction
+  // is written as -(|secs| - 1).(1e9 - nanos): −1.5 s is floor −2 s + 0.5 s → "-1.5".
+  const negative = secs < 0n;
+  const wholeDigits = negative ? -(secs + 1n) : secs;
+  const fraction = negative ? NS_PER_SECOND - nanos : nanos;
+  const text = `${negative ? '-' : ''}${wholeDigits}.${fraction.toString().padStart(FRACTION_DIGITS, '0')}`;
+  return text.replace(/0+$/, '');
+}
+
+/** True for Go strconv.ParseInt(s, 10, 64) syntax: optional sign, then at least one ASCII digit. */
+const DECIMAL_INTEGER = /^[+-]?[0-9]+$/;
+const DIGITS = /^[0-9]*$/;
+
+/**
+ * Parses a decimal integer exactly as Go's strconv.ParseInt(s, 10, 64): an optional sign,
+ * digits only, and the value must fit in int64. Returns undefined when Go would fail.
+ */
+export function parseGoInt64(s: string): bigint | undefined {
+  if (!DECIMAL_INTEGER.test(s)) return undefined;
+  const value = BigInt(s);
+  return value < INT64_MIN || value > INT64_MAX ? undefined : value;
+}
+
+/** Parses a PAX time (Go's parsePAXTime) into Unix nanoseconds; anything Go rejects is ERR_PAX_RECORD_INVALID. */
+export function parsePaxTime(s: string): bigint {
+  const dot = s.indexOf('.');
+  const wholePart = dot === -1 ? s : s.slice(0, dot);
+  const fractionPart = dot === -1 ? '' : s.slice(dot + 1);
+  const secs = parseGoInt64(wholePart);
+  if (secs === undefined || !DIGITS.test(fractionPart)) {
+    throw createError('ERR_PAX_RECORD_INVALID', `PAX time "${s}": not of the form [-]secs[.fraction]`, { value: s });
+  }
+  if (fractionPart === '') return secs * NS_PER_SECOND;
+  const nanos = BigInt(fractionPart.padEnd(FRACTION_DIGITS, '0').slice(0, FRACTION_DIGITS));
+  // The sign belongs to the whole value: "-1.5" is −1 s − 0.5 s, and "-0.5" is −0.5 s.
+  return wholePart.startsWith('-') ? secs * NS_PER_SECOND - nanos : secs * NS_PER_SECOND + nanos;
+}
+
+/** True when Go accepts the record: the key is non-empty without `=` or NUL; path-like values have no NUL. */
+export function isValidPaxRecord(key: string, value: string): boolean {
+  if (key === '' || key.includes('=')) return false;
+  if (NUL_FREE_VALUE_KEYS.has(key)) return !value.includes('\0');
+  return !key.includes('\0');
+}
+
+/** Formats one record `"<len> <key>=<value>\n"`, where len is the record's own UTF-8 byte length. */
+export function formatPaxRecord(key: string, value: string): string {
+  if (!isValidPaxRecord(key, value)) {
+    throw createError('ERR_PAX_RECORD_INVALID', `PAX record ${JSON.stringify(key)}: key must be non-empty without "=" or NUL, and path-like values without NUL`, { key });
+  }
+  const payload = Buffer.byteLength(key) + Buffer.byteLength(value) + RECORD_PUNCTUATION_BYTES;
+  // The length prefix counts its own digits; adding them can carry into one more digit.
+  let length = payload + String(payload).length;
+  if (String(length).length !== String(payload).length) length = payload + String(length).length;
+  return `${length} ${key}=${value}\n`;
+}
+
+/** The record length before the space, as Go's ParseInt reads it (plain digits take a fast path). */
+function readRecordLength(data: Buffer, start: number, end: number): bigint | undefined {
+  if (end - start > 0 && end - start <= MAX_FAST_DIGITS) {
+    let n = 0;
+    let i = start;
+    for (; i < end; i++) {
+      const c = data[i] ?? 0;
+      if (c < DIGIT_ZERO || c > DIGIT_NINE) break;
+      n = n * 10 + (c - DIGIT_ZERO);
+    }
+    if (i === end) return BigInt(n);
+  }
+  return parseGoInt64(data.toString('latin1', start, end));
+}
+
+/** One record read by `parsePaxRecords`, with the raw value bytes for callers that must check them. */
+export interface PaxRecordBytes {
+  key: string;
+  value: string;
+  rawValue: Buffer;
+}
+
+/**
+ * Parses the data of a PAX 'x' or 'g' entry with Go's parsePAXRecord rules (the length must
+ * be decimal, at least 5, inside the data, and end on a newline; the record needs an `=`;
+ * the record must be valid). Go treats any violation as a corrupt header: ERR_PAX_RECORD_INVALID.
+ * Later records with the same key win, as in Go and tar-stream.
+ */
+export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[] {
+  const records: PaxRecordBytes[] = [];
+  let pos = 0;
+  while (pos < data.length) {
+    const space = data.indexOf(SPACE, pos);
+    const fail = (what: string): never => {
+      throw createError('ERR_PAX_RECORD_INVALID', `${subject}: PAX record at byte ${pos} ${what}`, { offset: pos });
+    };
+    if (space === -1) fail('has no length field');
+    const length = readRecordLength(data, pos, space);
+    if (length === undefined || length < BigInt(MIN_RECORD_LENGTH) || length > BigInt(data.length - pos)) {
+      fail('has an invalid length');
+    }
+    const end = pos + Number(length);
+    // Go requires the length to reach past the space; the byte before `end` must be the newline.
+    if (end <= space + 1 || data[end - 1] !== NEWLINE) fail('does not end with a newline where its length says');
+    const equals = data.indexOf(EQUALS, space + 1);
+    if (equals === -1 || equals >= end - 1) fail('has no "="');
+    const key = data.toString('utf8', space + 1, equals);
+    const rawValue = data.subarray(equals + 1, end - 1);
+    const value = rawValue.toString('utf8');
+    if (!isValidPaxRecord(key, value)) fail(`${JSON.stringify(key)} is not a valid record`);
+    records.push({ key, value, rawValue });
+    pos = end;
+  }
+  return records;
+}
