@@ -1,0 +1,189 @@
+/**
+ * Tar entries → layer writer calls: the role of moby's writeLayerFromTar and hcsshim's
+ * ImportLayerFromTar. One logical file spans several tar entries (its data, then each
+ * `file:stream` alternate data stream), so entries are pulled one at a time and the
+ * first one that is not an ADS of the current file is handed back to the main loop.
+ *
+ * The backup stream of an entry is synthesized from its tar header as go-winio's
+ * WriteBackupStreamFromTarFile does: SECURITY, EA, REPARSE, DATA, then each ADS.
+ */
+import { BackupStreamId } from '../backup/constants.js';
+import { encodeBackupHeader } from '../backup/header.js';
+import { createError } from '../errors.js';
+import type { TarEntry } from '../tar/reader.js';
+import { skipEntry } from '../tar/reader.js';
+import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
+import type { FileBasicInfo } from '../util/windows.js';
+import { fileInfoFromTarHeader } from './file-info.js';
+import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
+import { adsStreamName } from './tar-header.js';
+
+/** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
+export interface LayerSink {
+  add(path: LayerPath, info: FileBasicInfo, kind: 'file' | 'directory' | 'symlink'): void;
+  write(chunk: Buffer): void;
+  addLink(path: LayerPath, target: LayerPath, info: FileBasicInfo): void;
+  remove(path: LayerPath): void;
+  readonly isBaseLayer: boolean;
+  /** The parent chain's visible names, for opaque whiteouts. */
+  readonly chain: { childrenOf(dir: string): string[] };
+}
+
+export interface ImportProgress {
+  entries: number;
+  bytes: number;
+}
+
+export interface ImportTarOptions {
+  /** Checked between entries; an abort throws ERR_CANCELED. */
+  readonly signal?: AbortSignal | undefined;
+  /** Called at most every `progressIntervalMs` with entries and bytes so far. */
+  readonly onProgress?: ((progress: ImportProgress) => void) | undefined;
+  /** Bytes of tar read so far (the caller counts them at the source). */
+  readonly bytesRead?: (() => number) | undefined;
+  /** @default 100 */
+  readonly progressIntervalMs?: number;
+}
+
+export interface ImportTarResult {
+  /** Sum of regular-file data sizes, ADS not counted (windowsfilter's size). */
+  size: number;
+  /** Tar entries read. */
+  entries: number;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are what is rejected
+const INVALID_STREAM_CHARS = /[\u0000-\u001f<>:"|?*\\/]/;
+
+/** Converts a tar into calls on `sink`; returns the layer size and the entry count. */
+export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: LayerSink, options: ImportTarOptions = {}): Promise<ImportTarResult> {
+  const it = entries[Symbol.asyncIterator]();
+  let held: TarEntry | undefined;
+  const next = async (): Promise<TarEntry | undefined> => {
+    if (held !== undefined) {
+      const e = held;
+      held = undefined;
+      return e;
+    }
+    const r = await it.next();
+    return r.done === true ? undefined : r.value;
+  };
+  let size = 0;
+  let count = 0;
+  const interval = options.progressIntervalMs ?? 100;
+  let lastProgress = 0;
+  const progress = (force: boolean): void => {
+    if (options.onProgress === undefined) return;
+    const now = Date.now();
+    if (!force && now - lastProgress < interval) return;
+    lastProgress = now;
+    options.onProgress({ entries: count, bytes: options.bytesRead?.() ?? 0 });
+  };
+
+  try {
+    for (;;) {
+      if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});
+      const entry = await next();
+      if (entry === undefined) break;
+      count++;
+      progress(false);
+      const h = entry.header;
+      const base = baseName(h.name.endsWith('/') ? h.name.slice(0, -1) : h.name);
+
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        await skipEntry(entry);
+        applyWhiteout(h.name, base, sink);
+        continue;
+      }
+      if (h.typeflag === '0' && base.includes(':')) {
+        throw createError('ERR_ADS_ORPHAN', `${h.name}: an alternate data stream entry must directly follow its file`, { entry: h.name });
+      }
+      switch (h.typeflag) {
+        case '1': {
+          const p = parseLayerPath(h.name);
+          const target = parseLayerPath(h.linkname, 'link target');
+          sink.addLink(p, target, fileInfoFromTarHeader(h, p.name));
+          await skipEntry(entry);
+          continue;
+        }
+        case '0':
+        case '5':
+        case '2':
+          break;
+        default:
+          throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `${h.name}: tar entry type ${JSON.stringify(h.typeflag)} has no Windows equivalent`, {
+            entry: h.name,
+            typeflag: h.typeflag,
+          });
+      }
+
+      const p = parseLayerPath(h.name);
+      const info = fileInfoFromTarHeader(h, p.name);
+      const meta = metadataFromTarHeader(h, p.name);
+      const kind = h.typeflag === '5' ? 'directory' : h.typeflag === '2' ? 'symlink' : 'file';
+      sink.add(p, info, kind);
+      const streams = encodeMetadataStreams(meta, p.name);
+      if (kind === 'file') streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
+      if (streams.length > 0) sink.write(streams.length === 1 ? (streams[0] as Buffer) : Buffer.concat(streams));
+      if (kind === 'file') {
+        for await (const chunk of entry.body) sink.write(chunk);
+        size += h.size;
+      } else {
+        await skipEntry(entry);
+      }
+
+      // Alternate data streams: every following regular entry named `<this name>:<stream>`.
+      const prefixes = [p.name + ':', h.name + ':'];
+      const seenStreams = new Set<string>();
+      for (;;) {
+        const ads = await next();
+        if (ads === undefined) break;
+        const an = ads.header.name;
+        const prefix = ads.header.typeflag === '0' ? prefixes.find((x) => an.startsWith(x)) : undefined;
+        if (prefix === undefined) {
+          held = ads;
+          break;
+        }
+        count++;
+        const streamName = adsName(an.slice(prefix.length), an);
+        const key = caseFoldKey(streamName);
+        if (seenStreams.has(key)) throw createError('ERR_ENTRY_DUPLICATE', `${an}: a second entry for this alternate data stream`, { entry: an });
+        seenStreams.add(key);
+        sink.write(encodeBackupHeader({ id: BackupStreamId.AlternateData, size: ads.header.size, name: adsStreamName(streamName) }));
+        for await (const chunk of ads.body) sink.write(chunk);
+        progress(false);
+      }
+    }
+  } finally {
+    if (held !== undefined) await skipEntry(held).catch(() => undefined);
+    await it.return?.(undefined);
+  }
+  progress(true);
+  return { size, entries: count };
+}
+
+/** Validates the stream part of `file:stream` (a trailing `:$DATA` is accepted and dropped). */
+function adsName(raw: string, entry: string): string {
+  const name = raw.endsWith(':$DATA') ? raw.slice(0, -':$DATA'.length) : raw;
+  if (name.length === 0 || INVALID_STREAM_CHARS.test(name) || name.length > MAX_SEGMENT_UNITS) {
+    throw createError('ERR_PATH_INVALID', `${entry}: ${JSON.stringify(raw)} is not a valid alternate data stream name`, { entry });
+  }
+  return name;
+}
+
+/** `dir/.wh.name` deletes `dir/name`; `dir/.wh..wh..opq` deletes everything the parents hold in `dir`. */
+function applyWhiteout(rawName: string, base: string, sink: LayerSink): void {
+  const trimmed = rawName.endsWith('/') ? rawName.slice(0, -1) : rawName;
+  const dir = parentName(trimmed);
+  if (base === OPAQUE_WHITEOUT) {
+    const d = parseLayerPath(dir === '' ? rawName : dir, 'whiteout');
+    for (const child of sink.chain.childrenOf(d.name)) sink.remove(parseLayerPath(child, 'whiteout'));
+    return;
+  }
+  const victim = base.slice(WHITEOUT_PREFIX.length);
+  if (victim.length === 0 || dir === '') {
+    throw createError('ERR_WHITEOUT_INVALID', `${rawName}: names no file to delete`, { entry: rawName });
+  }
+  sink.remove(parseLayerPath(dir + '/' + victim, 'whiteout'));
+}

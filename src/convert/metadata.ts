@@ -1,0 +1,131 @@
+/**
+ * The non-data streams of an entry (security descriptor, EAs, reparse point) between
+ * their tar form (PAX records, linkname) and their backup-stream form.
+ */
+import { BackupStreamId } from '../backup/constants.js';
+import { encodeExtendedAttributes, decodeExtendedAttributes, type ExtendedAttribute } from '../backup/ea.js';
+import { encodeBackupHeader } from '../backup/header.js';
+import { decodeReparsePoint, encodeReparsePoint, type ReparsePoint } from '../backup/reparse.js';
+import { createError } from '../errors.js';
+import { securityDescriptorFromSddl, validateSecurityDescriptor } from '../security/index.js';
+import type { TarHeader } from '../tar/reader.js';
+import {
+  PAX_EA_PREFIX,
+  PAX_MOUNT_POINT,
+  PAX_RAW_SECURITY_DESCRIPTOR,
+  PAX_SECURITY_DESCRIPTOR_SDDL,
+} from './pax-keys.js';
+
+/** NTFS caps the whole EA set of a file at 64 KiB; a security descriptor's ACLs likewise. */
+export const MAX_EA_BYTES = 65536;
+export const MAX_SECURITY_DESCRIPTOR_BYTES = 65536;
+
+/** The metadata streams of one entry. */
+export interface EntryMetadata {
+  securityDescriptor: Buffer | undefined;
+  extendedAttributes: ExtendedAttribute[];
+  reparse: ReparsePoint | undefined;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Standard base64 with padding, strictly (as Go's StdEncoding.DecodeString). */
+export function decodeBase64Record(value: string, key: string, entry: string): Buffer {
+  if (!BASE64.test(value)) {
+    throw createError('ERR_PAX_RECORD_INVALID', `${entry}: ${key} is not padded standard base64`, { entry, key });
+  }
+  return Buffer.from(value, 'base64');
+}
+
+/** Reads SD, EAs and reparse point from a tar header (go-winio's *FromTarHeader functions). */
+export function metadataFromTarHeader(h: TarHeader, entry: string): EntryMetadata {
+  let securityDescriptor: Buffer | undefined;
+  const rawsd = h.pax[PAX_RAW_SECURITY_DESCRIPTOR];
+  const sddl = h.pax[PAX_SECURITY_DESCRIPTOR_SDDL];
+  if (rawsd !== undefined) {
+    securityDescriptor = decodeBase64Record(rawsd, PAX_RAW_SECURITY_DESCRIPTOR, entry);
+  } else if (sddl !== undefined) {
+    try {
+      securityDescriptor = securityDescriptorFromSddl(sddl);
+    } catch (cause) {
+      const e = cause as { code?: string };
+      const code = e.code === 'ERR_SDDL_UNSUPPORTED' ? 'ERR_SDDL_UNSUPPORTED' : 'ERR_SDDL_INVALID';
+      throw createError(code, `${entry}: ${PAX_SECURITY_DESCRIPTOR_SDDL}: ${(cause as Error).message}`, { entry }, cause);
+    }
+  }
+  if (securityDescriptor !== undefined) {
+    if (securityDescriptor.length > MAX_SECURITY_DESCRIPTOR_BYTES) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${entry}: security descriptor of ${securityDescriptor.length} bytes exceeds ${MAX_SECURITY_DESCRIPTOR_BYTES}`, { entry });
+    }
+    try {
+      validateSecurityDescriptor(securityDescriptor);
+    } catch (cause) {
+      throw createError('ERR_SECURITY_DESCRIPTOR_INVALID', `${entry}: ${(cause as Error).message}`, { entry }, cause);
+    }
+  }
+
+  const extendedAttributes: ExtendedAttribute[] = [];
+  for (const key of Object.keys(h.pax)) {
+    if (!key.startsWith(PAX_EA_PREFIX)) continue;
+    const name = key.slice(PAX_EA_PREFIX.length);
+    extendedAttributes.push({ name, value: decodeBase64Record(h.pax[key] as string, key, entry), flags: 0 });
+  }
+  // Sorted by name: go-winio walks a Go map here, so its order is random; ours is stable.
+  extendedAttributes.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+
+  let reparse: ReparsePoint | undefined;
+  if (h.typeflag === '2') {
+    if (h.linkname === '') throw createError('ERR_LINK_TARGET_INVALID', `${entry}: symbolic link without a target`, { entry });
+    reparse = { target: h.linkname.replaceAll('/', '\\'), isMountPoint: h.pax[PAX_MOUNT_POINT] !== undefined };
+  }
+  return { securityDescriptor, extendedAttributes, reparse };
+}
+
+/**
+ * The metadata sub-streams in the order go-winio writes them: SECURITY, EA, REPARSE.
+ * EAs are validated and capped here, since encoding checks each name and value.
+ */
+export function encodeMetadataStreams(meta: EntryMetadata, entry: string): Buffer[] {
+  const out: Buffer[] = [];
+  if (meta.securityDescriptor !== undefined) {
+    out.push(encodeBackupHeader({ id: BackupStreamId.SecurityData, size: meta.securityDescriptor.length }), meta.securityDescriptor);
+  }
+  if (meta.extendedAttributes.length > 0) {
+    let ea: Buffer;
+    try {
+      ea = encodeExtendedAttributes(meta.extendedAttributes);
+    } catch (cause) {
+      throw createError('ERR_EA_INVALID', `${entry}: ${(cause as Error).message}`, { entry }, cause);
+    }
+    if (ea.length > MAX_EA_BYTES) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${entry}: extended attributes of ${ea.length} bytes exceed ${MAX_EA_BYTES}`, { entry });
+    }
+    out.push(encodeBackupHeader({ id: BackupStreamId.EaData, size: ea.length }), ea);
+  }
+  if (meta.reparse !== undefined) {
+    const rp = encodeReparsePoint(meta.reparse);
+    out.push(encodeBackupHeader({ id: BackupStreamId.ReparseData, size: rp.length }), rp);
+  }
+  return out;
+}
+
+/** Decodes the metadata payloads found in a backup stream (any order). */
+export function metadataFromPayloads(
+  payloads: { securityDescriptor?: Buffer | undefined; eaData?: Buffer | undefined; reparseData?: Buffer | undefined },
+  entry: string,
+): EntryMetadata {
+  let extendedAttributes: ExtendedAttribute[] = [];
+  if (payloads.eaData !== undefined && payloads.eaData.length > 0) {
+    try {
+      extendedAttributes = decodeExtendedAttributes(payloads.eaData);
+    } catch (cause) {
+      throw createError('ERR_EA_INVALID', `${entry}: ${(cause as Error).message}`, { entry }, cause);
+    }
+  }
+  let reparse: ReparsePoint | undefined;
+  if (payloads.reparseData !== undefined) {
+    const rp = decodeReparsePoint(payloads.reparseData);
+    reparse = { target: rp.target, isMountPoint: rp.isMountPoint };
+  }
+  return { securityDescriptor: payloads.securityDescriptor, extendedAttributes, reparse };
+}

@@ -1,0 +1,682 @@
+/**
+ * Writes a layer in the transport format (FORMATS.md §3.2) on any POSIX file system,
+ * the role of hcsshim's legacyLayerWriter/baseLayerWriter:
+ *
+ *   add(path, info, kind)  starts an entry; its backup stream follows through write()
+ *   write(chunk)           appends backup-stream bytes to the current entry
+ *   addLink(path, target)  a hard link, resolved and made at close (targets may be in parents)
+ *   remove(path)           a deletion (tombstone) of something in the parent chain
+ *   close(summary)         tombstones.txt, links, directory times, metadata index
+ *   abort()                closes what is open; the caller deletes the directory
+ *
+ * Where things go:
+ * - `Files`, `Hives` and everything under `Files/`: byte-identical to hcsshim's import
+ *   folder — a file is u32 LE attributes ‖ the raw backup stream; a directory is a real
+ *   directory plus a `<dir>.$wcidirs$` sidecar holding attributes ‖ stream.
+ * - everything else (`Hives/*`, `UtilityVM…`): a real file or directory holding the data
+ *   stream itself; the other sub-streams go to the metadata index (streams.bin).
+ * - the four times of every entry go to the index, as Linux can hold neither creation
+ *   nor change time and rounds the others.
+ *
+ * The writer never creates a symbolic link on disk (reparse points live in streams), so
+ * nothing written can redirect a later write; every file is created with O_EXCL.
+ * All I/O is synchronous: the writer runs in a worker process whose only job this is.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BackupStreamId } from '../backup/constants.js';
+import { encodeBackupHeader } from '../backup/header.js';
+import type { BackupHeader } from '../backup/header.js';
+import { BackupStreamParser } from '../backup/parser.js';
+import { createError } from '../errors.js';
+import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
+import {
+  baseName,
+  caseFoldKey,
+  parentName,
+  WCIDIRS_SUFFIX,
+  windowsPathBelowFiles,
+  type LayerPath,
+} from '../util/safe-path.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, unixNsFromFiletime, type FileBasicInfo } from '../util/windows.js';
+import { ChainView } from './chain-view.js';
+import {
+  MetadataIndexWriter,
+  readIndexEntriesSync,
+  timesFromInfo,
+  type EntryKind,
+  type IndexEntry,
+  type LayerInfo,
+} from './metadata-index.js';
+import { writeTombstones } from './tombstones.js';
+import { MUTATED_UTILITY_VM_FILES, UTILITY_VM_FILES } from './utility-vm.js';
+
+/** Kinds an `add` can start. */
+export type AddKind = 'file' | 'directory' | 'symlink';
+
+export interface LayerWriterOptions {
+  /** The directory to fill; it must exist and be empty (the staging directory). */
+  readonly root: string;
+  /** Parent layer directories, nearest first; empty for a base layer. */
+  readonly parents: readonly string[];
+  /** fsync data and index before close returns. @default true */
+  readonly durable?: boolean;
+}
+
+/** What close() reports. */
+export interface LayerWriteResult {
+  records: number;
+  hasUtilityVM: boolean;
+}
+
+const WRITE_BUFFER_BYTES = 64 * 1024;
+
+/** Coalesces small writes to one fd (a small file becomes one write call). */
+class FdSink {
+  readonly fd: number;
+  readonly #buf = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  #used = 0;
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  write(chunk: Uint8Array): void {
+    if (chunk.length >= WRITE_BUFFER_BYTES) {
+      this.flush();
+      writeAll(this.fd, chunk);
+      return;
+    }
+    if (this.#used + chunk.length > WRITE_BUFFER_BYTES) this.flush();
+    this.#buf.set(chunk, this.#used);
+    this.#used += chunk.length;
+  }
+
+  flush(): void {
+    if (this.#used === 0) return;
+    writeAll(this.fd, this.#buf.subarray(0, this.#used));
+    this.#used = 0;
+  }
+}
+
+function writeAll(fd: number, chunk: Uint8Array): void {
+  let done = 0;
+  while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
+}
+
+/** What the writer remembers of each name it has seen (for duplicates, parents and links). */
+interface SeenEntry {
+  name: string;
+  kind: EntryKind;
+  isDirectory: boolean;
+  isReparse: boolean;
+  /** Path relative to the root, as spelled on disk. */
+  host: string;
+}
+
+/** The entry being written. */
+interface CurrentEntry {
+  path: LayerPath;
+  kind: AddKind;
+  info: FileBasicInfo;
+  host: string;
+  transport: boolean;
+  parser: BackupStreamParser;
+  /** transport entries: the content file or sidecar. */
+  content: FdSink | undefined;
+  /** direct entries: the data file (undefined for directories). */
+  data: FdSink | undefined;
+  /** direct entries: where the current sub-stream's payload goes. */
+  target: 'data' | 'streams' | 'none';
+  streamsStart: number;
+  dataSize: number;
+  sawData: boolean;
+  sawReparse: boolean;
+  bcdBackup: FdSink | undefined;
+  isMerge: boolean;
+}
+
+interface PendingLink {
+  path: LayerPath;
+  target: LayerPath;
+  info: FileBasicInfo;
+  host: string;
+}
+
+interface DirTime {
+  host: string;
+  info: FileBasicInfo;
+}
+
+/** Transport-format layer writer for the portable backend. */
+export class TransportLayerWriter {
+  readonly #root: string;
+  readonly #parents: readonly string[];
+  readonly #durable: boolean;
+  readonly #index: MetadataIndexWriter;
+  readonly #seen = new Map<string, SeenEntry>();
+  /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
+  readonly #dirs = new Map<string, string>();
+  readonly #tombstones: string[] = [];
+  readonly #links: PendingLink[] = [];
+  readonly #dirTimes: DirTime[] = [];
+  /** Directory records replaced by a repeated directory entry, written into layer.json. */
+  readonly #merged = new Map<string, IndexEntry>();
+  /** UtilityVM entries cloned from the parent, by case-folded name. */
+  #inherited: Map<string, IndexEntry> | undefined;
+  #hasUtilityVM = false;
+  #current: CurrentEntry | undefined;
+  #chain: ChainView | undefined;
+  #closed = false;
+
+  constructor(options: LayerWriterOptions) {
+    this.#root = options.root;
+    this.#parents = options.parents;
+    this.#durable = options.durable ?? true;
+    this.#index = new MetadataIndexWriter(this.#root);
+  }
+
+  get isBaseLayer(): boolean {
+    return this.#parents.length === 0;
+  }
+
+  /** The merged view of the parent chain (loaded on first use). */
+  get chain(): ChainView {
+    this.#chain ??= new ChainView(this.#parents);
+    return this.#chain;
+  }
+
+  /** Starts a file, directory or reparse point; its backup stream follows through write(). */
+  add(p: LayerPath, info: FileBasicInfo, kind: AddKind): void {
+    this.#finishCurrent();
+    const isDirectory = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0;
+    if ((kind === 'directory') !== isDirectory && kind !== 'symlink') {
+      throw createError('ERR_PAX_RECORD_INVALID', `${p.name}: attributes 0x${info.fileAttributes.toString(16)} disagree with entry type ${kind}`, {
+        entry: p.name,
+      });
+    }
+    this.#checkUtilityVM(p, 'entry');
+    if (p.name === 'UtilityVM' && !this.isBaseLayer) this.#cloneUtilityVM();
+
+    const key = caseFoldKey(p.name);
+    const prior = this.#seen.get(key);
+    let isMerge = false;
+    if (prior !== undefined) {
+      // Linux-side producers (crane) emit `Files` twice: a repeated plain directory is merged.
+      if (prior.kind === 'directory' && kind === 'directory' && !prior.isReparse && prior.name === p.name) {
+        isMerge = true;
+      } else {
+        throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: a second entry for ${prior.name}`, { entry: p.name, prior: prior.name });
+      }
+    }
+    const existingDir = this.#dirs.get(key);
+    if (!isDirectory && existingDir !== undefined && this.#inherited?.has(key) !== true) {
+      throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
+    }
+    const host = isMerge && prior !== undefined ? prior.host : (isDirectory ? existingDir : undefined) ?? this.#hostPathFor(p);
+    if (!isMerge) this.#replaceInherited(p, host, isDirectory);
+    if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
+
+    const transport = isTransportName(p.name);
+    const abs = path.join(this.#root, host);
+    let content: FdSink | undefined;
+    let data: FdSink | undefined;
+    if (isDirectory) {
+      if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
+      if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)));
+    } else if (transport) {
+      content = new FdSink(openForWrite(abs, false));
+    } else {
+      data = new FdSink(openForWrite(abs, false));
+    }
+    if (content !== undefined) {
+      const attrs = Buffer.allocUnsafe(4);
+      attrs.writeUInt32LE(info.fileAttributes >>> 0, 0);
+      content.write(attrs);
+    }
+    let bcdBackup: FdSink | undefined;
+    const backupName = MUTATED_UTILITY_VM_FILES.get(p.name);
+    if (backupName !== undefined && !isDirectory) bcdBackup = new FdSink(openForWrite(path.join(this.#root, backupName), true));
+
+    const entry: CurrentEntry = {
+      path: p,
+      kind,
+      info,
+      host,
+      transport,
+      parser: undefined as unknown as BackupStreamParser,
+      content,
+      data,
+      target: 'none',
+      streamsStart: this.#index.streamsOffset,
+      dataSize: 0,
+      sawData: false,
+      sawReparse: false,
+      bcdBackup,
+      isMerge,
+    };
+    entry.parser = new BackupStreamParser(
+      {
+        header: (h) => this.#onStreamHeader(entry, h),
+        data: (chunk) => this.#onStreamData(entry, chunk),
+      },
+      { entryName: p.name },
+    );
+    this.#current = entry;
+    if (isDirectory) {
+      this.#dirs.set(key, host);
+      this.#dirTimes.push({ host, info });
+    }
+    this.#seen.set(key, {
+      name: p.name,
+      kind: kind === 'symlink' ? 'symlink' : kind,
+      isDirectory,
+      isReparse: kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0,
+      host,
+    });
+  }
+
+  /** Appends backup-stream bytes to the current entry. */
+  write(chunk: Buffer): void {
+    const e = this.#current;
+    if (e === undefined) throw createError('ERR_BACKUP_STREAM_INVALID', 'backup stream bytes with no entry open');
+    if (e.content !== undefined) e.content.write(chunk);
+    e.parser.write(chunk);
+  }
+
+  #onStreamHeader(e: CurrentEntry, h: BackupHeader): void {
+    if (h.id === BackupStreamId.Data) {
+      if (e.kind === 'directory') {
+        throw createError('ERR_BACKUP_STREAM_INVALID', `${e.path.name}: a directory cannot have a data stream`, { entry: e.path.name });
+      }
+      e.sawData = true;
+      e.dataSize = h.size;
+    } else if (h.id === BackupStreamId.ReparseData) {
+      e.sawReparse = true;
+    } else if (h.id === BackupStreamId.SparseBlock) {
+      throw createError('ERR_SPARSE_UNSUPPORTED', `${e.path.name}: sparse blocks cannot be restored by the portable backend`, { entry: e.path.name });
+    }
+    if (e.transport) return;
+    if (h.id === BackupStreamId.Data) {
+      e.target = e.data === undefined ? 'none' : 'data';
+      return;
+    }
+    e.target = 'streams';
+    this.#index.appendStreams(encodeBackupHeader(h));
+  }
+
+  #onStreamData(e: CurrentEntry, chunk: Buffer): void {
+    if (e.bcdBackup !== undefined && e.target === 'data') e.bcdBackup.write(chunk);
+    if (e.target === 'data') e.data?.write(chunk);
+    else if (e.target === 'streams') this.#index.appendStreams(chunk);
+  }
+
+  #finishCurrent(): void {
+    const e = this.#current;
+    if (e === undefined) return;
+    this.#current = undefined;
+    try {
+      e.parser.end();
+      if (e.kind === 'symlink' && !e.sawReparse) {
+        throw createError('ERR_BACKUP_STREAM_INVALID', `${e.path.name}: symbolic link without reparse data`, { entry: e.path.name });
+      }
+    } finally {
+      for (const sink of [e.content, e.data, e.bcdBackup]) {
+        if (sink === undefined) continue;
+        sink.flush();
+        if (sink !== e.bcdBackup) setHostTimes(sink.fd, e.info);
+        if (this.#durable) fs.fsyncSync(sink.fd);
+        fs.closeSync(sink.fd);
+      }
+    }
+    const record: IndexEntry = {
+      kind: e.kind,
+      name: e.path.name,
+      times: timesFromInfo(e.info),
+      attributes: e.info.fileAttributes >>> 0,
+    };
+    if (e.kind === 'file') record.size = e.dataSize;
+    if (!e.transport) {
+      const length = this.#index.streamsOffset - e.streamsStart;
+      if (length > 0) record.streams = [e.streamsStart, length];
+    }
+    if (e.host !== e.path.name) record.host = e.host;
+    if (e.isMerge) {
+      this.#merged.set(e.path.name, record);
+      // The earlier record keeps its place; its times are replaced, as its sidecar was.
+      const prior = this.#dirTimes.findLast((d) => d.host === e.host);
+      if (prior !== undefined) prior.info = e.info;
+    } else {
+      this.#index.append(record);
+    }
+  }
+
+  /** Records a hard link; it is made at close, once every target exists. */
+  addLink(p: LayerPath, target: LayerPath, info: FileBasicInfo): void {
+    this.#finishCurrent();
+    this.#checkUtilityVM(p, 'link');
+    const key = caseFoldKey(p.name);
+    const prior = this.#seen.get(key);
+    if (prior !== undefined) throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: a second entry for ${prior.name}`, { entry: p.name, prior: prior.name });
+    if (this.#dirs.has(key) && this.#inherited?.has(key) !== true) {
+      throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
+    }
+    const sameRoot =
+      (p.root === 'Files' && target.root === 'Files' && target.name !== 'Files') ||
+      (isUtilityVMFilesName(p.name) && isUtilityVMFilesName(target.name) && target.name !== UTILITY_VM_FILES);
+    if (!sameRoot) {
+      throw createError('ERR_LINK_TARGET_INVALID', `${p.name}: hard link to ${target.name} must stay under Files/ or under UtilityVM/Files/`, {
+        entry: p.name,
+        target: target.name,
+      });
+    }
+    const host = this.#hostPathFor(p);
+    this.#replaceInherited(p, host, false);
+    this.#seen.set(key, { name: p.name, kind: 'link', isDirectory: false, isReparse: false, host });
+    this.#links.push({ path: p, target, info, host });
+    // The record takes the link's place in tar order; the link itself is made at close.
+    this.#index.append({
+      kind: 'link',
+      name: p.name,
+      target: target.name,
+      times: timesFromInfo(info),
+      attributes: info.fileAttributes >>> 0,
+      ...(host !== p.name ? { host } : {}),
+    });
+  }
+
+  /** Records a deletion of `p` from the parent chain (FORMATS.md §3.3 Remove). */
+  remove(p: LayerPath): void {
+    this.#finishCurrent();
+    if (this.isBaseLayer) {
+      throw createError('ERR_WHITEOUT_INVALID', `${p.name}: a base layer cannot delete files (it has no parent)`, { entry: p.name });
+    }
+    if (p.root === 'Files' && p.name !== 'Files') {
+      this.#tombstones.push(p.name);
+    } else if (isUtilityVMFilesName(p.name) && p.name !== UTILITY_VM_FILES) {
+      // The UtilityVM is a full clone, so a deletion removes the cloned copy now.
+      this.#cloneUtilityVM();
+      const inherited = this.#inherited?.get(caseFoldKey(p.name));
+      if (inherited === undefined) {
+        throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes something the parent's UtilityVM does not have`, { entry: p.name });
+      }
+      fs.rmSync(path.join(this.#root, inherited.host ?? inherited.name), { recursive: true, force: true });
+      this.#dropInheritedTree(p.name);
+    } else {
+      throw createError('ERR_WHITEOUT_INVALID', `${p.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: p.name });
+    }
+    this.#index.append({ kind: 'whiteout', name: p.name });
+  }
+
+  /** Finishes the layer: tombstones, links, directory times, index. */
+  close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
+    this.#finishCurrent();
+    writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
+    for (const link of this.#links) this.#makeLink(link);
+    if (this.#inherited !== undefined) {
+      for (const record of this.#inherited.values()) this.#index.append(record);
+    }
+    // Children first: making links and deleting entries bumped their parents' times.
+    for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
+      const d = this.#dirTimes[i] as DirTime;
+      fs.utimesSync(path.join(this.#root, d.host), ...hostTimes(d.info));
+    }
+    const merged = [...this.#merged.values()];
+    this.#index.finish(
+      {
+        ...summary,
+        hasUtilityVM: this.#hasUtilityVM,
+        isBaseLayer: this.isBaseLayer,
+        ...(merged.length > 0 ? { merged } : {}),
+      } as Omit<LayerInfo, 'version' | 'records'>,
+      this.#durable,
+    );
+    this.#closed = true;
+    return { records: this.#index.records, hasUtilityVM: this.#hasUtilityVM };
+  }
+
+  /** Closes open files after a failure; the caller removes the directory. */
+  abort(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const e = this.#current;
+    this.#current = undefined;
+    for (const sink of [e?.content, e?.data, e?.bcdBackup]) {
+      if (sink !== undefined) {
+        try {
+          fs.closeSync(sink.fd);
+        } catch {
+          // already closed
+        }
+      }
+    }
+    try {
+      this.#index.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** The on-disk path for `p`, creating missing parent directories (implicitly: they are not entries). */
+  #hostPathFor(p: LayerPath): string {
+    const parent = parentName(p.name);
+    if (parent === '') return p.name;
+    const parentHost = this.#ensureDirectory(parent, p.name);
+    return parentHost + '/' + baseName(p.name);
+  }
+
+  #ensureDirectory(dirName: string, forEntry: string): string {
+    const key = caseFoldKey(dirName);
+    const known = this.#dirs.get(key);
+    const seen = this.#seen.get(key);
+    if (seen !== undefined) {
+      if (seen.isReparse) {
+        throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${seen.name} is a reparse point`, { entry: forEntry, parent: seen.name });
+      }
+      if (!seen.isDirectory) {
+        throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${seen.name} is not a directory`, { entry: forEntry, parent: seen.name });
+      }
+    }
+    if (known !== undefined) return known;
+    const inherited = this.#inherited?.get(key);
+    if (inherited !== undefined && inherited.kind !== 'directory') {
+      throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
+    }
+    const up = parentName(dirName);
+    const host = up === '' ? dirName : this.#ensureDirectory(up, forEntry) + '/' + baseName(dirName);
+    fs.mkdirSync(path.join(this.#root, host), { recursive: false });
+    this.#dirs.set(key, host);
+    return host;
+  }
+
+  #checkUtilityVM(p: LayerPath, what: string): void {
+    if (p.root !== 'UtilityVM' || this.isBaseLayer) return;
+    if (p.name !== 'UtilityVM' && !isUtilityVMFilesName(p.name)) {
+      throw createError('ERR_UTILITYVM_INVALID', `${p.name}: a delta layer's UtilityVM may only hold UtilityVM/Files`, { entry: p.name, what });
+    }
+    if (p.name !== 'UtilityVM' && !this.#hasUtilityVM) {
+      throw createError('ERR_UTILITYVM_INVALID', `${p.name}: comes before the UtilityVM directory entry`, { entry: p.name });
+    }
+  }
+
+  /**
+   * Clones the nearest parent's UtilityVM/Files (Server 2016 cannot layer the utility
+   * VM): directories are made, files hard-linked — except the four BCD files that
+   * ProcessUtilityVMImage rewrites, which are copied so the parent's stay intact.
+   */
+  #cloneUtilityVM(): void {
+    if (this.#hasUtilityVM || this.isBaseLayer) return;
+    const parent = this.#parents[0] as string;
+    const src = path.join(parent, UTILITY_VM_FILES);
+    if (!fs.existsSync(src)) {
+      throw createError('ERR_UTILITYVM_INVALID', `the parent layer ${parent} has no ${UTILITY_VM_FILES} to clone`, { parent });
+    }
+    this.#hasUtilityVM = true;
+    const uvm = path.join(this.#root, 'UtilityVM');
+    if (!fs.existsSync(uvm)) fs.mkdirSync(uvm);
+    this.#dirs.set(caseFoldKey('UtilityVM'), 'UtilityVM');
+    const inherited = new Map<string, IndexEntry>();
+    const parentRecords = readIndexEntriesSync(parent);
+    const parentStreams = path.join(parent, '.winlayer', 'streams.bin');
+    let streamsFd: number | undefined;
+    try {
+      for (const r of parentRecords) {
+        if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) continue;
+        const copy: IndexEntry = { ...r, inherited: true };
+        if (r.streams !== undefined) {
+          streamsFd ??= fs.openSync(parentStreams, 'r');
+          const buf = Buffer.allocUnsafe(r.streams[1]);
+          fs.readSync(streamsFd, buf, 0, buf.length, r.streams[0]);
+          copy.streams = [this.#index.appendStreams(buf), buf.length];
+        }
+        inherited.set(caseFoldKey(r.name), copy);
+      }
+    } finally {
+      if (streamsFd !== undefined) fs.closeSync(streamsFd);
+    }
+    this.#inherited = inherited;
+    cloneTree(src, path.join(this.#root, UTILITY_VM_FILES), UTILITY_VM_FILES);
+    this.#dirs.set(caseFoldKey(UTILITY_VM_FILES), UTILITY_VM_FILES);
+    for (const r of inherited.values()) {
+      if (r.kind === 'directory') this.#dirs.set(caseFoldKey(r.name), r.host ?? r.name);
+    }
+  }
+
+  /** A tar entry for a cloned UtilityVM path replaces the clone (FORMATS.md §3.3). */
+  #replaceInherited(p: LayerPath, host: string, isDirectory: boolean): void {
+    const key = caseFoldKey(p.name);
+    const prior = this.#inherited?.get(key);
+    if (prior === undefined) return;
+    const abs = path.join(this.#root, prior.host ?? host);
+    if (isDirectory && prior.kind === 'directory') {
+      this.#inherited?.delete(key);
+      this.#dirs.set(key, prior.host ?? host);
+      return;
+    }
+    fs.rmSync(abs, { recursive: true, force: true });
+    this.#dropInheritedTree(p.name);
+    this.#dirs.delete(key);
+  }
+
+  #dropInheritedTree(name: string): void {
+    const key = caseFoldKey(name);
+    const prefix = key + '/';
+    for (const k of [...(this.#inherited?.keys() ?? [])]) {
+      if (k === key || k.startsWith(prefix)) {
+        this.#inherited?.delete(k);
+        this.#dirs.delete(k);
+      }
+    }
+  }
+
+  #makeLink(link: PendingLink): void {
+    const targetKey = caseFoldKey(link.target.name);
+    const own = this.#seen.get(targetKey);
+    let from: string | undefined;
+    if (own !== undefined) {
+      if (own.isDirectory) {
+        throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is a directory`, {
+          entry: link.path.name,
+          target: link.target.name,
+        });
+      }
+      from = path.join(this.#root, own.host);
+    } else if (link.path.root === 'Files') {
+      for (const parent of this.#parents) {
+        const candidate = path.join(parent, link.target.name);
+        const st = lstatOrUndefined(candidate);
+        if (st === undefined) continue;
+        if (!st.isFile()) {
+          throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is not a file in ${parent}`, {
+            entry: link.path.name,
+            target: link.target.name,
+          });
+        }
+        from = candidate;
+        break;
+      }
+    } else {
+      const inherited = this.#inherited?.get(targetKey);
+      if (inherited !== undefined && inherited.kind !== 'directory') from = path.join(this.#root, inherited.host ?? inherited.name);
+    }
+    if (from === undefined) {
+      throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is in neither this layer nor its parents`, {
+        entry: link.path.name,
+        target: link.target.name,
+      });
+    }
+    const to = path.join(this.#root, link.host);
+    try {
+      fs.linkSync(from, to);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      // Parents on another file system, or a file system without hard links: copy.
+      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw cause;
+      fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+    }
+  }
+}
+
+/** True for names stored in the transport format: `Files`, `Hives` and everything under `Files/`. */
+export function isTransportName(name: string): boolean {
+  return name === 'Files' || name === 'Hives' || name.startsWith('Files/');
+}
+
+/** True for `UtilityVM/Files` and everything under it. */
+export function isUtilityVMFilesName(name: string): boolean {
+  return name === UTILITY_VM_FILES || name.startsWith(UTILITY_VM_FILES + '/');
+}
+
+/** True when `name`'s last segment marks a whiteout. */
+export function isWhiteoutName(name: string): boolean {
+  return baseName(name).startsWith(WHITEOUT_PREFIX);
+}
+
+function openForWrite(file: string, truncate: boolean): number {
+  const flags = truncate
+    ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW
+    : fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+  return fs.openSync(file, flags, 0o644);
+}
+
+function lstatOrUndefined(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw cause;
+  }
+}
+
+/** Host atime/mtime as seconds (what utimes takes); the exact 100 ns values live in the index. */
+function hostTimes(info: FileBasicInfo): [number, number] {
+  return [Number(unixNsFromFiletime(info.lastAccessTime)) / 1e9, Number(unixNsFromFiletime(info.lastWriteTime)) / 1e9];
+}
+
+function setHostTimes(fd: number, info: FileBasicInfo): void {
+  fs.futimesSync(fd, ...hostTimes(info));
+}
+
+/** Hard-links a tree, copying directories' structure and the mutated BCD files. */
+function cloneTree(src: string, dest: string, name: string): void {
+  fs.mkdirSync(dest);
+  for (const d of fs.readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, d.name);
+    const to = path.join(dest, d.name);
+    const childName = name + '/' + d.name;
+    if (d.isDirectory()) {
+      cloneTree(from, to, childName);
+    } else if (d.isFile()) {
+      if (MUTATED_UTILITY_VM_FILES.has(childName)) fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+      else {
+        try {
+          fs.linkSync(from, to);
+        } catch (cause) {
+          if ((cause as NodeJS.ErrnoException).code !== 'EXDEV') throw cause;
+          fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+        }
+      }
+    }
+    // Anything else (a symlink planted by hand) is not part of a layer we wrote: skip it.
+  }
+}

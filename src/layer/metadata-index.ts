@@ -1,0 +1,244 @@
+/**
+ * The layer's metadata index, `<layer>/.winlayer/`: what a POSIX file system cannot hold.
+ *
+ * - `entries.jsonl`: one JSON record per layer entry, in tar order (so export is
+ *   deterministic and keeps the producer's order). Each record holds the four
+ *   FILETIMEs (decimal strings: 64-bit values do not fit a JSON number) and the
+ *   attributes; entries outside the transport-format area also point into
+ *   `streams.bin` for their non-data backup sub-streams (SD, EA, reparse, ADS).
+ * - `streams.bin`: those sub-streams, concatenated, in backup-stream encoding.
+ * - `layer.json`: the summary, written last; its `version` guards the format.
+ *
+ * Records are streamed to disk as the import goes, so memory stays flat whatever the
+ * entry count.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { createError } from '../errors.js';
+import type { FileBasicInfo } from '../util/windows.js';
+
+export const INDEX_DIR = '.winlayer';
+export const LAYER_INFO_FILE = 'layer.json';
+export const ENTRIES_FILE = 'entries.jsonl';
+export const STREAMS_FILE = 'streams.bin';
+export const INDEX_VERSION = 1;
+
+const FLUSH_BYTES = 64 * 1024;
+
+export type EntryKind = 'file' | 'directory' | 'symlink' | 'link' | 'whiteout';
+
+/** The four times as decimal FILETIME strings, then the attributes. */
+export type IndexTimes = readonly [string, string, string, string];
+
+/** One record of entries.jsonl. */
+export interface IndexEntry {
+  kind: EntryKind;
+  name: string;
+  /** FILETIMEs: creation, last access, last write, change. Absent for whiteouts. */
+  times?: IndexTimes;
+  attributes?: number;
+  /** Data stream size of files (0 for others). */
+  size?: number;
+  /** [offset, length] of this entry's non-data sub-streams in streams.bin (direct entries only). */
+  streams?: readonly [number, number];
+  /** Hard-link target (layer path) for kind 'link'. */
+  target?: string;
+  /** The spelling on disk when it differs from `name` (case-insensitive parent reuse). */
+  host?: string;
+  /** Cloned from the parent's UtilityVM: part of the layer's view, not of its diff. */
+  inherited?: boolean;
+}
+
+/** Summary of a committed layer, `.winlayer/layer.json`. */
+export interface LayerInfo {
+  version: number;
+  id: string;
+  /** Sum of regular-file data sizes (ADS not counted), as windowsfilter reports. */
+  size: number;
+  /** Tar entries read (headers; ADS and whiteout entries included). */
+  entries: number;
+  /** sha256 of the tar bytes read, `sha256:<hex>`. */
+  digest: string;
+  /** Index records written (layer entries, including inherited ones). */
+  records: number;
+  hasUtilityVM: boolean;
+  isBaseLayer: boolean;
+  /** Directory records that a repeated directory entry replaced (the later metadata wins, the first place stays). */
+  merged?: IndexEntry[];
+}
+
+export function timesFromInfo(info: FileBasicInfo): IndexTimes {
+  return [String(info.creationTime), String(info.lastAccessTime), String(info.lastWriteTime), String(info.changeTime)];
+}
+
+export function infoFromRecord(e: IndexEntry): FileBasicInfo {
+  const t = e.times;
+  if (t === undefined) throw createError('ERR_LAYER_CORRUPT', `index record ${e.name} has no times`, { entry: e.name });
+  return {
+    creationTime: BigInt(t[0]),
+    lastAccessTime: BigInt(t[1]),
+    lastWriteTime: BigInt(t[2]),
+    changeTime: BigInt(t[3]),
+    fileAttributes: e.attributes ?? 0,
+  };
+}
+
+/** Appends records and stream bytes; everything is synchronous (the caller is a worker process). */
+export class MetadataIndexWriter {
+  readonly #dir: string;
+  readonly #entriesFd: number;
+  readonly #streamsFd: number;
+  #pending: string[] = [];
+  #pendingBytes = 0;
+  #streamsOffset = 0;
+  #records = 0;
+  #closed = false;
+
+  constructor(layerRoot: string) {
+    this.#dir = path.join(layerRoot, INDEX_DIR);
+    fs.mkdirSync(this.#dir);
+    this.#entriesFd = fs.openSync(path.join(this.#dir, ENTRIES_FILE), 'wx');
+    this.#streamsFd = fs.openSync(path.join(this.#dir, STREAMS_FILE), 'wx');
+  }
+
+  get records(): number {
+    return this.#records;
+  }
+
+  /** Appends one record. */
+  append(entry: IndexEntry): void {
+    const line = JSON.stringify(entry) + '\n';
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
+    this.#records++;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.#flush();
+  }
+
+  /** Appends raw sub-stream bytes; returns their offset in streams.bin. */
+  appendStreams(chunk: Uint8Array): number {
+    const at = this.#streamsOffset;
+    let done = 0;
+    while (done < chunk.length) done += fs.writeSync(this.#streamsFd, chunk, done, chunk.length - done);
+    this.#streamsOffset += chunk.length;
+    return at;
+  }
+
+  get streamsOffset(): number {
+    return this.#streamsOffset;
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const buf = Buffer.from(this.#pending.join(''), 'utf8');
+    let done = 0;
+    while (done < buf.length) done += fs.writeSync(this.#entriesFd, buf, done, buf.length - done);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+  }
+
+  /** Flushes records and writes layer.json; with `durable`, data reaches the disk before returning. */
+  finish(info: Omit<LayerInfo, 'version' | 'records'>, durable: boolean): void {
+    this.#flush();
+    if (durable) {
+      fs.fsyncSync(this.#entriesFd);
+      fs.fsyncSync(this.#streamsFd);
+    }
+    this.close();
+    const full: LayerInfo = { version: INDEX_VERSION, ...info, records: this.#records };
+    const fd = fs.openSync(path.join(this.#dir, LAYER_INFO_FILE), 'wx');
+    try {
+      fs.writeSync(fd, JSON.stringify(full, null, 2) + '\n');
+      if (durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Closes the files without writing the summary (abort path). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    fs.closeSync(this.#entriesFd);
+    fs.closeSync(this.#streamsFd);
+  }
+}
+
+/** Reads layer.json and checks its version. */
+export function readLayerInfo(layerRoot: string): LayerInfo {
+  const file = path.join(layerRoot, INDEX_DIR, LAYER_INFO_FILE);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot }, cause);
+    throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: unreadable ${LAYER_INFO_FILE}: ${(cause as Error).message}`, { path: layerRoot }, cause);
+  }
+  const info = parsed as Partial<LayerInfo>;
+  if (typeof info !== 'object' || info === null || typeof info.version !== 'number') {
+    throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: ${LAYER_INFO_FILE} is not a layer summary`, { path: layerRoot });
+  }
+  if (info.version !== INDEX_VERSION) {
+    throw createError('ERR_INDEX_VERSION', `${layerRoot}: metadata index version ${info.version}, this winlayer reads ${INDEX_VERSION}`, {
+      path: layerRoot,
+      version: info.version,
+    });
+  }
+  return info as LayerInfo;
+}
+
+/** Streams the records of entries.jsonl in order. */
+export async function* readIndexEntries(layerRoot: string): AsyncGenerator<IndexEntry> {
+  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
+  const input = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.length === 0) continue;
+      let e: IndexEntry;
+      try {
+        e = JSON.parse(line) as IndexEntry;
+      } catch (cause) {
+        throw createError('ERR_LAYER_CORRUPT', `${file}:${n}: not a JSON record`, { path: file, line: n }, cause);
+      }
+      if (typeof e !== 'object' || e === null || typeof e.name !== 'string' || typeof e.kind !== 'string') {
+        throw createError('ERR_LAYER_CORRUPT', `${file}:${n}: not an index record`, { path: file, line: n });
+      }
+      yield e;
+    }
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
+    }
+    throw cause;
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+/** Reads all records synchronously (small layers, chain lookups). */
+export function readIndexEntriesSync(layerRoot: string): IndexEntry[] {
+  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
+  const text = fs.readFileSync(file, 'utf8');
+  const out: IndexEntry[] = [];
+  let start = 0;
+  let n = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    n++;
+    const line = text.slice(start, end);
+    start = end + 1;
+    if (line.length === 0) continue;
+    try {
+      out.push(JSON.parse(line) as IndexEntry);
+    } catch (cause) {
+      throw createError('ERR_LAYER_CORRUPT', `${file}:${n}: not a JSON record`, { path: file, line: n }, cause);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,243 @@
+/**
+ * The layer store on disk (DESIGN.md §4). Vocabulary:
+ * - a *layer* is a committed directory `HOME/<id>`: complete, immutable, with its
+ *   metadata index and `layerchain.json`;
+ * - a *staging* directory `HOME/<id>-importing-<nonce>` is an import in progress; it is
+ *   never seen as a layer and becomes one by a single rename, after its data and index
+ *   are flushed;
+ * - `HOME/<id>-removing` is a removal in progress (windowsfilter's convention).
+ * Opening a store removes staging and removing leftovers of a crash.
+ *
+ * Example — what an import does:
+ *   const stage = await store.beginImport('l2');        // HOME/l2-importing-1a2b…
+ *   … write the layer into stage.path …
+ *   await store.commit(stage, ['HOME/l1']);            // layerchain.json, flush, rename → HOME/l2
+ */
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { createError, toWinLayerError } from '../errors.js';
+import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
+
+export const LAYER_CHAIN_FILE = 'layerchain.json';
+export const IMPORTING_INFIX = '-importing-';
+export const REMOVING_SUFFIX = '-removing';
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+export const MAX_ID_LENGTH = 128;
+
+/** Throws ERR_ID_INVALID unless `id` is a valid layer id (never a path). */
+export function validateLayerId(id: unknown, what = 'id'): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH || !ID_PATTERN.test(id)) {
+    throw createError('ERR_ID_INVALID', `Expected \`${what}\` to match [A-Za-z0-9][A-Za-z0-9_.-]* and be at most ${MAX_ID_LENGTH} characters, got ${JSON.stringify(id)}`, {
+      id: typeof id === 'string' ? id.slice(0, 200) : String(id),
+    });
+  }
+  if (id.includes(IMPORTING_INFIX) || id.endsWith(REMOVING_SUFFIX)) {
+    throw createError('ERR_ID_INVALID', `\`${what}\` ${JSON.stringify(id)} uses a name the store reserves for work in progress`, { id });
+  }
+}
+
+/** A staging directory for one import. */
+export interface Staging {
+  readonly id: string;
+  readonly path: string;
+}
+
+/** A committed layer as `ls` shows it. */
+export interface LayerSummary {
+  id: string;
+  path: string;
+  parents: string[];
+  info: LayerInfo;
+}
+
+export class LayerStore {
+  readonly home: string;
+
+  private constructor(home: string) {
+    this.home = home;
+  }
+
+  /** Opens (creating with mode 0700) the store at `home` and cleans crash leftovers. */
+  static async open(home: string, options: { cleanup?: boolean } = {}): Promise<LayerStore> {
+    if (typeof home !== 'string' || home.length === 0) {
+      throw createError('ERR_ARGUMENT_INVALID', 'Expected `home` to be a non-empty path', {});
+    }
+    const abs = path.resolve(home);
+    try {
+      await fsp.mkdir(abs, { recursive: true, mode: 0o700 });
+    } catch (cause) {
+      throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
+    }
+    const store = new LayerStore(abs);
+    if (options.cleanup !== false) await store.cleanup();
+    return store;
+  }
+
+  /** The directory of layer `id` (whether or not it exists). */
+  layerPath(id: string): string {
+    validateLayerId(id);
+    return path.join(this.home, id);
+  }
+
+  /** True when `id` is a committed layer. */
+  exists(id: string): boolean {
+    return fs.existsSync(path.join(this.layerPath(id), '.winlayer', 'layer.json'));
+  }
+
+  /** Removes `-importing-*` and `-removing` leftovers; returns what was removed. */
+  async cleanup(): Promise<string[]> {
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.home);
+    } catch (cause) {
+      throw toWinLayerError(cause, `cannot read store ${this.home}`, { path: this.home });
+    }
+    for (const name of names) {
+      if (!name.includes(IMPORTING_INFIX) && !name.endsWith(REMOVING_SUFFIX)) continue;
+      await fsp.rm(path.join(this.home, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
+  /** Creates the staging directory of an import of `id` (fails if `id` exists). */
+  async beginImport(id: string): Promise<Staging> {
+    validateLayerId(id);
+    if (fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+    const dir = path.join(this.home, `${id}${IMPORTING_INFIX}${randomBytes(6).toString('hex')}`);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    return { id, path: dir };
+  }
+
+  /** Writes layerchain.json, flushes the staging tree and renames it into place. */
+  async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean } = {}): Promise<string> {
+    const durable = options.durable ?? true;
+    writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), JSON.stringify(parents), durable);
+    if (durable) flushFileSystem(stage.path);
+    const target = this.layerPath(stage.id);
+    try {
+      // rename(2) replaces an empty directory; a layer never is one, but refuse anyway.
+      if (fs.existsSync(target)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+      await fsp.rename(stage.path, target);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTEMPTY') throw createError('ERR_LAYER_EXISTS', `layer ${stage.id} already exists`, { id: stage.id }, cause);
+      throw toWinLayerError(cause, `cannot commit layer ${stage.id}`, { id: stage.id });
+    }
+    if (durable) fsyncDirectory(this.home);
+    return target;
+  }
+
+  /** Deletes a staging directory (failure path). */
+  async abort(stage: Staging): Promise<void> {
+    await fsp.rm(stage.path, { recursive: true, force: true });
+  }
+
+  /** The parent chain of `id`: layer paths, nearest first. */
+  readChain(id: string): string[] {
+    const file = path.join(this.layerPath(id), LAYER_CHAIN_FILE);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (!fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
+        return [];
+      }
+      throw toWinLayerError(cause, `cannot read ${file}`, { id });
+    }
+    let chain: unknown;
+    try {
+      chain = JSON.parse(text);
+    } catch (cause) {
+      throw createError('ERR_LAYER_CORRUPT', `${file}: not JSON`, { id }, cause);
+    }
+    if (!Array.isArray(chain) || !chain.every((p) => typeof p === 'string')) {
+      throw createError('ERR_LAYER_CORRUPT', `${file}: not an array of layer paths`, { id });
+    }
+    return chain as string[];
+  }
+
+  /** The chain a new layer on top of `parentId` gets: [parent path, ...parent's chain]. */
+  chainFor(parentId: string | undefined): string[] {
+    if (parentId === undefined || parentId === '') return [];
+    validateLayerId(parentId, 'parent');
+    if (!this.exists(parentId)) throw createError('ERR_PARENT_NOT_FOUND', `parent layer ${parentId} does not exist`, { id: parentId });
+    return [this.layerPath(parentId), ...this.readChain(parentId)];
+  }
+
+  /** Layer summary of `id`. */
+  stat(id: string): LayerSummary {
+    const p = this.layerPath(id);
+    if (!fs.existsSync(p)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
+    return { id, path: p, parents: this.readChain(id), info: readLayerInfo(p) };
+  }
+
+  /** Every committed layer, sorted by id. */
+  async list(): Promise<LayerSummary[]> {
+    const names = (await fsp.readdir(this.home)).sort();
+    const out: LayerSummary[] = [];
+    for (const name of names) {
+      if (name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX) || !ID_PATTERN.test(name)) continue;
+      if (!fs.existsSync(path.join(this.home, name, '.winlayer', 'layer.json'))) continue;
+      out.push(this.stat(name));
+    }
+    return out;
+  }
+}
+
+function writeFileDurable(file: string, text: string, durable: boolean): void {
+  const fd = fs.openSync(file, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, text);
+    if (durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some platforms cannot fsync a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Flushes every file written under `dir` to disk in one call: syncfs(2) through
+ * `sync -f` on Linux, costs one process start however many files a layer has (an fsync
+ * per file costs a disk round trip per file). Elsewhere, plain sync(2).
+ */
+export function flushFileSystem(dir: string): void {
+  const args = process.platform === 'linux' ? ['-f', dir] : [];
+  const r = spawnSync('sync', args, { stdio: 'ignore' });
+  if (r.error !== undefined || r.status !== 0) {
+    // No usable `sync` binary: fall back to fsync of each file, which is always correct.
+    fsyncTree(dir);
+  }
+}
+
+function fsyncTree(dir: string): void {
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, d.name);
+    if (d.isDirectory()) fsyncTree(p);
+    else if (d.isFile()) {
+      const fd = fs.openSync(p, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+  fsyncDirectory(dir);
+}

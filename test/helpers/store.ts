@@ -1,0 +1,69 @@
+/** Temp stores and in-process import/export for tests. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { portableBackend } from '../../src/native/portable.js';
+import { exportLayer, importLayer, type ImportLayerResult } from '../../src/store/layer-ops.js';
+import { LayerStore } from '../../src/store/layer-store.js';
+import { feedInChunks } from './chunks.js';
+
+const made: string[] = [];
+
+/** A fresh directory under the OS temp dir, removed by `cleanupTemp`. */
+export function tempDir(prefix = 'winlayer-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+export function cleanupTemp(): void {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+}
+
+export async function openStore(home?: string): Promise<LayerStore> {
+  return LayerStore.open(home ?? path.join(tempDir(), 'home'));
+}
+
+/** Imports `tar` as `id` on top of `parent`, fed in chunks of `chunk` bytes. */
+export async function importTar(store: LayerStore, id: string, tar: Uint8Array, parent?: string, chunk = 64 * 1024): Promise<ImportLayerResult> {
+  return importLayer(store, portableBackend, id, feedInChunks(tar, chunk), { parents: store.chainFor(parent), durable: false });
+}
+
+/** Exports `id` into one buffer. */
+export async function exportTar(store: LayerStore, id: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of exportLayer(store, portableBackend, id)) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** Runs `fn` and returns the code of the WinLayerError it rejects with. */
+export async function rejectionCode(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    return typeof code === 'string' ? code : `not a coded error: ${String(e)}`;
+  }
+  return 'no error';
+}
+
+/** Every path below `dir`, relative, sorted (for "nothing else was written" checks). */
+export function listTree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+      out.push(r);
+      if (e.isDirectory()) walk(path.join(d, e.name), r);
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir, '');
+  return out.sort();
+}
+
+/** The first offset where a and b differ, or -1. */
+export function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}

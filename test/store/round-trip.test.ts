@@ -1,0 +1,292 @@
+/**
+ * Fidelity (DESIGN.md §7): tar → layer → tar over generated layers covering every
+ * entry kind and attribute. The generator encodes entries exactly as go-winio does,
+ * so an export must reproduce the imported bytes.
+ */
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { readTar, type TarHeader } from '../../src/tar/reader.js';
+import { readTombstones } from '../../src/layer/tombstones.js';
+import {
+  FILE_ATTRIBUTE_ARCHIVE,
+  FILE_ATTRIBUTE_DIRECTORY,
+  FILE_ATTRIBUTE_HIDDEN,
+  FILE_ATTRIBUTE_READONLY,
+  FILE_ATTRIBUTE_SYSTEM,
+  filetimeFromUnixNs,
+} from '../../src/util/windows.js';
+import { CHUNKINGS, feedInChunks } from '../helpers/chunks.js';
+import { cleanupTemp, exportTar, firstDifference, importTar, openStore } from '../helpers/store.js';
+
+const sd = CRANE_SECURITY_DESCRIPTOR;
+const longDir = 'Files/' + Array.from({ length: 12 }, (_, i) => `directory-number-${i}-with-a-long-name`).join('/');
+
+/** A base layer with every entry kind and attribute the format carries. */
+export const everythingLayer: BuilderEntry[] = [
+  { type: 'directory', name: 'Files', securityDescriptor: sd },
+  { type: 'directory', name: 'Hives' },
+  {
+    type: 'directory',
+    name: 'Files/dir',
+    securityDescriptor: sd,
+    extendedAttributes: [{ name: 'DIR.EA', value: Buffer.from('on a directory') }],
+    streams: [{ name: 'dirstream', data: 'a directory ADS' }],
+    attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN,
+  },
+  {
+    type: 'file',
+    name: 'Files/dir/all.bin',
+    data: Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251)),
+    securityDescriptor: sd,
+    attributes: FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_SYSTEM,
+    extendedAttributes: [
+      { name: 'A.EA', value: Buffer.from([0, 1, 2, 255]) },
+      { name: 'EMPTY', value: Buffer.alloc(0) },
+    ],
+    streams: [
+      { name: 'Zone.Identifier', data: '[ZoneTransfer]\r\nZoneId=3\r\n' },
+      { name: 'empty', data: '' },
+      { name: 'big', data: Buffer.alloc(10_000, 0x5a) },
+    ],
+    times: {
+      creationTime: filetimeFromUnixNs(-2_208_988_800_000_000_000n), // 1900-01-01: before 1970
+      lastAccessTime: filetimeFromUnixNs(1_600_000_000_000_000_100n), // 100 ns
+      lastWriteTime: filetimeFromUnixNs(1_700_000_000_000_000_000n), // whole second
+      changeTime: filetimeFromUnixNs(-1_500_000_000n), // -1.5 s
+    },
+  },
+  { type: 'file', name: 'Files/dir/empty.txt', data: '' },
+  { type: 'file', name: 'Files/dir/Ünïcødé 𝄞 名前.txt', data: 'non-BMP', streams: [{ name: 'strøm 𝄞', data: 'x' }] },
+  { type: 'symlink', name: 'Files/dir/link-rel.txt', target: '..\\dir\\empty.txt' },
+  { type: 'symlink', name: 'Files/dir/link-abs', target: 'C:\\Windows\\System32', isDirectory: true },
+  { type: 'symlink', name: 'Files/junction', target: 'C:\\ProgramData', isMountPoint: true, securityDescriptor: sd },
+  ...longDir
+    .split('/')
+    .slice(1)
+    .map((_, i, all): BuilderEntry => ({ type: 'directory', name: 'Files/' + all.slice(0, i + 1).join('/') })),
+  { type: 'file', name: `${longDir}/deep-file.txt`, data: 'a path longer than 260 characters' },
+  { type: 'link', name: 'Files/dir/hardlink.bin', target: 'Files/dir/all.bin' },
+  { type: 'file', name: 'Hives/System_Delta', data: 'regf', securityDescriptor: sd, streams: [{ name: 'hive-ads', data: 'kept' }] },
+  { type: 'directory', name: 'UtilityVM' },
+  { type: 'directory', name: 'UtilityVM/Files' },
+  { type: 'directory', name: 'UtilityVM/Files/EFI', securityDescriptor: sd },
+  { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft' },
+  { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft/Boot' },
+  { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'bcd store', securityDescriptor: sd },
+  { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD.LOG', data: 'bcd log' },
+  { type: 'file', name: 'UtilityVM/Files/kernel', data: Buffer.alloc(5000, 3), extendedAttributes: [{ name: 'UVM', value: Buffer.from('ea') }] },
+  { type: 'symlink', name: 'UtilityVM/Files/kernel-link', target: 'kernel' },
+  { type: 'link', name: 'UtilityVM/Files/kernel-hardlink', target: 'UtilityVM/Files/kernel' },
+];
+
+async function headersOf(tar: Buffer): Promise<TarHeader[]> {
+  const out: TarHeader[] = [];
+  for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+    out.push(e.header);
+    for await (const _ of e.body) void _;
+  }
+  return out;
+}
+
+describe('store: round trip tar → layer → tar', function () {
+  this.timeout(120_000);
+  after(cleanupTemp);
+
+  it('reproduces a layer with every entry kind byte for byte, and exports deterministically', async () => {
+    const tar = await buildLayerTar(everythingLayer);
+    const store = await openStore();
+    const r = await importTar(store, 'everything', tar);
+    expect(r.digest).to.equal('sha256:' + createHash('sha256').update(tar).digest('hex'));
+    expect(r.size).to.equal(70_000 + 0 + 7 + 33 + 4 + 9 + 7 + 5000);
+    const first = await exportTar(store, 'everything');
+    expect(firstDifference(first, tar), 'first differing byte').to.equal(-1);
+    const second = await exportTar(store, 'everything');
+    expect(second.equals(first)).to.equal(true);
+  });
+
+  for (const c of CHUNKINGS.filter((k) => k.size !== 1)) {
+    it(`gives the same layer when the tar arrives ${c.title}`, async () => {
+      const tar = await buildLayerTar(everythingLayer);
+      const store = await openStore();
+      const chunk = Number.isFinite(c.size) ? c.size : tar.length;
+      await importTar(store, 'l', tar, undefined, chunk);
+      expect((await exportTar(store, 'l')).equals(tar)).to.equal(true);
+    });
+  }
+
+  it('gives the same layer when the tar arrives one byte at a time', async () => {
+    const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.name !== 'Files/dir/hardlink.bin');
+    const tar = await buildLayerTar(small);
+    const store = await openStore();
+    await importTar(store, 'bytewise', tar, undefined, 1);
+    expect((await exportTar(store, 'bytewise')).equals(tar)).to.equal(true);
+  });
+
+  it('stores Files/ entries in the transport format: u32 attributes then the backup stream', async () => {
+    const store = await openStore();
+    await importTar(store, 'base', await buildLayerTar(everythingLayer));
+    const root = store.layerPath('base');
+    const content = fs.readFileSync(path.join(root, 'Files/dir/empty.txt'));
+    // attributes ARCHIVE, then one DATA stream of size 0
+    expect(content.toString('hex')).to.equal('20000000' + '01000000' + '00000000' + '0000000000000000' + '00000000');
+    const sidecar = fs.readFileSync(path.join(root, 'Files/dir.$wcidirs$'));
+    expect(sidecar.readUInt32LE(0)).to.equal(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN);
+    expect(fs.statSync(path.join(root, 'Files/dir')).isDirectory()).to.equal(true);
+    // outside Files/, the data stream itself
+    expect(fs.readFileSync(path.join(root, 'Hives/System_Delta'), 'utf8')).to.equal('regf');
+    expect(fs.readFileSync(path.join(root, 'UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'utf8')).to.equal('bcd store');
+    // the BCD backups keep the tar bytes
+    expect(fs.readFileSync(path.join(root, 'bcd.bak'), 'utf8')).to.equal('bcd store');
+    expect(fs.readFileSync(path.join(root, 'bcd.log.bak'), 'utf8')).to.equal('bcd log');
+    // hard links are real hard links
+    expect(fs.statSync(path.join(root, 'Files/dir/hardlink.bin')).ino).to.equal(fs.statSync(path.join(root, 'Files/dir/all.bin')).ino);
+    // no symbolic link is ever created on disk
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        expect(e.isSymbolicLink(), path.join(d, e.name)).to.equal(false);
+        if (e.isDirectory()) walk(path.join(d, e.name));
+      }
+    };
+    walk(root);
+    expect(readTombstones(root)).to.deep.equal([]);
+  });
+
+  describe('delta layers', () => {
+    const parentLayer: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'directory', name: 'Files/d' },
+      { type: 'file', name: 'Files/d/a', data: 'a' },
+      { type: 'file', name: 'Files/d/b', data: 'b' },
+      { type: 'directory', name: 'Files/d/sub' },
+      { type: 'file', name: 'Files/d/sub/c', data: 'c' },
+      { type: 'file', name: 'Files/keep', data: 'keep' },
+      { type: 'directory', name: 'UtilityVM' },
+      { type: 'directory', name: 'UtilityVM/Files' },
+      { type: 'directory', name: 'UtilityVM/Files/EFI' },
+      { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft' },
+      { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft/Boot' },
+      { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'parent bcd' },
+      { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD.LOG1', data: 'parent log1' },
+      { type: 'file', name: 'UtilityVM/Files/big.bin', data: Buffer.alloc(3000, 1) },
+      { type: 'file', name: 'UtilityVM/Files/gone.bin', data: 'to be deleted' },
+    ];
+
+    it('round-trips whiteouts and hard links into the parent, byte for byte', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/d' },
+        { type: 'whiteout', name: 'Files/d/a' },
+        { type: 'link', name: 'Files/d/a-again', target: 'Files/d/b' },
+        { type: 'file', name: 'Files/d/new', data: 'new' },
+        { type: 'link', name: 'Files/d/new-link', target: 'Files/d/new' },
+      ]);
+      const r = await importTar(store, 'c', delta, 'p');
+      expect(r.size).to.equal(3);
+      expect((await exportTar(store, 'c')).equals(delta)).to.equal(true);
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\a']);
+      const linked = fs.statSync(path.join(store.layerPath('c'), 'Files/d/a-again'));
+      expect(linked.ino).to.equal(fs.statSync(path.join(store.layerPath('p'), 'Files/d/b')).ino);
+      expect(JSON.parse(fs.readFileSync(path.join(store.layerPath('c'), 'layerchain.json'), 'utf8'))).to.deep.equal([store.layerPath('p')]);
+    });
+
+    it('expands an opaque whiteout into deletions of what the parent chain holds there', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      await importTar(store, 'mid', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'whiteout', name: 'Files/d/b' }]), 'p');
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/d' },
+        { type: 'raw', header: { name: 'Files/d/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
+        { type: 'file', name: 'Files/d/fresh', data: 'fresh' },
+      ]);
+      await importTar(store, 'top', delta, 'mid');
+      expect(readTombstones(store.layerPath('top'))).to.deep.equal(['\\d\\a', '\\d\\sub']);
+      const names = (await headersOf(await exportTar(store, 'top'))).map((h) => h.name);
+      expect(names).to.deep.equal(['Files', 'Files/d', 'Files/d/.wh.a', 'Files/d/.wh.sub', 'Files/d/fresh']);
+    });
+
+    it('clones the parent UtilityVM: links files, copies the mutated BCD files, applies deletions', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        { type: 'whiteout', name: 'UtilityVM/Files/gone.bin' },
+        { type: 'file', name: 'UtilityVM/Files/added.bin', data: 'added' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      const p = store.layerPath('p');
+      const c = store.layerPath('c');
+      const ino = (root: string, rel: string): number => fs.statSync(path.join(root, rel)).ino;
+      expect(ino(c, 'UtilityVM/Files/big.bin')).to.equal(ino(p, 'UtilityVM/Files/big.bin'));
+      for (const bcd of ['UtilityVM/Files/EFI/Microsoft/Boot/BCD', 'UtilityVM/Files/EFI/Microsoft/Boot/BCD.LOG1']) {
+        expect(ino(c, bcd), bcd).to.not.equal(ino(p, bcd));
+        expect(fs.readFileSync(path.join(c, bcd)).equals(fs.readFileSync(path.join(p, bcd)))).to.equal(true);
+      }
+      expect(fs.existsSync(path.join(c, 'UtilityVM/Files/gone.bin'))).to.equal(false);
+      expect(fs.existsSync(path.join(p, 'UtilityVM/Files/gone.bin'))).to.equal(true);
+      expect((await exportTar(store, 'c')).equals(delta)).to.equal(true);
+    });
+
+    it('rewrites a cloned BCD without touching the parent copy', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      await importTar(
+        store,
+        'c',
+        await buildLayerTar([
+          { type: 'directory', name: 'UtilityVM' },
+          { type: 'directory', name: 'UtilityVM/Files' },
+          { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'child bcd' },
+        ]),
+        'p',
+      );
+      expect(fs.readFileSync(path.join(store.layerPath('p'), 'UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'utf8')).to.equal('parent bcd');
+      expect(fs.readFileSync(path.join(store.layerPath('c'), 'UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'utf8')).to.equal('child bcd');
+      expect(fs.readFileSync(path.join(store.layerPath('c'), 'bcd.bak'), 'utf8')).to.equal('child bcd');
+    });
+  });
+
+  describe('producers that omit records', () => {
+    it('applies the reference defaults: DIRECTORY for dirs, 0 for files, mtime for the other times', async () => {
+      const mtime = 1_600_000_000_500_000_000n;
+      const tar = await buildLayerTar([
+        { type: 'raw', header: { name: 'Files', typeflag: '5', mode: 0o555, size: 0, mtime, format: 'pax', paxRecords: {} } },
+        { type: 'raw', header: { name: 'Files', typeflag: '5', mode: 0o555, size: 0, mtime, format: 'pax', paxRecords: {} } },
+        {
+          type: 'raw',
+          header: { name: 'Files/a.txt', typeflag: '0', mode: 0o644, size: 2, mtime, format: 'pax', paxRecords: { 'MSWINDOWS.rawsd': sd.toString('base64') } },
+          data: 'hi',
+        },
+      ]);
+      const store = await openStore();
+      await importTar(store, 'crane', tar);
+      const headers = await headersOf(await exportTar(store, 'crane'));
+      expect(headers.map((h) => h.name)).to.deep.equal(['Files', 'Files/a.txt']);
+      const [dir, file] = headers as [TarHeader, TarHeader];
+      expect(dir.pax['MSWINDOWS.fileattr']).to.equal('16');
+      expect(file.pax['MSWINDOWS.fileattr']).to.equal('0');
+      expect(file.pax['LIBARCHIVE.creationtime']).to.equal('1600000000.5');
+      expect(file.atime).to.equal(mtime);
+      expect(file.ctime).to.equal(mtime);
+      expect(file.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
+      expect(file.mode).to.equal(0o100000);
+    });
+
+    it('reads a legacy SDDL record (MSWINDOWS.sd) into the binary descriptor', async () => {
+      const tar = await buildLayerTar([
+        { type: 'raw', header: { name: 'Files', typeflag: '5', mode: 0, size: 0, mtime: 0n, format: 'pax', paxRecords: { 'MSWINDOWS.sd': 'O:BUG:BU' } } },
+      ]);
+      const store = await openStore();
+      await importTar(store, 'sddl', tar);
+      const [dir] = await headersOf(await exportTar(store, 'sddl'));
+      expect(dir?.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
+    });
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * Safety (DESIGN.md §8): every rule has its own case. Each hostile import must fail with
+ * its code, leave no layer and no staging directory, write nothing outside HOME, and
+ * the same id must import cleanly afterwards.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { isWinLayerError } from '../../src/errors.js';
+import type { TarHeaderInput } from '../../src/tar/encode.js';
+import { cleanupTemp, importTar, listTree, openStore, rejectionCode, tempDir } from '../helpers/store.js';
+import { LayerStore } from '../../src/store/layer-store.js';
+
+const good: BuilderEntry[] = [
+  { type: 'directory', name: 'Files' },
+  { type: 'file', name: 'Files/ok.txt', data: 'ok' },
+];
+
+function raw(h: Partial<TarHeaderInput> & { name: string }, data?: string): BuilderEntry {
+  return {
+    type: 'raw',
+    header: { typeflag: '0', mode: 0, size: data === undefined ? 0 : Buffer.byteLength(data), mtime: 0n, format: 'pax', ...h },
+    ...(data === undefined ? {} : { data }),
+  };
+}
+
+const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: boolean }[] = [
+  { title: 'a .. escape', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'Files/../../escaped.txt' }, 'x')] },
+  { title: 'an absolute path', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: '/tmp/escaped.txt' }, 'x')] },
+  { title: 'a drive-letter path', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'C:/escaped.txt' }, 'x')] },
+  { title: 'a backslash path', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files\\..\\..\\escaped.txt' }, 'x')] },
+  { title: 'a root outside the format', code: 'ERR_PATH_ROOT', entries: [...good, raw({ name: 'etc/passwd' }, 'x')] },
+  { title: 'a reserved $wcidirs$ name', code: 'ERR_PATH_RESERVED', entries: [...good, raw({ name: 'Files/x.$wcidirs$' }, 'x')] },
+  { title: 'a duplicate file', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, { type: 'file', name: 'Files/ok.txt', data: 'again' }] },
+  { title: 'a duplicate differing only in case', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, { type: 'file', name: 'Files/OK.TXT', data: 'again' }] },
+  { title: 'a file then a directory of the same name', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, { type: 'directory', name: 'Files/ok.txt' }] },
+  { title: 'an orphan alternate data stream', code: 'ERR_ADS_ORPHAN', entries: [...good, { type: 'directory', name: 'Files/d' }, raw({ name: 'Files/ok.txt:ads' }, 'x')] },
+  { title: 'an entry below a file', code: 'ERR_PARENT_NOT_DIRECTORY', entries: [...good, { type: 'file', name: 'Files/ok.txt/below', data: 'x' }] },
+  {
+    title: 'an entry through a directory symlink',
+    code: 'ERR_PATH_THROUGH_LINK',
+    entries: [...good, { type: 'symlink', name: 'Files/link', target: '/etc', isDirectory: true }, { type: 'file', name: 'Files/link/passwd', data: 'x' }],
+  },
+  {
+    title: 'an entry through a junction',
+    code: 'ERR_PATH_THROUGH_LINK',
+    entries: [...good, { type: 'symlink', name: 'Files/j', target: 'C:\\', isMountPoint: true }, { type: 'directory', name: 'Files/j/Windows' }],
+  },
+  { title: 'a hard link escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/../../etc/passwd' }] },
+  { title: 'a hard link to an absolute path', code: 'ERR_PATH_ESCAPE', entries: [...good, { type: 'link', name: 'Files/l', target: '/etc/passwd' }] },
+  { title: 'a hard link to nothing', code: 'ERR_LINK_TARGET_NOT_FOUND', entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/missing' }] },
+  { title: 'a hard link to a directory', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, { type: 'directory', name: 'Files/d' }, { type: 'link', name: 'Files/l', target: 'Files/d' }] },
+  { title: 'a hard link across roots', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, { type: 'directory', name: 'Hives' }, { type: 'link', name: 'Hives/h', target: 'Files/ok.txt' }] },
+  { title: 'a whiteout escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'Files/../.wh.etc' })], parent: true },
+  { title: 'a whiteout in a base layer', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Files/ok.txt' }] },
+  { title: 'a whiteout of a hive', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Hives/System_Delta' }], parent: true },
+  { title: 'a device entry', code: 'ERR_ENTRY_TYPE_UNSUPPORTED', entries: [...good, raw({ name: 'Files/dev', typeflag: '3' })] },
+  { title: 'a FIFO entry', code: 'ERR_ENTRY_TYPE_UNSUPPORTED', entries: [...good, raw({ name: 'Files/fifo', typeflag: '6' })] },
+  { title: 'a bad fileattr', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '0x20' } }, 'x')] },
+  { title: 'a fileattr over 32 bits', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '4294967296' } }, 'x')] },
+  { title: 'a directory attribute on a file', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '16' } }, 'x')] },
+  { title: 'a bad creation time', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'LIBARCHIVE.creationtime': '12:00' } }, 'x')] },
+  { title: 'rawsd that is not base64', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.rawsd': 'not base64!' } }, 'x')] },
+  { title: 'rawsd that is not a descriptor', code: 'ERR_SECURITY_DESCRIPTOR_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.rawsd': 'AAAA' } }, 'x')] },
+  { title: 'malformed SDDL', code: 'ERR_SDDL_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.sd': 'O:((' } }, 'x')] },
+  { title: 'an EA name that is not ASCII', code: 'ERR_EA_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.xattr.ñ': 'AA==' } }, 'x')] },
+  { title: 'a symlink without target', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, raw({ name: 'Files/s', typeflag: '2' })] },
+  { title: 'a UtilityVM file before its directory', code: 'ERR_UTILITYVM_INVALID', entries: [...good, { type: 'file', name: 'UtilityVM/Files/x', data: 'x' }], parent: true },
+  { title: 'an invalid ADS name', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/ok.txt:a/b' }, 'x')] },
+];
+
+describe('store: safety', function () {
+  this.timeout(60_000);
+  after(cleanupTemp);
+
+  for (const c of cases) {
+    it(`rejects ${c.title} with ${c.code}, leaving nothing behind`, async () => {
+      const outside = tempDir();
+      const home = path.join(outside, 'home');
+      fs.writeFileSync(path.join(outside, 'sentinel'), 'untouched');
+      const store = await LayerStore.open(home);
+      let parent: string | undefined;
+      if (c.parent === true) {
+        await importTar(store, 'parent', await buildLayerTar([...good, { type: 'directory', name: 'Hives' }, { type: 'file', name: 'Hives/System_Delta', data: 'h' }]));
+        parent = 'parent';
+      }
+      const before = listTree(outside);
+      const tar = await buildLayerTar(c.entries);
+      expect(await rejectionCode(() => importTar(store, 'victim', tar, parent))).to.equal(c.code);
+      expect(listTree(outside)).to.deep.equal(before);
+      expect(store.exists('victim')).to.equal(false);
+      // the store accepts a valid import under the same id afterwards
+      await importTar(store, 'victim', await buildLayerTar(good), parent);
+      expect(store.exists('victim')).to.equal(true);
+    });
+  }
+
+  it('rejects an ADS entry that follows its file with an invalid stream name', async () => {
+    const store = await openStore();
+    const tar = await buildLayerTar([...good, raw({ name: 'Files/ok.txt:' }, 'x')]);
+    expect(await rejectionCode(() => importTar(store, 'x', tar))).to.equal('ERR_PATH_INVALID');
+  });
+
+  it('rejects a tar cut inside a file body with ERR_TAR_TRUNCATED', async () => {
+    const store = await openStore();
+    const tar = await buildLayerTar([...good, { type: 'file', name: 'Files/big', data: Buffer.alloc(5000, 1) }]);
+    const cut = tar.subarray(0, tar.length - 1024 - 3000);
+    expect(await rejectionCode(() => importTar(store, 'cut', cut))).to.equal('ERR_TAR_TRUNCATED');
+    expect(listTree(store.home)).to.deep.equal([]);
+  });
+
+  it('refuses an id that exists, and ids that are paths', async () => {
+    const store = await openStore();
+    const tar = await buildLayerTar(good);
+    await importTar(store, 'one', tar);
+    expect(await rejectionCode(() => importTar(store, 'one', tar))).to.equal('ERR_LAYER_EXISTS');
+    for (const id of ['../x', 'a/b', '', '.hidden', 'x'.repeat(129), 'a-importing-b', 'a-removing']) {
+      expect(await rejectionCode(() => importTar(store, id, tar)), id).to.equal('ERR_ID_INVALID');
+    }
+    expect(await rejectionCode(() => importTar(store, 'two', tar, 'nope'))).to.equal('ERR_PARENT_NOT_FOUND');
+  });
+
+  it('cleans -importing- and -removing leftovers when a store opens', async () => {
+    const home = path.join(tempDir(), 'home');
+    fs.mkdirSync(path.join(home, 'a-importing-123', 'Files'), { recursive: true });
+    fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
+    await LayerStore.open(home);
+    expect(listTree(home)).to.deep.equal([]);
+  });
+
+  it('gives only typed errors for random bytes and random corruptions of a valid layer', async () => {
+    const store = await openStore();
+    const valid = await buildLayerTar([...good, { type: 'file', name: 'Files/b', data: 'bbbb', extendedAttributes: [{ name: 'E', value: Buffer.from('v') }] }]);
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+          fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })).map(([at, v]) => {
+            const b = Buffer.from(valid);
+            b[at] = v;
+            return new Uint8Array(b);
+          }),
+        ),
+        async (bytes) => {
+          try {
+            await importTar(store, `r${n++}`, bytes);
+          } catch (e) {
+            expect(isWinLayerError(e), String((e as Error).stack)).to.equal(true);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    for (const name of fs.readdirSync(store.home)) expect(name).to.not.include('-importing-');
+  });
+});
