@@ -61,6 +61,30 @@ export interface LayerWriterOptions {
   readonly parents: readonly string[];
   /** fsync data and index before close returns. @default true */
   readonly durable?: boolean;
+  /**
+   * Restores the files outside Files/ (Hives/, UtilityVM/) instead of the built-in code:
+   * the seam through which a native backend does that work. Files/ is always written here,
+   * since the transport format is a byte layout, not a restore.
+   */
+  readonly restorer?: HostRestorer | undefined;
+}
+
+/** One file being restored from its backup stream by a native backend. */
+export interface RestoreTarget {
+  /** The next bytes of the entry's backup stream (already validated by the writer's parser). */
+  write(chunk: Buffer): void;
+  /**
+   * Sets the host times and closes the file. Returns the data size written and the non-data
+   * sub-streams, re-encoded in stream order, which go into the metadata index.
+   */
+  finish(info: FileBasicInfo): { dataSize: number; streams: Buffer };
+  /** Closes the file after a failure (the caller removes the staging directory). */
+  abort(): void;
+}
+
+export interface HostRestorer {
+  /** Creates `file` (it must not exist) for the entry `entry`. */
+  create(file: string, entry: string): RestoreTarget;
 }
 
 /** What close() reports. */
@@ -134,6 +158,8 @@ interface CurrentEntry {
   sawReparse: boolean;
   bcdBackup: FdSink | undefined;
   isMerge: boolean;
+  /** direct entries restored by the native backend. */
+  restore: RestoreTarget | undefined;
 }
 
 interface PendingLink {
@@ -153,6 +179,7 @@ export class TransportLayerWriter {
   readonly #root: string;
   readonly #parents: readonly string[];
   readonly #durable: boolean;
+  readonly #restorer: HostRestorer | undefined;
   readonly #index: MetadataIndexWriter;
   readonly #seen = new Map<string, SeenEntry>();
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
@@ -173,6 +200,7 @@ export class TransportLayerWriter {
     this.#root = options.root;
     this.#parents = options.parents;
     this.#durable = options.durable ?? true;
+    this.#restorer = options.restorer;
     this.#index = new MetadataIndexWriter(this.#root);
   }
 
@@ -221,11 +249,14 @@ export class TransportLayerWriter {
     const abs = path.join(this.#root, host);
     let content: FdSink | undefined;
     let data: FdSink | undefined;
+    let restore: RestoreTarget | undefined;
     if (isDirectory) {
       if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
       if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)));
     } else if (transport) {
       content = new FdSink(openForWrite(abs, false));
+    } else if (this.#restorer !== undefined) {
+      restore = this.#restorer.create(abs, p.name);
     } else {
       data = new FdSink(openForWrite(abs, false));
     }
@@ -254,6 +285,7 @@ export class TransportLayerWriter {
       sawReparse: false,
       bcdBackup,
       isMerge,
+      restore,
     };
     entry.parser = new BackupStreamParser(
       {
@@ -282,6 +314,8 @@ export class TransportLayerWriter {
     if (e === undefined) throw createError('ERR_BACKUP_STREAM_INVALID', 'backup stream bytes with no entry open');
     if (e.content !== undefined) e.content.write(chunk);
     e.parser.write(chunk);
+    // After the parser, so the native side only ever sees bytes that parsed.
+    e.restore?.write(chunk);
   }
 
   #onStreamHeader(e: CurrentEntry, h: BackupHeader): void {
@@ -299,6 +333,10 @@ export class TransportLayerWriter {
     if (e.transport) return;
     if (h.id === BackupStreamId.Data) {
       e.target = e.data === undefined ? 'none' : 'data';
+      return;
+    }
+    if (e.restore !== undefined) {
+      e.target = 'none';
       return;
     }
     e.target = 'streams';
@@ -319,6 +357,17 @@ export class TransportLayerWriter {
       e.parser.end();
       if (e.kind === 'symlink' && !e.sawReparse) {
         throw createError('ERR_BACKUP_STREAM_INVALID', `${e.path.name}: symbolic link without reparse data`, { entry: e.path.name });
+      }
+      if (e.restore !== undefined) {
+        const restore = e.restore;
+        e.restore = undefined;
+        const done = restore.finish(e.info);
+        if (done.dataSize !== e.dataSize) {
+          throw createError('ERR_NATIVE_CALL_FAILED', `${e.path.name}: the native backend wrote ${done.dataSize} data bytes, the stream holds ${e.dataSize}`, {
+            entry: e.path.name,
+          });
+        }
+        if (done.streams.length > 0) this.#index.appendStreams(done.streams);
       }
     } finally {
       for (const sink of [e.content, e.data, e.bcdBackup]) {
@@ -441,6 +490,11 @@ export class TransportLayerWriter {
     this.#closed = true;
     const e = this.#current;
     this.#current = undefined;
+    try {
+      e?.restore?.abort();
+    } catch {
+      // the directory is removed anyway
+    }
     for (const sink of [e?.content, e?.data, e?.bcdBackup]) {
       if (sink !== undefined) {
         try {
