@@ -1,63 +1,112 @@
 /**
  * The `winlayer` command. stdout is data (a size, a tar, a listing, or with --json one
- * JSON document); stderr is diagnostics: on failure exactly one line naming the
- * problem and its error code (with --json, that line is the error as JSON). Exit
- * status: 0 success, 1 the operation failed, 2 the command line was wrong.
+ * JSON document); stderr is diagnostics: a progress line on a terminal during import and
+ * export, and on failure exactly one line naming the problem and its error code (with
+ * --json, that line is the error as JSON). Exit status: 0 success, 1 the operation
+ * failed, 2 the command line was wrong.
  */
-import { Readable } from 'node:stream';
+import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { WindowsFilterDriver } from '../driver/driver.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { portableBackend } from '../native/portable.js';
-import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { LayerStore, validateLayerId } from '../store/layer-store.js';
+import { validateLayerId } from '../store/layer-store.js';
+import { ProgressLine } from './progress.js';
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Option {
+  type: 'string' | 'boolean';
+  description: string;
+  multiple?: boolean;
+}
 
 interface Command {
   summary: string;
   usage: string;
-  options: Record<string, { type: 'string' | 'boolean'; description: string }>;
-  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+  options: Record<string, Option>;
+  run(values: Values): Promise<void>;
 }
 
-const HOME_OPTION = { type: 'string', description: 'the layer store directory (created if missing)' } as const;
-const JSON_OPTION = { type: 'boolean', description: 'print one JSON document instead of text' } as const;
+const HOME_OPTION: Option = { type: 'string', description: 'the layer store directory (created if missing)' };
+const JSON_OPTION: Option = { type: 'boolean', description: 'print one JSON document instead of text' };
+const ID_OPTION: Option = { type: 'string', description: 'the layer id ([A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters)' };
+const PARENT_OPTION: Option = { type: 'string', description: 'the parent layer id (omit for a base layer)' };
+const STORAGE_OPTION: Option = { type: 'string', multiple: true, description: 'storage option key=value (only size, e.g. size=20GB)' };
 
 const COMMANDS: Record<string, Command> = {
   import: {
-    summary: 'import a Windows layer tar from stdin as a new layer',
+    summary: 'import a Windows layer tar from stdin as a new layer (through a worker process)',
     usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar',
-    options: {
-      home: HOME_OPTION,
-      id: { type: 'string', description: 'the new layer id ([A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters)' },
-      parent: { type: 'string', description: 'the parent layer id (omit for a base layer)' },
-      json: JSON_OPTION,
-    },
+    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
-      const store = await openStore(v);
-      const id = requireString(v, 'id');
-      validateLayerId(id);
+      const id = requireId(v);
       if (process.stdin.isTTY === true) throw usage('import reads the layer tar from stdin: pipe or redirect it');
-      const parent = typeof v['parent'] === 'string' ? v['parent'] : undefined;
-      const parents = store.chainFor(parent);
-      const result = await importLayer(store, portableBackend, id, process.stdin, { parents });
-      if (v['json'] === true) {
-        writeOut(JSON.stringify({ id, size: result.size, entries: result.entries, digest: result.digest }) + '\n');
-      } else {
-        writeOut(`${result.size}\n`);
+      const driver = await openDriver(v);
+      const progress = new ProgressLine('import', stdinSize());
+      try {
+        const r = await driver.applyDiff(id, optionalString(v, 'parent'), process.stdin, { onProgress: (p) => progress.update(p) });
+        progress.done();
+        writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`);
+      } finally {
+        progress.stop();
       }
     },
   },
   export: {
-    summary: 'write a layer as a Windows layer tar to stdout',
+    summary: 'write a layer as a Windows layer tar to stdout (a read-write layer: its changes)',
     usage: 'winlayer export --home DIR --id ID > layer.tar',
-    options: { home: HOME_OPTION, id: { type: 'string', description: 'the layer to export' } },
+    options: { home: HOME_OPTION, id: ID_OPTION },
     async run(v) {
-      const store = await openStore(v);
-      const id = requireString(v, 'id');
-      validateLayerId(id);
+      const id = requireId(v);
       if (process.stdout.isTTY === true) throw usage('export writes a tar: redirect stdout to a file or a pipe');
-      store.stat(id);
-      await pipeline(Readable.from(exportLayer(store, portableBackend, id)), process.stdout);
+      const driver = await openDriver(v);
+      if (!driver.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
+      const progress = new ProgressLine('export', undefined);
+      try {
+        await pipeline(driver.diff(id, undefined, { onProgress: (p) => progress.update(p) }), process.stdout);
+        progress.done();
+      } finally {
+        progress.stop();
+      }
+    },
+  },
+  create: {
+    summary: 'create an empty read-only layer (import fills it later)',
+    usage: 'winlayer create --home DIR --id ID [--parent ID]',
+    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      await (await openDriver(v)).create(id, optionalString(v, 'parent'));
+    },
+  },
+  'create-rw': {
+    summary: 'create a read-write layer on a parent; mount it to get a writable directory',
+    usage: 'winlayer create-rw --home DIR --id ID [--parent ID] [--storage-opt size=20GB]',
+    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, 'storage-opt': STORAGE_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      const opts = v['storage-opt'];
+      await (await openDriver(v)).createReadWrite(id, optionalString(v, 'parent'), Array.isArray(opts) ? { storageOpt: opts } : {});
+    },
+  },
+  remove: {
+    summary: 'remove a layer (not an error if it does not exist)',
+    usage: 'winlayer remove --home DIR --id ID',
+    options: { home: HOME_OPTION, id: ID_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      await (await openDriver(v)).remove(id);
+    },
+  },
+  exists: {
+    summary: 'print whether a layer exists (true or false)',
+    usage: 'winlayer exists --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      const exists = (await openDriver(v)).exists(id);
+      writeOut(v['json'] === true ? JSON.stringify({ id, exists }) + '\n' : `${exists}\n`);
     },
   },
   ls: {
@@ -65,30 +114,94 @@ const COMMANDS: Record<string, Command> = {
     usage: 'winlayer ls --home DIR [--json]',
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
-      const store = await openStore(v);
-      const layers = await store.list();
+      const layers = (await openDriver(v)).list();
       if (v['json'] === true) {
-        const out = layers.map((l) => ({
-          id: l.id,
-          size: l.info.size,
-          entries: l.info.entries,
-          digest: l.info.digest,
-          parents: l.parents,
-          hasUtilityVM: l.info.hasUtilityVM,
-        }));
-        writeOut(JSON.stringify(out) + '\n');
+        writeOut(JSON.stringify(layers) + '\n');
         return;
       }
-      const rows = [['ID', 'SIZE', 'ENTRIES', 'PARENT', 'DIGEST']];
+      const rows = [['ID', 'KIND', 'SIZE', 'ENTRIES', 'PARENT', 'MOUNTED', 'DIGEST']];
       for (const l of layers) {
-        const parent = l.parents[0] === undefined ? '-' : l.parents[0].slice(store.home.length + 1);
-        rows.push([l.id, String(l.info.size), String(l.info.entries), parent, l.info.digest.slice(0, 19)]);
+        rows.push([l.id, l.kind, l.size === null ? '-' : String(l.size), l.entries === null ? '-' : String(l.entries), l.parent ?? '-', String(l.mounted), l.digest?.slice(0, 19) ?? '-']);
       }
-      const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-      writeOut(rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n');
+      writeOut(table(rows));
+    },
+  },
+  changes: {
+    summary: 'list what a layer adds (A), modifies (C) and deletes (D) against its parent',
+    usage: 'winlayer changes --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const changes = await (await openDriver(v)).changes(requireId(v));
+      if (v['json'] === true) {
+        writeOut(JSON.stringify(changes) + '\n');
+        return;
+      }
+      const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
+      writeOut(changes.map((c) => `${letter[c.kind]} ${c.path}\n`).join(''));
+    },
+  },
+  'diff-size': {
+    summary: "print the bytes of a layer's own data",
+    usage: 'winlayer diff-size --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      const size = await (await openDriver(v)).diffSize(id);
+      writeOut(v['json'] === true ? JSON.stringify({ id, size }) + '\n' : `${size}\n`);
+    },
+  },
+  mount: {
+    summary: "mount a layer and print its directory (a read-only layer's merged view, or a read-write layer's writable directory)",
+    usage: 'winlayer mount --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const id = requireId(v);
+      const dir = await (await openDriver(v)).get(id);
+      writeOut(v['json'] === true ? JSON.stringify({ id, path: dir }) + '\n' : `${dir}\n`);
+    },
+  },
+  unmount: {
+    summary: 'release one mount of a layer',
+    usage: 'winlayer unmount --home DIR --id ID',
+    options: { home: HOME_OPTION, id: ID_OPTION },
+    async run(v) {
+      await (await openDriver(v)).put(requireId(v));
+    },
+  },
+  cleanup: {
+    summary: 'remove what interrupted imports, removals and mounts left behind',
+    usage: 'winlayer cleanup --home DIR [--json]',
+    options: { home: HOME_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const removed = await (await openDriver(v)).cleanup();
+      writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
+    },
+  },
+  status: {
+    summary: 'print the driver status',
+    usage: 'winlayer status --home DIR [--json]',
+    options: { home: HOME_OPTION, json: JSON_OPTION },
+    async run(v) {
+      const status = (await openDriver(v)).status();
+      writeOut(v['json'] === true ? JSON.stringify(Object.fromEntries(status)) + '\n' : table(status));
     },
   },
 };
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** The size of stdin when it is a regular file (for a percentage), else undefined. */
+function stdinSize(): number | undefined {
+  try {
+    const st = fs.fstatSync(0);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function writeOut(text: string): void {
   process.stdout.write(text);
@@ -98,27 +211,38 @@ function usage(message: string): WinLayerError {
   return createError('ERR_ARGUMENT_INVALID', message);
 }
 
-function requireString(v: Record<string, string | boolean | undefined>, name: string): string {
+function requireString(v: Values, name: string): string {
   const value = v[name];
   if (typeof value !== 'string' || value.length === 0) throw usage(`missing --${name}`);
   return value;
 }
 
-async function openStore(v: Record<string, string | boolean | undefined>): Promise<LayerStore> {
-  return LayerStore.open(requireString(v, 'home'));
+function optionalString(v: Values, name: string): string | undefined {
+  const value = v[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function requireId(v: Values): string {
+  const id = requireString(v, 'id');
+  validateLayerId(id);
+  return id;
+}
+
+async function openDriver(v: Values): Promise<WindowsFilterDriver> {
+  return WindowsFilterDriver.open({ home: requireString(v, 'home') });
 }
 
 function mainHelp(): string {
   const lines = ['winlayer: store, import and export Windows container image layers', '', 'Commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
   lines.push('', 'Run `winlayer <command> --help` for the options of a command.');
   return lines.join('\n') + '\n';
 }
 
 function commandHelp(name: string, c: Command): string {
   const lines = [`winlayer ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:'];
-  for (const [opt, o] of Object.entries(c.options)) lines.push(`  --${(opt + (o.type === 'string' ? ' VALUE' : '')).padEnd(14)} ${o.description}`);
-  lines.push(`  --${'help'.padEnd(14)} show this help`);
+  for (const [opt, o] of Object.entries(c.options)) lines.push(`  --${(opt + (o.type === 'string' ? ' VALUE' : '')).padEnd(18)} ${o.description}${o.multiple === true ? ' (repeatable)' : ''}`);
+  lines.push(`  --${'help'.padEnd(18)} show this help`);
   return lines.join('\n') + '\n';
 }
 
@@ -137,11 +261,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(commandHelp(name, command));
       return 0;
     }
-    let values: Record<string, string | boolean | undefined>;
+    let values: Values;
     try {
-      const options: Record<string, { type: 'string' | 'boolean' }> = {};
-      for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type };
-      values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as Record<string, string | boolean | undefined>;
+      const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+      for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}) };
+      values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as Values;
     } catch (cause) {
       throw createError('ERR_ARGUMENT_INVALID', (cause as Error).message, {});
     }

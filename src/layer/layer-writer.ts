@@ -24,6 +24,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { crashPoint } from '../util/crash-point.js';
 import { BackupStreamId } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
@@ -378,6 +379,7 @@ export class TransportLayerWriter {
         fs.closeSync(sink.fd);
       }
     }
+    if (e.kind === 'file') crashPoint('data');
     const record: IndexEntry = {
       kind: e.kind,
       name: e.path.name,

@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { crashPoint } from '../util/crash-point.js';
 import { createInterface } from 'node:readline';
 import { createError } from '../errors.js';
 import type { FileBasicInfo } from '../util/windows.js';
@@ -148,7 +149,10 @@ export class MetadataIndexWriter {
     const full: LayerInfo = { version: INDEX_VERSION, ...info, records: this.#records };
     const fd = fs.openSync(path.join(this.#dir, LAYER_INFO_FILE), 'wx');
     try {
-      fs.writeSync(fd, JSON.stringify(full, null, 2) + '\n');
+      const text = JSON.stringify(full, null, 2) + '\n';
+      fs.writeSync(fd, text.slice(0, text.length >> 1));
+      crashPoint('index');
+      fs.writeSync(fd, text.slice(text.length >> 1));
       if (durable) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

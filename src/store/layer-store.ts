@@ -20,6 +20,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export const LAYER_CHAIN_FILE = 'layerchain.json';
 export const IMPORTING_INFIX = '-importing-';
@@ -122,6 +123,7 @@ export class LayerStore {
     try {
       // rename(2) replaces an empty directory; a layer never is one, but refuse anyway.
       if (fs.existsSync(target)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+      crashPoint('rename');
       await fsp.rename(stage.path, target);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;

@@ -1,0 +1,188 @@
+/**
+ * `npm run bench`: our import and export against GNU tar and node-tar on the same
+ * generated layers, side by side in one run. Every command runs as its own process
+ * (ours through the real `winlayer` CLI), three times; the table shows medians, ratios
+ * to the peers, and peak RSS measured by GNU time (`/usr/bin/time -f %M`).
+ *
+ * Layers: `large` (4 files of 64 MiB: 256 MiB of data) and `small` (20,000 files of
+ * 1–4 KiB in 200 directories). Set BENCH_QUICK=1 for a smaller, faster run, and
+ * BENCH_DIR to run on another file system (default: the OS temp directory).
+ *
+ * Fairness: an import flushes the layer to disk before it becomes visible (syncfs), which
+ * GNU tar never does, so GNU tar is timed both bare and followed by `sync -f` on its
+ * output; GNU tar's warnings about the MSWINDOWS.* records are silenced (printing 60,000
+ * of them would slow it down); `tar -c` writes into a pipe, since GNU tar skips reading
+ * file data altogether when its output is /dev/null, and so does our export.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { streamLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../src/convert/layer-tar-builder.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cli = path.join(here, '..', 'src', 'cli', 'main.js');
+const repo = path.join(here, '..', '..');
+const quick = process.env['BENCH_QUICK'] === '1';
+const RUNS = quick ? 1 : 3;
+const MiB = 1024 * 1024;
+
+interface Measure {
+  wall: number;
+  rssKiB: number | undefined;
+}
+
+const hasGnuTime = fs.existsSync('/usr/bin/time');
+
+/** Runs a shell command, returns wall seconds and peak RSS (KiB) of the measured process tree's largest process. */
+function measure(command: string): Measure {
+  const wrapped = hasGnuTime ? `/usr/bin/time -f '%M' -o /tmp/winlayer-bench-rss sh -c ${JSON.stringify(command)}` : command;
+  const start = process.hrtime.bigint();
+  const r = spawnSync('sh', ['-c', wrapped], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 * MiB });
+  const wall = Number(process.hrtime.bigint() - start) / 1e9;
+  if (r.status !== 0) throw new Error(`benchmark command failed (${r.status}): ${command}\n${r.stderr.toString()}`);
+  const rssKiB = hasGnuTime ? Number(fs.readFileSync('/tmp/winlayer-bench-rss', 'utf8').trim().split('\n').pop()) : undefined;
+  return { wall, rssKiB };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function bench(label: string, setup: () => void, command: string): Measure {
+  const walls: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    setup();
+    const m = measure(command);
+    walls.push(m.wall);
+    if (m.rssKiB !== undefined) rss.push(m.rssKiB);
+  }
+  const out = { wall: median(walls), rssKiB: rss.length > 0 ? Math.max(...rss) : undefined };
+  process.stderr.write(`  ${label.padEnd(28)} ${out.wall.toFixed(3)} s  ${out.rssKiB === undefined ? '' : (out.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
+  return out;
+}
+
+function largeLayer(): BuilderEntry[] {
+  const block = Buffer.alloc(MiB);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < block.length; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    block.writeUInt32LE(x >>> 0, i);
+  }
+  const fileMiB = quick ? 16 : 64;
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files', securityDescriptor: CRANE_SECURITY_DESCRIPTOR }];
+  for (let f = 0; f < 4; f++) {
+    entries.push({
+      type: 'file',
+      name: `Files/big-${f}.bin`,
+      securityDescriptor: CRANE_SECURITY_DESCRIPTOR,
+      data: { size: fileMiB * MiB, chunks: () => Array.from({ length: fileMiB }, () => block) },
+    });
+  }
+  return entries;
+}
+
+function smallLayer(): BuilderEntry[] {
+  const files = quick ? 2000 : 20_000;
+  const dirs = 200;
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files', securityDescriptor: CRANE_SECURITY_DESCRIPTOR }];
+  for (let d = 0; d < dirs; d++) entries.push({ type: 'directory', name: `Files/dir-${d}`, securityDescriptor: CRANE_SECURITY_DESCRIPTOR });
+  for (let i = 0; i < files; i++) {
+    const size = 1024 + ((i * 7919) % 3073);
+    entries.push({
+      type: 'file',
+      name: `Files/dir-${i % dirs}/file-${i}.dll`,
+      securityDescriptor: CRANE_SECURITY_DESCRIPTOR,
+      data: Buffer.alloc(size, i & 0xff),
+    });
+  }
+  return entries;
+}
+
+async function writeTar(file: string, entries: BuilderEntry[]): Promise<void> {
+  const out = fs.createWriteStream(file);
+  for await (const chunk of streamLayerTar(entries)) {
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+interface Row {
+  layer: string;
+  tarMiB: number;
+  ours: Measure;
+  gnu: Measure;
+  gnuSync: Measure;
+  nodeTar: Measure;
+  ourExport: Measure;
+  gnuCreate: Measure;
+}
+
+/** The file system type of `dir` (as `stat -f` names it), for the table's caption. */
+function fsName(dir: string): string {
+  const r = spawnSync('stat', ['-f', '-c', '%T', path.dirname(dir)], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown file system';
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(process.env['BENCH_DIR'] ?? os.tmpdir(), 'winlayer-bench-'));
+  const nodeTarScript = path.join(work, 'node-tar-extract.mjs');
+  fs.writeFileSync(
+    nodeTarScript,
+    `import * as tar from ${JSON.stringify(path.join(repo, 'node_modules', 'tar', 'dist', 'esm', 'index.js'))};\nawait tar.x({ file: process.argv[2], cwd: process.argv[3] });\n`,
+  );
+  const rows: Row[] = [];
+  try {
+    for (const [name, entries] of [['large', largeLayer()], ['small', smallLayer()]] as const) {
+      const tarFile = path.join(work, `${name}.tar`);
+      await writeTar(tarFile, entries);
+      const tarMiB = fs.statSync(tarFile).size / MiB;
+      process.stderr.write(`${name}: ${tarMiB.toFixed(1)} MiB tar\n`);
+      const home = path.join(work, 'home');
+      const out = path.join(work, 'out');
+      const reset = (dir: string) => () => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.mkdirSync(dir, { recursive: true });
+        spawnSync('sync');
+      };
+      const ours = bench('winlayer import', reset(home), `node ${cli} import --home ${home} --id bench < ${tarFile}`);
+      const gnuTar = `tar --warning=no-unknown-keyword -xf ${tarFile} -C ${out}`;
+      const gnu = bench('GNU tar -x', reset(out), gnuTar);
+      const gnuSync = bench('GNU tar -x && sync -f', reset(out), `${gnuTar} && sync -f ${out}`);
+      const nodeTar = bench('node-tar extract', reset(out), `node ${nodeTarScript} ${tarFile} ${out}`);
+      reset(home)();
+      spawnSync('sh', ['-c', `node ${cli} import --home ${home} --id bench < ${tarFile}`]);
+      const ourExport = bench('winlayer export', () => undefined, `node ${cli} export --home ${home} --id bench | cat > /dev/null`);
+      reset(out)();
+      spawnSync('sh', ['-c', gnuTar]);
+      const gnuCreate = bench('GNU tar -c', () => undefined, `tar -cf - -C ${out} . | cat > /dev/null`);
+      rows.push({ layer: name, tarMiB, ours, gnu, gnuSync, nodeTar, ourExport, gnuCreate });
+      fs.rmSync(tarFile, { force: true });
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  const rss = (m: Measure): string => (m.rssKiB === undefined ? 'n/a' : `${(m.rssKiB / 1024).toFixed(0)} MiB`);
+  const lines = [
+    `| layer | tar | winlayer import | GNU tar -x | GNU tar -x + sync | node-tar x | import ÷ GNU | import ÷ (GNU + sync) | node-tar ÷ import | import peak RSS | winlayer export | GNU tar -c | export ÷ GNU | export peak RSS |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.layer} | ${r.tarMiB.toFixed(0)} MiB | ${r.ours.wall.toFixed(2)} s | ${r.gnu.wall.toFixed(2)} s | ${r.gnuSync.wall.toFixed(2)} s | ${r.nodeTar.wall.toFixed(2)} s | ${(r.ours.wall / r.gnu.wall).toFixed(2)}× | ${(r.ours.wall / r.gnuSync.wall).toFixed(2)}× | ${(r.nodeTar.wall / r.ours.wall).toFixed(2)}× | ${rss(r.ours)} | ${r.ourExport.wall.toFixed(2)} s | ${r.gnuCreate.wall.toFixed(2)} s | ${(r.ourExport.wall / r.gnuCreate.wall).toFixed(2)}× | ${rss(r.ourExport)} |`,
+    );
+  }
+  const table = lines.join('\n');
+  console.log(`\nmedian of ${RUNS} run(s), ${os.cpus().length} CPUs, node ${process.version}, on ${fsName(work)}\n\n${table}`);
+  fs.mkdirSync(path.join(repo, 'bench', 'out'), { recursive: true });
+  fs.writeFileSync(path.join(repo, 'bench', 'out', 'results.json'), JSON.stringify({ runs: RUNS, quick, rows }, null, 2));
+  fs.writeFileSync(path.join(repo, 'bench', 'out', 'results.md'), table + '\n');
+}
+
+await main();

@@ -1,0 +1,27 @@
+/**
+ * The worker protocol (DESIGN.md §5), shared by the worker and the controller:
+ *   write-layer HOME ID [PARENT_LAYER_PATH ...]   tar on stdin → decimal size + "\n" on stdout
+ *   export-layer HOME ID [PARENT_LAYER_PATH ...]  tar on stdout
+ * Failure: non-zero exit, and the last line of stderr is one JSON object
+ * {"name","code","message","data"}. Progress: JSON lines {"entries","bytes"} on fd 3
+ * when the controller opened it (PROGRESS_FD), throttled by the worker.
+ */
+import type { SerializedError } from '../errors.js';
+
+export type WorkerCommand = 'write-layer' | 'export-layer';
+export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export-layer'];
+
+/** The file descriptor a worker writes progress lines to, when open. */
+export const PROGRESS_FD = 3;
+
+/** Set to run imports in the controller's process instead of a worker (debugging only). */
+export const NO_REEXEC_ENV = 'WINLAYER_NOREEXEC';
+
+export type WorkerMessage =
+  | { type: 'progress'; entries: number; bytes: number }
+  | { type: 'done'; size: number }
+  | { type: 'error'; error: SerializedError };
+
+export function isWorkerCommand(value: unknown): value is WorkerCommand {
+  return value === 'write-layer' || value === 'export-layer';
+}

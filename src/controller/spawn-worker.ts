@@ -1,0 +1,155 @@
+/**
+ * Spawning one worker process and reading its result: the only module that imports
+ * execa. The stages of a worker's life: spawn (the running Node, this package's worker
+ * entry) → stream the tar into stdin with backpressure → collect stdout, stderr and the
+ * progress lines on fd 3 → exit → result (size) or a rebuilt typed error.
+ *
+ * Errors are decided in one place, `errorFromResult`, with execa's priority:
+ * timed out > canceled > the worker's own JSON error > killed by a signal > exit code.
+ */
+import { execa, type Result } from 'execa';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createError, errorFromSerialized, type WinLayerError } from '../errors.js';
+import type { ImportProgress } from '../convert/import-tar.js';
+import { IMPORTING_INFIX } from '../store/layer-store.js';
+import { PROGRESS_FD, type WorkerCommand } from './protocol.js';
+
+/** The worker entry point of this package (compiled next to src/). */
+export const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker', 'main.js');
+
+/**
+ * A worker allocates a short-lived buffer per tar block and entry; V8's default young
+ * generation (up to 3 × 16 MiB) lets them pile up before a scavenge. 2 MiB semi-spaces keep
+ * a 20,000-file import near 80 MiB peak RSS instead of 115 MiB, at no measured cost in time.
+ */
+const WORKER_NODE_OPTIONS = ['--max-semi-space-size=2'];
+
+const STDERR_TAIL_CHARS = 2000;
+const FORCE_KILL_AFTER_MS = 2000;
+
+export interface WorkerJob {
+  readonly command: WorkerCommand;
+  readonly home: string;
+  readonly id: string;
+  /** Parent layer paths, nearest first. */
+  readonly parents: readonly string[];
+  readonly signal?: AbortSignal | undefined;
+  /** Kill the worker after this many milliseconds. @default no timeout */
+  readonly timeout?: number | undefined;
+  readonly onProgress?: ((p: ImportProgress) => void) | undefined;
+  /** The worker script to run (tests substitute misbehaving workers). @default WORKER_ENTRY */
+  readonly workerPath?: string | undefined;
+}
+
+function spawn(job: WorkerJob, stdout: 'pipe') {
+  return execa(process.execPath, [...WORKER_NODE_OPTIONS, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
+    stdio: ['pipe', stdout, 'pipe', 'pipe'],
+    ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),
+    ...(job.timeout === undefined ? {} : { timeout: job.timeout }),
+    forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+    reject: false,
+    stripFinalNewline: false,
+    encoding: 'utf8',
+    buffer: { stdout: job.command === 'write-layer', stderr: true, fd3: false },
+  });
+}
+
+function watchProgress(stream: Readable | null | undefined, onProgress: ((p: ImportProgress) => void) | undefined): void {
+  if (stream === null || stream === undefined) return;
+  if (onProgress === undefined) {
+    stream.resume();
+    return;
+  }
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  lines.on('line', (line) => {
+    try {
+      const p = JSON.parse(line) as Partial<ImportProgress>;
+      if (typeof p.entries === 'number' && typeof p.bytes === 'number') onProgress({ entries: p.entries, bytes: p.bytes });
+    } catch {
+      // a garbled progress line is not worth failing an import for
+    }
+  });
+}
+
+/** The error of a failed worker, from its result. */
+export function errorFromResult(result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'>, job: Pick<WorkerJob, 'command' | 'id' | 'timeout'>): WinLayerError {
+  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const tail = stderr.slice(-STDERR_TAIL_CHARS);
+  const data = { id: job.id, command: job.command, exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderr: tail };
+  if (result.timedOut) return createError('ERR_WORKER_TIMEOUT', `${job.command} ${job.id}: worker timed out after ${job.timeout} ms`, data);
+  if (result.isCanceled) return createError('ERR_CANCELED', `${job.command} ${job.id}: canceled`, data);
+  const last = stderr.trimEnd().split('\n').pop() ?? '';
+  if (last.startsWith('{')) {
+    try {
+      return errorFromSerialized(JSON.parse(last));
+    } catch {
+      // not the protocol's JSON line: fall through to the generic worker error
+    }
+  }
+  if (result.signal !== undefined && result.signal !== null) {
+    return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker killed by ${result.signal}`, data);
+  }
+  return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker exited with code ${String(result.exitCode)} without an error report`, data);
+}
+
+/** Removes what a killed import worker left (its staging directories). */
+export function removeStaging(home: string, id: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(home);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith(id + IMPORTING_INFIX)) fs.rmSync(path.join(home, name), { recursive: true, force: true });
+  }
+}
+
+/** Runs `write-layer` with `source` on stdin; resolves to the layer size. */
+export async function runWriteLayerWorker(job: WorkerJob, source: AsyncIterable<Uint8Array> | Readable): Promise<number> {
+  const subprocess = spawn(job, 'pipe');
+  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+  const feeding = pipeline(source instanceof Readable ? source : Readable.from(source), subprocess.stdin as Writable).catch((e: unknown) => e);
+  const result = await subprocess;
+  const fed = await feeding;
+  if (result.failed) {
+    if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id);
+    throw errorFromResult(result, job);
+  }
+  if (fed instanceof Error && (fed as NodeJS.ErrnoException).code !== 'EPIPE') {
+    throw createError('ERR_IO', `${job.command} ${job.id}: reading the layer tar failed: ${fed.message}`, { id: job.id }, fed);
+  }
+  const out = typeof result.stdout === 'string' ? result.stdout : '';
+  if (!/^\d+\n$/.test(out)) {
+    throw createError('ERR_WORKER_PROTOCOL', `${job.command} ${job.id}: worker succeeded but printed ${JSON.stringify(out.slice(0, 100))} instead of a size`, {
+      id: job.id,
+      stdout: out.slice(0, 200),
+    });
+  }
+  return Number(out.trim());
+}
+
+/** Runs `export-layer`; the returned stream is the tar, and errors if the worker fails. */
+export function runExportLayerWorker(job: WorkerJob): Readable {
+  const subprocess = spawn(job, 'pipe');
+  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+  const stdout = subprocess.stdout as Readable;
+  async function* tar(): AsyncGenerator<Buffer> {
+    let drained = false;
+    try {
+      for await (const chunk of stdout) yield chunk as Buffer;
+      drained = true;
+    } finally {
+      // The consumer stopped early: the worker is no longer wanted.
+      if (!drained && subprocess.exitCode === null) subprocess.kill();
+    }
+    const result = await subprocess;
+    if (result.failed) throw errorFromResult(result, job);
+  }
+  return Readable.from(tar(), { objectMode: false });
+}

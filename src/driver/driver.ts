@@ -1,0 +1,525 @@
+/**
+ * WindowsFilterDriver: the graph-driver surface of Docker's windowsfilter (DESIGN.md §6,
+ * FORMATS.md §4.2) over a winlayer store. Imports and exports run in worker processes
+ * through the controller (execa + p-queue), as windowsfilter re-execs
+ * `docker-windows-write-layer`; `WINLAYER_NOREEXEC=1` runs them in this process instead
+ * (debugging only, as DOCKER_WINDOWSFILTER_NOREEXEC).
+ *
+ * Layers are read-only (imported with applyDiff, or made empty by create) or read-write
+ * (createReadWrite: a writable directory on top of the parent view, made at the first get).
+ *
+ * Example:
+ *   const driver = await WindowsFilterDriver.open({ home: '/var/lib/winlayer' });
+ *   const { size } = await driver.applyDiff('l1', undefined, fs.createReadStream('l1.tar'));
+ *   await driver.createReadWrite('c1', 'l1');
+ *   const dir = await driver.get('c1');   // edit files under dir …
+ *   driver.diff('c1').pipe(fs.createWriteStream('c1.tar'));   // … and get a Windows layer tar
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import type { ImportProgress } from '../convert/import-tar.js';
+import { streamLayerTar } from '../convert/layer-tar-builder.js';
+import { Controller } from '../controller/controller.js';
+import { NO_REEXEC_ENV } from '../controller/protocol.js';
+import { createError, toWinLayerError } from '../errors.js';
+import { ChainView } from '../layer/chain-view.js';
+import { readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
+import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
+import type { NativeBackend } from '../native/backend.js';
+import { portableBackend, readFileRange } from '../native/portable.js';
+import { exportLayer, importLayer } from '../store/layer-ops.js';
+import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
+import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
+import { MountTable } from './mounts.js';
+import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
+import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
+import { itemOf, materializeView, resolveView } from './view.js';
+
+export type { Change, ChangeKind } from './rw-diff.js';
+
+export interface DriverOptions {
+  readonly home: string;
+  /** Workers that may run at once. @default the number of CPUs */
+  readonly concurrency?: number;
+  /** Kill a worker that runs longer than this many milliseconds. @default none */
+  readonly timeout?: number;
+  /** The backend that writes and reads layers. @default portable */
+  readonly backend?: NativeBackend;
+  /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
+  readonly inProcess?: boolean;
+  /** Worker script override (tests). */
+  readonly workerPath?: string;
+}
+
+export interface ApplyDiffOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: ImportProgress) => void;
+}
+
+export interface ApplyDiffResult {
+  size: number;
+  entries: number;
+  digest: string;
+}
+
+export interface CreateOptions {
+  /** `{size: '20GB'}` or `['size=20GB']` (read-write layers only). */
+  readonly storageOpt?: Readonly<Record<string, string>> | readonly string[];
+}
+
+/** One row of `list()`. */
+export interface LayerListing {
+  id: string;
+  kind: 'read-only' | 'read-write';
+  /** The nearest parent's id, or null for a base layer. */
+  parent: string | null;
+  /** Read-only layers: data size, tar entries, tar digest. */
+  size: number | null;
+  entries: number | null;
+  digest: string | null;
+  /** Mount count. */
+  mounted: number;
+}
+
+/** What diffGetter returns: the bytes of a tar entry by its name. */
+export interface FileGetter {
+  get(name: string): Readable;
+  close(): void;
+}
+
+/** `.winlayer/rw.json` of a read-write layer. */
+interface ReadWriteInfo {
+  version: 1;
+  id: string;
+  kind: 'read-write';
+  parent: string | null;
+  storage: StorageOptions;
+}
+
+const INDEX_DIR = '.winlayer';
+const RW_INFO = 'rw.json';
+const RW_DIR = 'rw';
+/** The sandbox size windowsfilter gives a read-write layer when none is asked for. */
+export const DEFAULT_SANDBOX_SIZE = 127 * 2 ** 30;
+
+export class WindowsFilterDriver {
+  readonly store: LayerStore;
+  readonly backend: NativeBackend;
+  readonly #controller: Controller;
+  readonly #inProcess: boolean;
+  readonly #mounts: MountTable;
+
+  private constructor(store: LayerStore, options: DriverOptions) {
+    this.store = store;
+    this.backend = options.backend ?? portableBackend;
+    this.#inProcess = options.inProcess ?? (process.env[NO_REEXEC_ENV] !== undefined && process.env[NO_REEXEC_ENV] !== '');
+    this.#controller = new Controller({
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+      ...(options.workerPath === undefined ? {} : { workerPath: options.workerPath }),
+    });
+    this.#mounts = new MountTable(store.home);
+  }
+
+  /** Opens the store at `home` (mode 0700), removing `-importing-` and `-removing` leftovers. */
+  static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
+    if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
+    const store = await LayerStore.open(options.home);
+    const driver = new WindowsFilterDriver(store, options);
+    await driver.#cleanMounts();
+    return driver;
+  }
+
+  get home(): string {
+    return this.store.home;
+  }
+
+  /** Workers running and queued. */
+  get workers(): { running: number; queued: number } {
+    return this.#controller.pending;
+  }
+
+  // ---- existence and metadata ----------------------------------------------------------
+
+  #isReadWrite(id: string): boolean {
+    return fs.existsSync(path.join(this.store.layerPath(id), INDEX_DIR, RW_INFO));
+  }
+
+  /** True when `id` is a layer (read-only or read-write). */
+  exists(id: string): boolean {
+    validateLayerId(id);
+    return this.store.exists(id) || this.#isReadWrite(id);
+  }
+
+  #require(id: string): void {
+    if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
+  }
+
+  /** `{dir}`: the layer directory, as windowsfilter's GetMetadata. */
+  getMetadata(id: string): { dir: string } {
+    this.#require(id);
+    return { dir: this.store.layerPath(id) };
+  }
+
+  /** Key/value pairs describing the driver. */
+  status(): [string, string][] {
+    const names = fs.readdirSync(this.home).filter((n) => !n.startsWith('.') && !n.includes(IMPORTING_INFIX) && !n.endsWith(REMOVING_SUFFIX));
+    const rw = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, RW_INFO))).length;
+    const ro = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, 'layer.json'))).length;
+    return [
+      ['Driver', 'windowsfilter (winlayer)'],
+      ['Backend', this.backend.name],
+      ['Home', this.home],
+      ['Read-only layers', String(ro)],
+      ['Read-write layers', String(rw)],
+      ['Mounted', String(this.#mounts.mounted().length)],
+      ['Workers', this.#inProcess ? 'in process' : 're-exec'],
+    ];
+  }
+
+  // ---- creation ------------------------------------------------------------------------
+
+  #parentChain(parentId: string | undefined): string[] {
+    if (parentId === undefined || parentId === '') return [];
+    validateLayerId(parentId, 'parent');
+    if (this.#isReadWrite(parentId)) throw createError('ERR_ARGUMENT_INVALID', `parent ${parentId} is a read-write layer: only read-only layers can be parents`, { id: parentId });
+    return this.store.chainFor(parentId);
+  }
+
+  /** An empty read-only layer on `parentId` (windowsfilter Create); applyDiff may fill it later. */
+  async create(id: string, parentId?: string, options: CreateOptions = {}): Promise<void> {
+    validateLayerId(id);
+    if (options.storageOpt !== undefined) parseStorageOptions(options.storageOpt);
+    if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+    const parents = this.#parentChain(parentId);
+    await importLayer(this.store, this.backend, id, emptyTar(), { parents });
+  }
+
+  /** A read-write layer on `parentId` (windowsfilter CreateReadWrite); storage option `size`. */
+  async createReadWrite(id: string, parentId?: string, options: CreateOptions = {}): Promise<void> {
+    validateLayerId(id);
+    const storage = parseStorageOptions(options.storageOpt);
+    if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+    const parents = this.#parentChain(parentId);
+    const stage = await this.store.beginImport(id);
+    try {
+      fs.mkdirSync(path.join(stage.path, INDEX_DIR));
+      const info: ReadWriteInfo = { version: 1, id, kind: 'read-write', parent: parentId ?? null, storage: { size: storage.size ?? DEFAULT_SANDBOX_SIZE } };
+      fs.writeFileSync(path.join(stage.path, INDEX_DIR, RW_INFO), JSON.stringify(info));
+      await this.store.commit(stage, parents);
+    } catch (error) {
+      await this.store.abort(stage);
+      throw toWinLayerError(error, `create-rw ${id} failed`, { id });
+    }
+  }
+
+  // ---- import and export ----------------------------------------------------------------
+
+  /**
+   * Imports `tar` as layer `id` on `parentId` through a worker. An empty layer made by
+   * create() is replaced; any other existing layer is an error.
+   */
+  async applyDiff(id: string, parentId: string | undefined, tar: AsyncIterable<Uint8Array> | Readable, options: ApplyDiffOptions = {}): Promise<ApplyDiffResult> {
+    validateLayerId(id);
+    const parents = this.#parentChain(parentId);
+    let aside: string | undefined;
+    if (this.exists(id)) {
+      if (this.#isReadWrite(id) || readLayerInfo(this.store.layerPath(id)).records > 0) {
+        throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+      }
+      if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
+      aside = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
+      await fsp.rm(aside, { recursive: true, force: true });
+      await fsp.rename(this.store.layerPath(id), aside);
+    }
+    try {
+      if (this.#inProcess) {
+        const r = await importLayer(this.store, this.backend, id, tar, { parents, signal: options.signal, onProgress: options.onProgress });
+        return { size: r.size, entries: r.entries, digest: r.digest };
+      }
+      const size = await this.#controller.writeLayer(
+        {
+          home: this.home,
+          id,
+          parents,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+        },
+        tar,
+      );
+      const info = readLayerInfo(this.store.layerPath(id));
+      return { size, entries: info.entries, digest: info.digest };
+    } catch (error) {
+      if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
+      throw error;
+    } finally {
+      if (aside !== undefined) await fsp.rm(aside, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The layer as a Windows layer tar. A read-only layer is exported by a worker; a
+   * read-write layer's changes against its parent are encoded here.
+   */
+  diff(id: string, _parentId?: string, options: ApplyDiffOptions = {}): Readable {
+    validateLayerId(id);
+    const self = this;
+    async function* tar(): AsyncGenerator<Uint8Array> {
+      self.#require(id);
+      if (self.#isReadWrite(id)) {
+        yield* self.#readWriteTar(id);
+        return;
+      }
+      if (self.#inProcess) {
+        yield* exportLayer(self.store, self.backend, id, options);
+        return;
+      }
+      const stream = await self.#controller.exportLayer({
+        home: self.home,
+        id,
+        parents: self.store.readChain(id),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      });
+      yield* stream as AsyncIterable<Uint8Array>;
+    }
+    return Readable.from(tar(), { objectMode: false });
+  }
+
+  async *#readWriteTar(id: string): AsyncGenerator<Uint8Array> {
+    const rw = path.join(this.store.layerPath(id), RW_DIR);
+    const view = resolveView(this.store.readChain(id));
+    if (!fs.existsSync(rw)) {
+      yield* streamLayerTar([]);
+      return;
+    }
+    const { changes, found } = compareWithView(rw, view);
+    yield* streamLayerTar(entriesOfChanges(rw, view, changes, found));
+  }
+
+  /**
+   * What the layer changes against its parent. Unlike windowsfilter, which reports every
+   * change as a modification, additions and modifications are told apart by looking at
+   * the parent chain.
+   */
+  async changes(id: string, _parentId?: string): Promise<Change[]> {
+    this.#require(id);
+    const chain = this.store.readChain(id);
+    if (this.#isReadWrite(id)) {
+      const rw = path.join(this.store.layerPath(id), RW_DIR);
+      if (!fs.existsSync(rw)) return [];
+      return compareWithView(rw, resolveView(chain)).changes;
+    }
+    const parentView = new ChainView(chain);
+    const out: Change[] = [];
+    for (const r of readIndexEntriesSync(this.store.layerPath(id))) {
+      if (r.inherited === true) continue;
+      if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
+      else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });
+    }
+    return out;
+  }
+
+  /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */
+  async diffSize(id: string, parentId?: string): Promise<number> {
+    this.#require(id);
+    if (!this.#isReadWrite(id)) return readLayerInfo(this.store.layerPath(id)).size;
+    const rw = path.join(this.store.layerPath(id), RW_DIR);
+    let total = 0;
+    for (const c of await this.changes(id, parentId)) {
+      if (c.kind === 'delete') continue;
+      const st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)));
+      if (st.isFile()) total += st.size;
+    }
+    return total;
+  }
+
+  // ---- mounts --------------------------------------------------------------------------
+
+  /**
+   * Mounts the layer: a read-only layer's merged view of its chain is materialized under
+   * HOME/.mounts/<id>; a read-write layer's writable directory is made from its parent
+   * view at the first get and kept. Reference counted across processes.
+   */
+  async get(id: string): Promise<string> {
+    this.#require(id);
+    return this.#mounts.withLock(id, () => {
+      const refs = this.#mounts.refs(id);
+      const rw = this.#isReadWrite(id);
+      const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
+      if (!fs.existsSync(dir)) {
+        const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
+        const tmp = `${dir}-tmp-${randomBytes(4).toString('hex')}`;
+        fs.mkdirSync(tmp, { mode: 0o755 });
+        try {
+          materializeView(resolveView(layers), tmp);
+          fs.renameSync(tmp, dir);
+        } catch (error) {
+          fs.rmSync(tmp, { recursive: true, force: true });
+          throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
+        }
+      }
+      this.#mounts.setRefs(id, refs + 1);
+      return dir;
+    });
+  }
+
+  /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted does nothing. */
+  async put(id: string): Promise<void> {
+    validateLayerId(id);
+    await this.#mounts.withLock(id, () => {
+      const refs = this.#mounts.refs(id);
+      if (refs === 0) return;
+      this.#mounts.setRefs(id, refs - 1);
+      if (refs - 1 === 0 && !this.#isReadWrite(id)) fs.rmSync(this.#mounts.viewPath(id), { recursive: true, force: true });
+    });
+  }
+
+  /** Every layer, sorted by id: read-only ones with their summary, read-write ones with their parent. */
+  list(): LayerListing[] {
+    const out: LayerListing[] = [];
+    for (const name of fs.readdirSync(this.home).sort()) {
+      if (name.startsWith('.') || name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX)) continue;
+      try {
+        validateLayerId(name);
+      } catch {
+        continue;
+      }
+      const parents = fs.existsSync(path.join(this.home, name)) ? this.#chainOrEmpty(name) : [];
+      const parent = parents[0] === undefined ? null : path.basename(parents[0]);
+      if (this.#isReadWrite(name)) {
+        out.push({ id: name, kind: 'read-write', parent, size: null, entries: null, digest: null, mounted: this.#mounts.refs(name) });
+      } else if (this.store.exists(name)) {
+        const info = readLayerInfo(this.store.layerPath(name));
+        out.push({ id: name, kind: 'read-only', parent, size: info.size, entries: info.entries, digest: info.digest, mounted: this.#mounts.refs(name) });
+      }
+    }
+    return out;
+  }
+
+  #chainOrEmpty(id: string): string[] {
+    try {
+      return this.store.readChain(id);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Mount count of `id`. */
+  mountCount(id: string): number {
+    validateLayerId(id);
+    return this.#mounts.refs(id);
+  }
+
+  // ---- removal and cleanup ---------------------------------------------------------------
+
+  /**
+   * Removes a layer: renamed to `<id>-removing`, then deleted. A missing layer is not an
+   * error; a mounted layer or a parent of another layer is.
+   */
+  async remove(id: string): Promise<void> {
+    validateLayerId(id);
+    const dir = this.store.layerPath(id);
+    if (!fs.existsSync(dir)) return;
+    await this.#mounts.withLock(id, async () => {
+      if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
+      const child = this.#childOf(dir);
+      if (child !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${child}`, { id, child });
+      const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
+      await fsp.rm(removing, { recursive: true, force: true });
+      await fsp.rename(dir, removing);
+      await fsp.rm(removing, { recursive: true, force: true });
+      fs.rmSync(this.#mounts.viewPath(id), { recursive: true, force: true });
+    });
+  }
+
+  #childOf(dir: string): string | undefined {
+    for (const name of fs.readdirSync(this.home)) {
+      if (name.startsWith('.') || name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX)) continue;
+      try {
+        const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
+        if (Array.isArray(chain) && chain.includes(dir)) return name;
+      } catch {
+        // not a layer
+      }
+    }
+    return undefined;
+  }
+
+  /** Removes leftovers of crashes: staging and removing directories, half-made mounts. */
+  async cleanup(): Promise<string[]> {
+    const removed = await this.store.cleanup();
+    return [...removed, ...(await this.#cleanMounts())];
+  }
+
+  async #cleanMounts(): Promise<string[]> {
+    const removed: string[] = [];
+    const dirs = [this.#mounts.dir, ...fs.readdirSync(this.home).filter((n) => !n.startsWith('.')).map((n) => path.join(this.home, n))];
+    for (const d of dirs) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(d);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!/-tmp-[0-9a-f]{8}$/.test(n)) continue;
+        await fsp.rm(path.join(d, n), { recursive: true, force: true });
+        removed.push(path.relative(this.home, path.join(d, n)));
+      }
+    }
+    return removed;
+  }
+
+  // ---- diffGetter ------------------------------------------------------------------------
+
+  /**
+   * Opens files of a read-only layer by tar entry name (`Files/a.txt`, `Files/a.txt:stream`,
+   * `Hives/…`, `UtilityVM/…`), serving the original bytes of the BCD files from
+   * `bcd*.bak`, as windowsfilter's DiffGetter does for byte-identical re-export.
+   */
+  diffGetter(id: string): FileGetter {
+    this.#require(id);
+    if (this.#isReadWrite(id)) throw createError('ERR_ARGUMENT_INVALID', `layer ${id} is read-write: diffGetter serves read-only layers`, { id });
+    const root = this.store.layerPath(id);
+    const records = new Map(readIndexEntriesSync(root).filter((r) => r.inherited !== true).map((r) => [caseFoldKey(r.name), r] as const));
+    let closed = false;
+    return {
+      get: (name: string): Readable => {
+        if (closed) throw createError('ERR_ARGUMENT_INVALID', 'diffGetter is closed');
+        const colon = name.indexOf(':');
+        const fileName = colon < 0 ? name : name.slice(0, colon);
+        const stream = colon < 0 ? undefined : name.slice(colon + 1);
+        const p = parseLayerPath(fileName);
+        const backup = MUTATED_UTILITY_VM_FILES.get(p.name);
+        if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {
+          return fs.createReadStream(path.join(root, backup));
+        }
+        const r = records.get(caseFoldKey(p.name));
+        if (r === undefined || (r.kind !== 'file' && r.kind !== 'link')) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such file in layer ${id}`, { id, entry: name });
+        const rec = r.kind === 'link' ? records.get(caseFoldKey(r.target ?? '')) : r;
+        if (rec === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: its link target is not in layer ${id}`, { id, entry: name });
+        const item = itemOf({ name: rec.name, layerRoot: root, record: rec });
+        if (item.kind !== 'entry') throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
+        const range = stream === undefined ? item.data : item.streams.find((s) => s.name.toLowerCase() === `:${stream}:$data`.toLowerCase())?.range;
+        if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
+        return Readable.from(readFileRange(range));
+      },
+      close: () => {
+        closed = true;
+      },
+    };
+  }
+
+  /** Waits for running workers. */
+  async idle(): Promise<void> {
+    await this.#controller.idle();
+  }
+}
+
+async function* emptyTar(): AsyncGenerator<Uint8Array> {
+  yield Buffer.alloc(1024);
+}

@@ -1,0 +1,84 @@
+/**
+ * Mount reference counts, shared by every process that opens the same store (the CLI's
+ * `mount` in one process and `unmount` in another must agree). A count lives in
+ * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
+ * (mkdir is atomic); a lock older than STALE_LOCK_MS belongs to a dead process and is broken.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createError } from '../errors.js';
+
+export const MOUNTS_DIR = '.mounts';
+const STALE_LOCK_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+
+export class MountTable {
+  readonly dir: string;
+
+  constructor(home: string) {
+    this.dir = path.join(home, MOUNTS_DIR);
+  }
+
+  /** The read-only view directory of `id`. */
+  viewPath(id: string): string {
+    return path.join(this.dir, id);
+  }
+
+  refs(id: string): number {
+    try {
+      const n = Number(fs.readFileSync(path.join(this.dir, `${id}.refs`), 'utf8'));
+      return Number.isSafeInteger(n) && n > 0 ? n : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Every id with a count above zero. */
+  mounted(): string[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    return names.filter((n) => n.endsWith('.refs')).map((n) => n.slice(0, -5)).filter((id) => this.refs(id) > 0).sort();
+  }
+
+  setRefs(id: string, n: number): void {
+    const file = path.join(this.dir, `${id}.refs`);
+    if (n <= 0) {
+      fs.rmSync(file, { force: true });
+      return;
+    }
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, String(n));
+    fs.renameSync(tmp, file);
+  }
+
+  /** Runs `fn` holding the lock of `id`. */
+  async withLock<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const lock = path.join(this.dir, `${id}.lock`);
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        fs.mkdirSync(lock);
+        break;
+      } catch (cause) {
+        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cause;
+        try {
+          if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) fs.rmSync(lock, { recursive: true, force: true });
+        } catch {
+          // released meanwhile
+        }
+        if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${LOCK_WAIT_MS} ms`, { id });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Changes of a read-write layer: its writable directory (a copy of the parent view made
+ * at the first mount) compared with the parent view, and the Windows layer tar of those
+ * changes. Comparison is by kind, size, modification time and link target, as
+ * `docker diff` does for overlay layers: a change that keeps size and mtime is not seen.
+ *
+ * Metadata of what the tar says: a modified entry keeps its own security descriptor,
+ * attributes, EAs and creation time from the parent view; a new entry takes the security
+ * descriptor of its nearest parent directory in the view, ARCHIVE (files) or DIRECTORY
+ * (directories), and its creation time from the host (birth time where it exists).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { BuilderEntry } from '../convert/layer-tar-builder.js';
+import { caseFoldKey, parentName } from '../util/safe-path.js';
+import {
+  FILE_ATTRIBUTE_ARCHIVE,
+  FILE_ATTRIBUTE_DIRECTORY,
+  FILE_ATTRIBUTE_REPARSE_POINT,
+  filetimeFromUnixNs,
+  unixNsFromFiletime,
+} from '../util/windows.js';
+import { itemOf, posixLinkTarget, type ViewEntry } from './view.js';
+
+export type ChangeKind = 'modify' | 'add' | 'delete';
+
+export interface Change {
+  /** Layer path, with its `Files/` prefix as windowsfilter reports it. */
+  path: string;
+  kind: ChangeKind;
+}
+
+interface Found {
+  name: string;
+  stat: fs.BigIntStats;
+}
+
+function walk(root: string): Found[] {
+  const out: Found[] = [];
+  const visit = (rel: string): void => {
+    const dir = path.join(root, rel);
+    for (const name of fs.readdirSync(dir).sort()) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const stat = fs.lstatSync(path.join(root, r), { bigint: true });
+      out.push({ name: r, stat });
+      if (stat.isDirectory()) visit(r);
+    }
+  };
+  visit('');
+  return out;
+}
+
+function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {
+  if (e.record.kind === 'symlink') return 'symlink';
+  if (e.record.kind === 'directory') return 'directory';
+  return 'file';
+}
+
+function hostKind(s: fs.BigIntStats): 'file' | 'directory' | 'symlink' | 'other' {
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isDirectory()) return 'directory';
+  if (s.isFile()) return 'file';
+  return 'other';
+}
+
+function sameFile(e: ViewEntry, s: fs.BigIntStats, at: string): boolean {
+  const k = kindOf(e);
+  if (k !== hostKind(s)) return false;
+  if (k === 'directory') return true;
+  const item = itemOf(e);
+  if (item.kind !== 'entry') return false;
+  if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
+  // The view wrote mtimes in microseconds (utimes); compare at that precision.
+  const want = unixNsFromFiletime(item.info.lastWriteTime) / 1000n;
+  return BigInt(item.data?.length ?? 0) === s.size && want === s.mtimeNs / 1000n;
+}
+
+/** Changes of `rwDir` against the parent view, sorted by path; deletions name only the top entry. */
+export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { changes: Change[]; found: Map<string, Found> } {
+  const found = new Map<string, Found>();
+  for (const f of walk(rwDir)) found.set(caseFoldKey(f.name), f);
+  const changes: Change[] = [];
+  for (const [key, f] of found) {
+    const prior = view.get(key);
+    if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
+    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+  }
+  for (const [key, e] of view) {
+    if (e.name === '' || found.has(key)) continue;
+    const parentKey = caseFoldKey(parentName(e.name));
+    // Below a deleted directory, the directory's deletion says it all.
+    if (parentKey !== '' && !found.has(parentKey)) continue;
+    changes.push({ path: `Files/${e.name}`, kind: 'delete' });
+  }
+  changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { changes, found };
+}
+
+function filetimeOfNs(ns: bigint): bigint {
+  return filetimeFromUnixNs(ns);
+}
+
+/** The security descriptor of the nearest directory above `name` in the view. */
+function inheritedSecurity(name: string, view: Map<string, ViewEntry>): Uint8Array | undefined {
+  let dir = parentName(name);
+  for (;;) {
+    const e = view.get(caseFoldKey(dir));
+    if (e !== undefined) {
+      const item = itemOf(e);
+      if (item.kind === 'entry' && item.meta.securityDescriptor !== undefined) return item.meta.securityDescriptor;
+    }
+    if (dir === '') return undefined;
+    dir = parentName(dir);
+  }
+}
+
+/** The tar entries of the changes (deletions as whiteouts), in path order. */
+export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, changes: readonly Change[], found: Map<string, Found>): Generator<BuilderEntry> {
+  for (const c of changes) {
+    const name = c.path.slice('Files/'.length);
+    if (c.kind === 'delete') {
+      yield { type: 'whiteout', name: c.path };
+      continue;
+    }
+    const f = found.get(caseFoldKey(name));
+    if (f === undefined) continue;
+    const s = f.stat;
+    const prior = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
+    const priorItem = prior === undefined ? undefined : itemOf(prior);
+    const own = priorItem?.kind === 'entry' ? priorItem : undefined;
+    const kind = hostKind(s);
+    const times = {
+      creationTime: own?.info.creationTime ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
+      lastAccessTime: filetimeOfNs(s.atimeNs),
+      lastWriteTime: filetimeOfNs(s.mtimeNs),
+      changeTime: filetimeOfNs(s.ctimeNs),
+    };
+    const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view);
+    const common = {
+      name: c.path,
+      times,
+      ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
+      ...(own !== undefined && own.meta.extendedAttributes.length > 0 ? { extendedAttributes: own.meta.extendedAttributes } : {}),
+    };
+    const keep = own?.info.fileAttributes;
+    if (kind === 'directory') {
+      yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
+    } else if (kind === 'symlink') {
+      const target = fs.readlinkSync(path.join(rwDir, name)).replaceAll('/', '\\');
+      let isDirectory = false;
+      try {
+        isDirectory = fs.statSync(path.join(rwDir, name)).isDirectory();
+      } catch {
+        // dangling: a file symlink
+      }
+      yield { ...common, type: 'symlink', target, isDirectory };
+    } else if (kind === 'file') {
+      const file = path.join(rwDir, name);
+      const size = Number(s.size);
+      yield {
+        ...common,
+        type: 'file',
+        attributes: keep !== undefined && (keep & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) === 0 ? keep : FILE_ATTRIBUTE_ARCHIVE,
+        data: { size, chunks: () => (size === 0 ? [] : (fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>)) },
+      };
+    }
+  }
+}

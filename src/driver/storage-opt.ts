@@ -1,0 +1,49 @@
+/**
+ * Storage options of read-write layers, as windowsfilter reads them: `key=value` pairs
+ * (or an object), keys case-insensitive, only `size` understood, in go-units RAMInBytes
+ * syntax: a decimal number, an optional space, an optional unit k/m/g/t/p (powers of 1024),
+ * an optional `i` and an optional `b` — `20GB`, `1.5g`, `512m`, `4096`. Unknown keys are
+ * an error here (windowsfilter ignores them; a typo silently losing a size limit is worse).
+ */
+import { createError } from '../errors.js';
+
+const SIZE = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/;
+const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
+
+/** Bytes of a go-units RAM size. */
+export function parseRamSize(value: string, option = 'size'): number {
+  const m = SIZE.exec(value);
+  const number = m === null ? Number.NaN : Number.parseFloat(m[1] as string);
+  if (m === null || !Number.isFinite(number) || (m[1] as string).split('.').length > 2) {
+    throw createError('ERR_ARGUMENT_INVALID', `storage option ${option}=${JSON.stringify(value)} is not a size such as 20GB, 1.5g or 512m`, { option, value });
+  }
+  const unit = m[2] === undefined ? 1 : (UNITS[m[2].toLowerCase()] as number);
+  const bytes = Math.trunc(number * unit);
+  if (!Number.isSafeInteger(bytes)) {
+    throw createError('ERR_ARGUMENT_INVALID', `storage option ${option}=${JSON.stringify(value)} is too large`, { option, value });
+  }
+  return bytes;
+}
+
+export interface StorageOptions {
+  /** Size limit of a read-write layer in bytes. */
+  size?: number;
+}
+
+/** Parses `{size: '20GB'}` or `['size=20GB']`. */
+export function parseStorageOptions(input: Readonly<Record<string, string>> | readonly string[] | undefined): StorageOptions {
+  if (input === undefined) return {};
+  const pairs: [string, string][] = Array.isArray(input)
+    ? (input as readonly string[]).map((kv) => {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw createError('ERR_ARGUMENT_INVALID', `storage option ${JSON.stringify(kv)} is not key=value`, { option: kv });
+        return [kv.slice(0, eq), kv.slice(eq + 1)];
+      })
+    : Object.entries(input as Readonly<Record<string, string>>);
+  const out: StorageOptions = {};
+  for (const [key, value] of pairs) {
+    if (key.toLowerCase() !== 'size') throw createError('ERR_ARGUMENT_INVALID', `unknown storage option ${JSON.stringify(key)}: only size is understood`, { option: key });
+    out.size = parseRamSize(String(value), key);
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+/**
+ * The container's view of a layer chain (what windowsfilter's PrepareLayer exposes as a
+ * volume): the Files/ entries of every layer from the base up, each layer's deletions
+ * applied, the nearest layer winning. On Linux/macOS it is materialized as a plain
+ * directory: data streams as files, symbolic links as symbolic links, hard links as hard
+ * links. Only metadata is read to resolve the view; data is copied by positioned reads.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createError } from '../errors.js';
+import { itemFromRecord, type ExportItem } from '../layer/layer-reader.js';
+import { INDEX_DIR, readIndexEntriesSync, readLayerInfo, STREAMS_FILE, type IndexEntry } from '../layer/metadata-index.js';
+import { caseFoldKey } from '../util/safe-path.js';
+import { unixNsFromFiletime, FILE_ATTRIBUTE_DIRECTORY } from '../util/windows.js';
+
+/** One visible entry of the view. */
+export interface ViewEntry {
+  /** The name below Files/ with `/` separators (`''` is the root). */
+  name: string;
+  /** The layer that holds the entry. */
+  layerRoot: string;
+  record: IndexEntry;
+}
+
+const FILES_PREFIX = 'Files/';
+
+/**
+ * Resolves the view of `layers` (nearest first). Returns entries keyed by case-folded
+ * name below Files/, in an order where a directory comes before its children.
+ */
+export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
+  const view = new Map<string, ViewEntry>();
+  const dropBelow = (key: string): void => {
+    const prefix = key + '/';
+    for (const k of view.keys()) if (k.startsWith(prefix)) view.delete(k);
+  };
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const layerRoot = layers[i] as string;
+    const info = readLayerInfo(layerRoot);
+    const merged = new Map((info.merged ?? []).map((m) => [m.name, m] as const));
+    const records = readIndexEntriesSync(layerRoot);
+    for (const r of records) {
+      if (r.kind !== 'whiteout' || !r.name.startsWith(FILES_PREFIX)) continue;
+      const key = caseFoldKey(r.name.slice(FILES_PREFIX.length));
+      view.delete(key);
+      dropBelow(key);
+    }
+    for (const raw of records) {
+      if (raw.kind === 'whiteout' || (raw.name !== 'Files' && !raw.name.startsWith(FILES_PREFIX))) continue;
+      const r = merged.get(raw.name) ?? raw;
+      // The Files directory itself is the view's root, name ''.
+      const name = r.name === 'Files' ? '' : r.name.slice(FILES_PREFIX.length);
+      const key = caseFoldKey(name);
+      const isDir = r.kind === 'directory' && ((r.attributes ?? 0) & FILE_ATTRIBUTE_DIRECTORY) !== 0;
+      const prior = view.get(key);
+      // A non-directory replaces whatever the lower layers had below that name.
+      if (!isDir || (prior !== undefined && prior.record.kind !== 'directory')) dropBelow(key);
+      view.set(key, { name, layerRoot, record: r });
+    }
+  }
+  return view;
+}
+
+/** The export item (data range, metadata) of a view entry. */
+export function itemOf(e: ViewEntry): ExportItem {
+  return itemFromRecord(e.layerRoot, path.join(e.layerRoot, INDEX_DIR, STREAMS_FILE), e.record);
+}
+
+/** A Windows link target as a POSIX one: relative targets keep meaning; absolute ones stay as written. */
+export function posixLinkTarget(target: string): string {
+  if (/^[A-Za-z]:|^\\\\/.test(target)) return target;
+  return target.replaceAll('\\', '/');
+}
+
+function secondsOf(filetime: bigint): number {
+  return Number(unixNsFromFiletime(filetime)) / 1e9;
+}
+
+/**
+ * Writes the view into the empty directory `dest`. Symbolic links are made last, so no
+ * write can pass through one; every file is created exclusively.
+ */
+export function materializeView(view: Map<string, ViewEntry>, dest: string): void {
+  const entries = [...view.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const links: ViewEntry[] = [];
+  const symlinks: { at: string; target: string }[] = [];
+  const dirTimes: { at: string; atime: number; mtime: number }[] = [];
+  const byLayerName = new Map<string, string>();
+  for (const e of entries) {
+    if (e.name === '') continue;
+    const at = path.join(dest, e.name);
+    const rec = e.record;
+    byLayerName.set(`${e.layerRoot}\0${caseFoldKey(rec.name)}`, at);
+    if (rec.kind === 'link') {
+      links.push(e);
+      continue;
+    }
+    const item = itemOf(e);
+    if (item.kind !== 'entry') continue;
+    const times = { atime: secondsOf(item.info.lastAccessTime), mtime: secondsOf(item.info.lastWriteTime) };
+    if (rec.kind === 'symlink') {
+      symlinks.push({ at, target: posixLinkTarget(item.meta.reparse?.target ?? '') });
+      continue;
+    }
+    // Parents a layer created implicitly have no record of their own.
+    fs.mkdirSync(path.dirname(at), { recursive: true });
+    if (rec.kind === 'directory') {
+      fs.mkdirSync(at, { recursive: true });
+      dirTimes.push({ at, ...times });
+      continue;
+    }
+    const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    try {
+      if (item.data !== undefined) copyRange(item.data.file, item.data.offset, item.data.length, fd);
+      fs.futimesSync(fd, times.atime, times.mtime);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  for (const e of links) {
+    const target = e.record.target ?? '';
+    const from = byLayerName.get(`${e.layerRoot}\0${caseFoldKey(target)}`) ?? (target.startsWith(FILES_PREFIX) ? path.join(dest, target.slice(FILES_PREFIX.length)) : undefined);
+    if (from === undefined || !fs.existsSync(from)) {
+      throw createError('ERR_LAYER_CORRUPT', `${e.record.name}: hard link target ${target} is not in the view`, { entry: e.record.name });
+    }
+    fs.linkSync(from, path.join(dest, e.name));
+  }
+  for (const s of symlinks) fs.symlinkSync(s.target, s.at);
+  for (let i = dirTimes.length - 1; i >= 0; i--) {
+    const d = dirTimes[i] as { at: string; atime: number; mtime: number };
+    fs.utimesSync(d.at, d.atime, d.mtime);
+  }
+}
+
+const COPY_CHUNK = 256 * 1024;
+
+function copyRange(file: string, offset: number, length: number, out: number): void {
+  if (length === 0) return;
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, length));
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, length - done), offset + done);
+      if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
+      let w = 0;
+      while (w < n) w += fs.writeSync(out, buf, w, n - w);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * WindowsFilterDriver: every method's behaviour and side effects, imports and exports
+ * through real worker processes.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
+import { readTar } from '../../src/tar/reader.js';
+import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
+import { feedInChunks } from '../helpers/chunks.js';
+import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+
+const sd = CRANE_SECURITY_DESCRIPTOR;
+const T1 = filetimeFromUnixNs(1_600_000_000_000_000_000n);
+
+export const baseLayer: BuilderEntry[] = [
+  { type: 'directory', name: 'Files', securityDescriptor: sd },
+  { type: 'directory', name: 'Files/Windows', securityDescriptor: sd },
+  { type: 'file', name: 'Files/Windows/win.ini', data: '[fonts]\r\n', securityDescriptor: sd, times: { lastWriteTime: T1 }, streams: [{ name: 'Zone.Identifier', data: 'zone' }] },
+  { type: 'file', name: 'Files/Windows/keep.txt', data: 'keep', securityDescriptor: sd },
+  { type: 'directory', name: 'Files/Program Files', securityDescriptor: sd },
+  { type: 'file', name: 'Files/Program Files/app.exe', data: Buffer.alloc(3000, 7), securityDescriptor: sd },
+  { type: 'symlink', name: 'Files/Windows/link.ini', target: 'win.ini' },
+  { type: 'directory', name: 'Hives' },
+  { type: 'file', name: 'Hives/System_Delta', data: 'regf' },
+];
+
+export const deltaLayer: BuilderEntry[] = [
+  { type: 'directory', name: 'Files', securityDescriptor: sd },
+  { type: 'directory', name: 'Files/Windows', securityDescriptor: sd },
+  { type: 'file', name: 'Files/Windows/win.ini', data: '[fonts]\r\nnew\r\n', securityDescriptor: sd },
+  { type: 'file', name: 'Files/Windows/added.txt', data: 'added', securityDescriptor: sd },
+  { type: 'whiteout', name: 'Files/Program Files' },
+  { type: 'link', name: 'Files/Windows/added-link.txt', target: 'Files/Windows/added.txt' },
+];
+
+async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function entryNames(tar: Buffer): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+    out.push(e.header.typeflag === '0' && e.header.name.includes('.wh.') ? e.header.name : e.header.name);
+    for await (const _ of e.body) void _;
+  }
+  return out;
+}
+
+export async function openDriver(extra: Partial<Parameters<typeof WindowsFilterDriver.open>[0]> = {}): Promise<WindowsFilterDriver> {
+  return WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 2, ...extra });
+}
+
+describe('driver: WindowsFilterDriver', function () {
+  this.timeout(120_000);
+  after(cleanupTemp);
+
+  describe('applyDiff and diff through worker processes', () => {
+    it('imports a base and a delta layer and exports them byte for byte', async () => {
+      const driver = await openDriver();
+      const base = await buildLayerTar(baseLayer);
+      const delta = await buildLayerTar(deltaLayer);
+      const r1 = await driver.applyDiff('base', undefined, Readable.from([base]));
+      expect(r1.size).to.equal(9 + 4 + 3000 + 4);
+      expect(r1.entries).to.equal(10);
+      expect(r1.digest).to.match(/^sha256:[0-9a-f]{64}$/);
+      const r2 = await driver.applyDiff('delta', 'base', Readable.from([delta]));
+      expect(r2.size).to.equal(14 + 5);
+      expect((await collect(driver.diff('base'))).equals(base)).to.equal(true);
+      expect((await collect(driver.diff('delta', 'base'))).equals(delta)).to.equal(true);
+      expect(JSON.parse(fs.readFileSync(path.join(driver.home, 'delta', 'layerchain.json'), 'utf8'))).to.deep.equal([path.join(driver.home, 'base')]);
+    });
+
+    it('reports progress from the worker', async () => {
+      const driver = await openDriver();
+      const seen: number[] = [];
+      await driver.applyDiff('p', undefined, Readable.from([await buildLayerTar(baseLayer)]), { onProgress: (p) => seen.push(p.entries) });
+      expect(seen.length).to.be.greaterThan(0);
+      expect(seen[seen.length - 1]).to.be.at.most(10);
+    });
+
+    it('rebuilds the worker error with its code, and leaves no layer', async () => {
+      const driver = await openDriver();
+      const bad = await buildLayerTar([{ type: 'file', name: 'Files/../escape', data: 'x' } as BuilderEntry]).catch(() => undefined);
+      const tar = bad ?? (await buildLayerTar([{ type: 'raw', header: { name: 'Files/../escape', typeflag: '0', size: 0, mode: 0o100644, mtime: 0n, format: 'pax' } }]));
+      expect(await rejectionCode(() => driver.applyDiff('bad', undefined, Readable.from([tar])))).to.equal('ERR_PATH_ESCAPE');
+      expect(driver.exists('bad')).to.equal(false);
+      expect(listTree(driver.home).filter((n) => n.startsWith('bad'))).to.deep.equal([]);
+    });
+
+    it('refuses an unknown parent and an existing layer', async () => {
+      const driver = await openDriver();
+      const tar = await buildLayerTar(baseLayer);
+      expect(await rejectionCode(() => driver.applyDiff('x', 'nope', Readable.from([tar])))).to.equal('ERR_PARENT_NOT_FOUND');
+      await driver.applyDiff('x', undefined, Readable.from([tar]));
+      expect(await rejectionCode(() => driver.applyDiff('x', undefined, Readable.from([tar])))).to.equal('ERR_LAYER_EXISTS');
+      expect(await rejectionCode(() => driver.applyDiff('../x', undefined, Readable.from([tar])))).to.equal('ERR_ID_INVALID');
+    });
+
+    it('runs in process when asked (WINLAYER_NOREEXEC)', async () => {
+      const driver = await openDriver({ inProcess: true });
+      const tar = await buildLayerTar(baseLayer);
+      await driver.applyDiff('inproc', undefined, Readable.from([tar]));
+      expect((await collect(driver.diff('inproc'))).equals(tar)).to.equal(true);
+      expect(Object.fromEntries(driver.status())['Workers']).to.equal('in process');
+    });
+  });
+
+  describe('create, exists, getMetadata, status', () => {
+    it('creates an empty layer that applyDiff then fills', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('l2', 'base');
+      expect(driver.exists('l2')).to.equal(true);
+      expect(await driver.changes('l2')).to.deep.equal([]);
+      const delta = await buildLayerTar(deltaLayer);
+      await driver.applyDiff('l2', 'base', Readable.from([delta]));
+      expect((await collect(driver.diff('l2'))).equals(delta)).to.equal(true);
+      expect(driver.getMetadata('l2')).to.deep.equal({ dir: path.join(driver.home, 'l2') });
+      expect(Object.fromEntries(driver.status())['Read-only layers']).to.equal('2');
+      expect(await rejectionCode(async () => driver.create('l2', 'base'))).to.equal('ERR_LAYER_EXISTS');
+      expect(await rejectionCode(async () => driver.getMetadata('missing'))).to.equal('ERR_LAYER_NOT_FOUND');
+    });
+
+    it('parses storage options like go-units RAMInBytes', async () => {
+      expect(parseRamSize('20GB')).to.equal(20 * 2 ** 30);
+      expect(parseRamSize('1.5g')).to.equal(1.5 * 2 ** 30);
+      expect(parseRamSize('512m')).to.equal(512 * 2 ** 20);
+      expect(parseRamSize('512 MiB')).to.equal(512 * 2 ** 20);
+      expect(parseRamSize('4096')).to.equal(4096);
+      for (const junk of ['', 'big', '-1g', '1x', '1.2.3g', '20 GBs']) {
+        expect(await rejectionCode(async () => parseRamSize(junk)), junk).to.equal('ERR_ARGUMENT_INVALID');
+      }
+      expect(parseStorageOptions(['SIZE=1g'])).to.deep.equal({ size: 2 ** 30 });
+      expect(await rejectionCode(async () => parseStorageOptions(['color=blue']))).to.equal('ERR_ARGUMENT_INVALID');
+      const driver = await openDriver();
+      expect(await rejectionCode(() => driver.createReadWrite('c', undefined, { storageOpt: { size: 'lots' } }))).to.equal('ERR_ARGUMENT_INVALID');
+      expect(driver.exists('c')).to.equal(false);
+      await driver.createReadWrite('c', undefined, { storageOpt: { size: '20GB' } });
+      expect(driver.list().find((l) => l.id === 'c')?.kind).to.equal('read-write');
+    });
+  });
+
+  describe('remove', () => {
+    it('removes a layer; a missing one is not an error; a parent or a mounted layer is', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      await driver.remove('never-was');
+      expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+      await driver.get('delta');
+      expect(await rejectionCode(() => driver.remove('delta'))).to.equal('ERR_LAYER_IN_USE');
+      await driver.put('delta');
+      await driver.remove('delta');
+      expect(driver.exists('delta')).to.equal(false);
+      await driver.remove('base');
+      expect(listTree(driver.home).filter((n) => !n.startsWith('.mounts'))).to.deep.equal([]);
+    });
+  });
+
+  describe('get and put: the merged view', () => {
+    it('materializes the chain with deletions applied, refcounted, removed at zero', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const dir = await driver.get('delta');
+      expect(fs.readFileSync(path.join(dir, 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\nnew\r\n');
+      expect(fs.readFileSync(path.join(dir, 'Windows/keep.txt'), 'utf8')).to.equal('keep');
+      expect(fs.existsSync(path.join(dir, 'Program Files'))).to.equal(false);
+      expect(fs.readlinkSync(path.join(dir, 'Windows/link.ini'))).to.equal('win.ini');
+      expect(fs.statSync(path.join(dir, 'Windows/added-link.txt')).ino).to.equal(fs.statSync(path.join(dir, 'Windows/added.txt')).ino);
+      expect(await driver.get('delta')).to.equal(dir);
+      expect(driver.mountCount('delta')).to.equal(2);
+      await driver.put('delta');
+      expect(fs.existsSync(dir)).to.equal(true);
+      await driver.put('delta');
+      expect(fs.existsSync(dir)).to.equal(false);
+      await driver.put('delta'); // not mounted: nothing to do
+      expect(driver.mountCount('delta')).to.equal(0);
+      const baseDir = await driver.get('base');
+      expect(fs.readFileSync(path.join(baseDir, 'Program Files/app.exe')).length).to.equal(3000);
+      expect(fs.statSync(path.join(baseDir, 'Windows/win.ini')).mtimeMs).to.equal(1_600_000_000_000);
+    });
+  });
+
+  describe('changes, diffSize, diffGetter', () => {
+    it('tells additions, modifications and deletions apart', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      expect(await driver.changes('delta')).to.deep.equal([
+        { path: 'Files', kind: 'modify' },
+        { path: 'Files/Windows', kind: 'modify' },
+        { path: 'Files/Windows/win.ini', kind: 'modify' },
+        { path: 'Files/Windows/added.txt', kind: 'add' },
+        { path: 'Files/Program Files', kind: 'delete' },
+        { path: 'Files/Windows/added-link.txt', kind: 'add' },
+      ]);
+      expect((await driver.changes('base')).every((c) => c.kind === 'add')).to.equal(true);
+      expect(await driver.diffSize('delta')).to.equal(19);
+    });
+
+    it('serves file data, alternate streams and original BCD bytes by tar name', async () => {
+      const driver = await openDriver();
+      const uvm: BuilderEntry[] = [
+        ...baseLayer,
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        { type: 'directory', name: 'UtilityVM/Files/EFI' },
+        { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft' },
+        { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft/Boot' },
+        { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'original bcd' },
+      ];
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(uvm)]));
+      fs.writeFileSync(path.join(driver.home, 'base/UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'rewritten by ProcessUtilityVMImage');
+      const g = driver.diffGetter('base');
+      expect((await collect(g.get('Files/Windows/win.ini'))).toString()).to.equal('[fonts]\r\n');
+      expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier'))).toString()).to.equal('zone');
+      expect((await collect(g.get('Hives/System_Delta'))).toString()).to.equal('regf');
+      expect((await collect(g.get('UtilityVM/Files/EFI/Microsoft/Boot/BCD'))).toString()).to.equal('original bcd');
+      expect(await rejectionCode(async () => g.get('Files/nope'))).to.equal('ERR_LAYER_NOT_FOUND');
+      expect(await rejectionCode(async () => g.get('Files/../../etc/passwd'))).to.equal('ERR_PATH_ESCAPE');
+      g.close();
+    });
+  });
+
+  describe('read-write layers', () => {
+    it('gives a writable copy of the parent view whose changes export as a Windows layer', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      expect(fs.readFileSync(path.join(dir, 'Windows/keep.txt'), 'utf8')).to.equal('keep');
+      fs.writeFileSync(path.join(dir, 'Windows/new.txt'), 'new file');
+      fs.mkdirSync(path.join(dir, 'NewDir'));
+      fs.writeFileSync(path.join(dir, 'NewDir/inner.bin'), Buffer.alloc(100, 1));
+      fs.writeFileSync(path.join(dir, 'Windows/keep.txt'), 'changed!');
+      fs.rmSync(path.join(dir, 'Program Files'), { recursive: true });
+      fs.symlinkSync('../Windows/new.txt', path.join(dir, 'NewDir/link.txt'));
+      expect(await driver.changes('rw')).to.deep.equal([
+        { path: 'Files/NewDir', kind: 'add' },
+        { path: 'Files/NewDir/inner.bin', kind: 'add' },
+        { path: 'Files/NewDir/link.txt', kind: 'add' },
+        { path: 'Files/Program Files', kind: 'delete' },
+        { path: 'Files/Windows/keep.txt', kind: 'modify' },
+        { path: 'Files/Windows/new.txt', kind: 'add' },
+      ]);
+      expect(await driver.diffSize('rw')).to.equal(100 + 8 + 8);
+      const tar = await collect(driver.diff('rw'));
+      expect(await entryNames(tar)).to.deep.equal([
+        'Files/NewDir',
+        'Files/NewDir/inner.bin',
+        'Files/NewDir/link.txt',
+        'Files/.wh.Program Files',
+        'Files/Windows/keep.txt',
+        'Files/Windows/new.txt',
+      ]);
+      // The tar is a valid delta layer: importing it on the parent gives the edited view.
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const view = await driver.get('built');
+      expect(fs.readFileSync(path.join(view, 'Windows/keep.txt'), 'utf8')).to.equal('changed!');
+      expect(fs.readFileSync(path.join(view, 'Windows/new.txt'), 'utf8')).to.equal('new file');
+      expect(fs.readlinkSync(path.join(view, 'NewDir/link.txt'))).to.equal('../Windows/new.txt');
+      expect(fs.existsSync(path.join(view, 'Program Files'))).to.equal(false);
+      expect((await driver.changes('built')).map((c) => c.kind)).to.include.members(['add', 'modify', 'delete']);
+      // A modified file keeps its own metadata; a new one inherits its directory's descriptor.
+      const exported = await collect(driver.diff('built'));
+      for await (const e of readTar(feedInChunks(exported, 1 << 20))) {
+        if (e.header.name === 'Files/NewDir') expect(Number(e.header.pax['MSWINDOWS.fileattr']) & FILE_ATTRIBUTE_DIRECTORY).to.equal(FILE_ATTRIBUTE_DIRECTORY);
+        if (e.header.name.startsWith('Files/') && !e.header.name.includes('.wh.')) expect(e.header.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
+        for await (const _ of e.body) void _;
+      }
+      await driver.put('rw');
+      expect(fs.existsSync(dir), 'a read-write layer keeps its directory').to.equal(true);
+    });
+  });
+
+  describe('cleanup', () => {
+    it('removes staging, removing and half-made mount directories', async () => {
+      const driver = await openDriver();
+      for (const d of ['x-importing-abc123', 'y-removing', '.mounts/z-tmp-0123abcd']) fs.mkdirSync(path.join(driver.home, d), { recursive: true });
+      const removed = await driver.cleanup();
+      expect(removed.sort()).to.deep.equal(['.mounts/z-tmp-0123abcd', 'x-importing-abc123', 'y-removing']);
+      expect(listTree(driver.home)).to.deep.equal(['.mounts']);
+    });
+  });
+});

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * The worker process: one import (`write-layer`) or export (`export-layer`) per process,
+ * the role of Docker's `docker-windows-write-layer` re-exec. A hostile tar can crash
+ * only this process; the controller that spawned it stays small and alive. See
+ * src/controller/protocol.ts for the contract.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createError, toWinLayerError } from '../src/errors.js';
+import { isWorkerCommand, PROGRESS_FD } from '../src/controller/protocol.js';
+import { portableBackend } from '../src/native/portable.js';
+import { exportLayer, importLayer } from '../src/store/layer-ops.js';
+import { LayerStore, validateLayerId } from '../src/store/layer-store.js';
+
+function progressWriter(): ((p: { entries: number; bytes: number }) => void) | undefined {
+  try {
+    fs.fstatSync(PROGRESS_FD);
+  } catch {
+    return undefined;
+  }
+  return (p) => {
+    try {
+      fs.writeSync(PROGRESS_FD, JSON.stringify({ entries: p.entries, bytes: p.bytes }) + '\n');
+    } catch {
+      // the controller stopped listening: progress is best effort
+    }
+  };
+}
+
+async function run(argv: readonly string[]): Promise<void> {
+  const [command, home, id, ...parents] = argv;
+  if (!isWorkerCommand(command) || home === undefined || id === undefined) {
+    throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer HOME ID [PARENT_LAYER_PATH ...]');
+  }
+  validateLayerId(id);
+  // The controller opened the store (and cleaned it); a worker must not remove another worker's staging directory.
+  const store = await LayerStore.open(home, { cleanup: false });
+  const parentPaths = parents.map((p) => path.resolve(p));
+  const onProgress = progressWriter();
+  if (command === 'write-layer') {
+    const result = await importLayer(store, portableBackend, id, process.stdin, { parents: parentPaths, onProgress });
+    process.stdout.write(`${result.size}\n`);
+    return;
+  }
+  await pipeline(Readable.from(exportLayer(store, portableBackend, id, { onProgress })), process.stdout);
+}
+
+try {
+  await run(process.argv.slice(2));
+} catch (error) {
+  const e = toWinLayerError(error, 'worker failed');
+  process.stderr.write('\n' + JSON.stringify(e.toJSON()) + '\n');
+  process.exitCode = 1;
+}
