@@ -48,31 +48,54 @@ export class Controller {
     return { ...job, timeout: this.#timeout, workerPath: this.#workerPath };
   }
 
+  /**
+   * Runs `task` in a queue slot. The caller's signal removes a job that has not started
+   * (p-queue's own signal would also abandon a running one, leaving its worker behind);
+   * a started job is canceled by the worker's kill, which cleans up after itself.
+   */
+  async #schedule<T>(what: string, id: string, signal: AbortSignal | undefined, task: () => Promise<T>): Promise<T> {
+    const beforeStart = new AbortController();
+    let started = false;
+    const onAbort = (): void => {
+      if (!started) beforeStart.abort();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.#queue.add(
+        () => {
+          started = true;
+          if (signal?.aborted === true) throw createError('ERR_CANCELED', `${what} ${id}: canceled before it started`, { id });
+          return task();
+        },
+        { throwOnTimeout: true, signal: beforeStart.signal },
+      );
+    } catch (error) {
+      if (!started && signal?.aborted === true) throw createError('ERR_CANCELED', `${what} ${id}: canceled before it started`, { id }, error);
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   /** Imports through a worker once a slot is free; resolves to the layer size. */
   async writeLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, source: AsyncIterable<Uint8Array> | Readable): Promise<number> {
-    const run = (): Promise<number> => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer' }), source);
-    try {
-      return await this.#queue.add(run, { throwOnTimeout: true, ...(job.signal === undefined ? {} : { signal: job.signal }) });
-    } catch (error) {
-      if (job.signal?.aborted === true && !(typeof error === 'object' && error !== null && 'code' in error)) {
-        throw createError('ERR_CANCELED', `write-layer ${job.id}: canceled before it started`, { id: job.id }, error);
-      }
-      throw error;
-    }
+    return this.#schedule('write-layer', job.id, job.signal, () => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer' }), source));
   }
 
   /** Exports through a worker once a slot is free; the slot is held until the tar stream closes. */
   exportLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>): Promise<Readable> {
     return new Promise<Readable>((resolve, reject) => {
-      const run = (): Promise<void> =>
-        new Promise<void>((done) => {
-          const stream = runExportLayerWorker(this.#job({ ...job, command: 'export-layer' }));
-          stream.once('close', () => done());
-          resolve(stream);
-        });
-      this.#queue.add(run, { throwOnTimeout: true, ...(job.signal === undefined ? {} : { signal: job.signal }) }).catch((error: unknown) => {
-        reject(job.signal?.aborted === true ? createError('ERR_CANCELED', `export-layer ${job.id}: canceled before it started`, { id: job.id }, error) : error);
-      });
+      this.#schedule(
+        'export-layer',
+        job.id,
+        job.signal,
+        () =>
+          new Promise<void>((done) => {
+            const stream = runExportLayerWorker(this.#job({ ...job, command: 'export-layer' }));
+            stream.once('close', () => done());
+            resolve(stream);
+          }),
+      ).catch(reject);
     });
   }
 

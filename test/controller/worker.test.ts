@@ -1,0 +1,208 @@
+/**
+ * The re-exec boundary for real: the worker protocol, workers that misbehave, cancellation,
+ * timeouts, SIGKILL at several points of an import, and imports and removes in parallel.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { Controller } from '../../src/controller/controller.js';
+import { WORKER_ENTRY } from '../../src/controller/spawn-worker.js';
+import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { isWinLayerError } from '../../src/errors.js';
+import { baseLayer, deltaLayer } from '../helpers/layers.js';
+import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixture = (name: string): string => path.join(here, '..', '..', '..', 'test', 'fixtures', 'workers', name);
+
+function bigLayer(files: number, size: number): BuilderEntry[] {
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+  for (let i = 0; i < files; i++) entries.push({ type: 'file', name: `Files/f${i}.bin`, data: Buffer.alloc(size, i & 0xff) });
+  return entries;
+}
+
+async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function caught(fn: () => Promise<unknown>): Promise<Record<string, unknown> & { code: string; data: Record<string, unknown> }> {
+  try {
+    await fn();
+  } catch (e) {
+    if (isWinLayerError(e)) return e as unknown as Record<string, unknown> & { code: string; data: Record<string, unknown> };
+    throw e;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('controller: worker processes', function () {
+  this.timeout(120_000);
+  after(cleanupTemp);
+
+  describe('the protocol, spoken directly', () => {
+    it('write-layer prints the decimal size and a newline; export-layer writes the tar', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      const tar = await buildLayerTar(baseLayer);
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: tar });
+      expect(w.status).to.equal(0);
+      expect(w.stdout.toString()).to.equal(`${9 + 4 + 3000 + 4}\n`);
+      const e = spawnSync(process.execPath, [WORKER_ENTRY, 'export-layer', home, 'l1'], { maxBuffer: 1 << 26 });
+      expect(e.status).to.equal(0);
+      expect(Buffer.compare(e.stdout, tar)).to.equal(0);
+    });
+
+    it('on failure exits non-zero with one JSON error as the last stderr line', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: Buffer.from('not a tar at all') });
+      expect(w.status).to.not.equal(0);
+      const last = JSON.parse(w.stderr.toString().trimEnd().split('\n').pop() as string) as Record<string, unknown>;
+      expect(Object.keys(last).sort()).to.deep.equal(['code', 'data', 'message', 'name']);
+      expect(last['code']).to.equal('ERR_TAR_TRUNCATED');
+      const bad = spawnSync(process.execPath, [WORKER_ENTRY, 'frobnicate', home, 'l1'], { input: '' });
+      expect(JSON.parse(bad.stderr.toString().trimEnd().split('\n').pop() as string).code).to.equal('ERR_ARGUMENT_INVALID');
+    });
+  });
+
+  describe('misbehaving workers give clear errors, never a hang', () => {
+    const job = (home: string) => ({ home, id: 'x', parents: [] as string[] });
+    it('stdout that is not a size → ERR_WORKER_PROTOCOL', async () => {
+      const c = new Controller({ workerPath: fixture('garbage.mjs') });
+      expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_PROTOCOL');
+    });
+    it('nothing on stdout → ERR_WORKER_PROTOCOL', async () => {
+      const c = new Controller({ workerPath: fixture('nothing.mjs') });
+      expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_PROTOCOL');
+    });
+    it('death without the JSON line → ERR_WORKER_EXITED with exit code and stderr tail', async () => {
+      const c = new Controller({ workerPath: fixture('silent-exit.mjs') });
+      const e = await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])));
+      expect(e.code).to.equal('ERR_WORKER_EXITED');
+      expect(e.data['exitCode']).to.equal(3);
+      expect(String(e.data['stderr'])).to.include('something went wrong');
+    });
+    it('a worker past its timeout is killed → ERR_WORKER_TIMEOUT', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), timeout: 300 });
+      expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_TIMEOUT');
+    });
+  });
+
+  describe('cancellation', () => {
+    it('an AbortSignal kills a running worker and its staging directory goes', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
+      const ac = new AbortController();
+      const tar = await buildLayerTar(bigLayer(200, 64 * 1024));
+      // Feed slowly so the worker is mid-import when canceled.
+      async function* slow(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < tar.length; i += 64 * 1024) {
+          yield tar.subarray(i, i + 64 * 1024);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      setTimeout(() => ac.abort(), 300);
+      expect((await caught(() => driver.applyDiff('c', undefined, slow(), { signal: ac.signal }))).code).to.equal('ERR_CANCELED');
+      expect(driver.exists('c')).to.equal(false);
+      expect(listTree(driver.home).filter((n) => n.startsWith('c'))).to.deep.equal([]);
+    });
+
+    it('a queued job is canceled before it starts', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1, timeout: 2000 });
+      const home = tempDir();
+      const first = c.writeLayer({ home, id: 'a', parents: [] }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
+      const ac = new AbortController();
+      const second = c.writeLayer({ home, id: 'b', parents: [], signal: ac.signal }, Readable.from([Buffer.alloc(1)]));
+      expect(c.pending).to.deep.equal({ running: 1, queued: 1 });
+      ac.abort();
+      expect((await caught(() => second)).code).to.equal('ERR_CANCELED');
+      expect(c.pending.queued).to.equal(0);
+      await first;
+    });
+  });
+
+  describe('crash safety: SIGKILL during an import', () => {
+    for (const point of ['data', 'index', 'rename'] as const) {
+      it(`killed at "${point}": no layer is visible, the next open removes the leftovers, re-import works`, async () => {
+        const home = path.join(tempDir(), 'home');
+        const driver = await WindowsFilterDriver.open({ home });
+        await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        const tar = await buildLayerTar(deltaLayer);
+        // The worker alone, as after a controller crash: nobody cleans up but the next open.
+        const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'delta', path.join(home, 'base')], {
+          input: tar,
+          env: { ...process.env, WINLAYER_CRASH_AT: point },
+        });
+        expect(w.signal).to.equal('SIGKILL');
+        expect(driver.exists('delta')).to.equal(false);
+        expect(driver.list().map((l) => l.id)).to.deep.equal(['base']);
+        expect(fs.readdirSync(home).filter((n) => n.startsWith('delta-importing-'))).to.have.length(1);
+        const reopened = await WindowsFilterDriver.open({ home });
+        expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal(['base']);
+        await reopened.applyDiff('delta', 'base', Readable.from([tar]));
+        expect((await collect(reopened.diff('delta'))).equals(tar)).to.equal(true);
+      });
+
+      it(`killed at "${point}" under the controller: a worker error, and the controller removes the staging directory`, async () => {
+        const home = path.join(tempDir(), 'home');
+        const driver = await WindowsFilterDriver.open({ home });
+        const tar = await buildLayerTar(baseLayer);
+        process.env['WINLAYER_CRASH_AT'] = point;
+        let e;
+        try {
+          e = await caught(() => driver.applyDiff('l', undefined, Readable.from([tar])));
+        } finally {
+          delete process.env['WINLAYER_CRASH_AT'];
+        }
+        expect(e.code).to.equal('ERR_WORKER_EXITED');
+        expect(e.data['signal']).to.equal('SIGKILL');
+        expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+        await driver.applyDiff('l', undefined, Readable.from([tar]));
+      });
+    }
+  });
+
+  describe('concurrency', () => {
+    it('runs imports and removes of different layers in parallel', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 4 });
+      const tar = await buildLayerTar(baseLayer);
+      await Promise.all(['old1', 'old2'].map((id) => driver.applyDiff(id, undefined, Readable.from([tar]))));
+      const results = await Promise.all([
+        ...['n1', 'n2', 'n3', 'n4', 'n5'].map((id) => driver.applyDiff(id, undefined, Readable.from([tar]))),
+        driver.remove('old1'),
+        driver.remove('old2'),
+      ]);
+      expect(results.slice(0, 5).every((r) => r !== undefined && r.size === 3017)).to.equal(true);
+      expect(driver.list().map((l) => l.id)).to.deep.equal(['n1', 'n2', 'n3', 'n4', 'n5']);
+      for (const id of ['n1', 'n5']) expect((await collect(driver.diff(id))).equals(tar)).to.equal(true);
+    });
+
+    it('two imports of the same id at once: one succeeds, the other fails with ERR_LAYER_EXISTS', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 2 });
+      const tar = await buildLayerTar(bigLayer(50, 16 * 1024));
+      const settled = await Promise.allSettled([driver.applyDiff('same', undefined, Readable.from([tar])), driver.applyDiff('same', undefined, Readable.from([tar]))]);
+      const codes = settled.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as { code: string }).code)).sort();
+      expect(codes).to.deep.equal(['ERR_LAYER_EXISTS', 'ok']);
+      expect(listTree(driver.home).filter((n) => n.includes('-importing-'))).to.deep.equal([]);
+      expect((await collect(driver.diff('same'))).equals(tar)).to.equal(true);
+    });
+
+    it('bounds the workers that run at once', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 2, timeout: 1500 });
+      const jobs = [1, 2, 3].map((i) => c.writeLayer({ home: tempDir(), id: `j${i}`, parents: [] }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(c.pending).to.deep.equal({ running: 2, queued: 1 });
+      await Promise.all(jobs);
+    });
+  });
+
+  it('rejects a bad concurrency or timeout with ERR_ARGUMENT_INVALID', async () => {
+    expect(await rejectionCode(async () => new Controller({ concurrency: 0 }))).to.equal('ERR_ARGUMENT_INVALID');
+    expect(await rejectionCode(async () => new Controller({ timeout: -1 }))).to.equal('ERR_ARGUMENT_INVALID');
+  });
+});
