@@ -173,7 +173,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'winlayer cleanup --home DIR [--json]',
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
-      const removed = await (await openDriver(v)).cleanup();
+      const removed = await (await openDriver(v, { cleanup: false })).cleanup();
       writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
     },
   },
@@ -228,8 +228,8 @@ function requireId(v: Values): string {
   return id;
 }
 
-async function openDriver(v: Values): Promise<WindowsFilterDriver> {
-  return WindowsFilterDriver.open({ home: requireString(v, 'home') });
+async function openDriver(v: Values, options: { cleanup?: boolean } = {}): Promise<WindowsFilterDriver> {
+  return WindowsFilterDriver.open({ home: requireString(v, 'home'), ...options });
 }
 
 function mainHelp(): string {
@@ -242,6 +242,7 @@ function mainHelp(): string {
 function commandHelp(name: string, c: Command): string {
   const lines = [`winlayer ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:'];
   for (const [opt, o] of Object.entries(c.options)) lines.push(`  --${(opt + (o.type === 'string' ? ' VALUE' : '')).padEnd(18)} ${o.description}${o.multiple === true ? ' (repeatable)' : ''}`);
+  if (c.options['json'] === undefined) lines.push(`  --${'json'.padEnd(18)} report an error as one JSON line on stderr`);
   lines.push(`  --${'help'.padEnd(18)} show this help`);
   return lines.join('\n') + '\n';
 }
@@ -265,6 +266,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
       const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
       for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}) };
+      // Every command takes --json: at least its error is then one JSON line.
+      options['json'] ??= { type: 'boolean' };
       values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as Values;
     } catch (cause) {
       throw createError('ERR_ARGUMENT_INVALID', (cause as Error).message, {});

@@ -97,8 +97,9 @@ export function errorFromResult(result: Pick<Result, 'timedOut' | 'isCanceled' |
   return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker exited with code ${String(result.exitCode)} without an error report`, data);
 }
 
-/** Removes what a killed import worker left (its staging directories). */
-export function removeStaging(home: string, id: string): void {
+/** Removes what a killed import worker left (its staging directory, named with its pid). */
+export function removeStaging(home: string, id: string, pid: number | undefined): void {
+  if (pid === undefined) return;
   let names: string[];
   try {
     names = fs.readdirSync(home);
@@ -106,7 +107,7 @@ export function removeStaging(home: string, id: string): void {
     return;
   }
   for (const name of names) {
-    if (name.startsWith(id + IMPORTING_INFIX)) fs.rmSync(path.join(home, name), { recursive: true, force: true });
+    if (name.startsWith(`${id}${IMPORTING_INFIX}${pid}-`)) fs.rmSync(path.join(home, name), { recursive: true, force: true });
   }
 }
 
@@ -118,7 +119,7 @@ export async function runWriteLayerWorker(job: WorkerJob, source: AsyncIterable<
   const result = await subprocess;
   const fed = await feeding;
   if (result.failed) {
-    if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id);
+    if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id, subprocess.pid);
     throw errorFromResult(result, job);
   }
   if (fed instanceof Error && (fed as NodeJS.ErrnoException).code !== 'EPIPE') {

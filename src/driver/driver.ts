@@ -31,7 +31,7 @@ import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { NativeBackend } from '../native/backend.js';
 import { portableBackend, readFileRange } from '../native/portable.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
+import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
@@ -48,6 +48,8 @@ export interface DriverOptions {
   readonly timeout?: number;
   /** The backend that writes and reads layers. @default portable */
   readonly backend?: NativeBackend;
+  /** Remove crash leftovers on open (staging of dead processes, half-made mounts). @default true */
+  readonly cleanup?: boolean;
   /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
   readonly inProcess?: boolean;
   /** Worker script override (tests). */
@@ -127,9 +129,10 @@ export class WindowsFilterDriver {
   /** Opens the store at `home` (mode 0700), removing `-importing-` and `-removing` leftovers. */
   static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
     if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
-    const store = await LayerStore.open(options.home);
+    const cleanup = options.cleanup !== false;
+    const store = await LayerStore.open(options.home, { cleanup });
     const driver = new WindowsFilterDriver(store, options);
-    await driver.#cleanMounts();
+    if (cleanup) await driver.#cleanMounts();
     return driver;
   }
 
@@ -352,7 +355,7 @@ export class WindowsFilterDriver {
       const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
       if (!fs.existsSync(dir)) {
         const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
-        const tmp = `${dir}-tmp-${randomBytes(4).toString('hex')}`;
+        const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
         fs.mkdirSync(tmp, { mode: 0o755 });
         try {
           materializeView(resolveView(layers), tmp);
@@ -466,7 +469,7 @@ export class WindowsFilterDriver {
         continue;
       }
       for (const n of names) {
-        if (!/-tmp-[0-9a-f]{8}$/.test(n)) continue;
+        if (!/-tmp-\d+-[0-9a-f]{8}$/.test(n) || ownerAlive(n)) continue;
         await fsp.rm(path.join(d, n), { recursive: true, force: true });
         removed.push(path.relative(this.home, path.join(d, n)));
       }

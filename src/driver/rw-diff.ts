@@ -63,7 +63,18 @@ function hostKind(s: fs.BigIntStats): 'file' | 'directory' | 'symlink' | 'other'
   return 'other';
 }
 
-function sameFile(e: ViewEntry, s: fs.BigIntStats, at: string): boolean {
+/** A hard link's entry compares as its target (the view made them one inode). */
+function resolveLink(e: ViewEntry, view: Map<string, ViewEntry>): ViewEntry | undefined {
+  if (e.record.kind !== 'link') return e;
+  const target = e.record.target ?? '';
+  if (!target.startsWith('Files/')) return undefined;
+  const t = view.get(caseFoldKey(target.slice('Files/'.length)));
+  return t !== undefined && t.layerRoot === e.layerRoot && t.record.kind === 'file' ? t : undefined;
+}
+
+function sameFile(entry: ViewEntry, s: fs.BigIntStats, at: string, view: Map<string, ViewEntry>): boolean {
+  const e = resolveLink(entry, view);
+  if (e === undefined) return false;
   const k = kindOf(e);
   if (k !== hostKind(s)) return false;
   if (k === 'directory') return true;
@@ -83,7 +94,7 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { 
   for (const [key, f] of found) {
     const prior = view.get(key);
     if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
-    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name), view)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
   }
   for (const [key, e] of view) {
     if (e.name === '' || found.has(key)) continue;
@@ -125,7 +136,8 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     const f = found.get(caseFoldKey(name));
     if (f === undefined) continue;
     const s = f.stat;
-    const prior = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
+    const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
+    const prior = seen === undefined ? undefined : resolveLink(seen, view);
     const priorItem = prior === undefined ? undefined : itemOf(prior);
     const own = priorItem?.kind === 'entry' ? priorItem : undefined;
     const kind = hostKind(s);

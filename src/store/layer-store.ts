@@ -88,7 +88,10 @@ export class LayerStore {
     return fs.existsSync(path.join(this.layerPath(id), '.winlayer', 'layer.json'));
   }
 
-  /** Removes `-importing-*` and `-removing` leftovers; returns what was removed. */
+  /**
+   * Removes `-importing-*` and `-removing` leftovers; returns what was removed. A staging
+   * directory whose owner process is alive is an import in progress, not a leftover.
+   */
   async cleanup(): Promise<string[]> {
     const removed: string[] = [];
     let names: string[];
@@ -99,6 +102,7 @@ export class LayerStore {
     }
     for (const name of names) {
       if (!name.includes(IMPORTING_INFIX) && !name.endsWith(REMOVING_SUFFIX)) continue;
+      if (ownerAlive(name)) continue;
       await fsp.rm(path.join(this.home, name), { recursive: true, force: true });
       removed.push(name);
     }
@@ -109,7 +113,8 @@ export class LayerStore {
   async beginImport(id: string): Promise<Staging> {
     validateLayerId(id);
     if (fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
-    const dir = path.join(this.home, `${id}${IMPORTING_INFIX}${randomBytes(6).toString('hex')}`);
+    // The owner's pid in the name lets another process's cleanup leave a live import alone.
+    const dir = path.join(this.home, `${id}${IMPORTING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(dir, { mode: 0o700 });
     return { id, path: dir };
   }
@@ -189,6 +194,22 @@ export class LayerStore {
       out.push(this.stat(name));
     }
     return out;
+  }
+}
+
+/**
+ * True when `name` (`…-importing-<pid>-<nonce>` or `…-tmp-<pid>-<nonce>`) belongs to a running
+ * process. A reused pid keeps a leftover until that process ends: never the reverse.
+ */
+export function ownerAlive(name: string): boolean {
+  const m = /-(?:importing|tmp)-(\d+)-[0-9a-f]+$/.exec(name);
+  const pid = m === null ? 0 : Number(m[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (cause) {
+    return (cause as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -3,6 +3,7 @@
  * through real worker processes.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -263,10 +264,27 @@ describe('driver: WindowsFilterDriver', function () {
   describe('cleanup', () => {
     it('removes staging, removing and half-made mount directories', async () => {
       const driver = await openDriver();
-      for (const d of ['x-importing-abc123', 'y-removing', '.mounts/z-tmp-0123abcd']) fs.mkdirSync(path.join(driver.home, d), { recursive: true });
+      for (const d of ['x-importing-abc123', 'y-removing', '.mounts/z-tmp-999999999-0123abcd']) fs.mkdirSync(path.join(driver.home, d), { recursive: true });
       const removed = await driver.cleanup();
-      expect(removed.sort()).to.deep.equal(['.mounts/z-tmp-0123abcd', 'x-importing-abc123', 'y-removing']);
+      expect(removed.sort()).to.deep.equal(['.mounts/z-tmp-999999999-0123abcd', 'x-importing-abc123', 'y-removing']);
       expect(listTree(driver.home)).to.deep.equal(['.mounts']);
+    });
+
+    it('leaves the staging directory of a live import alone (another process may be importing)', async () => {
+      const driver = await openDriver();
+      const live = spawn('sleep', ['30'], { stdio: 'ignore' });
+      try {
+        const name = `busy-importing-${live.pid}-abcdef`;
+        fs.mkdirSync(path.join(driver.home, name));
+        expect(await driver.cleanup()).to.deep.equal([]);
+        await WindowsFilterDriver.open({ home: driver.home });
+        expect(fs.existsSync(path.join(driver.home, name))).to.equal(true);
+        live.kill('SIGKILL');
+        await new Promise((r) => live.once('exit', r));
+        expect(await driver.cleanup()).to.deep.equal([name]);
+      } finally {
+        live.kill('SIGKILL');
+      }
     });
   });
 });

@@ -1,0 +1,108 @@
+/** The `winlayer` command as a subprocess user sees it: stdout data, stderr diagnostics, exit codes. */
+import { expect } from 'chai';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
+import { baseLayer, deltaLayer } from '../helpers/layers.js';
+import { cleanupTemp, tempDir } from '../helpers/store.js';
+
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+function run(args: string[], input?: Buffer): SpawnSyncReturns<Buffer> {
+  return spawnSync(process.execPath, [cli, ...args], { input: input ?? Buffer.alloc(0), maxBuffer: 1 << 26 });
+}
+
+function lastJson(buf: Buffer): Record<string, unknown> {
+  return JSON.parse(buf.toString().trimEnd().split('\n').pop() as string) as Record<string, unknown>;
+}
+
+describe('cli: winlayer', function () {
+  this.timeout(120_000);
+  after(cleanupTemp);
+
+  it('prints help for the tool and for every command, exit 0; a wrong command line exits 2', () => {
+    const help = run(['--help']);
+    expect(help.status).to.equal(0);
+    const commands = ['import', 'export', 'create', 'create-rw', 'remove', 'exists', 'ls', 'changes', 'diff-size', 'mount', 'unmount', 'cleanup', 'status'];
+    for (const c of commands) {
+      expect(help.stdout.toString()).to.include(`  ${c} `);
+      const h = run([c, '--help']);
+      expect(h.status, c).to.equal(0);
+      expect(h.stdout.toString()).to.include(`winlayer ${c}`);
+    }
+    expect(run([]).status).to.equal(2);
+    expect(run(['frobnicate']).status).to.equal(2);
+    expect(run(['ls', '--bogus']).status).to.equal(2);
+    const badId = run(['exists', '--home', tempDir(), '--id', '../etc', '--json']);
+    expect(badId.status).to.equal(2);
+    expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');
+  });
+
+  it('imports, lists, exports, and drives every operation of the driver', async () => {
+    const home = path.join(tempDir(), 'home');
+    const base = await buildLayerTar(baseLayer);
+    const delta = await buildLayerTar(deltaLayer);
+    const imp = run(['import', '--home', home, '--id', 'base', '--json'], base);
+    expect(imp.status, imp.stderr.toString()).to.equal(0);
+    expect(JSON.parse(imp.stdout.toString())).to.deep.equal({ id: 'base', size: 3017, entries: 10, digest: 'sha256:' + createHash('sha256').update(base).digest('hex') });
+    expect(imp.stderr.toString(), 'no progress when stderr is not a terminal').to.equal('');
+    const imp2 = run(['import', '--home', home, '--id', 'delta', '--parent', 'base'], delta);
+    expect(imp2.stdout.toString()).to.equal('19\n');
+
+    const exp = run(['export', '--home', home, '--id', 'delta']);
+    expect(exp.status).to.equal(0);
+    expect(Buffer.compare(exp.stdout, delta)).to.equal(0);
+
+    const ls = JSON.parse(run(['ls', '--home', home, '--json']).stdout.toString()) as { id: string; parent: string | null; kind: string }[];
+    expect(ls.map((l) => [l.id, l.parent, l.kind])).to.deep.equal([
+      ['base', null, 'read-only'],
+      ['delta', 'base', 'read-only'],
+    ]);
+    expect(run(['exists', '--home', home, '--id', 'delta']).stdout.toString()).to.equal('true\n');
+    expect(run(['exists', '--home', home, '--id', 'nope']).stdout.toString()).to.equal('false\n');
+    expect(run(['changes', '--home', home, '--id', 'delta']).stdout.toString()).to.include('D Files/Program Files\n');
+    expect(run(['changes', '--home', home, '--id', 'delta']).stdout.toString()).to.include('A Files/Windows/added.txt\n');
+    expect(run(['diff-size', '--home', home, '--id', 'delta']).stdout.toString()).to.equal('19\n');
+
+    const mnt = run(['mount', '--home', home, '--id', 'delta']);
+    const dir = mnt.stdout.toString().trim();
+    expect(fs.readFileSync(path.join(dir, 'Windows/added.txt'), 'utf8')).to.equal('added');
+    expect(run(['unmount', '--home', home, '--id', 'delta']).status).to.equal(0);
+    expect(fs.existsSync(dir)).to.equal(false);
+
+    expect(run(['create-rw', '--home', home, '--id', 'rw', '--parent', 'delta', '--storage-opt', 'size=1g']).status).to.equal(0);
+    const rwDir = run(['mount', '--home', home, '--id', 'rw']).stdout.toString().trim();
+    fs.writeFileSync(path.join(rwDir, 'hello.txt'), 'hello');
+    expect(run(['changes', '--home', home, '--id', 'rw', '--json']).stdout.toString()).to.equal('[{"path":"Files/hello.txt","kind":"add"}]\n');
+    const rwTar = run(['export', '--home', home, '--id', 'rw']).stdout;
+    expect(run(['import', '--home', home, '--id', 'from-rw', '--parent', 'delta'], rwTar).stdout.toString()).to.equal('5\n');
+    expect(run(['unmount', '--home', home, '--id', 'rw']).status).to.equal(0);
+    expect(run(['remove', '--home', home, '--id', 'rw']).status).to.equal(0);
+
+    const bad = run(['remove', '--home', home, '--id', 'base', '--json']);
+    expect(bad.status).to.equal(1);
+    expect(lastJson(bad.stderr)['code']).to.equal('ERR_LAYER_IN_USE');
+
+    const status = JSON.parse(run(['status', '--home', home, '--json']).stdout.toString()) as Record<string, string>;
+    expect(status['Read-only layers']).to.equal('3');
+    fs.mkdirSync(path.join(home, 'zz-importing-0000'));
+    expect(JSON.parse(run(['cleanup', '--home', home, '--json']).stdout.toString())).to.deep.equal({ removed: ['zz-importing-0000'] });
+  });
+
+  it('names the entry and the error code on one stderr line, exit 1, nothing left behind', async () => {
+    const home = path.join(tempDir(), 'home');
+    const tar = await buildLayerTar([{ type: 'raw', header: { name: 'Files/../../escape', typeflag: '0', size: 0, mode: 0o100644, mtime: 0n, format: 'pax' } }]);
+    const r = run(['import', '--home', home, '--id', 'x'], tar);
+    expect(r.status).to.equal(1);
+    const lines = r.stderr.toString().trimEnd().split('\n');
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include('ERR_PATH_ESCAPE');
+    expect(lines[0]).to.include('Files/../../escape');
+    expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+    const j = run(['import', '--home', home, '--id', 'x', '--json'], Buffer.from('garbage'));
+    expect(lastJson(j.stderr)['code']).to.equal('ERR_TAR_TRUNCATED');
+  });
+});
