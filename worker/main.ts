@@ -13,6 +13,7 @@ import { createError, toWinLayerError } from '../src/errors.js';
 import { isWorkerCommand, PROGRESS_FD } from '../src/controller/protocol.js';
 import { portableBackend } from '../src/native/portable.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
+import { stdinStream } from '../src/util/stdin.js';
 import { LayerStore, validateLayerId } from '../src/store/layer-store.js';
 
 function progressWriter(): ((p: { entries: number; bytes: number }) => void) | undefined {
@@ -41,7 +42,7 @@ async function run(argv: readonly string[]): Promise<void> {
   const parentPaths = parents.map((p) => path.resolve(p));
   const onProgress = progressWriter();
   if (command === 'write-layer') {
-    const result = await importLayer(store, portableBackend, id, process.stdin, { parents: parentPaths, onProgress });
+    const result = await importLayer(store, portableBackend, id, stdinStream(), { parents: parentPaths, onProgress });
     process.stdout.write(`${result.size}\n`);
     return;
   }

@@ -12,6 +12,7 @@ import { WindowsFilterDriver } from '../driver/driver.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { validateLayerId } from '../store/layer-store.js';
 import { ProgressLine } from './progress.js';
+import { stdinStream } from '../util/stdin.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -45,7 +46,7 @@ const COMMANDS: Record<string, Command> = {
       const driver = await openDriver(v);
       const progress = new ProgressLine('import', stdinSize());
       try {
-        const r = await driver.applyDiff(id, optionalString(v, 'parent'), process.stdin, { onProgress: (p) => progress.update(p) });
+         const r = await driver.applyDiff(id, optionalString(v, 'parent'), stdinSource(), { onProgress: (p) => progress.update(p) });
         progress.done();
         writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`);
       } finally {
@@ -191,6 +192,17 @@ const COMMANDS: Record<string, Command> = {
 function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** A file or pipe on stdin goes to the worker as it is; anything else is streamed. */
+function stdinSource(): { fd: number } | ReturnType<typeof stdinStream> {
+  try {
+    const st = fs.fstatSync(0);
+    if (st.isFile() || st.isFIFO()) return { fd: 0 };
+  } catch {
+    // not a descriptor we can hand on
+  }
+  return stdinStream();
 }
 
 /** The size of stdin when it is a regular file (for a percentage), else undefined. */

@@ -46,9 +46,21 @@ export interface WorkerJob {
   readonly workerPath?: string | undefined;
 }
 
-function spawn(job: WorkerJob, stdout: 'pipe') {
+/**
+ * Where a worker's tar comes from: bytes the controller streams into its stdin, or an open
+ * file descriptor (a file or a pipe) the worker reads itself — no copy through the
+ * controller, which is what the CLI does with its own stdin.
+ */
+export type TarSource = AsyncIterable<Uint8Array> | Readable | { readonly fd: number };
+
+export function isFdSource(source: TarSource): source is { readonly fd: number } {
+  return typeof source === 'object' && source !== null && typeof (source as { fd?: unknown }).fd === 'number' && !(source instanceof Readable);
+}
+
+function spawn(job: WorkerJob, stdout: 'pipe', stdin: 'pipe' | number = 'pipe') {
   return execa(process.execPath, [...WORKER_NODE_OPTIONS, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
-    stdio: ['pipe', stdout, 'pipe', 'pipe'],
+    // execa takes a file descriptor number for stdin; its option types do not spell that case.
+    stdio: [stdin as 'pipe', stdout, 'pipe', 'pipe'],
     ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),
     ...(job.timeout === undefined ? {} : { timeout: job.timeout }),
     forceKillAfterDelay: FORCE_KILL_AFTER_MS,
@@ -112,10 +124,13 @@ export function removeStaging(home: string, id: string, pid: number | undefined)
 }
 
 /** Runs `write-layer` with `source` on stdin; resolves to the layer size. */
-export async function runWriteLayerWorker(job: WorkerJob, source: AsyncIterable<Uint8Array> | Readable): Promise<number> {
-  const subprocess = spawn(job, 'pipe');
+export async function runWriteLayerWorker(job: WorkerJob, source: TarSource): Promise<number> {
+  const direct = isFdSource(source);
+  const subprocess = spawn(job, 'pipe', direct ? source.fd : 'pipe');
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
-  const feeding = pipeline(source instanceof Readable ? source : Readable.from(source), subprocess.stdin as Writable).catch((e: unknown) => e);
+  const feeding = direct
+    ? Promise.resolve(undefined)
+    : pipeline(source instanceof Readable ? source : Readable.from(source), subprocess.stdin as Writable).catch((e: unknown) => e);
   const result = await subprocess;
   const fed = await feeding;
   if (result.failed) {

@@ -23,6 +23,7 @@ import { Readable } from 'node:stream';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { streamLayerTar } from '../convert/layer-tar-builder.js';
 import { Controller } from '../controller/controller.js';
+import { isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, toWinLayerError } from '../errors.js';
 import { ChainView } from '../layer/chain-view.js';
@@ -222,10 +223,11 @@ export class WindowsFilterDriver {
   // ---- import and export ----------------------------------------------------------------
 
   /**
-   * Imports `tar` as layer `id` on `parentId` through a worker. An empty layer made by
-   * create() is replaced; any other existing layer is an error.
+   * Imports `tar` as layer `id` on `parentId` through a worker. `tar` is a stream or
+   * iterable of bytes, or `{fd}`: an open file or pipe the worker reads directly. An empty
+   * layer made by create() is replaced; any other existing layer is an error.
    */
-  async applyDiff(id: string, parentId: string | undefined, tar: AsyncIterable<Uint8Array> | Readable, options: ApplyDiffOptions = {}): Promise<ApplyDiffResult> {
+  async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options: ApplyDiffOptions = {}): Promise<ApplyDiffResult> {
     validateLayerId(id);
     const parents = this.#parentChain(parentId);
     let aside: string | undefined;
@@ -240,7 +242,8 @@ export class WindowsFilterDriver {
     }
     try {
       if (this.#inProcess) {
-        const r = await importLayer(this.store, this.backend, id, tar, { parents, signal: options.signal, onProgress: options.onProgress });
+        const source = isFdSource(tar) ? fs.createReadStream('', { fd: tar.fd, highWaterMark: 1 << 20, autoClose: false }) : tar;
+        const r = await importLayer(this.store, this.backend, id, source, { parents, signal: options.signal, onProgress: options.onProgress });
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
       const size = await this.#controller.writeLayer(

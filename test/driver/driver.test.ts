@@ -57,6 +57,23 @@ describe('driver: WindowsFilterDriver', function () {
       expect(JSON.parse(fs.readFileSync(path.join(driver.home, 'delta', 'layerchain.json'), 'utf8'))).to.deep.equal([path.join(driver.home, 'base')]);
     });
 
+    it('hands an open file descriptor to the worker (and reads it in process)', async () => {
+      const tar = await buildLayerTar(baseLayer);
+      const file = path.join(tempDir(), 'layer.tar');
+      fs.writeFileSync(file, tar);
+      for (const inProcess of [false, true]) {
+        const driver = await openDriver({ inProcess });
+        const fd = fs.openSync(file, 'r');
+        try {
+          const r = await driver.applyDiff('fd', undefined, { fd });
+          expect(r.entries).to.equal(10);
+        } finally {
+          fs.closeSync(fd);
+        }
+        expect((await collect(driver.diff('fd'))).equals(tar)).to.equal(true);
+      }
+    });
+
     it('reports progress from the worker', async () => {
       const driver = await openDriver();
       const seen: number[] = [];
