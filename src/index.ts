@@ -9,3 +9,7 @@ export type { NativeBackend, BackendName, WriteLayerRequest, WriteLayerResult, R
 export type { ImportProgress } from './convert/import-tar.js';
 export { buildLayerTar, streamLayerTar, type BuilderEntry, type EntryData } from './convert/layer-tar-builder.js';
 export type { LayerInfo } from './layer/metadata-index.js';
+export { WindowsFilterDriver, DEFAULT_SANDBOX_SIZE, type DriverOptions, type ApplyDiffOptions, type ApplyDiffResult, type CreateOptions, type FileGetter, type LayerListing, type Change, type ChangeKind } from './driver/driver.js';
+export { parseRamSize, parseStorageOptions, type StorageOptions } from './driver/storage-opt.js';
+export { Controller, type ControllerOptions } from './controller/controller.js';
+export type { TarSource } from './controller/spawn-worker.js';
