@@ -96,7 +96,30 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  console.log(`\nround trip OK; the store is in ${home}`);
+  console.log('round trip OK');
+
+  // A Windows layer made on this machine from a directory edit.
+  console.log('\n$ winlayer create-rw --home store --id work --parent delta && winlayer mount --home store --id work');
+  run(['create-rw', '--home', home, '--id', 'work', '--parent', 'delta']);
+  const dir = run(['mount', '--home', home, '--id', 'work']).toString().trim();
+  console.log(dir);
+  fs.writeFileSync(path.join(dir, 'Windows', 'System32', 'new.ini'), '[added]\r\n');
+  fs.rmSync(path.join(dir, 'Windows', 'System32', 'notepad.exe'));
+  console.log('(added Windows/System32/new.ini, deleted Windows/System32/notepad.exe)\n$ winlayer changes --home store --id work');
+  process.stdout.write(run(['changes', '--home', home, '--id', 'work']));
+  const built = run(['export', '--home', home, '--id', 'work']);
+  run(['unmount', '--home', home, '--id', 'work']);
+  console.log(`$ winlayer export --home store --id work > work.tar   (${built.length} bytes)\n$ winlayer import --home store --id built --parent delta < work.tar`);
+  process.stdout.write(run(['import', '--home', home, '--id', 'built', '--parent', 'delta'], built));
+  const view = run(['mount', '--home', home, '--id', 'built']).toString().trim();
+  const good = fs.readFileSync(path.join(view, 'Windows', 'System32', 'new.ini'), 'utf8') === '[added]\r\n' && !fs.existsSync(path.join(view, 'Windows', 'System32', 'notepad.exe'));
+  run(['unmount', '--home', home, '--id', 'built']);
+  if (!good) {
+    console.log('the imported layer does not show the edit');
+    process.exitCode = 1;
+    return;
+  }
+  console.log(`the new layer's view shows the edit; the store is in ${home}`);
 }
 
 await main();

@@ -64,16 +64,12 @@ function hostKind(s: fs.BigIntStats): 'file' | 'directory' | 'symlink' | 'other'
 }
 
 /** A hard link's entry compares as its target (the view made them one inode). */
-function resolveLink(e: ViewEntry, view: Map<string, ViewEntry>): ViewEntry | undefined {
-  if (e.record.kind !== 'link') return e;
-  const target = e.record.target ?? '';
-  if (!target.startsWith('Files/')) return undefined;
-  const t = view.get(caseFoldKey(target.slice('Files/'.length)));
-  return t !== undefined && t.layerRoot === e.layerRoot && t.record.kind === 'file' ? t : undefined;
+function resolveLink(e: ViewEntry): ViewEntry | undefined {
+  return e.record.kind === 'link' ? e.linkTo : e;
 }
 
-function sameFile(entry: ViewEntry, s: fs.BigIntStats, at: string, view: Map<string, ViewEntry>): boolean {
-  const e = resolveLink(entry, view);
+function sameFile(entry: ViewEntry, s: fs.BigIntStats, at: string): boolean {
+  const e = resolveLink(entry);
   if (e === undefined) return false;
   const k = kindOf(e);
   if (k !== hostKind(s)) return false;
@@ -94,7 +90,7 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { 
   for (const [key, f] of found) {
     const prior = view.get(key);
     if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
-    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name), view)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
   }
   for (const [key, e] of view) {
     if (e.name === '' || found.has(key)) continue;
@@ -137,7 +133,7 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     if (f === undefined) continue;
     const s = f.stat;
     const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
-    const prior = seen === undefined ? undefined : resolveLink(seen, view);
+    const prior = seen === undefined ? undefined : resolveLink(seen);
     const priorItem = prior === undefined ? undefined : itemOf(prior);
     const own = priorItem?.kind === 'entry' ? priorItem : undefined;
     const kind = hostKind(s);

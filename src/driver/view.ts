@@ -20,6 +20,11 @@ export interface ViewEntry {
   /** The layer that holds the entry. */
   layerRoot: string;
   record: IndexEntry;
+  /**
+   * Hard links: the file the link named when its layer was imported. A later layer may
+   * delete or replace that path; the link keeps the content, as an NTFS link would.
+   */
+  linkTo?: ViewEntry;
 }
 
 const FILES_PREFIX = 'Files/';
@@ -45,6 +50,7 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
       view.delete(key);
       dropBelow(key);
     }
+    const links: ViewEntry[] = [];
     for (const raw of records) {
       if (raw.kind === 'whiteout' || (raw.name !== 'Files' && !raw.name.startsWith(FILES_PREFIX))) continue;
       const r = merged.get(raw.name) ?? raw;
@@ -55,7 +61,19 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
       const prior = view.get(key);
       // A non-directory replaces whatever the lower layers had below that name.
       if (!isDir || (prior !== undefined && prior.record.kind !== 'directory')) dropBelow(key);
-      view.set(key, { name, layerRoot, record: r });
+      const entry: ViewEntry = { name, layerRoot, record: r };
+      if (r.kind === 'link') links.push(entry);
+      view.set(key, entry);
+    }
+    // Links last: their targets are this layer's files or the lower layers'.
+    for (const link of links) {
+      const target = link.record.target ?? '';
+      const t = target.startsWith(FILES_PREFIX) ? view.get(caseFoldKey(target.slice(FILES_PREFIX.length))) : undefined;
+      const resolved = t?.record.kind === 'link' ? t.linkTo : t;
+      if (resolved === undefined || resolved.record.kind !== 'file') {
+        throw createError('ERR_LAYER_CORRUPT', `${link.record.name}: hard link target ${target} is not a file of the chain`, { entry: link.record.name });
+      }
+      link.linkTo = resolved;
     }
   }
   return view;
@@ -85,12 +103,10 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
   const links: ViewEntry[] = [];
   const symlinks: { at: string; target: string }[] = [];
   const dirTimes: { at: string; atime: number; mtime: number }[] = [];
-  const byLayerName = new Map<string, string>();
   for (const e of entries) {
     if (e.name === '') continue;
     const at = path.join(dest, e.name);
     const rec = e.record;
-    byLayerName.set(`${e.layerRoot}\0${caseFoldKey(rec.name)}`, at);
     if (rec.kind === 'link') {
       links.push(e);
       continue;
@@ -118,12 +134,21 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
     }
   }
   for (const e of links) {
-    const target = e.record.target ?? '';
-    const from = byLayerName.get(`${e.layerRoot}\0${caseFoldKey(target)}`) ?? (target.startsWith(FILES_PREFIX) ? path.join(dest, target.slice(FILES_PREFIX.length)) : undefined);
-    if (from === undefined || !fs.existsSync(from)) {
-      throw createError('ERR_LAYER_CORRUPT', `${e.record.name}: hard link target ${target} is not in the view`, { entry: e.record.name });
+    const target = e.linkTo;
+    if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.record.name}: unresolved hard link`, { entry: e.record.name });
+    const at = path.join(dest, e.name);
+    if (view.get(caseFoldKey(target.name)) === target) {
+      fs.linkSync(path.join(dest, target.name), at);
+      continue;
     }
-    fs.linkSync(from, path.join(dest, e.name));
+    // The target's path was deleted or replaced above: the link alone keeps the content.
+    const item = itemOf(target);
+    const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    try {
+      if (item.kind === 'entry' && item.data !== undefined) copyRange(item.data.file, item.data.offset, item.data.length, fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
   for (const s of symlinks) fs.symlinkSync(s.target, s.at);
   for (let i = dirTimes.length - 1; i >= 0; i--) {

@@ -161,6 +161,8 @@ interface CurrentEntry {
   isMerge: boolean;
   /** direct entries restored by the native backend. */
   restore: RestoreTarget | undefined;
+  /** The current sub-stream is the unnamed data stream. */
+  inData: boolean;
 }
 
 interface PendingLink {
@@ -287,6 +289,7 @@ export class TransportLayerWriter {
       bcdBackup,
       isMerge,
       restore,
+      inData: false,
     };
     entry.parser = new BackupStreamParser(
       {
@@ -320,6 +323,7 @@ export class TransportLayerWriter {
   }
 
   #onStreamHeader(e: CurrentEntry, h: BackupHeader): void {
+    e.inData = h.id === BackupStreamId.Data;
     if (h.id === BackupStreamId.Data) {
       if (e.kind === 'directory') {
         throw createError('ERR_BACKUP_STREAM_INVALID', `${e.path.name}: a directory cannot have a data stream`, { entry: e.path.name });
@@ -345,7 +349,8 @@ export class TransportLayerWriter {
   }
 
   #onStreamData(e: CurrentEntry, chunk: Buffer): void {
-    if (e.bcdBackup !== undefined && e.target === 'data') e.bcdBackup.write(chunk);
+    // The original bytes of a BCD file are kept whoever restores the file itself.
+    if (e.bcdBackup !== undefined && e.inData) e.bcdBackup.write(chunk);
     if (e.target === 'data') e.data?.write(chunk);
     else if (e.target === 'streams') this.#index.appendStreams(chunk);
   }

@@ -278,6 +278,19 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  it('keeps a hard link\'s content when a later layer deletes the path it named', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+    await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+    await driver.applyDiff('top', 'delta', Readable.from([await buildLayerTar([{ type: 'whiteout', name: 'Files/Windows/added.txt' }])]));
+    const dir = await driver.get('top');
+    expect(fs.existsSync(path.join(dir, 'Windows/added.txt'))).to.equal(false);
+    expect(fs.readFileSync(path.join(dir, 'Windows/added-link.txt'), 'utf8')).to.equal('added');
+    await driver.createReadWrite('rw', 'top');
+    await driver.get('rw');
+    expect(await driver.changes('rw')).to.deep.equal([]);
+  });
+
   describe('cleanup', () => {
     it('removes staging, removing and half-made mount directories', async () => {
       const driver = await openDriver();
