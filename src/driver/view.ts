@@ -145,7 +145,11 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
     const item = itemOf(target);
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     try {
-      if (item.kind === 'entry' && item.data !== undefined) copyRange(item.data.file, item.data.offset, item.data.length, fd);
+      if (item.kind === 'entry') {
+        if (item.data !== undefined) copyRange(item.data.file, item.data.offset, item.data.length, fd);
+        // A hard link shares its file's times.
+        fs.futimesSync(fd, secondsOf(item.info.lastAccessTime), secondsOf(item.info.lastWriteTime));
+      }
     } finally {
       fs.closeSync(fd);
     }
