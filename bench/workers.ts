@@ -1,0 +1,89 @@
+/**
+ * The re-exec costs (issue: driver over workers): what a worker adds to an import of an
+ * empty layer over starting a bare `node`, and import throughput of 1, 2 and 4 layers in
+ * parallel (each through its own worker, concurrency = parallelism).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { streamLayerTar, type BuilderEntry } from '../src/convert/layer-tar-builder.js';
+import { WindowsFilterDriver } from '../src/driver/driver.js';
+
+const MiB = 1024 * 1024;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+async function tarBytes(entries: BuilderEntry[]): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of streamLayerTar(entries)) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+export interface WorkerBench {
+  bareNodeMs: number;
+  emptyImportMs: number;
+  overheadMs: number;
+  layerMiB: number;
+  throughput: { parallel: number; wallS: number; mibPerS: number }[];
+}
+
+export async function benchWorkers(work: string, quick: boolean): Promise<WorkerBench> {
+  const runs = quick ? 5 : 15;
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', '']);
+    bare.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  const home = path.join(work, 'workers-home');
+  const driver = await WindowsFilterDriver.open({ home, concurrency: 4 });
+  const empty = await tarBytes([]);
+  const imports: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint();
+    await driver.applyDiff(`empty-${i}`, undefined, Readable.from([empty]));
+    imports.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+
+  const fileMiB = quick ? 4 : 16;
+  const block = Buffer.alloc(MiB, 0x5a);
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+  for (let f = 0; f < 8; f++) entries.push({ type: 'file', name: `Files/f${f}.bin`, data: { size: fileMiB * MiB, chunks: () => Array.from({ length: fileMiB }, () => block) } });
+  const tarFile = path.join(work, 'parallel.tar');
+  fs.writeFileSync(tarFile, await tarBytes(entries));
+  const layerMiB = fs.statSync(tarFile).size / MiB;
+  const throughput: WorkerBench['throughput'] = [];
+  for (const parallel of [1, 2, 4]) {
+    const walls: number[] = [];
+    for (let r = 0; r < (quick ? 1 : 3); r++) {
+      const d = await WindowsFilterDriver.open({ home: path.join(work, `par-${parallel}-${r}`), concurrency: parallel });
+      spawnSync('sync');
+      const t = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: parallel }, (_, i) => d.applyDiff(`l${i}`, undefined, fs.createReadStream(tarFile, { highWaterMark: MiB }))));
+      walls.push(Number(process.hrtime.bigint() - t) / 1e9);
+      fs.rmSync(d.home, { recursive: true, force: true });
+    }
+    const wallS = median(walls);
+    throughput.push({ parallel, wallS, mibPerS: (parallel * layerMiB) / wallS });
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+  const bareNodeMs = median(bare);
+  const emptyImportMs = median(imports);
+  return { bareNodeMs, emptyImportMs, overheadMs: emptyImportMs - bareNodeMs, layerMiB, throughput };
+}
+
+export function workersTable(b: WorkerBench): string {
+  const one = b.throughput[0]?.mibPerS ?? 1;
+  return [
+    `| measure | value |`,
+    `|---|---|`,
+    `| bare \`node -e ''\` | ${b.bareNodeMs.toFixed(1)} ms |`,
+    `| empty-layer import through a worker | ${b.emptyImportMs.toFixed(1)} ms |`,
+    `| worker start-up over bare node | ${b.overheadMs.toFixed(1)} ms |`,
+    ...b.throughput.map((t) => `| ${t.parallel} parallel import(s) of ${b.layerMiB.toFixed(0)} MiB | ${t.wallS.toFixed(2)} s, ${t.mibPerS.toFixed(0)} MiB/s (${(t.mibPerS / one).toFixed(2)}× one) |`),
+  ].join('\n');
+}
