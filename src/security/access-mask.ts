@@ -15,7 +15,7 @@
  * "0xe00f0000" → "SDRCWDWOGXGWGR" (Samba), 0x1200a9 stays hex (buildkit).
  */
 
-import { sddlInvalid, skipSpaces } from './sddl-grammar.js';
+import { sddlInvalid, skipSpaces } from './sddl-lexer.js';
 
 /** The two-letter access codes of sddl.h and their masks. */
 export const ACCESS_CODES: Readonly<Record<string, number>> = {

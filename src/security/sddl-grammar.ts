@@ -3,8 +3,9 @@
  * whitespace rule, and the error every malformed string gets.
  */
 
-import { createError, type WinLayerError } from '../errors.js';
 import { AceFlag, AceType } from './acl.js';
+
+export { sddlInvalid, skipSpaces } from './sddl-lexer.js';
 
 /** The ACL an ACE type belongs in. */
 export type AclKind = 'DACL' | 'SACL';
@@ -39,16 +40,3 @@ export const ACE_TYPE_CODES: Readonly<Record<string, { readonly type: number; re
   ML: { type: AceType.SystemMandatoryLabel, acl: 'SACL' },
 };
 
-const SPACE = ' ';
-
-/** Index of the first non-space character of `text` at or after `from`; tabs are not spaces to Windows. */
-export function skipSpaces(text: string, from: number): number {
-  let i = from;
-  while (text[i] === SPACE) i++;
-  return i;
-}
-
-/** The ERR_SDDL_INVALID error for a problem at `offset` of the whole SDDL string. */
-export function sddlInvalid(offset: number, problem: string): WinLayerError {
-  return createError('ERR_SDDL_INVALID', `SDDL at offset ${offset}: ${problem}`, { offset });
-}

@@ -9,7 +9,7 @@
  */
 
 import { createError } from '../errors.js';
-import { sddlInvalid, skipSpaces } from './sddl-grammar.js';
+import { sddlInvalid, skipSpaces } from './sddl-lexer.js';
 
 /** SID_REVISION, the only revision Windows defines or accepts. */
 export const SID_REVISION = 1;
