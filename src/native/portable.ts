@@ -4,11 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { tarFromLayerEntries } from '../convert/export-tar.js';
-import { writeLayerFromTar } from '../convert/import-tar.js';
-import { readTar } from '../tar/reader.js';
-import { readLayerEntries, type ByteRange } from '../layer/layer-reader.js';
-import { TransportLayerWriter } from '../layer/layer-writer.js';
+import type { ByteRange } from '../layer/layer-reader.js';
 import type { NativeBackend, ReadLayerRequest, WriteLayerRequest, WriteLayerResult } from './backend.js';
 
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -60,6 +56,12 @@ export const portableBackend: NativeBackend = {
   name: 'portable',
 
   async writeLayer(req: WriteLayerRequest): Promise<WriteLayerResult> {
+    // Loaded on first use: a worker that imports never compiles the export code, and back.
+    const [{ writeLayerFromTar }, { readTar }, { TransportLayerWriter }] = await Promise.all([
+      import('../convert/import-tar.js'),
+      import('../tar/reader.js'),
+      import('../layer/layer-writer.js'),
+    ]);
     const source = new DigestingSource(req.source);
     // Files are flushed all at once by the store before the commit rename.
     const writer = new TransportLayerWriter({ root: req.root, parents: req.parents, durable: false });
@@ -79,6 +81,7 @@ export const portableBackend: NativeBackend = {
   },
 
   async *readLayer(req: ReadLayerRequest): AsyncGenerator<Buffer> {
+    const [{ tarFromLayerEntries }, { readLayerEntries }] = await Promise.all([import('../convert/export-tar.js'), import('../layer/layer-reader.js')]);
     yield* tarFromLayerEntries(readLayerEntries(req.root), readFileRange, { signal: req.signal, onProgress: req.onProgress });
   },
 };
