@@ -81,6 +81,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
     options.onProgress({ entries: count, bytes: options.bytesRead?.() ?? 0 });
   };
 
+  let current = '';
   try {
     for (;;) {
       if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});
@@ -89,6 +90,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       count++;
       progress(false);
       const h = entry.header;
+      current = h.name;
       const base = baseName(h.name.endsWith('/') ? h.name.slice(0, -1) : h.name);
 
       if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -146,6 +148,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
           break;
         }
         count++;
+        current = an;
         const streamName = adsName(an.slice(prefix.length), an);
         const key = caseFoldKey(streamName);
         if (seenStreams.has(key)) throw createError('ERR_ENTRY_DUPLICATE', `${an}: a second entry for this alternate data stream`, { entry: an });
@@ -155,6 +158,12 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         progress(false);
       }
     }
+  } catch (error) {
+    // Windows takes 32,767 characters; a POSIX host stops at PATH_MAX (4,096 bytes on Linux).
+    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      throw createError('ERR_PATH_TOO_LONG', `${current}: the path is longer than this host's file system can hold`, { entry: current }, error);
+    }
+    throw error;
   } finally {
     if (held !== undefined) await skipEntry(held).catch(() => undefined);
     await it.return?.(undefined);

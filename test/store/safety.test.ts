@@ -56,6 +56,11 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'a whiteout escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'Files/../.wh.etc' })], parent: true },
   { title: 'a whiteout in a base layer', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Files/ok.txt' }] },
   { title: 'a whiteout of a hive', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Hives/System_Delta' }], parent: true },
+  {
+    title: 'a path longer than the host file system holds (8,000 characters; Windows would take it)',
+    code: 'ERR_PATH_TOO_LONG',
+    entries: [...good, { type: 'file', name: 'Files/' + Array.from({ length: 400 }, (_, i) => `segment-number-${String(i).padStart(4, '0')}`).join('/'), data: 'deep' }],
+  },
   { title: 'a device entry', code: 'ERR_ENTRY_TYPE_UNSUPPORTED', entries: [...good, raw({ name: 'Files/dev', typeflag: '3' })] },
   { title: 'a FIFO entry', code: 'ERR_ENTRY_TYPE_UNSUPPORTED', entries: [...good, raw({ name: 'Files/fifo', typeflag: '6' })] },
   { title: 'a bad fileattr', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '0x20' } }, 'x')] },
