@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createError, toWinLayerError } from '../src/errors.js';
 import { isWorkerCommand, PROGRESS_FD } from '../src/controller/protocol.js';
-import { portableBackend } from '../src/native/portable.js';
+import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { stdinStream } from '../src/util/stdin.js';
 import { LayerStore, validateLayerId } from '../src/store/layer-store.js';
@@ -37,16 +37,17 @@ async function run(argv: readonly string[]): Promise<void> {
     throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer HOME ID [PARENT_LAYER_PATH ...]');
   }
   validateLayerId(id);
+  const backend = selectBackend();
   // The controller opened the store (and cleaned it); a worker must not remove another worker's staging directory.
   const store = await LayerStore.open(home, { cleanup: false });
   const parentPaths = parents.map((p) => path.resolve(p));
   const onProgress = progressWriter();
   if (command === 'write-layer') {
-    const result = await importLayer(store, portableBackend, id, stdinStream(), { parents: parentPaths, onProgress });
+    const result = await importLayer(store, backend, id, stdinStream(), { parents: parentPaths, onProgress });
     process.stdout.write(`${result.size}\n`);
     return;
   }
-  await pipeline(Readable.from(exportLayer(store, portableBackend, id, { onProgress })), process.stdout);
+  await pipeline(Readable.from(exportLayer(store, backend, id, { onProgress })), process.stdout);
 }
 
 try {

@@ -30,7 +30,8 @@ import { ChainView } from '../layer/chain-view.js';
 import { readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { NativeBackend } from '../native/backend.js';
-import { portableBackend, readFileRange } from '../native/portable.js';
+import { readFileRange } from '../native/portable.js';
+import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
 import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
@@ -47,7 +48,7 @@ export interface DriverOptions {
   readonly concurrency?: number;
   /** Kill a worker that runs longer than this many milliseconds. @default none */
   readonly timeout?: number;
-  /** The backend that writes and reads layers. @default portable */
+  /** The backend that writes and reads layers (in-process mode; workers choose by WINLAYER_NATIVE). @default selectBackend() */
   readonly backend?: NativeBackend;
   /** Remove crash leftovers on open (staging of dead processes, half-made mounts). @default true */
   readonly cleanup?: boolean;
@@ -117,7 +118,7 @@ export class WindowsFilterDriver {
 
   private constructor(store: LayerStore, options: DriverOptions) {
     this.store = store;
-    this.backend = options.backend ?? portableBackend;
+    this.backend = options.backend ?? selectBackend();
     this.#inProcess = options.inProcess ?? (process.env[NO_REEXEC_ENV] !== undefined && process.env[NO_REEXEC_ENV] !== '');
     this.#controller = new Controller({
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),

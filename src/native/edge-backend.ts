@@ -14,7 +14,7 @@ import { TransportLayerWriter, type HostRestorer, type RestoreTarget } from '../
 import { readTar } from '../tar/reader.js';
 import type { FileBasicInfo } from '../util/windows.js';
 import type { NativeBackend, ReadLayerRequest, WriteLayerRequest, WriteLayerResult } from './backend.js';
-import { loadNativeHelper, type NativeHelper, type NativeHelperOptions } from './edge.js';
+import { LAYER_PRIVILEGES, loadNativeHelper, type NativeHelper, type NativeHelperOptions } from './edge.js';
 import { DigestingSource, portableBackend } from './portable.js';
 
 /** Bytes gathered in JavaScript before one call crosses the bridge. */
@@ -113,8 +113,16 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
   if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK_BYTES || chunkBytes > MAX_CHUNK_BYTES) {
     throw new RangeError(`chunkBytes must be an integer from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}, not ${chunkBytes}`);
   }
-  let helper = options.helper;
-  const getHelper = (): NativeHelper => (helper ??= loadNativeHelper(options.helperOptions));
+  let helper: NativeHelper | undefined;
+  const getHelper = (): NativeHelper => {
+    if (helper !== undefined) return helper;
+    const h = options.helper ?? loadNativeHelper(options.helperOptions);
+    // As windowsfilter's writer: backup, restore and security privileges before the first
+    // restore, for the whole (single-purpose worker) process; see docs/windows.md.
+    if (h.info().platform === 'windows') h.enablePrivileges(LAYER_PRIVILEGES);
+    helper = h;
+    return h;
+  };
 
   return {
     name: 'edge',

@@ -20,6 +20,7 @@
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createError, isErrorCode, isWinLayerError, type ErrorCode, type WinLayerError } from '../errors.js';
 import type { FileBasicInfo } from '../util/windows.js';
@@ -69,6 +70,8 @@ export interface HelperInfo {
   assemblyVersion: string;
   /** Restore and reader handles currently open in the helper. */
   openHandles: number;
+  /** Whether the runtime's file API works in this process (see exposeMonoRuntimeSymbols). */
+  fileApi: boolean;
 }
 
 /** One sub-stream as the C# parser saw it. */
@@ -329,7 +332,13 @@ export function loadNativeHelper(options: NativeHelperOptions = {}): NativeHelpe
       where,
     );
   }
+  const wasCoreClr = process.env.EDGE_USE_CORECLR;
   const edge = requireEdge(edgeModule, where);
+  if (wasCoreClr === undefined && process.env.EDGE_USE_CORECLR !== undefined) {
+    // edge-js falls back to its .NET Core addon, and says so in this variable, when it was built without Mono.
+    throw unavailableError('runtime-missing', `${edgeModule} was built without Mono and selected .NET Core; ${runtimeAdvice()}`, where);
+  }
+  exposeMonoRuntimeSymbols();
   const helper = new NativeHelper(edge, assemblyFile);
   let info: HelperInfo;
   try {
@@ -337,6 +346,13 @@ export function loadNativeHelper(options: NativeHelperOptions = {}): NativeHelpe
   } catch (cause) {
     if (isWinLayerError(cause) && cause.code === 'ERR_NATIVE_UNAVAILABLE') throw cause;
     throw unavailableError('assembly-invalid', `${assemblyFile} does not answer through edge-js: ${messageOf(cause)}`, where, cause);
+  }
+  if (info.fileApi !== true) {
+    throw unavailableError(
+      'runtime-missing',
+      `the runtime under ${edgeModule} (${info.runtime}) cannot use its file API in this process (Mono: libmono-native.so did not load); ${runtimeAdvice()}`,
+      where,
+    );
   }
   if (info.protocol !== HELPER_PROTOCOL) {
     throw unavailableError(
@@ -371,6 +387,38 @@ function requireEdge(edgeModule: string, where: { assemblyFile: string; edgeModu
     throw unavailableError('runtime-missing', `${edgeModule} loaded but has no func(): ${runtimeAdvice()}`, where);
   }
   return mod as EdgeModule;
+}
+
+/** A line of /proc/self/maps naming the Mono runtime library. */
+const MONO_RUNTIME_MAPPING = /\s(\/\S*\/libmonosgen-2\.0\.so[.0-9]*)$/;
+
+/**
+ * Node opens addons RTLD_LOCAL, so the Mono runtime that edge-js's addon links
+ * (libmonosgen-2.0) stays out of the global symbol scope. Mono's libmono-native.so, which
+ * the class library's file, path and time-zone code P/Invokes, resolves the runtime's
+ * symbols from that scope, fails to load, and takes every System.IO call down with it.
+ * Opening the already-loaded runtime again with RTLD_GLOBAL promotes it. Node then
+ * reports that the library is not an addon, which is expected: the promotion stays, since
+ * edge-js's addon keeps the library loaded. Linux only; it must run before the first call.
+ */
+function exposeMonoRuntimeSymbols(): void {
+  if (process.platform !== 'linux') return;
+  let maps: string;
+  try {
+    maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of maps.split('\n')) {
+    const lib = MONO_RUNTIME_MAPPING.exec(line)?.[1];
+    if (lib === undefined) continue;
+    try {
+      process.dlopen({ exports: {} }, lib, os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL);
+    } catch {
+      // "Module did not self-register": the library is loaded and now global, which was the point.
+    }
+    return;
+  }
 }
 
 function runtimeAdvice(): string {

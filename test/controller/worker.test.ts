@@ -15,6 +15,7 @@ import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = (name: string): string => path.join(here, '..', '..', '..', 'test', 'fixtures', 'workers', name);
@@ -165,6 +166,34 @@ describe('controller: worker processes', function () {
         await driver.applyDiff('l', undefined, Readable.from([tar]));
       });
     }
+  });
+
+  describe('backend choice in the worker (WINLAYER_NATIVE)', () => {
+    async function withEnv<T>(value: string, fn: () => Promise<T>): Promise<T> {
+      process.env['WINLAYER_NATIVE'] = value;
+      try {
+        return await fn();
+      } finally {
+        delete process.env['WINLAYER_NATIVE'];
+      }
+    }
+
+    it(`imports through the edge backend in the worker, giving the same layer${skipNote()}`, async function () {
+      requireHelperOrSkip(this);
+      const tar = await buildLayerTar(baseLayer);
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
+      const r = await withEnv('edge', () => driver.applyDiff('e', undefined, Readable.from([tar])));
+      expect(r.size).to.equal(3017);
+      expect((await collect(driver.diff('e'))).equals(tar)).to.equal(true);
+    });
+
+    it('an unknown backend name fails the worker with ERR_ARGUMENT_INVALID', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
+      const tar = await buildLayerTar(baseLayer);
+      const e = await withEnv('bogus', () => caught(() => driver.applyDiff('b', undefined, Readable.from([tar]))));
+      expect(e.code).to.equal('ERR_ARGUMENT_INVALID');
+      expect(driver.exists('b')).to.equal(false);
+    });
   });
 
   describe('concurrency', () => {
