@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { streamLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../src/convert/layer-tar-builder.js';
+import { benchTarReader, tarReaderTable } from './tar-reader.js';
 import { benchWorkers, workersTable, type WorkerBench } from './workers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
   );
   const rows: Row[] = [];
   let workers: WorkerBench | undefined;
+  let tarReader: Awaited<ReturnType<typeof benchTarReader>> | undefined;
   try {
     for (const [name, entries] of [['large', largeLayer()], ['small', smallLayer()]] as const) {
       const tarFile = path.join(work, `${name}.tar`);
@@ -168,6 +170,8 @@ async function main(): Promise<void> {
     }
     process.stderr.write('workers: start-up and parallel imports\n');
     workers = await benchWorkers(work, quick);
+    process.stderr.write('tar reader: parse cost over tar-stream\n');
+    tarReader = await benchTarReader(quick ? 3 : 5);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -182,10 +186,11 @@ async function main(): Promise<void> {
       `| ${r.layer} | ${r.tarMiB.toFixed(0)} MiB | ${r.ours.wall.toFixed(2)} s | ${r.gnu.wall.toFixed(2)} s | ${r.gnuSync.wall.toFixed(2)} s | ${r.nodeTar.wall.toFixed(2)} s | ${(r.ours.wall / r.gnu.wall).toFixed(2)}× | ${(r.ours.wall / r.gnuSync.wall).toFixed(2)}× | ${(r.nodeTar.wall / r.ours.wall).toFixed(2)}× | ${rss(r.ours)} | ${r.ourExport.wall.toFixed(2)} s | ${r.gnuCreate.wall.toFixed(2)} s | ${(r.ourExport.wall / r.gnuCreate.wall).toFixed(2)}× | ${rss(r.ourExport)} |`,
     );
   }
-  const table = lines.join('\n') + (workers === undefined ? '' : `\n\n${workersTable(workers)}`);
+  const table =
+    lines.join('\n') + (workers === undefined ? '' : `\n\n${workersTable(workers)}`) + (tarReader === undefined ? '' : `\n\n${tarReaderTable(tarReader)}`);
   console.log(`\nmedian of ${RUNS} run(s), ${os.cpus().length} CPUs, node ${process.version}, on ${fsName(work)}\n\n${table}`);
   fs.mkdirSync(path.join(repo, 'bench', 'out'), { recursive: true });
-  fs.writeFileSync(path.join(repo, 'bench', 'out', 'results.json'), JSON.stringify({ runs: RUNS, quick, rows, workers }, null, 2));
+  fs.writeFileSync(path.join(repo, 'bench', 'out', 'results.json'), JSON.stringify({ runs: RUNS, quick, rows, workers, tarReader }, null, 2));
   fs.writeFileSync(path.join(repo, 'bench', 'out', 'results.md'), table + '\n');
 }
 
