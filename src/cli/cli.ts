@@ -65,7 +65,10 @@ const COMMANDS: Record<string, Command> = {
       if (!driver.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
       const progress = new ProgressLine('export', undefined);
       try {
-        await pipeline(driver.diff(id, undefined, { onProgress: (p) => progress.update(p) }), process.stdout);
+        const onProgress = (p: { entries: number; bytes: number }): void => progress.update(p);
+        // A file or pipe on stdout is handed to the worker, which writes the tar itself.
+        if (isFileOrPipe(1)) await driver.diffTo(id, 1, { onProgress });
+        else await pipeline(driver.diff(id, undefined, { onProgress }), process.stdout);
         progress.done();
       } finally {
         progress.stop();
@@ -194,15 +197,18 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+function isFileOrPipe(fd: number): boolean {
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFile() || st.isFIFO();
+  } catch {
+    return false;
+  }
+}
+
 /** A file or pipe on stdin goes to the worker as it is; anything else is streamed. */
 function stdinSource(): { fd: number } | ReturnType<typeof stdinStream> {
-  try {
-    const st = fs.fstatSync(0);
-    if (st.isFile() || st.isFIFO()) return { fd: 0 };
-  } catch {
-    // not a descriptor we can hand on
-  }
-  return stdinStream();
+  return isFileOrPipe(0) ? { fd: 0 } : stdinStream();
 }
 
 /** The size of stdin when it is a regular file (for a percentage), else undefined. */

@@ -7,7 +7,7 @@
  * Errors are decided in one place, `errorFromResult`, with execa's priority:
  * timed out > canceled > the worker's own JSON error > killed by a signal > exit code.
  */
-import { execa, type Result } from 'execa';
+import type { Result } from 'execa';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,17 +57,36 @@ export function isFdSource(source: TarSource): source is { readonly fd: number }
   return typeof source === 'object' && source !== null && typeof (source as { fd?: unknown }).fd === 'number' && !(source instanceof Readable);
 }
 
-function spawn(job: WorkerJob, stdout: 'pipe', stdin: 'pipe' | number = 'pipe') {
+type Execa = (typeof import('execa'))['execa'];
+let execaLoading: Promise<Execa> | undefined;
+
+/**
+ * execa and its dependencies take ~120 ms to load: loaded on the first spawn, so a
+ * process that never starts a worker (`winlayer ls`, `mount`, a library user reading
+ * metadata) never pays for it.
+ */
+function loadExeca(): Promise<Execa> {
+  execaLoading ??= import('execa').then((m) => m.execa);
+  return execaLoading;
+}
+
+/** Resolves to `{subprocess}`: execa's subprocess is itself a promise, so it must not be what an async function returns. */
+async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number = 'pipe') {
+  const execa = await loadExeca();
+  return { subprocess: start(execa, job, stdout, stdin) };
+}
+
+function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number) {
   return execa(process.execPath, [...WORKER_NODE_OPTIONS, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
-    stdio: [stdin as 'pipe', stdout, 'pipe', 'pipe'],
+    stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
     ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),
     ...(job.timeout === undefined ? {} : { timeout: job.timeout }),
     forceKillAfterDelay: FORCE_KILL_AFTER_MS,
     reject: false,
     stripFinalNewline: false,
     encoding: 'utf8',
-    buffer: { stdout: job.command === 'write-layer', stderr: true, fd3: false },
+    buffer: { stdout: job.command === 'write-layer' && stdout === 'pipe', stderr: true, fd3: false },
   });
 }
 
@@ -126,7 +145,7 @@ export function removeStaging(home: string, id: string, pid: number | undefined)
 /** Runs `write-layer` with `source` on stdin; resolves to the layer size. */
 export async function runWriteLayerWorker(job: WorkerJob, source: TarSource): Promise<number> {
   const direct = isFdSource(source);
-  const subprocess = spawn(job, 'pipe', direct ? source.fd : 'pipe');
+  const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe');
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   const feeding = direct
     ? Promise.resolve(undefined)
@@ -150,12 +169,23 @@ export async function runWriteLayerWorker(job: WorkerJob, source: TarSource): Pr
   return Number(out.trim());
 }
 
+/**
+ * Runs `export-layer` with its stdout on the open descriptor `fd` (a file or a pipe): the
+ * tar goes straight from the worker to its destination. Resolves when the worker is done.
+ */
+export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promise<void> {
+  const { subprocess } = await spawn(job, fd);
+  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+  const result = await subprocess;
+  if (result.failed) throw errorFromResult(result, job);
+}
+
 /** Runs `export-layer`; the returned stream is the tar, and errors if the worker fails. */
 export function runExportLayerWorker(job: WorkerJob): Readable {
-  const subprocess = spawn(job, 'pipe');
-  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
-  const stdout = subprocess.stdout as Readable;
   async function* tar(): AsyncGenerator<Buffer> {
+    const { subprocess } = await spawn(job, 'pipe');
+    watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+    const stdout = subprocess.stdout as Readable;
     let drained = false;
     try {
       for await (const chunk of stdout) yield chunk as Buffer;

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { streamLayerTar } from '../convert/layer-tar-builder.js';
 import { Controller } from '../controller/controller.js';
@@ -36,6 +37,7 @@ import { exportLayer, importLayer } from '../store/layer-ops.js';
 import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
+import { refuseReFS } from './refs.js';
 import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
@@ -128,10 +130,14 @@ export class WindowsFilterDriver {
     this.#mounts = new MountTable(store.home);
   }
 
-  /** Opens the store at `home` (mode 0700), removing `-importing-` and `-removing` leftovers. */
+  /**
+   * Opens the store at `home` (created with mode 0700), removing `-importing-` and
+   * `-removing` leftovers of dead processes; on Windows a home on ReFS is refused.
+   */
   static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
     if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
     const cleanup = options.cleanup !== false;
+    refuseReFS(options.home);
     const store = await LayerStore.open(options.home, { cleanup });
     const driver = new WindowsFilterDriver(store, options);
     if (cleanup) await driver.#cleanMounts();
@@ -294,6 +300,30 @@ export class WindowsFilterDriver {
       yield* stream as AsyncIterable<Uint8Array>;
     }
     return Readable.from(tar(), { objectMode: false });
+  }
+
+  /**
+   * Writes the layer tar to the open descriptor `fd` (a file or a pipe). A read-only
+   * layer's worker writes it there itself, with no copy through this process.
+   */
+  async diffTo(id: string, fd: number, options: ApplyDiffOptions = {}): Promise<void> {
+    validateLayerId(id);
+    this.#require(id);
+    if (this.#isReadWrite(id) || this.#inProcess) {
+      const out = fs.createWriteStream('', { fd, autoClose: false });
+      await pipeline(this.diff(id, undefined, options), out);
+      return;
+    }
+    await this.#controller.exportLayerTo(
+      {
+        home: this.home,
+        id,
+        parents: this.store.readChain(id),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      },
+      fd,
+    );
   }
 
   async *#readWriteTar(id: string): AsyncGenerator<Uint8Array> {

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
+import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
@@ -316,5 +317,23 @@ describe('driver: WindowsFilterDriver', function () {
         live.kill('SIGKILL');
       }
     });
+  });
+});
+
+describe('driver: ReFS check (Windows)', () => {
+  const ntfs = 'Volume Name : \r\nVolume Serial Number : 0x1234\r\nFile System Name : NTFS\r\nSupports Case-sensitive filenames\r\n';
+  const refs = ntfs.replace('NTFS', 'ReFS');
+  it('reads the file system name from fsutil volumeinfo', () => {
+    expect(fileSystemNameFromFsutil(ntfs)).to.equal('NTFS');
+    expect(fileSystemNameFromFsutil(refs)).to.equal('ReFS');
+    expect(fileSystemNameFromFsutil('Nom du système de fichiers : NTFS')).to.equal(undefined);
+  });
+  it('refuses ReFS on Windows with ERR_UNSUPPORTED_PLATFORM, and checks nothing elsewhere', async () => {
+    const volumes: string[] = [];
+    expect(await rejectionCode(async () => refuseReFS('D:\\docker', 'win32', (v) => (volumes.push(v), refs)))).to.equal('ERR_UNSUPPORTED_PLATFORM');
+    expect(volumes).to.deep.equal(['D:\\']);
+    expect(() => refuseReFS('C:\\docker', 'win32', () => ntfs)).to.not.throw();
+    expect(() => refuseReFS('C:\\docker', 'win32', () => undefined)).to.not.throw();
+    expect(() => refuseReFS('/var/lib/winlayer', 'linux', () => refs)).to.not.throw();
   });
 });
