@@ -29,6 +29,8 @@ function progressWriter(): ((p: { entries: number; bytes: number }) => void) | u
   };
 }
 
+const OUTPUT_CHUNK = 1024 * 1024;
+
 /**
  * Writes straight to a descriptor: a stream on stdout costs an event-loop turn per chunk,
  * which for a 1 MiB chunk is more than the write. A pipe set non-blocking by its other end
@@ -62,7 +64,19 @@ async function run(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${result.size}\n`);
     return;
   }
-  for await (const chunk of exportLayer(store, backend, id, { onProgress })) await writeAll(1, chunk);
+  // Headers, data and padding arrive as separate small chunks: gather them into 1 MiB writes.
+  let parts: Uint8Array[] = [];
+  let gathered = 0;
+  for await (const chunk of exportLayer(store, backend, id, { onProgress })) {
+    parts.push(chunk);
+    gathered += chunk.length;
+    if (gathered >= OUTPUT_CHUNK) {
+      await writeAll(1, Buffer.concat(parts, gathered));
+      parts = [];
+      gathered = 0;
+    }
+  }
+  if (gathered > 0) await writeAll(1, Buffer.concat(parts, gathered));
 }
 
 try {

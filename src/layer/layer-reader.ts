@@ -31,7 +31,12 @@ export interface ByteRange {
   file: string;
   offset: number;
   length: number;
+  /** The bytes themselves, when the reader already holds them (a small file read whole). */
+  bytes?: Buffer;
 }
+
+/** Transport files up to this size are read with one call, then served from memory. */
+export const SMALL_FILE_READ_BYTES = 256 * 1024;
 
 export interface ExportAlternateStream {
   /** Backup-stream name, `:name:$DATA`. */
@@ -88,10 +93,23 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
     const fd = openExisting(file, r.name);
     try {
       const size = fs.fstatSync(fd).size;
+      // Most files are small: one read, then headers and data come from memory.
+      let whole: Buffer | undefined;
+      if (size <= SMALL_FILE_READ_BYTES) {
+        whole = Buffer.allocUnsafe(size);
+        let got = 0;
+        while (got < size) {
+          const n = fs.readSync(fd, whole, got, size - got, got);
+          if (n === 0) break;
+          got += n;
+        }
+        whole = whole.subarray(0, got);
+      }
       const attrs = Buffer.alloc(4);
-      if (fs.readSync(fd, attrs, 0, 4, 0) !== 4) throw createError('ERR_LAYER_CORRUPT', `${r.name}: ${file} is shorter than its attributes`, { entry: r.name });
+      const attrBytes = whole !== undefined ? whole.copy(attrs, 0, 0, 4) : fs.readSync(fd, attrs, 0, 4, 0);
+      if (attrBytes !== 4) throw createError('ERR_LAYER_CORRUPT', `${r.name}: ${file} is shorter than its attributes`, { entry: r.name });
       info.fileAttributes = attrs.readUInt32LE(0);
-      const scan = scanBackupStream(fd, file, 4, size, r.name);
+      const scan = scanBackupStream(fd, file, 4, whole?.length ?? size, r.name, whole);
       return { kind: 'entry', name: r.name, info, hasData: scan.data !== undefined, data: scan.data, meta: scan.meta, streams: scan.streams };
     } finally {
       fs.closeSync(fd);
@@ -140,7 +158,7 @@ interface ScanResult {
  * Walks the sub-stream headers between `start` and `end` of an open file, reading
  * metadata payloads (capped) and recording where data and ADS payloads are.
  */
-export function scanBackupStream(fd: number, file: string, start: number, end: number, entry: string): ScanResult {
+export function scanBackupStream(fd: number, file: string, start: number, end: number, entry: string, whole?: Buffer): ScanResult {
   const head = Buffer.alloc(STREAM_ID_SIZE);
   let pos = start;
   let metaBytes = 0;
@@ -148,7 +166,8 @@ export function scanBackupStream(fd: number, file: string, start: number, end: n
   const payloads: { securityDescriptor?: Buffer; eaData?: Buffer; reparseData?: Buffer } = {};
   const streams: ExportAlternateStream[] = [];
   const readExact = (buf: Buffer, at: number): void => {
-    if (fs.readSync(fd, buf, 0, buf.length, at) !== buf.length) {
+    const n = whole !== undefined ? whole.copy(buf, 0, at, at + buf.length) : fs.readSync(fd, buf, 0, buf.length, at);
+    if (n !== buf.length) {
       throw createError('ERR_BACKUP_STREAM_TRUNCATED', `${entry}: backup stream in ${file} ends early at byte ${at}`, { entry });
     }
   };
@@ -183,7 +202,7 @@ export function scanBackupStream(fd: number, file: string, start: number, end: n
     switch (id) {
       case BackupStreamId.Data:
         if (data !== undefined) throw createError('ERR_BACKUP_STREAM_INVALID', `${entry}: two data streams`, { entry });
-        data = { file, offset: pos, length: size };
+        data = { file, offset: pos, length: size, ...(whole !== undefined ? { bytes: whole.subarray(pos, pos + size) } : {}) };
         break;
       case BackupStreamId.SecurityData:
         payloads.securityDescriptor = readPayload();
@@ -195,7 +214,7 @@ export function scanBackupStream(fd: number, file: string, start: number, end: n
         payloads.reparseData = readPayload();
         break;
       case BackupStreamId.AlternateData:
-        streams.push({ name, range: { file, offset: pos, length: size } });
+        streams.push({ name, range: { file, offset: pos, length: size, ...(whole !== undefined ? { bytes: whole.subarray(pos, pos + size) } : {}) } });
         break;
       case BackupStreamId.SparseBlock:
         throw createError('ERR_SPARSE_UNSUPPORTED', `${entry}: sparse data cannot be exported yet`, { entry });

@@ -35,6 +35,10 @@ export class DigestingSource implements AsyncIterable<Uint8Array> {
 
 /** Streams a byte range of a file in chunks of at most 1 MiB. */
 export async function* readFileRange(range: ByteRange): AsyncGenerator<Buffer> {
+  if (range.bytes !== undefined) {
+    if (range.bytes.length > 0) yield range.bytes;
+    return;
+  }
   const fd = fs.openSync(range.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     let pos = range.offset;
