@@ -235,18 +235,42 @@ function fsyncDirectory(dir: string): void {
   }
 }
 
+/** Below this many files and directories, fsync each of them; above, one syncfs. */
+export const FSYNC_EACH_MAX_ENTRIES = 64;
+
 /**
- * Flushes every file written under `dir` to disk in one call: syncfs(2) through
- * `sync -f` on Linux, costs one process start however many files a layer has (an fsync
- * per file costs a disk round trip per file). Elsewhere, plain sync(2).
+ * Flushes every file written under `dir` to disk. A small tree is fsynced file by file.
+ * A large one is flushed in one call: syncfs(2) through `sync -f` on Linux (plain sync(2)
+ * elsewhere), one process start however many files a layer has, where an fsync per file
+ * costs a disk round trip per file. syncfs also flushes whatever else is dirty on that
+ * file system, which is why small layers do not use it.
  */
 export function flushFileSystem(dir: string): void {
+  if (countEntries(dir, FSYNC_EACH_MAX_ENTRIES + 1) <= FSYNC_EACH_MAX_ENTRIES) {
+    fsyncTree(dir);
+    return;
+  }
   const args = process.platform === 'linux' ? ['-f', dir] : [];
   const r = spawnSync('sync', args, { stdio: 'ignore' });
   if (r.error !== undefined || r.status !== 0) {
     // No usable `sync` binary: fall back to fsync of each file, which is always correct.
     fsyncTree(dir);
   }
+}
+
+/** Files and directories below `dir`, counting stops at `limit`. */
+function countEntries(dir: string, limit: number): number {
+  let n = 0;
+  const stack = [dir];
+  while (stack.length > 0 && n < limit) {
+    const current = stack.pop() as string;
+    for (const d of fs.readdirSync(current, { withFileTypes: true })) {
+      n++;
+      if (d.isDirectory()) stack.push(path.join(current, d.name));
+      if (n >= limit) break;
+    }
+  }
+  return n;
 }
 
 function fsyncTree(dir: string): void {
