@@ -229,6 +229,17 @@ export class WindowsFilterDriver {
 
   // ---- import and export ----------------------------------------------------------------
 
+  /** What a worker job of layer `id` needs from this driver and the caller's options. */
+  #workerJob(id: string, parents: readonly string[], options: ApplyDiffOptions) {
+    return {
+      home: this.home,
+      id,
+      parents,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    };
+  }
+
   /**
    * Imports `tar` as layer `id` on `parentId` through a worker. `tar` is a stream or
    * iterable of bytes, or `{fd}`: an open file or pipe the worker reads directly. An empty
@@ -253,16 +264,7 @@ export class WindowsFilterDriver {
         const r = await importLayer(this.store, this.backend, id, source, { parents, signal: options.signal, onProgress: options.onProgress });
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
-      const size = await this.#controller.writeLayer(
-        {
-          home: this.home,
-          id,
-          parents,
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-          ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-        },
-        tar,
-      );
+      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, options), tar);
       const info = readLayerInfo(this.store.layerPath(id));
       return { size, entries: info.entries, digest: info.digest };
     } catch (error) {
@@ -290,13 +292,7 @@ export class WindowsFilterDriver {
         yield* exportLayer(self.store, self.backend, id, options);
         return;
       }
-      const stream = await self.#controller.exportLayer({
-        home: self.home,
-        id,
-        parents: self.store.readChain(id),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-      });
+      const stream = await self.#controller.exportLayer(self.#workerJob(id, self.store.readChain(id), options));
       yield* stream as AsyncIterable<Uint8Array>;
     }
     return Readable.from(tar(), { objectMode: false });
@@ -314,16 +310,7 @@ export class WindowsFilterDriver {
       await pipeline(this.diff(id, undefined, options), out);
       return;
     }
-    await this.#controller.exportLayerTo(
-      {
-        home: this.home,
-        id,
-        parents: this.store.readChain(id),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-      },
-      fd,
-    );
+    await this.#controller.exportLayerTo(this.#workerJob(id, this.store.readChain(id), options), fd);
   }
 
   async *#readWriteTar(id: string): AsyncGenerator<Uint8Array> {
