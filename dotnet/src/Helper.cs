@@ -97,7 +97,10 @@ namespace WinLayer.Native
             });
         }
 
-        /// <summary>Creates `path` (it must not exist) and returns a handle that restores the entry's backup stream into it.</summary>
+        /// <summary>
+        /// Creates `path` (it must not exist) and returns a handle that restores the entry's backup
+        /// stream into it; with `directory`, opens the directory the caller made at `path` instead.
+        /// </summary>
         public Task<object> RestoreCreate(object input)
         {
             return Run("RestoreCreate", input, delegate (IDictionary<string, object> a)
@@ -105,9 +108,11 @@ namespace WinLayer.Native
                 string path = Args.String(a, "path", "RestoreCreate");
                 string entry = Args.OptionalString(a, "entry", path);
                 bool processSecurity = Args.OptionalBool(a, "processSecurity", true);
-                RestoreTarget t = Platform.IsWindows
-                    ? (RestoreTarget)new WindowsRestoreTarget(path, entry, processSecurity)
-                    : new UnixRestoreTarget(path, entry);
+                bool directory = Args.OptionalBool(a, "directory", false);
+                RestoreTarget t;
+                if (Platform.IsWindows) t = new WindowsRestoreTarget(path, entry, processSecurity, directory);
+                else if (directory) t = new UnixDirectoryRestoreTarget(path, entry);
+                else t = new UnixRestoreTarget(path, entry);
                 return Add(t);
             });
         }

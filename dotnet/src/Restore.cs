@@ -1,5 +1,9 @@
-// Restoring one file from its backup stream: the role of hcsshim's BackupWrite-based
-// writers for Hives/ and UtilityVM/ files.
+// Restoring one file or directory from its backup stream: the role of hcsshim's
+// BackupWrite-based writers (the legacy writer for Hives/ and UtilityVM/, the base-layer
+// writer for every entry of a base layer).
+//
+// A directory is created by the caller (its children need it before its metadata is
+// final) and opened here; a file is created here, and must not exist.
 //
 // Both platforms run the same parser over the bytes, so both hand back the same thing:
 // the data size, and every non-data sub-stream re-encoded (header, name, payload) in
@@ -184,7 +188,7 @@ namespace WinLayer.Native
             file = null;
         }
 
-        private static DateTime HostTime(long filetime)
+        internal static DateTime HostTime(long filetime)
         {
             if (filetime <= 0) return DateTime.FromFileTimeUtc(0);
             if (filetime > DateTime.MaxValue.ToFileTimeUtc()) return DateTime.MaxValue;
@@ -197,6 +201,59 @@ namespace WinLayer.Native
         }
     }
 
+    /// <summary>The portable restore of a directory the caller made: its streams are handed back, its times set.</summary>
+    internal sealed class UnixDirectoryRestoreTarget : RestoreTarget
+    {
+        public UnixDirectoryRestoreTarget(string dirPath, string entry) : base(dirPath, entry)
+        {
+            // Not through a symbolic link: the caller made a real directory here.
+            FileAttributes a;
+            try
+            {
+                a = File.GetAttributes(dirPath);
+            }
+            catch (IOException e)
+            {
+                throw new NativeError(NativeError.CallFailed, "RestoreCreate", entry + ": cannot open directory " + dirPath + ": " + e.Message, 0, e.HResult);
+            }
+            if ((a & FileAttributes.Directory) == 0 || (a & FileAttributes.ReparsePoint) != 0)
+            {
+                throw NativeError.Invalid(NativeError.ArgumentInvalid, "RestoreCreate", entry + ": " + dirPath + " is not a directory");
+            }
+        }
+
+        protected override void WriteRaw(byte[] chunk)
+        {
+        }
+
+        protected override void WriteData(byte[] buffer, int offset, int count)
+        {
+            throw NativeError.Invalid(NativeError.StreamInvalid, "RestoreWrite", Entry + ": a directory cannot have a data stream");
+        }
+
+        protected override void OnSparseBlock(BackupHeader h)
+        {
+            throw NativeError.Invalid(NativeError.StreamInvalid, "RestoreWrite", Entry + ": a directory cannot have sparse blocks");
+        }
+
+        protected override void Complete(BasicInfo info)
+        {
+            try
+            {
+                Directory.SetLastWriteTimeUtc(FilePath, UnixRestoreTarget.HostTime(info.LastWriteTime));
+                Directory.SetLastAccessTimeUtc(FilePath, UnixRestoreTarget.HostTime(info.LastAccessTime));
+            }
+            catch (IOException e)
+            {
+                throw new NativeError(NativeError.CallFailed, "RestoreFinish", Entry + ": cannot set the times of " + FilePath + ": " + e.Message, 0, e.HResult);
+            }
+        }
+
+        public override void Dispose()
+        {
+        }
+    }
+
     /// <summary>The Windows restore: CreateFileW + BackupWrite + SetFileInformationByHandle.</summary>
     internal sealed class WindowsRestoreTarget : RestoreTarget
     {
@@ -204,14 +261,18 @@ namespace WinLayer.Native
         private SafeFileHandle file;
         private IntPtr context = IntPtr.Zero;
 
-        public WindowsRestoreTarget(string filePath, string entry, bool processSecurity) : base(filePath, entry)
+        public WindowsRestoreTarget(string filePath, string entry, bool processSecurity, bool directory) : base(filePath, entry)
         {
             this.processSecurity = processSecurity;
             // As hcsshim: with security, the rights BackupWrite needs to restore the owner, DACL
             // and SACL; without (Hives/), plain read/write.
             uint access = Win32.GenericRead | Win32.GenericWrite;
             if (processSecurity) access |= Win32.WriteDac | Win32.WriteOwner | Win32.AccessSystemSecurity;
-            file = Win32.Open(filePath, access, Win32.FileShareRead, Win32.CreateNew, 0);
+            // A directory exists already (the caller made it); backup semantics open it, and
+            // not following a reparse point keeps the handle on the directory itself.
+            file = directory
+                ? Win32.Open(filePath, access, Win32.FileShareRead, Win32.OpenExisting, Win32.FileFlagOpenReparsePoint)
+                : Win32.Open(filePath, access, Win32.FileShareRead, Win32.CreateNew, 0);
         }
 
         protected override void WriteRaw(byte[] chunk)

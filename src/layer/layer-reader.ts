@@ -87,7 +87,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
   }
   const info = infoFromRecord(r);
   const host = path.join(layerRoot, r.host ?? r.name);
-  if (isTransportName(r.name)) {
+  if (isTransportName(r.name) && r.direct !== true) {
     // Directories, directory symlinks and junctions are a directory plus its sidecar.
     const file = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? host + WCIDIRS_SUFFIX : host;
     const fd = openExisting(file, r.name);

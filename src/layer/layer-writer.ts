@@ -63,11 +63,18 @@ export interface LayerWriterOptions {
   /** fsync data and index before close returns. @default true */
   readonly durable?: boolean;
   /**
-   * Restores the files outside Files/ (Hives/, UtilityVM/) instead of the built-in code:
-   * the seam through which a native backend does that work. Files/ is always written here,
-   * since the transport format is a byte layout, not a restore.
+   * Restores the entries outside Files/ (Hives/, UtilityVM/) instead of the built-in code:
+   * the seam through which a native backend does that work. Files/ is written here in the
+   * transport format, a byte layout rather than a restore, unless `restoreInPlace`.
    */
   readonly restorer?: HostRestorer | undefined;
+  /**
+   * Restores every entry, Files/ and Hives/ included, through `restorer` into a host file or
+   * directory, as hcsshim's base-layer writer does on Windows (no transport format, no
+   * sidecars; the index marks those records `direct`). Base layers only; needs a restorer.
+   * @default false
+   */
+  readonly restoreInPlace?: boolean | undefined;
 }
 
 /** One file being restored from its backup stream by a native backend. */
@@ -86,6 +93,12 @@ export interface RestoreTarget {
 export interface HostRestorer {
   /** Creates `file` (it must not exist) for the entry `entry`. */
   create(file: string, entry: string): RestoreTarget;
+  /**
+   * Restores the backup stream of the directory entry `entry` onto `dir`, which the writer
+   * has just made (a directory exists before its children). Without it, a directory's
+   * sub-streams go to the index and the directory is left as made.
+   */
+  createDirectory?(dir: string, entry: string): RestoreTarget;
 }
 
 /** What close() reports. */
@@ -183,6 +196,7 @@ export class TransportLayerWriter {
   readonly #parents: readonly string[];
   readonly #durable: boolean;
   readonly #restorer: HostRestorer | undefined;
+  readonly #inPlace: boolean;
   readonly #index: MetadataIndexWriter;
   readonly #seen = new Map<string, SeenEntry>();
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
@@ -204,6 +218,10 @@ export class TransportLayerWriter {
     this.#parents = options.parents;
     this.#durable = options.durable ?? true;
     this.#restorer = options.restorer;
+    this.#inPlace = options.restoreInPlace ?? false;
+    if (this.#inPlace && (this.#restorer === undefined || this.#parents.length > 0)) {
+      throw createError('ERR_ARGUMENT_INVALID', 'restoreInPlace writes base layers only, through a restorer');
+    }
     this.#index = new MetadataIndexWriter(this.#root);
   }
 
@@ -248,7 +266,7 @@ export class TransportLayerWriter {
     if (!isMerge) this.#replaceInherited(p, host, isDirectory);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
-    const transport = isTransportName(p.name);
+    const transport = !this.#inPlace && isTransportName(p.name);
     const abs = path.join(this.#root, host);
     let content: FdSink | undefined;
     let data: FdSink | undefined;
@@ -256,6 +274,7 @@ export class TransportLayerWriter {
     if (isDirectory) {
       if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
       if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)));
+      else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
       content = new FdSink(openForWrite(abs, false));
     } else if (this.#restorer !== undefined) {
@@ -397,6 +416,7 @@ export class TransportLayerWriter {
       if (length > 0) record.streams = [e.streamsStart, length];
     }
     if (e.host !== e.path.name) record.host = e.host;
+    if (!e.transport && isTransportName(e.path.name)) record.direct = true;
     if (e.isMerge) {
       this.#merged.set(e.path.name, record);
       // The earlier record keeps its place; its times are replaced, as its sidecar was.
@@ -467,7 +487,8 @@ export class TransportLayerWriter {
   /** Finishes the layer: tombstones, links, directory times, index. */
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
-    writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
+    // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
+    if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
     for (const link of this.#links) this.#makeLink(link);
     if (this.#inherited !== undefined) {
       for (const record of this.#inherited.values()) this.#index.append(record);

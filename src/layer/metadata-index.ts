@@ -49,6 +49,12 @@ export interface IndexEntry {
   host?: string;
   /** Cloned from the parent's UtilityVM: part of the layer's view, not of its diff. */
   inherited?: boolean;
+  /**
+   * A `Files`/`Hives` entry restored in place (a base layer written by a native backend, as
+   * hcsshim's base-layer writer does): a host file or directory with its other sub-streams
+   * in streams.bin, not the transport format its name would otherwise mean.
+   */
+  direct?: boolean;
 }
 
 /** Summary of a committed layer, `.winlayer/layer.json`. */

@@ -6,8 +6,9 @@
  * Either way it parses each stream itself and hands back the non-data sub-streams, so the
  * metadata index is byte-identical to the portable backend's (test/native/conformance).
  *
- * Files/ is always written by the layer writer: the transport format is a byte layout,
- * not a restore. Off Windows that is the whole import, and export is the portable reader.
+ * Files/ of a delta layer is written by the layer writer: the transport format is a byte
+ * layout, not a restore. Off Windows that is the whole import, and export is the portable
+ * reader (which reads a base layer restored in place too: `restoreBaseLayersInPlace`).
  *
  * On Windows (`platform === 'win32'`, checked at run time) the layer is then handed to
  * the Host Compute Service, in the order hcsshim's layer writer and reader use
@@ -16,10 +17,10 @@
  *   import folder, which `ImportLayer(layer, folder, parents)` turns into the layer;
  *   deletions, hard links below Files/ and directory times are then applied in the layer,
  *   and `ProcessUtilityImage(layer\UtilityVM)` runs when it has one (legacyLayerWriter);
- * - a base layer: directory times, `ProcessBaseImage(layer)`, then
- *   `ProcessUtilityImage(layer\UtilityVM)` when it has one (baseLayerWriter.Close). Its
- *   Files/ stays in the transport format: see docs/windows.md for what a restore of
- *   Files/ would still need;
+ * - a base layer: every entry, Files/ and Hives/ included, is restored in place with
+ *   BackupWrite (files created, directories made then opened; security restored), as
+ *   hcsshim's baseLayerWriter does; then directory times, `ProcessBaseImage(layer)`, and
+ *   `ProcessUtilityImage(layer\UtilityVM)` when it has one (baseLayerWriter.Close);
  * - exporting a delta layer: `ExportLayer(layer, folder, parents)` into a sibling folder,
  *   whose transport-format files are read in the order and with the times the metadata
  *   index keeps (legacyLayerReader reads the same folder).
@@ -92,6 +93,13 @@ export interface EdgeBackendOptions {
    * the portable layout alone. @default process.platform
    */
   readonly platform?: NodeJS.Platform | undefined;
+  /**
+   * Restore a base layer's Files/ and Hives/ in place through the helper (hcsshim's base-layer
+   * writer) instead of writing them in the transport format. Windows needs it: ProcessBaseImage
+   * reads the real files. Elsewhere it gives the same exports, so the helper's directory and
+   * file restores can be checked on Mono. @default platform === 'win32'
+   */
+  readonly restoreBaseLayersInPlace?: boolean | undefined;
 }
 
 /** A restore in the helper, fed through a coalescing buffer. */
@@ -166,8 +174,15 @@ class EdgeRestorer implements HostRestorer {
   }
 
   create(file: string, entry: string): RestoreTarget {
-    const processSecurity = this.#hivesWithSecurity || !isHivesName(entry);
-    return new EdgeRestoreTarget(this.#helper, this.#helper.restoreCreate(file, entry, processSecurity), this.#chunkBytes);
+    return new EdgeRestoreTarget(this.#helper, this.#helper.restoreCreate(file, entry, this.#processSecurity(entry)), this.#chunkBytes);
+  }
+
+  createDirectory(dir: string, entry: string): RestoreTarget {
+    return new EdgeRestoreTarget(this.#helper, this.#helper.restoreCreate(dir, entry, this.#processSecurity(entry), true), this.#chunkBytes);
+  }
+
+  #processSecurity(entry: string): boolean {
+    return this.#hivesWithSecurity || !isHivesName(entry);
   }
 }
 
@@ -189,6 +204,7 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
     throw new RangeError(`chunkBytes must be an integer from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}, not ${chunkBytes}`);
   }
   const onWindows = (options.platform ?? process.platform) === 'win32';
+  const baseInPlace = options.restoreBaseLayersInPlace ?? onWindows;
   let helper: EdgeHelper | undefined;
   const getHelper = (): EdgeHelper => {
     if (helper !== undefined) return helper;
@@ -208,7 +224,13 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
       const isBaseLayer = req.parents.length === 0;
       const restorer = new EdgeRestorer(h, chunkBytes, onWindows && isBaseLayer);
       const source = new DigestingSource(req.source);
-      const writer = new TransportLayerWriter({ root: req.root, parents: req.parents, durable: false, restorer });
+      const writer = new TransportLayerWriter({
+        root: req.root,
+        parents: req.parents,
+        durable: false,
+        restorer,
+        restoreInPlace: baseInPlace && isBaseLayer,
+      });
       let result: WriteLayerResult;
       let written: LayerWriteResult;
       try {
@@ -251,12 +273,14 @@ export const edgeBackend: NativeBackend = createEdgeBackend();
 /**
  * hcsshim's baseLayerWriter.Close: directory times (children first), ProcessBaseImage on
  * the layer, then ProcessUtilityImage on its UtilityVM. The writer made the directories
- * outside Files/ with mkdir; their full FILE_BASIC_INFO (creation and change times,
- * attributes) is set here. Files/ directories are placeholders next to their sidecars.
+ * with mkdir and restored their streams; their full FILE_BASIC_INFO (creation and change
+ * times, attributes) is set here, after every child exists. A directory written in the
+ * transport format (when the layer was not restored in place) is a placeholder next to its
+ * sidecar, and is left alone.
  */
 async function finishBaseLayer(helper: EdgeHelper, req: WriteLayerRequest, hasUtilityVM: boolean): Promise<void> {
   const records = layerRecords(req.root);
-  const dirs = records.filter((r) => isDirectoryRecord(r) && r.inherited !== true && !isTransportName(r.name));
+  const dirs = records.filter((r) => isDirectoryRecord(r) && r.inherited !== true && !isTransportRecord(r));
   for (let i = dirs.length - 1; i >= 0; i--) {
     const d = dirs[i] as IndexEntry;
     helper.setFileBasicInfo(hostPath(req.root, d), infoFromRecord(d));
@@ -288,7 +312,7 @@ async function importDeltaLayer(helper: EdgeHelper, req: WriteLayerRequest, hasU
     // ImportLayer takes each entry's times from its file in the folder (the content file,
     // or a directory's sidecar); the attributes are in the content, so they are left alone.
     for (const r of records) {
-      if (!isTransportName(r.name) || !isEntryRecord(r)) continue;
+      if (!isTransportRecord(r) || !isEntryRecord(r)) continue;
       helper.setFileBasicInfo(transportFile(folder, r), { ...infoFromRecord(r), fileAttributes: 0 });
     }
     throwIfCanceled(req.signal);
@@ -329,8 +353,10 @@ async function processUtilityVM(helper: EdgeHelper, root: string, signal: AbortS
 }
 
 /**
- * The layer as a tar, on Windows. A base layer is read as the portable backend reads it
- * (its Files/ is in the transport format). A delta layer is exported by the Host Compute
+ * The layer as a tar, on Windows. A base layer is read as the portable backend reads it:
+ * the data of each file from the file itself, the other sub-streams (kept verbatim at
+ * import) from the index, in import order; hcsshim's baseLayerReader would BackupRead
+ * them back, which gives the same streams but not the tar's order. A delta layer is exported by the Host Compute
  * Service into a sibling folder, as hcsshim's NewLayerReader does, since after ImportLayer
  * its Files/ holds the files themselves.
  */
@@ -500,6 +526,11 @@ function hostPath(root: string, r: IndexEntry): string {
 function transportFile(root: string, r: IndexEntry): string {
   const host = hostPath(root, r);
   return ((r.attributes ?? 0) & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? host + WCIDIRS_SUFFIX : host;
+}
+
+/** A record written in the transport format (a base layer restored in place has none). */
+function isTransportRecord(r: IndexEntry): boolean {
+  return isTransportName(r.name) && r.direct !== true;
 }
 
 function isEntryRecord(r: IndexEntry): boolean {

@@ -150,11 +150,13 @@ export class NativeHelper {
   }
 
   /**
-   * Creates `path` (it must not exist) for restoring entry `entry` and returns its handle.
-   * `processSecurity` is BackupWrite's flag: hcsshim restores Hives/ without it.
+   * Creates `path` (it must not exist) for restoring entry `entry` and returns its handle;
+   * with `directory`, opens the directory already made at `path` (a directory must exist
+   * before its children, and BackupWrite then restores its security, EAs, ADS and reparse
+   * data). `processSecurity` is BackupWrite's flag: hcsshim restores Hives/ without it.
    */
-  restoreCreate(path: string, entry: string, processSecurity: boolean): number {
-    return this.#call('RestoreCreate', { path, entry, processSecurity }) as number;
+  restoreCreate(path: string, entry: string, processSecurity: boolean, directory = false): number {
+    return this.#call('RestoreCreate', { path, entry, processSecurity, directory }) as number;
   }
 
   /** The next bytes of the entry's backup stream. A failure closes the handle. */

@@ -428,6 +428,42 @@ describe(`native/edge: the C# helper through edge-js${skipNote()}`, function () 
       expect(helper.info().openHandles).to.equal(0);
     });
 
+    it('restores a directory the caller made: every sub-stream handed back, its times set, nothing written into it', () => {
+      const dir = path.join(tempDir(), 'Windows');
+      fs.mkdirSync(dir);
+      const dirStream = restoreStream.filter((p) => p.header.id !== BackupStreamId.Data);
+      const handle = helper.restoreCreate(dir, 'Files/Windows', true, true);
+      helper.restoreWrite(handle, encodeStream(dirStream));
+      const done = helper.restoreFinish(handle, { ...info, fileAttributes: 0x10 });
+      expect(done.dataSize).to.equal(0);
+      expect(done.streams.equals(expectedIndexStreams(dirStream)), 'streams').to.equal(true);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+      expect(Math.trunc(fs.statSync(dir).mtimeMs)).to.equal(Number(unixNsFromFiletime(info.lastWriteTime) / 1_000_000n));
+      expect(helper.info().openHandles).to.equal(0);
+    });
+
+    (onUnix ? it : it.skip)('refuses a data stream on a directory with ERR_BACKUP_STREAM_INVALID, and closes it', () => {
+      const dir = tempDir();
+      const handle = helper.restoreCreate(dir, 'Files/d', true, true);
+      expect(thrownCode(() => helper.restoreWrite(handle, encodeStream(restoreStream)))).to.equal('ERR_BACKUP_STREAM_INVALID');
+      expect(helper.info().openHandles).to.equal(0);
+    });
+
+    it('restores a directory only where a directory is: a file or a missing path is refused', () => {
+      const file = path.join(tempDir(), 'plain');
+      fs.writeFileSync(file, 'keep');
+      expect(thrownCode(() => helper.restoreCreate(file, 'Files/plain', true, true))).to.be.oneOf(['ERR_ARGUMENT_INVALID', 'ERR_NATIVE_CALL_FAILED']);
+      expect(thrownCode(() => helper.restoreCreate(path.join(tempDir(), 'missing'), 'Files/missing', true, true))).to.be.oneOf(['ERR_ARGUMENT_INVALID', 'ERR_NATIVE_CALL_FAILED']);
+      if (onUnix) {
+        // A symbolic link planted where the directory should be is not followed.
+        const link = path.join(tempDir(), 'link');
+        fs.symlinkSync(tempDir(), link);
+        expect(thrownCode(() => helper.restoreCreate(link, 'Files/link', true, true))).to.equal('ERR_ARGUMENT_INVALID');
+      }
+      expect(fs.readFileSync(file, 'utf8')).to.equal('keep');
+      expect(helper.info().openHandles).to.equal(0);
+    });
+
     it('never replaces an existing file', () => {
       const file = path.join(tempDir(), 'exists');
       fs.writeFileSync(file, 'keep');

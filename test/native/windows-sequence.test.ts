@@ -59,19 +59,23 @@ function hcsError(method: string, failure: { win32Error: number; hresult: number
   return nativeErrorFromThrown(method, thrown);
 }
 
-/** File restores written here: the data payload into the file, the other sub-streams handed back. */
+/**
+ * Restores written here: the data payload into the file, the other sub-streams handed back;
+ * a directory (made by the writer) only gets its times.
+ */
 class InTestRestores {
   #next = 1;
-  readonly #open = new Map<number, { fd: number; chunks: Buffer[] }>();
+  readonly #open = new Map<number, { fd: number | undefined; dir: string; chunks: Buffer[] }>();
 
   get openHandles(): number {
     return this.#open.size;
   }
 
-  create(file: string): number {
-    const fd = fs.openSync(file, 'wx');
+  create(file: string, directory: boolean): number {
+    if (directory && !fs.lstatSync(file).isDirectory()) throw new Error(`${file} is not a directory`);
+    const fd = directory ? undefined : fs.openSync(file, 'wx');
     const handle = this.#next++;
-    this.#open.set(handle, { fd, chunks: [] });
+    this.#open.set(handle, { fd, dir: file, chunks: [] });
     return handle;
   }
 
@@ -87,6 +91,7 @@ class InTestRestores {
       const streams: Buffer[] = [];
       for (const s of parseBackupStreamBuffer(Buffer.concat(r.chunks))) {
         if (s.header.id === BackupStreamId.Data) {
+          if (r.fd === undefined) throw new Error(`${r.dir}: a directory with a data stream`);
           dataSize = s.header.size;
           fs.writeSync(r.fd, s.payload);
         } else {
@@ -94,10 +99,11 @@ class InTestRestores {
         }
       }
       const seconds = (ft: bigint): number => Number(ft - 116444736000000000n) / 1e7;
-      fs.futimesSync(r.fd, seconds(info.lastAccessTime), seconds(info.lastWriteTime));
+      if (r.fd === undefined) fs.utimesSync(r.dir, seconds(info.lastAccessTime), seconds(info.lastWriteTime));
+      else fs.futimesSync(r.fd, seconds(info.lastAccessTime), seconds(info.lastWriteTime));
       return { dataSize, streams: Buffer.concat(streams) };
     } finally {
-      fs.closeSync(r.fd);
+      if (r.fd !== undefined) fs.closeSync(r.fd);
     }
   }
 
@@ -105,10 +111,10 @@ class InTestRestores {
     const r = this.#open.get(handle);
     if (r === undefined) return;
     this.#open.delete(handle);
-    fs.closeSync(r.fd);
+    if (r.fd !== undefined) fs.closeSync(r.fd);
   }
 
-  #get(handle: number): { fd: number; chunks: Buffer[] } {
+  #get(handle: number): { fd: number | undefined; dir: string; chunks: Buffer[] } {
     const r = this.#open.get(handle);
     if (r === undefined) throw new Error(`no restore ${handle}`);
     return r;
@@ -184,9 +190,9 @@ class RecordingHelper implements EdgeHelper {
     return [...names];
   }
 
-  restoreCreate(file: string, entry: string, processSecurity: boolean): number {
-    this.#record('restoreCreate', [file, entry, processSecurity]);
-    return this.#real === undefined ? this.#inTest.create(file) : this.#real.restoreCreate(file, entry, processSecurity);
+  restoreCreate(file: string, entry: string, processSecurity: boolean, directory = false): number {
+    this.#record('restoreCreate', [file, entry, processSecurity, directory]);
+    return this.#real === undefined ? this.#inTest.create(file, directory) : this.#real.restoreCreate(file, entry, processSecurity, directory);
   }
 
   restoreWrite(handle: number, chunk: Uint8Array): void {
@@ -435,13 +441,43 @@ for (const restorer of restorers) {
         expect(path.basename(staging)).to.match(/^base-importing-/);
         expect(helper.lastIndexOf('restoreFinish')).to.be.lessThan(helper.indexOf('processBaseImage'));
         expect(helper.indexOf('processBaseImage'), 'ProcessBaseImage is the last call').to.equal(helper.calls.length - 1);
-        // The layer as ProcessBaseImage sees it: the index written, Files/ as the writer left it.
-        expect((hcs[0] as Call).layerTree).to.include.members([`${INDEX_DIR}/layer.json`, 'Files', `Files${WCIDIRS_SUFFIX}`, 'Hives/System_Delta']);
-        // A base layer's hives are restored with their security, as hcsshim's base writer restores everything.
-        expect(helper.callsOf('restoreCreate').map((c) => c.args.slice(1))).to.deep.equal([['Hives/System_Delta', true]]);
-        expect(helper.callsOf('setFileBasicInfo'), 'no directory outside Files/').to.deep.equal([]);
+        // The layer as ProcessBaseImage sees it: the index, and every entry restored in place,
+        // as hcsshim's base-layer writer leaves it: no transport format, no sidecar, no tombstones.
+        const tree = (hcs[0] as Call).layerTree as string[];
+        expect(tree).to.include.members([
+          `${INDEX_DIR}/layer.json`,
+          'Files',
+          'Files/readme.txt',
+          'Files/dir/a.bin',
+          'Files/dir/a-link.bin',
+          'Hives/System_Delta',
+        ]);
+        expect(tree.filter((rel) => rel.endsWith(WCIDIRS_SUFFIX) || rel === 'tombstones.txt')).to.deep.equal([]);
+        // Every entry through BackupWrite with its security; directories opened after mkdir.
+        expect(helper.callsOf('restoreCreate').map((c) => c.args.slice(1))).to.deep.equal([
+          ['Files', true, true],
+          ['Files/readme.txt', true, false],
+          ['Files/dir', true, true],
+          ['Files/dir/a.bin', true, false],
+          ['Hives', true, true],
+          ['Hives/System_Delta', true, false],
+        ]);
+        expect(helper.callsOf('restoreCreate').map((c) => path.relative(staging, c.args[0] as string))).to.deep.equal([
+          'Files',
+          'Files/readme.txt',
+          'Files/dir',
+          'Files/dir/a.bin',
+          'Hives',
+          'Hives/System_Delta',
+        ]);
+        // Directory times after every child exists, children first, before ProcessBaseImage.
+        expect(helper.callsOf('setFileBasicInfo').map((c) => path.relative(staging, c.args[0] as string))).to.deep.equal(['Hives', 'Files/dir', 'Files']);
+        expect(helper.lastIndexOf('setFileBasicInfo')).to.be.lessThan(helper.indexOf('processBaseImage'));
+        const layer = store.layerPath('base');
+        expect(fs.readFileSync(path.join(layer, 'Files/readme.txt'), 'utf8'), 'the file holds its data').to.equal('hello');
+        expect(fs.statSync(path.join(layer, 'Files/dir/a-link.bin')).ino, 'the hard link is made in the layer').to.equal(fs.statSync(path.join(layer, 'Files/dir/a.bin')).ino);
         expect(store.stat('base').info.isBaseLayer).to.equal(true);
-        expect(fs.existsSync(path.join(store.layerPath('base'), 'blank.vhdx'))).to.equal(true);
+        expect(fs.existsSync(path.join(layer, 'blank.vhdx'))).to.equal(true);
       });
 
       it('exports without the Host Compute Service, as the tar it imported', async () => {
@@ -469,7 +505,7 @@ for (const restorer of restorers) {
     });
 
     describe('a base layer with a UtilityVM', () => {
-      it('sets the UtilityVM directories children first, then calls ProcessBaseImage, then ProcessUtilityImage on <layer>/UtilityVM', async () => {
+      it('sets the directories children first, then calls ProcessBaseImage, then ProcessUtilityImage on <layer>/UtilityVM', async () => {
         const tar = await buildLayerTar(uvmBaseLayer);
         await importWith(backend, store, 'base', tar);
 
@@ -487,6 +523,8 @@ for (const restorer of restorers) {
           'UtilityVM/Files/EFI',
           'UtilityVM/Files',
           'UtilityVM',
+          'Files/Windows',
+          'Files',
         ]);
         expect(helper.lastIndexOf('setFileBasicInfo')).to.be.lessThan(helper.indexOf('processBaseImage'));
         // UtilityVM files are restored with their security descriptors.
@@ -584,7 +622,18 @@ for (const restorer of restorers) {
         await importWith(portableBackend, portable, 'base', tars.base);
         await importWith(portableBackend, portable, 'middle', tars.middle, 'base');
         await importWith(portableBackend, portable, 'top', tars.top, 'middle');
-        for (const id of ['base', 'middle', 'top']) {
+        // The base layer's Files/ and Hives/ were restored in place: their records say so, and
+        // their other sub-streams are in streams.bin rather than in transport files.
+        const direct = fs
+          .readFileSync(path.join(store.layerPath('base'), INDEX_DIR, 'entries.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { name: string; direct?: boolean })
+          .filter((r) => r.name === 'Files' || r.name.startsWith('Files/'));
+        expect(direct.length).to.be.greaterThan(0);
+        expect(direct.every((r) => r.direct === true)).to.equal(true);
+        expect(firstDifference(fs.readFileSync(path.join(store.layerPath('base'), INDEX_DIR, 'layer.json')), fs.readFileSync(path.join(portable.layerPath('base'), INDEX_DIR, 'layer.json')))).to.equal(-1);
+        for (const id of ['middle', 'top']) {
           for (const file of ['layer.json', 'entries.jsonl', 'streams.bin']) {
             const got = fs.readFileSync(path.join(store.layerPath(id), INDEX_DIR, file));
             const want = fs.readFileSync(path.join(portable.layerPath(id), INDEX_DIR, file));
