@@ -30,21 +30,28 @@ function progressWriter(): ((p: { entries: number; bytes: number }) => void) | u
 }
 
 const OUTPUT_CHUNK = 1024 * 1024;
+/** Chunks gathered before one writev (Linux takes up to 1024 buffers a call). */
+const OUTPUT_PARTS = 512;
 
 /**
- * Writes straight to a descriptor: a stream on stdout costs an event-loop turn per chunk,
- * which for a 1 MiB chunk is more than the write. A pipe set non-blocking by its other end
+ * writev of `parts` straight to a descriptor, the chunks as they are (no copy into one
+ * buffer): a stream on stdout costs an event-loop turn per chunk, which is more than the
+ * write. A short write resumes where it stopped; a pipe set non-blocking by its other end
  * answers EAGAIN when full: then wait for the reader.
  */
-async function writeAll(fd: number, chunk: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < chunk.length) {
+async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
+  let i = 0;
+  while (i < parts.length) {
+    let n: number;
     try {
-      done += fs.writeSync(fd, chunk, done, chunk.length - done);
+      n = fs.writevSync(fd, i === 0 ? parts : parts.slice(i));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
       await new Promise((resolve) => setTimeout(resolve, 1));
+      continue;
     }
+    while (i < parts.length && n >= (parts[i] as Uint8Array).length) n -= (parts[i++] as Uint8Array).length;
+    if (n > 0) parts[i] = (parts[i] as Uint8Array).subarray(n);
   }
 }
 
@@ -64,19 +71,21 @@ async function run(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${result.size}\n`);
     return;
   }
-  // Headers, data and padding arrive as separate small chunks: gather them into 1 MiB writes.
+  // Headers, data and padding arrive as separate chunks: gather them into writev calls of
+  // up to 1 MiB or 512 chunks, without copying them.
   let parts: Uint8Array[] = [];
   let gathered = 0;
   for await (const chunk of exportLayer(store, backend, id, { onProgress })) {
+    if (chunk.length === 0) continue;
     parts.push(chunk);
     gathered += chunk.length;
-    if (gathered >= OUTPUT_CHUNK) {
-      await writeAll(1, Buffer.concat(parts, gathered));
+    if (gathered >= OUTPUT_CHUNK || parts.length >= OUTPUT_PARTS) {
+      await writevAll(1, parts);
       parts = [];
       gathered = 0;
     }
   }
-  if (gathered > 0) await writeAll(1, Buffer.concat(parts, gathered));
+  if (parts.length > 0) await writevAll(1, parts);
 }
 
 try {

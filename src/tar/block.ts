@@ -71,19 +71,33 @@ export function blockPaddingLength(size: number): number {
  * to where the run of trailing slashes starts (so buggy readers do not see a directory).
  */
 export function writeStringField(block: Buffer, field: BlockField, s: Uint8Array): void {
-  const target = block.subarray(field.offset, field.offset + field.length);
-  target.set(s.subarray(0, field.length));
-  if (s.length < field.length) target[s.length] = NUL;
-  if (s.length > field.length && target[field.length - 1] === SLASH) {
-    let n = field.length;
+  const { offset, length } = field;
+  if (s.length <= length) {
+    block.set(s, offset);
+    if (s.length < length) block[offset + s.length] = NUL;
+    return;
+  }
+  block.set(s.subarray(0, length), offset);
+  if (block[offset + length - 1] === SLASH) {
+    let n = length;
     while (n > 0 && s[n - 1] === SLASH) n--;
-    target[n] = NUL;
+    block[offset + n] = NUL;
   }
 }
 
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The first value too large for a field of each length, in octal with its NUL. */
+const OCTAL_LIMITS = new Map<number, bigint>();
+
 /** True when `x` fits the field in octal with the terminating NUL (Go's fitsInOctal). */
 export function fitsInOctal(fieldLength: number, x: bigint): boolean {
-  return x >= 0n && x < 1n << (BigInt(fieldLength - 1) * OCTAL_BITS_PER_DIGIT);
+  let limit = OCTAL_LIMITS.get(fieldLength);
+  if (limit === undefined) {
+    limit = 1n << (BigInt(fieldLength - 1) * OCTAL_BITS_PER_DIGIT);
+    OCTAL_LIMITS.set(fieldLength, limit);
+  }
+  return x >= 0n && x < limit;
 }
 
 /**
@@ -91,8 +105,12 @@ export function fitsInOctal(fieldLength: number, x: bigint): boolean {
  * fit is written as 0, which is what Go does when a PAX record carries the real value.
  */
 export function writeOctalField(block: Buffer, field: BlockField, x: bigint): void {
-  const digits = (fitsInOctal(field.length, x) ? x : 0n).toString(8).padStart(field.length - 1, '0');
-  writeStringField(block, field, Buffer.from(digits, 'latin1'));
+  const v = fitsInOctal(field.length, x) ? x : 0n;
+  // Numbers print faster than BigInts, and every value that fits a 12-byte field is exact as one.
+  const digits = (v <= MAX_EXACT ? Number(v) : v).toString(8).padStart(field.length - 1, '0');
+  // Exactly length − 1 digits, then the NUL: what writeStringField makes of them.
+  block.write(digits, field.offset, field.length - 1, 'latin1');
+  block[field.offset + field.length - 1] = NUL;
 }
 
 /** The unsigned header checksum: every byte summed, with the checksum field counted as spaces. */

@@ -54,8 +54,13 @@ export function tarPadding(size: number): Buffer {
   if (!Number.isSafeInteger(size) || size < 0) {
     throw createError('ERR_TAR_HEADER_INVALID', `tar padding: size ${size} is not a non-negative integer`, { size });
   }
-  return Buffer.alloc(blockPaddingLength(size));
+  const n = blockPaddingLength(size);
+  // Padding is read, never written to: one shared block of zeros serves every entry.
+  return n === 0 ? EMPTY : ZERO_BLOCK.subarray(0, n);
 }
+
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+const EMPTY = Buffer.alloc(0);
 
 const FORMAT_USTAR = 1;
 const FORMAT_PAX = 2;
@@ -94,6 +99,7 @@ const HALF_SECOND_NS = NS_PER_SECOND / 2n;
 const MAX_TYPEFLAG_CODE = 0xff;
 const SLASH = 0x2f;
 const ASCII_LIMIT = 0x80;
+const SURROGATE_MIN = 0xd800;
 
 /** Go's isASCII on the UTF-8 bytes: no byte ≥ 0x80 and no NUL. */
 function isAsciiBytes(bytes: Uint8Array): boolean {
@@ -128,9 +134,21 @@ function roundToSecond(ns: bigint): bigint {
   return (nanos >= HALF_SECOND_NS ? secs + 1n : secs) * NS_PER_SECOND;
 }
 
-/** Byte-wise comparison of UTF-8 keys: Go sorts PAX keys with sort.Strings on bytes. */
+/**
+ * Byte-wise comparison of UTF-8 keys: Go sorts PAX keys with sort.Strings on bytes. UTF-8
+ * byte order is code point order, which UTF-16 unit order matches unless both differing
+ * units are ≥ 0xD800 (a surrogate against U+E000–U+FFFF): only then are bytes compared.
+ */
 function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= SURROGATE_MIN && y >= SURROGATE_MIN) return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 function invalid(name: string, what: string, data: Record<string, string | number> = {}): never {
@@ -236,7 +254,8 @@ function planFormats(h: NormalizedHeader): FormatPlan {
       formats &= ~FORMAT_USTAR;
       records.set(key, n.toString());
     }
-    if (userValue(key) === n.toString()) records.set(key, n.toString());
+    const user = userValue(key);
+    if (user !== undefined && user === n.toString()) records.set(key, user);
   };
   const verifyTime = (ns: bigint | undefined, key: string): void => {
     if (ns === undefined) return; // Go's zero time.Time: always fine, never recorded
@@ -245,11 +264,15 @@ function planFormats(h: NormalizedHeader): FormatPlan {
     const fitsOctal = fitsInOctal(FIELD.mtime.length, secs);
     // USTAR has no atime/ctime at all, and only whole non-negative seconds for mtime.
     if (!isMtime || !fitsOctal) formats &= ~FORMAT_USTAR;
-    if (!isMtime || !fitsOctal || nanos !== 0n) {
+    const needed = !isMtime || !fitsOctal || nanos !== 0n;
+    const user = userValue(key);
+    if (!needed && user === undefined) return;
+    const text = formatPaxTime(ns);
+    if (needed) {
       preferPax = true;
-      records.set(key, formatPaxTime(ns));
+      records.set(key, text);
     }
-    if (userValue(key) === formatPaxTime(ns)) records.set(key, formatPaxTime(ns));
+    if (user === text) records.set(key, text);
   };
 
   verifyString(h.name, h.nameBytes, FIELD.name.length, PAX_PATH);
@@ -317,30 +340,37 @@ function paxHeaderEntryName(name: string): Uint8Array {
 }
 
 function encodePax(h: NormalizedHeader, records: Map<string, string>): Buffer {
-  let pseudoEntry = Buffer.alloc(0);
+  let text = '';
+  let dataLength = 0;
   if (records.size > 0) {
     const keys = [...records.keys()].sort(compareUtf8);
-    const data = Buffer.from(keys.map((k) => formatPaxRecord(k, records.get(k) ?? '')).join(''), 'utf8');
-    if (data.length > MAX_PAX_DATA_BYTES) {
-      throw createError('ERR_METADATA_TOO_LARGE', `${h.name}: PAX records take ${data.length} bytes, more than ${MAX_PAX_DATA_BYTES}`, { entry: h.name, bytes: data.length });
+    for (const k of keys) text += formatPaxRecord(k, records.get(k) ?? '');
+    dataLength = Buffer.byteLength(text, 'utf8');
+    if (dataLength > MAX_PAX_DATA_BYTES) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${h.name}: PAX records take ${dataLength} bytes, more than ${MAX_PAX_DATA_BYTES}`, { entry: h.name, bytes: dataLength });
     }
+  }
+  // One zeroed buffer for the PAX entry (header, records, padding) and the main header.
+  const paxBytes = records.size > 0 ? BLOCK_SIZE + dataLength + blockPaddingLength(dataLength) : 0;
+  const out = Buffer.alloc(paxBytes + BLOCK_SIZE);
+  if (records.size > 0) {
     // Go's writeRawFile: mode, uid, gid and mtime are all 0; no devmajor/devminor, no uname/gname.
-    const header = Buffer.alloc(BLOCK_SIZE);
+    const header = out.subarray(0, BLOCK_SIZE);
     header[FIELD.typeflag.offset] = TYPE_PAX_LOCAL.charCodeAt(0);
     writeStringField(header, FIELD.name, paxHeaderEntryName(h.name));
     writeOctalField(header, FIELD.mode, 0n);
     writeOctalField(header, FIELD.uid, 0n);
     writeOctalField(header, FIELD.gid, 0n);
-    writeOctalField(header, FIELD.size, BigInt(data.length));
+    writeOctalField(header, FIELD.size, BigInt(dataLength));
     writeOctalField(header, FIELD.mtime, 0n);
     setUstarMagic(header);
-    pseudoEntry = Buffer.concat([header, data, Buffer.alloc(blockPaddingLength(data.length))]);
+    out.write(text, BLOCK_SIZE, 'utf8');
   }
   // The main header's strings are best-effort ASCII; the records carry the real values.
-  const main = Buffer.alloc(BLOCK_SIZE);
+  const main = out.subarray(paxBytes);
   fillMainHeader(main, h, toAsciiBytes(h.nameBytes), toAsciiBytes(h.linkBytes));
   setUstarMagic(main);
-  return pseudoEntry.length === 0 ? main : Buffer.concat([pseudoEntry, main]);
+  return out;
 }
 
 function encodeUstar(h: NormalizedHeader): Buffer {
