@@ -65,10 +65,16 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
       if (r.kind === 'link') links.push(entry);
       view.set(key, entry);
     }
-    // Links last: their targets are this layer's files or the lower layers'.
+    // Links last: their targets are this layer's files or the lower layers' (or, in a base
+    // layer, a file of its UtilityVM).
+    let byName: Map<string, IndexEntry> | undefined;
+    const recordsByName = (): Map<string, IndexEntry> => {
+      byName ??= new Map(records.filter((x) => x.kind !== 'whiteout' && x.inherited !== true).map((x) => [caseFoldKey(x.name), x] as const));
+      return byName;
+    };
     for (const link of links) {
       const target = link.record.target ?? '';
-      const t = target.startsWith(FILES_PREFIX) ? view.get(caseFoldKey(target.slice(FILES_PREFIX.length))) : undefined;
+      const t = target.startsWith(FILES_PREFIX) ? view.get(caseFoldKey(target.slice(FILES_PREFIX.length))) : utilityVMFile(recordsByName, layerRoot, target);
       const resolved = t?.record.kind === 'link' ? t.linkTo : t;
       if (resolved === undefined || resolved.record.kind !== 'file') {
         throw createError('ERR_LAYER_CORRUPT', `${link.record.name}: hard link target ${target} is not a file of the chain`, { entry: link.record.name });
@@ -78,6 +84,21 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
   }
   return view;
 }
+
+/** The file `target` of a layer's own UtilityVM, following its links there; not part of the view. */
+function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, layerRoot: string, target: string): ViewEntry | undefined {
+  let name = target;
+  for (let hops = 0; hops < 2 && name.startsWith(UTILITY_VM_FILES_PREFIX); hops++) {
+    const r = records().get(caseFoldKey(name));
+    if (r === undefined) return undefined;
+    if (r.kind === 'file') return { name: r.name, layerRoot, record: r };
+    if (r.kind !== 'link' || r.target === undefined) return undefined;
+    name = r.target;
+  }
+  return undefined;
+}
+
+const UTILITY_VM_FILES_PREFIX = 'UtilityVM/Files/';
 
 /** The export item (data range, metadata) of a view entry. */
 export function itemOf(e: ViewEntry): ExportItem {

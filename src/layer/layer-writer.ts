@@ -25,7 +25,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
-import { BackupStreamId } from '../backup/constants.js';
+import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
@@ -150,6 +150,9 @@ interface SeenEntry {
   isReparse: boolean;
   /** Path relative to the root, as spelled on disk. */
   host: string;
+  /** Written in the transport format (attributes ‖ backup stream) rather than as its data. */
+  transport: boolean;
+  attributes: number;
 }
 
 /** The entry being written. */
@@ -328,6 +331,8 @@ export class TransportLayerWriter {
       isDirectory,
       isReparse: kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0,
       host,
+      transport,
+      attributes: info.fileAttributes >>> 0,
     });
   }
 
@@ -437,18 +442,30 @@ export class TransportLayerWriter {
     if (this.#dirs.has(key) && this.#inherited?.has(key) !== true) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
-    const sameRoot =
-      (p.root === 'Files' && target.root === 'Files' && target.name !== 'Files') ||
-      (isUtilityVMFilesName(p.name) && isUtilityVMFilesName(target.name) && target.name !== UTILITY_VM_FILES);
-    if (!sameRoot) {
-      throw createError('ERR_LINK_TARGET_INVALID', `${p.name}: hard link to ${target.name} must stay under Files/ or under UtilityVM/Files/`, {
-        entry: p.name,
-        target: target.name,
-      });
+    const inFiles = (name: string): boolean => name.startsWith('Files/');
+    const inUtilityVM = (name: string): boolean => isUtilityVMFilesName(name) && name !== UTILITY_VM_FILES;
+    const sameRoot = (inFiles(p.name) && inFiles(target.name)) || (inUtilityVM(p.name) && inUtilityVM(target.name));
+    // A base layer may link the UtilityVM's files and the container's both ways (hcsshim's
+    // base writer allows it; Windows Server 2016 base images share files that way).
+    const acrossInBase = this.isBaseLayer && ((inFiles(p.name) && inUtilityVM(target.name)) || (inUtilityVM(p.name) && inFiles(target.name)));
+    if (!sameRoot && !acrossInBase) {
+      throw createError(
+        'ERR_LINK_TARGET_INVALID',
+        `${p.name}: hard link to ${target.name} must stay under Files/ or under UtilityVM/Files/ (a base layer may also link one to the other)`,
+        { entry: p.name, target: target.name },
+      );
     }
     const host = this.#hostPathFor(p);
     this.#replaceInherited(p, host, false);
-    this.#seen.set(key, { name: p.name, kind: 'link', isDirectory: false, isReparse: false, host });
+    this.#seen.set(key, {
+      name: p.name,
+      kind: 'link',
+      isDirectory: false,
+      isReparse: false,
+      host,
+      transport: !this.#inPlace && isTransportName(p.name),
+      attributes: info.fileAttributes >>> 0,
+    });
     this.#links.push({ path: p, target, info, host });
     // The record takes the link's place in tar order; the link itself is made at close.
     this.#index.append({
@@ -663,6 +680,14 @@ export class TransportLayerWriter {
         });
       }
       from = path.join(this.#root, own.host);
+      const linkIsTransport = !this.#inPlace && isTransportName(link.path.name);
+      if (linkIsTransport !== own.transport) {
+        // Files/ (transport format) and UtilityVM/Files (data) in one base layer: one file
+        // cannot be both, so the link gets its own copy in its own format. The index keeps
+        // it a link, which is what an export writes and what a view or diffGetter follows.
+        copyAcrossFormats(from, path.join(this.#root, link.host), own, linkIsTransport, link);
+        return;
+      }
     } else if (link.path.root === 'Files') {
       for (const parent of this.#parents) {
         const candidate = path.join(parent, link.target.name);
@@ -697,6 +722,69 @@ export class TransportLayerWriter {
       fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
     }
   }
+}
+
+/**
+ * A copy of the file at `from` (the entry `target`) at `to`, in the other format: the data
+ * stream alone when `toTransport` is false; when true, the attributes and a backup stream
+ * holding the data stream (the target's other sub-streams are its own, in the index).
+ * Streamed in chunks, created exclusively.
+ */
+function copyAcrossFormats(from: string, to: string, target: SeenEntry, toTransport: boolean, link: PendingLink): void {
+  let start = 0;
+  let length: number;
+  const src = fs.openSync(from, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    if (target.transport) {
+      const size = fs.fstatSync(src).size;
+      const data = scanDataStream(src, size, target.name);
+      start = data.offset;
+      length = data.length;
+    } else {
+      length = fs.fstatSync(src).size;
+    }
+    const out = openForWrite(to, false);
+    try {
+      if (toTransport) {
+        const head = Buffer.alloc(4);
+        head.writeUInt32LE(target.attributes, 0);
+        writeAll(out, head);
+        writeAll(out, encodeBackupHeader({ id: BackupStreamId.Data, size: length }));
+      }
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_BYTES, Math.max(length, 1)));
+      let done = 0;
+      while (done < length) {
+        const n = fs.readSync(src, buf, 0, Math.min(buf.length, length - done), start + done);
+        if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${link.path.name}: ${target.name} ended early while being copied`, { entry: link.path.name });
+        writeAll(out, buf.subarray(0, n));
+        done += n;
+      }
+      setHostTimes(out, link.info);
+    } finally {
+      fs.closeSync(out);
+    }
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** Where the DATA payload of the transport file open at `fd` is (none: an empty range). */
+function scanDataStream(fd: number, size: number, entry: string): { offset: number; length: number } {
+  const head = Buffer.alloc(STREAM_ID_SIZE);
+  let pos = 4;
+  while (pos + STREAM_ID_SIZE <= size) {
+    if (fs.readSync(fd, head, 0, STREAM_ID_SIZE, pos) !== STREAM_ID_SIZE) break;
+    const id = head.readUInt32LE(0);
+    const length = Number(head.readBigUInt64LE(8));
+    const nameSize = head.readUInt32LE(16);
+    pos += STREAM_ID_SIZE + nameSize;
+    if (id === BackupStreamId.Data) return { offset: pos, length };
+    pos += length;
+  }
+  if (pos > size) throw createError('ERR_LAYER_CORRUPT', `${entry}: its transport file ends inside a stream`, { entry });
+  return { offset: pos, length: 0 };
 }
 
 /** True for names stored in the transport format: `Files`, `Hives` and everything under `Files/`. */

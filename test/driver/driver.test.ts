@@ -292,6 +292,29 @@ describe('driver: WindowsFilterDriver', function () {
     expect(await driver.changes('rw')).to.deep.equal([]);
   });
 
+  it("mounts a base layer's file that is a hard link to a UtilityVM file, with that file's data; diffGetter serves it", async () => {
+    const driver = await openDriver();
+    const base = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/own.txt', data: 'own' },
+      { type: 'directory', name: 'UtilityVM' },
+      { type: 'directory', name: 'UtilityVM/Files' },
+      { type: 'file', name: 'UtilityVM/Files/shared.dll', data: 'shared with the container' },
+      { type: 'link', name: 'Files/shared.dll', target: 'UtilityVM/Files/shared.dll' },
+      { type: 'link', name: 'UtilityVM/Files/own-too.txt', target: 'Files/own.txt' },
+    ]);
+    await driver.applyDiff('base', undefined, Readable.from([base]));
+    expect(await collect(await driver.diff('base'))).to.deep.equal(base);
+    const dir = await driver.get('base');
+    expect(fs.readFileSync(path.join(dir, 'shared.dll'), 'utf8')).to.equal('shared with the container');
+    expect(fs.readFileSync(path.join(dir, 'own.txt'), 'utf8')).to.equal('own');
+    await driver.put('base');
+    const getter = driver.diffGetter('base');
+    expect((await collect(getter.get('Files/shared.dll'))).toString()).to.equal('shared with the container');
+    expect((await collect(getter.get('UtilityVM/Files/own-too.txt'))).toString()).to.equal('own');
+    getter.close();
+  });
+
   describe('cleanup', () => {
     it('removes staging, removing and half-made mount directories', async () => {
       const driver = await openDriver();

@@ -58,6 +58,9 @@ const baseLayer: BuilderEntry[] = [
   { type: 'directory', name: 'UtilityVM/Files' },
   { type: 'directory', name: 'UtilityVM/Files/EFI', securityDescriptor: sd },
   { type: 'file', name: 'UtilityVM/Files/kernel', data: Buffer.alloc(5000, 3), extendedAttributes: [{ name: 'UVM', value: Buffer.from('ea') }] },
+  // A base layer may share files between the UtilityVM and the container: real links here.
+  { type: 'link', name: 'UtilityVM/Files/notepad.exe', target: 'Files/Windows/notepad.exe' },
+  { type: 'link', name: 'Files/Windows/kernel', target: 'UtilityVM/Files/kernel' },
 ];
 
 /** A delta on that base: its Files/ is in the transport format whatever its parent's is. */
@@ -114,6 +117,9 @@ describe(`native/edge-backend: base layers restored in place through the real he
     expect(fs.statSync(path.join(root, 'Files/Windows/empty.txt')).size).to.equal(0);
     expect(fs.readFileSync(path.join(root, 'Hives/System_Delta')).equals(Buffer.alloc(70_000, 0x72))).to.equal(true);
     expect(fs.statSync(path.join(root, 'Files/Windows/notepad-link.exe')).ino).to.equal(fs.statSync(path.join(root, 'Files/Windows/notepad.exe')).ino);
+    // Restored in place, Files/ and UtilityVM/ hold the same kind of file: links across are real.
+    expect(fs.statSync(path.join(root, 'UtilityVM/Files/notepad.exe')).ino).to.equal(fs.statSync(path.join(root, 'Files/Windows/notepad.exe')).ino);
+    expect(fs.statSync(path.join(root, 'Files/Windows/kernel')).ino).to.equal(fs.statSync(path.join(root, 'UtilityVM/Files/kernel')).ino);
     // Reparse points stay in the index off Windows: no symbolic link is made in the layer.
     expect(fs.lstatSync(path.join(root, 'Files/Windows/link.txt')).isFile()).to.equal(true);
     expect(fs.lstatSync(path.join(root, 'Files/junction')).isDirectory()).to.equal(true);
@@ -140,7 +146,7 @@ describe(`native/edge-backend: base layers restored in place through the real he
 
   for (const chunk of [1, 321, 1 << 20]) {
     it(`exports the tar it imported, byte for byte, with the tar fed in ${chunk}-byte chunks, through either backend`, async () => {
-      const tar = await buildLayerTar(chunk === 1 ? baseLayer.filter((e) => !('name' in e) || !e.name.startsWith('Files/Windows/notepad')) : baseLayer);
+      const tar = await buildLayerTar(chunk === 1 ? baseLayer.filter((e) => !('name' in e) || (!e.name.startsWith('Files/Windows/notepad') && (e.type !== 'link' || !e.target.startsWith('Files/Windows/notepad')))) : baseLayer);
       const store = await openStore();
       await importWith(inPlace, store, 'base', tar, undefined, chunk);
       const exported = await exportWith(inPlace, store, 'base');

@@ -19,7 +19,7 @@ import {
   filetimeFromUnixNs,
 } from '../../src/util/windows.js';
 import { CHUNKINGS, feedInChunks } from '../helpers/chunks.js';
-import { cleanupTemp, exportTar, firstDifference, importTar, openStore } from '../helpers/store.js';
+import { cleanupTemp, exportTar, firstDifference, importTar, openStore, rejectionCode } from '../helpers/store.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
 const longDir = 'Files/' + Array.from({ length: 12 }, (_, i) => `directory-number-${i}-with-a-long-name`).join('/');
@@ -80,6 +80,9 @@ export const everythingLayer: BuilderEntry[] = [
   { type: 'file', name: 'UtilityVM/Files/kernel', data: Buffer.alloc(5000, 3), extendedAttributes: [{ name: 'UVM', value: Buffer.from('ea') }] },
   { type: 'symlink', name: 'UtilityVM/Files/kernel-link', target: 'kernel' },
   { type: 'link', name: 'UtilityVM/Files/kernel-hardlink', target: 'UtilityVM/Files/kernel' },
+  // A base layer may share files between the UtilityVM and the container, both ways.
+  { type: 'link', name: 'UtilityVM/Files/all-from-files.bin', target: 'Files/dir/all.bin' },
+  { type: 'link', name: 'Files/dir/kernel-from-uvm', target: 'UtilityVM/Files/kernel' },
 ];
 
 async function headersOf(tar: Buffer): Promise<TarHeader[]> {
@@ -118,7 +121,7 @@ describe('store: round trip tar → layer → tar', function () {
   }
 
   it('gives the same layer when the tar arrives one byte at a time', async () => {
-    const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.name !== 'Files/dir/hardlink.bin');
+    const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.target !== 'Files/dir/all.bin');
     const tar = await buildLayerTar(small);
     const store = await openStore();
     await importTar(store, 'bytewise', tar, undefined, 1);
@@ -143,6 +146,13 @@ describe('store: round trip tar → layer → tar', function () {
     expect(fs.readFileSync(path.join(root, 'bcd.log.bak'), 'utf8')).to.equal('bcd log');
     // hard links are real hard links
     expect(fs.statSync(path.join(root, 'Files/dir/hardlink.bin')).ino).to.equal(fs.statSync(path.join(root, 'Files/dir/all.bin')).ino);
+    // across the two formats, a link is a copy in its own format: the data stream alone
+    // under UtilityVM/, attributes and a DATA stream under Files/
+    const allData = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    expect(fs.readFileSync(path.join(root, 'UtilityVM/Files/all-from-files.bin')).equals(allData)).to.equal(true);
+    const fromUvm = fs.readFileSync(path.join(root, 'Files/dir/kernel-from-uvm'));
+    expect(fromUvm.subarray(0, 24).toString('hex')).to.equal('20000000' + '01000000' + '00000000' + '8813000000000000' + '00000000');
+    expect(fromUvm.subarray(24).equals(Buffer.alloc(5000, 3))).to.equal(true);
     // no symbolic link is ever created on disk
     const walk = (d: string): void => {
       for (const e of fs.readdirSync(d, { withFileTypes: true })) {
@@ -232,6 +242,25 @@ describe('store: round trip tar → layer → tar', function () {
       expect(fs.existsSync(path.join(c, 'UtilityVM/Files/gone.bin'))).to.equal(false);
       expect(fs.existsSync(path.join(p, 'UtilityVM/Files/gone.bin'))).to.equal(true);
       expect((await exportTar(store, 'c')).equals(delta)).to.equal(true);
+    });
+
+    it('refuses a hard link between Files/ and UtilityVM/Files in a delta layer (only a base layer may have one), leaving no layer', async () => {
+      for (const link of [
+        { type: 'link' as const, name: 'UtilityVM/Files/k', target: 'Files/keep' },
+        { type: 'link' as const, name: 'Files/k', target: 'UtilityVM/Files/big.bin' },
+      ]) {
+        const store = await openStore();
+        await importTar(store, 'p', await buildLayerTar(parentLayer));
+        const delta = await buildLayerTar([
+          { type: 'directory', name: 'Files' },
+          { type: 'file', name: 'Files/keep2', data: 'k' },
+          { type: 'directory', name: 'UtilityVM' },
+          { type: 'directory', name: 'UtilityVM/Files' },
+          link,
+        ]);
+        expect(await rejectionCode(() => importTar(store, 'c', delta, 'p')), link.name).to.equal('ERR_LINK_TARGET_INVALID');
+        expect(store.exists('c')).to.equal(false);
+      }
     });
 
     it('rewrites a cloned BCD without touching the parent copy', async () => {
