@@ -14,6 +14,7 @@ export const ErrorCodes = {
   // archive and stream content (InvalidArchiveError)
   ERR_TAR_HEADER_INVALID: 'InvalidArchiveError',
   ERR_TAR_TRUNCATED: 'InvalidArchiveError',
+  ERR_COMPRESSED_INVALID: 'InvalidArchiveError',
   ERR_PAX_RECORD_INVALID: 'InvalidArchiveError',
   ERR_METADATA_TOO_LARGE: 'InvalidArchiveError',
   ERR_ENTRY_TYPE_UNSUPPORTED: 'InvalidArchiveError',
@@ -44,6 +45,7 @@ export const ErrorCodes = {
   ERR_REPARSE_UNSUPPORTED: 'UnsupportedError',
   ERR_SDDL_UNSUPPORTED: 'UnsupportedError',
   ERR_SPARSE_UNSUPPORTED: 'UnsupportedError',
+  ERR_COMPRESSION_UNSUPPORTED: 'UnsupportedError',
   ERR_UNSUPPORTED_PLATFORM: 'UnsupportedError',
   // the store (NotFoundError, AlreadyExistsError, LayerStateError)
   ERR_LAYER_NOT_FOUND: 'NotFoundError',

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { WindowsFilterDriver } from '../driver/driver.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { validateLayerId } from '../store/layer-store.js';
+import { sniffCompression } from '../tar/decompress.js';
 import { ProgressLine } from './progress.js';
 import { stdinStream } from '../util/stdin.js';
 
@@ -37,8 +38,8 @@ const STORAGE_OPTION: Option = { type: 'string', multiple: true, description: 's
 
 const COMMANDS: Record<string, Command> = {
   import: {
-    summary: 'import a Windows layer tar from stdin as a new layer (through a worker process)',
-    usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar',
+    summary: 'import a Windows layer tar (or tar+gzip) from stdin as a new layer (through a worker process)',
+    usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar[.gz]',
     options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
@@ -212,10 +213,15 @@ function stdinSource(): { fd: number } | ReturnType<typeof stdinStream> {
 }
 
 /** The size of stdin when it is a regular file (for a percentage), else undefined. */
+/** The size of a tar redirected from a file, for the progress bar; none for a pipe or a compressed blob (whose tar is larger). */
 function stdinSize(): number | undefined {
   try {
     const st = fs.fstatSync(0);
-    return st.isFile() ? st.size : undefined;
+    if (!st.isFile()) return undefined;
+    // A positional read: the worker still reads the file from its start.
+    const head = Buffer.alloc(6);
+    const n = fs.readSync(0, head, 0, head.length, 0);
+    return sniffCompression(head.subarray(0, n)) === 'none' ? st.size : undefined;
   } catch {
     return undefined;
   }

@@ -3,6 +3,7 @@
  * the atomic commit, and clean failure (nothing half-written stays visible).
  */
 import { toWinLayerError } from '../errors.js';
+import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
 import type { LayerStore } from './layer-store.js';
@@ -21,7 +22,11 @@ export interface ImportLayerResult extends WriteLayerResult {
   path: string;
 }
 
-/** Imports the tar `source` as layer `id`; on any failure the store is left as it was. */
+/**
+ * Imports the tar `source` as layer `id`; on any failure the store is left as it was. A
+ * gzip-compressed tar (or zstd, where Node has it) is decompressed on the fly: the layer's
+ * digest is then that of the tar inside (its DiffID), not of the compressed blob.
+ */
 export async function importLayer(
   store: LayerStore,
   backend: NativeBackend,
@@ -34,7 +39,7 @@ export async function importLayer(
     const result = await backend.writeLayer({
       root: stage.path,
       parents: options.parents,
-      source,
+      source: decompressIfNeeded(source),
       id,
       signal: options.signal,
       onProgress: options.onProgress,

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
@@ -56,6 +57,15 @@ describe('driver: WindowsFilterDriver', function () {
       expect((await collect(driver.diff('base'))).equals(base)).to.equal(true);
       expect((await collect(driver.diff('delta', 'base'))).equals(delta)).to.equal(true);
       expect(JSON.parse(fs.readFileSync(path.join(driver.home, 'delta', 'layerchain.json'), 'utf8'))).to.deep.equal([path.join(driver.home, 'base')]);
+    });
+
+    it('takes a tar+gzip blob through the worker: the same layer, the digest of the tar inside', async () => {
+      const driver = await openDriver();
+      const base = await buildLayerTar(baseLayer);
+      const plain = await driver.applyDiff('plain', undefined, Readable.from([base]));
+      const packed = await driver.applyDiff('packed', undefined, Readable.from([gzipSync(base)]));
+      expect({ size: packed.size, entries: packed.entries, digest: packed.digest }).to.deep.equal({ size: plain.size, entries: plain.entries, digest: plain.digest });
+      expect((await collect(driver.diff('packed'))).equals(base)).to.equal(true);
     });
 
     it('hands an open file descriptor to the worker (and reads it in process)', async () => {
