@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { WORKER_ENTRY } from '../../src/controller/spawn-worker.js';
+import { WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY } from '../../src/controller/spawn-worker.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
@@ -57,6 +57,27 @@ describe('controller: worker processes', function () {
       const e = spawnSync(process.execPath, [WORKER_ENTRY, 'export-layer', home, 'l1'], { maxBuffer: 1 << 26 });
       expect(e.status).to.equal(0);
       expect(Buffer.compare(e.stdout, tar)).to.equal(0);
+    });
+
+    it('runs the bundle the build made, which speaks the same protocol as the compiled modules', async function () {
+      if (!fs.existsSync(WORKER_BUNDLE_ENTRY)) {
+        // A build without esbuild (no dev dependencies) makes no bundle; the test command always has it.
+        if (process.env.CI === 'true') throw new Error(`${WORKER_BUNDLE_ENTRY} was not built`);
+        this.skip();
+      }
+      expect(WORKER_ENTRY).to.equal(WORKER_BUNDLE_ENTRY);
+      const tar = await buildLayerTar(baseLayer);
+      const outputs = [WORKER_MODULE_ENTRY, WORKER_BUNDLE_ENTRY].map((entry) => {
+        const home = path.join(tempDir(), 'home');
+        fs.mkdirSync(home);
+        const w = spawnSync(process.execPath, [entry, 'write-layer', home, 'l1'], { input: tar });
+        const e = spawnSync(process.execPath, [entry, 'export-layer', home, 'l1'], { maxBuffer: 1 << 26 });
+        const bad = spawnSync(process.execPath, [entry, 'write-layer', home, 'l2'], { input: Buffer.from('not a tar at all') });
+        const error = JSON.parse(bad.stderr.toString().trimEnd().split('\n').pop() as string) as { name: string; code: string };
+        return { status: [w.status, e.status, bad.status], size: w.stdout.toString(), same: e.stdout.equals(tar), error: [error.name, error.code] };
+      });
+      expect(outputs[1]).to.deep.equal(outputs[0]);
+      expect(outputs[0]).to.deep.equal({ status: [0, 0, 1], size: `${9 + 4 + 3000 + 4}\n`, same: true, error: ['InvalidArchiveError', 'ERR_TAR_TRUNCATED'] });
     });
 
     it('on failure exits non-zero with one JSON error as the last stderr line', async () => {
