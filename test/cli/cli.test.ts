@@ -4,7 +4,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
@@ -22,6 +22,27 @@ function lastJson(buf: Buffer): Record<string, unknown> {
 describe('cli: winlayer', function () {
   this.timeout(120_000);
   after(cleanupTemp);
+
+  it('runs the bundle the build made, which answers as the compiled modules do', async function () {
+    const cliDir = path.dirname(cli);
+    const bundle = path.join(cliDir, 'bundle.mjs');
+    if (!fs.existsSync(bundle)) {
+      // A build without esbuild (no dev dependencies) makes no bundle; the test command always has it.
+      if (process.env.CI === 'true') throw new Error(`${bundle} was not built`);
+      this.skip();
+    }
+    const home = tempDir();
+    expect(run(['import', '--home', home, '--id', 'base', '--json'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    const via = (file: string, args: string[]): { status: number | null; stdout: string; stderr: string } => {
+      const script = `const { main } = await import(${JSON.stringify(pathToFileURL(file).href)}); process.exitCode = await main(${JSON.stringify(args)});`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { input: Buffer.alloc(0) });
+      return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+    };
+    for (const args of [['ls', '--home', home, '--json'], ['exists', '--home', home, '--id', 'base'], ['remove', '--home', home, '--id', 'nope', '--json'], ['status', '--home', home], ['frobnicate']]) {
+      const modules = via(path.join(cliDir, 'cli.js'), args);
+      expect(via(bundle, args), args.join(' ')).to.deep.equal(modules);
+    }
+  });
 
   it('prints help for the tool and for every command, exit 0; a wrong command line exits 2', () => {
     const help = run(['--help']);
