@@ -212,7 +212,6 @@ function stdinSource(): { fd: number } | ReturnType<typeof stdinStream> {
   return isFileOrPipe(0) ? { fd: 0 } : stdinStream();
 }
 
-/** The size of stdin when it is a regular file (for a percentage), else undefined. */
 /** The size of a tar redirected from a file, for the progress bar; none for a pipe or a compressed blob (whose tar is larger). */
 function stdinSize(): number | undefined {
   try {
