@@ -34,14 +34,17 @@ export const WORKER_BUNDLE_ENTRY = path.join(WORKER_DIR, 'bundle', 'main.mjs');
 export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE_ENTRY) ? WORKER_BUNDLE_ENTRY : WORKER_MODULE_ENTRY;
 
 /**
- * A worker allocates a short-lived buffer per tar block and entry; V8's default young
- * generation (up to 3 × 16 MiB) lets them pile up before a scavenge. 2 MiB semi-spaces keep
- * a 20,000-file import near 90 MiB peak RSS instead of 135 MiB (a large-file import stays
- * at 89 MiB either way). The price is start-up: V8 rejects the code cache Node ships for
- * its own modules when any V8 flag differs from the defaults, so a worker compiles them
- * afresh, about 45 ms on the benchmark machine. Memory wins: several workers run at once.
+ * An import worker allocates a short-lived buffer per tar block and entry, and keeps a
+ * little per entry; V8's default young generation (up to 3 × 16 MiB) grows to its maximum
+ * over a long import. 2 MiB semi-spaces keep a 20,000-file import near 90 MiB peak RSS
+ * instead of 135 MiB (a large-file import stays at 89 MiB either way). The price is
+ * start-up: V8 rejects the code cache Node ships for its own modules when any V8 flag
+ * differs from the defaults, so the worker compiles them afresh, about 45 ms on the
+ * benchmark machine; memory wins, as several imports run at once. An export worker stays
+ * near 86 MiB either way, and the small young generation only costs it scavenges (its
+ * 20,000-file export took 1.7 s with the flag, 1.3 s without), so it runs with none.
  */
-const WORKER_NODE_OPTIONS = ['--max-semi-space-size=2'];
+const IMPORT_NODE_OPTIONS = ['--max-semi-space-size=2'];
 
 const STDERR_TAIL_CHARS = 2000;
 const FORCE_KILL_AFTER_MS = 2000;
@@ -91,7 +94,8 @@ async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | nu
 }
 
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number) {
-  return execa(process.execPath, [...WORKER_NODE_OPTIONS, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
+  const nodeOptions = job.command === 'write-layer' ? IMPORT_NODE_OPTIONS : [];
+  return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
     ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),

@@ -93,6 +93,17 @@ describe('controller: worker processes', function () {
     });
   });
 
+  it('starts import workers with small semi-spaces (bounded RSS) and export workers with V8 defaults (faster start, fewer scavenges)', async () => {
+    const c = new Controller({ workerPath: fixture('report-argv.mjs') });
+    const job = { home: tempDir(), id: 'x', parents: [] as string[] };
+    const imported = await caught(() => c.writeLayer(job, Readable.from([Buffer.alloc(10)])));
+    const exported = await caught(async () => collect(await c.exportLayer(job)));
+    expect([imported.data, exported.data]).to.deep.equal([
+      { execArgv: '--max-semi-space-size=2', command: 'write-layer' },
+      { execArgv: '', command: 'export-layer' },
+    ]);
+  });
+
   describe('misbehaving workers give clear errors, never a hang', () => {
     const job = (home: string) => ({ home, id: 'x', parents: [] as string[] });
     it('stdout that is not a size → ERR_WORKER_PROTOCOL', async () => {
