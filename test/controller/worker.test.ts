@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY } from '../../src/controller/spawn-worker.js';
+import { untouchedFileOf, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY } from '../../src/controller/spawn-worker.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
@@ -90,6 +90,40 @@ describe('controller: worker processes', function () {
       expect(last['code']).to.equal('ERR_TAR_TRUNCATED');
       const bad = spawnSync(process.execPath, [WORKER_ENTRY, 'frobnicate', home, 'l1'], { input: '' });
       expect(JSON.parse(bad.stderr.toString().trimEnd().split('\n').pop() as string).code).to.equal('ERR_ARGUMENT_INVALID');
+    });
+  });
+
+  describe('file streams', () => {
+    it('hands the file of an untouched file stream to the worker: the controller reads none of it', async () => {
+      const tar = await buildLayerTar(baseLayer);
+      const file = path.join(tempDir(), 'layer.tar');
+      fs.writeFileSync(file, tar);
+      const stream = fs.createReadStream(file);
+      expect(untouchedFileOf(stream)).to.equal(file);
+      const home = tempDir();
+      const c = new Controller();
+      expect(await c.writeLayer({ home, id: 'l', parents: [] }, stream)).to.equal(9 + 4 + 3000 + 4);
+      expect({ bytesRead: stream.bytesRead, destroyed: stream.destroyed }).to.deep.equal({ bytesRead: 0, destroyed: true });
+      const exported = await collect(await c.exportLayer({ home, id: 'l', parents: [] }));
+      expect(exported.equals(tar)).to.equal(true);
+    });
+
+    it('streams a file stream that starts past 0, ends early or was read from, as any stream', async () => {
+      const tar = await buildLayerTar(baseLayer);
+      const file = path.join(tempDir(), 'prefixed.tar');
+      fs.writeFileSync(file, Buffer.concat([Buffer.alloc(512, 0x41), tar]));
+      expect(untouchedFileOf(fs.createReadStream(file, { start: 512 }))).to.equal(undefined);
+      expect(untouchedFileOf(fs.createReadStream(file, { end: 100 }))).to.equal(undefined);
+      const read = fs.createReadStream(file);
+      await new Promise<void>((resolve) => read.once('readable', () => resolve()));
+      read.read(10);
+      expect(untouchedFileOf(read)).to.equal(undefined);
+      read.destroy();
+      expect(untouchedFileOf(Readable.from([tar]))).to.equal(undefined);
+      const stream = fs.createReadStream(file, { start: 512 });
+      const c = new Controller();
+      expect(await c.writeLayer({ home: tempDir(), id: 'l', parents: [] }, stream)).to.equal(9 + 4 + 3000 + 4);
+      expect(stream.bytesRead, 'read by the controller').to.equal(tar.length);
     });
   });
 
