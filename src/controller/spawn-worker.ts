@@ -40,11 +40,16 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE_ENTRY) ? WORKER_BUNDLE_E
  * instead of 135 MiB (a large-file import stays at 89 MiB either way). The price is
  * start-up: V8 rejects the code cache Node ships for its own modules when any V8 flag
  * differs from the defaults, so the worker compiles them afresh, about 45 ms on the
- * benchmark machine; memory wins, as several imports run at once. An export worker stays
- * near 86 MiB either way, and the small young generation only costs it scavenges (its
- * 20,000-file export took 1.7 s with the flag, 1.3 s without), so it runs with none.
+ * benchmark machine; memory wins, as several imports run at once. But a tar of at most
+ * {@link SMALL_TAR_BYTES} is over before the young generation grows, so it runs with V8's
+ * defaults and starts that much sooner (many image layers are that small). An export
+ * worker stays near 86 MiB either way, and the small young generation only costs it
+ * scavenges (its 20,000-file export took 1.7 s with the flag, 1.3 s without): none.
  */
 const IMPORT_NODE_OPTIONS = ['--max-semi-space-size=2'];
+
+/** The largest tar an import worker runs with V8's default heap for (see IMPORT_NODE_OPTIONS). */
+export const SMALL_TAR_BYTES = 1024 * 1024;
 
 const STDERR_TAIL_CHARS = 2000;
 const FORCE_KILL_AFTER_MS = 2000;
@@ -89,13 +94,12 @@ function loadExeca(): Promise<Execa> {
 }
 
 /** Resolves to `{subprocess}`: execa's subprocess is itself a promise, so it must not be what an async function returns. */
-async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number = 'pipe') {
+async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number = 'pipe', nodeOptions: readonly string[] = []) {
   const execa = await loadExeca();
-  return { subprocess: start(execa, job, stdout, stdin) };
+  return { subprocess: start(execa, job, stdout, stdin, nodeOptions) };
 }
 
-function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number) {
-  const nodeOptions = job.command === 'write-layer' ? IMPORT_NODE_OPTIONS : [];
+function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
   return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
@@ -201,13 +205,89 @@ export async function runWriteLayerWorker(job: WorkerJob, source: TarSource): Pr
   }
 }
 
+/** Whether the open file descriptor `fd` is a regular file of at most SMALL_TAR_BYTES. */
+function isSmallFile(fd: number): boolean {
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFile() && st.size <= SMALL_TAR_BYTES;
+  } catch {
+    return false;
+  }
+}
+
+/** How long the controller waits for a stream's first SMALL_TAR_BYTES before it starts the worker anyway. */
+const PEEK_WAIT_MS = 100;
+
+/**
+ * Reads up to SMALL_TAR_BYTES of a stream before the worker starts, to learn whether the
+ * whole tar is that small; hands back the bytes read and the rest of the stream. A stream
+ * slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
+ * and cancellation keep their meaning, and start-up hides behind the wait for data.
+ */
+async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string): Promise<{ small: boolean; stream: Readable }> {
+  const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let bytes = 0;
+  let ended = false;
+  let pending: Promise<IteratorResult<Uint8Array>> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<'waited'>((resolve) => {
+    timer = setTimeout(() => resolve('waited'), PEEK_WAIT_MS);
+  });
+  try {
+    while (bytes <= SMALL_TAR_BYTES) {
+      pending = it.next();
+      const r = await Promise.race([pending, waited]);
+      if (r === 'waited') break; // `pending` is replayed below
+      pending = undefined;
+      if (r.done === true) {
+        ended = true;
+        break;
+      }
+      head.push(r.value);
+      bytes += r.value.length;
+    }
+  } catch (error) {
+    it.return?.()?.catch(() => undefined);
+    throw createError('ERR_IO', `write-layer ${jobId}: reading the layer tar failed: ${(error as Error).message}`, { id: jobId }, error);
+  } finally {
+    clearTimeout(timer);
+  }
+  async function* replay(): AsyncGenerator<Uint8Array> {
+    let done = ended;
+    try {
+      yield* head;
+      if (done) return;
+      if (pending !== undefined) {
+        const r = await pending;
+        if (r.done === true) {
+          done = true;
+          return;
+        }
+        yield r.value;
+      }
+      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+      done = true;
+    } finally {
+      // The worker stopped reading (it failed, or was killed): release the source.
+      if (!done) it.return?.()?.catch(() => undefined);
+    }
+  }
+  return { small: ended, stream: Readable.from(replay(), { objectMode: false }) };
+}
+
 async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number> {
   const direct = isFdSource(source);
-  const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe');
+  let small: boolean;
+  let stream: Readable | undefined;
+  if (direct) {
+    small = isSmallFile(source.fd);
+  } else {
+    ({ small, stream } = await peekSmall(source, job.id));
+  }
+  const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', small ? [] : IMPORT_NODE_OPTIONS);
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
-  const feeding = direct
-    ? Promise.resolve(undefined)
-    : pipeline(source instanceof Readable ? source : Readable.from(source), subprocess.stdin as Writable).catch((e: unknown) => e);
+  const feeding = stream === undefined ? Promise.resolve(undefined) : pipeline(stream, subprocess.stdin as Writable).catch((e: unknown) => e);
   const result = await subprocess;
   const fed = await feeding;
   if (result.failed) {

@@ -10,9 +10,10 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { untouchedFileOf, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY } from '../../src/controller/spawn-worker.js';
+import { SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, type TarSource } from '../../src/controller/spawn-worker.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
+import { splitChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
 import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
@@ -127,15 +128,52 @@ describe('controller: worker processes', function () {
     });
   });
 
-  it('starts import workers with small semi-spaces (bounded RSS) and export workers with V8 defaults (faster start, fewer scavenges)', async () => {
-    const c = new Controller({ workerPath: fixture('report-argv.mjs') });
-    const job = { home: tempDir(), id: 'x', parents: [] as string[] };
-    const imported = await caught(() => c.writeLayer(job, Readable.from([Buffer.alloc(10)])));
-    const exported = await caught(async () => collect(await c.exportLayer(job)));
-    expect([imported.data, exported.data]).to.deep.equal([
-      { execArgv: '--max-semi-space-size=2', command: 'write-layer' },
-      { execArgv: '', command: 'export-layer' },
-    ]);
+  describe('V8 heap options', () => {
+    const job = () => ({ home: tempDir(), id: 'x', parents: [] as string[] });
+    const argvOf = async (c: Controller, source: TarSource): Promise<unknown> => (await caught(() => c.writeLayer(job(), source))).data;
+    const big = Buffer.alloc(SMALL_TAR_BYTES + 1);
+
+    it('starts an import worker with small semi-spaces (bounded RSS) unless its tar is known to be small', async () => {
+      const c = new Controller({ workerPath: fixture('report-argv.mjs') });
+      const small = { execArgv: '', command: 'write-layer' };
+      const large = { execArgv: '--max-semi-space-size=2', command: 'write-layer' };
+      expect(await argvOf(c, Readable.from([Buffer.alloc(10)])), 'a stream that ends within the limit').to.deep.equal(small);
+      expect(await argvOf(c, Readable.from([big])), 'a stream past the limit').to.deep.equal(large);
+      const dir = tempDir();
+      for (const [name, bytes, want] of [['small.tar', Buffer.alloc(SMALL_TAR_BYTES), small], ['big.tar', big, large]] as const) {
+        fs.writeFileSync(path.join(dir, name), bytes);
+        const fd = fs.openSync(path.join(dir, name), 'r');
+        try {
+          expect(await argvOf(c, { fd }), `a file descriptor, ${name}`).to.deep.equal(want);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      // A stream too slow to tell: the worker starts without waiting for it, as for a large one.
+      async function* slow(): AsyncGenerator<Uint8Array> {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        yield Buffer.alloc(10);
+      }
+      expect(await argvOf(c, slow()), 'a slow stream').to.deep.equal(large);
+    });
+
+    it('imports through a slow stream and a stream of many small chunks alike (the bytes read before the start are replayed)', async () => {
+      const tar = await buildLayerTar(bigLayer(3, 700_000));
+      const c = new Controller();
+      async function* slowly(): AsyncGenerator<Uint8Array> {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        for (let at = 0; at < tar.length; at += 4096) yield tar.subarray(at, at + 4096);
+      }
+      const homes = [tempDir(), tempDir()];
+      const sizes = [await c.writeLayer({ home: homes[0] as string, id: 'l', parents: [] }, slowly()), await c.writeLayer({ home: homes[1] as string, id: 'l', parents: [] }, Readable.from(splitChunks(tar, 1000)))];
+      expect(sizes).to.deep.equal([2_100_000, 2_100_000]);
+      for (const home of homes) expect((await collect(await c.exportLayer({ home, id: 'l', parents: [] }))).equals(tar)).to.equal(true);
+    });
+
+    it('starts an export worker with V8 defaults (faster start, fewer scavenges)', async () => {
+      const c = new Controller({ workerPath: fixture('report-argv.mjs') });
+      expect((await caught(async () => collect(await c.exportLayer(job())))).data).to.deep.equal({ execArgv: '', command: 'export-layer' });
+    });
   });
 
   describe('misbehaving workers give clear errors, never a hang', () => {
