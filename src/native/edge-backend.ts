@@ -31,8 +31,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tarFromLayerEntries } from '../convert/export-tar.js';
 import { writeLayerFromTar } from '../convert/import-tar.js';
-import { createError } from '../errors.js';
-import { itemFromRecord, readLayerEntries, type ExportItem } from '../layer/layer-reader.js';
+import { createError, type WinLayerError } from '../errors.js';
+import { BackupStreamId } from '../backup/constants.js';
+import { BackupStreamParser } from '../backup/parser.js';
+import { itemFromRecord, readLayerEntries, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
 import { isTransportName, TransportLayerWriter, type HostRestorer, type LayerWriteResult, type RestoreTarget } from '../layer/layer-writer.js';
 import {
   INDEX_DIR,
@@ -365,8 +367,9 @@ async function* readWindowsLayer(getHelper: () => EdgeHelper, req: ReadLayerRequ
   const root = req.root;
   const info = readLayerInfo(root);
   const options = { signal: req.signal, onProgress: req.onProgress };
+  const readRange = backupDataReader(helper, root);
   if (info.isBaseLayer) {
-    yield* tarFromLayerEntries(withOriginalBcd(root, readLayerEntries(root, info)), readFileRange, options);
+    yield* tarFromLayerEntries(withOriginalBcd(root, readLayerEntries(root, info)), readRange, options);
     return;
   }
   const parents = readLayerChain(root);
@@ -374,7 +377,7 @@ async function* readWindowsLayer(getHelper: () => EdgeHelper, req: ReadLayerRequ
   try {
     throwIfCanceled(req.signal);
     await helper.exportLayer(root, folder, parents);
-    yield* tarFromLayerEntries(withOriginalBcd(root, exportedEntries(helper, root, folder, info)), readFileRange, options);
+    yield* tarFromLayerEntries(withOriginalBcd(root, exportedEntries(helper, root, folder, info)), readRange, options);
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }
@@ -429,6 +432,62 @@ function writeMissingSidecar(helper: EdgeHelper, folder: string, r: IndexEntry):
     }
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * How the data of a layer's own files is read on Windows: a whole file under the layer
+ * directory (a file restored in place, a UtilityVM file, a BCD backup) through BackupRead
+ * on a backup-semantics handle, as hcsshim's readers do, so a file whose DACL shuts out
+ * the worker's account still exports under SeBackupPrivilege; its DATA sub-stream is what
+ * the tar gets (the other sub-streams come from the index). Everything else (transport
+ * files in an export folder, the index's streams.bin, bytes already in memory) is read
+ * with node:fs.
+ */
+function backupDataReader(helper: EdgeHelper, root: string): (range: ByteRange) => AsyncGenerator<Buffer> {
+  const index = path.join(root, INDEX_DIR) + path.sep;
+  return (range) => {
+    const own = range.bytes === undefined && range.offset === 0 && range.file.startsWith(root + path.sep) && !range.file.startsWith(index);
+    return own ? readDataThroughBackup(helper, range) : readFileRange(range);
+  };
+}
+
+async function* readDataThroughBackup(helper: EdgeHelper, range: ByteRange): AsyncGenerator<Buffer> {
+  const handle = helper.backupReadOpen(range.file, false);
+  try {
+    let taken: Buffer[] = [];
+    let inData = false;
+    let seen = 0;
+    const parser = new BackupStreamParser(
+      {
+        header: (h) => {
+          inData = h.id === BackupStreamId.Data;
+        },
+        data: (chunk) => {
+          if (!inData) return;
+          // A view of the chunk the helper handed over, which nothing reuses.
+          taken.push(chunk);
+          seen += chunk.length;
+        },
+      },
+      { entryName: range.file },
+    );
+    const changed = (): WinLayerError =>
+      createError('ERR_LAYER_CORRUPT', `${range.file}: changed while being exported (${seen} data bytes read, ${range.length} expected)`, { path: range.file });
+    for (;;) {
+      const chunk = helper.backupReadChunk(handle, BACKUP_READ_CHUNK_BYTES);
+      if (chunk.length === 0) break;
+      parser.write(chunk);
+      if (seen > range.length) throw changed();
+      if (taken.length > 0) {
+        yield* taken;
+        taken = [];
+      }
+    }
+    parser.end();
+    if (seen !== range.length) throw changed();
+  } finally {
+    helper.closeHandle(handle);
   }
 }
 

@@ -136,6 +136,8 @@ class RecordingHelper implements EdgeHelper {
   fail: HcsMethod | undefined;
   /** Paths (below the layer) ImportLayer leaves in the layer, as if brought in from the parents. */
   plant: string[] = [];
+  /** Bytes BackupRead adds to (or, negative, drops from) a file's data, as if it changed while read. */
+  readSizeChange = 0;
   /** Whether ExportLayer writes Files.$wcidirs$ and Hives.$wcidirs$. */
   exportTopSidecars = true;
   readonly #real: NativeHelper | undefined;
@@ -216,7 +218,10 @@ class RecordingHelper implements EdgeHelper {
   backupReadOpen(file: string, processSecurity: boolean): number {
     this.#record('backupReadOpen', [file, processSecurity]);
     const st = fs.lstatSync(file);
-    const data = st.isDirectory() ? Buffer.alloc(0) : fs.readFileSync(file);
+    let data = st.isDirectory() ? Buffer.alloc(0) : fs.readFileSync(file);
+    if (!st.isDirectory() && this.readSizeChange !== 0) {
+      data = this.readSizeChange > 0 ? Buffer.concat([data, Buffer.alloc(this.readSizeChange, 0x21)]) : data.subarray(0, Math.max(0, data.length + this.readSizeChange));
+    }
     const stream = st.isDirectory() ? data : Buffer.concat([encodeBackupHeader({ id: BackupStreamId.Data, size: data.length }), data]);
     const handle = this.#nextRead++;
     this.#reads.set(handle, stream);
@@ -480,13 +485,30 @@ for (const restorer of restorers) {
         expect(fs.existsSync(path.join(layer, 'blank.vhdx'))).to.equal(true);
       });
 
-      it('exports without the Host Compute Service, as the tar it imported', async () => {
+      it('exports without the Host Compute Service, as the tar it imported, reading each file with BackupRead', async () => {
         const tar = await buildLayerTar(baseLayer);
         await importWith(backend, store, 'base', tar);
         helper.reset();
         const exported = await exportWith(backend, store, 'base');
         expect(firstDifference(exported, tar), 'first differing byte').to.equal(-1);
         expect(helper.hcsCalls()).to.deep.equal([]);
+        // As hcsshim's base-layer reader: under SeBackupPrivilege, whatever the file's DACL.
+        const layer = store.layerPath('base');
+        expect(helper.callsOf('backupReadOpen').map((c) => c.args)).to.deep.equal(
+          ['Files/readme.txt', 'Files/dir/a.bin', 'Hives/System_Delta'].map((rel) => [path.join(layer, rel), false]),
+        );
+        expect(helper.callsOf('closeHandle')).to.have.length(3);
+      });
+
+      it('refuses a file that grows or shrinks between its stat and its BackupRead, with ERR_LAYER_CORRUPT', async () => {
+        const tar = await buildLayerTar(baseLayer);
+        await importWith(backend, store, 'base', tar);
+        for (const delta of [3, -2]) {
+          helper.readSizeChange = delta;
+          const e = await rejection(async () => exportWith(backend, store, 'base'));
+          expect(e.code, String(delta)).to.equal('ERR_LAYER_CORRUPT');
+          expect(helper.callsOf('closeHandle').length, 'every BackupRead handle is closed').to.equal(helper.callsOf('backupReadOpen').length);
+        }
       });
 
       it('reports a failed ProcessBaseImage with its code and leaves no layer', async () => {
@@ -660,7 +682,15 @@ for (const restorer of restorers) {
         expect(firstDifference(exported, tars.top), 'first differing byte').to.equal(-1);
         expect(fs.existsSync(folder)).to.equal(false);
         expect(tempFolders(store)).to.deep.equal([]);
-        expect(helper.callsOf('backupReadOpen')).to.deep.equal([]);
+        // The layer's own files (the UtilityVM it serviced, the BCD backup served for the BCD
+        // store) are read with BackupRead, without security, as hcsshim reads them; nothing
+        // in the export folder is (its transport files are plain bytes).
+        const top = store.layerPath('top');
+        expect(helper.callsOf('backupReadOpen').map((c) => c.args)).to.deep.equal([
+          [path.join(top, 'bcd.bak'), false],
+          [path.join(top, 'UtilityVM/Files/added.sys'), false],
+        ]);
+        expect(helper.callsOf('closeHandle')).to.have.length(2);
       });
 
       it('reads the top-level Files and Hives with BackupRead, without security, when ExportLayer wrote no sidecar for them', async () => {
@@ -669,11 +699,14 @@ for (const restorer of restorers) {
         helper.exportTopSidecars = false;
         const exported = await exportWith(backend, store, 'top');
         const folder = (helper.hcsCalls()[0] as Call).args[1] as string;
+        const top = store.layerPath('top');
         expect(helper.callsOf('backupReadOpen').map((c) => c.args)).to.deep.equal([
           [path.join(folder, 'Files'), false],
           [path.join(folder, 'Hives'), false],
+          [path.join(top, 'bcd.bak'), false],
+          [path.join(top, 'UtilityVM/Files/added.sys'), false],
         ]);
-        expect(helper.callsOf('closeHandle')).to.have.length(2);
+        expect(helper.callsOf('closeHandle')).to.have.length(4);
         expect(firstDifference(exported, tars.top), 'first differing byte').to.equal(-1);
       });
 
