@@ -232,6 +232,11 @@ export class TransportLayerWriter {
     return this.#parents.length === 0;
   }
 
+  /** Whether `name` is stored in the transport format here (never in a layer restored in place). */
+  #isTransport(name: string): boolean {
+    return !this.#inPlace && isTransportName(name);
+  }
+
   /** The merged view of the parent chain (loaded on first use). */
   get chain(): ChainView {
     this.#chain ??= new ChainView(this.#parents);
@@ -269,7 +274,7 @@ export class TransportLayerWriter {
     if (!isMerge) this.#replaceInherited(p, host, isDirectory);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
-    const transport = !this.#inPlace && isTransportName(p.name);
+    const transport = this.#isTransport(p.name);
     const abs = path.join(this.#root, host);
     let content: FdSink | undefined;
     let data: FdSink | undefined;
@@ -463,7 +468,7 @@ export class TransportLayerWriter {
       isDirectory: false,
       isReparse: false,
       host,
-      transport: !this.#inPlace && isTransportName(p.name),
+      transport: this.#isTransport(p.name),
       attributes: info.fileAttributes >>> 0,
     });
     this.#links.push({ path: p, target, info, host });
@@ -680,7 +685,7 @@ export class TransportLayerWriter {
         });
       }
       from = path.join(this.#root, own.host);
-      const linkIsTransport = !this.#inPlace && isTransportName(link.path.name);
+      const linkIsTransport = this.#isTransport(link.path.name);
       if (linkIsTransport !== own.transport) {
         // Files/ (transport format) and UtilityVM/Files (data) in one base layer: one file
         // cannot be both, so the link gets its own copy in its own format. The index keeps
