@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,6 +61,27 @@ describe('cli: winlayer', function () {
     const badId = run(['exists', '--home', tempDir(), '--id', '../etc', '--json']);
     expect(badId.status).to.equal(2);
     expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');
+  });
+
+  it('imports a tar+gzip blob from a file or a pipe as the tar it holds, and names a compression it cannot read', async () => {
+    const tar = await buildLayerTar(baseLayer);
+    const home = tempDir();
+    const file = path.join(tempDir(), 'layer.tar.gz');
+    fs.writeFileSync(file, gzipSync(tar));
+    const plain = run(['import', '--home', home, '--id', 'plain', '--json'], tar);
+    const fd = fs.openSync(file, 'r');
+    const fromFile = spawnSync(process.execPath, [cli, 'import', '--home', home, '--id', 'file', '--json'], { stdio: [fd, 'pipe', 'pipe'] });
+    fs.closeSync(fd);
+    const fromPipe = run(['import', '--home', home, '--id', 'pipe', '--json'], gzipSync(tar));
+    const summary = (r: SpawnSyncReturns<Buffer>): unknown => {
+      const { id: _id, ...rest } = lastJson(r.stdout);
+      return { status: r.status, ...rest };
+    };
+    expect(summary(fromFile)).to.deep.equal(summary(plain));
+    expect(summary(fromPipe)).to.deep.equal(summary(plain));
+    expect(run(['export', '--home', home, '--id', 'file']).stdout.equals(tar)).to.equal(true);
+    const xz = run(['import', '--home', home, '--id', 'xz', '--json'], Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 0]));
+    expect({ status: xz.status, code: lastJson(xz.stderr)['code'] }).to.deep.equal({ status: 1, code: 'ERR_COMPRESSION_UNSUPPORTED' });
   });
 
   it('imports, lists, exports, and drives every operation of the driver', async () => {
