@@ -5,8 +5,7 @@
  * streaming, as is zstd where Node's zlib has it; other compressions are a typed error that
  * says what to do. Anything else passes through untouched.
  */
-import { Readable } from 'node:stream';
-import * as zlib from 'node:zlib';
+import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -34,7 +33,7 @@ export function sniffCompression(head: Uint8Array): Compression | 'xz' | 'bzip2'
 type ZstdFactory = (options?: { chunkSize?: number }) => NodeJS.ReadWriteStream & Readable;
 
 /** Node's zstd decompressor, where this Node has one (22.15 and later). */
-function zstdFactory(): ZstdFactory | undefined {
+function zstdFactory(zlib: typeof import('node:zlib')): ZstdFactory | undefined {
   const candidate = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
   return typeof candidate === 'function' ? candidate : undefined;
 }
@@ -70,9 +69,11 @@ export async function* decompressIfNeeded(
       });
     }
     let factory: (() => NodeJS.ReadWriteStream & Readable) | undefined;
-    if (kind === 'gzip') factory = () => zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
-    if (kind === 'zstd') {
-      const zstd = zstdFactory();
+    // Loaded only for compressed input: a plain tar's worker does not pay for it at start-up.
+    const zlib = kind === 'none' ? undefined : await import('node:zlib');
+    if (kind === 'gzip' && zlib !== undefined) factory = () => zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
+    if (kind === 'zstd' && zlib !== undefined) {
+      const zstd = zstdFactory(zlib);
       if (zstd === undefined) {
         throw createError(
           'ERR_COMPRESSION_UNSUPPORTED',
