@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError } from '../errors.js';
 import { itemFromRecord, type ExportItem } from '../layer/layer-reader.js';
+import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, readIndexEntriesSync, readLayerInfo, STREAMS_FILE, type IndexEntry } from '../layer/metadata-index.js';
 import { caseFoldKey } from '../util/safe-path.js';
 import { unixNsFromFiletime, FILE_ATTRIBUTE_DIRECTORY } from '../util/windows.js';
@@ -88,7 +89,7 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
 /** The file `target` of a layer's own UtilityVM, following its links there; not part of the view. */
 function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, layerRoot: string, target: string): ViewEntry | undefined {
   let name = target;
-  for (let hops = 0; hops < 2 && name.startsWith(UTILITY_VM_FILES_PREFIX); hops++) {
+  for (let hops = 0; hops < 2 && isUtilityVMFilesName(name); hops++) {
     const r = records().get(caseFoldKey(name));
     if (r === undefined) return undefined;
     if (r.kind === 'file') return { name: r.name, layerRoot, record: r };
@@ -97,8 +98,6 @@ function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, layerRoot
   }
   return undefined;
 }
-
-const UTILITY_VM_FILES_PREFIX = 'UtilityVM/Files/';
 
 /** The export item (data range, metadata) of a view entry. */
 export function itemOf(e: ViewEntry): ExportItem {

@@ -12,7 +12,7 @@ import { createError } from '../errors.js';
 import { metadataFromPayloads, type EntryMetadata } from '../convert/metadata.js';
 import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js';
 import { WCIDIRS_SUFFIX } from '../util/safe-path.js';
-import { isTransportName } from './layer-writer.js';
+import { isTransportRecord } from './layer-writer.js';
 import {
   INDEX_DIR,
   STREAMS_FILE,
@@ -87,7 +87,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
   }
   const info = infoFromRecord(r);
   const host = path.join(layerRoot, r.host ?? r.name);
-  if (isTransportName(r.name) && r.direct !== true) {
+  if (isTransportRecord(r)) {
     // Directories, directory symlinks and junctions are a directory plus its sidecar.
     const file = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? host + WCIDIRS_SUFFIX : host;
     const fd = openExisting(file, r.name);

@@ -797,6 +797,11 @@ export function isTransportName(name: string): boolean {
   return name === 'Files' || name === 'Hives' || name.startsWith('Files/');
 }
 
+/** True for an index record stored in the transport format (a base layer restored in place has none). */
+export function isTransportRecord(r: IndexEntry): boolean {
+  return isTransportName(r.name) && r.direct !== true;
+}
+
 /** True for `UtilityVM/Files` and everything under it. */
 export function isUtilityVMFilesName(name: string): boolean {
   return name === UTILITY_VM_FILES || name.startsWith(UTILITY_VM_FILES + '/');

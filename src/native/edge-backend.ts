@@ -35,7 +35,7 @@ import { createError, type WinLayerError } from '../errors.js';
 import { BackupStreamId } from '../backup/constants.js';
 import { BackupStreamParser } from '../backup/parser.js';
 import { itemFromRecord, readLayerEntries, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
-import { isTransportName, TransportLayerWriter, type HostRestorer, type LayerWriteResult, type RestoreTarget } from '../layer/layer-writer.js';
+import { isTransportRecord, TransportLayerWriter, type HostRestorer, type LayerWriteResult, type RestoreTarget } from '../layer/layer-writer.js';
 import {
   INDEX_DIR,
   infoFromRecord,
@@ -355,10 +355,10 @@ async function processUtilityVM(helper: EdgeHelper, root: string, signal: AbortS
 }
 
 /**
- * The layer as a tar, on Windows. A base layer is read as the portable backend reads it:
- * the data of each file from the file itself, the other sub-streams (kept verbatim at
- * import) from the index, in import order; hcsshim's baseLayerReader would BackupRead
- * them back, which gives the same streams but not the tar's order. A delta layer is exported by the Host Compute
+ * The layer as a tar, on Windows. A base layer is read from its index, in import order:
+ * the data of each file through BackupRead (backupDataReader), the other sub-streams
+ * (kept verbatim at import) from the index; hcsshim's baseLayerReader would BackupRead
+ * them all back, which gives the same streams but not the tar's order. A delta layer is exported by the Host Compute
  * Service into a sibling folder, as hcsshim's NewLayerReader does, since after ImportLayer
  * its Files/ holds the files themselves.
  */
@@ -585,11 +585,6 @@ function hostPath(root: string, r: IndexEntry): string {
 function transportFile(root: string, r: IndexEntry): string {
   const host = hostPath(root, r);
   return ((r.attributes ?? 0) & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? host + WCIDIRS_SUFFIX : host;
-}
-
-/** A record written in the transport format (a base layer restored in place has none). */
-function isTransportRecord(r: IndexEntry): boolean {
-  return isTransportName(r.name) && r.direct !== true;
 }
 
 function isEntryRecord(r: IndexEntry): boolean {
