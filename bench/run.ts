@@ -24,7 +24,7 @@ import { benchTarReader, tarReaderTable } from './tar-reader.js';
 import { benchWorkers, workersTable, type WorkerBench } from './workers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const cli = path.join(here, '..', 'src', 'cli', 'main.js');
+const cli = path.join(here, '..', 'src', 'cli', 'main.cjs');
 const repo = path.join(here, '..', '..');
 const quick = process.env['BENCH_QUICK'] === '1';
 const RUNS = quick ? 1 : 3;

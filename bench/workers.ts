@@ -1,6 +1,6 @@
 /**
- * The re-exec costs (issue: driver over workers): what a worker adds to an import of an
- * empty layer over starting a bare `node`, and import throughput of 1, 2 and 4 layers in
+ * The re-exec costs: what a worker adds to an import of an empty layer over starting a
+ * bare `node` in the same environment, and import throughput of 1, 2 and 4 layers in
  * parallel (each through its own worker, concurrency = parallelism).
  */
 import { spawnSync } from 'node:child_process';
@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { streamLayerTar, type BuilderEntry } from '../src/convert/layer-tar-builder.js';
+import { workerEnv } from '../src/controller/spawn-worker.js';
 import { WindowsFilterDriver } from '../src/driver/driver.js';
 
 const MiB = 1024 * 1024;
@@ -24,7 +25,10 @@ async function tarBytes(entries: BuilderEntry[]): Promise<Buffer> {
 }
 
 export interface WorkerBench {
+  /** `node -e ''` with the environment a worker gets. */
   bareNodeMs: number;
+  /** `node -e ''` with this process's environment, when a worker's differs (NODE_EXTRA_CA_CERTS set). */
+  bareNodeCallerEnvMs?: number;
   emptyImportMs: number;
   overheadMs: number;
   layerMiB: number;
@@ -33,20 +37,27 @@ export interface WorkerBench {
 
 export async function benchWorkers(work: string, quick: boolean): Promise<WorkerBench> {
   const runs = quick ? 5 : 15;
-  const bare: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = process.hrtime.bigint();
-    spawnSync(process.execPath, ['-e', '']);
-    bare.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
   const home = path.join(work, 'workers-home');
   const driver = await WindowsFilterDriver.open({ home, concurrency: 4 });
   const empty = await tarBytes([]);
+  // Bare node runs with the environment a worker gets (workerEnv), so that the difference
+  // is what the worker adds; with the caller's environment too, when that differs.
+  const env = workerEnv();
+  const envDiffers = Object.keys(process.env).length !== Object.keys(env).length;
+  const bare: number[] = [];
+  const bareCallerEnv: number[] = [];
   const imports: number[] = [];
-  for (let i = 0; i < runs; i++) {
+  const time = async (into: number[], run: () => unknown): Promise<void> => {
     const t = process.hrtime.bigint();
-    await driver.applyDiff(`empty-${i}`, undefined, Readable.from([empty]));
-    imports.push(Number(process.hrtime.bigint() - t) / 1e6);
+    await run();
+    into.push(Number(process.hrtime.bigint() - t) / 1e6);
+  };
+  await driver.applyDiff('warm-up', undefined, Readable.from([empty]));
+  for (let i = 0; i < runs; i++) {
+    // Interleaved, so that a slow moment of the machine weighs on each alike.
+    await time(bare, () => spawnSync(process.execPath, ['-e', ''], { env }));
+    if (envDiffers) await time(bareCallerEnv, () => spawnSync(process.execPath, ['-e', '']));
+    await time(imports, () => driver.applyDiff(`empty-${i}`, undefined, Readable.from([empty])));
   }
 
   const fileMiB = quick ? 4 : 16;
@@ -73,7 +84,14 @@ export async function benchWorkers(work: string, quick: boolean): Promise<Worker
   fs.rmSync(home, { recursive: true, force: true });
   const bareNodeMs = median(bare);
   const emptyImportMs = median(imports);
-  return { bareNodeMs, emptyImportMs, overheadMs: emptyImportMs - bareNodeMs, layerMiB, throughput };
+  return {
+    bareNodeMs,
+    ...(envDiffers ? { bareNodeCallerEnvMs: median(bareCallerEnv) } : {}),
+    emptyImportMs,
+    overheadMs: emptyImportMs - bareNodeMs,
+    layerMiB,
+    throughput,
+  };
 }
 
 export function workersTable(b: WorkerBench): string {
@@ -81,7 +99,8 @@ export function workersTable(b: WorkerBench): string {
   return [
     `| measure | value |`,
     `|---|---|`,
-    `| bare \`node -e ''\` | ${b.bareNodeMs.toFixed(1)} ms |`,
+    `| bare \`node -e ''\` (the worker's environment) | ${b.bareNodeMs.toFixed(1)} ms |`,
+    ...(b.bareNodeCallerEnvMs === undefined ? [] : [`| bare \`node -e ''\` (this environment, with NODE_EXTRA_CA_CERTS) | ${b.bareNodeCallerEnvMs.toFixed(1)} ms |`]),
     `| empty-layer import through a worker | ${b.emptyImportMs.toFixed(1)} ms |`,
     `| worker start-up over bare node | ${b.overheadMs.toFixed(1)} ms |`,
     ...b.throughput.map((t) => `| ${t.parallel} parallel import(s) of ${b.layerMiB.toFixed(0)} MiB | ${t.wallS.toFixed(2)} s, ${t.mibPerS.toFixed(0)} MiB/s (${(t.mibPerS / one).toFixed(2)}× one) |`),

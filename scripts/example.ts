@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../src/convert/layer-tar-builder.js';
 import { FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY, filetimeFromUnixNs } from '../src/util/windows.js';
 
-const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.cjs');
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
 const old = { creationTime: filetimeFromUnixNs(-86_400_000_000_000n * 365n), lastWriteTime: filetimeFromUnixNs(1_000_000_000_123_456_700n) };

@@ -88,10 +88,9 @@ async function run(argv: readonly string[]): Promise<void> {
   if (parts.length > 0) await writevAll(1, parts);
 }
 
-try {
-  await run(process.argv.slice(2));
-} catch (error) {
+// No top-level await: the build bundles this file as CommonJS (see scripts/bundle.mjs).
+run(process.argv.slice(2)).catch((error: unknown) => {
   const e = toWinLayerError(error, 'worker failed');
   process.stderr.write('\n' + JSON.stringify(e.toJSON()) + '\n');
   process.exitCode = 1;
-}
+});

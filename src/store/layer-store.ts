@@ -14,9 +14,9 @@
  *   await store.commit(stage, ['HOME/l1']);            // layerchain.json, flush, rename → HOME/l2
  */
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
@@ -251,6 +251,8 @@ export function flushFileSystem(dir: string): void {
     return;
   }
   const args = process.platform === 'linux' ? ['-f', dir] : [];
+  // Loaded here, not at the top: only a large import needs it, and a worker's start-up should not.
+  const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('sync', args, { stdio: 'ignore' });
   if (r.error !== undefined || r.status !== 0) {
     // No usable `sync` binary: fall back to fsync of each file, which is always correct.

@@ -5,6 +5,7 @@
  * streaming, as is zstd where Node's zlib has it; other compressions are a typed error that
  * says what to do. Anything else passes through untouched.
  */
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
 
@@ -70,7 +71,8 @@ export async function* decompressIfNeeded(
     }
     let factory: (() => NodeJS.ReadWriteStream & Readable) | undefined;
     // Loaded only for compressed input: a plain tar's worker does not pay for it at start-up.
-    const zlib = kind === 'none' ? undefined : await import('node:zlib');
+    // require, not import(): the worker's bundle runs as CommonJS in a vm.Script, where import() has no loader.
+    const zlib = kind === 'none' ? undefined : (createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'));
     if (kind === 'gzip' && zlib !== undefined) factory = () => zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
     if (kind === 'zstd' && zlib !== undefined) {
       const zstd = zstdFactory(zlib);

@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
+import { codeCacheFile, compileBundle } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
-const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
 
 function run(args: string[], input?: Buffer): SpawnSyncReturns<Buffer> {
   return spawnSync(process.execPath, [cli, ...args], { input: input ?? Buffer.alloc(0), maxBuffer: 1 << 26 });
@@ -24,23 +25,33 @@ describe('cli: winlayer', function () {
   this.timeout(120_000);
   after(cleanupTemp);
 
-  it('runs the bundle the build made, which answers as the compiled modules do', async function () {
+  it('runs the bundle the build made, with its code cache, which answers as the compiled modules do', async function () {
     const cliDir = path.dirname(cli);
-    const bundle = path.join(cliDir, 'bundle.mjs');
+    const bundle = path.join(cliDir, 'bundle.cjs');
     if (!fs.existsSync(bundle)) {
       // A build without esbuild (no dev dependencies) makes no bundle; the test command always has it.
       if (process.env.CI === 'true') throw new Error(`${bundle} was not built`);
       this.skip();
     }
+    // The build's code cache is for this bundle and this Node: V8 accepts it.
+    const script = compileBundle(bundle, fs.readFileSync(bundle, 'utf8'), fs.readFileSync(codeCacheFile(bundle)));
+    expect(script.cachedDataRejected).to.equal(false);
+
     const home = tempDir();
     expect(run(['import', '--home', home, '--id', 'base', '--json'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    const startBundleModule = path.join(cliDir, '..', 'util', 'start-bundle.cjs');
     const via = (file: string, args: string[]): { status: number | null; stdout: string; stderr: string } => {
-      const script = `const { main } = await import(${JSON.stringify(pathToFileURL(file).href)}); process.exitCode = await main(${JSON.stringify(args)});`;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { input: Buffer.alloc(0) });
+      const load =
+        file === bundle
+          ? `Promise.resolve(require(${JSON.stringify(startBundleModule)}).startBundle(${JSON.stringify(file)}))`
+          : `import(${JSON.stringify(pathToFileURL(file).href)})`;
+      const code = `${load}.then((m) => m.main(${JSON.stringify(args)})).then((c) => { process.exitCode = c; });`;
+      const r = spawnSync(process.execPath, ['-e', code], { input: Buffer.alloc(0) });
       return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
     };
     for (const args of [['ls', '--home', home, '--json'], ['exists', '--home', home, '--id', 'base'], ['remove', '--home', home, '--id', 'nope', '--json'], ['status', '--home', home], ['frobnicate']]) {
       const modules = via(path.join(cliDir, 'cli.js'), args);
+      expect(modules.status, args.join(' ')).to.not.equal(null);
       expect(via(bundle, args), args.join(' ')).to.deep.equal(modules);
     }
   });

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+/**
+ * The `winlayer` executable: runs the CLI and sets the exit status. The build bundles the
+ * CLI into one CommonJS file (scripts/bundle.mjs) that starts with V8's code cache
+ * (src/util/start-bundle.cts): `winlayer ls` in ~60 ms instead of ~200 ms for the modules
+ * it is made of. Without the bundle, the modules run.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startBundle } from '../util/start-bundle.cjs';
+
+interface Cli {
+  main(argv: string[]): Promise<number>;
+}
+
+const bundle = path.join(__dirname, 'bundle.cjs');
+
+async function load(): Promise<Cli> {
+  if (fs.existsSync(bundle)) return startBundle(bundle) as Cli;
+  return (await import('./cli.js')) as Cli;
+}
+
+load()
+  .then((cli) => cli.main(process.argv.slice(2)))
+  .then((code) => {
+    process.exitCode = code;
+  });

@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+/**
+ * The worker's entry point when the build made a bundle: runs dist/worker/bundle/worker.cjs
+ * (all of worker/main.ts in one file) with V8's code cache. See src/util/start-bundle.cts.
+ */
+import * as path from 'node:path';
+import { startBundle } from '../src/util/start-bundle.cjs';
+
+startBundle(path.join(__dirname, 'bundle', 'worker.cjs'));
