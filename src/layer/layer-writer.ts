@@ -29,7 +29,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError } from '../errors.js';
+import { createError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
@@ -109,33 +109,61 @@ export interface LayerWriteResult {
 
 const WRITE_BUFFER_BYTES = 64 * 1024;
 
-/** Coalesces small writes to one fd (a small file becomes one write call). */
+/**
+ * Coalesces small writes to one fd (a small file becomes one write call). The buffer
+ * comes from the writer and is shared by the sinks of an entry in turn: a sink flushes
+ * whatever another left in it before it writes its own (an import of 20,000 small files
+ * used to allocate 20,000 buffers of 64 KiB).
+ */
 class FdSink {
   readonly fd: number;
-  readonly #buf = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
-  #used = 0;
+  readonly #shared: SharedWriteBuffer;
+  /** Bytes written to the file so far. */
+  bytes = 0;
 
-  constructor(fd: number) {
+  constructor(fd: number, shared: SharedWriteBuffer) {
     this.fd = fd;
+    this.#shared = shared;
   }
 
   write(chunk: Uint8Array): void {
+    this.bytes += chunk.length;
+    const b = this.#shared;
+    if (b.owner !== this || b.used + chunk.length > WRITE_BUFFER_BYTES) b.owner?.flush();
     if (chunk.length >= WRITE_BUFFER_BYTES) {
-      this.flush();
       writeAll(this.fd, chunk);
       return;
     }
-    if (this.#used + chunk.length > WRITE_BUFFER_BYTES) this.flush();
-    this.#buf.set(chunk, this.#used);
-    this.#used += chunk.length;
+    b.owner = this;
+    b.buf.set(chunk, b.used);
+    b.used += chunk.length;
   }
 
   flush(): void {
-    if (this.#used === 0) return;
-    writeAll(this.fd, this.#buf.subarray(0, this.#used));
-    this.#used = 0;
+    const b = this.#shared;
+    if (b.owner !== this) return;
+    if (b.used > 0) writeAll(this.fd, b.buf.subarray(0, b.used));
+    b.used = 0;
+    b.owner = undefined;
   }
 }
+
+interface SharedWriteBuffer {
+  readonly buf: Buffer;
+  used: number;
+  /** The sink whose bytes are in `buf`. */
+  owner: FdSink | undefined;
+}
+
+/**
+ * Data files from this size on start their flush to disk when they are closed, on the
+ * thread pool, while the import goes on (when the store flushes at commit, not per file):
+ * the disk writes then overlap with reading, hashing and writing what follows, and the
+ * flush before the commit finds little left to do. 256 MiB in 4 files: 0.15 s less.
+ */
+export const EARLY_FLUSH_BYTES = 4 * 1024 * 1024;
+/** Early flushes in flight at most (each holds its file open and a thread-pool thread). */
+const EARLY_FLUSHES = 2;
 
 function writeAll(fd: number, chunk: Uint8Array): void {
   let done = 0;
@@ -215,6 +243,10 @@ export class TransportLayerWriter {
   #current: CurrentEntry | undefined;
   #chain: ChainView | undefined;
   #closed = false;
+  readonly #writeBuffer: SharedWriteBuffer = { buf: Buffer.allocUnsafe(WRITE_BUFFER_BYTES), used: 0, owner: undefined };
+  /** Early flushes (EARLY_FLUSH_BYTES) in flight, and the first that failed. */
+  readonly #flushing = new Set<Promise<void>>();
+  #flushFailure: Error | undefined;
 
   constructor(options: LayerWriterOptions) {
     this.#root = options.root;
@@ -281,14 +313,14 @@ export class TransportLayerWriter {
     let restore: RestoreTarget | undefined;
     if (isDirectory) {
       if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
-      if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)));
+      if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)), this.#writeBuffer);
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
-      content = new FdSink(openForWrite(abs, false));
+      content = new FdSink(openForWrite(abs, false), this.#writeBuffer);
     } else if (this.#restorer !== undefined) {
       restore = this.#restorer.create(abs, p.name);
     } else {
-      data = new FdSink(openForWrite(abs, false));
+      data = new FdSink(openForWrite(abs, false), this.#writeBuffer);
     }
     if (content !== undefined) {
       const attrs = Buffer.allocUnsafe(4);
@@ -297,7 +329,7 @@ export class TransportLayerWriter {
     }
     let bcdBackup: FdSink | undefined;
     const backupName = MUTATED_UTILITY_VM_FILES.get(p.name);
-    if (backupName !== undefined && !isDirectory) bcdBackup = new FdSink(openForWrite(path.join(this.#root, backupName), true));
+    if (backupName !== undefined && !isDirectory) bcdBackup = new FdSink(openForWrite(path.join(this.#root, backupName), true), this.#writeBuffer);
 
     const entry: CurrentEntry = {
       path: p,
@@ -410,7 +442,8 @@ export class TransportLayerWriter {
         sink.flush();
         if (sink !== e.bcdBackup) setHostTimes(sink.fd, e.info);
         if (this.#durable) fs.fsyncSync(sink.fd);
-        fs.closeSync(sink.fd);
+        if (!this.#durable && sink.bytes >= EARLY_FLUSH_BYTES && this.#flushing.size < EARLY_FLUSHES) this.#flushEarly(sink.fd, e.path.name);
+        else fs.closeSync(sink.fd);
       }
     }
     if (e.kind === 'file') crashPoint('data');
@@ -532,6 +565,24 @@ export class TransportLayerWriter {
     );
     this.#closed = true;
     return { records: this.#index.records, hasUtilityVM: this.#hasUtilityVM };
+  }
+
+  /** fsync then close `fd` on the thread pool; `flushed()` waits for it. */
+  #flushEarly(fd: number, entry: string): void {
+    const done = new Promise<void>((resolve) => {
+      fs.fsync(fd, (error) => {
+        if (error !== null) this.#flushFailure ??= toWinLayerError(error, `${entry}: flushing to disk`, { entry });
+        fs.close(fd, () => resolve());
+      });
+    });
+    this.#flushing.add(done);
+    void done.then(() => this.#flushing.delete(done));
+  }
+
+  /** Resolves once the early flushes are done (after close(); a layer is not complete before). */
+  async flushed(): Promise<void> {
+    while (this.#flushing.size > 0) await Promise.all(this.#flushing);
+    if (this.#flushFailure !== undefined) throw this.#flushFailure;
   }
 
   /** Closes open files after a failure; the caller removes the directory. */

@@ -243,6 +243,7 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
         });
         const digest = source.digest();
         written = writer.close({ id: req.id, size: r.size, entries: r.entries, digest });
+        await writer.flushed();
         result = { size: r.size, entries: r.entries, digest };
       } catch (error) {
         writer.abort();

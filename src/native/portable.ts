@@ -77,6 +77,7 @@ export const portableBackend: NativeBackend = {
       });
       const digest = source.digest();
       writer.close({ id: req.id, size: result.size, entries: result.entries, digest });
+      await writer.flushed();
       return { size: result.size, entries: result.entries, digest };
     } catch (error) {
       writer.abort();

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { readTar, type TarHeader } from '../../src/tar/reader.js';
 import { readTombstones } from '../../src/layer/tombstones.js';
+import { EARLY_FLUSH_BYTES } from '../../src/layer/layer-writer.js';
 import {
   FILE_ATTRIBUTE_ARCHIVE,
   FILE_ATTRIBUTE_DIRECTORY,
@@ -126,6 +127,23 @@ describe('store: round trip tar → layer → tar', function () {
     const store = await openStore();
     await importTar(store, 'bytewise', tar, undefined, 1);
     expect((await exportTar(store, 'bytewise')).equals(tar)).to.equal(true);
+  });
+
+  it('flushes large files early (on the thread pool) and closes every file before the import resolves', async function () {
+    if (!fs.existsSync('/proc/self/fd')) this.skip();
+    const big = (n: number, byte: number): BuilderEntry => ({ type: 'file', name: `Files/big-${n}.bin`, securityDescriptor: sd, data: Buffer.alloc(EARLY_FLUSH_BYTES + n * 4099, byte) });
+    // Five large files (more than the early flushes allowed in flight), small ones between, and a large Hives/ file.
+    const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files', securityDescriptor: sd }, { type: 'directory', name: 'Hives' }];
+    for (let n = 0; n < 5; n++) entries.push(big(n, 0x41 + n), { type: 'file', name: `Files/small-${n}.txt`, securityDescriptor: sd, data: `small ${n}` });
+    entries.push({ type: 'file', name: 'Hives/Big_Delta', data: Buffer.alloc(EARLY_FLUSH_BYTES, 7) });
+    const tar = await buildLayerTar(entries);
+    const store = await openStore();
+    const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const r = await importTar(store, 'big', tar, undefined, 1024 * 1024);
+    expect(openFds(), 'files left open').to.equal(before);
+    expect(r.size).to.equal(5 * EARLY_FLUSH_BYTES + 4099 * 10 + 5 * 'small n'.length + EARLY_FLUSH_BYTES);
+    expect((await exportTar(store, 'big')).equals(tar)).to.equal(true);
   });
 
   it('stores Files/ entries in the transport format: u32 attributes then the backup stream', async () => {
