@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
-import { codeCacheFile, compileBundle } from '../../src/util/start-bundle.cjs';
+import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
@@ -34,8 +34,9 @@ describe('cli: winlayer', function () {
       this.skip();
     }
     // The build's code cache is for this bundle and this Node: V8 accepts it.
-    const script = compileBundle(bundle, fs.readFileSync(bundle, 'utf8'), fs.readFileSync(codeCacheFile(bundle)));
-    expect(script.cachedDataRejected).to.equal(false);
+    const cache = readCodeCache(bundle);
+    expect(cache, 'an intact code cache').to.not.equal(undefined);
+    expect(compileBundle(bundle, fs.readFileSync(bundle, 'utf8'), cache).cachedDataRejected).to.equal(false);
 
     const home = tempDir();
     expect(run(['import', '--home', home, '--id', 'base', '--json'], await buildLayerTar(baseLayer)).status).to.equal(0);

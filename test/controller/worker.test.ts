@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
 import { SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
-import { codeCacheFile, compileBundle } from '../../src/util/start-bundle.cjs';
+import { compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { splitChunks } from '../helpers/chunks.js';
@@ -69,8 +69,17 @@ describe('controller: worker processes', function () {
       }
       expect(WORKER_ENTRY).to.equal(WORKER_BUNDLE_ENTRY);
       // The build's code cache is for this bundle and this Node: V8 accepts it.
-      const script = compileBundle(WORKER_BUNDLE, fs.readFileSync(WORKER_BUNDLE, 'utf8'), fs.readFileSync(codeCacheFile(WORKER_BUNDLE)));
-      expect(script.cachedDataRejected).to.equal(false);
+      const source = fs.readFileSync(WORKER_BUNDLE, 'utf8');
+      const cache = readCodeCache(WORKER_BUNDLE);
+      expect(cache, 'an intact code cache').to.not.equal(undefined);
+      expect(compileBundle(WORKER_BUNDLE, source, cache).cachedDataRejected).to.equal(false);
+      // A damaged cache file is no cache: V8 itself would take a flipped byte of compiled code.
+      const file = encodeCodeCache(cache as Buffer);
+      expect(decodeCodeCache(file)?.equals(cache as Buffer)).to.equal(true);
+      const flipped = Buffer.from(file);
+      const middle = flipped.length >> 1;
+      flipped[middle] = (flipped[middle] as number) ^ 0x40;
+      for (const bad of [flipped, file.subarray(0, file.length - 1), file.subarray(0, 20), Buffer.alloc(0)]) expect(decodeCodeCache(bad)).to.equal(undefined);
       const tar = await buildLayerTar(baseLayer);
       const outputs = [WORKER_MODULE_ENTRY, WORKER_BUNDLE_ENTRY].map((entry) => {
         const home = path.join(tempDir(), 'home');
