@@ -4,13 +4,15 @@
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
+import { MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
 import { compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
@@ -146,14 +148,33 @@ describe('controller: worker processes', function () {
     const argvOf = async (c: Controller, source: TarSource): Promise<unknown> => (await caught(() => c.writeLayer(job(), source))).data;
     const big = Buffer.alloc(SMALL_TAR_BYTES + 1);
 
-    it('starts an import worker with small semi-spaces (bounded RSS) unless its tar is known to be small', async () => {
+    it('starts an import worker with small semi-spaces (bounded RSS) unless its tar is known to be small or to hold few entries', async () => {
       const c = new Controller({ workerPath: fixture('report-argv.mjs') });
       const small = { execArgv: '', command: 'write-layer' };
       const large = { execArgv: '--max-semi-space-size=2', command: 'write-layer' };
       expect(await argvOf(c, Readable.from([Buffer.alloc(10)])), 'a stream that ends within the limit').to.deep.equal(small);
       expect(await argvOf(c, Readable.from([big])), 'a stream past the limit').to.deep.equal(large);
       const dir = tempDir();
-      for (const [name, bytes, want] of [['small.tar', Buffer.alloc(SMALL_TAR_BYTES), small], ['big.tar', big, large]] as const) {
+      // Files are counted ahead: over SMALL_TAR_BYTES, few entries keep the default heap, many do not.
+      const fewLarge = await buildLayerTar(bigLayer(2, SMALL_TAR_BYTES));
+      const manySmall = await buildLayerTar(bigLayer(MANY_HEADER_BLOCKS / 2, 600));
+      expect(manySmall.length).to.be.greaterThan(SMALL_TAR_BYTES);
+      const noise = randomBytes(SMALL_TAR_BYTES + 1);
+      // Under SMALL_TAR_BYTES compressed, but what it holds is unknown until inflated.
+      const compressedMany = gzipSync(await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/random.bin', data: randomBytes(200_000) }]));
+      expect(await argvOf(c, Readable.from([compressedMany])), 'a compressed stream over SMALL_COMPRESSED_BYTES').to.deep.equal(large);
+      expect(await argvOf(c, Readable.from([gzipSync(fewLarge)])), 'a small compressed stream').to.deep.equal(small);
+      const files = [
+        ['small.tar', Buffer.alloc(SMALL_TAR_BYTES), small],
+        ['few-large.tar', fewLarge, small],
+        ['many-small.tar', manySmall, large],
+        ['not-a-tar', noise, large],
+        ['small.tar.gz', gzipSync(fewLarge), small],
+        ['compressed.tar.gz', compressedMany, large],
+      ] as const;
+      expect(gzipSync(fewLarge).length).to.be.at.most(SMALL_COMPRESSED_BYTES);
+      expect(compressedMany.length).to.be.within(SMALL_COMPRESSED_BYTES + 1, SMALL_TAR_BYTES);
+      for (const [name, bytes, want] of files) {
         fs.writeFileSync(path.join(dir, name), bytes);
         const fd = fs.openSync(path.join(dir, name), 'r');
         try {

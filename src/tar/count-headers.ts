@@ -1,0 +1,44 @@
+/**
+ * Counts the header blocks of a tar in a file, up to a limit, reading only the headers:
+ * one positional read of 512 bytes per header, data skipped by its size. It does not
+ * check entries (the import does that); it only tells a tar of few large files from one
+ * of many small ones before an import starts, to choose the worker's heap options. A
+ * 256 MiB tar of 4 files costs 10 reads; a 20,000-file tar is cut off at the limit.
+ *
+ * PAX and GNU long-name headers count as blocks of their own, so a layer tar has about
+ * twice as many header blocks as entries.
+ */
+import * as fs from 'node:fs';
+import { BLOCK_SIZE, blockPaddingLength, computeChecksum, computeSignedChecksum, FIELD, isAllZero, readNumericField, readOctal } from './block.js';
+
+/**
+ * The number of header blocks in the tar at the start of file `fd` when it ends (with an
+ * end-of-archive block or the end of the file) before `limit` of them; `limit` when there
+ * are at least that many; undefined when the walk cannot tell: not a seekable file, not
+ * a plain tar (compressed, say), or a header that does not check out.
+ */
+export function countHeaderBlocks(fd: number, limit: number): number | undefined {
+  const block = Buffer.alloc(BLOCK_SIZE);
+  let position = 0;
+  let count = 0;
+  try {
+    while (count < limit) {
+      const n = fs.readSync(fd, block, 0, BLOCK_SIZE, position);
+      if (n === 0) return count;
+      if (n < BLOCK_SIZE) return undefined;
+      if (isAllZero(block)) return count;
+      const stored = readOctal(block, FIELD.checksum);
+      if (stored === undefined || (Number(stored) !== computeChecksum(block) && Number(stored) !== computeSignedChecksum(block))) return undefined;
+      const size = readNumericField(block, FIELD.size);
+      if (size === undefined || size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+      const flag = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
+      // Header-only types carry no data whatever their size field says.
+      const data = flag === '1' || flag === '2' || flag === '3' || flag === '4' || flag === '5' || flag === '6' ? 0 : Number(size);
+      position += BLOCK_SIZE + data + blockPaddingLength(data);
+      count++;
+    }
+    return limit;
+  } catch {
+    return undefined; // a pipe (no positional reads), or the file went away
+  }
+}

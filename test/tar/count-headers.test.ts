@@ -1,0 +1,77 @@
+/** countHeaderBlocks: the header walk the controller does before an import worker starts. */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { countHeaderBlocks } from '../../src/tar/count-headers.js';
+import { cleanupTemp, tempDir } from '../helpers/store.js';
+
+function files(n: number, size: number): BuilderEntry[] {
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+  for (let i = 0; i < n; i++) entries.push({ type: 'file', name: `Files/f${i}.bin`, data: Buffer.alloc(size, i & 0xff) });
+  return entries;
+}
+
+describe('tar/count-headers', () => {
+  after(cleanupTemp);
+  const withFile = <T>(bytes: Uint8Array, fn: (fd: number) => T): T => {
+    const file = path.join(tempDir(), 'input');
+    fs.writeFileSync(file, bytes);
+    const fd = fs.openSync(file, 'r');
+    try {
+      return fn(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+
+  it('counts every header block, PAX headers included, skipping data by its size', async () => {
+    // Each entry of a layer tar is a PAX header then its own header.
+    const tar = await buildLayerTar([...files(3, 70_000), { type: 'symlink', name: 'Files/link', target: 'f0.bin' }, { type: 'link', name: 'Files/hard', target: 'Files/f1.bin' }]);
+    expect(withFile(tar, (fd) => countHeaderBlocks(fd, 1000))).to.equal(2 * 6);
+    expect(withFile(tar, (fd) => countHeaderBlocks(fd, 5)), 'stops at the limit').to.equal(5);
+    expect(withFile(Buffer.alloc(0), (fd) => countHeaderBlocks(fd, 10)), 'an empty file').to.equal(0);
+    expect(withFile(Buffer.alloc(1024), (fd) => countHeaderBlocks(fd, 10)), 'only the end-of-archive blocks').to.equal(0);
+  });
+
+  it('reads with positional reads: the descriptor stays where it was for the worker', async () => {
+    const tar = await buildLayerTar(files(2, 10));
+    withFile(tar, (fd) => {
+      expect(countHeaderBlocks(fd, 100)).to.equal(6);
+      const first = Buffer.alloc(512);
+      expect(fs.readSync(fd, first, 0, 512, null)).to.equal(512);
+      expect(first.equals(tar.subarray(0, 512))).to.equal(true);
+    });
+  });
+
+  it('cannot tell (undefined) for a compressed tar, a damaged header or a cut header', async () => {
+    const tar = await buildLayerTar(files(2, 100));
+    expect(withFile(gzipSync(tar), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
+    const damaged = Buffer.from(tar);
+    damaged[10] = (damaged[10] as number) ^ 1; // in the first header's name: its checksum no longer holds
+    expect(withFile(damaged, (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
+    expect(withFile(tar.subarray(0, 1024 + 100), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
+  });
+
+  it('cannot tell (undefined) for a pipe, which has no positional reads', function () {
+    if (process.platform === 'win32') this.skip(); // mkfifo
+    const [readEnd, writeEnd] = pipe();
+    try {
+      expect(countHeaderBlocks(readEnd, 100)).to.equal(undefined);
+    } finally {
+      fs.closeSync(readEnd);
+      fs.closeSync(writeEnd);
+    }
+  });
+});
+
+/** A pipe's two descriptors, from a FIFO (Node has no pipe(2)). */
+function pipe(): [number, number] {
+  const fifo = path.join(tempDir(), 'fifo');
+  expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+  const readEnd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const writeEnd = fs.openSync(fifo, fs.constants.O_WRONLY);
+  return [readEnd, writeEnd];
+}
