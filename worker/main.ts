@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError, toWinLayerError } from '../src/errors.js';
-import { isWorkerCommand, PROGRESS_FD } from '../src/controller/protocol.js';
+import { isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { stdinStream } from '../src/util/stdin.js';
@@ -67,7 +67,10 @@ async function run(argv: readonly string[]): Promise<void> {
   const parentPaths = parents.map((p) => path.resolve(p));
   const onProgress = progressWriter();
   if (command === 'write-layer') {
-    const result = await importLayer(store, backend, id, stdinStream(), { parents: parentPaths, onProgress });
+    // Started for a tar of many entries: smaller reads (see MANY_ENTRIES_READ_BYTES).
+    const manyEntries = MANY_ENTRIES_NODE_OPTIONS.every((option) => process.execArgv.includes(option));
+    const input = manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream();
+    const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress });
     process.stdout.write(`${result.size}\n`);
     return;
   }

@@ -14,6 +14,15 @@ export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export
 /** The file descriptor a worker writes progress lines to, when open. */
 export const PROGRESS_FD = 3;
 
+/**
+ * The Node options of an import worker whose tar has many entries, or may have (see
+ * src/controller/spawn-worker.ts): small semi-spaces. Such a worker also reads its input
+ * in smaller chunks (MANY_ENTRIES_READ_BYTES), so that fewer dead read buffers wait for
+ * the collector: a 20,000-file import peaks near 83 MiB instead of 89–96 MiB.
+ */
+export const MANY_ENTRIES_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=2'];
+export const MANY_ENTRIES_READ_BYTES = 256 * 1024;
+
 /** Set to run imports in the controller's process instead of a worker (debugging only). */
 export const NO_REEXEC_ENV = 'WINLAYER_NOREEXEC';
 

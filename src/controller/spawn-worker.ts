@@ -19,7 +19,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression } from '../tar/decompress.js';
-import { PROGRESS_FD, type WorkerCommand } from './protocol.js';
+import { MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
 
@@ -52,7 +52,7 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * worker stays near 86 MiB either way, and the small young generation only costs it
  * scavenges (its 20,000-file export took 1.7 s with the flag, 1.3 s without): none.
  */
-const IMPORT_NODE_OPTIONS = ['--max-semi-space-size=2'];
+const IMPORT_NODE_OPTIONS = MANY_ENTRIES_NODE_OPTIONS;
 
 /** The largest tar an import worker runs with V8's default heap for (see IMPORT_NODE_OPTIONS). */
 export const SMALL_TAR_BYTES = 1024 * 1024;

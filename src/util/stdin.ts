@@ -8,10 +8,10 @@ import type { Readable } from 'node:stream';
 
 export const STDIN_CHUNK = 1024 * 1024;
 
-export function stdinStream(): Readable {
+export function stdinStream(chunkBytes: number = STDIN_CHUNK): Readable {
   try {
     const st = fs.fstatSync(0);
-    if (st.isFile() || st.isFIFO()) return fs.createReadStream('', { fd: 0, highWaterMark: STDIN_CHUNK, autoClose: false });
+    if (st.isFile() || st.isFIFO()) return fs.createReadStream('', { fd: 0, highWaterMark: chunkBytes, autoClose: false });
   } catch {
     // fall back to process.stdin (a TTY or a socket)
   }
