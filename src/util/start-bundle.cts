@@ -73,8 +73,17 @@ export function startBundle(file: string): unknown {
     process.once('exit', () => {
       const target = codeCacheFile(file);
       const temporary = `${target}.${process.pid}.tmp`;
-      fs.writeFileSync(temporary, encodeCodeCache(script.createCachedData()));
-      fs.renameSync(temporary, target);
+      try {
+        fs.writeFileSync(temporary, encodeCodeCache(script.createCachedData()));
+        fs.renameSync(temporary, target);
+      } catch {
+        // A read-only install, say: the program's own result stands; the build checks that caches exist.
+        try {
+          fs.rmSync(temporary, { force: true });
+        } catch {
+          // nothing was written
+        }
+      }
     });
   }
   const run = script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: { exports: unknown }, f: string, d: string) => void;
