@@ -95,10 +95,7 @@ try {
   const env = { ...process.env, WINLAYER_WRITE_CODE_CACHE: '1' };
   const run = (args, input) => {
     const r = spawnSync(process.execPath, args, { input: input ?? Buffer.alloc(0), env, maxBuffer: 1 << 26 });
-    if (r.status !== 0) {
-      console.error(`bundle: warm-up run failed: node ${args.join(' ')}\n${r.stderr.toString()}`);
-      process.exit(1);
-    }
+    if (r.status !== 0) throw new Error(`warm-up run failed: node ${args.join(' ')}\n${r.stderr.toString()}`);
   };
   const worker = path.join(root, 'dist/worker/start.cjs');
   const cli = path.join(root, 'dist/src/cli/main.cjs');
@@ -109,12 +106,12 @@ try {
   run([cli, 'export', '--home', home, '--id', 'c1']);
   run([cli, 'ls', '--home', home, '--json']);
   for (const b of bundles) {
-    if (!fs.existsSync(path.join(root, `${b.outfile}.cache`))) {
-      console.error(`bundle: no code cache was written for ${b.outfile}`);
-      process.exit(1);
-    }
+    if (!fs.existsSync(path.join(root, `${b.outfile}.cache`))) throw new Error(`no code cache was written for ${b.outfile}`);
   }
   console.log('bundle: code caches written');
+} catch (error) {
+  console.error(`bundle: ${error.message}`);
+  process.exitCode = 1;
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -40,21 +40,19 @@ export const WORKER_BUNDLE_ENTRY = path.join(WORKER_DIR, 'start.cjs');
 export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY : WORKER_MODULE_ENTRY;
 
 /**
- * An import worker allocates a short-lived buffer per tar block and entry, and keeps a
- * little per entry; V8's default young generation (up to 3 × 16 MiB) grows to its maximum
- * over a long import. 2 MiB semi-spaces keep a 20,000-file import near 90 MiB peak RSS
- * instead of 135 MiB (a large-file import stays at 89 MiB either way). The price is
- * start-up: V8 rejects the code cache Node ships for its own modules when any V8 flag
- * differs from the defaults, so the worker compiles them afresh, about 45 ms on the
- * benchmark machine; memory wins, as several imports run at once. But a tar of at most
- * {@link SMALL_TAR_BYTES} is over before the young generation grows, so it runs with V8's
- * defaults and starts that much sooner (many image layers are that small). An export
- * worker stays near 86 MiB either way, and the small young generation only costs it
- * scavenges (its 20,000-file export took 1.7 s with the flag, 1.3 s without): none.
+ * Heap options of an import worker (MANY_ENTRIES_NODE_OPTIONS). An import allocates a
+ * short-lived buffer per tar block and entry, and keeps a little per entry; V8's default
+ * young generation (up to 3 × 16 MiB) grows to its maximum over a long import. 2 MiB
+ * semi-spaces keep a 20,000-file import near 85 MiB peak RSS instead of ~110 MiB. The
+ * price is start-up: V8 rejects the code caches (Node's for its own modules, and ours)
+ * when any V8 flag differs from the defaults, about 55 ms here. So only tars with many
+ * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over
+ * before the young generation grows (many image layers are that small), nor a file with
+ * fewer than MANY_HEADER_BLOCKS headers. An export worker stays near 86 MiB either way,
+ * and the small young generation only costs it scavenges (its 20,000-file export took
+ * 1.7 s with the flag, 1.3 s without): none.
  */
-const IMPORT_NODE_OPTIONS = MANY_ENTRIES_NODE_OPTIONS;
-
-/** The largest tar an import worker runs with V8's default heap for (see IMPORT_NODE_OPTIONS). */
+/** The largest tar an import worker runs with V8's default heap for, whatever it holds. */
 export const SMALL_TAR_BYTES = 1024 * 1024;
 
 /**
@@ -130,8 +128,8 @@ async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | nu
 
 /**
  * Variables a worker does without: Node reads and parses every certificate that
- * NODE_EXTRA_CA_CERTS names before it runs any code (~50 ms per start for a system bundle
- * of ~140 certificates, measured on Node 20), and a worker opens no TLS connection.
+ * NODE_EXTRA_CA_CERTS names before it runs any code (50–90 ms per start for a system
+ * bundle of ~140 certificates, measured on Node 20), and a worker opens no TLS connection.
  */
 const WORKER_UNSET_ENV = ['NODE_EXTRA_CA_CERTS'];
 
@@ -276,8 +274,8 @@ const PEEK_WAIT_MS = 100;
 
 /**
  * Reads up to SMALL_TAR_BYTES of a stream before the worker starts, to learn whether the
- * whole tar is that small (SMALL_COMPRESSED_BYTES when compressed); hands back the bytes read and the rest of the stream. A stream
- * slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
+ * whole tar is that small (SMALL_COMPRESSED_BYTES when compressed); hands back the bytes
+ * read and the rest of the stream. A stream slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
  * and cancellation keep their meaning, and start-up hides behind the wait for data.
  */
 async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string): Promise<{ small: boolean; stream: Readable }> {
@@ -351,7 +349,7 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   } else {
     ({ small: defaultHeap, stream } = await peekSmall(source, job.id));
   }
-  const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', defaultHeap ? [] : IMPORT_NODE_OPTIONS);
+  const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', defaultHeap ? [] : MANY_ENTRIES_NODE_OPTIONS);
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   const feeding = stream === undefined ? Promise.resolve(undefined) : pipeline(stream, subprocess.stdin as Writable).catch((e: unknown) => e);
   const result = await subprocess;
