@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
-import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
 import { createError } from '../errors.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
@@ -202,6 +202,8 @@ export function readLayerInfo(layerRoot: string): LayerInfo {
 export async function* readIndexEntries(layerRoot: string): AsyncGenerator<IndexEntry> {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
   const input = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 });
+  // Loaded on first use: an import worker never reads an index this way, and starts without it.
+  const { createInterface } = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
   const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
   try {
