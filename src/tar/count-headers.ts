@@ -6,7 +6,9 @@
  * 256 MiB tar of 4 files costs 10 reads; a 20,000-file tar is cut off at the limit.
  *
  * PAX and GNU long-name headers count as blocks of their own, so a layer tar has about
- * twice as many header blocks as entries.
+ * twice as many header blocks as entries. A PAX `size` record sets the size of the entry
+ * that follows, as the import reads it, so that a header field saying otherwise cannot
+ * make the walk skip entries the import will see.
  */
 import * as fs from 'node:fs';
 import { BLOCK_SIZE, blockPaddingLength, computeChecksum, computeSignedChecksum, FIELD, isAllZero, readNumericField, readOctal } from './block.js';
@@ -21,6 +23,8 @@ export function countHeaderBlocks(fd: number, limit: number): number | undefined
   const block = Buffer.alloc(BLOCK_SIZE);
   let position = 0;
   let count = 0;
+  /** The size a PAX header gave the entry that follows it. */
+  let paxSize: number | undefined;
   try {
     while (count < limit) {
       const n = fs.readSync(fd, block, 0, BLOCK_SIZE, position);
@@ -29,11 +33,23 @@ export function countHeaderBlocks(fd: number, limit: number): number | undefined
       if (isAllZero(block)) return count;
       const stored = readOctal(block, FIELD.checksum);
       if (stored === undefined || (Number(stored) !== computeChecksum(block) && Number(stored) !== computeSignedChecksum(block))) return undefined;
-      const size = readNumericField(block, FIELD.size);
-      if (size === undefined || size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+      const field = readNumericField(block, FIELD.size);
+      if (field === undefined || field < 0n || field > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
       const flag = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
-      // Header-only types carry no data whatever their size field says.
-      const data = flag === '1' || flag === '2' || flag === '3' || flag === '4' || flag === '5' || flag === '6' ? 0 : Number(size);
+      let size = Number(field);
+      if (flag === 'x' || flag === 'g') {
+        const records = readRecords(fd, position + BLOCK_SIZE, size);
+        if (records === undefined) return undefined;
+        const sizeRecord = /(?:^|\n)\d+ size=([^\n]*)\n/.exec(records);
+        // A global size record is refused by the import; an unreadable one cannot be followed.
+        if (sizeRecord !== null && (flag === 'g' || !/^\d{1,15}$/.test(sizeRecord[1] ?? ''))) return undefined;
+        if (sizeRecord !== null) paxSize = Number(sizeRecord[1]);
+      } else if (flag !== 'L' && flag !== 'K') {
+        if (paxSize !== undefined) size = paxSize;
+        paxSize = undefined;
+      }
+      // Header-only types carry no data whatever their size says.
+      const data = flag === '1' || flag === '2' || flag === '3' || flag === '4' || flag === '5' || flag === '6' ? 0 : size;
       position += BLOCK_SIZE + data + blockPaddingLength(data);
       count++;
     }
@@ -41,4 +57,14 @@ export function countHeaderBlocks(fd: number, limit: number): number | undefined
   } catch {
     return undefined; // a pipe (no positional reads), or the file went away
   }
+}
+
+/** Extended-header data this large is not read ahead; the walk gives up instead. */
+const MAX_RECORDS_BYTES = 64 * 1024;
+
+/** The records of a PAX header, as text, or undefined when they are too large or cut short. */
+function readRecords(fd: number, position: number, size: number): string | undefined {
+  if (size > MAX_RECORDS_BYTES) return undefined;
+  const data = Buffer.alloc(size);
+  return fs.readSync(fd, data, 0, size, position) === size ? data.toString('latin1') : undefined;
 }

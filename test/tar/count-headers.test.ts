@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { BLOCK_SIZE, blockPaddingLength, FIELD, MAGIC_USTAR, VERSION_USTAR, writeChecksum, writeOctalField, writeStringField } from '../../src/tar/block.js';
 import { countHeaderBlocks } from '../../src/tar/count-headers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
@@ -46,6 +47,19 @@ describe('tar/count-headers', () => {
     });
   });
 
+  it('follows a PAX size record over the header field, as the import does, so a lying field cannot hide entries', () => {
+    const entries = (n: number): Buffer[] => Array.from({ length: n }, (_, i) => [header(`Files/e${i}`, '0', 0)]).flat();
+    // A file whose header field says 8 GiB but whose PAX record says 3 bytes, then 10 more entries.
+    const lying = Buffer.concat([pax(record('size', '3')), header('Files/a', '0', 0o77777777777), data('abc'), ...entries(10), Buffer.alloc(1024)]);
+    expect(withFile(lying, (fd) => countHeaderBlocks(fd, 100))).to.equal(2 + 10);
+    // A size record only applies to the entry right after it.
+    const once = Buffer.concat([pax(record('size', '3')), header('Files/a', '0', 0), data('abc'), header('Files/b', '0', 0), Buffer.alloc(1024)]);
+    expect(withFile(once, (fd) => countHeaderBlocks(fd, 100))).to.equal(3);
+    // A global size record, or one that is not a plain number, cannot be followed.
+    expect(withFile(Buffer.concat([pax(record('size', '3'), 'g'), header('Files/a', '0', 0), Buffer.alloc(1024)]), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
+    expect(withFile(Buffer.concat([pax(record('size', '-3')), header('Files/a', '0', 0), Buffer.alloc(1024)]), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
+  });
+
   it('cannot tell (undefined) for a compressed tar, a damaged header or a cut header', async () => {
     const tar = await buildLayerTar(files(2, 100));
     expect(withFile(gzipSync(tar), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
@@ -66,6 +80,38 @@ describe('tar/count-headers', () => {
     }
   });
 });
+
+/** A USTAR header block: `name`, `typeflag`, and `size` written into the size field. */
+function header(name: string, typeflag: string, size: number): Buffer {
+  const block = Buffer.alloc(BLOCK_SIZE);
+  writeStringField(block, FIELD.name, Buffer.from(name));
+  writeOctalField(block, FIELD.mode, 0o100000n);
+  writeOctalField(block, FIELD.size, BigInt(size));
+  block.write(typeflag, FIELD.typeflag.offset, 'latin1');
+  MAGIC_USTAR.copy(block, FIELD.magic.offset);
+  VERSION_USTAR.copy(block, FIELD.version.offset);
+  writeChecksum(block);
+  return block;
+}
+
+/** `bytes` padded to whole blocks. */
+function data(bytes: string): Buffer {
+  const b = Buffer.from(bytes);
+  return Buffer.concat([b, Buffer.alloc(blockPaddingLength(b.length))]);
+}
+
+/** One PAX record, its length field counting itself. */
+function record(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let length = body.length + 1;
+  while (String(length).length + body.length !== length) length++;
+  return `${length}${body}`;
+}
+
+/** A PAX extended header ('x', or 'g' for global) holding `records`. */
+function pax(records: string, typeflag = 'x'): Buffer {
+  return Buffer.concat([header('PaxHeaders.0/x', typeflag, Buffer.byteLength(records)), data(records)]);
+}
 
 /** A pipe's two descriptors, from a FIFO (Node has no pipe(2)). */
 function pipe(): [number, number] {
