@@ -10,25 +10,19 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
 import { MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
 import { compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { splitChunks } from '../helpers/chunks.js';
-import { baseLayer, deltaLayer } from '../helpers/layers.js';
+import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
 import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = (name: string): string => path.join(here, '..', '..', '..', 'test', 'fixtures', 'workers', name);
-
-function bigLayer(files: number, size: number): BuilderEntry[] {
-  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
-  for (let i = 0; i < files; i++) entries.push({ type: 'file', name: `Files/f${i}.bin`, data: Buffer.alloc(size, i & 0xff) });
-  return entries;
-}
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -156,8 +150,8 @@ describe('controller: worker processes', function () {
       expect(await argvOf(c, Readable.from([big])), 'a stream past the limit').to.deep.equal(large);
       const dir = tempDir();
       // Files are counted ahead: over SMALL_TAR_BYTES, few entries keep the default heap, many do not.
-      const fewLarge = await buildLayerTar(bigLayer(2, SMALL_TAR_BYTES));
-      const manySmall = await buildLayerTar(bigLayer(MANY_HEADER_BLOCKS / 2, 600));
+      const fewLarge = await buildLayerTar(filesLayer(2, SMALL_TAR_BYTES));
+      const manySmall = await buildLayerTar(filesLayer(MANY_HEADER_BLOCKS / 2, 600));
       expect(manySmall.length).to.be.greaterThan(SMALL_TAR_BYTES);
       const noise = randomBytes(SMALL_TAR_BYTES + 1);
       // Under SMALL_TAR_BYTES compressed, but what it holds is unknown until inflated.
@@ -192,7 +186,7 @@ describe('controller: worker processes', function () {
     });
 
     it('imports through a slow stream and a stream of many small chunks alike (the bytes read before the start are replayed)', async () => {
-      const tar = await buildLayerTar(bigLayer(3, 700_000));
+      const tar = await buildLayerTar(filesLayer(3, 700_000));
       const c = new Controller();
       async function* slowly(): AsyncGenerator<Uint8Array> {
         await new Promise((resolve) => setTimeout(resolve, 300));
@@ -255,7 +249,7 @@ describe('controller: worker processes', function () {
     it('an AbortSignal kills a running worker and its staging directory goes', async () => {
       const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
       const ac = new AbortController();
-      const tar = await buildLayerTar(bigLayer(200, 64 * 1024));
+      const tar = await buildLayerTar(filesLayer(200, 64 * 1024));
       // Feed slowly so the worker is mid-import when canceled.
       async function* slow(): AsyncGenerator<Buffer> {
         for (let i = 0; i < tar.length; i += 64 * 1024) {
@@ -369,7 +363,7 @@ describe('controller: worker processes', function () {
 
     it('two imports of the same id at once: one succeeds, the other fails with ERR_LAYER_EXISTS', async () => {
       const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 2 });
-      const tar = await buildLayerTar(bigLayer(50, 16 * 1024));
+      const tar = await buildLayerTar(filesLayer(50, 16 * 1024));
       const settled = await Promise.allSettled([driver.applyDiff('same', undefined, Readable.from([tar])), driver.applyDiff('same', undefined, Readable.from([tar]))]);
       const codes = settled.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as { code: string }).code)).sort();
       expect(codes).to.deep.equal(['ERR_LAYER_EXISTS', 'ok']);

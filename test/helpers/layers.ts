@@ -26,3 +26,9 @@ export const deltaLayer: BuilderEntry[] = [
   { type: 'link', name: 'Files/Windows/added-link.txt', target: 'Files/Windows/added.txt' },
 ];
 
+/** A base layer of `files` files of `size` bytes each under Files/ (file i filled with the byte i & 0xff). */
+export function filesLayer(files: number, size: number): BuilderEntry[] {
+  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+  for (let i = 0; i < files; i++) entries.push({ type: 'file', name: `Files/f${i}.bin`, data: Buffer.alloc(size, i & 0xff) });
+  return entries;
+}

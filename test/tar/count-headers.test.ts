@@ -4,16 +4,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { BLOCK_SIZE, blockPaddingLength, FIELD, MAGIC_USTAR, VERSION_USTAR, writeChecksum, writeOctalField, writeStringField } from '../../src/tar/block.js';
 import { countHeaderBlocks } from '../../src/tar/count-headers.js';
+import { filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
-
-function files(n: number, size: number): BuilderEntry[] {
-  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
-  for (let i = 0; i < n; i++) entries.push({ type: 'file', name: `Files/f${i}.bin`, data: Buffer.alloc(size, i & 0xff) });
-  return entries;
-}
 
 describe('tar/count-headers', () => {
   after(cleanupTemp);
@@ -30,7 +25,7 @@ describe('tar/count-headers', () => {
 
   it('counts every header block, PAX headers included, skipping data by its size', async () => {
     // Each entry of a layer tar is a PAX header then its own header.
-    const tar = await buildLayerTar([...files(3, 70_000), { type: 'symlink', name: 'Files/link', target: 'f0.bin' }, { type: 'link', name: 'Files/hard', target: 'Files/f1.bin' }]);
+    const tar = await buildLayerTar([...filesLayer(3, 70_000), { type: 'symlink', name: 'Files/link', target: 'f0.bin' }, { type: 'link', name: 'Files/hard', target: 'Files/f1.bin' }]);
     expect(withFile(tar, (fd) => countHeaderBlocks(fd, 1000))).to.equal(2 * 6);
     expect(withFile(tar, (fd) => countHeaderBlocks(fd, 5)), 'stops at the limit').to.equal(5);
     expect(withFile(Buffer.alloc(0), (fd) => countHeaderBlocks(fd, 10)), 'an empty file').to.equal(0);
@@ -38,7 +33,7 @@ describe('tar/count-headers', () => {
   });
 
   it('reads with positional reads: the descriptor stays where it was for the worker', async () => {
-    const tar = await buildLayerTar(files(2, 10));
+    const tar = await buildLayerTar(filesLayer(2, 10));
     withFile(tar, (fd) => {
       expect(countHeaderBlocks(fd, 100)).to.equal(6);
       const first = Buffer.alloc(512);
@@ -61,7 +56,7 @@ describe('tar/count-headers', () => {
   });
 
   it('cannot tell (undefined) for a compressed tar, a damaged header or a cut header', async () => {
-    const tar = await buildLayerTar(files(2, 100));
+    const tar = await buildLayerTar(filesLayer(2, 100));
     expect(withFile(gzipSync(tar), (fd) => countHeaderBlocks(fd, 100))).to.equal(undefined);
     const damaged = Buffer.from(tar);
     damaged[10] = (damaged[10] as number) ^ 1; // in the first header's name: its checksum no longer holds
