@@ -2,7 +2,7 @@
  * The 512-byte tar header block: field layout and the field codecs of Go's archive/tar.
  *
  * Pure functions on buffers, shared by the encoder (which must reproduce Go's bytes) and the
- * reader (which re-checks the raw header that tar-stream parsed leniently).
+ * reader (which reads every field as Go does).
  */
 
 /** Size of a tar block; headers and padded data come in whole blocks. */

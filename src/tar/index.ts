@@ -1,4 +1,4 @@
-/** The tar boundary: Go-compatible header encoding and a checked reader on tar-stream. */
+/** The tar boundary: Go-compatible header encoding and a reader with Go's archive/tar rules. */
 
 export { encodeTarHeader, tarPadding, TAR_END_OF_ARCHIVE, type TarHeaderInput } from './encode.js';
 export { formatPaxRecord, formatPaxTime, isValidPaxRecord, parsePaxTime } from './pax.js';

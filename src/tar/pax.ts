@@ -148,7 +148,7 @@ export interface PaxRecordBytes {
  * Parses the data of a PAX 'x' or 'g' entry with Go's parsePAXRecord rules (the length must
  * be decimal, at least 5, inside the data, and end on a newline; the record needs an `=`;
  * the record must be valid). Go treats any violation as a corrupt header: ERR_PAX_RECORD_INVALID.
- * Later records with the same key win, as in Go and tar-stream.
+ * Later records with the same key win, as in Go.
  */
 export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[] {
   const records: PaxRecordBytes[] = [];

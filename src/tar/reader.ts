@@ -1,38 +1,33 @@
 /**
- * The tar reader: tar-stream does the framing and streams entry bodies; this module decides
- * what each header means, with Go's archive/tar rules, and rejects what tar-stream would get
- * silently wrong.
+ * The tar reader: frames a tar stream into entries and decides what each header means with
+ * Go's archive/tar rules, since Windows layer tars come from Go (go-winio's backuptar).
  *
  * Lifecycle of one `readTar` call:
- *   pumping   — a background loop feeds input chunks to tar-stream, respecting backpressure,
- *               and keeps references to them in a ChunkWindow;
- *   announced — tar-stream emits an entry; synchronously, the raw bytes from the end of the
- *               previous entry up to the end of this header are captured and the window
- *               released up to the end of this entry's data;
- *   yielded   — the captured bytes are re-checked (exact typeflag, strict numeric fields, strict
- *               PAX records, no end-of-archive block in between) and a TarEntry is handed out;
- *   skipped   — asking for the next entry drains whatever the caller left of the body;
- *   finished  — at the end, everything after the last entry must be zero blocks (at least one);
- *   closed    — on completion, error or abandonment, tar-stream is destroyed and the source
- *               iterator returned (which destroys a Node stream), without unhandled errors.
+ *   pulling  — input chunks are pulled from the source only when the caller needs more bytes
+ *              (backpressure is the caller's pace); only the current chunk is referenced;
+ *   header   — blocks are read one at a time: extended headers ('x', 'g', 'L', 'K') are
+ *              collected, each checked as Go checks it, until the entry's own header;
+ *   yielded  — a TarEntry is handed out; its body yields views of the input chunks;
+ *   skipped  — asking for the next entry discards whatever the caller left of the body and
+ *              the padding after it;
+ *   finished — at the first zero block, everything up to the end of the input must be zero
+ *              blocks;
+ *   closed   — on completion, error or abandonment, the source iterator is returned (which
+ *              destroys a Node stream), without unhandled errors.
  *
- * Why re-check raw bytes: tar-stream reads numbers with parseInt (so "12x" is 10 and a bad
- * base-256 field is null, which stalls it, and a negative one is off by one), ignores malformed
- * PAX records, maps unknown type flags to null, reads data after symlinks, hard links and
- * '\0' + trailing slash entries (Go and Python do not), keeps parsing after the
- * end-of-archive blocks (Go stops, so later entries would be invisible to Go-based tools), and
- * prefers a PAX path over a GNU long name (Go does the opposite). Each of those is either
- * reproduced with Go's meaning or rejected.
+ * Beyond Go's rules, input on which the common tar readers disagree is refused rather than
+ * read one way: a header-only type (link, device, '\0' with a trailing slash) that claims
+ * data, where GNU tar, tar-stream and node-tar read data and Go does not; entries after an
+ * end-of-archive block, which Go never sees; GNU long names that disagree with a PAX path;
+ * global PAX records that would rename or resize later entries in some readers only.
  */
 
 import { isUtf8 } from 'node:buffer';
-import tarStream from 'tar-stream';
-import { createError, isWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, type WinLayerError } from '../errors.js';
 import {
-  BLOCK_SIZE, FIELD, MAGIC_GNU, MAGIC_USTAR, TRAILER_STAR, VERSION_GNU, blockPaddingLength, computeChecksum,
-  computeSignedChecksum, fieldEquals, isAllZero, readNumericField, readOctal, readStringField, type BlockField,
+  BLOCK_SIZE, FIELD, blockPaddingLength, computeChecksum, computeSignedChecksum, isAllZero, readNumericField,
+  readOctal, readStringField, type BlockField,
 } from './block.js';
-import { ChunkWindow } from './chunk-window.js';
 import {
   PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
   parseGoInt64, parsePaxRecords, parsePaxTime,
@@ -55,7 +50,7 @@ export interface TarHeader {
   atime?: bigint;
   /** From PAX ctime. */
   ctime?: bigint;
-  /** Every PAX record of this entry (global headers merged as tar-stream does). */
+  /** Every PAX record of this entry (global records in force merged in, when the entry has its own). */
   pax: Readonly<Record<string, string>>;
 }
 
@@ -78,8 +73,6 @@ export interface ReadTarOptions {
 
 /** Default cap on the extended-header data of one entry (Go's maxSpecialFileSize). */
 export const DEFAULT_MAX_PAX_BYTES = 1 << 20;
-/** Room for header blocks and read-ahead on top of maxPaxBytes before the window counts as flooded. */
-const WINDOW_SLACK_BYTES = 256 * 1024;
 
 const TYPE_REG = '0';
 const TYPE_REG_LEGACY = '\0';
@@ -88,149 +81,34 @@ const TYPE_PAX_LOCAL = 0x78; // 'x'
 const TYPE_PAX_GLOBAL = 0x67; // 'g'
 const TYPE_GNU_LONG_NAME = 0x4c; // 'L'
 const TYPE_GNU_LONG_LINK = 0x4b; // 'K'
-const TYPE_GNU_OLD_LONG_NAME = 0x4e; // 'N': tar-stream reads it as a long name, Go as a file
+const TYPE_GNU_OLD_LONG_NAME = 0x4e; // 'N': an obsolete GNU long name; Go reads it as a file
 const TYPE_GNU_SPARSE = 'S';
 /** Types Go treats as header-only: no data follows, whatever the size field says. */
 const HEADER_ONLY_TYPES: ReadonlySet<string> = new Set(['1', '2', '3', '4', '5', '6']);
-/** Global records that tar-stream would apply to later entries and Go ignores: they change names or framing. */
+/** Global records that some readers apply to later entries and Go ignores: they change names or framing. */
 const GLOBAL_KEYS_REJECTED: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE]);
 const NS_PER_SECOND = 1_000_000_000n;
 const DIGIT_ZERO = 0x30;
 const DIGIT_SEVEN = 0x37;
 const SPACE = 0x20;
-/** streamx's code for "read from a destroyed stream". */
-const STREAM_DESTROYED = 'STREAM_DESTROYED';
+const EMPTY = Buffer.alloc(0);
+const NO_PAX: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 
-/** The parts of a tar-stream entry stream (a streamx Readable) this module uses. */
-interface SourceStream extends AsyncIterable<Buffer> {
-  header: { size: number | null; type: string | null };
-  offset: number;
-  destroyed: boolean;
-  resume(): unknown;
-  once(event: 'close', listener: () => void): unknown;
-}
-
-/** The parts of tar-stream's extractor (a streamx Writable) this module uses. */
-interface Extractor extends AsyncIterable<SourceStream> {
-  write(chunk: Buffer): boolean;
-  end(): unknown;
-  destroy(err?: unknown): unknown;
-  readonly destroyed: boolean;
-  on(event: 'entry', listener: (header: SourceStream['header'], stream: SourceStream) => void): unknown;
-  on(event: 'drain' | 'close', listener: () => void): unknown;
-  on(event: 'error', listener: (err: unknown) => void): unknown;
-  off(event: 'drain' | 'close', listener: () => void): unknown;
-}
-
-/** What the 'entry' listener captured for one announced entry. */
-interface Announcement {
-  /** Offset of the end of the previous entry's data: where this entry's extended headers start. */
-  regionStart: number;
-  /** Raw bytes from regionStart through the end of the main header, or the error met while capturing. */
-  region: Buffer | WinLayerError;
-  /** Whether tar-stream will stream data for this entry. */
-  tarStreamHasData: boolean;
-}
-
-type BodyState = 'fresh' | 'reading' | 'abandoned' | 'done' | 'stale';
-
-/** The body of one entry: a one-shot view over tar-stream's entry stream. */
-class EntryBody implements AsyncIterable<Buffer> {
-  #stream: SourceStream | null;
-  #reader: TarReader;
-  #state: BodyState;
-
-  constructor(stream: SourceStream | null, reader: TarReader) {
-    this.#stream = stream;
-    this.#reader = reader;
-    this.#state = stream === null ? 'done' : 'fresh';
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const stream = this.#stream;
-    if (this.#state === 'stale') {
-      throw createError('ERR_ARGUMENT_INVALID', 'tar entry body: read after the reader moved on to the next entry');
-    }
-    if (stream === null || this.#state !== 'fresh') return { next: async () => ({ done: true, value: undefined }) };
-    this.#state = 'reading';
-    const inner = stream[Symbol.asyncIterator]();
-    const reader = this.#reader;
-    return {
-      next: async () => {
-        if (this.#state !== 'reading') return { done: true, value: undefined };
-        try {
-          const result = await inner.next();
-          if (result.done === true) this.#state = 'done';
-          return result;
-        } catch (err) {
-          throw await reader.settleError(err);
-        }
-      },
-      // Never return the inner iterator: destroying an entry stream destroys tar-stream's
-      // whole extractor. The rest of the body is drained when the next entry is asked for.
-      return: async () => {
-        if (this.#state === 'reading') this.#state = 'abandoned';
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  /** Reads and discards what is left of the data; afterwards the body is stale. */
-  async drain(): Promise<void> {
-    const stream = this.#stream;
-    if (stream === null) return; // an empty body stays readable (as empty) forever
-    const state = this.#state;
-    this.#state = 'stale';
-    if (state === 'done' || stream.destroyed) return;
-    // Entry streams destroy themselves after 'end' (streamx), so 'close' always comes, also on errors.
-    await new Promise<void>((resolve) => {
-      stream.once('close', resolve);
-      stream.resume();
-    });
-  }
-
-  /** Drains the body but lets it still be iterated (empty) afterwards. */
-  async skip(): Promise<void> {
-    await this.drain();
-    if (this.#state === 'stale') this.#state = 'done';
-  }
-
-  /** The reader was closed: the data is gone, so reading it is a caller error. */
-  invalidate(): void {
-    if (this.#stream !== null && this.#state !== 'done') this.#state = 'stale';
-  }
-}
-
-/** A TarEntry whose body belongs to a reader. */
-class ReaderEntry implements TarEntry {
-  readonly header: TarHeader;
-  readonly body: EntryBody;
-
-  constructor(header: TarHeader, body: EntryBody) {
-    this.header = header;
-    this.body = body;
-  }
-}
+/** Magic and version bytes at offsets 257..264, and the STAR trailer at 508. */
+const MAGIC_OFFSET = FIELD.magic.offset;
+const STAR_TRAILER_OFFSET = FIELD.starTrailer.offset;
 
 function headerInvalid(offset: number, what: string, data: Record<string, string | number> = {}): WinLayerError {
   return createError('ERR_TAR_HEADER_INVALID', `tar header at byte ${offset}: ${what}`, { offset, ...data });
 }
 
-/** Maps tar-stream's untyped errors onto our codes (its messages are its only API for them). */
-function fromTarStreamError(err: unknown): WinLayerError {
-  const message = err instanceof Error ? err.message : String(err);
-  if (message === 'Unexpected end of data') {
-    return createError('ERR_TAR_TRUNCATED', 'tar archive: input ends inside a header or entry data', {}, err);
-  }
-  if (message === 'Header exceeds max size') {
-    return createError('ERR_METADATA_TOO_LARGE', 'tar archive: an extended header is larger than tar-stream accepts (4 MiB)', {}, err);
-  }
-  return createError('ERR_TAR_HEADER_INVALID', `tar archive: ${message}`, {}, err);
+function truncated(offset: number, what: string): WinLayerError {
+  return createError('ERR_TAR_TRUNCATED', `tar archive: input ends at byte ${offset}, ${what}`, { offset });
 }
 
 function decodeName(bytes: Buffer, offset: number, what: string, fromPax: boolean): string {
   if (!isUtf8(bytes)) {
-    // A name that is not UTF-8 cannot become a Windows name faithfully; tar-stream would decode it lossily.
+    // A name that is not UTF-8 cannot become a Windows name faithfully.
     throw fromPax
       ? createError('ERR_PAX_RECORD_INVALID', `tar header at byte ${offset}: PAX ${what} is not valid UTF-8`, { offset })
       : headerInvalid(offset, `${what} is not valid UTF-8`);
@@ -247,30 +125,209 @@ function cString(bytes: Buffer): Buffer {
 /** What the extended headers in front of one entry said. */
 interface Extensions {
   pax: Record<string, string> | null;
-  paxRaw: Map<string, Buffer>;
+  /** Raw values of `path` and `linkpath` in the local PAX header. */
+  paxPath: Buffer | null;
+  paxLinkpath: Buffer | null;
   longName: Buffer | null;
   longLink: Buffer | null;
+  /** Data bytes of the extended headers so far. */
+  bytes: number;
 }
 
-/** Drives tar-stream over one input and turns its entries into TarEntry values. */
-class TarReader {
+type HeaderFormat = 'ustar' | 'gnu' | 'star';
+
+/**
+ * The input, pulled a chunk at a time. Only the current chunk is referenced; bytes that
+ * straddle two chunks (a header cut by a chunk boundary) are copied together.
+ */
+class ByteSource {
   readonly #source: AsyncIterable<Uint8Array | string>;
+  #iterator: AsyncIterator<Uint8Array | string> | null = null;
+  #chunk: Buffer = EMPTY;
+  #pos = 0;
+  /** Absolute offset of `#chunk[0]`. */
+  #base = 0;
+  #ended = false;
+  #closed = false;
+
+  constructor(source: AsyncIterable<Uint8Array | string>) {
+    this.#source = source;
+  }
+
+  /** Absolute offset of the next unread byte. */
+  get offset(): number {
+    return this.#base + this.#pos;
+  }
+
+  /** Unread bytes of the current chunk. */
+  get available(): number {
+    return this.#chunk.length - this.#pos;
+  }
+
+  /** Loads the next non-empty chunk once the current one is used up; false at the end of the input. */
+  async pull(): Promise<boolean> {
+    if (this.#ended || this.#closed) return false;
+    this.#iterator ??= this.#source[Symbol.asyncIterator]();
+    for (;;) {
+      const result = await this.#iterator.next(); // the input's own errors propagate unchanged
+      if (this.#closed) return false;
+      if (result.done === true) {
+        this.#ended = true;
+        return false;
+      }
+      const chunk = toBuffer(result.value);
+      if (chunk.length === 0) continue;
+      this.#base += this.#chunk.length;
+      this.#chunk = chunk;
+      this.#pos = 0;
+      return true;
+    }
+  }
+
+  /** `n` bytes as a view when the current chunk holds them all. */
+  takeNow(n: number): Buffer | undefined {
+    if (this.#chunk.length - this.#pos < n) return undefined;
+    const out = this.#chunk.subarray(this.#pos, this.#pos + n);
+    this.#pos += n;
+    return out;
+  }
+
+  /** Up to `n` (> 0) bytes of the current chunk as a view; empty when it is used up. */
+  takeSomeNow(n: number): Buffer {
+    const end = Math.min(this.#chunk.length, this.#pos + n);
+    const out = this.#chunk.subarray(this.#pos, end);
+    this.#pos = end;
+    return out;
+  }
+
+  /** Exactly `n` bytes (copied together when they span chunks), or the count there was before the input ended. */
+  async take(n: number): Promise<Buffer | number> {
+    const now = this.takeNow(n);
+    if (now !== undefined) return now;
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      if (this.available === 0 && !(await this.pull())) return got;
+      const part = this.takeSomeNow(n - got);
+      out.set(part, got);
+      got += part.length;
+    }
+    return out;
+  }
+
+  /** Discards up to `n` bytes; returns how many there were. */
+  async skip(n: number): Promise<number> {
+    let done = 0;
+    while (done < n) {
+      if (this.available === 0 && !(await this.pull())) break;
+      done += this.takeSomeNow(n - done).length;
+    }
+    return done;
+  }
+
+  /** Stops reading: returning the iterator destroys a Node stream. Safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#chunk = EMPTY;
+    this.#pos = 0;
+    // An async generator that is busy finishes its step first, so do not wait for it.
+    const returned = this.#iterator?.return?.();
+    if (returned !== undefined) returned.catch(() => undefined);
+  }
+}
+
+type BodyState = 'fresh' | 'reading' | 'abandoned' | 'done' | 'stale';
+
+/** The body of one entry: a one-shot view over the input. */
+class EntryBody implements AsyncIterable<Buffer> {
+  readonly #input: ByteSource;
+  /** Data bytes not yet handed out or skipped. */
+  #remaining: number;
+  /** Padding still to skip after the data. */
+  #padding: number;
+  #state: BodyState;
+
+  constructor(input: ByteSource, size: number) {
+    this.#input = input;
+    this.#remaining = size;
+    this.#padding = blockPaddingLength(size);
+    this.#state = size === 0 ? 'done' : 'fresh';
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.#state === 'stale') {
+      throw createError('ERR_ARGUMENT_INVALID', 'tar entry body: read after the reader moved on to the next entry');
+    }
+    if (this.#state !== 'fresh') return { next: async () => ({ done: true, value: undefined }) };
+    this.#state = 'reading';
+    return {
+      next: async () => {
+        const chunk = this.#state === 'reading' ? await this.#read() : undefined;
+        return chunk === undefined ? { done: true, value: undefined } : { done: false, value: chunk };
+      },
+      // The rest of the body is discarded when the next entry is asked for.
+      return: async () => {
+        if (this.#state === 'reading') this.#state = 'abandoned';
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  async #read(): Promise<Buffer | undefined> {
+    if (this.#remaining === 0) {
+      this.#state = 'done';
+      return undefined;
+    }
+    const input = this.#input;
+    if (input.available === 0 && !(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
+    const chunk = input.takeSomeNow(this.#remaining);
+    this.#remaining -= chunk.length;
+    return chunk;
+  }
+
+  /** Discards what is left of the data and the padding; afterwards the body is stale. */
+  async drain(): Promise<void> {
+    if (this.#state !== 'done') this.#state = 'stale';
+    const rest = this.#remaining + this.#padding;
+    if (rest === 0) return;
+    this.#remaining = 0;
+    this.#padding = 0;
+    const input = this.#input;
+    const now = input.takeNow(rest);
+    if (now === undefined && (await input.skip(rest)) !== rest) throw truncated(input.offset, "inside an entry's data or its padding");
+  }
+
+  /** Drains the body but lets it still be iterated (empty) afterwards. */
+  async skip(): Promise<void> {
+    await this.drain();
+    if (this.#state === 'stale') this.#state = 'done';
+  }
+
+  /** The reader was closed: the data is gone, so reading it is a caller error. */
+  invalidate(): void {
+    if (this.#state !== 'done') this.#state = 'stale';
+  }
+}
+
+/** A TarEntry whose body belongs to a reader. */
+class ReaderEntry implements TarEntry {
+  readonly header: TarHeader;
+  readonly body: EntryBody;
+
+  constructor(header: TarHeader, body: EntryBody) {
+    this.header = header;
+    this.body = body;
+  }
+}
+
+/** Frames one input into TarEntry values. */
+class TarReader {
+  readonly #input: ByteSource;
   readonly #maxPaxBytes: number;
-  readonly #extract: Extractor;
-  readonly #entries: AsyncIterator<SourceStream>;
-  readonly #window = new ChunkWindow();
-  readonly #announced = new WeakMap<SourceStream, Announcement>();
-  #sourceIterator: AsyncIterator<Uint8Array | string> | null = null;
-  #pumping: Promise<void> | null = null;
-  /** End of the last announced entry's data, by tar-stream's framing. */
-  #entryEnd = 0;
-  #largestChunk = 0;
   #globalPax: Record<string, string> | null = null;
   #current: EntryBody | null = null;
-  #sourceError: { error: unknown } | null = null;
-  /** The error tar-stream's extractor was destroyed with, once it is known. */
-  #failure: { error: unknown } | null = null;
-  readonly #extractClosed: Promise<void>;
+  #finished = false;
   #closed = false;
 
   constructor(source: AsyncIterable<Uint8Array | string>, options: ReadTarOptions) {
@@ -278,63 +335,43 @@ class TarReader {
     if (!Number.isSafeInteger(max) || max < 0) {
       throw createError('ERR_ARGUMENT_INVALID', `Expected \`maxPaxBytes\` to be an integer >= 0, got \`${String(max)}\` (${typeof max})`);
     }
-    this.#source = source;
+    this.#input = new ByteSource(source);
     this.#maxPaxBytes = max;
-    this.#extract = tarStream.extract() as unknown as Extractor;
-    // Runs in the same synchronous 'entry' emit as tar-stream's own iterator, before any later bytes are released.
-    this.#extract.on('entry', (header, stream) => this.#announce(header, stream));
-    this.#extract.on('error', (err) => {
-      this.#failure ??= { error: err };
-    });
-    this.#extractClosed = new Promise((resolve) => this.#extract.on('close', resolve));
-    this.#entries = this.#extract[Symbol.asyncIterator]();
-  }
-
-  /**
-   * The error a body read should report. streamx's iterator can see an entry stream destroyed
-   * before the 'error' event that says why arrives; then wait for tar-stream to close and
-   * report its real failure instead of "Stream was destroyed".
-   */
-  async settleError(err: unknown): Promise<unknown> {
-    if ((err as { code?: unknown } | null)?.code === STREAM_DESTROYED && !this.#closed) {
-      await this.#extractClosed;
-      if (this.#failure !== null) return this.wrapError(this.#failure.error);
-    }
-    return this.wrapError(err);
-  }
-
-  /** Turns any error met while reading into what the caller should see. */
-  wrapError(err: unknown): unknown {
-    if (this.#sourceError !== null && err === this.#sourceError.error) return err; // the input's own error
-    if (isWinLayerError(err)) return err;
-    return fromTarStreamError(err);
   }
 
   /** The next entry, or null at the end of the archive. */
   async next(): Promise<ReaderEntry | null> {
     if (this.#current !== null) {
-      await this.#current.drain();
+      const body = this.#current;
       this.#current = null;
+      await body.drain();
     }
-    this.#pumping ??= this.#pump();
-    let result: IteratorResult<SourceStream>;
-    try {
-      result = await this.#entries.next();
-    } catch (err) {
-      throw this.wrapError(err);
+    if (this.#finished || this.#closed) return null;
+    const input = this.#input;
+    let ext: Extensions | null = null;
+    for (;;) {
+      const offset = input.offset;
+      const block = input.takeNow(BLOCK_SIZE) ?? (await this.#takeBlock(ext !== null));
+      if (isAllZero(block)) {
+        if (ext !== null) throw truncated(offset, 'after extended headers, without their entry');
+        await this.#finishArchive(offset);
+        return null;
+      }
+      const format = checkBlock(block, offset);
+      const flag = block[FIELD.typeflag.offset] ?? 0;
+      if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
+        ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0 };
+        await this.#readExtension(block, offset, flag, ext);
+        continue;
+      }
+      if (flag === TYPE_GNU_OLD_LONG_NAME) {
+        throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `tar header at byte ${offset}: old GNU long-name type 'N' is not supported`, { offset });
+      }
+      const header = this.#decode(block, offset, format, ext);
+      const body = new EntryBody(input, header.size);
+      this.#current = body;
+      return new ReaderEntry(header, body);
     }
-    if (result.done === true) {
-      this.#checkEndOfArchive();
-      return null;
-    }
-    const stream = result.value;
-    const announcement = this.#announced.get(stream);
-    if (announcement === undefined) throw headerInvalid(stream.offset, 'entry was not announced to the reader');
-    this.#announced.delete(stream);
-    const header = this.#decode(stream, announcement);
-    const body = new EntryBody(header.size > 0 ? stream : null, this);
-    this.#current = body;
-    return new ReaderEntry(header, body);
   }
 
   /** Stops everything; safe to call more than once and from `finally`. */
@@ -342,208 +379,114 @@ class TarReader {
     if (this.#closed) return;
     this.#closed = true;
     this.#current?.invalidate();
-    this.#extract.destroy();
-    // Returning the source iterator destroys a Node stream; an async generator that is busy
-    // finishes its step first, so do not wait for it.
-    const returned = this.#sourceIterator?.return?.();
-    if (returned !== undefined) returned.catch(() => undefined);
+    this.#input.close();
   }
 
-  /** Runs synchronously inside tar-stream when it has parsed a main header; must not throw. */
-  #announce(header: SourceStream['header'], stream: SourceStream): void {
-    const regionStart = this.#entryEnd;
-    const headerEnd = stream.offset + BLOCK_SIZE;
-    const size = header.size;
-    // tar-stream's own framing: it streams data unless the size is 0 or the type is 'directory'.
-    const tarStreamHasData = typeof size === 'number' && size > 0 && header.type !== 'directory';
-    let region: Buffer | WinLayerError;
-    if (!this.#window.covers(regionStart, headerEnd)) {
-      region = headerInvalid(stream.offset, `raw header bytes from ${regionStart} are no longer available`);
+  /** One header block that spans chunks or is not there yet. */
+  async #takeBlock(afterExtensions: boolean): Promise<Buffer> {
+    const input = this.#input;
+    const offset = input.offset;
+    const block = await input.take(BLOCK_SIZE);
+    if (typeof block !== 'number') return block;
+    if (block > 0) throw truncated(offset + block, 'inside a header block');
+    if (afterExtensions) throw truncated(offset, 'after extended headers, without their entry');
+    throw truncated(offset, 'without the end-of-archive blocks');
+  }
+
+  /**
+   * After the first end-of-archive block, the rest of the input must be zero blocks. Go stops
+   * reading at the end-of-archive, so entries after it would be invisible to Go-based tools.
+   */
+  async #finishArchive(zeroAt: number): Promise<void> {
+    const input = this.#input;
+    let trailing = BLOCK_SIZE;
+    for (;;) {
+      if (input.available === 0 && !(await input.pull())) break;
+      const at = input.offset;
+      const part = input.takeSomeNow(Number.MAX_SAFE_INTEGER);
+      if (!isAllZero(part)) {
+        const first = at + part.findIndex((b) => b !== 0);
+        const blockStart = zeroAt + Math.floor((first - zeroAt) / BLOCK_SIZE) * BLOCK_SIZE;
+        throw headerInvalid(blockStart, 'data after the end-of-archive block');
+      }
+      trailing += part.length;
+    }
+    if (trailing % BLOCK_SIZE !== 0) throw truncated(zeroAt + trailing, 'inside a zero block after the end of the archive');
+    this.#finished = true;
+  }
+
+  /** Reads one extended header's data and checks it as Go would. */
+  async #readExtension(block: Buffer, offset: number, flag: number, ext: Extensions): Promise<void> {
+    const size = readNumericField(block, FIELD.size);
+    const max = this.#maxPaxBytes;
+    if (size === undefined || size < 0n) throw headerInvalid(offset, 'extended header has an invalid size field');
+    if (size > BigInt(max - ext.bytes)) {
+      throw createError('ERR_METADATA_TOO_LARGE', `tar header at byte ${offset}: ${BigInt(ext.bytes) + size} bytes of extended headers, more than ${max}`, {
+        offset, bytes: Number(BigInt(ext.bytes) + size), limit: max,
+      });
+    }
+    const length = Number(size);
+    ext.bytes += length;
+    const input = this.#input;
+    const data = await input.take(length);
+    if (typeof data === 'number') throw truncated(input.offset, 'inside an extended header');
+    const padding = blockPaddingLength(length);
+    if (padding > 0 && input.takeNow(padding) === undefined && (await input.skip(padding)) !== padding) {
+      throw truncated(input.offset, 'inside an extended header');
+    }
+    const subject = `tar header at byte ${offset}`;
+    if (flag === TYPE_PAX_LOCAL) {
+      // The global records in force, overridden by this header's own.
+      const pax: Record<string, string> = Object.create(null) as Record<string, string>;
+      if (this.#globalPax !== null) Object.assign(pax, this.#globalPax);
+      ext.paxPath = null;
+      ext.paxLinkpath = null;
+      for (const record of parsePaxRecords(data, subject)) {
+        pax[record.key] = record.value;
+        if (record.key === PAX_PATH) ext.paxPath = record.rawValue;
+        else if (record.key === PAX_LINKPATH) ext.paxLinkpath = record.rawValue;
+      }
+      ext.pax = pax;
+    } else if (flag === TYPE_PAX_GLOBAL) {
+      const global: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (const record of parsePaxRecords(data, subject)) {
+        if (GLOBAL_KEYS_REJECTED.has(record.key)) {
+          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${record.key}" would rename or resize later entries in some readers but not in Go`, {
+            offset, key: record.key,
+          });
+        }
+        global[record.key] = record.value;
+      }
+      this.#globalPax = global;
+    } else if (flag === TYPE_GNU_LONG_NAME) {
+      ext.longName = cString(data);
     } else {
-      region = this.#window.read(regionStart, headerEnd);
-    }
-    this.#entryEnd = headerEnd + (tarStreamHasData && typeof size === 'number' ? size + blockPaddingLength(size) : 0);
-    this.#window.release(this.#entryEnd);
-    this.#announced.set(stream, { regionStart, region, tarStreamHasData });
-  }
-
-  async #pump(): Promise<void> {
-    const extract = this.#extract;
-    try {
-      const iterator = this.#source[Symbol.asyncIterator]();
-      this.#sourceIterator = iterator;
-      for (;;) {
-        const result = await iterator.next();
-        if (this.#closed || extract.destroyed) return;
-        if (result.done === true) break;
-        const chunk = toBuffer(result.value);
-        if (chunk.length === 0) continue;
-        this.#largestChunk = Math.max(this.#largestChunk, chunk.length);
-        this.#window.push(chunk);
-        this.#checkWindow();
-        if (!extract.write(chunk)) await this.#drained();
-        if (this.#closed || extract.destroyed) return;
-      }
-      extract.end();
-    } catch (err) {
-      if (this.#closed) return;
-      if (!isWinLayerError(err)) this.#sourceError = { error: err };
-      extract.destroy(err);
+      ext.longLink = cString(data);
     }
   }
 
-  /** A run of extended headers that never ends in an entry would otherwise pile up in the window. */
-  #checkWindow(): void {
-    const limit = this.#maxPaxBytes + WINDOW_SLACK_BYTES + 2 * this.#largestChunk;
-    if (this.#window.liveBytes <= limit) return;
-    this.#window.compactZeros();
-    if (this.#window.liveBytes <= limit) return;
-    throw createError('ERR_METADATA_TOO_LARGE', `tar archive: more than ${this.#maxPaxBytes} bytes of extended headers after byte ${this.#entryEnd} without an entry`, { offset: this.#entryEnd, limit: this.#maxPaxBytes });
-  }
-
-  #drained(): Promise<void> {
-    const extract = this.#extract;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        extract.off('drain', done);
-        extract.off('close', done);
-        resolve();
-      };
-      extract.on('drain', done);
-      extract.on('close', done);
-    });
-  }
-
-  /** After the last entry, Go expects end-of-archive zero blocks; anything else is truncation or junk. */
-  #checkEndOfArchive(): void {
-    const start = this.#entryEnd;
-    const end = this.#window.end;
-    if (end === start) {
-      throw createError('ERR_TAR_TRUNCATED', `tar archive: input ends at byte ${end} without the end-of-archive blocks`, { offset: end });
-    }
-    if (end < start || !this.#window.covers(start, end)) {
-      throw createError('ERR_TAR_TRUNCATED', `tar archive: input ends at byte ${end}, inside the last entry`, { offset: end });
-    }
-    if (this.#window.isZero(start, end)) return;
-    if (this.#window.isZero(start, start + BLOCK_SIZE)) {
-      throw headerInvalid(start + BLOCK_SIZE, 'data after the end-of-archive block');
-    }
-    throw createError('ERR_TAR_TRUNCATED', `tar archive: input ends after extended headers at byte ${start} without their entry`, { offset: start });
-  }
-
-  /** Walks the extended headers in front of an entry, checking each as Go would. */
-  #readExtensions(region: Buffer, regionStart: number): Extensions {
-    const mainAt = region.length - BLOCK_SIZE;
-    const found: Extensions = { pax: null, paxRaw: new Map(), longName: null, longLink: null };
-    let pos = 0;
-    let dataBytes = 0;
-    while (pos < mainAt) {
-      const offset = regionStart + pos;
-      const block = region.subarray(pos, pos + BLOCK_SIZE);
-      if (block.length < BLOCK_SIZE) throw headerInvalid(offset, 'extended header is cut short');
-      if (isAllZero(block)) {
-        // Go stops at an end-of-archive block; whatever follows would be invisible to Go-based tools.
-        throw headerInvalid(offset, 'end-of-archive block followed by more entries');
-      }
-      this.#checkBlock(block, offset);
-      const size = readNumericField(block, FIELD.size);
-      if (size === undefined || size < 0n || size > BigInt(mainAt - pos - BLOCK_SIZE)) {
-        throw headerInvalid(offset, 'extended header has an invalid size field');
-      }
-      const length = Number(size);
-      dataBytes += length;
-      if (dataBytes > this.#maxPaxBytes) {
-        throw createError('ERR_METADATA_TOO_LARGE', `tar header at byte ${offset}: ${dataBytes} bytes of extended headers, more than ${this.#maxPaxBytes}`, { offset, bytes: dataBytes, limit: this.#maxPaxBytes });
-      }
-      const data = region.subarray(pos + BLOCK_SIZE, pos + BLOCK_SIZE + length);
-      const flag = block[FIELD.typeflag.offset];
-      const subject = `tar header at byte ${offset}`;
-      if (flag === TYPE_PAX_LOCAL) {
-        // As tar-stream does: this header's records over the global ones in force right now.
-        const pax: Record<string, string> = Object.create(null) as Record<string, string>;
-        if (this.#globalPax !== null) Object.assign(pax, this.#globalPax);
-        found.paxRaw = new Map();
-        for (const record of parsePaxRecords(data, subject)) {
-          pax[record.key] = record.value;
-          found.paxRaw.set(record.key, record.rawValue);
-        }
-        found.pax = pax;
-      } else if (flag === TYPE_PAX_GLOBAL) {
-        const global: Record<string, string> = Object.create(null) as Record<string, string>;
-        for (const record of parsePaxRecords(data, subject)) {
-          if (GLOBAL_KEYS_REJECTED.has(record.key)) {
-            throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${record.key}" would apply to later entries in tar-stream but not in Go`, { offset, key: record.key });
-          }
-          global[record.key] = record.value;
-        }
-        this.#globalPax = global;
-      } else if (flag === TYPE_GNU_LONG_NAME) {
-        found.longName = cString(data);
-      } else if (flag === TYPE_GNU_LONG_LINK) {
-        found.longLink = cString(data);
-      } else if (flag === TYPE_GNU_OLD_LONG_NAME) {
-        throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `${subject}: old GNU long-name type 'N' is not supported`, { offset });
-      } else {
-        throw headerInvalid(offset, `unexpected type 0x${(flag ?? 0).toString(16)} before an entry`);
-      }
-      pos += BLOCK_SIZE + length + blockPaddingLength(length);
-    }
-    if (pos !== mainAt) throw headerInvalid(regionStart + pos, 'extended headers do not end where the entry starts');
-    return found;
-  }
-
-  /** Checks what tar-stream checked loosely: the checksum (strictly octal) and the format magic. */
-  #checkBlock(block: Buffer, offset: number): 'ustar' | 'gnu' | 'star' {
-    // tar-stream already matched the unsigned sum against its own parse of the field; when the
-    // field is plain digits then NUL/space padding, both parses agree and the sum need not be redone.
-    if (!isPlainOctalField(block, FIELD.checksum)) {
-      const stored = readOctal(block, FIELD.checksum);
-      if (stored === undefined || (Number(stored) !== computeChecksum(block) && Number(stored) !== computeSignedChecksum(block))) {
-        throw headerInvalid(offset, 'checksum mismatch');
-      }
-    }
-    if (fieldEquals(block, FIELD.magic, MAGIC_USTAR)) {
-      return fieldEquals(block, FIELD.starTrailer, TRAILER_STAR) ? 'star' : 'ustar';
-    }
-    if (fieldEquals(block, FIELD.magic, MAGIC_GNU) && fieldEquals(block, FIELD.version, VERSION_GNU)) return 'gnu';
-    throw headerInvalid(offset, 'unknown header format');
-  }
-
-  #numeric(block: Buffer, field: BlockField, offset: number, label: string): bigint {
-    const value = readNumericField(block, field);
-    if (value === undefined) throw headerInvalid(offset, `${label} field is not a valid number`);
-    return value;
-  }
-
-  #decode(stream: SourceStream, announcement: Announcement): TarHeader {
-    const { region, regionStart, tarStreamHasData } = announcement;
-    if (!(region instanceof Buffer)) throw region;
-    const offset = stream.offset;
-    const extensions = this.#readExtensions(region, regionStart);
-    const block = region.subarray(region.length - BLOCK_SIZE);
-    const format = this.#checkBlock(block, offset);
-
+  #decode(block: Buffer, offset: number, format: HeaderFormat, ext: Extensions | null): TarHeader {
     // Every numeric field must parse as Go parses it, even the ones we do not report.
-    const mode = this.#numeric(block, FIELD.mode, offset, 'mode');
-    this.#numeric(block, FIELD.uid, offset, 'uid');
-    this.#numeric(block, FIELD.gid, offset, 'gid');
-    const headerSize = this.#numeric(block, FIELD.size, offset, 'size');
-    const headerSeconds = this.#numeric(block, FIELD.mtime, offset, 'mtime');
-    this.#numeric(block, FIELD.devmajor, offset, 'devmajor');
-    this.#numeric(block, FIELD.devminor, offset, 'devminor');
+    const mode = numericField(block, FIELD.mode, offset, 'mode');
+    numericField(block, FIELD.uid, offset, 'uid');
+    numericField(block, FIELD.gid, offset, 'gid');
+    const headerSize = numericField(block, FIELD.size, offset, 'size');
+    const headerSeconds = numericField(block, FIELD.mtime, offset, 'mtime');
+    numericField(block, FIELD.devmajor, offset, 'devmajor');
+    numericField(block, FIELD.devminor, offset, 'devminor');
 
-    const pax: Record<string, string> = extensions.pax ?? (Object.create(null) as Record<string, string>);
+    const pax = ext?.pax ?? NO_PAX;
     const paxValue = (key: string): string | undefined => {
       const value = pax[key];
       return value === undefined || value === '' ? undefined : value; // Go ignores empty values
     };
 
-    const name = this.#resolveName(block, format, extensions, offset, FIELD.name, PAX_PATH, extensions.longName, 'name');
-    const linkname = this.#resolveName(block, format, extensions, offset, FIELD.linkname, PAX_LINKPATH, extensions.longLink, 'link name');
+    const name = resolveName(block, format, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
+    const linkname = resolveName(block, format, offset, FIELD.linkname, PAX_LINKPATH, ext?.paxLinkpath ?? null, ext?.longLink ?? null, 'link name');
 
     const rawType = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
     const typeflag = rawType === TYPE_REG_LEGACY ? (name.endsWith('/') ? TYPE_DIR : TYPE_REG) : rawType;
-    if (typeflag === TYPE_GNU_SPARSE || Object.keys(pax).some((k) => k.startsWith(PAX_GNU_SPARSE_PREFIX))) {
+    if (typeflag === TYPE_GNU_SPARSE || (pax !== NO_PAX && hasSparseKey(pax))) {
       throw createError('ERR_SPARSE_UNSUPPORTED', `${name}: GNU sparse entries are not supported`, { entry: name });
     }
 
@@ -551,24 +494,23 @@ class TarReader {
     let size = headerSize;
     if (sizeText !== undefined) {
       const parsed = parseGoInt64(sizeText);
-      if (parsed === undefined) throw this.#paxInvalid(name, PAX_SIZE, sizeText);
+      if (parsed === undefined) throw paxInvalid(name, PAX_SIZE, sizeText);
       size = parsed;
     }
-    if (size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) throw headerInvalid(offset, `size ${size} is out of range`, { entry: name });
-    if (mode < BigInt(Number.MIN_SAFE_INTEGER) || mode > BigInt(Number.MAX_SAFE_INTEGER)) throw headerInvalid(offset, `mode ${mode} is out of range`);
+    if (size < 0 || size > Number.MAX_SAFE_INTEGER) throw headerInvalid(offset, `size ${size} is out of range`, { entry: name });
+    if (!Number.isSafeInteger(mode)) throw headerInvalid(offset, `mode ${mode} is out of range`);
     const dataSize = Number(size);
-    if (stream.header.size !== dataSize) {
-      throw headerInvalid(offset, `tar-stream framed ${String(stream.header.size)} data bytes where the header says ${dataSize}`, { entry: name });
-    }
-    const hasData = !HEADER_ONLY_TYPES.has(typeflag) && dataSize > 0;
-    if (hasData !== tarStreamHasData) {
-      // E.g. a symlink with a size: Go and Python read no data, tar-stream and GNU tar do.
+    const headerOnly = HEADER_ONLY_TYPES.has(typeflag);
+    if (headerOnly && dataSize > 0 && rawType !== TYPE_DIR) {
+      // E.g. a symlink with a size: Go reads no data, GNU tar, tar-stream and node-tar do.
       throw headerInvalid(offset, `type '${typeflag}' with size ${dataSize}: tar readers disagree on whether data follows`, { entry: name });
     }
 
-    for (const key of [PAX_UID, PAX_GID]) {
-      const text = paxValue(key);
-      if (text !== undefined && parseGoInt64(text) === undefined) throw this.#paxInvalid(name, key, text);
+    if (pax !== NO_PAX) {
+      for (const key of [PAX_UID, PAX_GID]) {
+        const text = paxValue(key);
+        if (text !== undefined && parseGoInt64(text) === undefined) throw paxInvalid(name, key, text);
+      }
     }
     const time = (key: string): bigint | undefined => {
       const text = paxValue(key);
@@ -582,10 +524,10 @@ class TarReader {
     const header: TarHeader = {
       name,
       typeflag,
-      size: hasData ? dataSize : 0,
+      size: headerOnly ? 0 : dataSize,
       mode: Number(mode),
       linkname,
-      mtime: time(PAX_MTIME) ?? headerSeconds * NS_PER_SECOND,
+      mtime: time(PAX_MTIME) ?? BigInt(headerSeconds) * NS_PER_SECOND,
       pax,
     };
     const atime = time(PAX_ATIME);
@@ -594,46 +536,85 @@ class TarReader {
     if (ctime !== undefined) header.ctime = ctime;
     return header;
   }
-
-  #paxInvalid(name: string, key: string, value: string): WinLayerError {
-    return createError('ERR_PAX_RECORD_INVALID', `${name}: PAX ${key} "${value}" is not a decimal int64`, { entry: name, key });
-  }
-
-  /**
-   * Name or link name with Go's precedence: the GNU long name wins over a PAX record, which
-   * wins over the header fields. tar-stream lets PAX win, so the two must not disagree.
-   */
-  #resolveName(
-    block: Buffer, format: 'ustar' | 'gnu' | 'star', extensions: Extensions, offset: number,
-    field: BlockField, paxKey: string, long: Buffer | null, what: string,
-  ): string {
-    const paxRaw = extensions.paxRaw.get(paxKey);
-    const fromPax = paxRaw !== undefined && paxRaw.length > 0 ? paxRaw : null;
-    const fromLong = long !== null && long.length > 0 ? long : null;
-    if (fromPax !== null && fromLong !== null && !fromPax.equals(fromLong)) {
-      throw headerInvalid(offset, `GNU long ${what} and PAX ${paxKey} disagree`);
-    }
-    if (fromLong !== null) return decodeName(fromLong, offset, what, false);
-    if (fromPax !== null) return decodeName(fromPax, offset, what, true);
-    let bytes = readStringField(block, field);
-    if (field === FIELD.name && format !== 'gnu') {
-      const prefix = readStringField(block, format === 'star' ? FIELD.starPrefix : FIELD.prefix);
-      if (prefix.length > 0) bytes = Buffer.concat([prefix, Buffer.from('/'), bytes]);
-    }
-    const text = decodeName(bytes, offset, what, false);
-    if (text.includes('\0')) throw headerInvalid(offset, `${what} contains NUL`);
-    return text;
-  }
 }
 
-/** True for octal digits from the field's first byte, followed by nothing but NULs and spaces. */
-function isPlainOctalField(block: Buffer, field: BlockField): boolean {
-  let i = field.offset;
+function hasSparseKey(pax: Readonly<Record<string, string>>): boolean {
+  for (const key in pax) if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) return true;
+  return false;
+}
+
+function paxInvalid(name: string, key: string, value: string): WinLayerError {
+  return createError('ERR_PAX_RECORD_INVALID', `${name}: PAX ${key} "${value}" is not a decimal int64`, { entry: name, key });
+}
+
+/**
+ * A numeric field as Go's parser reads it, as a number or a bigint beyond 2^53 (base-256
+ * fields can hold int64). Plain octal digits, the common case, are read without a bigint.
+ */
+function numericField(block: Buffer, field: BlockField, offset: number, label: string): number | bigint {
   const end = field.offset + field.length;
-  while (i < end && (block[i] ?? 0) >= DIGIT_ZERO && (block[i] ?? 0) <= DIGIT_SEVEN) i++;
-  if (i === field.offset) return false;
-  for (; i < end; i++) if (block[i] !== 0 && block[i] !== SPACE) return false;
-  return true;
+  let i = field.offset;
+  let x = 0;
+  while (i < end) {
+    const c = block[i] ?? 0;
+    if (c < DIGIT_ZERO || c > DIGIT_SEVEN) break;
+    x = x * 8 + (c - DIGIT_ZERO);
+    i++;
+  }
+  if (i > field.offset && (i === end || block[i] === 0 || block[i] === SPACE)) {
+    // Digits from the first byte, then a NUL or space: Go trims trailing NULs and spaces,
+    // then reads up to the first NUL; a space before later digits fails there.
+    let j = i;
+    while (j < end && (block[j] === SPACE || block[j] === 0)) j++;
+    if (j === end || block[i] === 0) return x;
+  }
+  const value = readNumericField(block, field);
+  if (value === undefined) throw headerInvalid(offset, `${label} field is not a valid number`);
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+}
+
+/** Checks the checksum (strictly octal, unsigned or signed sum, as Go) and the format magic. */
+function checkBlock(block: Buffer, offset: number): HeaderFormat {
+  const stored = readOctal(block, FIELD.checksum);
+  if (stored === undefined) throw headerInvalid(offset, 'checksum mismatch');
+  const sum = Number(stored);
+  if (sum !== computeChecksum(block) && sum !== computeSignedChecksum(block)) throw headerInvalid(offset, 'checksum mismatch');
+  // "ustar\0" + "00" (USTAR/PAX; STAR adds "tar\0" at 508), or "ustar " + " \0" (GNU).
+  const m = MAGIC_OFFSET;
+  if (block[m] === 0x75 && block[m + 1] === 0x73 && block[m + 2] === 0x74 && block[m + 3] === 0x61 && block[m + 4] === 0x72) {
+    if (block[m + 5] === 0) {
+      const t = STAR_TRAILER_OFFSET;
+      return block[t] === 0x74 && block[t + 1] === 0x61 && block[t + 2] === 0x72 && block[t + 3] === 0 ? 'star' : 'ustar';
+    }
+    if (block[m + 5] === SPACE && block[m + 6] === SPACE && block[m + 7] === 0) return 'gnu';
+  }
+  throw headerInvalid(offset, 'unknown header format');
+}
+
+/**
+ * Name or link name with Go's precedence: the GNU long name wins over a PAX record, which
+ * wins over the header fields. Readers that let PAX win would see another name, so the two
+ * must not disagree.
+ */
+function resolveName(
+  block: Buffer, format: HeaderFormat, offset: number, field: BlockField, paxKey: string,
+  paxRaw: Buffer | null, long: Buffer | null, what: string,
+): string {
+  const fromPax = paxRaw !== null && paxRaw.length > 0 ? paxRaw : null;
+  const fromLong = long !== null && long.length > 0 ? long : null;
+  if (fromPax !== null && fromLong !== null && !fromPax.equals(fromLong)) {
+    throw headerInvalid(offset, `GNU long ${what} and PAX ${paxKey} disagree`);
+  }
+  if (fromLong !== null) return decodeName(fromLong, offset, what, false);
+  if (fromPax !== null) return decodeName(fromPax, offset, what, true);
+  let bytes = readStringField(block, field);
+  if (field === FIELD.name && format !== 'gnu') {
+    const prefix = readStringField(block, format === 'star' ? FIELD.starPrefix : FIELD.prefix);
+    if (prefix.length > 0) bytes = Buffer.concat([prefix, Buffer.from('/'), bytes]);
+  }
+  const text = decodeName(bytes, offset, what, false);
+  if (text.includes('\0')) throw headerInvalid(offset, `${what} contains NUL`);
+  return text;
 }
 
 function toBuffer(chunk: Uint8Array | string): Buffer {

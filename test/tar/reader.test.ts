@@ -186,11 +186,11 @@ describe('tar/reader', () => {
         }
       })());
       expect(isWinLayerError(err) && err.code).to.equal('ERR_TAR_TRUNCATED');
-      expect((err as Error).cause).to.be.instanceOf(Error);
+      expect(isWinLayerError(err) && err.data['offset']).to.equal(2000); // where the input ended
     });
   });
 
-  describe('what tar-stream would get silently wrong', () => {
+  describe('input that lenient readers get wrong', () => {
     const one = (input: TarHeaderInput, body?: Buffer): Buffer => buildTar([body === undefined ? { input } : { input, body }]);
     const plain = one({ name: 'f', typeflag: '0', mode: 0o100000, size: 3, mtime: 7n * S, format: 'unknown' }, Buffer.from('abc'));
     const cases: { title: string; tar: () => Buffer; code: string }[] = [
