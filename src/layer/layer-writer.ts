@@ -25,6 +25,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
+import { FileThread, pathTooLongError } from './file-thread.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
@@ -75,6 +76,12 @@ export interface LayerWriterOptions {
    * @default false
    */
   readonly restoreInPlace?: boolean | undefined;
+  /**
+   * Lets small Files/ entries be created on a helper thread once FILE_THREAD_AFTER were
+   * written (see file-thread.ts); only when not `durable` and without a restorer.
+   * @default true
+   */
+  readonly fileThread?: boolean | undefined;
 }
 
 /** One file being restored from its backup stream by a native backend. */
@@ -114,16 +121,37 @@ const WRITE_BUFFER_BYTES = 64 * 1024;
  * comes from the writer and is shared by the sinks of an entry in turn: a sink flushes
  * whatever another left in it before it writes its own (an import of 20,000 small files
  * used to allocate 20,000 buffers of 64 KiB).
+ *
+ * A sink made with a file name instead of an fd opens the file only when it must write:
+ * a file whose whole content stays in the buffer can instead be handed to the file thread.
  */
 class FdSink {
-  readonly fd: number;
+  #fd: number | undefined;
+  readonly #file: string | undefined;
   readonly #shared: SharedWriteBuffer;
   /** Bytes written to the file so far. */
   bytes = 0;
 
-  constructor(fd: number, shared: SharedWriteBuffer) {
-    this.fd = fd;
+  constructor(fd: number | string, shared: SharedWriteBuffer) {
+    if (typeof fd === 'number') this.#fd = fd;
+    else this.#file = fd;
     this.#shared = shared;
+  }
+
+  /** The open descriptor, opening a deferred file now. */
+  get fd(): number {
+    this.#fd ??= openForWrite(this.#file as string, false);
+    return this.#fd;
+  }
+
+  /** The descriptor if the file is open. */
+  get openFd(): number | undefined {
+    return this.#fd;
+  }
+
+  /** Created lazily and not opened yet: the path to create it at. */
+  get deferredFile(): string | undefined {
+    return this.#fd === undefined ? this.#file : undefined;
   }
 
   write(chunk: Uint8Array): void {
@@ -146,7 +174,22 @@ class FdSink {
     b.used = 0;
     b.owner = undefined;
   }
+
+  /**
+   * The whole content of a file never opened (it never left the shared buffer), as a view
+   * of that buffer valid until the next write; the buffer is released.
+   */
+  takeContent(): Uint8Array {
+    const b = this.#shared;
+    if (b.owner !== this) return EMPTY_CONTENT;
+    const content = b.buf.subarray(0, b.used);
+    b.used = 0;
+    b.owner = undefined;
+    return content;
+  }
 }
+
+const EMPTY_CONTENT = new Uint8Array(0);
 
 interface SharedWriteBuffer {
   readonly buf: Buffer;
@@ -164,6 +207,11 @@ interface SharedWriteBuffer {
 export const EARLY_FLUSH_BYTES = 4 * 1024 * 1024;
 /** Early flushes in flight at most (each holds its file open and a thread-pool thread). */
 const EARLY_FLUSHES = 2;
+/**
+ * Small files written on this writer's own thread before it starts a file thread: a layer
+ * of a few files does not pay for one (a thread takes about 20 ms to start, on a spare CPU).
+ */
+export const FILE_THREAD_AFTER = 64;
 
 function writeAll(fd: number, chunk: Uint8Array): void {
   let done = 0;
@@ -247,6 +295,11 @@ export class TransportLayerWriter {
   /** Early flushes (EARLY_FLUSH_BYTES) in flight, and the first that failed. */
   readonly #flushing = new Set<Promise<void>>();
   #flushFailure: Error | undefined;
+  /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
+  readonly #threadable: boolean;
+  #files: FileThread | undefined;
+  /** Small files finished so far (they start the file thread). */
+  #smallFiles = 0;
 
   constructor(options: LayerWriterOptions) {
     this.#root = options.root;
@@ -258,6 +311,7 @@ export class TransportLayerWriter {
       throw createError('ERR_ARGUMENT_INVALID', 'restoreInPlace writes base layers only, through a restorer');
     }
     this.#index = new MetadataIndexWriter(this.#root);
+    this.#threadable = !this.#durable && this.#restorer === undefined && (options.fileThread ?? true);
   }
 
   get isBaseLayer(): boolean {
@@ -278,6 +332,7 @@ export class TransportLayerWriter {
   /** Starts a file, directory or reparse point; its backup stream follows through write(). */
   add(p: LayerPath, info: FileBasicInfo, kind: AddKind): void {
     this.#finishCurrent();
+    if (this.#files?.failed === true) this.#files.drain(); // throws the thread's failure
     const isDirectory = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0;
     if ((kind === 'directory') !== isDirectory && kind !== 'symlink') {
       throw createError('ERR_PAX_RECORD_INVALID', `${p.name}: attributes 0x${info.fileAttributes.toString(16)} disagree with entry type ${kind}`, {
@@ -316,7 +371,8 @@ export class TransportLayerWriter {
       if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)), this.#writeBuffer);
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
-      content = new FdSink(openForWrite(abs, false), this.#writeBuffer);
+      // Opened when it must be written; a small one may go to the file thread instead.
+      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer);
     } else if (this.#restorer !== undefined) {
       restore = this.#restorer.create(abs, p.name);
     } else {
@@ -439,11 +495,26 @@ export class TransportLayerWriter {
     } finally {
       for (const sink of [e.content, e.data, e.bcdBackup]) {
         if (sink === undefined) continue;
-        sink.flush();
-        if (sink !== e.bcdBackup) setHostTimes(sink.fd, e.info);
-        if (this.#durable) fs.fsyncSync(sink.fd);
-        if (!this.#durable && sink.bytes >= EARLY_FLUSH_BYTES && this.#flushing.size < EARLY_FLUSHES) this.#flushEarly(sink.fd, e.path.name);
-        else fs.closeSync(sink.fd);
+        const deferred = sink.deferredFile;
+        if (deferred !== undefined && sink.bytes <= WRITE_BUFFER_BYTES) {
+          const files = this.#fileThread();
+          if (files !== undefined) {
+            files.write(deferred, e.path.name, sink.takeContent(), ...hostTimes(e.info));
+            continue;
+          }
+        }
+        let fd: number;
+        try {
+          sink.flush();
+          fd = sink.fd; // a deferred file is created here at the latest
+        } catch (cause) {
+          // Reported from the next entry's add: name this one.
+          throw (cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG' ? pathTooLongError(e.path.name, cause) : cause;
+        }
+        if (sink !== e.bcdBackup) setHostTimes(fd, e.info);
+        if (this.#durable) fs.fsyncSync(fd);
+        if (!this.#durable && sink.bytes >= EARLY_FLUSH_BYTES && this.#flushing.size < EARLY_FLUSHES) this.#flushEarly(fd, e.path.name);
+        else fs.closeSync(fd);
       }
     }
     if (e.kind === 'file') crashPoint('data');
@@ -542,6 +613,9 @@ export class TransportLayerWriter {
   /** Finishes the layer: tombstones, links, directory times, index. */
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
+    // Links, directory times and the index need every file on disk.
+    this.#files?.drain();
+    this.#files?.stop();
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
     if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
     for (const link of this.#links) this.#makeLink(link);
@@ -591,15 +665,22 @@ export class TransportLayerWriter {
     this.#closed = true;
     const e = this.#current;
     this.#current = undefined;
+    // No file may appear after this returns: the caller removes the directory.
+    try {
+      this.#files?.cancel();
+    } catch {
+      // a stuck thread was terminated
+    }
     try {
       e?.restore?.abort();
     } catch {
       // the directory is removed anyway
     }
     for (const sink of [e?.content, e?.data, e?.bcdBackup]) {
-      if (sink !== undefined) {
+      const fd = sink?.openFd;
+      if (fd !== undefined) {
         try {
-          fs.closeSync(sink.fd);
+          fs.closeSync(fd);
         } catch {
           // already closed
         }
@@ -610,6 +691,14 @@ export class TransportLayerWriter {
     } catch {
       // already closed
     }
+  }
+
+  /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
+  #fileThread(): FileThread | undefined {
+    if (this.#files !== undefined) return this.#files;
+    if (++this.#smallFiles <= FILE_THREAD_AFTER) return undefined;
+    this.#files = new FileThread();
+    return this.#files;
   }
 
   /** The on-disk path for `p`, creating missing parent directories (implicitly: they are not entries). */

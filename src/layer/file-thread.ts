@@ -1,0 +1,264 @@
+/**
+ * Creates small files on a helper thread while the writer goes on with the next entries.
+ *
+ * An import of many small files spends much of its time in open, write, futimes and close
+ * (most of it in the file system's inode allocator on ext4). Those calls need nothing from
+ * the entries that follow, so the writer hands each finished small file (its whole content,
+ * at most one write buffer) to this thread and moves on: parsing and writing then overlap on
+ * two CPUs.
+ *
+ * Files travel in batches: contents are copied into an arena that is transferred to the
+ * thread, not cloned. The writer stays synchronous: when too many batches are in flight, and
+ * when it needs every file on disk (before hard links, directory times and the index), it
+ * blocks with Atomics.wait on a counter the thread advances after each batch. A failure is
+ * read back synchronously (receiveMessageOnPort) and names the entry; after one, the thread
+ * skips what is left. Every file is created with O_EXCL and O_NOFOLLOW, as on the writer's
+ * own path.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as WorkerThreads from 'node:worker_threads';
+import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
+
+/** Files per batch at most. */
+const BATCH_FILES = 256;
+/** Bytes of file content per batch at most; a file never exceeds it. */
+export const BATCH_BYTES = 256 * 1024;
+/** Batches handed over and not yet written, at most (bounds the memory in flight: 1 MiB). */
+const IN_FLIGHT = 4;
+/** How long a wait may see no progress before the thread counts as stuck. */
+const STALL_MS = 60_000;
+
+/** Slots of the shared state. */
+const DONE = 0;
+const CANCEL = 1;
+const FAILED = 2;
+
+interface Batch {
+  files: string[];
+  entries: string[];
+  /** End offset in the arena of each file's bytes. */
+  ends: Int32Array;
+  /** atime, mtime (seconds) of each file. */
+  times: Float64Array;
+  arena: ArrayBuffer;
+}
+
+/** What the thread reports when a file cannot be written. */
+interface Failure {
+  entry: string;
+  file: string;
+  code: string | undefined;
+  syscall: string | undefined;
+  message: string;
+}
+
+/**
+ * The thread's code, a CommonJS script (evaluated, so the bundles need no extra file).
+ * Flags and slots are passed in workerData so they cannot drift from the writer's.
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { flags, mode, slots } = workerData;
+const state = new Int32Array(workerData.state);
+const port = workerData.port;
+parentPort.on('message', (b) => {
+  if (Atomics.load(state, slots.cancel) === 0 && Atomics.load(state, slots.failed) === 0) {
+    const bytes = new Uint8Array(b.arena);
+    let start = 0;
+    for (let i = 0; i < b.files.length; i++) {
+      const end = b.ends[i];
+      try {
+        const fd = fs.openSync(b.files[i], flags, mode);
+        try {
+          let at = start;
+          while (at < end) at += fs.writeSync(fd, bytes, at, end - at);
+          fs.futimesSync(fd, b.times[2 * i], b.times[2 * i + 1]);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch (e) {
+        port.postMessage({ failure: { entry: b.entries[i], file: b.files[i], code: e && e.code, syscall: e && e.syscall, message: String(e && e.message) } });
+        Atomics.store(state, slots.failed, 1);
+        break;
+      }
+      start = end;
+    }
+  }
+  // The arena goes back for the next batch (before the count, so it is there to take).
+  port.postMessage({ arena: b.arena }, [b.arena]);
+  Atomics.add(state, slots.done, 1);
+  Atomics.notify(state, slots.done);
+});
+`;
+
+/** One helper thread and its batches. */
+export class FileThread {
+  readonly #worker: WorkerThreads.Worker;
+  readonly #results: WorkerThreads.MessagePort;
+  readonly #receive: typeof WorkerThreads.receiveMessageOnPort;
+  readonly #state: Int32Array;
+  #posted = 0;
+  #batch: Batch;
+  #count = 0;
+  #used = 0;
+  #failure: WinLayerError | undefined;
+  /** What the thread reported failing, once read from the port. */
+  #report: Failure | undefined;
+  /** Arenas the thread gave back. */
+  readonly #arenas: ArrayBuffer[] = [];
+  #stopped = false;
+
+  constructor() {
+    // Loaded here: only an import of many small files starts a thread.
+    const threads = createRequire(import.meta.url)('node:worker_threads') as typeof WorkerThreads;
+    const { port1, port2 } = new threads.MessageChannel();
+    this.#state = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+    this.#results = port1;
+    this.#receive = threads.receiveMessageOnPort;
+    const c = fs.constants;
+    this.#worker = new threads.Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: {
+        state: this.#state.buffer,
+        port: port2,
+        flags: c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW,
+        mode: 0o644,
+        slots: { done: DONE, cancel: CANCEL, failed: FAILED },
+      },
+      transferList: [port2],
+      // The thread needs little: it holds at most a few batches.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+      stdout: false,
+      stderr: false,
+    });
+    // Its errors (it cannot start, it dies) surface as a stall or a missing result; never as a crash here.
+    this.#worker.on('error', () => undefined);
+    this.#worker.unref();
+    this.#results.unref();
+    this.#batch = this.#newBatch();
+  }
+
+  /** True once a file failed on the thread (checked cheaply between entries). */
+  get failed(): boolean {
+    return Atomics.load(this.#state, FAILED) !== 0;
+  }
+
+  /** Queues `file` (the entry `entry`) with `bytes` as its whole content, at most BATCH_BYTES. */
+  write(file: string, entry: string, bytes: Uint8Array, atime: number, mtime: number): void {
+    if (this.failed) this.#throwFailure();
+    if (this.#count === BATCH_FILES || this.#used + bytes.length > BATCH_BYTES) this.#post();
+    const b = this.#batch;
+    new Uint8Array(b.arena, this.#used, bytes.length).set(bytes);
+    this.#used += bytes.length;
+    b.files.push(file);
+    b.entries.push(entry);
+    b.ends[this.#count] = this.#used;
+    b.times[2 * this.#count] = atime;
+    b.times[2 * this.#count + 1] = mtime;
+    this.#count++;
+  }
+
+  /** Returns once every queued file is on disk (in the page cache); throws the first failure. */
+  drain(): void {
+    if (this.#count > 0) this.#post();
+    this.#waitFor(this.#posted);
+    if (this.failed) this.#throwFailure();
+  }
+
+  /** Stops: queued files are skipped, and none is written after this returns. */
+  cancel(): void {
+    if (this.#stopped) return;
+    Atomics.store(this.#state, CANCEL, 1);
+    this.#count = 0;
+    try {
+      this.#waitFor(this.#posted);
+    } finally {
+      this.stop();
+    }
+  }
+
+  /** Ends the thread (after drain or cancel). */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#results.close();
+    void this.#worker.terminate().catch(() => undefined);
+  }
+
+  #post(): void {
+    const b = this.#batch;
+    b.ends = b.ends.subarray(0, this.#count);
+    b.times = b.times.subarray(0, 2 * this.#count);
+    // At most IN_FLIGHT batches wait: block until the thread catches up.
+    this.#waitFor(this.#posted - IN_FLIGHT + 1);
+    this.#worker.postMessage(b, [b.arena]);
+    this.#posted++;
+    this.#batch = this.#newBatch();
+    this.#count = 0;
+    this.#used = 0;
+  }
+
+  /** Blocks until `target` batches are done. */
+  #waitFor(target: number): void {
+    let last = Atomics.load(this.#state, DONE);
+    let since = Date.now();
+    while (last < target) {
+      Atomics.wait(this.#state, DONE, last, 1000);
+      const now = Atomics.load(this.#state, DONE);
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      } else if (Date.now() - since > STALL_MS) {
+        this.#stopped = true;
+        void this.#worker.terminate().catch(() => undefined);
+        throw createError('ERR_IO', `the file-writing thread made no progress in ${STALL_MS / 1000} s`, { done: last, posted: this.#posted });
+      }
+    }
+  }
+
+  #throwFailure(): never {
+    if (this.#failure === undefined) {
+      // The flag is set only after the report was posted, so it is there to read.
+      this.#receiveAll();
+      this.#failure = failureError(this.#report);
+    }
+    throw this.#failure;
+  }
+
+  /** Takes what the thread sent back: arenas to reuse, and a failure report. */
+  #receiveAll(): void {
+    for (;;) {
+      const received = this.#receive(this.#results);
+      if (received === undefined) return;
+      const message = received.message as { arena?: ArrayBuffer; failure?: Failure };
+      if (message.arena !== undefined) this.#arenas.push(message.arena);
+      if (message.failure !== undefined) this.#report ??= message.failure;
+    }
+  }
+
+  /** A batch on a returned arena when there is one: at most IN_FLIGHT + 1 arenas ever exist. */
+  #newBatch(): Batch {
+    if (this.#arenas.length === 0 && this.#posted > 0) this.#receiveAll();
+    return {
+      files: [],
+      entries: [],
+      ends: new Int32Array(BATCH_FILES),
+      times: new Float64Array(2 * BATCH_FILES),
+      arena: this.#arenas.pop() ?? new ArrayBuffer(BATCH_BYTES),
+    };
+  }
+}
+
+function failureError(report: Failure | undefined): WinLayerError {
+  if (report === undefined) return createError('ERR_IO', 'the file-writing thread failed without a report');
+  const cause = Object.assign(new Error(report.message), { code: report.code, syscall: report.syscall, path: report.file });
+  if (report.code === 'ENAMETOOLONG') return pathTooLongError(report.entry, cause);
+  return toWinLayerError(cause, `${report.entry}: writing`, { entry: report.entry });
+}
+
+/** Windows takes 32,767 characters; a POSIX host stops at PATH_MAX (4,096 bytes on Linux). */
+export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
+  return createError('ERR_PATH_TOO_LONG', `${entry}: the path is longer than this host's file system can hold`, { entry }, cause);
+}

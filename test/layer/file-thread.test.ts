@@ -1,0 +1,151 @@
+/**
+ * The file thread on its own, and the layer writer handing it small files: contents and
+ * times land as queued, a failure comes back naming its entry, cancel leaves no file behind,
+ * and a layer of many small files round-trips byte for byte.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { isWinLayerError } from '../../src/errors.js';
+import { BATCH_BYTES, FileThread } from '../../src/layer/file-thread.js';
+import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
+import { cleanupTemp, exportTar, importTar, listTree, openStore, tempDir } from '../helpers/store.js';
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return expect.fail('expected a throw');
+}
+
+describe('layer/file-thread', function () {
+  this.timeout(60_000);
+  after(cleanupTemp);
+
+  it('writes every queued file with its content and times, across many batches', () => {
+    const dir = tempDir();
+    const files = new FileThread();
+    try {
+      // 600 files of 2 KiB and a few of 64 KiB: more batches than may be in flight at once.
+      for (let i = 0; i < 600; i++) {
+        const size = i % 100 === 0 ? 64 * 1024 : 2048;
+        files.write(path.join(dir, `f${i}`), `Files/f${i}`, Buffer.alloc(size, i & 0xff), 1_000_000 + i, 2_000_000 + i);
+      }
+      files.drain();
+    } finally {
+      files.stop();
+    }
+    expect(fs.readdirSync(dir)).to.have.length(600);
+    for (const i of [0, 1, 299, 599]) {
+      const file = path.join(dir, `f${i}`);
+      const st = fs.statSync(file); // before reading, which may move atime
+      expect([st.atimeMs, st.mtimeMs]).to.deep.equal([(1_000_000 + i) * 1000, (2_000_000 + i) * 1000]);
+      expect(fs.readFileSync(file).equals(Buffer.alloc(i % 100 === 0 ? 64 * 1024 : 2048, i & 0xff))).to.equal(true);
+    }
+  });
+
+  it('takes files up to a whole batch', () => {
+    const dir = tempDir();
+    const files = new FileThread();
+    try {
+      files.write(path.join(dir, 'a'), 'Files/a', Buffer.alloc(BATCH_BYTES, 1), 0, 0);
+      files.write(path.join(dir, 'b'), 'Files/b', Buffer.alloc(10, 2), 0, 0);
+      files.drain();
+    } finally {
+      files.stop();
+    }
+    expect(fs.statSync(path.join(dir, 'a')).size).to.equal(BATCH_BYTES);
+    expect(fs.readFileSync(path.join(dir, 'b')).equals(Buffer.alloc(10, 2))).to.equal(true);
+  });
+
+  it('reports the first failure with its entry and skips what follows', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'taken'), 'already here');
+    const files = new FileThread();
+    try {
+      files.write(path.join(dir, 'one'), 'Files/one', Buffer.from('1'), 0, 0);
+      files.write(path.join(dir, 'taken'), 'Files/taken', Buffer.from('2'), 0, 0); // O_EXCL: EEXIST
+      files.write(path.join(dir, 'three'), 'Files/three', Buffer.from('3'), 0, 0);
+      const err = thrown(() => files.drain());
+      expect(isWinLayerError(err) && [err.code, err.data['entry'], err.data['errno']]).to.deep.equal(['ERR_IO', 'Files/taken', 'EEXIST']);
+      // The same failure again, also for later writes.
+      expect(thrown(() => files.drain())).to.equal(err);
+      expect(thrown(() => files.write(path.join(dir, 'four'), 'Files/four', Buffer.from('4'), 0, 0))).to.equal(err);
+    } finally {
+      files.stop();
+    }
+    expect(fs.readdirSync(dir).sort()).to.deep.equal(['one', 'taken']);
+    expect(fs.readFileSync(path.join(dir, 'taken'), 'utf8')).to.equal('already here');
+  });
+
+  it('never follows a symbolic link planted where a file goes', () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    fs.symlinkSync(path.join(outside, 'victim'), path.join(dir, 'link'));
+    const files = new FileThread();
+    try {
+      files.write(path.join(dir, 'link'), 'Files/link', Buffer.from('x'), 0, 0);
+      const err = thrown(() => files.drain());
+      expect(isWinLayerError(err) && err.code).to.equal('ERR_IO');
+    } finally {
+      files.stop();
+    }
+    expect(fs.readdirSync(outside)).to.deep.equal([]);
+  });
+
+  it('cancel returns once nothing more can be written', () => {
+    const dir = tempDir();
+    const files = new FileThread();
+    for (let i = 0; i < 2000; i++) files.write(path.join(dir, `f${i}`), `Files/f${i}`, Buffer.alloc(100, 1), 0, 0);
+    files.cancel();
+    const count = fs.readdirSync(dir).length;
+    expect(count).to.be.below(2000); // the batch being filled was never handed over
+    return new Promise((resolve) => setTimeout(resolve, 100)).then(() => {
+      expect(fs.readdirSync(dir)).to.have.length(count);
+    });
+  });
+});
+
+describe('layer writer: small files through the file thread', function () {
+  this.timeout(60_000);
+  after(cleanupTemp);
+
+  const many = (n: number): BuilderEntry[] => [
+    { type: 'directory', name: 'Files' },
+    { type: 'directory', name: 'Files/d' },
+    ...Array.from({ length: n }, (_, i): BuilderEntry => ({
+      type: 'file',
+      name: `Files/d/f${i}.txt`,
+      data: Buffer.alloc(i % 7 === 0 ? 70_000 : (i * 37) % 3000, i & 0xff), // some too large for the thread
+      streams: i % 50 === 0 ? [{ name: 'ads', data: `stream ${i}` }] : [],
+    })),
+    { type: 'link', name: 'Files/link-to-last', target: `Files/d/f${n - 1}.txt` },
+  ];
+
+  it('imports and exports a layer of many small files byte for byte', async () => {
+    const store = await openStore();
+    const tar = await buildLayerTar(many(FILE_THREAD_AFTER * 5));
+    await importTar(store, 'many', tar);
+    expect((await exportTar(store, 'many')).equals(tar)).to.equal(true);
+  });
+
+  for (const [where, files] of [['on the file thread', FILE_THREAD_AFTER * 2], ['before the thread starts', 3]] as const) {
+    it(`fails an import whose file cannot be created ${where}, naming the entry, and leaves nothing`, async () => {
+      const outside = tempDir();
+      const store = await openStore(path.join(outside, 'home'));
+      // The parent directories fit PATH_MAX (4,096 bytes here), the file's own path does not.
+      const deepDir = 'Files/' + Array.from({ length: 19 }, (_, i) => `${i}`.padStart(3, '0') + 'd'.repeat(197)).join('/');
+      const deepFile = `${deepDir}/${'f'.repeat(250)}`;
+      const entries: BuilderEntry[] = [...many(files).slice(0, -1), { type: 'file', name: deepFile, data: 'deep' }, { type: 'file', name: 'Files/after.txt', data: 'x' }];
+      const tar = await buildLayerTar(entries);
+      const before = listTree(outside);
+      const err = await importTar(store, 'deep', tar).then(() => expect.fail('imported'), (e: unknown) => e);
+      expect(isWinLayerError(err) && [err.code, err.data['entry']]).to.deep.equal(['ERR_PATH_TOO_LONG', deepFile]);
+      expect(listTree(outside)).to.deep.equal(before);
+      expect(store.exists('deep')).to.equal(false);
+    });
+  }
+});
