@@ -23,8 +23,20 @@ export interface BackupHeaderInput {
   offset?: number;
 }
 
+const TWO_TO_32 = 0x1_0000_0000;
+
 /** Encodes a header, its name and (for SparseBlock) the offset. */
 export function encodeBackupHeader(h: BackupHeaderInput): Buffer {
+  if (h.name === undefined && h.id !== BackupStreamId.SparseBlock && isBackupStreamId(h.id) && Number.isSafeInteger(h.size) && h.size >= 0) {
+    // The common case (an unnamed stream): no name bytes, no BigInt.
+    const buf = Buffer.allocUnsafe(STREAM_ID_SIZE);
+    buf.writeUInt32LE(h.id, 0);
+    buf.writeUInt32LE((h.attributes ?? 0) >>> 0, 4);
+    buf.writeUInt32LE(h.size % TWO_TO_32, 8);
+    buf.writeUInt32LE(Math.floor(h.size / TWO_TO_32), 12);
+    buf.writeUInt32LE(0, 16);
+    return buf;
+  }
   if (!isBackupStreamId(h.id)) throw createError('ERR_BACKUP_STREAM_ID_UNKNOWN', `backup stream id ${String(h.id)} is unknown`, { id: h.id });
   if (!Number.isSafeInteger(h.size) || h.size < 0) throw createError('ERR_BACKUP_STREAM_INVALID', `backup stream size ${h.size} is not a byte count`, { size: h.size });
   const name = h.name ?? '';

@@ -11,7 +11,7 @@ import { BackupStreamId } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import { createError } from '../errors.js';
 import type { TarEntry } from '../tar/reader.js';
-import { skipEntry } from '../tar/reader.js';
+import { forEachBodyChunk, skipEntry } from '../tar/reader.js';
 import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
 import type { FileBasicInfo } from '../util/windows.js';
 import { fileInfoFromTarHeader } from './file-info.js';
@@ -82,6 +82,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   };
 
   let current = '';
+  const write = (chunk: Buffer): void => sink.write(chunk);
   try {
     for (;;) {
       if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});
@@ -129,32 +130,32 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       if (kind === 'file') streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
       if (streams.length > 0) sink.write(streams.length === 1 ? (streams[0] as Buffer) : Buffer.concat(streams));
       if (kind === 'file') {
-        for await (const chunk of entry.body) sink.write(chunk);
+        await forEachBodyChunk(entry, write);
         size += h.size;
       } else {
         await skipEntry(entry);
       }
 
       // Alternate data streams: every following regular entry named `<this name>:<stream>`.
-      const prefixes = [p.name + ':', h.name + ':'];
-      const seenStreams = new Set<string>();
+      let seenStreams: Set<string> | undefined;
       for (;;) {
         const ads = await next();
         if (ads === undefined) break;
         const an = ads.header.name;
-        const prefix = ads.header.typeflag === '0' ? prefixes.find((x) => an.startsWith(x)) : undefined;
-        if (prefix === undefined) {
+        const prefix = ads.header.typeflag === '0' ? streamPrefixLength(an, p.name, h.name) : -1;
+        if (prefix === -1) {
           held = ads;
           break;
         }
         count++;
         current = an;
-        const streamName = adsName(an.slice(prefix.length), an);
+        const streamName = adsName(an.slice(prefix), an);
         const key = caseFoldKey(streamName);
+        seenStreams ??= new Set<string>();
         if (seenStreams.has(key)) throw createError('ERR_ENTRY_DUPLICATE', `${an}: a second entry for this alternate data stream`, { entry: an });
         seenStreams.add(key);
         sink.write(encodeBackupHeader({ id: BackupStreamId.AlternateData, size: ads.header.size, name: adsStreamName(streamName) }));
-        for await (const chunk of ads.body) sink.write(chunk);
+        await forEachBodyChunk(ads, write);
         progress(false);
       }
     }
@@ -171,6 +172,15 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   progress(true);
   return { size, entries: count };
 }
+
+/** Length of `<name>:` when `entry` starts with it for the parsed or the raw name, else -1. */
+function streamPrefixLength(entry: string, name: string, rawName: string): number {
+  const startsWith = (n: string): boolean => entry.length > n.length && entry.charCodeAt(n.length) === COLON && entry.startsWith(n);
+  if (startsWith(name)) return name.length + 1;
+  return name !== rawName && startsWith(rawName) ? rawName.length + 1 : -1;
+}
+
+const COLON = 0x3a;
 
 /** Validates the stream part of `file:stream` (a trailing `:$DATA` is accepted and dropped). */
 function adsName(raw: string, entry: string): string {

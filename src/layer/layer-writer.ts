@@ -190,6 +190,7 @@ class FdSink {
 }
 
 const EMPTY_CONTENT = new Uint8Array(0);
+const IS_WINDOWS = process.platform === 'win32';
 
 interface SharedWriteBuffer {
   readonly buf: Buffer;
@@ -362,7 +363,7 @@ export class TransportLayerWriter {
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
     const transport = this.#isTransport(p.name);
-    const abs = path.join(this.#root, host);
+    const abs = this.#abs(host);
     let content: FdSink | undefined;
     let data: FdSink | undefined;
     let restore: RestoreTarget | undefined;
@@ -625,7 +626,7 @@ export class TransportLayerWriter {
     // Children first: making links and deleting entries bumped their parents' times.
     for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
       const d = this.#dirTimes[i] as DirTime;
-      fs.utimesSync(path.join(this.#root, d.host), ...hostTimes(d.info));
+      fs.utimesSync(this.#abs(d.host), ...hostTimes(d.info));
     }
     const merged = [...this.#merged.values()];
     this.#index.finish(
@@ -693,6 +694,15 @@ export class TransportLayerWriter {
     }
   }
 
+  /**
+   * The absolute path of `host`, a checked relative path with `/` separators (see
+   * safe-path.ts): joined without path.join's normalization, which cost ~0.7 KB of garbage
+   * an entry, except on Windows, where the separators must change.
+   */
+  #abs(host: string): string {
+    return IS_WINDOWS ? path.join(this.#root, host) : this.#root + '/' + host;
+  }
+
   /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
   #fileThread(): FileThread | undefined {
     if (this.#files !== undefined) return this.#files;
@@ -728,7 +738,7 @@ export class TransportLayerWriter {
     }
     const up = parentName(dirName);
     const host = up === '' ? dirName : this.#ensureDirectory(up, forEntry) + '/' + baseName(dirName);
-    fs.mkdirSync(path.join(this.#root, host), { recursive: false });
+    fs.mkdirSync(this.#abs(host), { recursive: false });
     this.#dirs.set(key, host);
     return host;
   }

@@ -88,8 +88,52 @@ export function parseGoInt64(s: string): bigint | undefined {
   return value < INT64_MIN || value > INT64_MAX ? undefined : value;
 }
 
+/** Powers of ten that scale a fraction of n digits to nanoseconds. */
+const FRACTION_SCALE = [1e9, 1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 1e2, 1e1, 1];
+const MINUS = 0x2d;
+const DOT = 0x2e;
+
+/**
+ * The common shapes, `secs[.frac]` with up to 15 digits of seconds and 9 of fraction and
+ * an optional minus sign, read with plain numbers (exact at those sizes); undefined for
+ * anything else, which the general path then reads or rejects.
+ */
+function parsePaxTimeFast(s: string): bigint | undefined {
+  const n = s.length;
+  let i = 0;
+  const negative = n > 0 && s.charCodeAt(0) === MINUS;
+  if (negative) i = 1;
+  const wholeStart = i;
+  let whole = 0;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < DIGIT_ZERO || c > DIGIT_NINE) break;
+    whole = whole * 10 + (c - DIGIT_ZERO);
+  }
+  const wholeDigits = i - wholeStart;
+  if (wholeDigits === 0 || wholeDigits > MAX_FAST_DIGITS) return undefined;
+  let fraction = 0;
+  if (i < n) {
+    if (s.charCodeAt(i) !== DOT) return undefined;
+    const fractionStart = ++i;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < DIGIT_ZERO || c > DIGIT_NINE) return undefined;
+      fraction = fraction * 10 + (c - DIGIT_ZERO);
+    }
+    const digits = i - fractionStart;
+    if (digits > FRACTION_DIGITS) return undefined;
+    fraction *= FRACTION_SCALE[digits] as number;
+  }
+  // The sign belongs to the whole value: "-1.5" is −1 s − 0.5 s.
+  const ns = BigInt(whole) * NS_PER_SECOND + BigInt(fraction);
+  return negative ? -ns : ns;
+}
+
 /** Parses a PAX time (Go's parsePAXTime) into Unix nanoseconds; anything Go rejects is ERR_PAX_RECORD_INVALID. */
 export function parsePaxTime(s: string): bigint {
+  const fast = parsePaxTimeFast(s);
+  if (fast !== undefined) return fast;
   const dot = s.indexOf('.');
   const wholePart = dot === -1 ? s : s.slice(0, dot);
   const fractionPart = dot === -1 ? '' : s.slice(dot + 1);
@@ -152,6 +196,17 @@ export interface PaxRecordBytes {
  */
 export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[] {
   const records: PaxRecordBytes[] = [];
+  forEachPaxRecord(data, subject, (key, value, start, end) => {
+    records.push({ key, value, rawValue: data.subarray(start, end) });
+  });
+  return records;
+}
+
+/**
+ * `parsePaxRecords` without the record objects: calls `onRecord` with each key, value and
+ * the value's byte range in `data`, in order.
+ */
+export function forEachPaxRecord(data: Buffer, subject: string, onRecord: (key: string, value: string, valueStart: number, valueEnd: number) => void): void {
   let pos = 0;
   while (pos < data.length) {
     const space = data.indexOf(SPACE, pos);
@@ -169,11 +224,9 @@ export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[]
     const equals = data.indexOf(EQUALS, space + 1);
     if (equals === -1 || equals >= end - 1) fail('has no "="');
     const key = data.toString('utf8', space + 1, equals);
-    const rawValue = data.subarray(equals + 1, end - 1);
-    const value = rawValue.toString('utf8');
+    const value = data.toString('utf8', equals + 1, end - 1);
     if (!isValidPaxRecord(key, value)) fail(`${JSON.stringify(key)} is not a valid record`);
-    records.push({ key, value, rawValue });
+    onRecord(key, value, equals + 1, end - 1);
     pos = end;
   }
-  return records;
 }

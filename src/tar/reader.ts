@@ -30,7 +30,7 @@ import {
 } from './block.js';
 import {
   PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
-  parseGoInt64, parsePaxRecords, parsePaxTime,
+  forEachPaxRecord, parseGoInt64, parsePaxTime,
 } from './pax.js';
 
 /** One entry's header, after PAX records and GNU long names are applied. */
@@ -286,6 +286,26 @@ class EntryBody implements AsyncIterable<Buffer> {
     return chunk;
   }
 
+  /**
+   * Hands the whole data to `write`, chunk by chunk, without an iterator: synchronously
+   * while the input has the bytes (a small file is one call). Like a full iteration.
+   */
+  async forEach(write: (chunk: Buffer) => void): Promise<void> {
+    if (this.#state === 'stale') {
+      throw createError('ERR_ARGUMENT_INVALID', 'tar entry body: read after the reader moved on to the next entry');
+    }
+    if (this.#state !== 'fresh') return;
+    this.#state = 'reading';
+    const input = this.#input;
+    while (this.#remaining > 0) {
+      if (input.available === 0 && !(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
+      const chunk = input.takeSomeNow(this.#remaining);
+      this.#remaining -= chunk.length;
+      write(chunk);
+    }
+    this.#state = 'done';
+  }
+
   /** Discards what is left of the data and the padding; afterwards the body is stale. */
   async drain(): Promise<void> {
     if (this.#state !== 'done') this.#state = 'stale';
@@ -441,22 +461,22 @@ class TarReader {
       if (this.#globalPax !== null) Object.assign(pax, this.#globalPax);
       ext.paxPath = null;
       ext.paxLinkpath = null;
-      for (const record of parsePaxRecords(data, subject)) {
-        pax[record.key] = record.value;
-        if (record.key === PAX_PATH) ext.paxPath = record.rawValue;
-        else if (record.key === PAX_LINKPATH) ext.paxLinkpath = record.rawValue;
-      }
+      forEachPaxRecord(data, subject, (key, value, start, end) => {
+        pax[key] = value;
+        if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
+        else if (key === PAX_LINKPATH) ext.paxLinkpath = data.subarray(start, end);
+      });
       ext.pax = pax;
     } else if (flag === TYPE_PAX_GLOBAL) {
       const global: Record<string, string> = Object.create(null) as Record<string, string>;
-      for (const record of parsePaxRecords(data, subject)) {
-        if (GLOBAL_KEYS_REJECTED.has(record.key)) {
-          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${record.key}" would rename or resize later entries in some readers but not in Go`, {
-            offset, key: record.key,
+      forEachPaxRecord(data, subject, (key, value) => {
+        if (GLOBAL_KEYS_REJECTED.has(key)) {
+          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${key}" would rename or resize later entries in some readers but not in Go`, {
+            offset, key,
           });
         }
-        global[record.key] = record.value;
-      }
+        global[key] = value;
+      });
       this.#globalPax = global;
     } else if (flag === TYPE_GNU_LONG_NAME) {
       ext.longName = cString(data);
@@ -639,6 +659,15 @@ export async function* readTar(
   } finally {
     reader.close();
   }
+}
+
+/** Hands every chunk of an entry's data to `write` (cheaper than iterating `body`). */
+export async function forEachBodyChunk(entry: TarEntry, write: (chunk: Buffer) => void): Promise<void> {
+  if (entry instanceof ReaderEntry) {
+    await entry.body.forEach(write);
+    return;
+  }
+  for await (const chunk of entry.body) write(chunk);
 }
 
 /** Discards the rest of an entry's data. */
