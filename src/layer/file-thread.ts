@@ -24,8 +24,11 @@ import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
 const BATCH_FILES = 256;
 /** Bytes of file content per batch at most; a file never exceeds it. */
 export const BATCH_BYTES = 256 * 1024;
-/** Batches handed over and not yet written, at most (bounds the memory in flight: 1 MiB). */
-const IN_FLIGHT = 4;
+/**
+ * Batches handed over and not yet written, at most (bounds the memory in flight: 2 MiB).
+ * Enough to keep the writer going while the thread starts (~0.1 s on a busy machine).
+ */
+const IN_FLIGHT = 8;
 /** How long a wait may see no progress before the thread counts as stuck. */
 const STALL_MS = 60_000;
 
@@ -34,9 +37,12 @@ const DONE = 0;
 const CANCEL = 1;
 const FAILED = 2;
 
+/** What the thread gets: one string and three buffers, cheap to pass. */
 interface Batch {
-  files: string[];
-  entries: string[];
+  /** Sequence number, to find the entry names of a failure. */
+  seq: number;
+  /** The files' absolute paths, joined with NUL (which no path holds). */
+  paths: string;
   /** End offset in the arena of each file's bytes. */
   ends: Int32Array;
   /** atime, mtime (seconds) of each file. */
@@ -46,7 +52,8 @@ interface Batch {
 
 /** What the thread reports when a file cannot be written. */
 interface Failure {
-  entry: string;
+  seq: number;
+  index: number;
   file: string;
   code: string | undefined;
   syscall: string | undefined;
@@ -66,11 +73,12 @@ const port = workerData.port;
 parentPort.on('message', (b) => {
   if (Atomics.load(state, slots.cancel) === 0 && Atomics.load(state, slots.failed) === 0) {
     const bytes = new Uint8Array(b.arena);
+    const files = b.paths.split('\0');
     let start = 0;
-    for (let i = 0; i < b.files.length; i++) {
+    for (let i = 0; i < b.ends.length; i++) {
       const end = b.ends[i];
       try {
-        const fd = fs.openSync(b.files[i], flags, mode);
+        const fd = fs.openSync(files[i], flags, mode);
         try {
           let at = start;
           while (at < end) at += fs.writeSync(fd, bytes, at, end - at);
@@ -79,7 +87,7 @@ parentPort.on('message', (b) => {
           fs.closeSync(fd);
         }
       } catch (e) {
-        port.postMessage({ failure: { entry: b.entries[i], file: b.files[i], code: e && e.code, syscall: e && e.syscall, message: String(e && e.message) } });
+        port.postMessage({ failure: { seq: b.seq, index: i, file: files[i], code: e && e.code, syscall: e && e.syscall, message: String(e && e.message) } });
         Atomics.store(state, slots.failed, 1);
         break;
       }
@@ -101,6 +109,12 @@ export class FileThread {
   readonly #state: Int32Array;
   #posted = 0;
   #batch: Batch;
+  /** Paths and entry names of the batch being filled. */
+  #files: string[] = [];
+  #entries: string[] = [];
+  /** Entry names of the batches in flight, oldest first, and the sequence number of the first. */
+  #inFlight: string[][] = [];
+  #inFlightFirst = 0;
   #count = 0;
   #used = 0;
   #failure: WinLayerError | undefined;
@@ -152,8 +166,8 @@ export class FileThread {
     const b = this.#batch;
     new Uint8Array(b.arena, this.#used, bytes.length).set(bytes);
     this.#used += bytes.length;
-    b.files.push(file);
-    b.entries.push(entry);
+    this.#files.push(file);
+    this.#entries.push(entry);
     b.ends[this.#count] = this.#used;
     b.times[2 * this.#count] = atime;
     b.times[2 * this.#count + 1] = mtime;
@@ -189,13 +203,24 @@ export class FileThread {
 
   #post(): void {
     const b = this.#batch;
+    b.seq = this.#posted;
+    b.paths = this.#files.join('\0');
     b.ends = b.ends.subarray(0, this.#count);
     b.times = b.times.subarray(0, 2 * this.#count);
     // At most IN_FLIGHT batches wait: block until the thread catches up.
     this.#waitFor(this.#posted - IN_FLIGHT + 1);
+    const done = Atomics.load(this.#state, DONE);
+    if (!this.failed) {
+      // Names are kept for failure reports only while their batch is in flight.
+      this.#inFlight.splice(0, done - this.#inFlightFirst);
+      this.#inFlightFirst = done;
+    }
+    this.#inFlight.push(this.#entries);
     this.#worker.postMessage(b, [b.arena]);
     this.#posted++;
     this.#batch = this.#newBatch();
+    this.#files = [];
+    this.#entries = [];
     this.#count = 0;
     this.#used = 0;
   }
@@ -222,7 +247,9 @@ export class FileThread {
     if (this.#failure === undefined) {
       // The flag is set only after the report was posted, so it is there to read.
       this.#receiveAll();
-      this.#failure = failureError(this.#report);
+      const report = this.#report;
+      const entry = report === undefined ? undefined : this.#inFlight[report.seq - this.#inFlightFirst]?.[report.index];
+      this.#failure = failureError(report, entry ?? report?.file ?? '');
     }
     throw this.#failure;
   }
@@ -242,8 +269,8 @@ export class FileThread {
   #newBatch(): Batch {
     if (this.#arenas.length === 0 && this.#posted > 0) this.#receiveAll();
     return {
-      files: [],
-      entries: [],
+      seq: 0,
+      paths: '',
       ends: new Int32Array(BATCH_FILES),
       times: new Float64Array(2 * BATCH_FILES),
       arena: this.#arenas.pop() ?? new ArrayBuffer(BATCH_BYTES),
@@ -251,11 +278,11 @@ export class FileThread {
   }
 }
 
-function failureError(report: Failure | undefined): WinLayerError {
+function failureError(report: Failure | undefined, entry: string): WinLayerError {
   if (report === undefined) return createError('ERR_IO', 'the file-writing thread failed without a report');
   const cause = Object.assign(new Error(report.message), { code: report.code, syscall: report.syscall, path: report.file });
-  if (report.code === 'ENAMETOOLONG') return pathTooLongError(report.entry, cause);
-  return toWinLayerError(cause, `${report.entry}: writing`, { entry: report.entry });
+  if (report.code === 'ENAMETOOLONG') return pathTooLongError(entry, cause);
+  return toWinLayerError(cause, `${entry}: writing`, { entry });
 }
 
 /** Windows takes 32,767 characters; a POSIX host stops at PATH_MAX (4,096 bytes on Linux). */

@@ -92,7 +92,14 @@ const DIGIT_ZERO = 0x30;
 const DIGIT_SEVEN = 0x37;
 const SPACE = 0x20;
 const EMPTY = Buffer.alloc(0);
-const NO_PAX: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+/**
+ * The prototype of every `pax` object: empty, frozen, with no prototype of its own, so no
+ * key (`constructor`, `__proto__`, …) resolves to anything but a record. Unlike objects made
+ * by Object.create(null), which V8 keeps as hash tables, objects on this prototype keep
+ * V8's fast layout: storing and reading the handful of records an entry has costs less.
+ */
+const PAX_PROTO: object = Object.freeze(Object.create(null) as object);
+const NO_PAX: Readonly<Record<string, string>> = Object.freeze(Object.create(PAX_PROTO) as Record<string, string>);
 
 /** Magic and version bytes at offsets 257..264, and the STAR trailer at 508. */
 const MAGIC_OFFSET = FIELD.magic.offset;
@@ -132,6 +139,8 @@ interface Extensions {
   longLink: Buffer | null;
   /** Data bytes of the extended headers so far. */
   bytes: number;
+  /** A local record's key starts with GNU.sparse. */
+  sparse: boolean;
 }
 
 type HeaderFormat = 'ustar' | 'gnu' | 'star';
@@ -346,6 +355,8 @@ class TarReader {
   readonly #input: ByteSource;
   readonly #maxPaxBytes: number;
   #globalPax: Record<string, string> | null = null;
+  /** A global record's key starts with GNU.sparse. */
+  #globalSparse = false;
   #current: EntryBody | null = null;
   #finished = false;
   #closed = false;
@@ -380,7 +391,7 @@ class TarReader {
       const format = checkBlock(block, offset);
       const flag = block[FIELD.typeflag.offset] ?? 0;
       if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
-        ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0 };
+        ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
         await this.#readExtension(block, offset, flag, ext);
         continue;
       }
@@ -457,19 +468,23 @@ class TarReader {
     const subject = `tar header at byte ${offset}`;
     if (flag === TYPE_PAX_LOCAL) {
       // The global records in force, overridden by this header's own.
-      const pax: Record<string, string> = Object.create(null) as Record<string, string>;
+      const pax: Record<string, string> = Object.create(PAX_PROTO) as Record<string, string>;
       if (this.#globalPax !== null) Object.assign(pax, this.#globalPax);
       ext.paxPath = null;
       ext.paxLinkpath = null;
+      ext.sparse = this.#globalSparse;
       forEachPaxRecord(data, subject, (key, value, start, end) => {
         pax[key] = value;
         if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
         else if (key === PAX_LINKPATH) ext.paxLinkpath = data.subarray(start, end);
+        else if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) ext.sparse = true;
       });
       ext.pax = pax;
     } else if (flag === TYPE_PAX_GLOBAL) {
-      const global: Record<string, string> = Object.create(null) as Record<string, string>;
+      const global: Record<string, string> = Object.create(PAX_PROTO) as Record<string, string>;
+      let sparse = false;
       forEachPaxRecord(data, subject, (key, value) => {
+        if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) sparse = true;
         if (GLOBAL_KEYS_REJECTED.has(key)) {
           throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${key}" would rename or resize later entries in some readers but not in Go`, {
             offset, key,
@@ -478,6 +493,7 @@ class TarReader {
         global[key] = value;
       });
       this.#globalPax = global;
+      this.#globalSparse = sparse;
     } else if (flag === TYPE_GNU_LONG_NAME) {
       ext.longName = cString(data);
     } else {
@@ -506,7 +522,7 @@ class TarReader {
 
     const rawType = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
     const typeflag = rawType === TYPE_REG_LEGACY ? (name.endsWith('/') ? TYPE_DIR : TYPE_REG) : rawType;
-    if (typeflag === TYPE_GNU_SPARSE || (pax !== NO_PAX && hasSparseKey(pax))) {
+    if (typeflag === TYPE_GNU_SPARSE || ext?.sparse === true) {
       throw createError('ERR_SPARSE_UNSUPPORTED', `${name}: GNU sparse entries are not supported`, { entry: name });
     }
 
@@ -556,11 +572,6 @@ class TarReader {
     if (ctime !== undefined) header.ctime = ctime;
     return header;
   }
-}
-
-function hasSparseKey(pax: Readonly<Record<string, string>>): boolean {
-  for (const key in pax) if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) return true;
-  return false;
 }
 
 function paxInvalid(name: string, key: string, value: string): WinLayerError {

@@ -295,6 +295,17 @@ describe('tar/reader', () => {
       expect(entries.map((e) => ({ ...e.header.pax }))).to.deep.equal([{ comment: 'hi', a: 'bcd' }, {}]);
     });
 
+    it('keeps records named like Object properties as plain records, and nothing else', async () => {
+      const keys = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
+      const tar = Buffer.concat([metaEntry('x', keys.map((k) => rec(k, `v-${k}`)).join('')), plain]);
+      const [entry] = await readChunked(tar, 321);
+      const pax = entry?.header.pax ?? expect.fail();
+      for (const k of keys) expect(Object.getOwnPropertyDescriptor(pax, k)?.value, k).to.equal(`v-${k}`);
+      expect(Object.keys(pax)).to.deep.equal(keys);
+      const plainEntry = (await readChunked(plain, 321))[0]?.header.pax ?? expect.fail();
+      for (const k of [...keys, 'valueOf', 'isPrototypeOf']) expect(plainEntry[k], k).to.equal(undefined);
+    });
+
     it('lets a GNU long name win when it agrees with a PAX path, and keeps the ustar name for empty records', async () => {
       const tar = Buffer.concat([metaEntry('L', 'same\0'), metaEntry('x', rec('path', 'same') + rec('uid', '')), plain]);
       expect((await readChunked(tar, 321))[0]?.header.name).to.equal('same');
