@@ -26,6 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { FileThread, pathTooLongError } from './file-thread.js';
+import { NameHashSet } from './name-hash-set.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
@@ -191,6 +192,8 @@ class FdSink {
 
 const EMPTY_CONTENT = new Uint8Array(0);
 const IS_WINDOWS = process.platform === 'win32';
+/** Names kept from directory listings at most (see #plainFilePath). */
+const PLAIN_FILE_LISTING_NAMES = 100_000;
 
 interface SharedWriteBuffer {
   readonly buf: Buffer;
@@ -225,8 +228,8 @@ interface SeenEntry {
   kind: EntryKind;
   isDirectory: boolean;
   isReparse: boolean;
-  /** Path relative to the root, as spelled on disk. */
-  host: string;
+  /** Path relative to the root, as spelled on disk; undefined for a plain file (see #plainFiles). */
+  host: string | undefined;
   /** Written in the transport format (attributes ‖ backup stream) rather than as its data. */
   transport: boolean;
   attributes: number;
@@ -279,6 +282,18 @@ export class TransportLayerWriter {
   readonly #inPlace: boolean;
   readonly #index: MetadataIndexWriter;
   readonly #seen = new Map<string, SeenEntry>();
+  /**
+   * Regular files in the transport format, by case-folded name: the bulk of a layer, kept as
+   * 64-bit hashes outside the heap since everything else about them is implied (see
+   * #seenEntry). In SeenEntry records, a layer of 100,000 files held ~29 MB of heap (and
+   * ~90 MB of resident memory) until its end; as strings in a Set, ~8 MB; here, 2 MB.
+   */
+  readonly #plainFiles = new NameHashSet();
+  /** Directory listings by host path, read at close to find plain files that links point at. */
+  #listings = new Map<string, Map<string, string>>();
+  #listed = 0;
+  /** Set once every file is on disk and no more are written (links, at close). */
+  #listingsValid = false;
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
   readonly #dirs = new Map<string, string>();
   readonly #tombstones: string[] = [];
@@ -344,7 +359,7 @@ export class TransportLayerWriter {
     if (p.name === 'UtilityVM' && !this.isBaseLayer) this.#cloneUtilityVM();
 
     const key = caseFoldKey(p.name);
-    const prior = this.#seen.get(key);
+    const prior = this.#seenEntry(key, p.name);
     let isMerge = false;
     if (prior !== undefined) {
       // Linux-side producers (crane) emit `Files` twice: a repeated plain directory is merged.
@@ -358,7 +373,7 @@ export class TransportLayerWriter {
     if (!isDirectory && existingDir !== undefined && this.#inherited?.has(key) !== true) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
-    const host = isMerge && prior !== undefined ? prior.host : (isDirectory ? existingDir : undefined) ?? this.#hostPathFor(p);
+    const host = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined) ?? this.#hostPathFor(p);
     if (!isMerge) this.#replaceInherited(p, host, isDirectory);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
@@ -419,15 +434,67 @@ export class TransportLayerWriter {
       this.#dirs.set(key, host);
       this.#dirTimes.push({ host, info });
     }
+    const isReparse = kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
+    if (kind === 'file' && transport && !isReparse) {
+      this.#plainFiles.add(key);
+      return;
+    }
     this.#seen.set(key, {
       name: p.name,
       kind: kind === 'symlink' ? 'symlink' : kind,
       isDirectory,
-      isReparse: kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0,
+      isReparse,
       host,
       transport,
       attributes: info.fileAttributes >>> 0,
     });
+  }
+
+  /** What this layer holds under `key` (spelled `spelledAs` by the entry asking). */
+  #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
+    const seen = this.#seen.get(key);
+    if (seen !== undefined || !this.#plainFiles.has(key)) return seen;
+    // A hash hit (a duplicate, a parent that is a file, a link target): confirmed on disk.
+    if (this.#plainFilePath(key, spelledAs) === undefined) return undefined;
+    return { name: spelledAs, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0 };
+  }
+
+  /**
+   * The on-disk path of the plain file `key` (its spelling was not kept), or undefined when
+   * there is none: the name as spelled by the asking entry when that exists, else found in
+   * its directory's listing.
+   */
+  #plainFilePath(key: string, spelledAs: string): string | undefined {
+    const slash = key.lastIndexOf('/');
+    // '' is the layer's root (`Hives` may be a file there).
+    const parentHost = slash === -1 ? '' : this.#dirs.get(key.slice(0, slash));
+    if (parentHost === undefined) return undefined;
+    const hostOf = (base: string): string => (parentHost === '' ? base : parentHost + '/' + base);
+    this.#files?.drain(); // the file may still be queued
+    const baseKey = key.slice(slash + 1);
+    const spelledBase = baseName(spelledAs);
+    if (caseFoldKey(spelledBase) === baseKey) {
+      const guess = this.#abs(hostOf(spelledBase));
+      if (lstatOrUndefined(guess)?.isFile() === true) return guess;
+    }
+    let listing = this.#listingsValid ? this.#listings.get(parentHost) : undefined;
+    if (listing === undefined) {
+      if (this.#listed > PLAIN_FILE_LISTING_NAMES) {
+        this.#listings = new Map();
+        this.#listed = 0;
+      }
+      listing = new Map();
+      for (const d of fs.readdirSync(parentHost === '' ? this.#root : this.#abs(parentHost), { withFileTypes: true })) {
+        if (d.isFile()) listing.set(caseFoldKey(d.name), d.name);
+      }
+      // While files are still written, a listing goes stale at once: kept only at close.
+      if (this.#listingsValid) {
+        this.#listings.set(parentHost, listing);
+        this.#listed += listing.size;
+      }
+    }
+    const base = listing.get(baseKey);
+    return base === undefined ? undefined : this.#abs(hostOf(base));
   }
 
   /** Appends backup-stream bytes to the current entry. */
@@ -547,7 +614,7 @@ export class TransportLayerWriter {
     this.#finishCurrent();
     this.#checkUtilityVM(p, 'link');
     const key = caseFoldKey(p.name);
-    const prior = this.#seen.get(key);
+    const prior = this.#seenEntry(key, p.name);
     if (prior !== undefined) throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: a second entry for ${prior.name}`, { entry: p.name, prior: prior.name });
     if (this.#dirs.has(key) && this.#inherited?.has(key) !== true) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
@@ -617,6 +684,7 @@ export class TransportLayerWriter {
     // Links, directory times and the index need every file on disk.
     this.#files?.drain();
     this.#files?.stop();
+    this.#listingsValid = true;
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
     if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
     for (const link of this.#links) this.#makeLink(link);
@@ -722,7 +790,7 @@ export class TransportLayerWriter {
   #ensureDirectory(dirName: string, forEntry: string): string {
     const key = caseFoldKey(dirName);
     const known = this.#dirs.get(key);
-    const seen = this.#seen.get(key);
+    const seen = this.#seenEntry(key, dirName);
     if (seen !== undefined) {
       if (seen.isReparse) {
         throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${seen.name} is a reparse point`, { entry: forEntry, parent: seen.name });
@@ -825,7 +893,7 @@ export class TransportLayerWriter {
 
   #makeLink(link: PendingLink): void {
     const targetKey = caseFoldKey(link.target.name);
-    const own = this.#seen.get(targetKey);
+    const own = this.#seenEntry(targetKey, link.target.name);
     let from: string | undefined;
     if (own !== undefined) {
       if (own.isDirectory) {
@@ -834,7 +902,7 @@ export class TransportLayerWriter {
           target: link.target.name,
         });
       }
-      from = path.join(this.#root, own.host);
+      from = own.host === undefined ? this.#plainFilePath(targetKey, link.target.name) ?? '' : path.join(this.#root, own.host);
       const linkIsTransport = this.#isTransport(link.path.name);
       if (linkIsTransport !== own.transport) {
         // Files/ (transport format) and UtilityVM/Files (data) in one base layer: one file

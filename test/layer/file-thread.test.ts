@@ -132,6 +132,21 @@ describe('layer writer: small files through the file thread', function () {
     expect((await exportTar(store, 'many')).equals(tar)).to.equal(true);
   });
 
+  it('finds duplicates, parents that are files and link targets among files it no longer names', async () => {
+    const store = await openStore();
+    const base = many(FILE_THREAD_AFTER * 3).slice(0, -1);
+    const duplicate = await buildLayerTar([...base, { type: 'file', name: `Files/D/F${FILE_THREAD_AFTER * 3 - 1}.TXT`, data: 'again' }]);
+    expect(await importTar(store, 'dup', duplicate).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_ENTRY_DUPLICATE');
+    const below = await buildLayerTar([...base, { type: 'file', name: 'Files/d/f5.txt/below', data: 'x' }]);
+    expect(await importTar(store, 'below', below).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_PARENT_NOT_DIRECTORY');
+    // A link spelled in another case than its target (names are case-insensitive).
+    const linked = await buildLayerTar([...base, { type: 'link', name: 'Files/other-case', target: 'Files/D/F7.TXT' }]);
+    await importTar(store, 'linked', linked);
+    const layer = store.layerPath('linked');
+    expect(fs.statSync(path.join(layer, 'Files/other-case')).ino).to.equal(fs.statSync(path.join(layer, 'Files/d/f7.txt')).ino);
+    expect(store.exists('dup') || store.exists('below')).to.equal(false);
+  });
+
   for (const [where, files] of [['on the file thread', FILE_THREAD_AFTER * 2], ['before the thread starts', 3]] as const) {
     it(`fails an import whose file cannot be created ${where}, naming the entry, and leaves nothing`, async () => {
       const outside = tempDir();
