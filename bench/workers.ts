@@ -1,9 +1,11 @@
 /**
  * The re-exec costs: what a worker adds to an import of an empty layer over starting a
  * bare `node` in the same environment, and import throughput of 1, 2 and 4 layers in
- * parallel (each through its own worker, concurrency = parallelism).
+ * parallel (each through its own worker, concurrency = parallelism), beside the disk's own
+ * scaling (`dd` with fdatasync, 1 and 2 at once): imports write and flush their layers, so
+ * on a disk that does not scale neither can they.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,6 +35,11 @@ export interface WorkerBench {
   overheadMs: number;
   layerMiB: number;
   throughput: { parallel: number; wallS: number; mibPerS: number }[];
+  /**
+   * The disk's own scaling, the ceiling for imports that write and flush: `dd` writing the
+   * same number of bytes with fdatasync, 1 and 2 at once (wall seconds, medians).
+   */
+  disk?: { oneS: number; twoS: number };
 }
 
 export async function benchWorkers(work: string, quick: boolean): Promise<WorkerBench> {
@@ -82,6 +89,7 @@ export async function benchWorkers(work: string, quick: boolean): Promise<Worker
       fs.rmSync(d.home, { recursive: true, force: true });
     }
   }
+  const disk = await diskScaling(work, Math.round(layerMiB), quick ? 1 : 7);
   const throughput: WorkerBench['throughput'] = parallels.map((parallel) => {
     const wallS = median(walls.get(parallel) ?? []);
     return { parallel, wallS, mibPerS: (parallel * layerMiB) / wallS };
@@ -96,7 +104,33 @@ export async function benchWorkers(work: string, quick: boolean): Promise<Worker
     overheadMs: emptyImportMs - bareNodeMs,
     layerMiB,
     throughput,
+    ...(disk === undefined ? {} : { disk }),
   };
+}
+
+/** `dd` writing `mib` MiB with fdatasync, once and twice at once, in interleaved rounds. */
+async function diskScaling(work: string, mib: number, rounds: number): Promise<{ oneS: number; twoS: number } | undefined> {
+  const dd = (file: string): Promise<number | null> =>
+    new Promise((resolve) => {
+      const child = spawn('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fdatasync'], { stdio: 'ignore' });
+      child.on('error', () => resolve(null));
+      child.on('exit', (code) => resolve(code));
+    });
+  const one: number[] = [];
+  const two: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const n of [1, 2]) {
+      const files = Array.from({ length: n }, (_, i) => path.join(work, `dd-${i}`));
+      spawnSync('sync');
+      const t = process.hrtime.bigint();
+      const codes = await Promise.all(files.map(dd));
+      const wall = Number(process.hrtime.bigint() - t) / 1e9;
+      for (const f of files) fs.rmSync(f, { force: true });
+      if (codes.some((c) => c !== 0)) return undefined; // no dd here
+      (n === 1 ? one : two).push(wall);
+    }
+  }
+  return { oneS: median(one), twoS: median(two) };
 }
 
 export function workersTable(b: WorkerBench): string {
@@ -109,5 +143,8 @@ export function workersTable(b: WorkerBench): string {
     `| empty-layer import through a worker | ${b.emptyImportMs.toFixed(1)} ms |`,
     `| worker start-up over bare node | ${b.overheadMs.toFixed(1)} ms |`,
     ...b.throughput.map((t) => `| ${t.parallel} parallel import(s) of ${b.layerMiB.toFixed(0)} MiB | ${t.wallS.toFixed(2)} s, ${t.mibPerS.toFixed(0)} MiB/s (${(t.mibPerS / one).toFixed(2)}× one) |`),
+    ...(b.disk === undefined
+      ? []
+      : [`| the disk alone: 2 \`dd\` writes of ${b.layerMiB.toFixed(0)} MiB with fdatasync ÷ one | ${b.disk.twoS.toFixed(2)} s vs ${b.disk.oneS.toFixed(2)} s: ${((2 * b.disk.oneS) / b.disk.twoS).toFixed(2)}× |`]),
   ].join('\n');
 }

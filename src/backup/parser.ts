@@ -33,6 +33,10 @@ export interface BackupStreamParserOptions {
   entryName?: string;
 }
 
+/** The high word of a u64 at most Number.MAX_SAFE_INTEGER (2^53 − 1). */
+const MAX_SAFE_HIGH_WORD = 0x1fffff;
+const TWO_TO_32 = 0x1_0000_0000;
+
 const enum State {
   Header,
   Name,
@@ -44,7 +48,7 @@ export class BackupStreamParser {
   readonly #sink: BackupStreamSink;
   readonly #maxName: number;
   readonly #maxMeta: number;
-  readonly #entry: string;
+  #entry: string;
   #state = State.Header;
   /** Header, name or offset bytes gathered so far (they may straddle chunks). */
   #pending: Buffer = Buffer.alloc(STREAM_ID_SIZE);
@@ -63,6 +67,21 @@ export class BackupStreamParser {
     this.#maxName = options.maxNameBytes ?? DEFAULT_MAX_NAME_BYTES;
     this.#maxMeta = options.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
     this.#entry = options.entryName ?? '';
+  }
+
+  /** Starts over on a new stream (of the entry `entryName`): one parser can serve a whole layer. */
+  reset(entryName = ''): void {
+    this.#entry = entryName;
+    this.#state = State.Header;
+    this.#pendingLength = 0;
+    this.#need = STREAM_ID_SIZE;
+    this.#id = BackupStreamId.Data;
+    this.#attributes = 0;
+    this.#size = 0;
+    this.#name = '';
+    this.#remaining = 0;
+    this.#bytesRead = 0;
+    this.#ended = false;
   }
 
   /** Bytes consumed so far. */
@@ -122,11 +141,12 @@ export class BackupStreamParser {
         }
         this.#id = id;
         this.#attributes = p.readUInt32LE(4);
-        const size = p.readBigUInt64LE(8);
-        if (size > BigInt(Number.MAX_SAFE_INTEGER)) {
-          throw this.#error('ERR_BACKUP_STREAM_INVALID', `backup stream ${id} declares ${size} bytes`, { id });
+        // A u64 read as two u32 halves: no BigInt unless it is out of range.
+        const high = p.readUInt32LE(12);
+        if (high > MAX_SAFE_HIGH_WORD) {
+          throw this.#error('ERR_BACKUP_STREAM_INVALID', `backup stream ${id} declares ${p.readBigUInt64LE(8)} bytes`, { id });
         }
-        this.#size = Number(size);
+        this.#size = high * TWO_TO_32 + p.readUInt32LE(8);
         const nameSize = p.readUInt32LE(16);
         if (nameSize % 2 !== 0) throw this.#error('ERR_BACKUP_STREAM_INVALID', `backup stream ${id} has an odd name size ${nameSize}`, { id });
         if (nameSize > this.#maxName) {

@@ -311,6 +311,11 @@ export class TransportLayerWriter {
   /** Early flushes (EARLY_FLUSH_BYTES) in flight, and the first that failed. */
   readonly #flushing = new Set<Promise<void>>();
   #flushFailure: Error | undefined;
+  /** One backup-stream parser for every entry in turn (reset by add). */
+  readonly #parser = new BackupStreamParser({
+    header: (h) => this.#onStreamHeader(this.#current as CurrentEntry, h),
+    data: (chunk) => this.#onStreamData(this.#current as CurrentEntry, chunk),
+  });
   /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
   readonly #threadable: boolean;
   #files: FileThread | undefined;
@@ -409,7 +414,7 @@ export class TransportLayerWriter {
       info,
       host,
       transport,
-      parser: undefined as unknown as BackupStreamParser,
+      parser: this.#parser,
       content,
       data,
       target: 'none',
@@ -422,13 +427,7 @@ export class TransportLayerWriter {
       restore,
       inData: false,
     };
-    entry.parser = new BackupStreamParser(
-      {
-        header: (h) => this.#onStreamHeader(entry, h),
-        data: (chunk) => this.#onStreamData(entry, chunk),
-      },
-      { entryName: p.name },
-    );
+    this.#parser.reset(p.name);
     this.#current = entry;
     if (isDirectory) {
       this.#dirs.set(key, host);
