@@ -41,7 +41,7 @@ import {
   windowsPathBelowFiles,
   type LayerPath,
 } from '../util/safe-path.js';
-import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, unixNsFromFiletime, type FileBasicInfo } from '../util/windows.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
   MetadataIndexWriter,
@@ -311,6 +311,7 @@ export class TransportLayerWriter {
   /** Early flushes (EARLY_FLUSH_BYTES) in flight, and the first that failed. */
   readonly #flushing = new Set<Promise<void>>();
   #flushFailure: Error | undefined;
+  readonly #attributesBytes = Buffer.alloc(4);
   /** One backup-stream parser for every entry in turn (reset by add). */
   readonly #parser = new BackupStreamParser({
     header: (h) => this.#onStreamHeader(this.#current as CurrentEntry, h),
@@ -400,9 +401,9 @@ export class TransportLayerWriter {
       data = new FdSink(openForWrite(abs, false), this.#writeBuffer);
     }
     if (content !== undefined) {
-      const attrs = Buffer.allocUnsafe(4);
-      attrs.writeUInt32LE(info.fileAttributes >>> 0, 0);
-      content.write(attrs);
+      // Copied by the sink at once, so one scratch buffer serves every entry.
+      this.#attributesBytes.writeUInt32LE(info.fileAttributes >>> 0, 0);
+      content.write(this.#attributesBytes);
     }
     let bcdBackup: FdSink | undefined;
     const backupName = MUTATED_UTILITY_VM_FILES.get(p.name);
@@ -1045,10 +1046,22 @@ function lstatOrUndefined(file: string): fs.Stats | undefined {
   }
 }
 
-/** Host atime/mtime as seconds (what utimes takes); the exact 100 ns values live in the index. */
+/**
+ * Host atime/mtime as seconds (what utimes takes), computed in doubles: exact to ~2 µs,
+ * which is all a double holds of today's times in seconds anyway. The exact 100 ns values
+ * live in the index.
+ */
 function hostTimes(info: FileBasicInfo): [number, number] {
-  return [Number(unixNsFromFiletime(info.lastAccessTime)) / 1e9, Number(unixNsFromFiletime(info.lastWriteTime)) / 1e9];
+  return [hostSeconds(info.lastAccessTime), hostSeconds(info.lastWriteTime)];
 }
+
+/** FILETIME ticks (100 ns since 1601) to Unix seconds. */
+function hostSeconds(filetime: bigint): number {
+  return Number(filetime) / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS;
+}
+
+const FILETIME_TICKS_PER_SECOND = 1e7;
+const FILETIME_UNIX_EPOCH_SECONDS = 11_644_473_600;
 
 function setHostTimes(fd: number, info: FileBasicInfo): void {
   fs.futimesSync(fd, ...hostTimes(info));

@@ -115,9 +115,10 @@ export class MetadataIndexWriter {
 
   /** Appends one record. */
   append(entry: IndexEntry): void {
-    const line = JSON.stringify(entry) + '\n';
+    // Newlines are added by the join: no second copy of each line.
+    const line = JSON.stringify(entry);
     this.#pending.push(line);
-    this.#pendingBytes += line.length;
+    this.#pendingBytes += line.length + 1;
     this.#records++;
     if (this.#pendingBytes >= FLUSH_BYTES) this.#flush();
   }
@@ -137,7 +138,7 @@ export class MetadataIndexWriter {
 
   #flush(): void {
     if (this.#pending.length === 0) return;
-    const buf = Buffer.from(this.#pending.join(''), 'utf8');
+    const buf = Buffer.from(this.#pending.join('\n') + '\n', 'utf8');
     let done = 0;
     while (done < buf.length) done += fs.writeSync(this.#entriesFd, buf, done, buf.length - done);
     this.#pending = [];
