@@ -77,12 +77,6 @@ export interface LayerWriterOptions {
    * @default false
    */
   readonly restoreInPlace?: boolean | undefined;
-  /**
-   * Lets small Files/ entries be created on a helper thread once FILE_THREAD_AFTER were
-   * written (see file-thread.ts); only when not `durable` and without a restorer.
-   * @default true
-   */
-  readonly fileThread?: boolean | undefined;
 }
 
 /** One file being restored from its backup stream by a native backend. */
@@ -242,7 +236,6 @@ interface CurrentEntry {
   info: FileBasicInfo;
   host: string;
   transport: boolean;
-  parser: BackupStreamParser;
   /** transport entries: the content file or sidecar. */
   content: FdSink | undefined;
   /** direct entries: the data file (undefined for directories). */
@@ -333,7 +326,7 @@ export class TransportLayerWriter {
       throw createError('ERR_ARGUMENT_INVALID', 'restoreInPlace writes base layers only, through a restorer');
     }
     this.#index = new MetadataIndexWriter(this.#root);
-    this.#threadable = !this.#durable && this.#restorer === undefined && (options.fileThread ?? true);
+    this.#threadable = !this.#durable && this.#restorer === undefined;
   }
 
   get isBaseLayer(): boolean {
@@ -415,7 +408,6 @@ export class TransportLayerWriter {
       info,
       host,
       transport,
-      parser: this.#parser,
       content,
       data,
       target: 'none',
@@ -502,7 +494,7 @@ export class TransportLayerWriter {
     const e = this.#current;
     if (e === undefined) throw createError('ERR_BACKUP_STREAM_INVALID', 'backup stream bytes with no entry open');
     if (e.content !== undefined) e.content.write(chunk);
-    e.parser.write(chunk);
+    this.#parser.write(chunk);
     // After the parser, so the native side only ever sees bytes that parsed.
     e.restore?.write(chunk);
   }
@@ -545,7 +537,7 @@ export class TransportLayerWriter {
     if (e === undefined) return;
     this.#current = undefined;
     try {
-      e.parser.end();
+      this.#parser.end();
       if (e.kind === 'symlink' && !e.sawReparse) {
         throw createError('ERR_BACKUP_STREAM_INVALID', `${e.path.name}: symbolic link without reparse data`, { entry: e.path.name });
       }

@@ -40,11 +40,6 @@ export const FIELD = {
 /** USTAR magic and version, as Go writes them for USTAR and PAX headers. */
 export const MAGIC_USTAR = Buffer.from('ustar\0', 'latin1');
 export const VERSION_USTAR = Buffer.from('00', 'latin1');
-/** GNU magic and version. */
-export const MAGIC_GNU = Buffer.from('ustar ', 'latin1');
-export const VERSION_GNU = Buffer.from(' \0', 'latin1');
-/** Trailer that marks a STAR header (with a USTAR magic). */
-export const TRAILER_STAR = Buffer.from('tar\0', 'latin1');
 
 const SLASH = 0x2f;
 const SPACE = 0x20;
@@ -195,7 +190,10 @@ export function isAllZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** True when the field holds exactly `expected`. */
-export function fieldEquals(block: Buffer, field: BlockField, expected: Uint8Array): boolean {
-  return block.subarray(field.offset, field.offset + field.length).equals(expected);
+/** True when the checksum field reads as Go reads it and matches the unsigned or the signed sum. */
+export function checksumMatches(block: Buffer): boolean {
+  const stored = readOctal(block, FIELD.checksum);
+  if (stored === undefined) return false;
+  const sum = Number(stored);
+  return sum === computeChecksum(block) || sum === computeSignedChecksum(block);
 }

@@ -11,7 +11,7 @@
  * make the walk skip entries the import will see.
  */
 import * as fs from 'node:fs';
-import { BLOCK_SIZE, blockPaddingLength, computeChecksum, computeSignedChecksum, FIELD, isAllZero, readNumericField, readOctal } from './block.js';
+import { BLOCK_SIZE, blockPaddingLength, checksumMatches, FIELD, isAllZero, readNumericField } from './block.js';
 
 /**
  * The number of header blocks in the tar at the start of file `fd` when it ends (with an
@@ -31,8 +31,7 @@ export function countHeaderBlocks(fd: number, limit: number): number | undefined
       if (n === 0) return count;
       if (n < BLOCK_SIZE) return undefined;
       if (isAllZero(block)) return count;
-      const stored = readOctal(block, FIELD.checksum);
-      if (stored === undefined || (Number(stored) !== computeChecksum(block) && Number(stored) !== computeSignedChecksum(block))) return undefined;
+      if (!checksumMatches(block)) return undefined;
       const field = readNumericField(block, FIELD.size);
       if (field === undefined || field < 0n || field > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
       const flag = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);

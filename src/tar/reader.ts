@@ -25,8 +25,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createError, type WinLayerError } from '../errors.js';
 import {
-  BLOCK_SIZE, FIELD, blockPaddingLength, computeChecksum, computeSignedChecksum, isAllZero, readNumericField,
-  readOctal, readStringField, type BlockField,
+  BLOCK_SIZE, FIELD, blockPaddingLength, checksumMatches, isAllZero, readNumericField, readStringField, type BlockField,
 } from './block.js';
 import {
   PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
@@ -606,10 +605,7 @@ function numericField(block: Buffer, field: BlockField, offset: number, label: s
 
 /** Checks the checksum (strictly octal, unsigned or signed sum, as Go) and the format magic. */
 function checkBlock(block: Buffer, offset: number): HeaderFormat {
-  const stored = readOctal(block, FIELD.checksum);
-  if (stored === undefined) throw headerInvalid(offset, 'checksum mismatch');
-  const sum = Number(stored);
-  if (sum !== computeChecksum(block) && sum !== computeSignedChecksum(block)) throw headerInvalid(offset, 'checksum mismatch');
+  if (!checksumMatches(block)) throw headerInvalid(offset, 'checksum mismatch');
   // "ustar\0" + "00" (USTAR/PAX; STAR adds "tar\0" at 508), or "ustar " + " \0" (GNU).
   const m = MAGIC_OFFSET;
   if (block[m] === 0x75 && block[m + 1] === 0x73 && block[m + 2] === 0x74 && block[m + 3] === 0x61 && block[m + 4] === 0x72) {
