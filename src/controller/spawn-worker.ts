@@ -43,7 +43,8 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * Heap options of an import worker (MANY_ENTRIES_NODE_OPTIONS). An import allocates a
  * short-lived buffer per tar block and entry, and keeps a little per entry; V8's default
  * young generation (up to 3 × 16 MiB) grows to its maximum over a long import. 2 MiB
- * semi-spaces keep a 20,000-file import near 85 MiB peak RSS instead of ~110 MiB. The
+ * semi-spaces keep a 20,000-file import near 85 MiB peak RSS instead of ~110 MiB, and a
+ * capped old-generation growth keeps what the writer remembers from tripling. The
  * price is start-up: V8 rejects the code caches (Node's for its own modules, and ours)
  * when any V8 flag differs from the defaults, about 55 ms here. So only tars with many
  * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over

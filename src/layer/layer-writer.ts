@@ -186,6 +186,15 @@ class FdSink {
 
 const EMPTY_CONTENT = new Uint8Array(0);
 const IS_WINDOWS = process.platform === 'win32';
+/**
+ * `s` as one flat string. A path built by concatenation is a tree of pieces, and a piece
+ * cut from an entry's name keeps that whole name alive: a directory's host path, kept
+ * until the end, would hold its entry's name as well.
+ */
+function flatString(s: string): string {
+  return Buffer.from(s, 'utf16le').toString('utf16le');
+}
+
 /** Names kept from directory listings at most (see #plainFilePath). */
 const PLAIN_FILE_LISTING_NAMES = 100_000;
 
@@ -261,11 +270,6 @@ interface PendingLink {
   host: string;
 }
 
-interface DirTime {
-  host: string;
-  info: FileBasicInfo;
-}
-
 /** Transport-format layer writer for the portable backend. */
 export class TransportLayerWriter {
   readonly #root: string;
@@ -291,7 +295,17 @@ export class TransportLayerWriter {
   readonly #dirs = new Map<string, string>();
   readonly #tombstones: string[] = [];
   readonly #links: PendingLink[] = [];
-  readonly #dirTimes: DirTime[] = [];
+  /**
+   * Plain directories of the transport format (not reparse points) that were entries, by
+   * case-folded name: like plain files, not kept as SeenEntry records (a WinSxS-like layer
+   * has tens of thousands of them). Their host is in #dirs; their name is that host,
+   * unless #dirNames keeps the entry's own spelling.
+   */
+  readonly #plainDirs = new Set<string>();
+  readonly #dirNames = new Map<string, string>();
+  /** Directory entries' host paths, and their atime/mtime (seconds) in pairs: re-applied at close. */
+  readonly #dirTimeHosts: string[] = [];
+  #dirTimeValues = new Float64Array(2 * 256);
   /** Directory records replaced by a repeated directory entry, written into layer.json. */
   readonly #merged = new Map<string, IndexEntry>();
   /** UtilityVM entries cloned from the parent, by case-folded name. */
@@ -372,7 +386,9 @@ export class TransportLayerWriter {
     if (!isDirectory && existingDir !== undefined && this.#inherited?.has(key) !== true) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
-    const host = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined) ?? this.#hostPathFor(p);
+    const known = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined);
+    // A directory's host path is kept until the end: flat, so it holds no piece of the entry's name.
+    const host = known ?? (isDirectory ? flatString(this.#hostPathFor(p)) : this.#hostPathFor(p));
     if (!isMerge) this.#replaceInherited(p, host, isDirectory);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
@@ -424,11 +440,16 @@ export class TransportLayerWriter {
     this.#current = entry;
     if (isDirectory) {
       this.#dirs.set(key, host);
-      this.#dirTimes.push({ host, info });
+      this.#pushDirTime(host, info);
     }
     const isReparse = kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
     if (kind === 'file' && transport && !isReparse) {
       this.#plainFiles.add(key);
+      return;
+    }
+    if (kind === 'directory' && transport && !isReparse) {
+      this.#plainDirs.add(key);
+      if (p.name !== host) this.#dirNames.set(key, p.name);
       return;
     }
     this.#seen.set(key, {
@@ -445,7 +466,12 @@ export class TransportLayerWriter {
   /** What this layer holds under `key` (spelled `spelledAs` by the entry asking). */
   #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
     const seen = this.#seen.get(key);
-    if (seen !== undefined || !this.#plainFiles.has(key)) return seen;
+    if (seen !== undefined) return seen;
+    if (this.#plainDirs.has(key)) {
+      const host = this.#dirs.get(key) as string;
+      return { name: this.#dirNames.get(key) ?? host, kind: 'directory', isDirectory: true, isReparse: false, host, transport: true, attributes: 0 };
+    }
+    if (!this.#plainFiles.has(key)) return undefined;
     // A hash hit (a duplicate, a parent that is a file, a link target): confirmed on disk.
     if (this.#plainFilePath(key, spelledAs) === undefined) return undefined;
     return { name: spelledAs, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0 };
@@ -594,8 +620,8 @@ export class TransportLayerWriter {
     if (e.isMerge) {
       this.#merged.set(e.path.name, record);
       // The earlier record keeps its place; its times are replaced, as its sidecar was.
-      const prior = this.#dirTimes.findLast((d) => d.host === e.host);
-      if (prior !== undefined) prior.info = e.info;
+      const i = this.#dirTimeHosts.lastIndexOf(e.host);
+      if (i !== -1) [this.#dirTimeValues[2 * i], this.#dirTimeValues[2 * i + 1]] = hostTimes(e.info);
     } else {
       this.#index.append(record);
     }
@@ -683,10 +709,10 @@ export class TransportLayerWriter {
     if (this.#inherited !== undefined) {
       for (const record of this.#inherited.values()) this.#index.append(record);
     }
-    // Children first: making links and deleting entries bumped their parents' times.
-    for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
-      const d = this.#dirTimes[i] as DirTime;
-      fs.utimesSync(this.#abs(d.host), ...hostTimes(d.info));
+    // Last: making links and deleting entries bumped their parents' times.
+    const times = this.#dirTimeValues;
+    for (let i = this.#dirTimeHosts.length - 1; i >= 0; i--) {
+      fs.utimesSync(this.#abs(this.#dirTimeHosts[i] as string), times[2 * i] as number, times[2 * i + 1] as number);
     }
     const merged = [...this.#merged.values()];
     this.#index.finish(
@@ -763,6 +789,17 @@ export class TransportLayerWriter {
     return IS_WINDOWS ? path.join(this.#root, host) : this.#root + '/' + host;
   }
 
+  #pushDirTime(host: string, info: FileBasicInfo): void {
+    const i = this.#dirTimeHosts.length;
+    if (2 * i + 2 > this.#dirTimeValues.length) {
+      const grown = new Float64Array(2 * this.#dirTimeValues.length);
+      grown.set(this.#dirTimeValues);
+      this.#dirTimeValues = grown;
+    }
+    this.#dirTimeHosts.push(host);
+    [this.#dirTimeValues[2 * i], this.#dirTimeValues[2 * i + 1]] = hostTimes(info);
+  }
+
   /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
   #fileThread(): FileThread | undefined {
     if (this.#files !== undefined) return this.#files;
@@ -797,7 +834,7 @@ export class TransportLayerWriter {
       throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
     }
     const up = parentName(dirName);
-    const host = up === '' ? dirName : this.#ensureDirectory(up, forEntry) + '/' + baseName(dirName);
+    const host = flatString(up === '' ? dirName : this.#ensureDirectory(up, forEntry) + '/' + baseName(dirName));
     fs.mkdirSync(this.#abs(host), { recursive: false });
     this.#dirs.set(key, host);
     return host;

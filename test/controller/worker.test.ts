@@ -13,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
 import { MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
+import { MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
 import { compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
@@ -145,7 +146,8 @@ describe('controller: worker processes', function () {
     it('starts an import worker with small semi-spaces (bounded RSS) unless its tar is known to be small or to hold few entries', async () => {
       const c = new Controller({ workerPath: fixture('report-argv.mjs') });
       const small = { execArgv: '', command: 'write-layer' };
-      const large = { execArgv: '--max-semi-space-size=2', command: 'write-layer' };
+      const large = { execArgv: MANY_ENTRIES_NODE_OPTIONS.join(' '), command: 'write-layer' };
+      expect(MANY_ENTRIES_NODE_OPTIONS).to.include('--max-semi-space-size=2');
       expect(await argvOf(c, Readable.from([Buffer.alloc(10)])), 'a stream that ends within the limit').to.deep.equal(small);
       expect(await argvOf(c, Readable.from([big])), 'a stream past the limit').to.deep.equal(large);
       const dir = tempDir();

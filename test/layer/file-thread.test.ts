@@ -147,6 +147,22 @@ describe('layer writer: small files through the file thread', function () {
     expect(store.exists('dup') || store.exists('below')).to.equal(false);
   });
 
+  it('merges a repeated directory only when spelled as its first entry, also where its host path is spelled otherwise', async () => {
+    const store = await openStore();
+    const dirs: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'directory', name: 'Files/A' },
+      { type: 'directory', name: 'Files/a/B' }, // created on disk as Files/A/B
+      { type: 'file', name: 'Files/a/B/x.txt', data: 'x' },
+    ];
+    await importTar(store, 'merged', await buildLayerTar([...dirs, { type: 'directory', name: 'Files/a/B' }]));
+    expect(fs.readdirSync(path.join(store.layerPath('merged'), 'Files/A/B'))).to.deep.equal(['x.txt']);
+    const respelled = await buildLayerTar([...dirs, { type: 'directory', name: 'Files/A/b' }]);
+    expect(await importTar(store, 'respelled', respelled).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_ENTRY_DUPLICATE');
+    const fileOverDir = await buildLayerTar([...dirs, { type: 'file', name: 'Files/A/B', data: 'no' }]);
+    expect(await importTar(store, 'file-over-dir', fileOverDir).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_ENTRY_DUPLICATE');
+  });
+
   for (const [where, files] of [['on the file thread', FILE_THREAD_AFTER * 2], ['before the thread starts', 3]] as const) {
     it(`fails an import whose file cannot be created ${where}, naming the entry, and leaves nothing`, async () => {
       const outside = tempDir();
