@@ -13,8 +13,8 @@
  * (recently_deleted), so creating 20,000 files right after deleting 20,000 cost every tool
  * up to several times its kernel time, and the figures swung by 3× from run to run.
  *
- * Memory: a third layer of 100,000 small files is imported once, for peak RSS only (the
- * bound holds whatever the layer size).
+ * Memory: two more layers, 100,000 small files and 30,000 directories, are imported once
+ * each, for peak RSS only (the bound holds whatever the layer size).
  *
  * Fairness: an import flushes the layer to disk before it becomes visible (syncfs), which
  * GNU tar never does, so GNU tar is timed both bare and followed by `sync -f` on its
@@ -114,15 +114,18 @@ function smallLayer(): BuilderEntry[] {
   return entries;
 }
 
-/** Many small files in 1,000 directories: what a Windows base layer's file count looks like. */
-function manyLayer(files: number): BuilderEntry[] {
-  const dirs = 1000;
-  const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files', securityDescriptor: CRANE_SECURITY_DESCRIPTOR }];
-  for (let d = 0; d < dirs; d++) entries.push({ type: 'directory', name: `Files/dir-${d}`, securityDescriptor: CRANE_SECURITY_DESCRIPTOR });
+/**
+ * Many small files in many directories: the counts of a Windows base layer (WinSxS alone
+ * holds tens of thousands of directories with names like these).
+ */
+function manyLayer(files: number, dirs: number): BuilderEntry[] {
+  const dirName = (d: number): string => `Files/Windows/WinSxS/amd64_microsoft-windows-component-${d}_31bf3856ad364e35_10.0.17763.1_none_${((d * 2654435761) >>> 0).toString(16)}`;
+  const entries: BuilderEntry[] = ['Files', 'Files/Windows', 'Files/Windows/WinSxS'].map((name) => ({ type: 'directory', name, securityDescriptor: CRANE_SECURITY_DESCRIPTOR }));
+  for (let d = 0; d < dirs; d++) entries.push({ type: 'directory', name: dirName(d), securityDescriptor: CRANE_SECURITY_DESCRIPTOR });
   for (let i = 0; i < files; i++) {
     entries.push({
       type: 'file',
-      name: `Files/dir-${i % dirs}/a-longer-file-name-${i}.dll`,
+      name: `${dirName(i % dirs)}/a-longer-file-name-${i}.dll`,
       securityDescriptor: CRANE_SECURITY_DESCRIPTOR,
       data: Buffer.alloc(100 + ((i * 7919) % 901), i & 0xff),
     });
@@ -166,7 +169,7 @@ async function main(): Promise<void> {
   const aside = path.join(work, 'aside');
   fs.mkdirSync(aside);
   let asideCount = 0;
-  let many: { entries: number; tarMiB: number; ours: Measure } | undefined;
+  const many: { title: string; tarMiB: number; ours: Measure }[] = [];
   let workers: WorkerBench | undefined;
   let tarReader: Awaited<ReturnType<typeof benchTarReader>> | undefined;
   try {
@@ -196,18 +199,21 @@ async function main(): Promise<void> {
       rows.push({ layer: name, tarMiB, ours, gnu, gnuSync, nodeTar, ourExport, gnuCreate });
       fs.rmSync(tarFile, { force: true });
     }
-    {
-      const entries = quick ? 10_000 : 100_000;
+    const scale = quick ? 10 : 1;
+    for (const [title, entries] of [
+      [`${(100_000 / scale).toLocaleString('en-US')} files of 100–1,000 bytes in 1,000 directories`, manyLayer(100_000 / scale, 1000)],
+      [`${(30_000 / scale).toLocaleString('en-US')} directories with 2 files each (WinSxS-like names)`, manyLayer(60_000 / scale, 30_000 / scale)],
+    ] as const) {
       const tarFile = path.join(work, 'many.tar');
-      await writeTar(tarFile, manyLayer(entries));
+      await writeTar(tarFile, entries);
       const tarMiB = fs.statSync(tarFile).size / MiB;
-      process.stderr.write(`many: ${entries} files, ${tarMiB.toFixed(1)} MiB tar\n`);
+      process.stderr.write(`memory: ${title}, ${tarMiB.toFixed(1)} MiB tar\n`);
       const home = path.join(work, 'home');
       if (fs.existsSync(home)) fs.renameSync(home, path.join(aside, `home-${asideCount++}`));
       fs.mkdirSync(home);
       const ours = measure(`node ${cli} import --home ${home} --id many < ${tarFile}`);
       process.stderr.write(`  winlayer import              ${ours.wall.toFixed(3)} s  ${ours.rssKiB === undefined ? '' : (ours.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
-      many = { entries, tarMiB, ours };
+      many.push({ title, tarMiB, ours });
       fs.rmSync(tarFile, { force: true });
     }
     process.stderr.write('workers: start-up and parallel imports\n');
@@ -228,9 +234,9 @@ async function main(): Promise<void> {
       `| ${r.layer} | ${r.tarMiB.toFixed(0)} MiB | ${r.ours.wall.toFixed(2)} s | ${r.gnu.wall.toFixed(2)} s | ${r.gnuSync.wall.toFixed(2)} s | ${r.nodeTar.wall.toFixed(2)} s | ${(r.ours.wall / r.gnu.wall).toFixed(2)}× | ${(r.ours.wall / r.gnuSync.wall).toFixed(2)}× | ${(r.nodeTar.wall / r.ours.wall).toFixed(2)}× | ${rss(r.ours)} | ${r.ourExport.wall.toFixed(2)} s | ${r.gnuCreate.wall.toFixed(2)} s | ${(r.ourExport.wall / r.gnuCreate.wall).toFixed(2)}× | ${rss(r.ourExport)} |`,
     );
   }
-  if (many !== undefined) {
-    lines.push('', '| memory | tar | winlayer import | import peak RSS |', '|---|---|---|---|');
-    lines.push(`| ${many.entries.toLocaleString('en-US')} files of 100–1,000 bytes, one run | ${many.tarMiB.toFixed(0)} MiB | ${many.ours.wall.toFixed(2)} s | ${rss(many.ours)} |`);
+  if (many.length > 0) {
+    lines.push('', '| memory (one run each) | tar | winlayer import | import peak RSS |', '|---|---|---|---|');
+    for (const m of many) lines.push(`| ${m.title} | ${m.tarMiB.toFixed(0)} MiB | ${m.ours.wall.toFixed(2)} s | ${rss(m.ours)} |`);
   }
   const table =
     lines.join('\n') + (workers === undefined ? '' : `\n\n${workersTable(workers)}`) + (tarReader === undefined ? '' : `\n\n${tarReaderTable(tarReader)}`);
