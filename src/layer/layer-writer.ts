@@ -399,7 +399,14 @@ export class TransportLayerWriter {
     let restore: RestoreTarget | undefined;
     if (isDirectory) {
       if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
-      if (transport) content = new FdSink(openForWrite(abs + WCIDIRS_SUFFIX, isMerge || this.#dirs.has(key)), this.#writeBuffer);
+      if (transport) {
+        // A new sidecar is created like a small file (it may go to the file thread); one that
+        // may exist already (a repeated or an implicit directory) is rewritten here.
+        const sidecar = abs + WCIDIRS_SUFFIX;
+        const rewrite = isMerge || this.#dirs.has(key);
+        if (isMerge) this.#files?.drain(); // its first sidecar may still be queued
+        content = new FdSink(this.#threadable && !rewrite ? sidecar : openForWrite(sidecar, rewrite), this.#writeBuffer);
+      }
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
       // Opened when it must be written; a small one may go to the file thread instead.

@@ -10,6 +10,7 @@ import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-bu
 import { isWinLayerError } from '../../src/errors.js';
 import { BATCH_BYTES, FileThread } from '../../src/layer/file-thread.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN } from '../../src/util/windows.js';
 import { cleanupTemp, exportTar, importTar, listTree, openStore, tempDir } from '../helpers/store.js';
 
 function thrown(fn: () => unknown): unknown {
@@ -161,6 +162,23 @@ describe('layer writer: small files through the file thread', function () {
     expect(await importTar(store, 'respelled', respelled).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_ENTRY_DUPLICATE');
     const fileOverDir = await buildLayerTar([...dirs, { type: 'file', name: 'Files/A/B', data: 'no' }]);
     expect(await importTar(store, 'file-over-dir', fileOverDir).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code)).to.equal('ERR_ENTRY_DUPLICATE');
+  });
+
+  it('rewrites a directory sidecar that may still be queued when the directory comes again', async () => {
+    const store = await openStore();
+    const hidden = FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN;
+    // Files/d's sidecar is created on the thread (after FILE_THREAD_AFTER files), then Files/d is repeated.
+    const files = many(FILE_THREAD_AFTER * 2).slice(0, -1);
+    const at = 2 + FILE_THREAD_AFTER + 10;
+    const entries: BuilderEntry[] = [
+      ...files.slice(0, at),
+      { type: 'directory', name: 'Files/e' },
+      ...files.slice(at),
+      { type: 'directory', name: 'Files/e', attributes: hidden },
+    ];
+    await importTar(store, 'again', await buildLayerTar(entries));
+    const sidecar = fs.readFileSync(path.join(store.layerPath('again'), 'Files/e.$wcidirs$'));
+    expect(sidecar.readUInt32LE(0)).to.equal(hidden);
   });
 
   for (const [where, files] of [['on the file thread', FILE_THREAD_AFTER * 2], ['before the thread starts', 3]] as const) {
