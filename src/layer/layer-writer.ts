@@ -26,6 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { FileThread, pathTooLongError } from './file-thread.js';
+import { DirTable } from './dir-table.js';
 import { NameHashSet } from './name-hash-set.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
@@ -292,16 +293,14 @@ export class TransportLayerWriter {
   /** Set once every file is on disk and no more are written (links, at close). */
   #listingsValid = false;
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
-  readonly #dirs = new Map<string, string>();
+  readonly #dirs = new DirTable();
   readonly #tombstones: string[] = [];
   readonly #links: PendingLink[] = [];
   /**
-   * Plain directories of the transport format (not reparse points) that were entries, by
-   * case-folded name: like plain files, not kept as SeenEntry records (a WinSxS-like layer
-   * has tens of thousands of them). Their host is in #dirs; their name is that host,
-   * unless #dirNames keeps the entry's own spelling.
+   * Plain directories of the transport format (not reparse points) that were entries are
+   * not SeenEntry records either (a WinSxS-like layer has tens of thousands): #dirs marks
+   * them, and their name is their host path unless this keeps the entry's own spelling.
    */
-  readonly #plainDirs = new Set<string>();
   readonly #dirNames = new Map<string, string>();
   /** Directory entries' host paths, and their atime/mtime (seconds) in pairs: re-applied at close. */
   readonly #dirTimeHosts: string[] = [];
@@ -455,7 +454,7 @@ export class TransportLayerWriter {
       return;
     }
     if (kind === 'directory' && transport && !isReparse) {
-      this.#plainDirs.add(key);
+      this.#dirs.markPlain(key);
       if (p.name !== host) this.#dirNames.set(key, p.name);
       return;
     }
@@ -474,7 +473,7 @@ export class TransportLayerWriter {
   #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
     const seen = this.#seen.get(key);
     if (seen !== undefined) return seen;
-    if (this.#plainDirs.has(key)) {
+    if (this.#dirs.isPlain(key)) {
       const host = this.#dirs.get(key) as string;
       return { name: this.#dirNames.get(key) ?? host, kind: 'directory', isDirectory: true, isReparse: false, host, transport: true, attributes: 0 };
     }

@@ -14,7 +14,7 @@ const EMPTY = 0;
 const INITIAL_SLOTS = 1 << 12;
 
 /** Two independent 32-bit hashes of the UTF-16 code units (FNV-1a, and a multiplicative mix). */
-function hash64(s: string): [number, number] {
+export function hash64(s: string): [number, number] {
   let a = 0x811c9dc5;
   let b = 0x9e3779b9 ^ s.length;
   for (let i = 0; i < s.length; i++) {
