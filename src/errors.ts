@@ -181,6 +181,14 @@ export function errorFromSerialized(value: unknown): WinLayerError {
   return createError(v.code, message, data);
 }
 
+/**
+ * The error for a path the host's file system cannot hold (ENAMETOOLONG): Windows takes
+ * 32,767 characters, a POSIX host stops at PATH_MAX (4,096 bytes on Linux).
+ */
+export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
+  return createError('ERR_PATH_TOO_LONG', `${entry}: the path is longer than this host's file system can hold`, { entry }, cause);
+}
+
 /** Wraps an unknown thrown value (fs errors, bugs) so callers always see a WinLayerError. */
 export function toWinLayerError(error: unknown, context: string, data: ErrorData = {}): WinLayerError {
   if (isWinLayerError(error)) return error;

@@ -9,7 +9,7 @@
  */
 import { BackupStreamId } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
-import { createError } from '../errors.js';
+import { createError, pathTooLongError } from '../errors.js';
 import type { TarEntry } from '../tar/reader.js';
 import { forEachBodyChunk, skipEntry } from '../tar/reader.js';
 import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
@@ -160,10 +160,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       }
     }
   } catch (error) {
-    // Windows takes 32,767 characters; a POSIX host stops at PATH_MAX (4,096 bytes on Linux).
-    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
-      throw createError('ERR_PATH_TOO_LONG', `${current}: the path is longer than this host's file system can hold`, { entry: current }, error);
-    }
+    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(current, error);
     throw error;
   } finally {
     if (held !== undefined) await skipEntry(held).catch(() => undefined);

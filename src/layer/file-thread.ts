@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as WorkerThreads from 'node:worker_threads';
-import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
 
 /** Files per batch at most. */
 const BATCH_FILES = 256;
@@ -285,7 +285,3 @@ function failureError(report: Failure | undefined, entry: string): WinLayerError
   return toWinLayerError(cause, `${entry}: writing`, { entry });
 }
 
-/** Windows takes 32,767 characters; a POSIX host stops at PATH_MAX (4,096 bytes on Linux). */
-export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
-  return createError('ERR_PATH_TOO_LONG', `${entry}: the path is longer than this host's file system can hold`, { entry }, cause);
-}

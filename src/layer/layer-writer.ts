@@ -25,14 +25,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
-import { FileThread, pathTooLongError } from './file-thread.js';
+import { FileThread } from './file-thread.js';
 import { DirTable } from './dir-table.js';
 import { NameHashSet } from './name-hash-set.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError, toWinLayerError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,

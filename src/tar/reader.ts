@@ -264,11 +264,7 @@ class EntryBody implements AsyncIterable<Buffer> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    if (this.#state === 'stale') {
-      throw createError('ERR_ARGUMENT_INVALID', 'tar entry body: read after the reader moved on to the next entry');
-    }
-    if (this.#state !== 'fresh') return { next: async () => ({ done: true, value: undefined }) };
-    this.#state = 'reading';
+    if (!this.#begin()) return { next: async () => ({ done: true, value: undefined }) };
     return {
       next: async () => {
         const chunk = this.#state === 'reading' ? await this.#read() : undefined;
@@ -282,36 +278,49 @@ class EntryBody implements AsyncIterable<Buffer> {
     };
   }
 
-  async #read(): Promise<Buffer | undefined> {
-    if (this.#remaining === 0) {
-      this.#state = 'done';
-      return undefined;
-    }
-    const input = this.#input;
-    if (input.available === 0 && !(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
-    const chunk = input.takeSomeNow(this.#remaining);
-    this.#remaining -= chunk.length;
-    return chunk;
-  }
-
   /**
    * Hands the whole data to `write`, chunk by chunk, without an iterator: synchronously
    * while the input has the bytes (a small file is one call). Like a full iteration.
    */
   async forEach(write: (chunk: Buffer) => void): Promise<void> {
+    if (!this.#begin()) return;
+    while (this.#remaining > 0) {
+      if (this.#input.available === 0) await this.#fill();
+      write(this.#take());
+    }
+    this.#state = 'done';
+  }
+
+  /** Starts reading a fresh body; false when there is nothing to read (read, or empty). */
+  #begin(): boolean {
     if (this.#state === 'stale') {
       throw createError('ERR_ARGUMENT_INVALID', 'tar entry body: read after the reader moved on to the next entry');
     }
-    if (this.#state !== 'fresh') return;
+    if (this.#state !== 'fresh') return false;
     this.#state = 'reading';
-    const input = this.#input;
-    while (this.#remaining > 0) {
-      if (input.available === 0 && !(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
-      const chunk = input.takeSomeNow(this.#remaining);
-      this.#remaining -= chunk.length;
-      write(chunk);
+    return true;
+  }
+
+  async #read(): Promise<Buffer | undefined> {
+    if (this.#remaining === 0) {
+      this.#state = 'done';
+      return undefined;
     }
-    this.#state = 'done';
+    if (this.#input.available === 0) await this.#fill();
+    return this.#take();
+  }
+
+  /** Pulls the next input chunk; the input ending inside the data is truncation. */
+  async #fill(): Promise<void> {
+    const input = this.#input;
+    if (!(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
+  }
+
+  /** The next piece of data the input holds (it holds some). */
+  #take(): Buffer {
+    const chunk = this.#input.takeSomeNow(this.#remaining);
+    this.#remaining -= chunk.length;
+    return chunk;
   }
 
   /** Discards what is left of the data and the padding; afterwards the body is stale. */
