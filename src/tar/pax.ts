@@ -166,8 +166,11 @@ export function formatPaxRecord(key: string, value: string): string {
   return `${length} ${key}=${value}\n`;
 }
 
-/** The record length before the space, as Go's ParseInt reads it (plain digits take a fast path). */
-function readRecordLength(data: Buffer, start: number, end: number): bigint | undefined {
+/**
+ * The record length before the space, as Go's ParseInt reads it (plain digits take a fast
+ * path); a value beyond 2^53 comes back as Infinity (longer than any data).
+ */
+function readRecordLength(data: Buffer, start: number, end: number): number | undefined {
   if (end - start > 0 && end - start <= MAX_FAST_DIGITS) {
     let n = 0;
     let i = start;
@@ -176,9 +179,11 @@ function readRecordLength(data: Buffer, start: number, end: number): bigint | un
       if (c < DIGIT_ZERO || c > DIGIT_NINE) break;
       n = n * 10 + (c - DIGIT_ZERO);
     }
-    if (i === end) return BigInt(n);
+    if (i === end) return n;
   }
-  return parseGoInt64(data.toString('latin1', start, end));
+  const value = parseGoInt64(data.toString('latin1', start, end));
+  if (value === undefined) return undefined;
+  return value > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(value);
 }
 
 /** One record read by `parsePaxRecords`, with the raw value bytes for callers that must check them. */
@@ -215,10 +220,10 @@ export function forEachPaxRecord(data: Buffer, subject: string, onRecord: (key: 
     };
     if (space === -1) fail('has no length field');
     const length = readRecordLength(data, pos, space);
-    if (length === undefined || length < BigInt(MIN_RECORD_LENGTH) || length > BigInt(data.length - pos)) {
+    if (length === undefined || length < MIN_RECORD_LENGTH || length > data.length - pos) {
       fail('has an invalid length');
     }
-    const end = pos + Number(length);
+    const end = pos + (length as number);
     // Go requires the length to reach past the space; the byte before `end` must be the newline.
     if (end <= space + 1 || data[end - 1] !== NEWLINE) fail('does not end with a newline where its length says');
     const equals = data.indexOf(EQUALS, space + 1);
