@@ -29,6 +29,40 @@ function progressWriter(): ((p: { entries: number; bytes: number }) => void) | u
   };
 }
 
+/** How often an import checks that its controller is still there. */
+const PARENT_POLL_MS = 100;
+/** How long an orphaned import may take to stop by itself. */
+const ORPHAN_EXIT_MS = 2000;
+
+/**
+ * Ties an import to the process that started it. Nothing else does on Linux (no
+ * PR_SET_PDEATHSIG from Node): a controller killed with SIGKILL would leave its worker
+ * reading the stdin it was handed and committing a layer nobody waits for, under an id a
+ * new import then finds taken. A worker whose parent changed (it was re-parented) stops
+ * with ERR_CANCELED: polled while it works, and checked once more just before the commit
+ * rename, after the flush.
+ */
+function parentGuard(): { signal: AbortSignal; check: () => void } {
+  const parent = process.ppid;
+  const controller = new AbortController();
+  const gone = () => createError('ERR_CANCELED', `the controller (process ${parent}) that started this import exited`, { parent });
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    controller.abort(gone());
+    // The import stops at its next entry and removes its staging directory. One waiting for
+    // input that never comes is ended here; the next store open removes what it left.
+    setTimeout(() => process.exit(1), ORPHAN_EXIT_MS).unref();
+  }, PARENT_POLL_MS);
+  timer.unref();
+  return {
+    signal: controller.signal,
+    check: () => {
+      if (process.ppid !== parent) throw gone();
+    },
+  };
+}
+
 const OUTPUT_CHUNK = 1024 * 1024;
 /** Chunks gathered before one writev (Linux takes up to 1024 buffers a call). */
 const OUTPUT_PARTS = 512;
@@ -70,7 +104,8 @@ async function run(argv: readonly string[]): Promise<void> {
     // Started for a tar of many entries: smaller reads (see MANY_ENTRIES_READ_BYTES).
     const manyEntries = MANY_ENTRIES_NODE_OPTIONS.every((option) => process.execArgv.includes(option));
     const input = manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream();
-    const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress });
+    const guard = parentGuard();
+    const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.check });
     process.stdout.write(`${result.size}\n`);
     return;
   }

@@ -15,6 +15,11 @@ export interface ImportLayerOptions {
   readonly onProgress?: ((p: ImportProgress) => void) | undefined;
   /** Flush to disk before the commit rename. @default true */
   readonly durable?: boolean;
+  /**
+   * Called after the flush, just before the commit rename: throwing here aborts the import
+   * (the worker refuses to commit once the controller that wanted the layer is gone).
+   */
+  readonly beforeCommit?: (() => void) | undefined;
 }
 
 export interface ImportLayerResult extends WriteLayerResult {
@@ -44,7 +49,7 @@ export async function importLayer(
       signal: options.signal,
       onProgress: options.onProgress,
     });
-    const path = await store.commit(stage, options.parents, { durable: options.durable ?? true });
+    const path = await store.commit(stage, options.parents, { durable: options.durable ?? true, beforeRename: options.beforeCommit });
     return { ...result, id, path };
   } catch (error) {
     await store.abort(stage);

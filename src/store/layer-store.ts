@@ -120,10 +120,11 @@ export class LayerStore {
   }
 
   /** Writes layerchain.json, flushes the staging tree and renames it into place. */
-  async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean } = {}): Promise<string> {
+  async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean; beforeRename?: (() => void) | undefined } = {}): Promise<string> {
     const durable = options.durable ?? true;
     writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), JSON.stringify(parents), durable);
     if (durable) flushFileSystem(stage.path);
+    options.beforeRename?.();
     const target = this.layerPath(stage.id);
     try {
       // rename(2) replaces an empty directory; a layer never is one, but refuse anyway.

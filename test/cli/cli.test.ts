@@ -1,6 +1,6 @@
 /** The `winlayer` command as a subprocess user sees it: stdout data, stderr diagnostics, exit codes. */
 import { expect } from 'chai';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import * as fs from 'node:fs';
@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
-import { baseLayer, deltaLayer } from '../helpers/layers.js';
+import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
@@ -159,5 +159,54 @@ describe('cli: winlayer', function () {
     expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
     const j = run(['import', '--home', home, '--id', 'x', '--json'], Buffer.from('garbage'));
     expect(lastJson(j.stderr)['code']).to.equal('ERR_TAR_TRUNCATED');
+  });
+
+  it('a worker whose CLI was killed (SIGKILL) commits nothing, even when its input goes on to the end', async () => {
+    const home = path.join(tempDir(), 'home');
+    const tar = await buildLayerTar(filesLayer(200, 4096));
+    // A named pipe: the CLI hands it to the worker as its stdin (a socket it would relay).
+    const fifo = path.join(tempDir(), 'tar.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+    // Read-write, so opening does not wait for a reader; non-blocking, so a full pipe nobody reads cannot hang the test.
+    const writeEnd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    const readEnd = fs.openSync(fifo, 'r');
+    const cliProcess = spawn(process.execPath, [cli, 'import', '--home', home, '--id', 'orphan'], { stdio: [readEnd, 'ignore', 'ignore'] });
+    fs.closeSync(readEnd);
+    const staging = (): string[] => (fs.existsSync(home) ? fs.readdirSync(home).filter((n) => n.startsWith('orphan-importing-')) : []);
+    const until = async (what: () => boolean, ms: number): Promise<boolean> => {
+      for (const end = Date.now() + ms; Date.now() < end; ) {
+        if (what()) return true;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return what();
+    };
+    /** Writes `bytes` as the pipe takes them, until `stop()` says to give up; returns what went in. */
+    const feed = async (bytes: Uint8Array, stop: () => boolean): Promise<number> => {
+      let at = 0;
+      while (at < bytes.length && !stop()) {
+        try {
+          at += fs.writeSync(writeEnd, bytes, at, bytes.length - at);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+      return at;
+    };
+    const half = Math.floor(tar.length / 2 / 512) * 512;
+    const deadline = Date.now() + 20_000;
+    expect(await feed(tar.subarray(0, half), () => Date.now() > deadline)).to.equal(half);
+    expect(await until(() => staging().length === 1, 20_000), 'the worker started its import').to.equal(true);
+    const exited = new Promise((resolve) => cliProcess.once('exit', resolve));
+    cliProcess.kill('SIGKILL');
+    await exited;
+    // The worker still holds the pipe: the rest of the tar reaches it unless it stopped.
+    await feed(tar.subarray(half), () => staging().length === 0 || Date.now() > deadline + 20_000);
+    fs.closeSync(writeEnd);
+    expect(await until(() => staging().length === 0, 20_000), 'the worker removed its staging directory').to.equal(true);
+    expect(fs.existsSync(path.join(home, 'orphan')), 'no layer committed').to.equal(false);
+    const again = run(['import', '--home', home, '--id', 'orphan', '--json'], tar);
+    expect(again.status).to.equal(0);
+    expect(lastJson(again.stdout)['entries']).to.be.greaterThan(200);
   });
 });
