@@ -269,6 +269,8 @@ interface PendingLink {
   target: LayerPath;
   info: FileBasicInfo;
   host: string;
+  /** caseFoldKey of the link's own name. */
+  key: string;
 }
 
 /** Transport-format layer writer for the portable backend. */
@@ -667,7 +669,7 @@ export class TransportLayerWriter {
       transport: this.#isTransport(p.name),
       attributes: info.fileAttributes >>> 0,
     });
-    this.#links.push({ path: p, target, info, host });
+    this.#links.push({ path: p, target, info, host, key });
     // The record takes the link's place in tar order; the link itself is made at close.
     this.#index.append({
       kind: 'link',
@@ -711,7 +713,11 @@ export class TransportLayerWriter {
     this.#listingsValid = true;
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
     if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
-    for (const link of this.#links) this.#makeLink(link);
+    const made = new Set<string>();
+    for (const link of this.#links) {
+      this.#makeLink(link, made);
+      made.add(link.key);
+    }
     if (this.#inherited !== undefined) {
       for (const record of this.#inherited.values()) this.#index.append(record);
     }
@@ -822,28 +828,46 @@ export class TransportLayerWriter {
     return parentHost + '/' + baseName(p.name);
   }
 
+  /**
+   * The host path of directory `dirName`, creating it and its missing ancestors (implicit
+   * directories). Iterative: a path may have thousands of levels.
+   */
   #ensureDirectory(dirName: string, forEntry: string): string {
-    const key = caseFoldKey(dirName);
-    const known = this.#dirs.get(key);
-    const seen = this.#seenEntry(key, dirName);
-    if (seen !== undefined) {
-      if (seen.isReparse) {
-        throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${seen.name} is a reparse point`, { entry: forEntry, parent: seen.name });
-      }
-      if (!seen.isDirectory) {
-        throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${seen.name} is not a directory`, { entry: forEntry, parent: seen.name });
-      }
+    // Every ancestor is looked up below; a path the host cannot hold fails here, not after that walk.
+    if (HOST_PATH_MAX !== undefined && this.#root.length + dirName.length >= HOST_PATH_MAX && Buffer.byteLength(this.#root) + 1 + Buffer.byteLength(dirName) >= HOST_PATH_MAX) {
+      throw pathTooLongError(forEntry, undefined);
     }
-    if (known !== undefined) return known;
-    const inherited = this.#inherited?.get(key);
-    if (inherited !== undefined && inherited.kind !== 'directory') {
-      throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
+    const missing: string[] = [];
+    let host: string | undefined;
+    for (let name = dirName; name !== ''; name = parentName(name)) {
+      const key = caseFoldKey(name);
+      const known = this.#dirs.get(key);
+      const seen = this.#seenEntry(key, name);
+      if (seen !== undefined) {
+        if (seen.isReparse) {
+          throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${seen.name} is a reparse point`, { entry: forEntry, parent: seen.name });
+        }
+        if (!seen.isDirectory) {
+          throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${seen.name} is not a directory`, { entry: forEntry, parent: seen.name });
+        }
+      }
+      if (known !== undefined) {
+        host = known;
+        break;
+      }
+      const inherited = this.#inherited?.get(key);
+      if (inherited !== undefined && inherited.kind !== 'directory') {
+        throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
+      }
+      missing.push(name);
     }
-    const up = parentName(dirName);
-    const host = flatString(up === '' ? dirName : this.#ensureDirectory(up, forEntry) + '/' + baseName(dirName));
-    fs.mkdirSync(this.#abs(host), { recursive: false });
-    this.#dirs.set(key, host);
-    return host;
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const name = missing[i] as string;
+      host = flatString(host === undefined ? name : host + '/' + baseName(name));
+      fs.mkdirSync(this.#abs(host), { recursive: false });
+      this.#dirs.set(caseFoldKey(name), host);
+    }
+    return host as string;
   }
 
   #checkUtilityVM(p: LayerPath, what: string): void {
@@ -926,10 +950,19 @@ export class TransportLayerWriter {
     }
   }
 
-  #makeLink(link: PendingLink): void {
+  /** Makes one hard link; `made` holds the keys of the links made before it, in tar order. */
+  #makeLink(link: PendingLink, made: ReadonlySet<string>): void {
     const targetKey = caseFoldKey(link.target.name);
     const own = this.#seenEntry(targetKey, link.target.name);
     let from: string | undefined;
+    if (own !== undefined && own.kind === 'link' && !made.has(targetKey)) {
+      // Links are made in tar order, as Windows makes them: an earlier link is a file by now;
+      // the link itself, or one further on, is not there to link to.
+      throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is ${targetKey === link.key ? 'the link itself' : 'a hard link that comes later'}`, {
+        entry: link.path.name,
+        target: link.target.name,
+      });
+    }
     if (own !== undefined) {
       if (own.isDirectory) {
         throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is a directory`, {
@@ -975,6 +1008,12 @@ export class TransportLayerWriter {
       fs.linkSync(from, to);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is not there to link to`, {
+          entry: link.path.name,
+          target: link.target.name,
+        }, cause);
+      }
       // Parents on another file system, or a file system without hard links: copy.
       if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw cause;
       fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
@@ -1094,6 +1133,12 @@ function hostTimes(info: FileBasicInfo): [number, number] {
 function hostSeconds(filetime: bigint): number {
   return Number(filetime) / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS;
 }
+
+/**
+ * The longest path (bytes, with its NUL) the host's system calls take, where it is fixed:
+ * Linux refuses longer ones with ENAMETOOLONG.
+ */
+const HOST_PATH_MAX = process.platform === 'linux' ? 4096 : undefined;
 
 const FILETIME_TICKS_PER_SECOND = 1e7;
 const FILETIME_UNIX_EPOCH_SECONDS = 11_644_473_600;

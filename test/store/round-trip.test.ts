@@ -121,6 +121,23 @@ describe('store: round trip tar → layer → tar', function () {
     });
   }
 
+  it('makes hard links in tar order, as Windows does: a link to an earlier link links to its file', async () => {
+    const chain: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/data.bin', data: 'chained' },
+      { type: 'link', name: 'Files/first', target: 'Files/data.bin' },
+      { type: 'link', name: 'Files/second', target: 'Files/first' },
+    ];
+    const tar = await buildLayerTar(chain);
+    const store = await openStore();
+    await importTar(store, 'chain', tar);
+    const root = store.layerPath('chain');
+    const inode = (name: string): number => fs.statSync(path.join(root, name)).ino;
+    expect(inode('Files/second')).to.equal(inode('Files/data.bin'));
+    expect(fs.statSync(path.join(root, 'Files/data.bin')).nlink).to.equal(3);
+    expect((await exportTar(store, 'chain')).equals(tar)).to.equal(true);
+  });
+
   it('gives the same layer when the tar arrives one byte at a time', async () => {
     const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.target !== 'Files/dir/all.bin');
     const tar = await buildLayerTar(small);
