@@ -46,12 +46,27 @@ export function fileInfoFromTarHeader(h: TarHeader, entry: string): FileBasicInf
     if (legacy !== undefined) creationNs = parseTimeRecord(legacy, PAX_LEGACY_CREATION_TIME, entry);
   }
   return {
-    creationTime: filetimeFromUnixNs(creationNs),
-    lastAccessTime: filetimeFromUnixNs(h.atime ?? h.mtime),
-    lastWriteTime: filetimeFromUnixNs(h.mtime),
-    changeTime: filetimeFromUnixNs(h.ctime ?? h.mtime),
+    creationTime: windowsTime(creationNs, PAX_CREATION_TIME, entry),
+    lastAccessTime: windowsTime(h.atime ?? h.mtime, h.atime === undefined ? 'mtime' : 'atime', entry),
+    lastWriteTime: windowsTime(h.mtime, 'mtime', entry),
+    changeTime: windowsTime(h.ctime ?? h.mtime, h.ctime === undefined ? 'mtime' : 'ctime', entry),
     fileAttributes,
   };
+}
+
+/** The largest FILETIME Windows takes (its APIs read one as a signed 64-bit count). */
+export const MAX_FILETIME = 2n ** 63n - 1n;
+
+/**
+ * Unix nanoseconds as a FILETIME, refused outside what Windows can hold (1601 to 30828):
+ * a layer that imports can always be written to Windows, and exported again.
+ */
+function windowsTime(ns: bigint, key: string, entry: string): bigint {
+  const ft = filetimeFromUnixNs(ns);
+  if (ft < 0n || ft > MAX_FILETIME) {
+    throw createError('ERR_PAX_RECORD_INVALID', `${entry}: ${key} ${String(ns)} ns from 1970 is outside the Windows time range (1601 to 30828)`, { entry, key });
+  }
+  return ft;
 }
 
 function parseTimeRecord(value: string, key: string, entry: string): bigint {

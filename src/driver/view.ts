@@ -12,7 +12,7 @@ import { itemFromRecord, type ExportItem } from '../layer/layer-reader.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, readIndexEntriesSync, readLayerInfo, STREAMS_FILE, type IndexEntry } from '../layer/metadata-index.js';
 import { caseFoldKey } from '../util/safe-path.js';
-import { unixNsFromFiletime, FILE_ATTRIBUTE_DIRECTORY } from '../util/windows.js';
+import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime } from '../util/windows.js';
 
 /** One visible entry of the view. */
 export interface ViewEntry {
@@ -110,8 +110,9 @@ export function posixLinkTarget(target: string): string {
   return target.replaceAll('\\', '/');
 }
 
+/** Host seconds from exact nanoseconds: rw-diff compares the view's mtimes at µs precision. */
 function secondsOf(filetime: bigint): number {
-  return Number(unixNsFromFiletime(filetime)) / 1e9;
+  return clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9);
 }
 
 /**

@@ -42,7 +42,7 @@ import {
   windowsPathBelowFiles,
   type LayerPath,
 } from '../util/safe-path.js';
-import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, type FileBasicInfo } from '../util/windows.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
   MetadataIndexWriter,
@@ -1120,18 +1120,9 @@ function lstatOrUndefined(file: string): fs.Stats | undefined {
   }
 }
 
-/**
- * Host atime/mtime as seconds (what utimes takes), computed in doubles: exact to ~2 µs,
- * which is all a double holds of today's times in seconds anyway. The exact 100 ns values
- * live in the index.
- */
+/** Host atime/mtime as seconds (what utimes takes); the exact 100 ns values live in the index. */
 function hostTimes(info: FileBasicInfo): [number, number] {
-  return [hostSeconds(info.lastAccessTime), hostSeconds(info.lastWriteTime)];
-}
-
-/** FILETIME ticks (100 ns since 1601) to Unix seconds. */
-function hostSeconds(filetime: bigint): number {
-  return Number(filetime) / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS;
+  return [hostSecondsFromFiletime(info.lastAccessTime), hostSecondsFromFiletime(info.lastWriteTime)];
 }
 
 /**
@@ -1139,9 +1130,6 @@ function hostSeconds(filetime: bigint): number {
  * Linux refuses longer ones with ENAMETOOLONG.
  */
 const HOST_PATH_MAX = process.platform === 'linux' ? 4096 : undefined;
-
-const FILETIME_TICKS_PER_SECOND = 1e7;
-const FILETIME_UNIX_EPOCH_SECONDS = 11_644_473_600;
 
 function setHostTimes(fd: number, info: FileBasicInfo): void {
   fs.futimesSync(fd, ...hostTimes(info));

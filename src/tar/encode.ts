@@ -155,9 +155,16 @@ function invalid(name: string, what: string, data: Record<string, string | numbe
   throw createError('ERR_TAR_HEADER_INVALID', `${name}: ${what}`, { entry: name, ...data });
 }
 
+/**
+ * A time Go's tar writer can take: whole seconds in an int64 (a time.Time's Unix()). A
+ * Windows time past 2262 or before 1677 is one (its nanoseconds overflow an int64, its
+ * seconds do not); PAX records carry it.
+ */
 function checkTime(name: string, label: string, ns: bigint | undefined): void {
   if (ns === undefined) return;
-  if (typeof ns !== 'bigint' || ns < INT64_MIN || ns > INT64_MAX) invalid(name, `${label} ${String(ns)} is not int64 Unix nanoseconds`);
+  if (typeof ns !== 'bigint' || ns < INT64_MIN * NS_PER_SECOND || ns >= (INT64_MAX + 1n) * NS_PER_SECOND) {
+    invalid(name, `${label} ${String(ns)} ns is beyond int64 Unix seconds`);
+  }
 }
 
 /** The outcome of Go's allowedFormats for one header. */

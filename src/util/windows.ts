@@ -33,6 +33,24 @@ export function filetimeFromUnixNs(ns: bigint): bigint {
   return ns / 100n + FILETIME_UNIX_EPOCH;
 }
 
+/**
+ * FILETIME ticks as Unix seconds for utimes, in doubles (exact to ~2 µs for today's
+ * times), kept within ±2^34 s (years 1425 to 2514): host file systems clamp to less
+ * anyway, and utimes refuses what a timespec cannot hold. Indexes keep the exact value.
+ */
+export function hostSecondsFromFiletime(filetime: bigint): number {
+  return clampHostSeconds(Number(filetime) / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS);
+}
+
+/** `seconds` within ±2^34 (see hostSecondsFromFiletime). */
+export function clampHostSeconds(seconds: number): number {
+  return Math.min(HOST_SECONDS_LIMIT, Math.max(-HOST_SECONDS_LIMIT, seconds));
+}
+
+const FILETIME_TICKS_PER_SECOND = 1e7;
+const FILETIME_UNIX_EPOCH_SECONDS = 11_644_473_600;
+const HOST_SECONDS_LIMIT = 2 ** 34;
+
 /** FILETIME ticks to Unix nanoseconds (exact). */
 export function unixNsFromFiletime(ft: bigint): bigint {
   return (ft - FILETIME_UNIX_EPOCH) * 100n;

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { readTar, type TarHeader } from '../../src/tar/reader.js';
 import { readTombstones } from '../../src/layer/tombstones.js';
+import { readIndexEntriesSync } from '../../src/layer/metadata-index.js';
 import { EARLY_FLUSH_BYTES } from '../../src/layer/layer-writer.js';
 import {
   FILE_ATTRIBUTE_ARCHIVE,
@@ -120,6 +121,23 @@ describe('store: round trip tar → layer → tar', function () {
       expect((await exportTar(store, 'l')).equals(tar)).to.equal(true);
     });
   }
+
+  it('keeps Windows times that Unix nanoseconds in an int64 cannot hold (1601, 2286, 30828) and exports them again', async () => {
+    const earliest = 0n; // 1601-01-01
+    const in2286 = filetimeFromUnixNs(10_000_000_000n * 1_000_000_000n + 100n);
+    const latest = 2n ** 63n - 1n; // 30828
+    const odd: BuilderEntry[] = [
+      { type: 'directory', name: 'Files', times: { creationTime: earliest } },
+      { type: 'file', name: 'Files/old-and-new.txt', data: 'times', times: { creationTime: earliest, lastAccessTime: latest, lastWriteTime: in2286, changeTime: in2286 } },
+    ];
+    const tar = await buildLayerTar(odd);
+    const store = await openStore();
+    await importTar(store, 'times', tar);
+    expect((await exportTar(store, 'times')).equals(tar)).to.equal(true);
+    const records = readIndexEntriesSync(store.layerPath('times'));
+    const file = records.find((r) => r.name === 'Files/old-and-new.txt');
+    expect(file?.times).to.deep.equal([String(earliest), String(latest), String(in2286), String(in2286)]);
+  });
 
   it('makes hard links in tar order, as Windows does: a link to an earlier link links to its file', async () => {
     const chain: BuilderEntry[] = [

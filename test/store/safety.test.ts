@@ -82,6 +82,13 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'a bad fileattr', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '0x20' } }, 'x')] },
   { title: 'a fileattr over 32 bits', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '4294967296' } }, 'x')] },
   { title: 'a directory attribute on a file', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.fileattr': '16' } }, 'x')] },
+  { title: 'an mtime past the Windows time range', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', mtime: 10n ** 24n }, 'x')] },
+  { title: 'an atime before 1601', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', atime: -11_644_473_601n * 1_000_000_000n }, 'x')] },
+  {
+    title: 'a creation time of int64-max seconds',
+    code: 'ERR_PAX_RECORD_INVALID',
+    entries: [...good, raw({ name: 'Files/a', paxRecords: { 'LIBARCHIVE.creationtime': '9223372036854775807' } }, 'x')],
+  },
   { title: 'a bad creation time', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'LIBARCHIVE.creationtime': '12:00' } }, 'x')] },
   { title: 'rawsd that is not base64', code: 'ERR_PAX_RECORD_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.rawsd': 'not base64!' } }, 'x')] },
   { title: 'rawsd that is not a descriptor', code: 'ERR_SECURITY_DESCRIPTOR_INVALID', entries: [...good, raw({ name: 'Files/a', paxRecords: { 'MSWINDOWS.rawsd': 'AAAA' } }, 'x')] },
