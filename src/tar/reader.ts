@@ -19,7 +19,8 @@
  * read one way: a header-only type (link, device, '\0' with a trailing slash) that claims
  * data, where GNU tar, tar-stream and node-tar read data and Go does not; entries after an
  * end-of-archive block, which Go never sees; GNU long names that disagree with a PAX path;
- * global PAX records that would rename or resize later entries in some readers only.
+ * global PAX records that would change later entries in some readers only (names, sizes,
+ * times, Windows metadata); the other global records apply to no entry, as in Go.
  */
 
 import { isUtf8 } from 'node:buffer';
@@ -49,7 +50,7 @@ export interface TarHeader {
   atime?: bigint;
   /** From PAX ctime. */
   ctime?: bigint;
-  /** Every PAX record of this entry (global records in force merged in, when the entry has its own). */
+  /** Every PAX record of this entry's own extended header (global records apply to none). */
   pax: Readonly<Record<string, string>>;
 }
 
@@ -84,8 +85,14 @@ const TYPE_GNU_OLD_LONG_NAME = 0x4e; // 'N': an obsolete GNU long name; Go reads
 const TYPE_GNU_SPARSE = 'S';
 /** Types Go treats as header-only: no data follows, whatever the size field says. */
 const HEADER_ONLY_TYPES: ReadonlySet<string> = new Set(['1', '2', '3', '4', '5', '6']);
-/** Global records that some readers apply to later entries and Go ignores: they change names or framing. */
-const GLOBAL_KEYS_REJECTED: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE]);
+/**
+ * Global records that POSIX readers (GNU tar, libarchive) apply to every later entry and Go
+ * ignores: they would change names or framing, or what a layer entry means (its times,
+ * attributes, security descriptor, EAs, sparse map). A layer holding one means different
+ * things to different readers, so it is refused.
+ */
+const GLOBAL_KEYS_REJECTED: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE, 'mtime', 'atime', 'ctime']);
+const GLOBAL_PREFIXES_REJECTED: readonly string[] = ['MSWINDOWS.', 'LIBARCHIVE.', PAX_GNU_SPARSE_PREFIX];
 const NS_PER_SECOND = 1_000_000_000n;
 const DIGIT_ZERO = 0x30;
 const DIGIT_SEVEN = 0x37;
@@ -362,9 +369,6 @@ class ReaderEntry implements TarEntry {
 class TarReader {
   readonly #input: ByteSource;
   readonly #maxPaxBytes: number;
-  #globalPax: Record<string, string> | null = null;
-  /** A global record's key starts with GNU.sparse. */
-  #globalSparse = false;
   #current: EntryBody | null = null;
   #finished = false;
   #closed = false;
@@ -475,12 +479,11 @@ class TarReader {
     }
     const subject = `tar header at byte ${offset}`;
     if (flag === TYPE_PAX_LOCAL) {
-      // The global records in force, overridden by this header's own.
+      // This header's own records only: global ones never apply, as in Go (see below).
       const pax: Record<string, string> = Object.create(PAX_PROTO) as Record<string, string>;
-      if (this.#globalPax !== null) Object.assign(pax, this.#globalPax);
       ext.paxPath = null;
       ext.paxLinkpath = null;
-      ext.sparse = this.#globalSparse;
+      ext.sparse = false;
       forEachPaxRecord(data, subject, (key, value, start, end) => {
         pax[key] = value;
         if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
@@ -489,19 +492,15 @@ class TarReader {
       });
       ext.pax = pax;
     } else if (flag === TYPE_PAX_GLOBAL) {
-      const global: Record<string, string> = Object.create(PAX_PROTO) as Record<string, string>;
-      let sparse = false;
-      forEachPaxRecord(data, subject, (key, value) => {
-        if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) sparse = true;
-        if (GLOBAL_KEYS_REJECTED.has(key)) {
-          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${key}" would rename or resize later entries in some readers but not in Go`, {
+      // Checked, then dropped: Go hands a global header to its caller and applies it to
+      // nothing, and the records allowed here mean nothing to a layer entry.
+      forEachPaxRecord(data, subject, (key) => {
+        if (GLOBAL_KEYS_REJECTED.has(key) || GLOBAL_PREFIXES_REJECTED.some((prefix) => key.startsWith(prefix))) {
+          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${key}" would change later entries in some readers but not in Go`, {
             offset, key,
           });
         }
-        global[key] = value;
       });
-      this.#globalPax = global;
-      this.#globalSparse = sparse;
     } else if (flag === TYPE_GNU_LONG_NAME) {
       ext.longName = cString(data);
     } else {

@@ -217,6 +217,11 @@ describe('tar/reader', () => {
       { title: 'a GNU long name and a PAX path that disagree', tar: () => Buffer.concat([metaEntry('L', 'long-a\0'), metaEntry('x', rec('path', 'long-b')), plain]), code: 'ERR_TAR_HEADER_INVALID' },
       { title: "old GNU long names ('N')", tar: () => Buffer.concat([metaEntry('N', 'name\0'), plain]), code: 'ERR_ENTRY_TYPE_UNSUPPORTED' },
       { title: 'a global PAX path', tar: () => Buffer.concat([metaEntry('g', rec('path', 'zz')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: 'a global security descriptor', tar: () => Buffer.concat([metaEntry('g', rec('MSWINDOWS.rawsd', 'AQAAgA==')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: 'global attributes', tar: () => Buffer.concat([metaEntry('g', rec('MSWINDOWS.fileattr', 'zz')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: 'a global creation time', tar: () => Buffer.concat([metaEntry('g', rec('LIBARCHIVE.creationtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: 'a global mtime', tar: () => Buffer.concat([metaEntry('g', rec('mtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: 'a global sparse map', tar: () => Buffer.concat([metaEntry('g', rec('GNU.sparse.major', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'GNU sparse PAX records', tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '1')), plain]), code: 'ERR_SPARSE_UNSUPPORTED' },
       { title: "type 'S'", tar: () => patchField(plain, 0, FIELD.typeflag, 'S'), code: 'ERR_SPARSE_UNSUPPORTED' },
       { title: 'an end-of-archive block followed by more entries (hidden from Go)', tar: () => Buffer.concat([plain.subarray(0, 1024), Buffer.alloc(1024), plain]), code: 'ERR_TAR_HEADER_INVALID' },
@@ -289,10 +294,10 @@ describe('tar/reader', () => {
       expect(entry?.body.toString()).to.equal('abc');
     });
 
-    it('merges global records into entries that have their own PAX entry, as tar-stream does', async () => {
+    it('applies global records to no entry, with or without its own PAX entry, as Go does', async () => {
       const tar = Buffer.concat([metaEntry('g', rec('comment', 'hi')), metaEntry('x', rec('a', 'bcd')), plain.subarray(0, 1024), plain]);
       const entries = await readChunked(tar, 321);
-      expect(entries.map((e) => ({ ...e.header.pax }))).to.deep.equal([{ comment: 'hi', a: 'bcd' }, {}]);
+      expect(entries.map((e) => ({ ...e.header.pax }))).to.deep.equal([{ a: 'bcd' }, {}]);
     });
 
     it('keeps records named like Object properties as plain records, and nothing else', async () => {
