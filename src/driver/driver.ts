@@ -34,7 +34,7 @@ import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { IMPORTING_INFIX, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
+import { isWorkName, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -177,7 +177,7 @@ export class WindowsFilterDriver {
 
   /** Key/value pairs describing the driver. */
   status(): [string, string][] {
-    const names = fs.readdirSync(this.home).filter((n) => !n.startsWith('.') && !n.includes(IMPORTING_INFIX) && !n.endsWith(REMOVING_SUFFIX));
+    const names = fs.readdirSync(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n));
     const rw = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, RW_INFO))).length;
     const ro = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, 'layer.json'))).length;
     return [
@@ -254,9 +254,8 @@ export class WindowsFilterDriver {
         throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
       }
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
-      aside = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
-      await fsp.rm(aside, { recursive: true, force: true });
-      await fsp.rename(this.store.layerPath(id), aside);
+      // Named with this process's pid: if it dies mid-import, the next open puts the layer back.
+      aside = await this.store.setAside(id);
     }
     try {
       if (this.#inProcess) {
@@ -406,7 +405,7 @@ export class WindowsFilterDriver {
   list(): LayerListing[] {
     const out: LayerListing[] = [];
     for (const name of fs.readdirSync(this.home).sort()) {
-      if (name.startsWith('.') || name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX)) continue;
+      if (name.startsWith('.') || isWorkName(name)) continue;
       try {
         validateLayerId(name);
       } catch {
@@ -462,7 +461,7 @@ export class WindowsFilterDriver {
 
   #childOf(dir: string): string | undefined {
     for (const name of fs.readdirSync(this.home)) {
-      if (name.startsWith('.') || name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX)) continue;
+      if (name.startsWith('.') || isWorkName(name)) continue;
       try {
         const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
         if (Array.isArray(chain) && chain.includes(dir)) return name;

@@ -5,8 +5,11 @@
  * - a *staging* directory `HOME/<id>-importing-<nonce>` is an import in progress; it is
  *   never seen as a layer and becomes one by a single rename, after its data and index
  *   are flushed;
- * - `HOME/<id>-removing` is a removal in progress (windowsfilter's convention).
- * Opening a store removes staging and removing leftovers of a crash.
+ * - `HOME/<id>-removing` is a removal in progress (windowsfilter's convention);
+ * - `HOME/<id>-replacing-<pid>-<nonce>` is an empty layer (made by the driver's create) set
+ *   aside while an import replaces it.
+ * Opening a store removes staging and removing leftovers of a crash, and puts back an
+ * empty layer whose replacing import died before it committed.
  *
  * Example — what an import does:
  *   const stage = await store.beginImport('l2');        // HOME/l2-importing-1a2b…
@@ -25,6 +28,12 @@ import { crashPoint } from '../util/crash-point.js';
 export const LAYER_CHAIN_FILE = 'layerchain.json';
 export const IMPORTING_INFIX = '-importing-';
 export const REMOVING_SUFFIX = '-removing';
+export const REPLACING_INFIX = '-replacing-';
+
+/** True for a name the store uses for work in progress (staging, removal, a layer set aside). */
+export function isWorkName(name: string): boolean {
+  return name.includes(IMPORTING_INFIX) || name.includes(REPLACING_INFIX) || name.endsWith(REMOVING_SUFFIX);
+}
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 128;
 
@@ -35,7 +44,7 @@ export function validateLayerId(id: unknown, what = 'id'): asserts id is string 
       id: typeof id === 'string' ? id.slice(0, 200) : String(id),
     });
   }
-  if (id.includes(IMPORTING_INFIX) || id.endsWith(REMOVING_SUFFIX)) {
+  if (isWorkName(id)) {
     throw createError('ERR_ID_INVALID', `\`${what}\` ${JSON.stringify(id)} uses a name the store reserves for work in progress`, { id });
   }
 }
@@ -90,7 +99,9 @@ export class LayerStore {
 
   /**
    * Removes `-importing-*` and `-removing` leftovers; returns what was removed. A staging
-   * directory whose owner process is alive is an import in progress, not a leftover.
+   * directory whose owner process is alive is an import in progress, not a leftover. A
+   * layer set aside by a replacing import (`-replacing-*`) whose owner died goes back in
+   * place when that import did not commit (the store is as it was before), else it goes.
    */
   async cleanup(): Promise<string[]> {
     const removed: string[] = [];
@@ -100,13 +111,30 @@ export class LayerStore {
     } catch (cause) {
       throw toWinLayerError(cause, `cannot read store ${this.home}`, { path: this.home });
     }
+    // Staging first: a dead import of the id whose layer goes back in place must be gone.
+    names.sort((a, b) => Number(a.includes(REPLACING_INFIX)) - Number(b.includes(REPLACING_INFIX)));
     for (const name of names) {
-      if (!name.includes(IMPORTING_INFIX) && !name.endsWith(REMOVING_SUFFIX)) continue;
+      if (!isWorkName(name)) continue;
       if (ownerAlive(name)) continue;
+      const at = name.indexOf(REPLACING_INFIX);
+      if (at > 0) {
+        const original = path.join(this.home, name.slice(0, at));
+        if (!fs.existsSync(original)) {
+          await fsp.rename(path.join(this.home, name), original);
+          continue;
+        }
+      }
       await fsp.rm(path.join(this.home, name), { recursive: true, force: true });
       removed.push(name);
     }
     return removed;
+  }
+
+  /** Sets the layer `id` aside for an import that replaces it; returns where it went. */
+  async setAside(id: string): Promise<string> {
+    const aside = path.join(this.home, `${id}${REPLACING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    await fsp.rename(this.layerPath(id), aside);
+    return aside;
   }
 
   /** Creates the staging directory of an import of `id` (fails if `id` exists). */
@@ -190,7 +218,7 @@ export class LayerStore {
     const names = (await fsp.readdir(this.home)).sort();
     const out: LayerSummary[] = [];
     for (const name of names) {
-      if (name.includes(IMPORTING_INFIX) || name.endsWith(REMOVING_SUFFIX) || !ID_PATTERN.test(name)) continue;
+      if (isWorkName(name) || !ID_PATTERN.test(name)) continue;
       if (!fs.existsSync(path.join(this.home, name, '.winlayer', 'layer.json'))) continue;
       out.push(this.stat(name));
     }
@@ -199,11 +227,11 @@ export class LayerStore {
 }
 
 /**
- * True when `name` (`…-importing-<pid>-<nonce>` or `…-tmp-<pid>-<nonce>`) belongs to a running
+ * True when `name` (`…-importing-`, `…-replacing-` or `…-tmp-<pid>-<nonce>`) belongs to a running
  * process. A reused pid keeps a leftover until that process ends: never the reverse.
  */
 export function ownerAlive(name: string): boolean {
-  const m = /-(?:importing|tmp)-(\d+)-[0-9a-f]+$/.exec(name);
+  const m = /-(?:importing|replacing|tmp)-(\d+)-[0-9a-f]+$/.exec(name);
   const pid = m === null ? 0 : Number(m[1]);
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {

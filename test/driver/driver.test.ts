@@ -334,6 +334,30 @@ describe('driver: WindowsFilterDriver', function () {
       expect(listTree(driver.home)).to.deep.equal(['.mounts']);
     });
 
+    it('puts back an empty layer whose replacing import died before committing, and drops it after a commit', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('l2', 'base');
+      await driver.create('l3', 'base');
+      // What a controller killed in applyDiff leaves: the created layer set aside under its
+      // (now dead) pid, and its worker's staging directory.
+      fs.renameSync(path.join(driver.home, 'l2'), path.join(driver.home, 'l2-replacing-999999999-abcdef'));
+      fs.mkdirSync(path.join(driver.home, 'l2-importing-999999998-abcdef'));
+      // l3's import committed just before the crash: the set-aside copy is stale.
+      fs.cpSync(path.join(driver.home, 'l3'), path.join(driver.home, 'l3-replacing-999999999-abcdef'), { recursive: true });
+      expect(driver.exists('l2')).to.equal(false);
+      expect(driver.list().map((l) => l.id).sort()).to.deep.equal(['base', 'l3']);
+      const reopened = await WindowsFilterDriver.open({ home: driver.home });
+      expect(reopened.exists('l2')).to.equal(true);
+      expect(reopened.exists('l3')).to.equal(true);
+      expect(listTree(driver.home).filter((n) => !n.includes('/') && !n.startsWith('.'))).to.deep.equal(['base', 'l2', 'l3']);
+      // The layer is the empty one create() made: an import can fill it.
+      const delta = await buildLayerTar(deltaLayer);
+      await reopened.applyDiff('l2', 'base', Readable.from([delta]));
+      expect((await collect(reopened.diff('l2'))).equals(delta)).to.equal(true);
+      expect(await rejectionCode(async () => reopened.create('x-replacing-1-ab'))).to.equal('ERR_ID_INVALID');
+    });
+
     it('leaves the staging directory of a live import alone (another process may be importing)', async () => {
       const driver = await openDriver();
       const live = spawn('sleep', ['30'], { stdio: 'ignore' });
