@@ -77,7 +77,7 @@ export class LayerStore {
     }
     const abs = path.resolve(home);
     try {
-      await fsp.mkdir(abs, { recursive: true, mode: 0o700 });
+      await makeDirectories(abs, 0o700);
     } catch (cause) {
       throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
     }
@@ -223,6 +223,33 @@ export class LayerStore {
       out.push(this.stat(name));
     }
     return out;
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdir spins forever on a path where
+ * mkdir fails with ENOENT although the parent exists (under /proc, say); here that fails.
+ */
+async function makeDirectories(dir: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; ) {
+    try {
+      if ((await fsp.stat(d)).isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${d}'`), { code: 'ENOTDIR', path: d });
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
+    }
+    missing.push(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      await fsp.mkdir(missing[i] as string, { mode });
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cause;
+    }
   }
 }
 

@@ -158,6 +158,17 @@ describe('store: safety', function () {
     expect(listTree(home)).to.deep.equal([]);
   });
 
+  it('creates a missing home with its parents, and fails with ERR_IO where it cannot (a file on the way, /proc)', async function () {
+    const home = path.join(tempDir(), 'a', 'b', 'home');
+    await LayerStore.open(home);
+    expect(fs.statSync(home).mode & 0o777).to.equal(0o700);
+    const file = path.join(tempDir(), 'file');
+    fs.writeFileSync(file, 'x');
+    expect(await rejectionCode(() => LayerStore.open(path.join(file, 'home')))).to.equal('ERR_IO');
+    // Node's own recursive mkdir loops forever on this one.
+    if (fs.existsSync('/proc/self')) expect(await rejectionCode(() => LayerStore.open('/proc/winlayer-no-such-dir/home'))).to.equal('ERR_IO');
+  });
+
   it('gives only typed errors for random bytes and random corruptions of a valid layer', async () => {
     const store = await openStore();
     const valid = await buildLayerTar([...good, { type: 'file', name: 'Files/b', data: 'bbbb', extendedAttributes: [{ name: 'E', value: Buffer.from('v') }] }]);
