@@ -12,7 +12,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BuilderEntry } from '../convert/layer-tar-builder.js';
-import { caseFoldKey, parentName } from '../util/safe-path.js';
+import { createError } from '../errors.js';
+import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
+import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
 import {
   FILE_ATTRIBUTE_ARCHIVE,
   FILE_ATTRIBUTE_DIRECTORY,
@@ -121,6 +123,21 @@ function inheritedSecurity(name: string, view: Map<string, ViewEntry>): Uint8Arr
   }
 }
 
+/**
+ * Refuses a container file whose name a Windows layer cannot carry as itself: one with a
+ * character Windows forbids (`:` would read as a stream, `\\` as a separator), or named
+ * like a whiteout (`.wh.x` would delete `x` on import). The tar would mean something else.
+ */
+function checkExportable(layerPath: string): void {
+  parseLayerPath(layerPath, 'container file');
+  const base = baseName(layerPath);
+  if (base.startsWith(WHITEOUT_PREFIX)) {
+    throw createError('ERR_PATH_INVALID', `container file ${JSON.stringify(layerPath)}: a name starting with ${WHITEOUT_PREFIX} reads as a deletion in a layer tar`, {
+      entry: layerPath,
+    });
+  }
+}
+
 /** The tar entries of the changes (deletions as whiteouts), in path order. */
 export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, changes: readonly Change[], found: Map<string, Found>): Generator<BuilderEntry> {
   for (const c of changes) {
@@ -131,6 +148,7 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     }
     const f = found.get(caseFoldKey(name));
     if (f === undefined) continue;
+    checkExportable(c.path);
     const s = f.stat;
     const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
     const prior = seen === undefined ? undefined : resolveLink(seen);

@@ -287,6 +287,24 @@ describe('driver: WindowsFilterDriver', function () {
       await driver.put('rw');
       expect(fs.existsSync(dir), 'a read-write layer keeps its directory').to.equal(true);
     });
+
+    for (const [title, name] of [
+      ['named like a whiteout (it would delete ok.txt on import)', '.wh.ok.txt'],
+      ['with a colon (it would read as a stream)', 'a:b'],
+      ['with a backslash (it would read as a separator)', 'back\\slash'],
+    ] as const) {
+      it(`refuses to export a container file ${title}: ERR_PATH_INVALID`, async () => {
+        const driver = await openDriver();
+        await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        await driver.createReadWrite('rw', 'base');
+        const dir = await driver.get('rw');
+        fs.writeFileSync(path.join(dir, name), 'data');
+        expect(await rejectionCode(async () => collect(driver.diff('rw')))).to.equal('ERR_PATH_INVALID');
+        fs.rmSync(path.join(dir, name));
+        fs.writeFileSync(path.join(dir, 'ok.txt'), 'data');
+        expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/ok.txt']);
+      });
+    }
   });
 
   it('keeps a hard link\'s content when a later layer deletes the path it named', async () => {
