@@ -100,13 +100,28 @@ export function fitsInOctal(fieldLength: number, x: bigint): boolean {
  * fit is written as 0, which is what Go does when a PAX record carries the real value.
  */
 export function writeOctalField(block: Buffer, field: BlockField, x: bigint): void {
-  const v = fitsInOctal(field.length, x) ? x : 0n;
-  // Numbers print faster than BigInts, and every value that fits a 12-byte field is exact as one.
-  const digits = (v <= MAX_EXACT ? Number(v) : v).toString(8).padStart(field.length - 1, '0');
-  // Exactly length − 1 digits, then the NUL: what writeStringField makes of them.
-  block.write(digits, field.offset, field.length - 1, 'latin1');
-  block[field.offset + field.length - 1] = NUL;
+  // Every value that fits a field of up to 12 bytes is exact as a number.
+  writeOctalNumber(block, field, fitsInOctal(field.length, x) && x <= MAX_EXACT ? Number(x) : 0);
 }
+
+/**
+ * writeOctalField for a number: digits written straight into the block (no string), for
+ * the fields of every header. A value that is not a safe integer fitting the field is 0.
+ */
+export function writeOctalNumber(block: Buffer, field: BlockField, x: number): void {
+  const { offset, length } = field;
+  let v = Number.isSafeInteger(x) && x >= 0 && x < (OCTAL_NUMBER_LIMITS[length] ?? 0) ? x : 0;
+  // Exactly length − 1 digits, then the NUL: what writeStringField makes of them.
+  block[offset + length - 1] = NUL;
+  for (let i = offset + length - 2; i >= offset; i--) {
+    block[i] = DIGIT_ZERO + (v % 8);
+    v = Math.floor(v / 8);
+  }
+}
+
+const DIGIT_ZERO = 0x30;
+/** 8^(length − 1) for field lengths up to 12, as numbers (index: field length). */
+const OCTAL_NUMBER_LIMITS: readonly number[] = Array.from({ length: 13 }, (_, n) => (n === 0 ? 0 : 8 ** (n - 1)));
 
 /** The unsigned header checksum: every byte summed, with the checksum field counted as spaces. */
 export function computeChecksum(block: Uint8Array): number {
@@ -144,9 +159,12 @@ export function computeSignedChecksum(block: Uint8Array): number {
 /** Writes the checksum as Go does: six octal digits, NUL, space. */
 export function writeChecksum(block: Buffer): void {
   const { offset, length } = FIELD.checksum;
-  writeOctalField(block, { offset, length: length - 1 }, BigInt(computeChecksum(block)));
+  writeOctalNumber(block, CHECKSUM_DIGITS, computeChecksum(block));
   block[offset + length - 1] = SPACE;
 }
+
+/** The checksum field without its trailing space: six digits and a NUL. */
+const CHECKSUM_DIGITS: BlockField = { offset: FIELD.checksum.offset, length: FIELD.checksum.length - 1 };
 
 /** The bytes of a string field up to its first NUL (Go's parser.parseString). */
 export function readStringField(block: Buffer, field: BlockField): Buffer {

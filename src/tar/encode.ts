@@ -14,7 +14,7 @@
 import { createError } from '../errors.js';
 import {
   BLOCK_SIZE, FIELD, MAGIC_USTAR, VERSION_USTAR, blockPaddingLength, fitsInOctal,
-  writeChecksum, writeOctalField, writeStringField,
+  writeChecksum, writeOctalNumber, writeStringField,
 } from './block.js';
 import { joinGoPath, splitGoPath } from './go-path.js';
 import {
@@ -94,6 +94,7 @@ const MAX_PAX_DATA_BYTES = 1 << 20;
 /** Go's time fields hold int64 nanoseconds (time.Unix(0, ns) in go-winio). */
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 const NS_PER_SECOND = 1_000_000_000n;
 const HALF_SECOND_NS = NS_PER_SECOND / 2n;
 const MAX_TYPEFLAG_CODE = 0xff;
@@ -320,14 +321,16 @@ function fillMainHeader(block: Buffer, h: NormalizedHeader, name: Uint8Array, li
   block[FIELD.typeflag.offset] = h.typeflag.charCodeAt(0);
   writeStringField(block, FIELD.name, name);
   writeStringField(block, FIELD.linkname, linkname);
-  writeOctalField(block, FIELD.mode, BigInt(h.mode));
-  writeOctalField(block, FIELD.uid, 0n);
-  writeOctalField(block, FIELD.gid, 0n);
-  writeOctalField(block, FIELD.size, BigInt(h.size));
-  writeOctalField(block, FIELD.mtime, splitUnixNanos(h.mtime).secs);
+  writeOctalNumber(block, FIELD.mode, h.mode);
+  writeOctalNumber(block, FIELD.uid, 0);
+  writeOctalNumber(block, FIELD.gid, 0);
+  // A size or time that does not fit is written as 0 (a PAX record carries it).
+  writeOctalNumber(block, FIELD.size, h.size);
+  const secs = splitUnixNanos(h.mtime).secs;
+  writeOctalNumber(block, FIELD.mtime, secs >= 0n && secs <= MAX_SAFE_BIGINT ? Number(secs) : 0);
   // uname and gname are empty: the zeroed block already holds their NUL terminators.
-  writeOctalField(block, FIELD.devmajor, 0n);
-  writeOctalField(block, FIELD.devminor, 0n);
+  writeOctalNumber(block, FIELD.devmajor, 0);
+  writeOctalNumber(block, FIELD.devminor, 0);
 }
 
 function setUstarMagic(block: Buffer): void {
@@ -336,10 +339,48 @@ function setUstarMagic(block: Buffer): void {
   writeChecksum(block);
 }
 
+/**
+ * `path.Join(dir, "PaxHeaders.0")` of recent directories (cleared when it grows past
+ * PAX_DIRS_CACHED): joining a plain last element onto it is plain concatenation.
+ */
+const paxDirs = new Map<string, string>();
+const PAX_DIRS_CACHED = 4096;
+
+/** Header buffers are cut from slabs of this size (a fresh zeroed allocation each costs more than its filling). */
+const SLAB_BYTES = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(0);
+let slabUsed = 0;
+
+/** `n` zero bytes, from the current slab when they fit in a quarter of one. */
+function zeroedBuffer(n: number): Buffer {
+  if (n > SLAB_BYTES / 4) return Buffer.alloc(n);
+  if (slabUsed + n > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n).fill(0);
+  // 8-byte aligned, as Node's own pool keeps its slices.
+  slabUsed += (n + 7) & ~7;
+  return out;
+}
+
 /** Go's writeRawFile name: ASCII-filtered, cut to the name field, trailing slashes trimmed. */
 function paxHeaderEntryName(name: string): Uint8Array {
   const { dir, file } = splitGoPath(name);
-  let bytes = toAsciiBytes(Buffer.from(joinGoPath(dir, PAX_HEADER_DIR, file), 'utf8'));
+  let joined: string;
+  if (file !== '' && file !== '.' && file !== '..') {
+    // Clean(Clean(dir/PaxHeaders.0)/file) is that path, a slash and file, for such a file.
+    let prefix = paxDirs.get(dir);
+    if (prefix === undefined) {
+      if (paxDirs.size >= PAX_DIRS_CACHED) paxDirs.clear();
+      prefix = joinGoPath(dir, PAX_HEADER_DIR);
+      paxDirs.set(dir, prefix);
+    }
+    joined = `${prefix}/${file}`;
+  } else {
+    joined = joinGoPath(dir, PAX_HEADER_DIR, file);
+  }
+  let bytes = toAsciiBytes(Buffer.from(joined, 'utf8'));
   if (bytes.length > FIELD.name.length) bytes = bytes.subarray(0, FIELD.name.length);
   let end = bytes.length;
   while (end > 0 && bytes[end - 1] === SLASH) end--;
@@ -359,17 +400,17 @@ function encodePax(h: NormalizedHeader, records: Map<string, string>): Buffer {
   }
   // One zeroed buffer for the PAX entry (header, records, padding) and the main header.
   const paxBytes = records.size > 0 ? BLOCK_SIZE + dataLength + blockPaddingLength(dataLength) : 0;
-  const out = Buffer.alloc(paxBytes + BLOCK_SIZE);
+  const out = zeroedBuffer(paxBytes + BLOCK_SIZE);
   if (records.size > 0) {
     // Go's writeRawFile: mode, uid, gid and mtime are all 0; no devmajor/devminor, no uname/gname.
     const header = out.subarray(0, BLOCK_SIZE);
     header[FIELD.typeflag.offset] = TYPE_PAX_LOCAL.charCodeAt(0);
     writeStringField(header, FIELD.name, paxHeaderEntryName(h.name));
-    writeOctalField(header, FIELD.mode, 0n);
-    writeOctalField(header, FIELD.uid, 0n);
-    writeOctalField(header, FIELD.gid, 0n);
-    writeOctalField(header, FIELD.size, BigInt(dataLength));
-    writeOctalField(header, FIELD.mtime, 0n);
+    writeOctalNumber(header, FIELD.mode, 0);
+    writeOctalNumber(header, FIELD.uid, 0);
+    writeOctalNumber(header, FIELD.gid, 0);
+    writeOctalNumber(header, FIELD.size, dataLength);
+    writeOctalNumber(header, FIELD.mtime, 0);
     setUstarMagic(header);
     out.write(text, BLOCK_SIZE, 'utf8');
   }
@@ -382,7 +423,7 @@ function encodePax(h: NormalizedHeader, records: Map<string, string>): Buffer {
 
 function encodeUstar(h: NormalizedHeader): Buffer {
   const split = splitUstarPath(h.nameBytes);
-  const main = Buffer.alloc(BLOCK_SIZE);
+  const main = zeroedBuffer(BLOCK_SIZE);
   fillMainHeader(main, h, split?.suffix ?? h.nameBytes, h.linkBytes);
   writeStringField(main, FIELD.prefix, split?.prefix ?? new Uint8Array(0));
   setUstarMagic(main);

@@ -69,9 +69,14 @@ export function formatPaxTime(ns: bigint): string {
   // is written as -(|secs| - 1).(1e9 - nanos): −1.5 s is floor −2 s + 0.5 s → "-1.5".
   const negative = secs < 0n;
   const wholeDigits = negative ? -(secs + 1n) : secs;
-  const fraction = negative ? NS_PER_SECOND - nanos : nanos;
-  const text = `${negative ? '-' : ''}${wholeDigits}.${fraction.toString().padStart(FRACTION_DIGITS, '0')}`;
-  return text.replace(/0+$/, '');
+  // Below 1e9: exact as a number. Trailing zeros of the fraction are dropped, as Go does.
+  let fraction = Number(negative ? NS_PER_SECOND - nanos : nanos);
+  let digits = FRACTION_DIGITS;
+  while (fraction % 10 === 0) {
+    fraction /= 10;
+    digits--;
+  }
+  return `${negative ? '-' : ''}${wholeDigits}.${String(fraction).padStart(digits, '0')}`;
 }
 
 /** True for Go strconv.ParseInt(s, 10, 64) syntax: optional sign, then at least one ASCII digit. */
