@@ -13,7 +13,7 @@
  * blocks with Atomics.wait on a counter the thread advances after each batch. A failure is
  * read back synchronously (receiveMessageOnPort) and names the entry; after one, the thread
  * skips what is left. Every file is created with O_EXCL and O_NOFOLLOW, as on the writer's
- * own path.
+ * own path. Directories can be queued too (mkdir), ahead of the files that go in them.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -31,6 +31,9 @@ export const BATCH_BYTES = 256 * 1024;
 const IN_FLIGHT = 8;
 /** How long a wait may see no progress before the thread counts as stuck. */
 const STALL_MS = 60_000;
+
+const MKDIR_MARK = '\u0001';
+const EMPTY = new Uint8Array(0);
 
 /** Slots of the shared state. */
 const DONE = 0;
@@ -78,6 +81,11 @@ parentPort.on('message', (b) => {
     for (let i = 0; i < b.ends.length; i++) {
       const end = b.ends[i];
       try {
+        if (files[i].charCodeAt(0) === 1) {
+          fs.mkdirSync(files[i].slice(1));
+          start = end;
+          continue;
+        }
         const fd = fs.openSync(files[i], flags, mode);
         try {
           let at = start;
@@ -87,7 +95,8 @@ parentPort.on('message', (b) => {
           fs.closeSync(fd);
         }
       } catch (e) {
-        port.postMessage({ failure: { seq: b.seq, index: i, file: files[i], code: e && e.code, syscall: e && e.syscall, message: String(e && e.message) } });
+        const file = files[i].charCodeAt(0) === 1 ? files[i].slice(1) : files[i];
+        port.postMessage({ failure: { seq: b.seq, index: i, file, code: e && e.code, syscall: e && e.syscall, message: String(e && e.message) } });
         Atomics.store(state, slots.failed, 1);
         break;
       }
@@ -172,6 +181,15 @@ export class FileThread {
     b.times[2 * this.#count] = atime;
     b.times[2 * this.#count + 1] = mtime;
     this.#count++;
+  }
+
+  /**
+   * Queues the creation of directory `dir` (the entry `entry`): files queued after it may be
+   * in it. A path never starts with U+0001 (control characters are not in entry names, and
+   * the root is absolute), so that marks it in the batch.
+   */
+  mkdir(dir: string, entry: string): void {
+    this.write(MKDIR_MARK + dir, entry, EMPTY, 0, 0);
   }
 
   /** Returns once every queued file is on disk (in the page cache); throws the first failure. */

@@ -125,18 +125,24 @@ class FdSink {
   #fd: number | undefined;
   readonly #file: string | undefined;
   readonly #shared: SharedWriteBuffer;
+  readonly #beforeOpen: (() => void) | undefined;
   /** Bytes written to the file so far. */
   bytes = 0;
 
-  constructor(fd: number | string, shared: SharedWriteBuffer) {
+  /** `beforeOpen`: what must happen before a deferred file is created here (its directory may be queued). */
+  constructor(fd: number | string, shared: SharedWriteBuffer, beforeOpen?: () => void) {
     if (typeof fd === 'number') this.#fd = fd;
     else this.#file = fd;
     this.#shared = shared;
+    this.#beforeOpen = beforeOpen;
   }
 
   /** The open descriptor, opening a deferred file now. */
   get fd(): number {
-    this.#fd ??= openForWrite(this.#file as string, false);
+    if (this.#fd === undefined) {
+      this.#beforeOpen?.();
+      this.#fd = openForWrite(this.#file as string, false);
+    }
     return this.#fd;
   }
 
@@ -328,6 +334,8 @@ export class TransportLayerWriter {
   /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
   readonly #threadable: boolean;
   #files: FileThread | undefined;
+  /** Directories were queued on the file thread since it last drained. */
+  #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
   #smallFiles = 0;
 
@@ -362,7 +370,7 @@ export class TransportLayerWriter {
   /** Starts a file, directory or reparse point; its backup stream follows through write(). */
   add(p: LayerPath, info: FileBasicInfo, kind: AddKind): void {
     this.#finishCurrent();
-    if (this.#files?.failed === true) this.#files.drain(); // throws the thread's failure
+    if (this.#files?.failed === true) this.#drainFiles(); // throws the thread's failure
     const isDirectory = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0;
     if ((kind === 'directory') !== isDirectory && kind !== 'symlink') {
       throw createError('ERR_PAX_RECORD_INVALID', `${p.name}: attributes 0x${info.fileAttributes.toString(16)} disagree with entry type ${kind}`, {
@@ -399,19 +407,29 @@ export class TransportLayerWriter {
     let data: FdSink | undefined;
     let restore: RestoreTarget | undefined;
     if (isDirectory) {
-      if (!isMerge && !this.#dirs.has(key)) fs.mkdirSync(abs);
+      if (!isMerge && !this.#dirs.has(key)) {
+        if (transport && this.#files !== undefined) {
+          // Made by the file thread, in order with the files queued for it.
+          this.#files.mkdir(abs, p.name);
+          this.#queuedDirs = true;
+        } else {
+          this.#settleDirs();
+          fs.mkdirSync(abs);
+        }
+      }
       if (transport) {
         // A new sidecar is created like a small file (it may go to the file thread); one that
         // may exist already (a repeated or an implicit directory) is rewritten here.
         const sidecar = abs + WCIDIRS_SUFFIX;
         const rewrite = isMerge || this.#dirs.has(key);
-        if (isMerge) this.#files?.drain(); // its first sidecar may still be queued
-        content = new FdSink(this.#threadable && !rewrite ? sidecar : openForWrite(sidecar, rewrite), this.#writeBuffer);
+        if (isMerge) this.#drainFiles(); // its first sidecar may still be queued
+        if (rewrite) this.#settleDirs();
+        content = new FdSink(this.#threadable && !rewrite ? sidecar : openForWrite(sidecar, rewrite), this.#writeBuffer, this.#settleDirs);
       }
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
       // Opened when it must be written; a small one may go to the file thread instead.
-      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer);
+      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs);
     } else if (this.#restorer !== undefined) {
       restore = this.#restorer.create(abs, p.name);
     } else {
@@ -496,7 +514,7 @@ export class TransportLayerWriter {
     const parentHost = slash === -1 ? '' : this.#dirs.get(key.slice(0, slash));
     if (parentHost === undefined) return undefined;
     const hostOf = (base: string): string => (parentHost === '' ? base : parentHost + '/' + base);
-    this.#files?.drain(); // the file may still be queued
+    this.#drainFiles(); // the file may still be queued
     const baseKey = key.slice(slash + 1);
     const spelledBase = baseName(spelledAs);
     if (caseFoldKey(spelledBase) === baseKey) {
@@ -708,7 +726,7 @@ export class TransportLayerWriter {
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
     // Links, directory times and the index need every file on disk.
-    this.#files?.drain();
+    this.#drainFiles();
     this.#files?.stop();
     this.#listingsValid = true;
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
@@ -813,6 +831,20 @@ export class TransportLayerWriter {
   }
 
   /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
+  /** Waits for the file thread to write what it was given (it was given directories: #queuedDirs). */
+  #drainFiles(): void {
+    this.#files?.drain();
+    this.#queuedDirs = false;
+  }
+
+  /**
+   * Before anything on this thread creates a path: directories queued on the file thread
+   * must exist. A no-op unless some are queued (the common case between two directories).
+   */
+  readonly #settleDirs = (): void => {
+    if (this.#queuedDirs) this.#drainFiles();
+  };
+
   #fileThread(): FileThread | undefined {
     if (this.#files !== undefined) return this.#files;
     if (++this.#smallFiles <= FILE_THREAD_AFTER) return undefined;
@@ -861,6 +893,7 @@ export class TransportLayerWriter {
       }
       missing.push(name);
     }
+    if (missing.length > 0) this.#settleDirs();
     for (let i = missing.length - 1; i >= 0; i--) {
       const name = missing[i] as string;
       host = flatString(host === undefined ? name : host + '/' + baseName(name));

@@ -181,6 +181,42 @@ describe('layer writer: small files through the file thread', function () {
     expect(sidecar.readUInt32LE(0)).to.equal(hidden);
   });
 
+  it('creates directories on the file thread, in order with what goes in them and with what this thread writes there', async () => {
+    const store = await openStore();
+    const entries: BuilderEntry[] = many(FILE_THREAD_AFTER * 2).slice(0, -1);
+    for (let i = 0; i < 10; i++) {
+      const dir = `Files/q${i}`;
+      entries.push(
+        { type: 'directory', name: dir },
+        { type: 'file', name: `${dir}/small.txt`, data: `small ${i}` },
+        // Too large for the thread: created here, once the queued directory exists.
+        { type: 'file', name: `${dir}/large.bin`, data: Buffer.alloc(70_000, i) },
+        { type: 'directory', name: `${dir}/sub` },
+        // Below a queued directory, through directories that are not entries.
+        { type: 'file', name: `${dir}/sub/implicit/deeper/x.txt`, data: 'x' },
+        { type: 'link', name: `${dir}/sub/link.txt`, target: `Files/q${(i + 9) % 10}/small.txt` },
+      );
+    }
+    const tar = await buildLayerTar(entries);
+    await importTar(store, 'dirs', tar);
+    const root = store.layerPath('dirs');
+    expect(fs.readFileSync(path.join(root, 'Files/q4/sub/implicit/deeper/x.txt')).subarray(-1).toString()).to.equal('x');
+    expect(fs.statSync(path.join(root, 'Files/q4/sub/link.txt')).ino).to.equal(fs.statSync(path.join(root, 'Files/q3/small.txt')).ino);
+    expect((await exportTar(store, 'dirs')).equals(tar)).to.equal(true);
+    // A directory given again rewrites its sidecar, which the thread may still hold.
+    const again: BuilderEntry[] = [...entries, { type: 'directory', name: 'Files/q3', attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN }];
+    await importTar(store, 'dirs-again', await buildLayerTar(again));
+    expect(fs.readFileSync(path.join(store.layerPath('dirs-again'), 'Files/q3.$wcidirs$')).readUInt32LE(0)).to.equal(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN);
+
+    // A directory the host cannot hold, made on the thread: the error names that directory.
+    const deepDir = 'Files/' + Array.from({ length: 19 }, (_, i) => `${i}`.padStart(3, '0') + 'd'.repeat(197)).join('/');
+    const tooDeep = `${deepDir}/${'g'.repeat(250)}`;
+    const failing = [...entries, { type: 'file', name: `${deepDir}/ok.txt`, data: 'fits' }, { type: 'directory', name: tooDeep }, { type: 'file', name: 'Files/after.txt', data: 'x' }] as BuilderEntry[];
+    const err = await importTar(store, 'deep-dir', await buildLayerTar(failing)).then(() => expect.fail('imported'), (e: unknown) => e);
+    expect(isWinLayerError(err) && [err.code, err.data['entry']]).to.deep.equal(['ERR_PATH_TOO_LONG', tooDeep]);
+    expect(store.exists('deep-dir')).to.equal(false);
+  });
+
   for (const [where, files] of [['on the file thread', FILE_THREAD_AFTER * 2], ['before the thread starts', 3]] as const) {
     it(`fails an import whose file cannot be created ${where}, naming the entry, and leaves nothing`, async () => {
       const outside = tempDir();
