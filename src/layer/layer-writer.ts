@@ -334,6 +334,8 @@ export class TransportLayerWriter {
   /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
   readonly #threadable: boolean;
   #files: FileThread | undefined;
+  /** Each parent's regular files under Files/ by case-folded name (see #parentFileFolded). */
+  readonly #parentFiles = new Map<string, Map<string, string>>();
   /** Directories were queued on the file thread since it last drained. */
   #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
@@ -983,6 +985,28 @@ export class TransportLayerWriter {
     }
   }
 
+  /**
+   * The path of a regular file named `key` (case-folded) in the nearest parent that has
+   * one, found through the parents' indexes (read only when an exact spelling missed).
+   */
+  #parentFileFolded(key: string): string | undefined {
+    for (const parent of this.#parents) {
+      let files = this.#parentFiles.get(parent);
+      if (files === undefined) {
+        files = new Map();
+        for (const r of readIndexEntriesSync(parent)) {
+          if ((r.kind === 'file' || r.kind === 'link') && r.name.startsWith('Files/')) files.set(caseFoldKey(r.name), r.host ?? r.name);
+        }
+        this.#parentFiles.set(parent, files);
+      }
+      const host = files.get(key);
+      if (host === undefined) continue;
+      const candidate = path.join(parent, host);
+      if (lstatOrUndefined(candidate)?.isFile() === true) return candidate;
+    }
+    return undefined;
+  }
+
   /** Makes one hard link; `made` holds the keys of the links made before it, in tar order. */
   #makeLink(link: PendingLink, made: ReadonlySet<string>): void {
     const targetKey = caseFoldKey(link.target.name);
@@ -1026,6 +1050,8 @@ export class TransportLayerWriter {
         from = candidate;
         break;
       }
+      // Names are case-insensitive: a parent may spell the target otherwise.
+      from ??= this.#parentFileFolded(targetKey);
     } else {
       const inherited = this.#inherited?.get(targetKey);
       if (inherited !== undefined && inherited.kind !== 'directory') from = path.join(this.#root, inherited.host ?? inherited.name);

@@ -156,6 +156,18 @@ describe('store: round trip tar → layer → tar', function () {
     expect((await exportTar(store, 'chain')).equals(tar)).to.equal(true);
   });
 
+  it('finds a hard link target in a parent spelled in another case, as NTFS would', async () => {
+    const store = await openStore();
+    await importTar(store, 'case-parent', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/pcase.txt', data: 'parent data' }]));
+    const child = await buildLayerTar([{ type: 'link', name: 'Files/linked.txt', target: 'Files/PCase.TXT' }]);
+    await importTar(store, 'case-child', child, 'case-parent');
+    const inode = (id: string, name: string): number => fs.statSync(path.join(store.layerPath(id), name)).ino;
+    expect(inode('case-child', 'Files/linked.txt')).to.equal(inode('case-parent', 'Files/pcase.txt'));
+    expect((await exportTar(store, 'case-child')).equals(child)).to.equal(true);
+    const missing = await buildLayerTar([{ type: 'link', name: 'Files/linked.txt', target: 'Files/other.txt' }]);
+    expect(await rejectionCode(() => importTar(store, 'case-missing', missing, 'case-parent'))).to.equal('ERR_LINK_TARGET_NOT_FOUND');
+  });
+
   it('gives the same layer when the tar arrives one byte at a time', async () => {
     const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.target !== 'Files/dir/all.bin');
     const tar = await buildLayerTar(small);
