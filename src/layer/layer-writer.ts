@@ -52,7 +52,7 @@ import {
   type IndexEntry,
   type LayerInfo,
 } from './metadata-index.js';
-import { writeTombstones } from './tombstones.js';
+import { readTombstones, writeTombstones } from './tombstones.js';
 import { MUTATED_UTILITY_VM_FILES, UTILITY_VM_FILES } from './utility-vm.js';
 
 /** Kinds an `add` can start. */
@@ -334,6 +334,9 @@ export class TransportLayerWriter {
   /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
   readonly #threadable: boolean;
   #files: FileThread | undefined;
+  /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
+  readonly #parentTombstones = new Map<string, Set<string>>();
+  #tombstoneKeySet = new Set<string>();
   /** Each parent's regular files under Files/ by case-folded name (see #parentFileFolded). */
   readonly #parentFiles = new Map<string, Map<string, string>>();
   /** Directories were queued on the file thread since it last drained. */
@@ -893,6 +896,7 @@ export class TransportLayerWriter {
       if (inherited !== undefined && inherited.kind !== 'directory') {
         throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
       }
+      if (this.#parents.length > 0 && name.startsWith('Files/')) this.#checkParentsHoldDirectory(name, key, forEntry);
       missing.push(name);
     }
     if (missing.length > 0) this.#settleDirs();
@@ -983,6 +987,45 @@ export class TransportLayerWriter {
         this.#dirs.delete(k);
       }
     }
+  }
+
+  /**
+   * An implicit directory `name` (no entry of this layer names it) merges with what the
+   * parents show there: refused when that is a file (it would take an entry for the
+   * directory to replace it) or a directory symbolic link or junction (the entry would be
+   * written through it). Probed in each parent, nearest first, by its spelling here; a
+   * deletion in this layer or a nearer parent hides what lies below it.
+   */
+  #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
+    if (deletedBy(this.#tombstoneKeys(), key)) return;
+    for (const parent of this.#parents) {
+      const at = path.join(parent, name);
+      const st = lstatOrUndefined(at);
+      if (st?.isFile() === true) {
+        throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${name} is a file in a parent layer (a directory entry would replace it)`, {
+          entry: forEntry,
+          parent: name,
+        });
+      }
+      if (st?.isDirectory() === true) {
+        if ((sidecarAttributes(at + WCIDIRS_SUFFIX) & FILE_ATTRIBUTE_REPARSE_POINT) !== 0) {
+          throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${name} is a reparse point in a parent layer`, { entry: forEntry, parent: name });
+        }
+        return;
+      }
+      let deleted = this.#parentTombstones.get(parent);
+      if (deleted === undefined) {
+        deleted = new Set(readTombstones(parent).map((line) => caseFoldKey('Files/' + line.slice(1).replaceAll('\\', '/'))));
+        this.#parentTombstones.set(parent, deleted);
+      }
+      if (deletedBy(deleted, key)) return;
+    }
+  }
+
+  /** Case-folded names this layer deletes so far. */
+  #tombstoneKeys(): ReadonlySet<string> {
+    if (this.#tombstoneKeySet.size !== this.#tombstones.length) this.#tombstoneKeySet = new Set(this.#tombstones.map(caseFoldKey));
+    return this.#tombstoneKeySet;
   }
 
   /**
@@ -1168,6 +1211,31 @@ function openForWrite(file: string, truncate: boolean): number {
     ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW
     : fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
   return fs.openSync(file, flags, 0o644);
+}
+
+/** True when `key` or one of its parent directories is in `deleted` (case-folded names). */
+function deletedBy(deleted: ReadonlySet<string>, key: string): boolean {
+  if (deleted.size === 0) return false;
+  for (let i = key.indexOf('/'); i !== -1; i = key.indexOf('/', i + 1)) {
+    if (deleted.has(key.slice(0, i))) return true;
+  }
+  return deleted.has(key);
+}
+
+/** The attributes at the start of a transport-format sidecar (0 when it cannot be read). */
+function sidecarAttributes(file: string): number {
+  const head = Buffer.alloc(4);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return 0;
+  }
+  try {
+    return fs.readSync(fd, head, 0, 4, 0) === 4 ? head.readUInt32LE(0) : 0;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function lstatOrUndefined(file: string): fs.Stats | undefined {

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { readTar, type TarHeader } from '../../src/tar/reader.js';
+import { isWinLayerError } from '../../src/errors.js';
 import { readTombstones } from '../../src/layer/tombstones.js';
 import { readIndexEntriesSync } from '../../src/layer/metadata-index.js';
 import { EARLY_FLUSH_BYTES } from '../../src/layer/layer-writer.js';
@@ -166,6 +167,30 @@ describe('store: round trip tar → layer → tar', function () {
     expect((await exportTar(store, 'case-child')).equals(child)).to.equal(true);
     const missing = await buildLayerTar([{ type: 'link', name: 'Files/linked.txt', target: 'Files/other.txt' }]);
     expect(await rejectionCode(() => importTar(store, 'case-missing', missing, 'case-parent'))).to.equal('ERR_LINK_TARGET_NOT_FOUND');
+  });
+
+  it('refuses an implicit directory where the parents show a file or a directory link, unless a deletion hides it', async () => {
+    const store = await openStore();
+    await importTar(
+      store,
+      'shapes',
+      await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'file', name: 'Files/f', data: 'a file' },
+        { type: 'symlink', name: 'Files/s', target: 'C:\\Windows', isDirectory: true },
+        { type: 'directory', name: 'Files/d' },
+      ]),
+    );
+    const below = async (id: string, entries: BuilderEntry[], parent = 'shapes'): Promise<string> =>
+      importTar(store, id, await buildLayerTar(entries), parent).then(() => 'imported', (e: unknown) => (isWinLayerError(e) ? e.code : String(e)));
+    expect(await below('under-file', [{ type: 'file', name: 'Files/f/x', data: 'x' }])).to.equal('ERR_PARENT_NOT_DIRECTORY');
+    expect(await below('under-link', [{ type: 'file', name: 'Files/s/evil', data: 'x' }])).to.equal('ERR_PATH_THROUGH_LINK');
+    expect(await below('under-dir', [{ type: 'file', name: 'Files/d/new/x', data: 'x' }])).to.equal('imported');
+    // Deleted first, in this layer or a nearer parent: the directory is new.
+    expect(await below('replaced', [{ type: 'whiteout', name: 'Files/f' }, { type: 'file', name: 'Files/f/x', data: 'x' }])).to.equal('imported');
+    expect(await below('deleted', [{ type: 'whiteout', name: 'Files/f' }, { type: 'whiteout', name: 'Files/s' }])).to.equal('imported');
+    expect(await below('over-deleted', [{ type: 'file', name: 'Files/f/x', data: 'x' }, { type: 'file', name: 'Files/s/y', data: 'y' }], 'deleted')).to.equal('imported');
+    expect(store.exists('under-file') || store.exists('under-link')).to.equal(false);
   });
 
   it('gives the same layer when the tar arrives one byte at a time', async () => {
