@@ -36,9 +36,20 @@ const FILES_PREFIX = 'Files/';
  */
 export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
   const view = new Map<string, ViewEntry>();
+  /**
+   * Files and symlinks a nearer layer deleted by name: hcsshim resolves a hard link's
+   * target in the parent layers' directories, where such a file still is, so a link may
+   * name one. The link keeps its content (see materializeView).
+   */
+  const deleted = new Map<string, ViewEntry>();
+  const forget = (key: string): void => {
+    const gone = view.get(key);
+    if (gone !== undefined && (gone.record.kind === 'file' || gone.record.kind === 'symlink')) deleted.set(key, gone);
+    view.delete(key);
+  };
   const dropBelow = (key: string): void => {
     const prefix = key + '/';
-    for (const k of view.keys()) if (k.startsWith(prefix)) view.delete(k);
+    for (const k of view.keys()) if (k.startsWith(prefix)) forget(k);
   };
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
@@ -48,7 +59,7 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
     for (const r of records) {
       if (r.kind !== 'whiteout' || !r.name.startsWith(FILES_PREFIX)) continue;
       const key = caseFoldKey(r.name.slice(FILES_PREFIX.length));
-      view.delete(key);
+      forget(key);
       dropBelow(key);
     }
     const links: ViewEntry[] = [];
@@ -75,9 +86,11 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
     };
     for (const link of links) {
       const target = link.record.target ?? '';
-      const t = target.startsWith(FILES_PREFIX) ? view.get(caseFoldKey(target.slice(FILES_PREFIX.length))) : utilityVMFile(recordsByName, layerRoot, target);
+      const targetKey = caseFoldKey(target.slice(FILES_PREFIX.length));
+      const t = target.startsWith(FILES_PREFIX) ? (view.get(targetKey) ?? deleted.get(targetKey)) : utilityVMFile(recordsByName, layerRoot, target);
       const resolved = t?.record.kind === 'link' ? t.linkTo : t;
-      if (resolved === undefined || resolved.record.kind !== 'file') {
+      // A hard link to a symbolic link (NTFS makes one) is that link again.
+      if (resolved === undefined || (resolved.record.kind !== 'file' && resolved.record.kind !== 'symlink')) {
         throw createError('ERR_LAYER_CORRUPT', `${link.record.name}: hard link target ${target} is not a file of the chain`, { entry: link.record.name });
       }
       link.linkTo = resolved;
@@ -158,6 +171,11 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
     const target = e.linkTo;
     if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.record.name}: unresolved hard link`, { entry: e.record.name });
     const at = path.join(dest, e.name);
+    if (target.record.kind === 'symlink') {
+      const item = itemOf(target);
+      symlinks.push({ at, target: posixLinkTarget(item.kind === 'entry' ? (item.meta.reparse?.target ?? '') : '') });
+      continue;
+    }
     if (view.get(caseFoldKey(target.name)) === target) {
       fs.linkSync(path.join(dest, target.name), at);
       continue;

@@ -307,6 +307,31 @@ describe('driver: WindowsFilterDriver', function () {
     }
   });
 
+  it('mounts hard links to a symbolic link, and to a file an intermediate layer deleted (hcsshim finds both)', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff(
+      'l0',
+      undefined,
+      Readable.from([
+        await buildLayerTar([
+          { type: 'directory', name: 'Files' },
+          { type: 'file', name: 'Files/x.txt', data: 'x data' },
+          { type: 'symlink', name: 'Files/s', target: 'x.txt' },
+          { type: 'link', name: 'Files/a', target: 'Files/s' },
+        ]),
+      ]),
+    );
+    await driver.applyDiff('l1', 'l0', Readable.from([await buildLayerTar([{ type: 'whiteout', name: 'Files/x.txt' }])]));
+    await driver.applyDiff('l2', 'l1', Readable.from([await buildLayerTar([{ type: 'link', name: 'Files/y.txt', target: 'Files/x.txt' }])]));
+    const first = await driver.get('l0');
+    expect(fs.readlinkSync(path.join(first, 'a'))).to.equal('x.txt');
+    const top = await driver.get('l2');
+    expect(fs.readFileSync(path.join(top, 'y.txt'), 'utf8')).to.equal('x data');
+    expect(fs.existsSync(path.join(top, 'x.txt'))).to.equal(false);
+    await driver.put('l0');
+    await driver.put('l2');
+  });
+
   it('keeps a hard link\'s content when a later layer deletes the path it named', async () => {
     const driver = await openDriver();
     await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
