@@ -336,7 +336,9 @@ export class TransportLayerWriter {
   #files: FileThread | undefined;
   /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
   readonly #parentTombstones = new Map<string, Set<string>>();
-  #tombstoneKeySet = new Set<string>();
+  /** This layer's deletions, case-folded, and how many of #tombstones are in it. */
+  readonly #tombstoneKeySet = new Set<string>();
+  #tombstonesFolded = 0;
   /** Each parent's regular files under Files/ by case-folded name (see #parentFileFolded). */
   readonly #parentFiles = new Map<string, Map<string, string>>();
   /** Directories were queued on the file thread since it last drained. */
@@ -835,7 +837,6 @@ export class TransportLayerWriter {
     [this.#dirTimeValues[2 * i], this.#dirTimeValues[2 * i + 1]] = hostTimes(info);
   }
 
-  /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
   /** Waits for the file thread to write what it was given (it was given directories: #queuedDirs). */
   #drainFiles(): void {
     this.#files?.drain();
@@ -850,6 +851,7 @@ export class TransportLayerWriter {
     if (this.#queuedDirs) this.#drainFiles();
   };
 
+  /** The file thread, started once FILE_THREAD_AFTER small files were written here. */
   #fileThread(): FileThread | undefined {
     if (this.#files !== undefined) return this.#files;
     if (++this.#smallFiles <= FILE_THREAD_AFTER) return undefined;
@@ -1024,7 +1026,9 @@ export class TransportLayerWriter {
 
   /** Case-folded names this layer deletes so far. */
   #tombstoneKeys(): ReadonlySet<string> {
-    if (this.#tombstoneKeySet.size !== this.#tombstones.length) this.#tombstoneKeySet = new Set(this.#tombstones.map(caseFoldKey));
+    for (; this.#tombstonesFolded < this.#tombstones.length; this.#tombstonesFolded++) {
+      this.#tombstoneKeySet.add(caseFoldKey(this.#tombstones[this.#tombstonesFolded] as string));
+    }
     return this.#tombstoneKeySet;
   }
 
