@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError, toWinLayerError } from '../src/errors.js';
-import { isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD } from '../src/controller/protocol.js';
+import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { stdinStream } from '../src/util/stdin.js';
@@ -43,7 +43,9 @@ const ORPHAN_EXIT_MS = 2000;
  * rename, after the flush.
  */
 function parentGuard(): { signal: AbortSignal; check: () => void } {
-  const parent = process.ppid;
+  // The controller says who it is: by the time this runs, a dead one's place may be init's.
+  const given = Number(process.env[CONTROLLER_PID_ENV]);
+  const parent = Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
   const controller = new AbortController();
   const gone = () => createError('ERR_CANCELED', `the controller (process ${parent}) that started this import exited`, { parent });
   const timer = setInterval(() => {
@@ -55,6 +57,7 @@ function parentGuard(): { signal: AbortSignal; check: () => void } {
     setTimeout(() => process.exit(1), ORPHAN_EXIT_MS).unref();
   }, PARENT_POLL_MS);
   timer.unref();
+  if (process.ppid !== parent) throw gone();
   return {
     signal: controller.signal,
     check: () => {

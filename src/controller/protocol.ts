@@ -30,6 +30,13 @@ export const MANY_ENTRIES_READ_BYTES = 256 * 1024;
 /** Set to run imports in the controller's process instead of a worker (debugging only). */
 export const NO_REEXEC_ENV = 'WINLAYER_NOREEXEC';
 
+/**
+ * The controller's pid, set in every worker's environment: an import worker whose parent
+ * is not that process (the controller died, even before the worker started) commits
+ * nothing. Read by the worker at once; its own `process.ppid` could already be init's.
+ */
+export const CONTROLLER_PID_ENV = 'WINLAYER_CONTROLLER_PID';
+
 export type WorkerMessage =
   | { type: 'progress'; entries: number; bytes: number }
   | { type: 'done'; size: number }

@@ -19,7 +19,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression } from '../tar/decompress.js';
-import { MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
+import { CONTROLLER_PID_ENV, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
 
@@ -134,10 +134,11 @@ async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | nu
  */
 const WORKER_UNSET_ENV = ['NODE_EXTRA_CA_CERTS'];
 
-/** The worker's environment: the controller's, less WORKER_UNSET_ENV. */
+/** The worker's environment: the controller's, less WORKER_UNSET_ENV, plus this process's pid (CONTROLLER_PID_ENV). */
 export function workerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const name of WORKER_UNSET_ENV) delete out[name];
+  out[CONTROLLER_PID_ENV] = String(process.pid);
   return out;
 }
 

@@ -38,15 +38,20 @@ export function fileAttributesFromTarHeader(h: TarHeader, entry: string): number
 export function fileInfoFromTarHeader(h: TarHeader, entry: string): FileBasicInfo {
   const fileAttributes = fileAttributesFromTarHeader(h, entry);
   let creationNs = h.mtime;
+  let creationKey = 'mtime';
   const created = h.pax[PAX_CREATION_TIME];
   if (created !== undefined) {
-    creationNs = parseTimeRecord(created, PAX_CREATION_TIME, entry);
+    creationKey = PAX_CREATION_TIME;
+    creationNs = parseTimeRecord(created, creationKey, entry);
   } else {
     const legacy = h.pax[PAX_LEGACY_CREATION_TIME];
-    if (legacy !== undefined) creationNs = parseTimeRecord(legacy, PAX_LEGACY_CREATION_TIME, entry);
+    if (legacy !== undefined) {
+      creationKey = PAX_LEGACY_CREATION_TIME;
+      creationNs = parseTimeRecord(legacy, creationKey, entry);
+    }
   }
   return {
-    creationTime: windowsTime(creationNs, PAX_CREATION_TIME, entry),
+    creationTime: windowsTime(creationNs, creationKey, entry),
     lastAccessTime: windowsTime(h.atime ?? h.mtime, h.atime === undefined ? 'mtime' : 'atime', entry),
     lastWriteTime: windowsTime(h.mtime, 'mtime', entry),
     changeTime: windowsTime(h.ctime ?? h.mtime, h.ctime === undefined ? 'mtime' : 'ctime', entry),

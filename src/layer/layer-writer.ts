@@ -339,8 +339,6 @@ export class TransportLayerWriter {
   /** This layer's deletions, case-folded, and how many of #tombstones are in it. */
   readonly #tombstoneKeySet = new Set<string>();
   #tombstonesFolded = 0;
-  /** Each parent's regular files under Files/ by case-folded name (see #parentFileFolded). */
-  readonly #parentFiles = new Map<string, Map<string, string>>();
   /** Directories were queued on the file thread since it last drained. */
   #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
@@ -415,7 +413,9 @@ export class TransportLayerWriter {
     let restore: RestoreTarget | undefined;
     if (isDirectory) {
       if (!isMerge && !this.#dirs.has(key)) {
-        if (transport && this.#files !== undefined) {
+        // Only below Files/: everything there is created in order on that thread (Hives/
+        // and UtilityVM/ files are written here, directly).
+        if (transport && p.root === 'Files' && this.#files !== undefined) {
           // Made by the file thread, in order with the files queued for it.
           this.#files.mkdir(abs, p.name);
           this.#queuedDirs = true;
@@ -438,8 +438,10 @@ export class TransportLayerWriter {
       // Opened when it must be written; a small one may go to the file thread instead.
       content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs);
     } else if (this.#restorer !== undefined) {
+      this.#settleDirs();
       restore = this.#restorer.create(abs, p.name);
     } else {
+      this.#settleDirs();
       data = new FdSink(openForWrite(abs, false), this.#writeBuffer);
     }
     if (content !== undefined) {
@@ -1001,7 +1003,7 @@ export class TransportLayerWriter {
   #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
     if (deletedBy(this.#tombstoneKeys(), key)) return;
     for (const parent of this.#parents) {
-      const at = path.join(parent, name);
+      const at = findFolded(parent, name) ?? path.join(parent, name);
       const st = lstatOrUndefined(at);
       if (st?.isFile() === true) {
         throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${name} is a file in a parent layer (a directory entry would replace it)`, {
@@ -1030,28 +1032,6 @@ export class TransportLayerWriter {
       this.#tombstoneKeySet.add(caseFoldKey(this.#tombstones[this.#tombstonesFolded] as string));
     }
     return this.#tombstoneKeySet;
-  }
-
-  /**
-   * The path of a regular file named `key` (case-folded) in the nearest parent that has
-   * one, found through the parents' indexes (read only when an exact spelling missed).
-   */
-  #parentFileFolded(key: string): string | undefined {
-    for (const parent of this.#parents) {
-      let files = this.#parentFiles.get(parent);
-      if (files === undefined) {
-        files = new Map();
-        for (const r of readIndexEntriesSync(parent)) {
-          if ((r.kind === 'file' || r.kind === 'link') && r.name.startsWith('Files/')) files.set(caseFoldKey(r.name), r.host ?? r.name);
-        }
-        this.#parentFiles.set(parent, files);
-      }
-      const host = files.get(key);
-      if (host === undefined) continue;
-      const candidate = path.join(parent, host);
-      if (lstatOrUndefined(candidate)?.isFile() === true) return candidate;
-    }
-    return undefined;
   }
 
   /** Makes one hard link; `made` holds the keys of the links made before it, in tar order. */
@@ -1098,7 +1078,11 @@ export class TransportLayerWriter {
         break;
       }
       // Names are case-insensitive: a parent may spell the target otherwise.
-      from ??= this.#parentFileFolded(targetKey);
+      for (const parent of this.#parents) {
+        if (from !== undefined) break;
+        const found = findFolded(parent, link.target.name);
+        if (found !== undefined && lstatOrUndefined(found)?.isFile() === true) from = found;
+      }
     } else {
       const inherited = this.#inherited?.get(targetKey);
       if (inherited !== undefined && inherited.kind !== 'directory') from = path.join(this.#root, inherited.host ?? inherited.name);
@@ -1224,6 +1208,32 @@ function deletedBy(deleted: ReadonlySet<string>, key: string): boolean {
     if (deleted.has(key.slice(0, i))) return true;
   }
   return deleted.has(key);
+}
+
+/**
+ * The path below `root` that `name` names when compared case-insensitively, as NTFS
+ * compares (each segment as spelled, else the first listed entry that folds the same), or
+ * undefined. Used where a parent layer is probed by a name spelled in this one.
+ */
+function findFolded(root: string, name: string): string | undefined {
+  let at = root;
+  for (const segment of name.split('/')) {
+    const exact = path.join(at, segment);
+    if (lstatOrUndefined(exact) !== undefined) {
+      at = exact;
+      continue;
+    }
+    const want = caseFoldKey(segment);
+    let found: string | undefined;
+    try {
+      found = fs.readdirSync(at).find((entry) => caseFoldKey(entry) === want);
+    } catch {
+      return undefined;
+    }
+    if (found === undefined) return undefined;
+    at = path.join(at, found);
+  }
+  return at;
 }
 
 /** The attributes at the start of a transport-format sidecar (0 when it cannot be read). */

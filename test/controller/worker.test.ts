@@ -58,6 +58,19 @@ describe('controller: worker processes', function () {
       expect(Buffer.compare(e.stdout, tar)).to.equal(0);
     });
 
+    it('an import worker whose controller is not its parent (it died before the worker started) commits nothing: ERR_CANCELED', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      const tar = await buildLayerTar(baseLayer);
+      // pid 1 stands for the controller that spawned this worker and is gone: its parent is this test.
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: tar, env: { ...process.env, WINLAYER_CONTROLLER_PID: '1' } });
+      expect(w.status).to.equal(1);
+      expect((JSON.parse(w.stderr.toString().trim().split('\n').pop() as string) as { code: string }).code).to.equal('ERR_CANCELED');
+      expect(fs.readdirSync(home)).to.deep.equal([]);
+      const ok = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: tar, env: { ...process.env, WINLAYER_CONTROLLER_PID: String(process.pid) } });
+      expect(ok.status).to.equal(0);
+    });
+
     it('runs the bundle the build made, with its code cache, and it speaks the same protocol as the compiled modules', async function () {
       if (!fs.existsSync(WORKER_BUNDLE)) {
         // A build without esbuild (no dev dependencies) makes no bundle; the test command always has it.
@@ -201,7 +214,7 @@ describe('controller: worker processes', function () {
     });
 
     it('starts a worker with the environment of the controller less NODE_EXTRA_CA_CERTS (certificates a worker never uses cost it ~50 ms)', async () => {
-      expect(workerEnv({ PATH: '/bin', NODE_EXTRA_CA_CERTS: '/etc/ca.pem', LANG: 'C' })).to.deep.equal({ PATH: '/bin', LANG: 'C' });
+      expect(workerEnv({ PATH: '/bin', NODE_EXTRA_CA_CERTS: '/etc/ca.pem', LANG: 'C' })).to.deep.equal({ PATH: '/bin', LANG: 'C', WINLAYER_CONTROLLER_PID: String(process.pid) });
       const saved = { certs: process.env['NODE_EXTRA_CA_CERTS'], probe: process.env['WINLAYER_TEST_PROBE'] };
       process.env['NODE_EXTRA_CA_CERTS'] = path.join(tempDir(), 'no-such-ca.pem');
       process.env['WINLAYER_TEST_PROBE'] = 'kept';

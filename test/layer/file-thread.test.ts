@@ -208,6 +208,17 @@ describe('layer writer: small files through the file thread', function () {
     await importTar(store, 'dirs-again', await buildLayerTar(again));
     expect(fs.readFileSync(path.join(store.layerPath('dirs-again'), 'Files/q3.$wcidirs$')).readUInt32LE(0)).to.equal(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN);
 
+    // Hives/ (and UtilityVM/) files are written on this thread: their directories are not queued.
+    const withHives: BuilderEntry[] = [
+      ...entries,
+      { type: 'directory', name: 'Hives' },
+      { type: 'file', name: 'Hives/SYSTEM_Delta', data: Buffer.alloc(5000, 7) },
+      { type: 'file', name: 'Hives/DefaultUser_Delta', data: 'user hive' },
+    ];
+    const hivesTar = await buildLayerTar(withHives);
+    await importTar(store, 'dirs-hives', hivesTar);
+    expect((await exportTar(store, 'dirs-hives')).equals(hivesTar)).to.equal(true);
+
     // A directory the host cannot hold, made on the thread: the error names that directory.
     const deepDir = 'Files/' + Array.from({ length: 19 }, (_, i) => `${i}`.padStart(3, '0') + 'd'.repeat(197)).join('/');
     const tooDeep = `${deepDir}/${'g'.repeat(250)}`;

@@ -179,6 +179,7 @@ describe('store: round trip tar → layer → tar', function () {
         { type: 'file', name: 'Files/f', data: 'a file' },
         { type: 'symlink', name: 'Files/s', target: 'C:\\Windows', isDirectory: true },
         { type: 'directory', name: 'Files/d' },
+        { type: 'symlink', name: 'Files/fsl', target: 'f' },
       ]),
     );
     const below = async (id: string, entries: BuilderEntry[], parent = 'shapes'): Promise<string> =>
@@ -191,6 +192,13 @@ describe('store: round trip tar → layer → tar', function () {
     expect(await below('deleted', [{ type: 'whiteout', name: 'Files/f' }, { type: 'whiteout', name: 'Files/s' }])).to.equal('imported');
     expect(await below('over-deleted', [{ type: 'file', name: 'Files/f/x', data: 'x' }, { type: 'file', name: 'Files/s/y', data: 'y' }], 'deleted')).to.equal('imported');
     expect(store.exists('under-file') || store.exists('under-link')).to.equal(false);
+    // Names are compared as NTFS compares them: another spelling is the same file or link.
+    expect(await below('under-file-case', [{ type: 'file', name: 'Files/F/x', data: 'x' }])).to.equal('ERR_PARENT_NOT_DIRECTORY');
+    expect(await below('under-link-case', [{ type: 'file', name: 'Files/S/evil', data: 'x' }])).to.equal('ERR_PATH_THROUGH_LINK');
+    expect(await below('dir-case', [{ type: 'file', name: 'Files/D/new.txt', data: 'x' }])).to.equal('imported');
+    // A hard link to the parent's file symbolic link, spelled otherwise (a directory link is a directory: none).
+    expect(await below('link-to-link-case', [{ type: 'link', name: 'Files/l', target: 'Files/FSL' }])).to.equal('imported');
+    expect(await below('link-to-dir-link', [{ type: 'link', name: 'Files/l', target: 'Files/S' }])).to.equal('ERR_LINK_TARGET_NOT_FOUND');
   });
 
   it('gives the same layer when the tar arrives one byte at a time', async () => {
