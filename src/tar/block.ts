@@ -80,8 +80,6 @@ export function writeStringField(block: Buffer, field: BlockField, s: Uint8Array
   }
 }
 
-const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
-
 /** The first value too large for a field of each length, in octal with its NUL. */
 const OCTAL_LIMITS = new Map<number, bigint>();
 
@@ -96,17 +94,9 @@ export function fitsInOctal(fieldLength: number, x: bigint): boolean {
 }
 
 /**
- * Writes `x` as zero-padded octal plus NUL (Go's formatter.formatOctal); a value that does not
- * fit is written as 0, which is what Go does when a PAX record carries the real value.
- */
-export function writeOctalField(block: Buffer, field: BlockField, x: bigint): void {
-  // Every value that fits a field of up to 12 bytes is exact as a number.
-  writeOctalNumber(block, field, fitsInOctal(field.length, x) && x <= MAX_EXACT ? Number(x) : 0);
-}
-
-/**
- * writeOctalField for a number: digits written straight into the block (no string), for
- * the fields of every header. A value that is not a safe integer fitting the field is 0.
+ * Writes `x` as zero-padded octal plus NUL (Go's formatter.formatOctal), digit by digit
+ * (no string: it runs for every field of every header). A value that is not a safe integer
+ * fitting the field is written as 0, which is what Go does when a PAX record carries it.
  */
 export function writeOctalNumber(block: Buffer, field: BlockField, x: number): void {
   const { offset, length } = field;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
-import { BLOCK_SIZE, blockPaddingLength, FIELD, MAGIC_USTAR, VERSION_USTAR, writeChecksum, writeOctalField, writeStringField } from '../../src/tar/block.js';
+import { BLOCK_SIZE, blockPaddingLength, FIELD, MAGIC_USTAR, VERSION_USTAR, writeChecksum, writeOctalNumber, writeStringField } from '../../src/tar/block.js';
 import { countHeaderBlocks } from '../../src/tar/count-headers.js';
 import { filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
@@ -80,8 +80,8 @@ describe('tar/count-headers', () => {
 function header(name: string, typeflag: string, size: number): Buffer {
   const block = Buffer.alloc(BLOCK_SIZE);
   writeStringField(block, FIELD.name, Buffer.from(name));
-  writeOctalField(block, FIELD.mode, 0o100000n);
-  writeOctalField(block, FIELD.size, BigInt(size));
+  writeOctalNumber(block, FIELD.mode, 0o100000);
+  writeOctalNumber(block, FIELD.size, size);
   block.write(typeflag, FIELD.typeflag.offset, 'latin1');
   MAGIC_USTAR.copy(block, FIELD.magic.offset);
   VERSION_USTAR.copy(block, FIELD.version.offset);
