@@ -39,6 +39,7 @@ import {
   caseFoldKey,
   parentName,
   WCIDIRS_SUFFIX,
+  layerNameBelowFiles,
   windowsPathBelowFiles,
   type LayerPath,
 } from '../util/safe-path.js';
@@ -1019,7 +1020,7 @@ export class TransportLayerWriter {
       }
       let deleted = this.#parentTombstones.get(parent);
       if (deleted === undefined) {
-        deleted = new Set(readTombstones(parent).map((line) => caseFoldKey('Files/' + line.slice(1).replaceAll('\\', '/'))));
+        deleted = new Set(readTombstones(parent).map((line) => caseFoldKey(layerNameBelowFiles(line))));
         this.#parentTombstones.set(parent, deleted);
       }
       if (deletedBy(deleted, key)) return;

@@ -123,3 +123,8 @@ export function baseName(name: string): string {
 export function windowsPathBelowFiles(name: string): string {
   return '\\' + name.slice('Files/'.length).replaceAll('/', '\\');
 }
+
+/** The inverse of windowsPathBelowFiles: a tombstone line `\a\b` is the layer name `Files/a/b`. */
+export function layerNameBelowFiles(windowsPath: string): string {
+  return 'Files/' + windowsPath.slice(1).replaceAll('\\', '/');
+}

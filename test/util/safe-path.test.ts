@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { isWinLayerError } from '../../src/errors.js';
-import { caseFoldKey, parseLayerPath, windowsPathBelowFiles } from '../../src/util/safe-path.js';
+import { caseFoldKey, layerNameBelowFiles, parseLayerPath, windowsPathBelowFiles } from '../../src/util/safe-path.js';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -64,5 +64,6 @@ describe('util/safe-path', () => {
 
   it('writes tombstone paths below Files with backslashes', () => {
     expect(windowsPathBelowFiles('Files/Windows/a.txt')).to.equal('\\Windows\\a.txt');
+    expect(layerNameBelowFiles('\\Windows\\a.txt')).to.equal('Files/Windows/a.txt');
   });
 });
