@@ -1004,15 +1004,15 @@ export class TransportLayerWriter {
   #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
     if (deletedBy(this.#tombstoneKeys(), key)) return;
     for (const parent of this.#parents) {
-      const at = findFolded(parent, name) ?? path.join(parent, name);
-      const st = lstatOrUndefined(at);
+      const at = findFolded(parent, name);
+      const st = at === undefined ? undefined : lstatOrUndefined(at);
       if (st?.isFile() === true) {
         throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${name} is a file in a parent layer (a directory entry would replace it)`, {
           entry: forEntry,
           parent: name,
         });
       }
-      if (st?.isDirectory() === true) {
+      if (at !== undefined && st?.isDirectory() === true) {
         if ((sidecarAttributes(at + WCIDIRS_SUFFIX) & FILE_ATTRIBUTE_REPARSE_POINT) !== 0) {
           throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${name} is a reparse point in a parent layer`, { entry: forEntry, parent: name });
         }
