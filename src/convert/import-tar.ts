@@ -23,6 +23,8 @@ import { adsStreamName } from './tar-header.js';
 export interface LayerSink {
   add(path: LayerPath, info: FileBasicInfo, kind: 'file' | 'directory' | 'symlink'): void;
   write(chunk: Buffer): void;
+  /** A promise to wait on before the next write (the sink is behind), or undefined. */
+  whenWritable?(): Promise<void> | undefined;
   addLink(path: LayerPath, target: LayerPath, info: FileBasicInfo): void;
   remove(path: LayerPath): void;
   readonly isBaseLayer: boolean;
@@ -82,7 +84,10 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   };
 
   let current = '';
-  const write = (chunk: Buffer): void => sink.write(chunk);
+  const write = (chunk: Buffer): Promise<void> | undefined => {
+    sink.write(chunk);
+    return sink.whenWritable?.();
+  };
   try {
     for (;;) {
       if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});

@@ -6,6 +6,7 @@
  *   write(chunk)           appends backup-stream bytes to the current entry
  *   addLink(path, target)  a hard link, resolved and made at close (targets may be in parents)
  *   remove(path)           a deletion (tombstone) of something in the parent chain
+ *   settled()              waits for the large files' writes behind (write-behind.ts)
  *   close(summary)         tombstones.txt, links, directory times, metadata index
  *   abort()                closes what is open; the caller deletes the directory
  *
@@ -20,12 +21,15 @@
  *
  * The writer never creates a symbolic link on disk (reparse points live in streams), so
  * nothing written can redirect a later write; every file is created with O_EXCL.
- * All I/O is synchronous: the writer runs in a worker process whose only job this is.
+ * All I/O is synchronous (the writer runs in a worker process whose only job this is), but
+ * for the data of large files when the store flushes at commit: it is written behind, on
+ * the thread pool, while the tar is read on (whenWritable() bounds it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { FileThread } from './file-thread.js';
+import { WriteBehind, WriteBehindFile } from './write-behind.js';
 import { DirTable } from './dir-table.js';
 import { NameHashSet } from './name-hash-set.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
@@ -127,15 +131,30 @@ class FdSink {
   readonly #file: string | undefined;
   readonly #shared: SharedWriteBuffer;
   readonly #beforeOpen: (() => void) | undefined;
-  /** Bytes written to the file so far. */
+  /** Bytes given to the sink so far. */
   bytes = 0;
+  /** Bytes handed to the OS so far: the position of the next write (every write is positional). */
+  #position = 0;
+  /** Where large chunks go when this sink writes behind (see write-behind.ts). */
+  readonly #behind: { readonly writes: WriteBehind; readonly entry: string } | undefined;
+  #behindFile: WriteBehindFile | undefined;
 
-  /** `beforeOpen`: what must happen before a deferred file is created here (its directory may be queued). */
-  constructor(fd: number | string, shared: SharedWriteBuffer, beforeOpen?: () => void) {
+  /**
+   * `beforeOpen`: what must happen before a deferred file is created here (its directory may
+   * be queued). `behind`: write chunks of 64 KiB and more behind, for the file of `entry`
+   * (only for a file written once: nothing may open it again while its writes are in flight).
+   */
+  constructor(fd: number | string, shared: SharedWriteBuffer, beforeOpen?: () => void, behind?: { readonly writes: WriteBehind; readonly entry: string }) {
     if (typeof fd === 'number') this.#fd = fd;
     else this.#file = fd;
     this.#shared = shared;
     this.#beforeOpen = beforeOpen;
+    this.#behind = behind;
+  }
+
+  /** The file's writes behind, once any was made. */
+  get behindFile(): WriteBehindFile | undefined {
+    return this.#behindFile;
   }
 
   /** The open descriptor, opening a deferred file now. */
@@ -162,7 +181,14 @@ class FdSink {
     const b = this.#shared;
     if (b.owner !== this || b.used + chunk.length > WRITE_BUFFER_BYTES) b.owner?.flush();
     if (chunk.length >= WRITE_BUFFER_BYTES) {
-      writeAll(this.fd, chunk);
+      const behind = this.#behind;
+      if (behind !== undefined) {
+        this.#behindFile ??= new WriteBehindFile(this.fd, behind.entry);
+        behind.writes.write(this.#behindFile, chunk, this.#position, this.#position + chunk.length);
+      } else {
+        writeAll(this.fd, chunk, this.#position);
+      }
+      this.#position += chunk.length;
       return;
     }
     b.owner = this;
@@ -173,7 +199,8 @@ class FdSink {
   flush(): void {
     const b = this.#shared;
     if (b.owner !== this) return;
-    if (b.used > 0) writeAll(this.fd, b.buf.subarray(0, b.used));
+    if (b.used > 0) writeAll(this.fd, b.buf.subarray(0, b.used), this.#position);
+    this.#position += b.used;
     b.used = 0;
     b.owner = undefined;
   }
@@ -228,9 +255,10 @@ const EARLY_FLUSHES = 2;
  */
 export const FILE_THREAD_AFTER = 64;
 
-function writeAll(fd: number, chunk: Uint8Array): void {
+/** Writes all of `chunk` at `position`. */
+function writeAll(fd: number, chunk: Uint8Array, position: number): void {
   let done = 0;
-  while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
+  while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done, position + done);
 }
 
 /** What the writer remembers of each name it has seen (for duplicates, parents and links). */
@@ -326,6 +354,10 @@ export class TransportLayerWriter {
   /** Early flushes (EARLY_FLUSH_BYTES) in flight, and the first that failed. */
   readonly #flushing = new Set<Promise<void>>();
   #flushFailure: Error | undefined;
+  /** Large files' data written on the thread pool (never when each file is fsynced as it is closed). */
+  readonly #writeBehind: WriteBehind | undefined;
+  /** Files waiting for their writes behind before their times are set and they are closed. */
+  readonly #closing = new Set<Promise<void>>();
   readonly #attributesBytes = Buffer.alloc(4);
   /** One backup-stream parser for every entry in turn (reset by add). */
   readonly #parser = new BackupStreamParser({
@@ -356,10 +388,16 @@ export class TransportLayerWriter {
     }
     this.#index = new MetadataIndexWriter(this.#root);
     this.#threadable = !this.#durable && this.#restorer === undefined;
+    this.#writeBehind = this.#durable ? undefined : new WriteBehind();
   }
 
   get isBaseLayer(): boolean {
     return this.#parents.length === 0;
+  }
+
+  /** Write-behind for the file of `entry`, which is written once (never a sidecar, which a repeated directory rewrites). */
+  #behind(entry: string): { writes: WriteBehind; entry: string } | undefined {
+    return this.#writeBehind === undefined ? undefined : { writes: this.#writeBehind, entry };
   }
 
   /** Whether `name` is stored in the transport format here (never in a layer restored in place). */
@@ -437,13 +475,13 @@ export class TransportLayerWriter {
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
       // Opened when it must be written; a small one may go to the file thread instead.
-      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs);
+      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs, this.#behind(p.name));
     } else if (this.#restorer !== undefined) {
       this.#settleDirs();
       restore = this.#restorer.create(abs, p.name);
     } else {
       this.#settleDirs();
-      data = new FdSink(openForWrite(abs, false), this.#writeBuffer);
+      data = new FdSink(openForWrite(abs, false), this.#writeBuffer, undefined, this.#behind(p.name));
     }
     if (content !== undefined) {
       // Copied by the sink at once, so one scratch buffer serves every entry.
@@ -633,10 +671,16 @@ export class TransportLayerWriter {
           // Reported from the next entry's add: name this one.
           throw (cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG' ? pathTooLongError(e.path.name, cause) : cause;
         }
-        if (sink !== e.bcdBackup) setHostTimes(fd, e.info);
+        const info = sink === e.bcdBackup ? undefined : e.info;
+        const behind = sink.behindFile;
+        if (behind !== undefined && !behind.idle) {
+          // Times set now would be undone by the writes still in flight.
+          this.#afterWrites(behind, info, sink.bytes);
+          continue;
+        }
+        if (info !== undefined) setHostTimes(fd, info);
         if (this.#durable) fs.fsyncSync(fd);
-        if (!this.#durable && sink.bytes >= EARLY_FLUSH_BYTES && this.#flushing.size < EARLY_FLUSHES) this.#flushEarly(fd, e.path.name);
-        else fs.closeSync(fd);
+        this.#closeFile(fd, e.path.name, sink.bytes);
       }
     }
     if (e.kind === 'file') crashPoint('data');
@@ -735,6 +779,7 @@ export class TransportLayerWriter {
   /** Finishes the layer: tombstones, links, directory times, index. */
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
+    if (this.#closing.size > 0) throw createError('ERR_ARGUMENT_INVALID', 'layer writer: close() before settled() while data is still being written');
     // Links, directory times and the index need every file on disk.
     this.#drainFiles();
     this.#files?.stop();
@@ -766,6 +811,53 @@ export class TransportLayerWriter {
     );
     this.#closed = true;
     return { records: this.#index.records, hasUtilityVM: this.#hasUtilityVM };
+  }
+
+  /** Closes a finished file, starting its flush to disk first when it is large (EARLY_FLUSH_BYTES). */
+  #closeFile(fd: number, entry: string, bytes: number): void {
+    if (!this.#durable && bytes >= EARLY_FLUSH_BYTES && this.#flushing.size < EARLY_FLUSHES) this.#flushEarly(fd, entry);
+    else fs.closeSync(fd);
+  }
+
+  /** Sets the times of a file and closes it once its writes behind are done; `settled()` waits for it. */
+  #afterWrites(file: WriteBehindFile, info: FileBasicInfo | undefined, bytes: number): void {
+    const done = new Promise<void>((resolve) => {
+      file.afterWrites(() => {
+        try {
+          if (info !== undefined) setHostTimes(file.fd, info);
+        } catch (error) {
+          this.#flushFailure ??= toWinLayerError(error, `${file.entry}: setting its times`, { entry: file.entry });
+        }
+        try {
+          this.#closeFile(file.fd, file.entry, bytes);
+        } catch (error) {
+          this.#flushFailure ??= toWinLayerError(error, `${file.entry}: closing`, { entry: file.entry });
+        }
+        resolve();
+      });
+    });
+    this.#closing.add(done);
+    void done.then(() => this.#closing.delete(done));
+  }
+
+  /**
+   * A promise to wait on before writing more when too much data is still being written
+   * behind (see write-behind.ts); undefined when the writer may go on. Throws the first
+   * failure of a write behind.
+   */
+  whenWritable(): Promise<void> | undefined {
+    return this.#writeBehind?.whenWritable();
+  }
+
+  /**
+   * Resolves once every write behind is done and its file closed: call it before close(),
+   * which makes links and copies from those files. Throws the first failure.
+   */
+  async settled(): Promise<void> {
+    this.#finishCurrent();
+    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    this.#writeBehind?.check();
+    if (this.#flushFailure !== undefined) throw this.#flushFailure;
   }
 
   /** fsync then close `fd` on the thread pool; `flushed()` waits for it. */
@@ -805,13 +897,17 @@ export class TransportLayerWriter {
     }
     for (const sink of [e?.content, e?.data, e?.bcdBackup]) {
       const fd = sink?.openFd;
-      if (fd !== undefined) {
+      if (fd === undefined) continue;
+      const closeFd = (): void => {
         try {
           fs.closeSync(fd);
         } catch {
           // already closed
         }
-      }
+      };
+      // Not before its writes behind are done: a descriptor reused meanwhile would take them.
+      if (sink?.behindFile !== undefined) sink.behindFile.afterWrites(closeFd);
+      else closeFd();
     }
     try {
       this.#index.close();
@@ -1133,18 +1229,21 @@ function copyAcrossFormats(from: string, to: string, target: SeenEntry, toTransp
     }
     const out = openForWrite(to, false);
     try {
+      let position = 0;
       if (toTransport) {
         const head = Buffer.alloc(4);
         head.writeUInt32LE(target.attributes, 0);
-        writeAll(out, head);
-        writeAll(out, encodeBackupHeader({ id: BackupStreamId.Data, size: length }));
+        const header = encodeBackupHeader({ id: BackupStreamId.Data, size: length });
+        writeAll(out, head, 0);
+        writeAll(out, header, 4);
+        position = 4 + header.length;
       }
       const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_BYTES, Math.max(length, 1)));
       let done = 0;
       while (done < length) {
         const n = fs.readSync(src, buf, 0, Math.min(buf.length, length - done), start + done);
         if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${link.path.name}: ${target.name} ended early while being copied`, { entry: link.path.name });
-        writeAll(out, buf.subarray(0, n));
+        writeAll(out, buf.subarray(0, n), position + done);
         done += n;
       }
       setHostTimes(out, link.info);

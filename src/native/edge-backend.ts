@@ -241,6 +241,7 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
           onProgress: req.onProgress,
           bytesRead: () => source.bytes,
         });
+        await writer.settled();
         const digest = source.digest();
         written = writer.close({ id: req.id, size: r.size, entries: r.entries, digest });
         await writer.flushed();

@@ -75,6 +75,7 @@ export const portableBackend: NativeBackend = {
         onProgress: req.onProgress,
         bytesRead: () => source.bytes,
       });
+      await writer.settled();
       const digest = source.digest();
       writer.close({ id: req.id, size: result.size, entries: result.entries, digest });
       await writer.flushed();

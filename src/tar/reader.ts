@@ -288,12 +288,14 @@ class EntryBody implements AsyncIterable<Buffer> {
   /**
    * Hands the whole data to `write`, chunk by chunk, without an iterator: synchronously
    * while the input has the bytes (a small file is one call). Like a full iteration.
+   * When `write` returns a promise, the next chunk waits for it.
    */
-  async forEach(write: (chunk: Buffer) => void): Promise<void> {
+  async forEach(write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> {
     if (!this.#begin()) return;
     while (this.#remaining > 0) {
       if (this.#input.available === 0) await this.#fill();
-      write(this.#take());
+      const wait = write(this.#take());
+      if (wait !== undefined) await wait;
     }
     this.#state = 'done';
   }
@@ -677,12 +679,15 @@ export async function* readTar(
 }
 
 /** Hands every chunk of an entry's data to `write` (cheaper than iterating `body`). */
-export async function forEachBodyChunk(entry: TarEntry, write: (chunk: Buffer) => void): Promise<void> {
+export async function forEachBodyChunk(entry: TarEntry, write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> {
   if (entry instanceof ReaderEntry) {
     await entry.body.forEach(write);
     return;
   }
-  for await (const chunk of entry.body) write(chunk);
+  for await (const chunk of entry.body) {
+    const wait = write(chunk);
+    if (wait !== undefined) await wait;
+  }
 }
 
 /** Discards the rest of an entry's data. */
