@@ -23,6 +23,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createError, isErrorCode, isWinLayerError, type ErrorCode, type WinLayerError } from '../errors.js';
+import { STREAM_ID_SIZE } from '../backup/constants.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
 /** The npm package that hosts the CLR in Node. */
@@ -143,10 +144,14 @@ export class NativeHelper {
 
   /** Parses a whole backup stream in the helper, fed `chunkSize` bytes at a time. */
   parseBackupStream(data: Buffer, options: { chunkSize?: number; entry?: string } = {}): { streams: ParsedSubStream[]; bytesRead: number } {
-    return this.#call('ParseBackupStream', { data, chunkSize: options.chunkSize ?? data.length, entry: options.entry ?? '' }) as {
+    const r = this.#call('ParseBackupStream', { data, chunkSize: options.chunkSize ?? data.length, entry: options.entry ?? '' }) as {
       streams: ParsedSubStream[];
       bytesRead: number;
     };
+    // Strings cross the bridge as UTF-8, which turns a lone surrogate (NTFS takes one in a
+    // name) into U+FFFD: each name is read again from the header bytes, as TypeScript does.
+    for (const s of r.streams) s.name = s.encoded.subarray(STREAM_ID_SIZE, STREAM_ID_SIZE + s.encoded.readUInt32LE(16)).toString('utf16le');
+    return r;
   }
 
   /**

@@ -370,6 +370,16 @@ describe(`native/edge: the C# helper through edge-js${skipNote()}`, function () 
       });
     }
 
+    it('gives the same verdict as TypeScript on the mutated streams random runs have found', () => {
+      const found: [number[], number][] = [
+        [
+          [3,0,0,0,2,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,1,0,4,128,2,0,0,0,0,0,0,0,12,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,3,0,0,65,66,67,0,1,0,0,0,0,0,0,0,11,0,0,0,0,0,0,0,0,0,0,0,104,101,108,108,111,32,119,111,114,108,100,4,0,0,0,0,0,0,0,3,0,0,0,0,0,0,0,28,0,0,0,58,0,97,0,100,0,115,0,46,0,116,0,120,0,116,0,58,0,36,0,68,0,65,0,84,0,65,0,120,121,122,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,30,0,0,0,58,0,101,0,109,0,112,0,116,0,121,0,32,0,52,216,30,221,58,0,36,0,68,0,65,0,84,0,65,216],
+          1,
+        ],
+      ];
+      for (const [bytes, chunk] of found) expect(csParse(helper, Buffer.from(bytes), chunk)).to.deep.equal(tsParse(Buffer.from(bytes)));
+    });
+
     it('gives the same verdict as TypeScript on random and mutated streams', () => {
       const valid = encodeStream(sampleStream);
       const mutated = fc
