@@ -45,8 +45,9 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * young generation (up to 3 × 16 MiB) grows to its maximum over a long import. 2 MiB
  * semi-spaces keep a 20,000-file import near 85 MiB peak RSS instead of ~110 MiB, and a
  * capped old-generation growth keeps what the writer remembers from tripling. The
- * price is start-up: V8 rejects the code caches (Node's for its own modules, and ours)
- * when any V8 flag differs from the defaults, about 55 ms here. So only tars with many
+ * price is start-up: V8 rejects a code cache made under other flags. The build makes the
+ * worker bundle a second cache under these (start-bundle.cts), but Node's cache of its own
+ * modules is lost, about 30 ms here (55 ms with both lost). So only tars with many
  * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over
  * before the young generation grows (many image layers are that small), nor a file with
  * fewer than MANY_HEADER_BLOCKS headers. An export worker stays near 86 MiB either way,

@@ -7,7 +7,8 @@
  * called, costs 15–20 ms of a start-up that should stay near bare `node`. The build runs
  * each bundle once on a small layer with WINLAYER_WRITE_CODE_CACHE=1, which saves V8's
  * compiled code for everything that run used beside the bundle (`<bundle>.cache`); every
- * later start hands it to V8 instead of compiling.
+ * later start hands it to V8 instead of compiling. An import worker started with heap
+ * options gets a cache of its own, made by a run with those options (see codeCacheFile).
  *
  * V8 checks the cache against its own version, its flags and the bundle's source, and
  * rejects it on any difference: the code is then compiled as if there were no cache. But
@@ -29,9 +30,14 @@ import { createRequire } from 'node:module';
 /** Set by the build only: write the code cache of what this process ran, at exit. */
 export const WRITE_CODE_CACHE_ENV = 'WINLAYER_WRITE_CODE_CACHE';
 
-/** The code cache file of `bundle`. */
-export function codeCacheFile(bundle: string): string {
-  return `${bundle}.cache`;
+/**
+ * The code cache file of `bundle` for a process started with the Node options `flags`.
+ * V8 rejects a cache made under other flags, so an import worker started with heap options
+ * (MANY_ENTRIES_NODE_OPTIONS) has its own cache, named by a digest of those options.
+ */
+export function codeCacheFile(bundle: string, flags: readonly string[] = process.execArgv): string {
+  if (flags.length === 0) return `${bundle}.cache`;
+  return `${bundle}.${createHash('sha256').update(flags.join('\0')).digest('hex').slice(0, 12)}.cache`;
 }
 
 /** Compiles `source` of `file` as a CommonJS module function, with the cached code when there is some. */
@@ -56,10 +62,10 @@ export function decodeCodeCache(file: Buffer): Buffer | undefined {
   return createHash('sha256').update(data).digest().equals(file.subarray(0, DIGEST_BYTES)) ? data : undefined;
 }
 
-/** Reads the code cache of `bundle`; undefined when there is none or it is damaged. */
-export function readCodeCache(bundle: string): Buffer | undefined {
+/** Reads the code cache of `bundle` for `flags`; undefined when there is none or it is damaged. */
+export function readCodeCache(bundle: string, flags: readonly string[] = process.execArgv): Buffer | undefined {
   try {
-    return decodeCodeCache(fs.readFileSync(codeCacheFile(bundle)));
+    return decodeCodeCache(fs.readFileSync(codeCacheFile(bundle, flags)));
   } catch {
     return undefined; // no cache: compile as usual
   }

@@ -34,7 +34,7 @@ describe('cli: winlayer', function () {
       this.skip();
     }
     // The build's code cache is for this bundle and this Node: V8 accepts it.
-    const cache = readCodeCache(bundle);
+    const cache = readCodeCache(bundle, []);
     expect(cache, 'an intact code cache').to.not.equal(undefined);
     expect(compileBundle(bundle, fs.readFileSync(bundle, 'utf8'), cache).cachedDataRejected).to.equal(false);
 

@@ -14,7 +14,7 @@ import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
 import { MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
 import { MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
-import { compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
+import { codeCacheFile, compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { splitChunks } from '../helpers/chunks.js';
@@ -80,9 +80,24 @@ describe('controller: worker processes', function () {
       expect(WORKER_ENTRY).to.equal(WORKER_BUNDLE_ENTRY);
       // The build's code cache is for this bundle and this Node: V8 accepts it.
       const source = fs.readFileSync(WORKER_BUNDLE, 'utf8');
-      const cache = readCodeCache(WORKER_BUNDLE);
+      const cache = readCodeCache(WORKER_BUNDLE, []);
       expect(cache, 'an intact code cache').to.not.equal(undefined);
       expect(compileBundle(WORKER_BUNDLE, source, cache).cachedDataRejected).to.equal(false);
+      // An import worker started with heap options has a cache of its own, which V8 takes
+      // under those options and rejects without them (and back for the plain one).
+      const flagged = readCodeCache(WORKER_BUNDLE, MANY_ENTRIES_NODE_OPTIONS);
+      expect(codeCacheFile(WORKER_BUNDLE, MANY_ENTRIES_NODE_OPTIONS)).to.not.equal(codeCacheFile(WORKER_BUNDLE, []));
+      expect(flagged, 'an intact code cache for the heap options').to.not.equal(undefined);
+      const probe = (options: readonly string[], flags: readonly string[]): string => {
+        const script =
+          `const s = require(${JSON.stringify(path.join(path.dirname(WORKER_BUNDLE), '..', '..', 'src', 'util', 'start-bundle.cjs'))});` +
+          `const f = ${JSON.stringify(WORKER_BUNDLE)};` +
+          `process.stdout.write(String(s.compileBundle(f, require('fs').readFileSync(f, 'utf8'), s.readCodeCache(f, ${JSON.stringify(flags)})).cachedDataRejected));`;
+        return spawnSync(process.execPath, [...options, '-e', script]).stdout.toString();
+      };
+      expect(probe(MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS)).to.equal('false');
+      expect(probe([], MANY_ENTRIES_NODE_OPTIONS)).to.equal('true');
+      expect(probe(MANY_ENTRIES_NODE_OPTIONS, [])).to.equal('true');
       // A damaged cache file is no cache: V8 itself would take a flipped byte of compiled code.
       const file = encodeCodeCache(cache as Buffer);
       expect(decodeCodeCache(file)?.equals(cache as Buffer)).to.equal(true);
