@@ -593,10 +593,14 @@ export class TransportLayerWriter {
   write(chunk: Buffer): void {
     const e = this.#current;
     if (e === undefined) throw createError('ERR_BACKUP_STREAM_INVALID', 'backup stream bytes with no entry open');
-    if (e.content !== undefined) e.content.write(chunk);
-    this.#parser.write(chunk);
-    // After the parser, so the native side only ever sees bytes that parsed.
-    e.restore?.write(chunk);
+    try {
+      if (e.content !== undefined) e.content.write(chunk);
+      this.#parser.write(chunk);
+      // After the parser, so the native side only ever sees bytes that parsed.
+      e.restore?.write(chunk);
+    } catch (cause) {
+      throw entryIoError(cause, e.path.name, 'writing');
+    }
   }
 
   #onStreamHeader(e: CurrentEntry, h: BackupHeader): void {
@@ -669,7 +673,7 @@ export class TransportLayerWriter {
           fd = sink.fd; // a deferred file is created here at the latest
         } catch (cause) {
           // Reported from the next entry's add: name this one.
-          throw (cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG' ? pathTooLongError(e.path.name, cause) : cause;
+          throw entryIoError(cause, e.path.name, 'writing');
         }
         const info = sink === e.bcdBackup ? undefined : e.info;
         const behind = sink.behindFile;
@@ -1359,6 +1363,15 @@ function lstatOrUndefined(file: string): fs.Stats | undefined {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw cause;
   }
+}
+
+/**
+ * A file system error met while writing `entry`, as the error that names it (ENOSPC, EFBIG
+ * and EIO otherwise come back naming only the layer); WinLayerErrors pass unchanged.
+ */
+function entryIoError(cause: unknown, entry: string, doing: string): unknown {
+  if ((cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG') return pathTooLongError(entry, cause);
+  return typeof (cause as NodeJS.ErrnoException).syscall === 'string' ? toWinLayerError(cause, `${entry}: ${doing}`, { entry }) : cause;
 }
 
 /** Host atime/mtime as seconds (what utimes takes); the exact 100 ns values live in the index. */

@@ -4,12 +4,13 @@
  * after its last write, and no descriptor is closed (or left open) under a write.
  */
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BackupStreamId } from '../../src/backup/constants.js';
 import { encodeBackupHeader } from '../../src/backup/header.js';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { WORKER_ENTRY, workerEnv } from '../../src/controller/spawn-worker.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { TransportLayerWriter } from '../../src/layer/layer-writer.js';
 import { readIndexEntriesSync } from '../../src/layer/metadata-index.js';
@@ -189,10 +190,58 @@ describe('layer/write-behind', function () {
     }
   });
 
+  it('fails an import whose write behind fails with ERR_IO naming the entry, and leaves no layer', async function () {
+    if (process.platform !== 'linux') this.skip();
+    // A file size limit (RLIMIT_FSIZE) makes the kernel refuse the write past it (EFBIG).
+    const sd = CRANE_SECURITY_DESCRIPTOR;
+    const tar = await buildLayerTar([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'file', name: 'Files/small.txt', securityDescriptor: sd, data: 'fits' },
+      { type: 'file', name: 'Files/big.bin', securityDescriptor: sd, data: Buffer.alloc(24 * MiB, 3) },
+    ]);
+    const home = path.join(tempDir(), 'home');
+    fs.mkdirSync(home);
+    const limitKiB = 8 * 1024; // dash counts 512-byte blocks, bash KiB: 4 or 8 MiB
+    const r = spawnSync('sh', ['-c', `ulimit -f ${limitKiB} && exec "$0" "$@"`, process.execPath, WORKER_ENTRY, 'write-layer', home, 'big'], {
+      input: tar,
+      env: workerEnv(),
+    });
+    expect(r.signal, r.stderr.toString()).to.equal(null);
+    expect(r.status).to.not.equal(0);
+    const error = JSON.parse(r.stderr.toString().trimEnd().split('\n').pop() as string) as { code: string; data: { entry: string; errno: string } };
+    expect(error.code).to.equal('ERR_IO');
+    expect(error.data).to.include({ entry: 'Files/big.bin', errno: 'EFBIG' });
+    expect(fs.readdirSync(home)).to.deep.equal([]);
+  });
+
+  it('names the entry when creating or writing its file fails on the import thread', () => {
+    const root = tempDir();
+    const writer = new TransportLayerWriter({ root, parents: [], durable: false });
+    try {
+      writer.add(parseLayerPath('Files'), info(1_600_000_000, FILE_ATTRIBUTE_DIRECTORY), 'directory');
+      writer.add(parseLayerPath('Files/a.bin'), info(1_600_000_000, FILE_ATTRIBUTE_ARCHIVE), 'file');
+      // Planted after add(): the file is created at its first large write, exclusively.
+      fs.writeFileSync(path.join(root, 'Files/a.bin'), 'planted');
+      writer.write(dataHeader(MiB));
+      let caught: unknown;
+      try {
+        writer.write(Buffer.alloc(MiB));
+      } catch (error) {
+        caught = error;
+      }
+      expect(isWinLayerError(caught), String(caught)).to.equal(true);
+      expect((caught as { code: string }).code).to.equal('ERR_IO');
+      expect((caught as { data: object }).data).to.include({ entry: 'Files/a.bin', errno: 'EEXIST' });
+    } finally {
+      writer.abort();
+    }
+  });
+
   it("sets a file's host times only after its last write behind has landed", async function () {
     if (process.platform !== 'linux') this.skip();
     // Every thread-pool thread waits in the open of a FIFO, so the writes stay queued
-    // until the file is finished; the FIFOs are then opened for writing, which frees them.
+    // until the file is finished (the pool takes requests in order, and the opens came
+    // first); the FIFOs are then opened for writing, which frees them.
     const dir = tempDir();
     const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
     const fifos = Array.from({ length: threads }, (_, i) => path.join(dir, `fifo-${i}`));
@@ -208,7 +257,18 @@ describe('layer/write-behind', function () {
       writer.write(Buffer.alloc(2 * MiB, 9));
       writer.add(parseLayerPath('Files/b.txt'), info(1_600_000_000, FILE_ATTRIBUTE_ARCHIVE), 'file'); // a.bin is finished here
     } finally {
-      for (const f of fifos) fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      // A reader still queued behind other work is not in open() yet (ENXIO): try again.
+      for (const f of fifos) {
+        for (const end = Date.now() + 10_000; ; ) {
+          try {
+            fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+            break;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > end) throw error;
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        }
+      }
       for (const fd of await Promise.all(readers)) fs.closeSync(fd);
     }
     await writer.settled();
