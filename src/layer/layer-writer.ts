@@ -184,7 +184,7 @@ class FdSink {
       const behind = this.#behind;
       if (behind !== undefined) {
         this.#behindFile ??= new WriteBehindFile(this.fd, behind.entry);
-        behind.writes.write(this.#behindFile, chunk, this.#position, this.#position + chunk.length);
+        behind.writes.write(this.#behindFile, chunk, this.#position);
       } else {
         writeAll(this.fd, chunk, this.#position);
       }
@@ -679,7 +679,7 @@ export class TransportLayerWriter {
         const behind = sink.behindFile;
         if (behind !== undefined && !behind.idle) {
           // Times set now would be undone by the writes still in flight.
-          this.#afterWrites(behind, info, sink.bytes);
+          this.#closeAfterWrites(behind, info, sink.bytes);
           continue;
         }
         if (info !== undefined) setHostTimes(fd, info);
@@ -824,7 +824,7 @@ export class TransportLayerWriter {
   }
 
   /** Sets the times of a file and closes it once its writes behind are done; `settled()` waits for it. */
-  #afterWrites(file: WriteBehindFile, info: FileBasicInfo | undefined, bytes: number): void {
+  #closeAfterWrites(file: WriteBehindFile, info: FileBasicInfo | undefined, bytes: number): void {
     const done = new Promise<void>((resolve) => {
       file.afterWrites(() => {
         try {

@@ -90,8 +90,8 @@ export class WriteBehind {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** Writes `chunk` at `position` of `file`; `written`: the file's bytes handed over with this chunk. */
-  write(file: WriteBehindFile, chunk: Uint8Array, position: number, written: number): void {
+  /** Writes `chunk` at `position` of `file` (a file is written front to back). */
+  write(file: WriteBehindFile, chunk: Uint8Array, position: number): void {
     this.check();
     this.#bytes += chunk.length;
     file.begin();
@@ -113,7 +113,7 @@ export class WriteBehind {
       });
     };
     step(0);
-    if (file.flushDue(written)) {
+    if (file.flushDue(position + chunk.length)) {
       file.begin();
       fs.fdatasync(file.fd, (error) => {
         if (error !== null) this.#fail(error, file.entry, 'flushing to disk');
