@@ -86,6 +86,23 @@ describe('tar/pax', () => {
       expect(parsePaxRecords(data, 't').map((r) => `${r.key}=${r.value}`)).to.deep.equal(['a=1', 'b=2', 'a=3']);
     });
     it('keeps "=" in values', () => expect(parsePaxRecords(Buffer.from('8 a=b=c\n'), 't')[0]?.value).to.equal('b=c'));
+    it('gives every key as decoded, however many keys of one length come and go (keys are reused by their bytes)', () => {
+      // 40 keys of 5 bytes (more than are remembered), each read three times, in two orders;
+      // keys differing only in a late byte, and bytes that are not UTF-8 (decoded to U+FFFD).
+      const keys = Array.from({ length: 40 }, (_, i) => Buffer.concat([Buffer.from(`k${String(i).padStart(3, '0')}`), Buffer.from([0xff])]));
+      keys.push(Buffer.from('mtimf'), Buffer.from('mtime'), Buffer.from([0xe2, 0x82, 0xac, 0x41, 0x42]));
+      const record = (k: Buffer): Buffer => {
+        const body = Buffer.concat([k, Buffer.from('=v\n')]);
+        const length = body.length + 3; // "NN " prefix, two digits for these
+        return Buffer.concat([Buffer.from(`${length} `), body]);
+      };
+      for (const order of [keys, [...keys].reverse()]) {
+        for (let round = 0; round < 3; round++) {
+          const parsed = parsePaxRecords(Buffer.concat(order.map(record)), 't');
+          expect(parsed.map((r) => r.key)).to.deep.equal(order.map((k) => k.toString('utf8')));
+        }
+      }
+    });
     for (const bad of ['6 a=1', '6 a=1x', '5 a=1\n', '7 a=1\n', 'x a=1\n', '6a=1\n\n', '6 a1\n\n', '4 a\n', '100 a=1\n', '-6 a=1\n', '6 =1\n', '8 path=\0\n', '\n']) {
       it(`rejects ${JSON.stringify(bad)}`, () => expectThrowsCode(() => parsePaxRecords(Buffer.from(bad, 'latin1'), 't'), 'ERR_PAX_RECORD_INVALID'));
     }
