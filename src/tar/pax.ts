@@ -253,11 +253,13 @@ export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[]
 export function forEachPaxRecord(data: Buffer, subject: string, onRecord: (key: string, value: string, valueStart: number, valueEnd: number) => void): void {
   let pos = 0;
   while (pos < data.length) {
-    const space = data.indexOf(SPACE, pos);
+    // Plain loops: the length field and the key are a few bytes, shorter than a call to indexOf.
+    let space = pos;
+    while (space < data.length && data[space] !== SPACE) space++;
     const fail = (what: string): never => {
       throw createError('ERR_PAX_RECORD_INVALID', `${subject}: PAX record at byte ${pos} ${what}`, { offset: pos });
     };
-    if (space === -1) fail('has no length field');
+    if (space === data.length) fail('has no length field');
     const length = readRecordLength(data, pos, space);
     if (length === undefined || length < MIN_RECORD_LENGTH || length > data.length - pos) {
       fail('has an invalid length');
@@ -265,8 +267,9 @@ export function forEachPaxRecord(data: Buffer, subject: string, onRecord: (key: 
     const end = pos + (length as number);
     // Go requires the length to reach past the space; the byte before `end` must be the newline.
     if (end <= space + 1 || data[end - 1] !== NEWLINE) fail('does not end with a newline where its length says');
-    const equals = data.indexOf(EQUALS, space + 1);
-    if (equals === -1 || equals >= end - 1) fail('has no "="');
+    let equals = space + 1;
+    while (equals < end - 1 && data[equals] !== EQUALS) equals++;
+    if (equals >= end - 1) fail('has no "="');
     const key = decodeKey(data, space + 1, equals);
     const value = data.toString('utf8', equals + 1, end - 1);
     if (!isValidPaxRecord(key, value)) fail(`${JSON.stringify(key)} is not a valid record`);

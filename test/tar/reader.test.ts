@@ -243,6 +243,22 @@ describe('tar/reader', () => {
       }
     }
 
+    it('sums a header the same at any alignment (words when aligned, bytes when not)', () => {
+      const reference = (b: Uint8Array): number => {
+        let sum = 0;
+        for (let i = 0; i < 512; i++) sum += i >= FIELD.checksum.offset && i < FIELD.checksum.offset + FIELD.checksum.length ? 0x20 : (b[i] as number);
+        return sum;
+      };
+      const backing = Buffer.alloc(512 + 8);
+      for (const fill of [0x00, 0xff, 0x80, -1]) {
+        for (let i = 0; i < backing.length; i++) backing[i] = fill === -1 ? (i * 131 + 7) & 0xff : fill;
+        for (let shift = 0; shift < 8; shift++) {
+          const block = backing.subarray(shift, shift + 512);
+          expect(computeChecksum(block), `fill ${fill}, offset ${shift}`).to.equal(reference(block));
+        }
+      }
+    });
+
     it('reads the checksum field strictly, as Go does', async () => {
       const withChecksum = (text: string): Buffer => {
         const sum = computeChecksum(plain.subarray(0, 512)).toString(8).padStart(6, '0');
