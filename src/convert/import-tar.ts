@@ -62,15 +62,6 @@ const INVALID_STREAM_CHARS = /[\u0000-\u001f<>:"|?*\\/]/;
 export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: LayerSink, options: ImportTarOptions = {}): Promise<ImportTarResult> {
   const it = entries[Symbol.asyncIterator]();
   let held: TarEntry | undefined;
-  const next = async (): Promise<TarEntry | undefined> => {
-    if (held !== undefined) {
-      const e = held;
-      held = undefined;
-      return e;
-    }
-    const r = await it.next();
-    return r.done === true ? undefined : r.value;
-  };
   let size = 0;
   let count = 0;
   const interval = options.progressIntervalMs ?? 100;
@@ -91,8 +82,16 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   try {
     for (;;) {
       if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});
-      const entry = await next();
-      if (entry === undefined) break;
+      let entry: TarEntry;
+      if (held !== undefined) {
+        // The entry that ended the previous file's alternate data streams.
+        entry = held;
+        held = undefined;
+      } else {
+        const r = await it.next();
+        if (r.done === true) break;
+        entry = r.value;
+      }
       count++;
       progress(false);
       const h = entry.header;
@@ -144,8 +143,9 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       // Alternate data streams: every following regular entry named `<this name>:<stream>`.
       let seenStreams: Set<string> | undefined;
       for (;;) {
-        const ads = await next();
-        if (ads === undefined) break;
+        const r = await it.next();
+        if (r.done === true) break;
+        const ads = r.value;
         const an = ads.header.name;
         const prefix = ads.header.typeflag === '0' ? streamPrefixLength(an, p.name, h.name) : -1;
         if (prefix === -1) {

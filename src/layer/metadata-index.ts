@@ -76,8 +76,27 @@ export interface LayerInfo {
 }
 
 export function timesFromInfo(info: FileBasicInfo): IndexTimes {
-  return [String(info.creationTime), String(info.lastAccessTime), String(info.lastWriteTime), String(info.changeTime)];
+  return [filetimeString(info.creationTime), filetimeString(info.lastAccessTime), filetimeString(info.lastWriteTime), filetimeString(info.changeTime)];
 }
+
+/**
+ * The decimal string of a FILETIME, the last few remembered: the entries of a layer share
+ * a handful of times (an image's files are stamped together), and each conversion of a
+ * BigInt to a string was a new allocation, four per entry.
+ */
+function filetimeString(t: bigint): string {
+  for (let i = 0; i < RECENT_TIMES; i++) if (recentTimes[i] === t) return recentTimeStrings[i] as string;
+  const s = String(t);
+  recentTimes[nextRecentTime] = t;
+  recentTimeStrings[nextRecentTime] = s;
+  nextRecentTime = (nextRecentTime + 1) % RECENT_TIMES;
+  return s;
+}
+
+const RECENT_TIMES = 4;
+const recentTimes: (bigint | undefined)[] = new Array<bigint | undefined>(RECENT_TIMES).fill(undefined);
+const recentTimeStrings: (string | undefined)[] = new Array<string | undefined>(RECENT_TIMES).fill(undefined);
+let nextRecentTime = 0;
 
 export function infoFromRecord(e: IndexEntry): FileBasicInfo {
   const t = e.times;
