@@ -172,6 +172,17 @@ export function formatPaxRecord(key: string, value: string): string {
 }
 
 /**
+ * What a record error names: a description, or the byte offset of the tar header whose
+ * data holds the records (the text is made only for an error: headers are read by the
+ * tens of thousands).
+ */
+export type PaxSubject = string | number;
+
+export function paxSubjectText(subject: PaxSubject): string {
+  return typeof subject === 'number' ? `tar header at byte ${subject}` : subject;
+}
+
+/**
  * Keys decoded lately, by byte length, at most KEYS_PER_LENGTH each. A layer tar repeats
  * the same few keys in every entry's header (mtime, MSWINDOWS.rawsd, …): comparing their
  * bytes and handing back the same string is cheaper than decoding them again, and that
@@ -250,14 +261,18 @@ export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[]
  * `parsePaxRecords` without the record objects: calls `onRecord` with each key, value and
  * the value's byte range in `data`, in order.
  */
-export function forEachPaxRecord(data: Buffer, subject: string, onRecord: (key: string, value: string, valueStart: number, valueEnd: number) => void): void {
+export function forEachPaxRecord(
+  data: Buffer,
+  subject: PaxSubject,
+  onRecord: (key: string, value: string, valueStart: number, valueEnd: number) => void,
+): void {
   let pos = 0;
   while (pos < data.length) {
     // Plain loops: the length field and the key are a few bytes, shorter than a call to indexOf.
     let space = pos;
     while (space < data.length && data[space] !== SPACE) space++;
     const fail = (what: string): never => {
-      throw createError('ERR_PAX_RECORD_INVALID', `${subject}: PAX record at byte ${pos} ${what}`, { offset: pos });
+      throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: PAX record at byte ${pos} ${what}`, { offset: pos });
     };
     if (space === data.length) fail('has no length field');
     const length = readRecordLength(data, pos, space);

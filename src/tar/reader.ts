@@ -462,12 +462,14 @@ class TarReader {
 
   /** Reads one extended header's data and checks it as Go would. */
   async #readExtension(block: Buffer, offset: number, flag: number, ext: Extensions): Promise<void> {
-    const size = readNumericField(block, FIELD.size);
+    // A number, but for sizes past 2^53 (a BigInt then, refused just below).
+    const size = numericField(block, FIELD.size, offset, 'extended header size');
     const max = this.#maxPaxBytes;
-    if (size === undefined || size < 0n) throw headerInvalid(offset, 'extended header has an invalid size field');
-    if (size > BigInt(max - ext.bytes)) {
-      throw createError('ERR_METADATA_TOO_LARGE', `tar header at byte ${offset}: ${BigInt(ext.bytes) + size} bytes of extended headers, more than ${max}`, {
-        offset, bytes: Number(BigInt(ext.bytes) + size), limit: max,
+    if (size < 0) throw headerInvalid(offset, 'extended header has an invalid size field');
+    if (size > max - ext.bytes) {
+      const bytes = BigInt(ext.bytes) + BigInt(size);
+      throw createError('ERR_METADATA_TOO_LARGE', `tar header at byte ${offset}: ${bytes} bytes of extended headers, more than ${max}`, {
+        offset, bytes: Number(bytes), limit: max,
       });
     }
     const length = Number(size);
@@ -479,7 +481,7 @@ class TarReader {
     if (padding > 0 && input.takeNow(padding) === undefined && (await input.skip(padding)) !== padding) {
       throw truncated(input.offset, 'inside an extended header');
     }
-    const subject = `tar header at byte ${offset}`;
+    const subject = offset; // see PaxSubject
     if (flag === TYPE_PAX_LOCAL) {
       // This header's own records only: global ones never apply, as in Go (see below).
       const pax: Record<string, string> = Object.create(PAX_PROTO) as Record<string, string>;
