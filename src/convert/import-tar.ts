@@ -99,7 +99,8 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       const base = baseName(h.name.endsWith('/') ? h.name.slice(0, -1) : h.name);
 
       if (base.startsWith(WHITEOUT_PREFIX)) {
-        await skipEntry(entry);
+        const skipped = skipEntry(entry);
+        if (skipped !== undefined) await skipped;
         applyWhiteout(h.name, base, sink);
         continue;
       }
@@ -111,7 +112,8 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
           const p = parseLayerPath(h.name);
           const target = parseLayerPath(h.linkname, 'link target');
           sink.addLink(p, target, fileInfoFromTarHeader(h, p.name));
-          await skipEntry(entry);
+          const skipped = skipEntry(entry);
+          if (skipped !== undefined) await skipped;
           continue;
         }
         case '0':
@@ -133,12 +135,10 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       const streams = encodeMetadataStreams(meta, p.name);
       if (kind === 'file') streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
       if (streams.length > 0) sink.write(streams.length === 1 ? (streams[0] as Buffer) : Buffer.concat(streams));
-      if (kind === 'file') {
-        await forEachBodyChunk(entry, write);
-        size += h.size;
-      } else {
-        await skipEntry(entry);
-      }
+      // Either returns undefined when the entry's bytes were at hand (an await would still cost a turn).
+      const read = kind === 'file' ? forEachBodyChunk(entry, write) : skipEntry(entry);
+      if (read !== undefined) await read;
+      if (kind === 'file') size += h.size;
 
       // Alternate data streams: every following regular entry named `<this name>:<stream>`.
       let seenStreams: Set<string> | undefined;
@@ -160,7 +160,8 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         if (seenStreams.has(key)) throw createError('ERR_ENTRY_DUPLICATE', `${an}: a second entry for this alternate data stream`, { entry: an });
         seenStreams.add(key);
         sink.write(encodeBackupHeader({ id: BackupStreamId.AlternateData, size: ads.header.size, name: adsStreamName(streamName) }));
-        await forEachBodyChunk(ads, write);
+        const read = forEachBodyChunk(ads, write);
+        if (read !== undefined) await read;
         progress(false);
       }
     }
@@ -168,7 +169,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
     if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(current, error);
     throw error;
   } finally {
-    if (held !== undefined) await skipEntry(held).catch(() => undefined);
+    if (held !== undefined) await skipEntry(held)?.catch(() => undefined);
     await it.return?.(undefined);
   }
   progress(true);

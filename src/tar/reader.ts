@@ -30,7 +30,7 @@ import {
 } from './block.js';
 import {
   PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
-  forEachPaxRecord, parseGoInt64, parsePaxTime,
+  forEachPaxRecord, parseGoInt64, parsePaxTime, paxSubjectText,
 } from './pax.js';
 
 /** One entry's header, after PAX records and GNU long names are applied. */
@@ -288,10 +288,21 @@ class EntryBody implements AsyncIterable<Buffer> {
   /**
    * Hands the whole data to `write`, chunk by chunk, without an iterator: synchronously
    * while the input has the bytes (a small file is one call). Like a full iteration.
-   * When `write` returns a promise, the next chunk waits for it.
+   * When `write` returns a promise, the next chunk waits for it. Returns undefined when
+   * everything was handed over at once (a small file: no promise to make and wait for).
    */
-  async forEach(write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> {
-    if (!this.#begin()) return;
+  forEach(write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> | undefined {
+    if (!this.#begin()) return undefined;
+    while (this.#remaining > 0) {
+      if (this.#input.available === 0) return this.#forEachRest(write);
+      const wait = write(this.#take());
+      if (wait !== undefined) return wait.then(() => this.#forEachRest(write));
+    }
+    this.#state = 'done';
+    return undefined;
+  }
+
+  async #forEachRest(write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> {
     while (this.#remaining > 0) {
       if (this.#input.available === 0) await this.#fill();
       const wait = write(this.#take());
@@ -332,21 +343,35 @@ class EntryBody implements AsyncIterable<Buffer> {
     return chunk;
   }
 
-  /** Discards what is left of the data and the padding; afterwards the body is stale. */
-  async drain(): Promise<void> {
+  /**
+   * Discards what is left of the data and the padding; afterwards the body is stale.
+   * Undefined when the input held all of it (nothing to wait for), else a promise.
+   */
+  drain(): Promise<void> | undefined {
     if (this.#state !== 'done') this.#state = 'stale';
     const rest = this.#remaining + this.#padding;
-    if (rest === 0) return;
+    if (rest === 0) return undefined;
     this.#remaining = 0;
     this.#padding = 0;
-    const input = this.#input;
-    const now = input.takeNow(rest);
-    if (now === undefined && (await input.skip(rest)) !== rest) throw truncated(input.offset, "inside an entry's data or its padding");
+    return this.#input.takeNow(rest) === undefined ? this.#skipInput(rest) : undefined;
   }
 
-  /** Drains the body but lets it still be iterated (empty) afterwards. */
-  async skip(): Promise<void> {
-    await this.drain();
+  async #skipInput(rest: number): Promise<void> {
+    const input = this.#input;
+    if ((await input.skip(rest)) !== rest) throw truncated(input.offset, "inside an entry's data or its padding");
+  }
+
+  /** Drains the body but lets it still be iterated (empty) afterwards; undefined as drain(). */
+  skip(): Promise<void> | undefined {
+    const drained = this.drain();
+    if (drained === undefined) {
+      this.#settleSkipped();
+      return undefined;
+    }
+    return drained.then(() => this.#settleSkipped());
+  }
+
+  #settleSkipped(): void {
     if (this.#state === 'stale') this.#state = 'done';
   }
 
@@ -389,7 +414,8 @@ class TarReader {
     if (this.#current !== null) {
       const body = this.#current;
       this.#current = null;
-      await body.drain();
+      const drained = body.drain();
+      if (drained !== undefined) await drained;
     }
     if (this.#finished || this.#closed) return null;
     const input = this.#input;
@@ -406,7 +432,8 @@ class TarReader {
       const flag = block[FIELD.typeflag.offset] ?? 0;
       if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
         ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
-        await this.#readExtension(block, offset, flag, ext);
+        const read = this.#readExtension(block, offset, flag, ext);
+        if (read !== undefined) await read;
         continue;
       }
       if (flag === TYPE_GNU_OLD_LONG_NAME) {
@@ -461,7 +488,7 @@ class TarReader {
   }
 
   /** Reads one extended header's data and checks it as Go would. */
-  async #readExtension(block: Buffer, offset: number, flag: number, ext: Extensions): Promise<void> {
+  #readExtension(block: Buffer, offset: number, flag: number, ext: Extensions): Promise<void> | undefined {
     // A number, but for sizes past 2^53 (a BigInt then, refused just below).
     const size = numericField(block, FIELD.size, offset, 'extended header size');
     const max = this.#maxPaxBytes;
@@ -475,12 +502,32 @@ class TarReader {
     const length = Number(size);
     ext.bytes += length;
     const input = this.#input;
-    const data = await input.take(length);
-    if (typeof data === 'number') throw truncated(input.offset, 'inside an extended header');
     const padding = blockPaddingLength(length);
+    // At once when the input holds the data and its padding (nearly always): no promise.
+    const data = input.takeNow(length);
+    if (data !== undefined && (padding === 0 || input.takeNow(padding) !== undefined)) {
+      this.#applyExtension(data, offset, flag, ext);
+      return undefined;
+    }
+    return this.#readExtensionRest(data, length, padding, offset, flag, ext);
+  }
+
+  async #readExtensionRest(taken: Buffer | undefined, length: number, padding: number, offset: number, flag: number, ext: Extensions): Promise<void> {
+    const input = this.#input;
+    let data = taken;
+    if (data === undefined) {
+      const read = await input.take(length);
+      if (typeof read === 'number') throw truncated(input.offset, 'inside an extended header');
+      data = read;
+    }
     if (padding > 0 && input.takeNow(padding) === undefined && (await input.skip(padding)) !== padding) {
       throw truncated(input.offset, 'inside an extended header');
     }
+    this.#applyExtension(data, offset, flag, ext);
+  }
+
+  /** An extended header's data, checked as Go checks it, into `ext`. */
+  #applyExtension(data: Buffer, offset: number, flag: number, ext: Extensions): void {
     const subject = offset; // see PaxSubject
     if (flag === TYPE_PAX_LOCAL) {
       // This header's own records only: global ones never apply, as in Go (see below).
@@ -500,7 +547,7 @@ class TarReader {
       // nothing, and the records allowed here mean nothing to a layer entry.
       forEachPaxRecord(data, subject, (key) => {
         if (GLOBAL_KEYS_REJECTED.has(key) || GLOBAL_PREFIXES_REJECTED.some((prefix) => key.startsWith(prefix))) {
-          throw createError('ERR_PAX_RECORD_INVALID', `${subject}: global PAX record "${key}" would change later entries in some readers but not in Go`, {
+          throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: global PAX record "${key}" would change later entries in some readers but not in Go`, {
             offset, key,
           });
         }
@@ -680,23 +727,24 @@ export async function* readTar(
   }
 }
 
-/** Hands every chunk of an entry's data to `write` (cheaper than iterating `body`). */
-export async function forEachBodyChunk(entry: TarEntry, write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> {
-  if (entry instanceof ReaderEntry) {
-    await entry.body.forEach(write);
-    return;
-  }
-  for await (const chunk of entry.body) {
-    const wait = write(chunk);
-    if (wait !== undefined) await wait;
-  }
+/**
+ * Hands every chunk of an entry's data to `write` (cheaper than iterating `body`). Returns
+ * undefined when it is done at once (a small file whose bytes are at hand), else a promise.
+ */
+export function forEachBodyChunk(entry: TarEntry, write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> | undefined {
+  if (entry instanceof ReaderEntry) return entry.body.forEach(write);
+  return (async () => {
+    for await (const chunk of entry.body) {
+      const wait = write(chunk);
+      if (wait !== undefined) await wait;
+    }
+  })();
 }
 
-/** Discards the rest of an entry's data. */
-export async function skipEntry(entry: TarEntry): Promise<void> {
-  if (entry instanceof ReaderEntry) {
-    await entry.body.skip();
-    return;
-  }
-  for await (const chunk of entry.body) void chunk;
+/** Discards the rest of an entry's data; undefined when it is done at once, else a promise. */
+export function skipEntry(entry: TarEntry): Promise<void> | undefined {
+  if (entry instanceof ReaderEntry) return entry.body.skip();
+  return (async () => {
+    for await (const chunk of entry.body) void chunk;
+  })();
 }
