@@ -11,7 +11,7 @@ import { BackupStreamId } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import { createError, pathTooLongError } from '../errors.js';
 import type { TarEntry } from '../tar/reader.js';
-import { forEachBodyChunk, skipEntry } from '../tar/reader.js';
+import { forEachBodyChunk, skipEntry, TarEntries } from '../tar/reader.js';
 import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
 import type { FileBasicInfo } from '../util/windows.js';
 import { fileInfoFromTarHeader } from './file-info.js';
@@ -61,6 +61,8 @@ const INVALID_STREAM_CHARS = /[\u0000-\u001f<>:"|?*\\/]/;
 /** Converts a tar into calls on `sink`; returns the layer size and the entry count. */
 export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: LayerSink, options: ImportTarOptions = {}): Promise<ImportTarResult> {
   const it = entries[Symbol.asyncIterator]();
+  // The tar reader hands over an entry at once when its bytes are at hand: no promise.
+  const reader = it instanceof TarEntries ? it : undefined;
   let held: TarEntry | undefined;
   let size = 0;
   let count = 0;
@@ -88,9 +90,15 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         entry = held;
         held = undefined;
       } else {
-        const r = await it.next();
-        if (r.done === true) break;
-        entry = r.value;
+        const now = reader?.nextNow();
+        if (now === null) break;
+        if (now !== undefined) {
+          entry = now;
+        } else {
+          const r = await it.next();
+          if (r.done === true) break;
+          entry = r.value;
+        }
       }
       count++;
       progress(false);
@@ -143,9 +151,13 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       // Alternate data streams: every following regular entry named `<this name>:<stream>`.
       let seenStreams: Set<string> | undefined;
       for (;;) {
-        const r = await it.next();
-        if (r.done === true) break;
-        const ads = r.value;
+        let ads = reader?.nextNow();
+        if (ads === null) break;
+        if (ads === undefined) {
+          const r = await it.next();
+          if (r.done === true) break;
+          ads = r.value;
+        }
         const an = ads.header.name;
         const prefix = ads.header.typeflag === '0' ? streamPrefixLength(an, p.name, h.name) : -1;
         if (prefix === -1) {

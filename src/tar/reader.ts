@@ -399,6 +399,10 @@ class TarReader {
   #current: EntryBody | null = null;
   #finished = false;
   #closed = false;
+  /** Extended headers read for the entry being framed. */
+  #ext: Extensions | null = null;
+  /** An input wait nextNow() started (the previous entry's rest, an extended header, the end); next() awaits it. */
+  #pending: Promise<void> | undefined;
 
   constructor(source: AsyncIterable<Uint8Array | string>, options: ReadTarOptions) {
     const max = options.maxPaxBytes ?? DEFAULT_MAX_PAX_BYTES;
@@ -409,41 +413,77 @@ class TarReader {
     this.#maxPaxBytes = max;
   }
 
-  /** The next entry, or null at the end of the archive. */
-  async next(): Promise<ReaderEntry | null> {
+  /**
+   * The next entry when the input already holds it, with what is left of the previous one
+   * (nearly always, for a layer of small files: no promise is made); null at the end of
+   * the archive; undefined when that needs input: then next() goes on from where this
+   * stopped.
+   */
+  nextNow(): ReaderEntry | null | undefined {
+    if (this.#pending !== undefined) return undefined;
     if (this.#current !== null) {
       const body = this.#current;
       this.#current = null;
       const drained = body.drain();
-      if (drained !== undefined) await drained;
+      if (drained !== undefined) {
+        this.#pending = drained;
+        return undefined;
+      }
     }
     if (this.#finished || this.#closed) return null;
     const input = this.#input;
-    let ext: Extensions | null = null;
     for (;;) {
       const offset = input.offset;
-      const block = input.takeNow(BLOCK_SIZE) ?? (await this.#takeBlock(ext !== null));
-      if (isAllZero(block)) {
-        if (ext !== null) throw truncated(offset, 'after extended headers, without their entry');
-        await this.#finishArchive(offset);
-        return null;
-      }
-      const format = checkBlock(block, offset);
-      const flag = block[FIELD.typeflag.offset] ?? 0;
-      if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
-        ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
-        const read = this.#readExtension(block, offset, flag, ext);
-        if (read !== undefined) await read;
-        continue;
-      }
-      if (flag === TYPE_GNU_OLD_LONG_NAME) {
-        throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `tar header at byte ${offset}: old GNU long-name type 'N' is not supported`, { offset });
-      }
-      const header = this.#decode(block, offset, format, ext);
-      const body = new EntryBody(input, header.size);
-      this.#current = body;
-      return new ReaderEntry(header, body);
+      const block = input.takeNow(BLOCK_SIZE);
+      if (block === undefined) return undefined;
+      const framed = this.#frame(block, offset);
+      if (framed !== undefined || this.#pending !== undefined) return framed;
     }
+  }
+
+  /** The next entry, or null at the end of the archive. */
+  async next(): Promise<ReaderEntry | null> {
+    for (;;) {
+      if (this.#pending !== undefined) {
+        const pending = this.#pending;
+        this.#pending = undefined;
+        await pending;
+      }
+      const now = this.nextNow();
+      if (now !== undefined) return now;
+      if (this.#pending !== undefined) continue;
+      // A header block that spans input chunks, or is not there yet.
+      const offset = this.#input.offset;
+      const framed = this.#frame(await this.#takeBlock(this.#ext !== null), offset);
+      if (framed !== undefined) return framed;
+    }
+  }
+
+  /**
+   * One header block read at `offset`: the entry it starts, or undefined when headers for
+   * that entry follow (extended headers) or the input must be waited for (#pending).
+   */
+  #frame(block: Buffer, offset: number): ReaderEntry | undefined {
+    if (isAllZero(block)) {
+      if (this.#ext !== null) throw truncated(offset, 'after extended headers, without their entry');
+      this.#pending = this.#finishArchive(offset);
+      return undefined;
+    }
+    const format = checkBlock(block, offset);
+    const flag = block[FIELD.typeflag.offset] ?? 0;
+    if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
+      this.#ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
+      this.#pending = this.#readExtension(block, offset, flag, this.#ext);
+      return undefined;
+    }
+    if (flag === TYPE_GNU_OLD_LONG_NAME) {
+      throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `tar header at byte ${offset}: old GNU long-name type 'N' is not supported`, { offset });
+    }
+    const header = this.#decode(block, offset, format, this.#ext);
+    this.#ext = null;
+    const body = new EntryBody(this.#input, header.size);
+    this.#current = body;
+    return new ReaderEntry(header, body);
   }
 
   /** Stops everything; safe to call more than once and from `finally`. */
@@ -710,21 +750,81 @@ function toBuffer(chunk: Uint8Array | string): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
-/** Reads a tar as a pull stream of entries. The caller must consume `body` (or call `skipEntry(entry)`) before asking for the next entry; what it leaves is drained. */
-export async function* readTar(
-  source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
-  options: Readonly<ReadTarOptions> = {},
-): AsyncGenerator<TarEntry> {
-  const reader = new TarReader(source as AsyncIterable<Uint8Array | string>, options);
-  try {
-    for (;;) {
-      const entry = await reader.next();
-      if (entry === null) return;
-      yield entry;
-    }
-  } finally {
-    reader.close();
+/**
+ * The entries of a tar, as an async iterator with a synchronous fast path (nextNow). Once
+ * it ends, fails or is returned, its reader is closed.
+ */
+export class TarEntries implements AsyncIterableIterator<TarEntry> {
+  readonly #source: AsyncIterable<Uint8Array | string>;
+  readonly #options: Readonly<ReadTarOptions>;
+  #reader: TarReader | undefined;
+  #done = false;
+
+  constructor(source: AsyncIterable<Uint8Array | string>, options: Readonly<ReadTarOptions>) {
+    this.#source = source;
+    this.#options = options;
   }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /**
+   * The next entry when the input holds it; null at the end; undefined when next() must be
+   * called (it waits for input). One step at a time: not while a next() is pending.
+   */
+  nextNow(): TarEntry | null | undefined {
+    if (this.#done) return null;
+    try {
+      const entry = this.#open().nextNow();
+      if (entry === null) this.#finish();
+      return entry;
+    } catch (error) {
+      this.#finish();
+      throw error;
+    }
+  }
+
+  async next(): Promise<IteratorResult<TarEntry>> {
+    if (this.#done) return { done: true, value: undefined };
+    try {
+      const entry = await this.#open().next();
+      if (entry !== null) return { done: false, value: entry };
+    } catch (error) {
+      this.#finish();
+      throw error;
+    }
+    this.#finish();
+    return { done: true, value: undefined };
+  }
+
+  /** Stops (the value is ignored, as for a generator that finished its work). */
+  async return(value?: unknown): Promise<IteratorResult<TarEntry>> {
+    void value;
+    this.#finish();
+    return { done: true, value: undefined };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<TarEntry>> {
+    this.#finish();
+    throw error;
+  }
+
+  /** The reader, made on first use (as a generator's body runs at the first next()). */
+  #open(): TarReader {
+    this.#reader ??= new TarReader(this.#source, this.#options);
+    return this.#reader;
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#reader?.close();
+  }
+}
+
+/** Reads a tar as a pull stream of entries. The caller must consume `body` (or call `skipEntry(entry)`) before asking for the next entry; what it leaves is drained. */
+export function readTar(source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, options: Readonly<ReadTarOptions> = {}): TarEntries {
+  return new TarEntries(source as AsyncIterable<Uint8Array | string>, options);
 }
 
 /**
