@@ -426,7 +426,7 @@ class TarReader {
       this.#current = null;
       const drained = body.drain();
       if (drained !== undefined) {
-        this.#pending = drained;
+        this.#wait(drained);
         return undefined;
       }
     }
@@ -460,20 +460,31 @@ class TarReader {
   }
 
   /**
+   * Keeps `wait` for next() to await. Its failure is marked handled here: a reader closed
+   * before next() came (the caller stopped) must not leave an unhandled rejection; next()
+   * still sees the failure when it awaits.
+   */
+  #wait(wait: Promise<void>): void {
+    wait.catch(() => undefined);
+    this.#pending = wait;
+  }
+
+  /**
    * One header block read at `offset`: the entry it starts, or undefined when headers for
    * that entry follow (extended headers) or the input must be waited for (#pending).
    */
   #frame(block: Buffer, offset: number): ReaderEntry | undefined {
     if (isAllZero(block)) {
       if (this.#ext !== null) throw truncated(offset, 'after extended headers, without their entry');
-      this.#pending = this.#finishArchive(offset);
+      this.#wait(this.#finishArchive(offset));
       return undefined;
     }
     const format = checkBlock(block, offset);
     const flag = block[FIELD.typeflag.offset] ?? 0;
     if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
       this.#ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
-      this.#pending = this.#readExtension(block, offset, flag, this.#ext);
+      const read = this.#readExtension(block, offset, flag, this.#ext);
+      if (read !== undefined) this.#wait(read);
       return undefined;
     }
     if (flag === TYPE_GNU_OLD_LONG_NAME) {
