@@ -429,6 +429,13 @@ describe('tar/reader', () => {
         const gen = readTar(neverEnding());
         await gen.next();
         await gen.return(undefined);
+        // nextNow() that must wait for the rest of an entry (input that then ends short),
+        // and a caller that closes instead of calling next(): the failure is nobody's.
+        const big = buildTar([{ input: fileInput('Files/big.bin', 4096), body: Buffer.alloc(4096, 0x62) }]);
+        const entries = readTar(Readable.from(splitChunks(big.subarray(0, 1536), 1536)));
+        expect((await entries.next()).value?.header.name).to.equal('Files/big.bin');
+        expect(entries.nextNow()).to.equal(undefined);
+        await entries.return(undefined);
         await new Promise((resolve) => setTimeout(resolve, 20));
         expect(unhandled).to.deep.equal([]);
       } finally {
