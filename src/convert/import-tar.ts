@@ -63,6 +63,11 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   const it = entries[Symbol.asyncIterator]();
   // The tar reader hands over an entry at once when its bytes are at hand: no promise.
   const reader = it instanceof TarEntries ? it : undefined;
+  /** The next entry after waiting for it; null at the end. */
+  const following = async (): Promise<TarEntry | null> => {
+    const r = await it.next();
+    return r.done === true ? null : r.value;
+  };
   let held: TarEntry | undefined;
   let size = 0;
   let count = 0;
@@ -84,22 +89,10 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   try {
     for (;;) {
       if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'import canceled', {});
-      let entry: TarEntry;
-      if (held !== undefined) {
-        // The entry that ended the previous file's alternate data streams.
-        entry = held;
-        held = undefined;
-      } else {
-        const now = reader?.nextNow();
-        if (now === null) break;
-        if (now !== undefined) {
-          entry = now;
-        } else {
-          const r = await it.next();
-          if (r.done === true) break;
-          entry = r.value;
-        }
-      }
+      // First the entry that ended the previous file's alternate data streams, if any.
+      const entry = held ?? reader?.nextNow() ?? (await following());
+      held = undefined;
+      if (entry === null) break;
       count++;
       progress(false);
       const h = entry.header;
@@ -151,13 +144,8 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       // Alternate data streams: every following regular entry named `<this name>:<stream>`.
       let seenStreams: Set<string> | undefined;
       for (;;) {
-        let ads = reader?.nextNow();
+        const ads = reader?.nextNow() ?? (await following());
         if (ads === null) break;
-        if (ads === undefined) {
-          const r = await it.next();
-          if (r.done === true) break;
-          ads = r.value;
-        }
         const an = ads.header.name;
         const prefix = ads.header.typeflag === '0' ? streamPrefixLength(an, p.name, h.name) : -1;
         if (prefix === -1) {

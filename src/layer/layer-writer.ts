@@ -135,8 +135,9 @@ class FdSink {
   bytes = 0;
   /** Bytes handed to the OS so far: the position of the next write (every write is positional). */
   #position = 0;
-  /** Where large chunks go when this sink writes behind (see write-behind.ts). */
-  readonly #behind: { readonly writes: WriteBehind; readonly entry: string } | undefined;
+  /** Where large chunks go when this sink writes behind (see write-behind.ts), and the entry they belong to. */
+  readonly #behind: WriteBehind | undefined;
+  readonly #entry: string;
   #behindFile: WriteBehindFile | undefined;
 
   /**
@@ -144,12 +145,13 @@ class FdSink {
    * be queued). `behind`: write chunks of 64 KiB and more behind, for the file of `entry`
    * (only for a file written once: nothing may open it again while its writes are in flight).
    */
-  constructor(fd: number | string, shared: SharedWriteBuffer, beforeOpen?: () => void, behind?: { readonly writes: WriteBehind; readonly entry: string }) {
+  constructor(fd: number | string, shared: SharedWriteBuffer, beforeOpen?: () => void, behind?: WriteBehind, entry = '') {
     if (typeof fd === 'number') this.#fd = fd;
     else this.#file = fd;
     this.#shared = shared;
     this.#beforeOpen = beforeOpen;
     this.#behind = behind;
+    this.#entry = entry;
   }
 
   /** The file's writes behind, once any was made. */
@@ -183,8 +185,8 @@ class FdSink {
     if (chunk.length >= WRITE_BUFFER_BYTES) {
       const behind = this.#behind;
       if (behind !== undefined) {
-        this.#behindFile ??= new WriteBehindFile(this.fd, behind.entry);
-        behind.writes.write(this.#behindFile, chunk, this.#position);
+        this.#behindFile ??= new WriteBehindFile(this.fd, this.#entry);
+        behind.write(this.#behindFile, chunk, this.#position);
       } else {
         writeAll(this.fd, chunk, this.#position);
       }
@@ -395,11 +397,6 @@ export class TransportLayerWriter {
     return this.#parents.length === 0;
   }
 
-  /** Write-behind for the file of `entry`, which is written once (never a sidecar, which a repeated directory rewrites). */
-  #behind(entry: string): { writes: WriteBehind; entry: string } | undefined {
-    return this.#writeBehind === undefined ? undefined : { writes: this.#writeBehind, entry };
-  }
-
   /** Whether `name` is stored in the transport format here (never in a layer restored in place). */
   #isTransport(name: string): boolean {
     return !this.#inPlace && isTransportName(name);
@@ -475,13 +472,14 @@ export class TransportLayerWriter {
       else if (this.#restorer?.createDirectory !== undefined) restore = this.#restorer.createDirectory(abs, p.name);
     } else if (transport) {
       // Opened when it must be written; a small one may go to the file thread instead.
-      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs, this.#behind(p.name));
+      // Written once (never a sidecar, which a repeated directory rewrites): it may write behind.
+      content = new FdSink(this.#threadable ? abs : openForWrite(abs, false), this.#writeBuffer, this.#settleDirs, this.#writeBehind, p.name);
     } else if (this.#restorer !== undefined) {
       this.#settleDirs();
       restore = this.#restorer.create(abs, p.name);
     } else {
       this.#settleDirs();
-      data = new FdSink(openForWrite(abs, false), this.#writeBuffer, undefined, this.#behind(p.name));
+      data = new FdSink(openForWrite(abs, false), this.#writeBuffer, undefined, this.#writeBehind, p.name);
     }
     if (content !== undefined) {
       // Copied by the sink at once, so one scratch buffer serves every entry.
