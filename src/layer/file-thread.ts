@@ -14,6 +14,10 @@
  * read back synchronously (receiveMessageOnPort) and names the entry; after one, the thread
  * skips what is left. Every file is created with O_EXCL and O_NOFOLLOW, as on the writer's
  * own path. Directories can be queued too (mkdir), ahead of the files that go in them.
+ *
+ * The thread also hashes the tar for the import's digest once it runs (see ChunkHasher):
+ * bytes are copied into a shared ring of slots, each slot posted in order with the batches,
+ * so SHA-256 (~70 ms per 80 MiB on this path) runs beside the parsing too.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -39,6 +43,23 @@ const EMPTY = new Uint8Array(0);
 const DONE = 0;
 const CANCEL = 1;
 const FAILED = 2;
+/** Hash slots the thread has hashed. */
+const HASHED = 3;
+/** Set when the thread has posted the digest. */
+const DIGESTED = 4;
+const STATE_SLOTS = 5;
+
+/** Bytes per hash slot, and slots in the ring (2 MiB in flight at most). */
+export const HASH_SLOT_BYTES = 256 * 1024;
+const HASH_SLOTS = 8;
+
+/** Hashes bytes in order and gives the digest once; `digest` is `sha256:<hex>`. */
+export interface ChunkHasher {
+  /** `chunk` is copied before this returns: the caller may reuse it. */
+  hash(chunk: Uint8Array): void;
+  /** Hashes everything handed over, then returns the digest (once). */
+  digest(): string;
+}
 
 /** What the thread gets: one string and three buffers, cheap to pass. */
 interface Batch {
@@ -73,7 +94,24 @@ const fs = require('node:fs');
 const { flags, mode, slots } = workerData;
 const state = new Int32Array(workerData.state);
 const port = workerData.port;
+let hash;
+const ring = new Uint8Array(workerData.ring);
 parentPort.on('message', (b) => {
+  if (b.hashSlot !== undefined) {
+    hash ??= require('node:crypto').createHash('sha256');
+    const at = b.hashSlot * workerData.slotBytes;
+    hash.update(ring.subarray(at, at + b.length));
+    Atomics.add(state, slots.hashed, 1);
+    Atomics.notify(state, slots.hashed);
+    return;
+  }
+  if (b.digest !== undefined) {
+    hash ??= require('node:crypto').createHash('sha256');
+    port.postMessage({ digest: hash.digest('hex') });
+    Atomics.store(state, slots.digested, 1);
+    Atomics.notify(state, slots.digested);
+    return;
+  }
   if (Atomics.load(state, slots.cancel) === 0 && Atomics.load(state, slots.failed) === 0) {
     const bytes = new Uint8Array(b.arena);
     const files = b.paths.split('\0');
@@ -111,7 +149,7 @@ parentPort.on('message', (b) => {
 `;
 
 /** One helper thread and its batches. */
-export class FileThread {
+export class FileThread implements ChunkHasher {
   readonly #worker: WorkerThreads.Worker;
   readonly #results: WorkerThreads.MessagePort;
   readonly #receive: typeof WorkerThreads.receiveMessageOnPort;
@@ -132,12 +170,18 @@ export class FileThread {
   /** Arenas the thread gave back. */
   readonly #arenas: ArrayBuffer[] = [];
   #stopped = false;
+  readonly #ring: Uint8Array;
+  /** Hash slots posted, and bytes in the slot being filled. */
+  #hashPosted = 0;
+  #hashUsed = 0;
+  #digest: string | undefined;
 
   constructor() {
     // Loaded here: only an import of many small files starts a thread.
     const threads = createRequire(import.meta.url)('node:worker_threads') as typeof WorkerThreads;
     const { port1, port2 } = new threads.MessageChannel();
-    this.#state = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+    this.#state = new Int32Array(new SharedArrayBuffer(STATE_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#ring = new Uint8Array(new SharedArrayBuffer(HASH_SLOTS * HASH_SLOT_BYTES));
     this.#results = port1;
     this.#receive = threads.receiveMessageOnPort;
     const c = fs.constants;
@@ -145,10 +189,12 @@ export class FileThread {
       eval: true,
       workerData: {
         state: this.#state.buffer,
+        ring: this.#ring.buffer,
+        slotBytes: HASH_SLOT_BYTES,
         port: port2,
         flags: c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW,
         mode: 0o644,
-        slots: { done: DONE, cancel: CANCEL, failed: FAILED },
+        slots: { done: DONE, cancel: CANCEL, failed: FAILED, hashed: HASHED, digested: DIGESTED },
       },
       transferList: [port2],
       // The thread needs little: it holds at most a few batches.
@@ -190,6 +236,42 @@ export class FileThread {
    */
   mkdir(dir: string, entry: string): void {
     this.write(MKDIR_MARK + dir, entry, EMPTY, 0, 0);
+  }
+
+  /** Copies `chunk` into the hash ring; blocks while the ring is full. */
+  hash(chunk: Uint8Array): void {
+    if (this.#digest !== undefined) throw createError('ERR_ARGUMENT_INVALID', 'file thread: hash() after digest()');
+    let from = 0;
+    while (from < chunk.length) {
+      if (this.#hashUsed === 0) {
+        // The slot to fill was posted HASH_SLOTS slots ago: wait until it was hashed.
+        this.#waitFor(this.#hashPosted - HASH_SLOTS + 1, HASHED);
+      }
+      const n = Math.min(chunk.length - from, HASH_SLOT_BYTES - this.#hashUsed);
+      const at = (this.#hashPosted % HASH_SLOTS) * HASH_SLOT_BYTES + this.#hashUsed;
+      this.#ring.set(from === 0 && n === chunk.length ? chunk : chunk.subarray(from, from + n), at);
+      this.#hashUsed += n;
+      from += n;
+      if (this.#hashUsed === HASH_SLOT_BYTES) this.#postHashSlot();
+    }
+  }
+
+  /** The digest of every byte hashed, `sha256:<hex>`; blocks until the thread has it. */
+  digest(): string {
+    if (this.#digest !== undefined) return this.#digest;
+    if (this.#stopped) throw createError('ERR_ARGUMENT_INVALID', 'file thread: digest() after stop()');
+    if (this.#hashUsed > 0) this.#postHashSlot();
+    this.#worker.postMessage({ digest: true });
+    this.#waitFor(1, DIGESTED);
+    this.#receiveAll();
+    if (this.#digest === undefined) throw createError('ERR_IO', 'the file-writing thread gave no digest');
+    return this.#digest;
+  }
+
+  #postHashSlot(): void {
+    this.#worker.postMessage({ hashSlot: this.#hashPosted % HASH_SLOTS, length: this.#hashUsed });
+    this.#hashPosted++;
+    this.#hashUsed = 0;
   }
 
   /** Returns once every queued file is on disk (in the page cache); throws the first failure. */
@@ -243,20 +325,20 @@ export class FileThread {
     this.#used = 0;
   }
 
-  /** Blocks until `target` batches are done. */
-  #waitFor(target: number): void {
-    let last = Atomics.load(this.#state, DONE);
+  /** Blocks until the counter in `slot` (batches done, by default) reaches `target`. */
+  #waitFor(target: number, slot = DONE): void {
+    let last = Atomics.load(this.#state, slot);
     let since = Date.now();
     while (last < target) {
-      Atomics.wait(this.#state, DONE, last, 1000);
-      const now = Atomics.load(this.#state, DONE);
+      Atomics.wait(this.#state, slot, last, 1000);
+      const now = Atomics.load(this.#state, slot);
       if (now !== last) {
         last = now;
         since = Date.now();
       } else if (Date.now() - since > STALL_MS) {
         this.#stopped = true;
         void this.#worker.terminate().catch(() => undefined);
-        throw createError('ERR_IO', `the file-writing thread made no progress in ${STALL_MS / 1000} s`, { done: last, posted: this.#posted });
+        throw createError('ERR_IO', `the file-writing thread made no progress in ${STALL_MS / 1000} s`, { done: last, target });
       }
     }
   }
@@ -277,8 +359,9 @@ export class FileThread {
     for (;;) {
       const received = this.#receive(this.#results);
       if (received === undefined) return;
-      const message = received.message as { arena?: ArrayBuffer; failure?: Failure };
+      const message = received.message as { arena?: ArrayBuffer; failure?: Failure; digest?: string };
       if (message.arena !== undefined) this.#arenas.push(message.arena);
+      if (message.digest !== undefined) this.#digest = 'sha256:' + message.digest;
       if (message.failure !== undefined) this.#report ??= message.failure;
     }
   }

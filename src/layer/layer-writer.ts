@@ -28,7 +28,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
-import { FileThread } from './file-thread.js';
+import { FileThread, type ChunkHasher } from './file-thread.js';
 import { WriteBehind, WriteBehindFile } from './write-behind.js';
 import { DirTable } from './dir-table.js';
 import { NameHashSet } from './name-hash-set.js';
@@ -83,6 +83,11 @@ export interface LayerWriterOptions {
    * @default false
    */
   readonly restoreInPlace?: boolean | undefined;
+  /**
+   * Called once if a file thread starts (an import of many small files), with the thread as
+   * a hasher: the import's digest can then be computed there, beside the parsing.
+   */
+  readonly onFileThread?: ((hasher: ChunkHasher) => void) | undefined;
 }
 
 /** One file being restored from its backup stream by a native backend. */
@@ -378,12 +383,14 @@ export class TransportLayerWriter {
   #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
   #smallFiles = 0;
+  readonly #onFileThread: ((hasher: ChunkHasher) => void) | undefined;
 
   constructor(options: LayerWriterOptions) {
     this.#root = options.root;
     this.#parents = options.parents;
     this.#durable = options.durable ?? true;
     this.#restorer = options.restorer;
+    this.#onFileThread = options.onFileThread;
     this.#inPlace = options.restoreInPlace ?? false;
     if (this.#inPlace && (this.#restorer === undefined || this.#parents.length > 0)) {
       throw createError('ERR_ARGUMENT_INVALID', 'restoreInPlace writes base layers only, through a restorer');
@@ -957,6 +964,7 @@ export class TransportLayerWriter {
     if (this.#files !== undefined) return this.#files;
     if (++this.#smallFiles <= FILE_THREAD_AFTER) return undefined;
     this.#files = new FileThread();
+    this.#onFileThread?.(this.#files);
     return this.#files;
   }
 

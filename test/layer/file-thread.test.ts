@@ -4,12 +4,14 @@
  * and a layer of many small files round-trips byte for byte.
  */
 import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
-import { BATCH_BYTES, FileThread } from '../../src/layer/file-thread.js';
+import { BATCH_BYTES, FileThread, HASH_SLOT_BYTES } from '../../src/layer/file-thread.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
+import { DigestingSource, HOLD_BYTES } from '../../src/native/portable.js';
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN } from '../../src/util/windows.js';
 import { cleanupTemp, exportTar, importTar, listTree, openStore, tempDir } from '../helpers/store.js';
 
@@ -95,6 +97,47 @@ describe('layer/file-thread', function () {
       files.stop();
     }
     expect(fs.readdirSync(outside)).to.deep.equal([]);
+  });
+
+  it('hashes what it is handed, in order, across slots and turns of its ring, between batches', () => {
+    const dir = tempDir();
+    const original = randomBytes(5 * 1024 * 1024 + 123); // 20 slots and a part: the ring turns twice
+    const bytes = Buffer.from(original);
+    // Odd sizes: chunks that fill a slot exactly, end inside one, and span several.
+    const sizes = [1, HASH_SLOT_BYTES - 1, HASH_SLOT_BYTES, 3 * HASH_SLOT_BYTES + 7, 65_536, 0, 511];
+    const files = new FileThread();
+    let digest: string;
+    let written = 0;
+    try {
+      let at = 0;
+      for (let i = 0; at < bytes.length; i++) {
+        const n = Math.min(sizes[i % sizes.length] as number, bytes.length - at);
+        const chunk = bytes.subarray(at, at + n);
+        files.hash(chunk);
+        chunk.fill(0); // copied before hash() returned: changing it now changes nothing
+        at += n;
+        files.write(path.join(dir, `f${i}`), `Files/f${i}`, Buffer.from(`file ${i}`), 0, 0);
+        written++;
+      }
+      digest = files.digest();
+      expect(files.digest()).to.equal(digest); // asked again: the same answer, no second request
+      files.drain();
+    } finally {
+      files.stop();
+    }
+    expect(digest).to.equal(`sha256:${createHash('sha256').update(original).digest('hex')}`);
+    expect(fs.readdirSync(dir)).to.have.length(written);
+    expect(fs.readFileSync(path.join(dir, 'f3'), 'utf8')).to.equal('file 3');
+  });
+
+  it('gives the digest of nothing when handed nothing, and refuses bytes after the digest', () => {
+    const files = new FileThread();
+    try {
+      expect(files.digest()).to.equal(`sha256:${createHash('sha256').digest('hex')}`);
+      expect((thrown(() => files.hash(Buffer.from('late'))) as { code?: string }).code).to.equal('ERR_ARGUMENT_INVALID');
+    } finally {
+      files.stop();
+    }
   });
 
   it('cancel returns once nothing more can be written', () => {
@@ -244,4 +287,53 @@ describe('layer writer: small files through the file thread', function () {
       expect(store.exists('deep')).to.equal(false);
     });
   }
+});
+
+describe('the import digest, hashed here or on the file thread', function () {
+  this.timeout(60_000);
+
+  async function* chunksOf(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
+    for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+  }
+
+  /** Reads `source` to its end, offering it the file thread after `offerAfter` bytes (never when undefined). */
+  async function digestOf(bytes: Buffer, options: { offloadable: boolean; offerAfter?: number }): Promise<{ digest: string; offloaded: boolean }> {
+    const source = new DigestingSource(chunksOf(bytes, 100_000), { offloadable: options.offloadable });
+    const files = new FileThread();
+    try {
+      for await (const chunk of source) {
+        expect(chunk.length).to.be.above(0);
+        if (options.offerAfter !== undefined && source.bytes >= options.offerAfter) source.offload(files);
+      }
+      expect(source.bytes).to.equal(bytes.length);
+      return { digest: source.digest(), offloaded: source.offloaded };
+    } finally {
+      files.stop();
+    }
+  }
+
+  const bytes = randomBytes(HOLD_BYTES + 3 * 100_000);
+  const expected = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+  it('moves to the file thread when it starts within the held bytes, the held bytes first', async () => {
+    expect(await digestOf(bytes, { offloadable: true, offerAfter: 250_000 })).to.deep.equal({ digest: expected, offloaded: true });
+  });
+
+  it('stays here when the thread starts after the held bytes, or never, or the source is not offloadable', async () => {
+    expect(await digestOf(bytes, { offloadable: true, offerAfter: HOLD_BYTES + 200_000 })).to.deep.equal({ digest: expected, offloaded: false });
+    expect(await digestOf(bytes, { offloadable: true })).to.deep.equal({ digest: expected, offloaded: false });
+    expect(await digestOf(bytes, { offloadable: false, offerAfter: 0 })).to.deep.equal({ digest: expected, offloaded: false });
+    const short = bytes.subarray(0, 1000);
+    expect(await digestOf(short, { offloadable: true })).to.deep.equal({ digest: `sha256:${createHash('sha256').update(short).digest('hex')}`, offloaded: false });
+  });
+
+  it('is the tar\'s sha256 for an import of many small files, which hashes on the file thread', async () => {
+    const store = await openStore();
+    const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+    for (let i = 0; i < FILE_THREAD_AFTER * 8; i++) entries.push({ type: 'file', name: `Files/f${i}`, data: randomBytes(3000) });
+    const tar = await buildLayerTar(entries);
+    const result = await importTar(store, 'hashed', tar, undefined, 10_000);
+    expect(result.digest).to.equal(`sha256:${createHash('sha256').update(tar).digest('hex')}`);
+    expect((await exportTar(store, 'hashed')).equals(tar)).to.equal(true);
+  });
 });
