@@ -257,6 +257,10 @@ export function parsePaxRecords(data: Buffer, subject: string): PaxRecordBytes[]
   return records;
 }
 
+function recordInvalid(subject: PaxSubject, pos: number, what: string): never {
+  throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: PAX record at byte ${pos} ${what}`, { offset: pos });
+}
+
 /**
  * `parsePaxRecords` without the record objects: calls `onRecord` with each key, value and
  * the value's byte range in `data`, in order.
@@ -271,23 +275,21 @@ export function forEachPaxRecord(
     // Plain loops: the length field and the key are a few bytes, shorter than a call to indexOf.
     let space = pos;
     while (space < data.length && data[space] !== SPACE) space++;
-    const fail = (what: string): never => {
-      throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: PAX record at byte ${pos} ${what}`, { offset: pos });
-    };
-    if (space === data.length) fail('has no length field');
+    // Failures through a function of the module: a closure here was an allocation per record.
+    if (space === data.length) recordInvalid(subject, pos, 'has no length field');
     const length = readRecordLength(data, pos, space);
     if (length === undefined || length < MIN_RECORD_LENGTH || length > data.length - pos) {
-      fail('has an invalid length');
+      recordInvalid(subject, pos, 'has an invalid length');
     }
-    const end = pos + (length as number);
+    const end = pos + length;
     // Go requires the length to reach past the space; the byte before `end` must be the newline.
-    if (end <= space + 1 || data[end - 1] !== NEWLINE) fail('does not end with a newline where its length says');
+    if (end <= space + 1 || data[end - 1] !== NEWLINE) recordInvalid(subject, pos, 'does not end with a newline where its length says');
     let equals = space + 1;
     while (equals < end - 1 && data[equals] !== EQUALS) equals++;
-    if (equals >= end - 1) fail('has no "="');
+    if (equals >= end - 1) recordInvalid(subject, pos, 'has no "="');
     const key = decodeKey(data, space + 1, equals);
     const value = data.toString('utf8', equals + 1, end - 1);
-    if (!isValidPaxRecord(key, value)) fail(`${JSON.stringify(key)} is not a valid record`);
+    if (!isValidPaxRecord(key, value)) recordInvalid(subject, pos, `${JSON.stringify(key)} is not a valid record`);
     onRecord(key, value, equals + 1, end - 1);
     pos = end;
   }
