@@ -65,7 +65,8 @@ export async function* readLayerEntries(layerRoot: string, info: LayerInfo = rea
   const streamsFile = path.join(layerRoot, INDEX_DIR, STREAMS_FILE);
   for await (const record of readIndexEntries(layerRoot)) {
     if (record.inherited === true) continue;
-    const r = merged.get(record.name) ?? record;
+    // Only a directory record was merged; a deletion of the same name before it stays one.
+    const r = record.kind === 'directory' ? (merged.get(record.name) ?? record) : record;
     yield itemFromRecord(layerRoot, streamsFile, r);
   }
 }

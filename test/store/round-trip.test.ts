@@ -282,6 +282,27 @@ describe('store: round trip tar → layer → tar', function () {
       { type: 'file', name: 'UtilityVM/Files/gone.bin', data: 'to be deleted' },
     ];
 
+    it('keeps a deletion of a name that a repeated directory takes afterwards (the repeat merged)', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'whiteout', name: 'Files/d' },
+        { type: 'directory', name: 'Files/d', attributes: FILE_ATTRIBUTE_DIRECTORY },
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/d', attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN },
+        { type: 'file', name: 'Files/d/new', data: 'new' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      const exported = await exportTar(store, 'c');
+      const headers = await headersOf(exported);
+      // The deletion stays a deletion; the repeated directory is one entry, with the later attributes.
+      expect(headers.map((h) => h.name)).to.deep.equal(['Files/.wh.d', 'Files/d', 'Files', 'Files/d/new']);
+      expect(headers[1]?.pax['MSWINDOWS.fileattr']).to.equal(String(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN));
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d']);
+      await importTar(store, 'again', exported, 'p');
+      expect((await exportTar(store, 'again')).equals(exported)).to.equal(true);
+    });
+
     it('round-trips whiteouts and hard links into the parent, byte for byte', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
