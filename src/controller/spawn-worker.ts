@@ -20,6 +20,7 @@ import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression } from '../tar/decompress.js';
 import { CONTROLLER_PID_ENV, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
+import { removeTreeSync } from '../util/remove-tree.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
 
@@ -207,7 +208,7 @@ export function removeStaging(home: string, id: string, pid: number | undefined)
     return;
   }
   for (const name of names) {
-    if (name.startsWith(`${id}${IMPORTING_INFIX}${pid}-`)) fs.rmSync(path.join(home, name), { recursive: true, force: true });
+    if (name.startsWith(`${id}${IMPORTING_INFIX}${pid}-`)) removeTreeSync(path.join(home, name));
   }
 }
 

@@ -41,6 +41,7 @@ import { refuseReFS } from './refs.js';
 import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
+import { removeTreeSync } from '../util/remove-tree.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -381,7 +382,7 @@ export class WindowsFilterDriver {
           materializeView(resolveView(layers), tmp);
           fs.renameSync(tmp, dir);
         } catch (error) {
-          fs.rmSync(tmp, { recursive: true, force: true });
+          removeTreeSync(tmp);
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
       }
@@ -397,7 +398,7 @@ export class WindowsFilterDriver {
       const refs = this.#mounts.refs(id);
       if (refs === 0) return;
       this.#mounts.setRefs(id, refs - 1);
-      if (refs - 1 === 0 && !this.#isReadWrite(id)) fs.rmSync(this.#mounts.viewPath(id), { recursive: true, force: true });
+      if (refs - 1 === 0 && !this.#isReadWrite(id)) removeTreeSync(this.#mounts.viewPath(id));
     });
   }
 
@@ -455,7 +456,7 @@ export class WindowsFilterDriver {
       await fsp.rm(removing, { recursive: true, force: true });
       await fsp.rename(dir, removing);
       await fsp.rm(removing, { recursive: true, force: true });
-      fs.rmSync(this.#mounts.viewPath(id), { recursive: true, force: true });
+      removeTreeSync(this.#mounts.viewPath(id));
     });
   }
 

@@ -59,6 +59,7 @@ import {
 } from './metadata-index.js';
 import { readTombstones, writeTombstones } from './tombstones.js';
 import { MUTATED_UTILITY_VM_FILES, UTILITY_VM_FILES } from './utility-vm.js';
+import { removeTreeSync } from '../util/remove-tree.js';
 
 /** Kinds an `add` can start. */
 export type AddKind = 'file' | 'directory' | 'symlink';
@@ -777,7 +778,7 @@ export class TransportLayerWriter {
       if (inherited === undefined) {
         throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes something the parent's UtilityVM does not have`, { entry: p.name });
       }
-      fs.rmSync(path.join(this.#root, inherited.host ?? inherited.name), { recursive: true, force: true });
+      removeTreeSync(path.join(this.#root, inherited.host ?? inherited.name));
       this.#dropInheritedTree(p.name);
     } else {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: p.name });
@@ -1084,7 +1085,7 @@ export class TransportLayerWriter {
       this.#dirs.set(key, prior.host ?? host);
       return;
     }
-    fs.rmSync(abs, { recursive: true, force: true });
+    removeTreeSync(abs);
     this.#dropInheritedTree(p.name);
     this.#dirs.delete(key);
   }

@@ -55,6 +55,7 @@ import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js
 import type { NativeBackend, ReadLayerRequest, WriteLayerRequest, WriteLayerResult } from './backend.js';
 import { LAYER_PRIVILEGES, loadNativeHelper, type NativeHelper, type NativeHelperOptions } from './edge.js';
 import { DigestingSource, portableBackend, readFileRange } from './portable.js';
+import { removeTreeSync } from '../util/remove-tree.js';
 
 /** Bytes gathered in JavaScript before one call crosses the bridge. */
 export const DEFAULT_BRIDGE_CHUNK_BYTES = 64 * 1024;
@@ -256,7 +257,7 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
         else await importDeltaLayer(h, req, written.hasUtilityVM);
       } catch (error) {
         // No index, no layer: whatever the failed call left in the directory is not one.
-        fs.rmSync(path.join(req.root, INDEX_DIR), { recursive: true, force: true });
+        removeTreeSync(path.join(req.root, INDEX_DIR));
         throw error;
       }
       return result;
@@ -342,7 +343,7 @@ async function importDeltaLayer(helper: EdgeHelper, req: WriteLayerRequest, hasU
     }
     if (hasUtilityVM) await processUtilityVM(helper, root, req.signal);
   } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
+    removeTreeSync(folder);
   }
 }
 
@@ -381,7 +382,7 @@ async function* readWindowsLayer(getHelper: () => EdgeHelper, req: ReadLayerRequ
     await helper.exportLayer(root, folder, parents);
     yield* tarFromLayerEntries(withOriginalBcd(root, exportedEntries(helper, root, folder, info)), readRange, options);
   } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
+    removeTreeSync(folder);
   }
 }
 

@@ -197,6 +197,21 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  it('mounts, unmounts and removes a layer with a directory 1,900 levels deep', async () => {
+    const driver = await openDriver();
+    const deep = 'Files/' + 'd/'.repeat(1900) + 'f.txt';
+    await driver.applyDiff('deep', undefined, Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: deep, data: 'x' }])]));
+    const dir = await driver.get('deep');
+    expect(fs.readFileSync(path.join(dir, deep.slice('Files/'.length)), 'utf8')).to.equal('x');
+    await driver.put('deep');
+    expect(fs.existsSync(dir)).to.equal(false);
+    await driver.get('deep');
+    await driver.put('deep');
+    await driver.remove('deep');
+    expect(driver.exists('deep')).to.equal(false);
+    expect(fs.existsSync(dir)).to.equal(false);
+  });
+
   describe('changes, diffSize, diffGetter', () => {
     it('tells additions, modifications and deletions apart', async () => {
       const driver = await openDriver();
