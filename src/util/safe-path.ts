@@ -13,7 +13,7 @@
  *   sidecar, and an entry with it would overwrite another directory's metadata;
  * - at most 255 UTF-16 units a segment and 32,767 in all (NTFS limits).
  */
-import { createError } from '../errors.js';
+import { createError, type ErrorCode, type WinLayerError } from '../errors.js';
 
 export type LayerRoot = 'Files' | 'Hives' | 'UtilityVM';
 export const LAYER_ROOTS: readonly LayerRoot[] = ['Files', 'Hives', 'UtilityVM'];
@@ -30,55 +30,80 @@ export interface LayerPath {
   /** Slash-separated, no trailing slash, e.g. `Files/Windows/System32`. */
   readonly name: string;
   readonly root: LayerRoot;
-  readonly segments: readonly string[];
 }
 
-// Characters Win32 file names cannot hold (besides the separators handled apart).
-// eslint-disable-next-line no-control-regex -- control characters are exactly what is rejected
-const INVALID_CHARS = /[\u0000-\u001f<>:"|?*\\]/;
+/**
+ * Code units below 0x80 that Win32 file names cannot hold (controls and `<>:"|?*\\`),
+ * besides the separator; every unit from 0x80 on is allowed.
+ */
+const FORBIDDEN_ASCII = ((): Uint8Array => {
+  const t = new Uint8Array(0x80);
+  for (let c = 0; c < 0x20; c++) t[c] = 1;
+  for (const ch of '<>:"|?*\\') t[ch.charCodeAt(0)] = 1;
+  return t;
+})();
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 /**
  * Validates a tar entry name (or link target) and returns it in canonical form.
  * A single leading `./` and trailing `/` are dropped, as plain POSIX tars carry them.
  * `what` names the field in errors (`entry`, `link target`, `whiteout`).
+ *
+ * One pass over the name, segment by segment, with each segment's checks in a fixed
+ * order (so the first bad segment decides the error): `..`, empty or `.`, a forbidden
+ * character, the sidecar suffix, the segment length. Every entry goes through here.
  */
 export function parseLayerPath(raw: string, what = 'entry'): LayerPath {
-  const data = { entry: raw };
-  if (raw.length === 0) throw createError('ERR_PATH_INVALID', `${what} name is empty`, data);
-  if (raw.includes('\0')) throw createError('ERR_PATH_INVALID', `${what} ${JSON.stringify(raw)}: name contains NUL`, data);
-  if (raw.includes('\\')) {
-    throw createError('ERR_PATH_INVALID', `${what} ${JSON.stringify(raw)}: backslash is not a separator in tar names`, data);
-  }
-  if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw)) {
-    throw createError('ERR_PATH_ESCAPE', `${what} ${JSON.stringify(raw)}: absolute, drive-letter or UNC path`, data);
-  }
+  if (raw.length === 0) throw createError('ERR_PATH_INVALID', `${what} name is empty`, { entry: raw });
+  if (raw.includes('\0')) throw pathError('ERR_PATH_INVALID', what, raw, 'name contains NUL');
+  if (raw.includes('\\')) throw pathError('ERR_PATH_INVALID', what, raw, 'backslash is not a separator in tar names');
+  if (raw.charCodeAt(0) === SLASH || isDriveLetterStart(raw)) throw pathError('ERR_PATH_ESCAPE', what, raw, 'absolute, drive-letter or UNC path');
   let name = raw.startsWith('./') ? raw.slice(2) : raw;
-  while (name.endsWith('/')) name = name.slice(0, -1);
-  if (name.length === 0) throw createError('ERR_PATH_INVALID', `${what} ${JSON.stringify(raw)}: names no file`, data);
-  const segments = name.split('/');
-  for (const seg of segments) {
-    if (seg === '..') throw createError('ERR_PATH_ESCAPE', `${what} ${JSON.stringify(raw)}: contains '..'`, data);
-    if (seg === '' || seg === '.') {
-      throw createError('ERR_PATH_INVALID', `${what} ${JSON.stringify(raw)}: empty or '.' path segment`, data);
+  let last = name.length;
+  while (last > 0 && name.charCodeAt(last - 1) === SLASH) last--;
+  if (last !== name.length) name = name.slice(0, last);
+  if (name.length === 0) throw pathError('ERR_PATH_INVALID', what, raw, 'names no file');
+  let rootEnd = -1;
+  for (let start = 0; start <= name.length; ) {
+    let end = start;
+    let forbidden = false;
+    for (; end < name.length; end++) {
+      const c = name.charCodeAt(end);
+      if (c === SLASH) break;
+      if (c < 0x80 && FORBIDDEN_ASCII[c] === 1) forbidden = true;
     }
-    if (INVALID_CHARS.test(seg)) {
-      throw createError('ERR_PATH_INVALID', `${what} ${JSON.stringify(raw)}: segment ${JSON.stringify(seg)} has a character Windows forbids`, data);
+    if (rootEnd < 0) rootEnd = end;
+    const length = end - start;
+    if (length === 2 && name.charCodeAt(start) === DOT && name.charCodeAt(start + 1) === DOT) {
+      throw pathError('ERR_PATH_ESCAPE', what, raw, "contains '..'");
     }
-    if (seg.endsWith(WCIDIRS_SUFFIX)) {
-      throw createError('ERR_PATH_RESERVED', `${what} ${JSON.stringify(raw)}: '${WCIDIRS_SUFFIX}' names are reserved for directory metadata`, data);
+    if (length === 0 || (length === 1 && name.charCodeAt(start) === DOT)) throw pathError('ERR_PATH_INVALID', what, raw, "empty or '.' path segment");
+    if (forbidden) throw pathError('ERR_PATH_INVALID', what, raw, `segment ${JSON.stringify(name.slice(start, end))} has a character Windows forbids`);
+    if (length >= WCIDIRS_SUFFIX.length && name.startsWith(WCIDIRS_SUFFIX, end - WCIDIRS_SUFFIX.length)) {
+      throw pathError('ERR_PATH_RESERVED', what, raw, `'${WCIDIRS_SUFFIX}' names are reserved for directory metadata`);
     }
-    if (seg.length > MAX_SEGMENT_UNITS) {
-      throw createError('ERR_PATH_TOO_LONG', `${what} ${JSON.stringify(raw)}: segment of ${seg.length} UTF-16 units exceeds ${MAX_SEGMENT_UNITS}`, data);
-    }
+    if (length > MAX_SEGMENT_UNITS) throw pathError('ERR_PATH_TOO_LONG', what, raw, `segment of ${length} UTF-16 units exceeds ${MAX_SEGMENT_UNITS}`);
+    start = end + 1;
   }
   if (name.length > MAX_PATH_UNITS) {
     throw createError('ERR_PATH_TOO_LONG', `${what}: path of ${name.length} UTF-16 units exceeds ${MAX_PATH_UNITS}`, { entry: raw.slice(0, 200) });
   }
-  const root = segments[0] as string;
-  if (!isLayerRoot(root)) {
-    throw createError('ERR_PATH_ROOT', `${what} ${JSON.stringify(raw)}: must be under Files/, Hives/ or UtilityVM/`, data);
-  }
-  return { name, root, segments };
+  const root = rootEnd === name.length ? name : name.slice(0, rootEnd);
+  if (!isLayerRoot(root)) throw pathError('ERR_PATH_ROOT', what, raw, 'must be under Files/, Hives/ or UtilityVM/');
+  return { name, root };
+}
+
+/** `A:`, any ASCII letter then a colon: a drive-letter path. */
+function isDriveLetterStart(raw: string): boolean {
+  if (raw.length < 2 || raw.charCodeAt(1) !== 0x3a) return false;
+  const c = raw.charCodeAt(0) | 0x20;
+  return c >= 0x61 && c <= 0x7a;
+}
+
+function pathError(code: ErrorCode, what: string, raw: string, problem: string): WinLayerError {
+  return createError(code, `${what} ${JSON.stringify(raw)}: ${problem}`, { entry: raw });
 }
 
 /** True for the three transport-format roots. */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { isWinLayerError } from '../../src/errors.js';
 import { caseFoldKey, layerNameBelowFiles, parseLayerPath, windowsPathBelowFiles } from '../../src/util/safe-path.js';
 
@@ -12,7 +13,56 @@ function codeOf(fn: () => unknown): string {
   return 'no error';
 }
 
+/**
+ * The rules of parseLayerPath written the plain way (split, then a regular expression per
+ * segment): the model the one-pass parser must agree with, code for code.
+ */
+function modelCode(raw: string): string {
+  if (raw.length === 0 || raw.includes('\0') || raw.includes('\\')) return 'ERR_PATH_INVALID';
+  if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw)) return 'ERR_PATH_ESCAPE';
+  let name = raw.startsWith('./') ? raw.slice(2) : raw;
+  while (name.endsWith('/')) name = name.slice(0, -1);
+  if (name.length === 0) return 'ERR_PATH_INVALID';
+  const segments = name.split('/');
+  for (const seg of segments) {
+    if (seg === '..') return 'ERR_PATH_ESCAPE';
+    if (seg === '' || seg === '.') return 'ERR_PATH_INVALID';
+    // eslint-disable-next-line no-control-regex -- control characters are what is rejected
+    if (/[\u0000-\u001f<>:"|?*\\]/.test(seg)) return 'ERR_PATH_INVALID';
+    if (seg.endsWith('.$wcidirs$')) return 'ERR_PATH_RESERVED';
+    if (seg.length > 255) return 'ERR_PATH_TOO_LONG';
+  }
+  if (name.length > 32767) return 'ERR_PATH_TOO_LONG';
+  if (!['Files', 'Hives', 'UtilityVM'].includes(segments[0] as string)) return 'ERR_PATH_ROOT';
+  return `ok ${name}`;
+}
+
 describe('util/safe-path', () => {
+  it('agrees with the plain model of its rules on any name made of the parts that matter', () => {
+    const part = fc.constantFrom(
+      'Files', 'Hives', 'UtilityVM', 'files', '/', '/', '/', '.', '..', './', 'a', 'Z', 'é', '𝄞', '\ud800', ':', 'C:', '\\', '\0', '\u001f', '\u007f', '<', '?',
+      '.$wcidirs$', '$wcidirs$', 'x'.repeat(250), 'y'.repeat(6), ' ',
+    );
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 12 }), (parts) => {
+        const raw = parts.join('');
+        let got: string;
+        try {
+          const p = parseLayerPath(raw);
+          got = `ok ${p.name}`;
+          expect(p.root).to.equal(p.name.split('/')[0]);
+        } catch (e) {
+          expect(isWinLayerError(e), String(e)).to.equal(true);
+          got = (e as { code: string }).code;
+        }
+        expect(got, JSON.stringify(raw)).to.equal(modelCode(raw));
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(modelCode('Files/' + 'a/'.repeat(16_384))).to.equal('ERR_PATH_TOO_LONG');
+    expect(codeOf(() => parseLayerPath('Files/' + 'a/'.repeat(16_384)))).to.equal('ERR_PATH_TOO_LONG');
+  });
+
   const valid = [
     { title: 'a root', input: 'Files', name: 'Files', root: 'Files' },
     { title: 'a nested file', input: 'Files/Windows/System32/a.dll', name: 'Files/Windows/System32/a.dll', root: 'Files' },
