@@ -43,23 +43,27 @@ export function decodeBase64Record(value: string, key: string, entry: string): B
  * again cost ~4 µs an entry. Bounded: cleared when full. The buffers are shared, never
  * written to.
  */
-const knownSecurityDescriptors = new Map<string, Buffer>();
+const knownRawSecurityDescriptors = new Map<string, Buffer>();
+const knownSddlSecurityDescriptors = new Map<string, Buffer>();
 const KNOWN_SECURITY_DESCRIPTORS_MAX = 256;
 
 /** Reads SD, EAs and reparse point from a tar header (go-winio's *FromTarHeader functions). */
 export function metadataFromTarHeader(h: TarHeader, entry: string): EntryMetadata {
   const rawsd = h.pax[PAX_RAW_SECURITY_DESCRIPTOR];
   const sddl = h.pax[PAX_SECURITY_DESCRIPTOR_SDDL];
-  const sdKey = rawsd !== undefined ? 'raw:' + rawsd : sddl !== undefined ? 'sddl:' + sddl : undefined;
-  let securityDescriptor = sdKey === undefined ? undefined : knownSecurityDescriptors.get(sdKey);
-  if (securityDescriptor === undefined && sdKey !== undefined) {
+  // Keyed by the record's own text (no prefixed copy per entry): one map per record kind.
+  const known = rawsd !== undefined ? knownRawSecurityDescriptors : knownSddlSecurityDescriptors;
+  const sdText = rawsd ?? sddl;
+  let securityDescriptor = sdText === undefined ? undefined : known.get(sdText);
+  if (securityDescriptor === undefined && sdText !== undefined) {
     securityDescriptor = securityDescriptorOf(rawsd, sddl, entry);
-    if (knownSecurityDescriptors.size >= KNOWN_SECURITY_DESCRIPTORS_MAX) knownSecurityDescriptors.clear();
-    knownSecurityDescriptors.set(sdKey, securityDescriptor);
+    if (known.size >= KNOWN_SECURITY_DESCRIPTORS_MAX) known.clear();
+    known.set(sdText, securityDescriptor);
   }
 
   const extendedAttributes: ExtendedAttribute[] = [];
-  for (const key of Object.keys(h.pax)) {
+  // for-in: no array of keys per entry (the records' prototype is empty and frozen).
+  for (const key in h.pax) {
     if (!key.startsWith(PAX_EA_PREFIX)) continue;
     const name = key.slice(PAX_EA_PREFIX.length);
     extendedAttributes.push({ name, value: decodeBase64Record(h.pax[key] as string, key, entry), flags: 0 });
