@@ -29,6 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { FileThread, type ChunkHasher } from './file-thread.js';
+import { LinkSpill, type SpilledLink } from './link-spill.js';
 import { WriteBehind, WriteBehindFile } from './write-behind.js';
 import { DirTable } from './dir-table.js';
 import { NameHashSet } from './name-hash-set.js';
@@ -50,6 +51,7 @@ import {
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
+  INDEX_DIR,
   MetadataIndexWriter,
   readIndexEntriesSync,
   timesFromInfo,
@@ -280,6 +282,8 @@ interface SeenEntry {
   /** Written in the transport format (attributes ‖ backup stream) rather than as its data. */
   transport: boolean;
   attributes: number;
+  /** A hard link's place among the links (its record's offset, see LinkSpill). */
+  linkOffset?: number;
 }
 
 /** The entry being written. */
@@ -314,7 +318,12 @@ interface PendingLink {
   host: string;
   /** caseFoldKey of the link's own name. */
   key: string;
+  /** Its place among the links, in tar order (see LinkSpill). */
+  offset: number;
 }
+
+/** The pending-link file, in the staging layer's index directory; removed before the commit. */
+const PENDING_LINKS_FILE = 'links.pending';
 
 /** Transport-format layer writer for the portable backend. */
 export class TransportLayerWriter {
@@ -340,7 +349,8 @@ export class TransportLayerWriter {
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
   readonly #dirs = new DirTable();
   readonly #tombstones: string[] = [];
-  readonly #links: PendingLink[] = [];
+  /** Hard links, made at close: on disk until then (see LinkSpill). */
+  #links: LinkSpill | undefined;
   /**
    * Plain directories of the transport format (not reparse points) that were entries are
    * not SeenEntry records either (a WinSxS-like layer has tens of thousands): #dirs marks
@@ -547,6 +557,10 @@ export class TransportLayerWriter {
   #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
     const seen = this.#seen.get(key);
     if (seen !== undefined) return seen;
+    const link = this.#links?.find(key, caseFoldKey);
+    if (link !== undefined) {
+      return { name: link.name, kind: 'link', isDirectory: false, isReparse: false, host: link.host, transport: link.transport, attributes: link.attributes, linkOffset: link.offset };
+    }
     if (this.#dirs.isPlain(key)) {
       const host = this.#dirs.get(key) as string;
       return { name: this.#dirNames.get(key) ?? host, kind: 'directory', isDirectory: true, isReparse: false, host, transport: true, attributes: 0 };
@@ -742,16 +756,18 @@ export class TransportLayerWriter {
     }
     const host = this.#hostPathFor(p);
     this.#replaceInherited(p, host, false);
-    this.#seen.set(key, {
-      name: p.name,
-      kind: 'link',
-      isDirectory: false,
-      isReparse: false,
-      host,
-      transport: this.#isTransport(p.name),
-      attributes: info.fileAttributes >>> 0,
-    });
-    this.#links.push({ path: p, target, info, host, key });
+    this.#links ??= new LinkSpill(path.join(this.#root, INDEX_DIR, PENDING_LINKS_FILE));
+    this.#links.append(
+      {
+        name: p.name,
+        target: target.name,
+        host,
+        transport: this.#isTransport(p.name),
+        attributes: info.fileAttributes >>> 0,
+        times: [info.creationTime, info.lastAccessTime, info.lastWriteTime, info.changeTime],
+      },
+      key,
+    );
     // The record takes the link's place in tar order; the link itself is made at close.
     this.#index.append({
       kind: 'link',
@@ -796,10 +812,9 @@ export class TransportLayerWriter {
     this.#listingsValid = true;
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
     if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
-    const made = new Set<string>();
-    for (const link of this.#links) {
-      this.#makeLink(link, made);
-      made.add(link.key);
+    if (this.#links !== undefined) {
+      for (const link of this.#links.records()) this.#makeLink(pendingLink(link));
+      this.#links.close(true);
     }
     if (this.#inherited !== undefined) {
       for (const record of this.#inherited.values()) this.#index.append(record);
@@ -921,6 +936,11 @@ export class TransportLayerWriter {
     }
     try {
       this.#index.close();
+    } catch {
+      // already closed
+    }
+    try {
+      this.#links?.close(false); // the caller removes the directory
     } catch {
       // already closed
     }
@@ -1142,12 +1162,12 @@ export class TransportLayerWriter {
     return this.#tombstoneKeySet;
   }
 
-  /** Makes one hard link; `made` holds the keys of the links made before it, in tar order. */
-  #makeLink(link: PendingLink, made: ReadonlySet<string>): void {
+  /** Makes one hard link; the links before it in tar order are made. */
+  #makeLink(link: PendingLink): void {
     const targetKey = caseFoldKey(link.target.name);
     const own = this.#seenEntry(targetKey, link.target.name);
     let from: string | undefined;
-    if (own !== undefined && own.kind === 'link' && !made.has(targetKey)) {
+    if (own !== undefined && own.kind === 'link' && !((own.linkOffset ?? Infinity) < link.offset)) {
       // Links are made in tar order, as Windows makes them: an earlier link is a file by now;
       // the link itself, or one further on, is not there to link to.
       throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is ${targetKey === link.key ? 'the link itself' : 'a hard link that comes later'}`, {
@@ -1418,4 +1438,23 @@ function cloneTree(src: string, dest: string, name: string): void {
     }
     // Anything else (a symlink planted by hand) is not part of a layer we wrote: skip it.
   }
+}
+
+/** A recorded link as the link-making code takes it. */
+function pendingLink(link: SpilledLink): PendingLink {
+  const [creationTime, lastAccessTime, lastWriteTime, changeTime] = link.times;
+  return {
+    path: layerPathOf(link.name),
+    target: layerPathOf(link.target),
+    info: { creationTime, lastAccessTime, lastWriteTime, changeTime, fileAttributes: link.attributes },
+    host: link.host,
+    key: caseFoldKey(link.name),
+    offset: link.offset,
+  };
+}
+
+/** The LayerPath of a name that was validated when it was recorded. */
+function layerPathOf(name: string): LayerPath {
+  const slash = name.indexOf('/');
+  return { name, root: (slash === -1 ? name : name.slice(0, slash)) as LayerPath['root'] };
 }

@@ -1,0 +1,244 @@
+/**
+ * The hard links of an import, kept on disk until the layer's end, when they are made.
+ *
+ * A Windows base layer holds tens of thousands of hard links (WinSxS and System32 share
+ * their files). Kept as objects, each cost ~800 bytes of heap (its name, target, host
+ * path, times and the record that answers "was this name seen?"): 50,000 links took an
+ * import from ~80 to 118 MiB. Here each link is one record appended to a file in the
+ * staging directory, and memory holds only a hash table from the link's case-folded name
+ * to its record's offset (16 bytes a slot, at most half full). A hit is confirmed by
+ * reading the record and comparing names, so a hash collision is never taken for a match.
+ *
+ * Records are `u32 length ‖ JSON` (times as decimal strings: any FILETIME, losslessly), in
+ * tar order, so a record's offset also tells which of two links came first.
+ */
+import * as fs from 'node:fs';
+import { createError } from '../errors.js';
+import { hash64 } from './name-hash-set.js';
+
+/** One hard link as recorded. */
+export interface SpilledLink {
+  /** The record's offset in the file: links compare in tar order by it. */
+  readonly offset: number;
+  /** The link's layer path, as spelled in the tar. */
+  readonly name: string;
+  /** The target's layer path, as spelled in the tar. */
+  readonly target: string;
+  /** The link's path relative to the layer root, as spelled on disk. */
+  readonly host: string;
+  /** Written in the transport format (under Files/). */
+  readonly transport: boolean;
+  readonly attributes: number;
+  /** Creation, last access, last write and change FILETIMEs. */
+  readonly times: readonly [bigint, bigint, bigint, bigint];
+}
+
+interface RecordJson {
+  n: string;
+  t: string;
+  h: string;
+  x: number;
+  a: number;
+  c: [string, string, string, string];
+}
+
+const BUFFER_BYTES = 64 * 1024;
+const READ_BYTES = 256 * 1024;
+const INITIAL_SLOTS = 1 << 10;
+
+export class LinkSpill {
+  readonly #fd: number;
+  /** Bytes appended, buffered ones included (the next record's offset). */
+  #length = 0;
+  /** Records not yet written, from file offset #length - #pending. */
+  readonly #buffer = Buffer.allocUnsafe(BUFFER_BYTES);
+  #pending = 0;
+  /** Open addressing: (hash a, hash b) pairs, a = 0 empty; each slot's record offset beside. */
+  #slots = new Uint32Array(2 * INITIAL_SLOTS);
+  #offsets = new Float64Array(INITIAL_SLOTS);
+  #mask = INITIAL_SLOTS - 1;
+  #size = 0;
+  #closed = false;
+  readonly file: string;
+
+  /** Creates `file` (it must not exist). */
+  constructor(file: string) {
+    this.file = file;
+    this.#fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  }
+
+  /** Links recorded. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Records a link under `key` (its case-folded name); returns its offset. */
+  append(link: Omit<SpilledLink, 'offset'>, key: string): number {
+    const json: RecordJson = {
+      n: link.name,
+      t: link.target,
+      h: link.host,
+      x: link.transport ? 1 : 0,
+      a: link.attributes,
+      c: [String(link.times[0]), String(link.times[1]), String(link.times[2]), String(link.times[3])],
+    };
+    const body = Buffer.from(JSON.stringify(json), 'utf8');
+    const offset = this.#length;
+    if (this.#pending + 4 + body.length > BUFFER_BYTES) this.#flush();
+    if (4 + body.length > BUFFER_BYTES) {
+      const head = Buffer.allocUnsafe(4);
+      head.writeUInt32LE(body.length, 0);
+      this.#writeAt(head, offset);
+      this.#writeAt(body, offset + 4);
+    } else {
+      this.#buffer.writeUInt32LE(body.length, this.#pending);
+      body.copy(this.#buffer, this.#pending + 4);
+      this.#pending += 4 + body.length;
+    }
+    this.#length += 4 + body.length;
+    const [a, b] = hash64(key);
+    if (2 * (this.#size + 1) > this.#mask + 1) this.#grow();
+    this.#insert(a, b, offset);
+    this.#size++;
+    return offset;
+  }
+
+  /** The link recorded under `key`, or undefined. `fold` gives a name's key (to confirm a hash hit). */
+  find(key: string, fold: (name: string) => string): SpilledLink | undefined {
+    if (this.#size === 0) return undefined;
+    const [a, b] = hash64(key);
+    const slots = this.#slots;
+    for (let i = a & this.#mask; ; i = (i + 1) & this.#mask) {
+      const sa = slots[2 * i] as number;
+      if (sa === 0) return undefined;
+      if (sa === a && slots[2 * i + 1] === b) {
+        const link = this.#read(this.#offsets[i] as number);
+        if (fold(link.name) === key) return link;
+      }
+    }
+  }
+
+  /**
+   * Every link, in the order recorded (tar order). One read buffer serves the whole walk
+   * (a record is decoded into strings at once), grown only for a record larger than it.
+   */
+  *records(): Generator<SpilledLink> {
+    this.#flush();
+    let buffer = Buffer.allocUnsafe(READ_BYTES);
+    let start = 0; // file offset of buffer[0]
+    let filled = 0;
+    let pos = 0;
+    for (;;) {
+      if (filled - pos >= 4) {
+        const size = buffer.readUInt32LE(pos);
+        if (filled - pos - 4 >= size) {
+          yield decode(buffer.subarray(pos + 4, pos + 4 + size), start + pos, this.file);
+          pos += 4 + size;
+          continue;
+        }
+        // A record larger than the buffer: grow it to hold the record whole.
+        if (4 + size > buffer.length) {
+          const bigger = Buffer.allocUnsafe(4 + size);
+          buffer.copy(bigger, 0, pos, filled);
+          buffer = bigger;
+          start += pos;
+          filled -= pos;
+          pos = 0;
+        }
+      }
+      if (start + filled >= this.#length) break;
+      // Keep the partial record, then read after it.
+      if (pos > 0) {
+        buffer.copy(buffer, 0, pos, filled);
+        start += pos;
+        filled -= pos;
+        pos = 0;
+      }
+      const n = this.#readAt(buffer.subarray(filled, Math.min(buffer.length, filled + (this.#length - start - filled))), start + filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    if (filled - pos > 0) throw corrupt(this.file, start + pos);
+  }
+
+  /** Closes the file; with `remove`, deletes it too. */
+  close(remove: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    fs.closeSync(this.#fd);
+    if (remove) fs.rmSync(this.file, { force: true });
+  }
+
+  #read(offset: number): SpilledLink {
+    this.#flush();
+    const head = Buffer.allocUnsafe(4);
+    if (this.#readAt(head, offset) !== 4) throw corrupt(this.file, offset);
+    const body = Buffer.allocUnsafe(head.readUInt32LE(0));
+    if (this.#readAt(body, offset + 4) !== body.length) throw corrupt(this.file, offset);
+    return decode(body, offset, this.file);
+  }
+
+  #flush(): void {
+    if (this.#pending === 0) return;
+    this.#writeAt(this.#buffer.subarray(0, this.#pending), this.#length - this.#pending);
+    this.#pending = 0;
+  }
+
+  #writeAt(bytes: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < bytes.length) done += fs.writeSync(this.#fd, bytes, done, bytes.length - done, position + done);
+  }
+
+  #readAt(into: Buffer, position: number): number {
+    let got = 0;
+    while (got < into.length) {
+      const n = fs.readSync(this.#fd, into, got, into.length - got, position + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got;
+  }
+
+  #insert(a: number, b: number, offset: number): void {
+    const slots = this.#slots;
+    let i = a & this.#mask;
+    while (slots[2 * i] !== 0) i = (i + 1) & this.#mask;
+    slots[2 * i] = a;
+    slots[2 * i + 1] = b;
+    this.#offsets[i] = offset;
+  }
+
+  #grow(): void {
+    const oldSlots = this.#slots;
+    const oldOffsets = this.#offsets;
+    this.#slots = new Uint32Array(2 * oldSlots.length);
+    this.#offsets = new Float64Array(2 * oldOffsets.length);
+    this.#mask = oldOffsets.length * 2 - 1;
+    for (let i = 0; i < oldOffsets.length; i++) {
+      const a = oldSlots[2 * i] as number;
+      if (a !== 0) this.#insert(a, oldSlots[2 * i + 1] as number, oldOffsets[i] as number);
+    }
+  }
+}
+
+function decode(body: Buffer, offset: number, file: string): SpilledLink {
+  let r: RecordJson;
+  try {
+    r = JSON.parse(body.toString('utf8')) as RecordJson;
+  } catch (cause) {
+    throw corrupt(file, offset, cause);
+  }
+  return {
+    offset,
+    name: r.n,
+    target: r.t,
+    host: r.h,
+    transport: r.x === 1,
+    attributes: r.a,
+    times: [BigInt(r.c[0]), BigInt(r.c[1]), BigInt(r.c[2]), BigInt(r.c[3])],
+  };
+}
+
+function corrupt(file: string, offset: number, cause?: unknown): Error {
+  return createError('ERR_IO', `${file}: the pending hard links were damaged at byte ${offset}`, { offset }, cause);
+}
