@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ENTRIES_FILE, INDEX_DIR, readIndexEntries, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 /** Any string, with the characters JSON escapes (quotes, backslashes, controls, lone surrogates) often. */
 const text = fc.oneof(
@@ -56,5 +59,55 @@ describe('layer/metadata-index records', () => {
     expect(line).to.equal(JSON.stringify(r));
     expect(line).to.include('\\"').and.include('\\\\').and.include('\\u0001').and.include('\\ud83d');
     expect((JSON.parse(line) as IndexEntry).name).to.equal(r.name);
+  });
+});
+
+describe('layer/metadata-index reading', () => {
+  after(cleanupTemp);
+
+  function layerWithIndex(text: string | Buffer): string {
+    const root = tempDir();
+    fs.mkdirSync(path.join(root, INDEX_DIR));
+    fs.writeFileSync(path.join(root, INDEX_DIR, ENTRIES_FILE), text);
+    return root;
+  }
+
+  async function readAll(root: string): Promise<IndexEntry[]> {
+    const out: IndexEntry[] = [];
+    for await (const e of readIndexEntries(root)) out.push(e);
+    return out;
+  }
+
+  it('reads records across reads, with characters split between two reads, long lines and a last line without a newline', async () => {
+    const records: IndexEntry[] = [];
+    for (let i = 0; i < 3000; i++) records.push({ kind: 'file', name: `Files/é𝄞-${i}-${'x'.repeat(i % 97)}`, times: ['1', '2', '3', '4'], attributes: 32, size: i });
+    records.push({ kind: 'file', name: `Files/${'ü'.repeat(200_000)}`, times: ['1', '2', '3', '4'], attributes: 32, size: 1 });
+    records.push({ kind: 'directory', name: 'Files/last', times: ['1', '2', '3', '4'], attributes: 16 });
+    const text = records.map(recordLine).join('\n'); // no newline after the last
+    expect(await readAll(layerWithIndex(text))).to.deep.equal(records);
+    expect(await readAll(layerWithIndex(text + '\n\n'))).to.deep.equal(records);
+  });
+
+  it('reads only as records are taken', async () => {
+    const line = recordLine({ kind: 'file', name: `Files/${'a'.repeat(200)}`, times: ['1', '2', '3', '4'], attributes: 32, size: 0 });
+    const root = layerWithIndex(Array.from({ length: 20_000 }, () => line).join('\n') + '\n'); // ~5 MB
+    const keep = Math.ceil((300 * 1024) / (line.length + 1));
+    let taken = 0;
+    for await (const e of readIndexEntries(root)) {
+      expect(e.kind).to.equal('file');
+      // What was not read yet is gone: the file now ends, on a line's end, past the first read.
+      if (taken++ === 0) fs.truncateSync(path.join(root, INDEX_DIR, ENTRIES_FILE), keep * (line.length + 1));
+    }
+    expect(taken).to.equal(keep); // not the 20,000 lines a reader that reads ahead would have had
+  });
+
+  it('names the line of a damaged record, and a missing index, with ERR_LAYER_CORRUPT', async () => {
+    const good = recordLine({ kind: 'whiteout', name: 'Files/a' });
+    for (const text of [`${good}\n{not json\n`, `${good}\n[1,2]\n`, `${good}\n{"kind":"file"}\n`]) {
+      const err = await readAll(layerWithIndex(text)).then(() => expect.fail('read'), (e: unknown) => e as { code?: string; data?: { line?: number } });
+      expect(err.code).to.equal('ERR_LAYER_CORRUPT');
+      expect(err.data?.line).to.equal(2);
+    }
+    expect(await readAll(tempDir()).then(() => 'read', (e: unknown) => (e as { code?: string }).code)).to.equal('ERR_LAYER_CORRUPT');
   });
 });
