@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
+import { MANY_EXPORT_RECORDS, MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
 import { MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
 import { codeCacheFile, compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
@@ -246,9 +246,30 @@ describe('controller: worker processes', function () {
       }
     });
 
-    it('starts an export worker with V8 defaults (faster start, fewer scavenges)', async () => {
+    it('starts an export worker with V8 defaults, unless its layer records many entries (then small semi-spaces)', async () => {
       const c = new Controller({ workerPath: fixture('report-argv.mjs') });
-      expect((await caught(async () => collect(await c.exportLayer(job())))).data).to.deep.equal({ execArgv: '', command: 'export-layer' });
+      const argvOfExport = async (records: number | undefined, where?: string): Promise<unknown> => {
+        const j = job();
+        const dir = path.join(j.home, j.id, '.winlayer');
+        fs.mkdirSync(dir, { recursive: true });
+        if (records !== undefined) fs.writeFileSync(path.join(dir, 'layer.json'), JSON.stringify({ version: 1, records }));
+        if (where === 'garbage') fs.writeFileSync(path.join(dir, 'layer.json'), '{not json');
+        const toFile = path.join(tempDir(), 'out.tar');
+        const fd = fs.openSync(toFile, 'w');
+        try {
+          const viaStream = (await caught(async () => collect(await c.exportLayer(j)))).data;
+          const viaFd = (await caught(() => c.exportLayerTo(j, fd))).data;
+          expect(viaFd).to.deep.equal(viaStream);
+          return viaStream;
+        } finally {
+          fs.closeSync(fd);
+        }
+      };
+      const defaults = { execArgv: '', command: 'export-layer' };
+      expect(await argvOfExport(undefined)).to.deep.equal(defaults);
+      expect(await argvOfExport(undefined, 'garbage')).to.deep.equal(defaults);
+      expect(await argvOfExport(MANY_EXPORT_RECORDS - 1)).to.deep.equal(defaults);
+      expect(await argvOfExport(MANY_EXPORT_RECORDS)).to.deep.equal({ execArgv: MANY_ENTRIES_NODE_OPTIONS.join(' '), command: 'export-layer' });
     });
   });
 
