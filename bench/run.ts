@@ -133,6 +133,18 @@ function manyLayer(files: number, dirs: number): BuilderEntry[] {
   return entries;
 }
 
+/**
+ * A layer shaped like a Windows base layer's WinSxS and System32: `files` files in
+ * component directories (10 each), then one hard link to each from System32.
+ */
+function linkedLayer(files: number): BuilderEntry[] {
+  const entries = manyLayer(files, Math.max(1, files / 10));
+  entries.push({ type: 'directory', name: 'Files/Windows/System32', securityDescriptor: CRANE_SECURITY_DESCRIPTOR });
+  const fileNames = entries.filter((e) => e.type === 'file').map((e) => e.name);
+  for (const [i, target] of fileNames.entries()) entries.push({ type: 'link', name: `Files/Windows/System32/a-longer-file-name-${i}.dll`, target });
+  return entries;
+}
+
 async function writeTar(file: string, entries: BuilderEntry[]): Promise<void> {
   const out = fs.createWriteStream(file);
   for await (const chunk of streamLayerTar(entries)) {
@@ -169,7 +181,7 @@ async function main(): Promise<void> {
   const aside = path.join(work, 'aside');
   fs.mkdirSync(aside);
   let asideCount = 0;
-  const many: { title: string; tarMiB: number; ours: Measure }[] = [];
+  const many: { title: string; tarMiB: number; ours: Measure; ourExport: Measure }[] = [];
   let workers: WorkerBench | undefined;
   let tarReader: Awaited<ReturnType<typeof benchTarReader>> | undefined;
   try {
@@ -203,6 +215,7 @@ async function main(): Promise<void> {
     for (const [title, entries] of [
       [`${(100_000 / scale).toLocaleString('en-US')} files of 100–1,000 bytes in 1,000 directories`, manyLayer(100_000 / scale, 1000)],
       [`${(30_000 / scale).toLocaleString('en-US')} directories with 2 files each (WinSxS-like names)`, manyLayer(60_000 / scale, 30_000 / scale)],
+      [`${(50_000 / scale).toLocaleString('en-US')} files and a hard link to each (WinSxS and System32)`, linkedLayer(50_000 / scale)],
     ] as const) {
       const tarFile = path.join(work, 'many.tar');
       await writeTar(tarFile, entries);
@@ -213,7 +226,9 @@ async function main(): Promise<void> {
       fs.mkdirSync(home);
       const ours = measure(`node ${cli} import --home ${home} --id many < ${tarFile}`);
       process.stderr.write(`  winlayer import              ${ours.wall.toFixed(3)} s  ${ours.rssKiB === undefined ? '' : (ours.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
-      many.push({ title, tarMiB, ours });
+      const ourExport = measure(`node ${cli} export --home ${home} --id many | cat > /dev/null`);
+      process.stderr.write(`  winlayer export              ${ourExport.wall.toFixed(3)} s  ${ourExport.rssKiB === undefined ? '' : (ourExport.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
+      many.push({ title, tarMiB, ours, ourExport });
       fs.rmSync(tarFile, { force: true });
     }
     process.stderr.write('workers: start-up and parallel imports\n');
@@ -235,8 +250,10 @@ async function main(): Promise<void> {
     );
   }
   if (many.length > 0) {
-    lines.push('', '| memory (one run each) | tar | winlayer import | import peak RSS |', '|---|---|---|---|');
-    for (const m of many) lines.push(`| ${m.title} | ${m.tarMiB.toFixed(0)} MiB | ${m.ours.wall.toFixed(2)} s | ${rss(m.ours)} |`);
+    lines.push('', '| memory (one run each) | tar | winlayer import | import peak RSS | winlayer export | export peak RSS |', '|---|---|---|---|---|---|');
+    for (const m of many) {
+      lines.push(`| ${m.title} | ${m.tarMiB.toFixed(0)} MiB | ${m.ours.wall.toFixed(2)} s | ${rss(m.ours)} | ${m.ourExport.wall.toFixed(2)} s | ${rss(m.ourExport)} |`);
+    }
   }
   const table =
     lines.join('\n') + (workers === undefined ? '' : `\n\n${workersTable(workers)}`) + (tarReader === undefined ? '' : `\n\n${tarReaderTable(tarReader)}`);
