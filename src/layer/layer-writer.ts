@@ -59,7 +59,7 @@ import {
   type IndexEntry,
   type LayerInfo,
 } from './metadata-index.js';
-import { readTombstones, writeTombstones } from './tombstones.js';
+import { readTombstones, TombstoneWriter, writeTombstones } from './tombstones.js';
 import { MUTATED_UTILITY_VM_FILES, UTILITY_VM_FILES } from './utility-vm.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
@@ -348,7 +348,8 @@ export class TransportLayerWriter {
   #listingsValid = false;
   /** Directories that exist on disk (explicit or implicit), by case-folded name → host spelling. */
   readonly #dirs = new DirTable();
-  readonly #tombstones: string[] = [];
+  /** This layer's deletions: tombstones.txt, written as they come (created at the first). */
+  #tombstones: TombstoneWriter | undefined;
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
   /**
@@ -387,9 +388,12 @@ export class TransportLayerWriter {
   #files: FileThread | undefined;
   /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
   readonly #parentTombstones = new Map<string, Set<string>>();
-  /** This layer's deletions, case-folded, and how many of #tombstones are in it. */
-  readonly #tombstoneKeySet = new Set<string>();
-  #tombstonesFolded = 0;
+  /**
+   * This layer's deletions, case-folded, as 64-bit hashes (off the heap); the exact set is
+   * built from tombstones.txt only if a hash ever matches (see #deletedHere).
+   */
+  readonly #tombstoneHashes = new NameHashSet();
+  #tombstoneKeySet: Set<string> | undefined;
   /** Directories were queued on the file thread since it last drained. */
   #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
@@ -786,7 +790,11 @@ export class TransportLayerWriter {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: a base layer cannot delete files (it has no parent)`, { entry: p.name });
     }
     if (p.root === 'Files' && p.name !== 'Files') {
-      this.#tombstones.push(p.name);
+      this.#tombstones ??= new TombstoneWriter(this.#root);
+      this.#tombstones.add(windowsPathBelowFiles(p.name));
+      const key = caseFoldKey(p.name);
+      this.#tombstoneHashes.add(key);
+      this.#tombstoneKeySet?.add(key);
     } else if (isUtilityVMFilesName(p.name) && p.name !== UTILITY_VM_FILES) {
       // The UtilityVM is a full clone, so a deletion removes the cloned copy now.
       this.#cloneUtilityVM();
@@ -811,7 +819,8 @@ export class TransportLayerWriter {
     this.#files?.stop();
     this.#listingsValid = true;
     // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
-    if (!this.#inPlace) writeTombstones(this.#root, this.#tombstones.map(windowsPathBelowFiles), this.#durable);
+    if (this.#tombstones !== undefined) this.#tombstones.finish(this.#durable);
+    else if (!this.#inPlace) writeTombstones(this.#root, [], this.#durable);
     if (this.#links !== undefined) {
       for (const link of this.#links.records()) this.#makeLink(pendingLink(link));
       this.#links.close(true);
@@ -939,10 +948,12 @@ export class TransportLayerWriter {
     } catch {
       // already closed
     }
-    try {
-      this.#links?.close(false); // the caller removes the directory
-    } catch {
-      // already closed
+    for (const file of [this.#links, this.#tombstones]) {
+      try {
+        file?.close(false); // the caller removes the directory
+      } catch {
+        // already closed
+      }
     }
   }
 
@@ -1129,7 +1140,7 @@ export class TransportLayerWriter {
    * deletion in this layer or a nearer parent hides what lies below it.
    */
   #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
-    if (deletedBy(this.#tombstoneKeys(), key)) return;
+    if (deletedBy(this.#deletedHere, key)) return;
     for (const parent of this.#parents) {
       const at = findFolded(parent, name);
       const st = at === undefined ? undefined : lstatOrUndefined(at);
@@ -1150,17 +1161,17 @@ export class TransportLayerWriter {
         deleted = new Set(readTombstones(parent).map((line) => caseFoldKey(layerNameBelowFiles(line))));
         this.#parentTombstones.set(parent, deleted);
       }
-      if (deletedBy(deleted, key)) return;
+      const parentDeleted = deleted;
+      if (deletedBy((k) => parentDeleted.has(k), key)) return;
     }
   }
 
-  /** Case-folded names this layer deletes so far. */
-  #tombstoneKeys(): ReadonlySet<string> {
-    for (; this.#tombstonesFolded < this.#tombstones.length; this.#tombstonesFolded++) {
-      this.#tombstoneKeySet.add(caseFoldKey(this.#tombstones[this.#tombstonesFolded] as string));
-    }
-    return this.#tombstoneKeySet;
-  }
+  /** Whether this layer deletes `key` (a case-folded name): a hash hit is confirmed exactly. */
+  readonly #deletedHere = (key: string): boolean => {
+    if (!this.#tombstoneHashes.has(key)) return false;
+    this.#tombstoneKeySet ??= new Set((this.#tombstones?.lines() ?? []).map((line) => caseFoldKey(layerNameBelowFiles(line))));
+    return this.#tombstoneKeySet.has(key);
+  };
 
   /** Makes one hard link; the links before it in tar order are made. */
   #makeLink(link: PendingLink): void {
@@ -1332,13 +1343,12 @@ function openForWrite(file: string, truncate: boolean): number {
   return fs.openSync(file, flags, 0o644);
 }
 
-/** True when `key` or one of its parent directories is in `deleted` (case-folded names). */
-function deletedBy(deleted: ReadonlySet<string>, key: string): boolean {
-  if (deleted.size === 0) return false;
+/** True when `key` or one of its parent directories is deleted (case-folded names). */
+function deletedBy(deleted: (key: string) => boolean, key: string): boolean {
   for (let i = key.indexOf('/'); i !== -1; i = key.indexOf('/', i + 1)) {
-    if (deleted.has(key.slice(0, i))) return true;
+    if (deleted(key.slice(0, i))) return true;
   }
-  return deleted.has(key);
+  return deleted(key);
 }
 
 /**
