@@ -59,7 +59,7 @@ import {
   type IndexEntry,
   type LayerInfo,
 } from './metadata-index.js';
-import { readTombstones, TombstoneWriter, writeTombstones } from './tombstones.js';
+import { DeletedNames, TombstoneWriter, writeTombstones } from './tombstones.js';
 import { MUTATED_UTILITY_VM_FILES, UTILITY_VM_FILES } from './utility-vm.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
@@ -387,7 +387,7 @@ export class TransportLayerWriter {
   readonly #threadable: boolean;
   #files: FileThread | undefined;
   /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
-  readonly #parentTombstones = new Map<string, Set<string>>();
+  readonly #parentTombstones = new Map<string, DeletedNames>();
   /**
    * This layer's deletions, case-folded, as 64-bit hashes (off the heap); the exact set is
    * built from tombstones.txt only if a hash ever matches (see #deletedHere).
@@ -1158,7 +1158,7 @@ export class TransportLayerWriter {
       }
       let deleted = this.#parentTombstones.get(parent);
       if (deleted === undefined) {
-        deleted = new Set(readTombstones(parent).map((line) => caseFoldKey(layerNameBelowFiles(line))));
+        deleted = DeletedNames.ofLayer(parent);
         this.#parentTombstones.set(parent, deleted);
       }
       const parentDeleted = deleted;

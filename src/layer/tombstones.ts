@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError } from '../errors.js';
+import { caseFoldKey, layerNameBelowFiles } from '../util/safe-path.js';
+import { NameHashSet } from './name-hash-set.js';
 
 export const TOMBSTONES_FILE = 'tombstones.txt';
 const HEADER = '\ufeffVersion 1.0';
@@ -121,4 +123,74 @@ export function readTombstones(layerRoot: string): string[] {
     throw cause;
   }
   return parseTombstones(text, file);
+}
+
+const READ_BYTES = 256 * 1024;
+
+/**
+ * The names a layer's tombstones.txt deletes, case-folded, for lookups: hashed (off the
+ * heap) while the file is read in chunks; a hash hit is confirmed against the exact names,
+ * read from the file only the first time one is needed. A parent's 100,000 deletions held
+ * as a Set of strings took a small child import from ~70 to 140 MiB.
+ */
+export class DeletedNames {
+  readonly #file: string;
+  readonly #hashes = new NameHashSet();
+  #exact: Set<string> | undefined;
+
+  private constructor(file: string) {
+    this.#file = file;
+  }
+
+  /** Reads the tombstones of `layerRoot` (none: an empty set). */
+  static ofLayer(layerRoot: string): DeletedNames {
+    const set = new DeletedNames(path.join(layerRoot, TOMBSTONES_FILE));
+    let fd: number;
+    try {
+      fd = fs.openSync(set.#file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return set;
+      throw cause;
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      // Lines are ASCII separators in UTF-8: split on the byte, decode each line whole.
+      let carry: Buffer = Buffer.alloc(0);
+      let n = 0;
+      const take = (line: Buffer): void => {
+        n++;
+        const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+        const text = line.toString('utf8', 0, end);
+        if (n === 1) {
+          if (text !== HEADER) throw createError('ERR_TOMBSTONES_INVALID', `${set.#file}: does not start with a BOM and 'Version 1.0'`, { path: set.#file });
+          return;
+        }
+        if (text === '') return;
+        if (!text.startsWith('\\')) throw createError('ERR_TOMBSTONES_INVALID', `${set.#file}:${n}: a tombstone must start with '\\'`, { path: set.#file, line: n });
+        set.#hashes.add(caseFoldKey(layerNameBelowFiles(text)));
+      };
+      for (;;) {
+        const got = fs.readSync(fd, buffer, 0, buffer.length, null);
+        if (got === 0) break;
+        const data = carry.length === 0 ? buffer.subarray(0, got) : Buffer.concat([carry, buffer.subarray(0, got)]);
+        let start = 0;
+        for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+          take(data.subarray(start, nl));
+          start = nl + 1;
+        }
+        carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
+      }
+      if (carry.length > 0 || n === 0) take(carry);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return set;
+  }
+
+  /** Whether `key` (a case-folded layer name) is deleted. */
+  has(key: string): boolean {
+    if (!this.#hashes.has(key)) return false;
+    this.#exact ??= new Set(readTombstones(path.dirname(this.#file)).map((line) => caseFoldKey(layerNameBelowFiles(line))));
+    return this.#exact.has(key);
+  }
 }

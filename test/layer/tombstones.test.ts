@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readTombstones, TOMBSTONES_FILE, TombstoneWriter, writeTombstones } from '../../src/layer/tombstones.js';
+import { DeletedNames, readTombstones, TOMBSTONES_FILE, TombstoneWriter, writeTombstones } from '../../src/layer/tombstones.js';
+import { caseFoldKey } from '../../src/util/safe-path.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 describe('layer/tombstones', () => {
@@ -33,5 +34,29 @@ describe('layer/tombstones', () => {
     new TombstoneWriter(dir).finish(false);
     expect(fs.readFileSync(path.join(dir, TOMBSTONES_FILE), 'utf8')).to.equal('\ufeffVersion 1.0\n');
     expect(() => new TombstoneWriter(dir)).to.throw().with.property('code', 'EEXIST');
+  });
+
+  it('knows the names a layer deletes, case-insensitively, read in chunks, LF or CRLF', () => {
+    for (const eol of ['\n', '\r\n']) {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, TOMBSTONES_FILE), ['\ufeffVersion 1.0', ...lines, ''].join(eol));
+      const deleted = DeletedNames.ofLayer(dir);
+      expect(deleted.has(caseFoldKey('Files/windows/SYSTEM32/A.DLL'))).to.equal(true);
+      expect(deleted.has(caseFoldKey('Files/Program Files/é𝄞/b'))).to.equal(true);
+      expect(deleted.has(caseFoldKey(`Files/${'x'.repeat(70_000)}`))).to.equal(true);
+      expect(deleted.has(caseFoldKey('Files/Windows/WinSxS/component-4999/file-4999.dll'))).to.equal(true);
+      expect(deleted.has(caseFoldKey('Files/Windows/WinSxS/component-5000/file-5000.dll'))).to.equal(false);
+      expect(deleted.has(caseFoldKey('Files/Windows/System32'))).to.equal(false); // a parent is not deleted
+    }
+    expect(DeletedNames.ofLayer(tempDir()).has(caseFoldKey('Files/a'))).to.equal(false); // no tombstones.txt
+  });
+
+  it('gives ERR_TOMBSTONES_INVALID for a file without its header, or with a line that is not a path', () => {
+    for (const text of ['Version 1.0\n\\a\n', '', '\ufeffVersion 1.0\n\\a\nb\n']) {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, TOMBSTONES_FILE), text);
+      expect(() => DeletedNames.ofLayer(dir)).to.throw().with.property('code', 'ERR_TOMBSTONES_INVALID');
+      expect(() => readTombstones(dir)).to.throw().with.property('code', 'ERR_TOMBSTONES_INVALID');
+    }
   });
 });
