@@ -4,7 +4,14 @@
  * the layers' indexes (names only, no file data), from the base up, on first use.
  */
 import { caseFoldKey, parentName } from '../util/safe-path.js';
-import { readIndexEntriesSync } from './metadata-index.js';
+import { forEachIndexEntrySync, readIndexEntriesSync } from './metadata-index.js';
+
+/**
+ * Opaque whiteouts answered by a pass over the parents' indexes each, before the whole
+ * view is built in memory: a layer has few of them, and a parent of 100,000 entries made
+ * the whole view ~100 MB of heap. Past this many, one build serves the rest.
+ */
+const STREAMED_QUERIES = 8;
 
 export class ChainView {
   readonly #parents: readonly string[];
@@ -66,8 +73,14 @@ export class ChainView {
     return this.#names?.has(caseFoldKey(name)) === true;
   }
 
+  #streamedQueries = 0;
+
   /** The visible direct children of `dir`, sorted. */
   childrenOf(dir: string): string[] {
+    if (this.#names === undefined && this.#streamedQueries < STREAMED_QUERIES) {
+      this.#streamedQueries++;
+      return this.#childrenStreamed(dir);
+    }
     this.#build();
     const kids = this.#children?.get(caseFoldKey(dir));
     if (kids === undefined) return [];
@@ -77,5 +90,36 @@ export class ChainView {
       if (n !== undefined) out.push(n);
     }
     return out.sort();
+  }
+
+  /**
+   * childrenOf without the whole view: each layer from the base up, its deletions then its
+   * additions, as #build applies them, keeping only `dir`'s direct children.
+   */
+  #childrenStreamed(dir: string): string[] {
+    const dk = caseFoldKey(dir);
+    const below = dk + '/';
+    /** case-folded child → name as spelled by the layer that added it */
+    const kids = new Map<string, string>();
+    for (let i = this.#parents.length - 1; i >= 0; i--) {
+      const layer = this.#parents[i] as string;
+      forEachIndexEntrySync(layer, (r) => {
+        if (r.kind !== 'whiteout') return;
+        const key = caseFoldKey(r.name);
+        // `dir` itself or one of its ancestors: everything below goes.
+        if (key === dk || dk.startsWith(key + '/')) kids.clear();
+        else if (parentName(key) === dk) kids.delete(key);
+      });
+      forEachIndexEntrySync(layer, (r) => {
+        if (r.kind === 'whiteout') return;
+        const key = caseFoldKey(r.name);
+        if (!key.startsWith(below)) return;
+        const slash = key.indexOf('/', below.length);
+        const childKey = slash === -1 ? key : key.slice(0, slash);
+        // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
+        if (!kids.has(childKey)) kids.set(childKey, r.name.slice(0, childKey.length));
+      });
+    }
+    return [...kids.values()].sort();
   }
 }

@@ -318,6 +318,45 @@ function parseIndexLine(line: string, file: string, n: number): IndexEntry {
   return e;
 }
 
+/**
+ * Calls `fn` with each record of entries.jsonl in order, reading 256 KiB at a time
+ * (synchronous: for the writer, whose callers are synchronous). Memory stays flat
+ * whatever the index size.
+ */
+export function forEachIndexEntrySync(layerRoot: string, fn: (entry: IndexEntry) => void): void {
+  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
+    }
+    throw cause;
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(INDEX_READ_BYTES);
+    let carry: Buffer = Buffer.alloc(0);
+    let n = 0;
+    for (;;) {
+      const got = fs.readSync(fd, buffer, 0, buffer.length, null);
+      if (got === 0) break;
+      // Records split on the newline byte (never inside a UTF-8 sequence), each decoded whole.
+      const data = carry.length === 0 ? buffer.subarray(0, got) : Buffer.concat([carry, buffer.subarray(0, got)]);
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+        n++;
+        if (nl > start) fn(parseIndexLine(data.toString('utf8', start, nl), file, n));
+        start = nl + 1;
+      }
+      carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
+    }
+    if (carry.length > 0) fn(parseIndexLine(carry.toString('utf8'), file, n + 1));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads all records synchronously (small layers, chain lookups). */
 export function readIndexEntriesSync(layerRoot: string): IndexEntry[] {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
