@@ -51,9 +51,9 @@ import {
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
+  forEachIndexEntrySync,
   INDEX_DIR,
   MetadataIndexWriter,
-  readIndexEntriesSync,
   timesFromInfo,
   type EntryKind,
   type IndexEntry,
@@ -1079,12 +1079,12 @@ export class TransportLayerWriter {
     if (!fs.existsSync(uvm)) fs.mkdirSync(uvm);
     this.#dirs.set(caseFoldKey('UtilityVM'), 'UtilityVM');
     const inherited = new Map<string, IndexEntry>();
-    const parentRecords = readIndexEntriesSync(parent);
     const parentStreams = path.join(parent, '.winlayer', 'streams.bin');
     let streamsFd: number | undefined;
     try {
-      for (const r of parentRecords) {
-        if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) continue;
+      // Streamed: only the parent's UtilityVM records are kept, not its whole index.
+      forEachIndexEntrySync(parent, (r) => {
+        if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) return;
         const copy: IndexEntry = { ...r, inherited: true };
         if (r.streams !== undefined) {
           streamsFd ??= fs.openSync(parentStreams, 'r');
@@ -1093,7 +1093,7 @@ export class TransportLayerWriter {
           copy.streams = [this.#index.appendStreams(buf), buf.length];
         }
         inherited.set(caseFoldKey(r.name), copy);
-      }
+      });
     } finally {
       if (streamsFd !== undefined) fs.closeSync(streamsFd);
     }
