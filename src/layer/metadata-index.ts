@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
 import { createError } from '../errors.js';
+import { forEachLineSync, LineWriter } from '../util/lines.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
 export const INDEX_DIR = '.winlayer';
@@ -25,7 +26,6 @@ export const ENTRIES_FILE = 'entries.jsonl';
 export const STREAMS_FILE = 'streams.bin';
 export const INDEX_VERSION = 1;
 
-const FLUSH_BYTES = 64 * 1024;
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'link' | 'whiteout';
 
@@ -148,8 +148,7 @@ export class MetadataIndexWriter {
   readonly #entriesFd: number;
   readonly #streamsFd: number;
   /** Records not yet written, as UTF-8 lines: a line is garbage as soon as it is encoded. */
-  readonly #pending = Buffer.allocUnsafe(FLUSH_BYTES);
-  #pendingBytes = 0;
+  readonly #lines: LineWriter;
   #streamsOffset = 0;
   #records = 0;
   #closed = false;
@@ -159,6 +158,7 @@ export class MetadataIndexWriter {
     fs.mkdirSync(this.#dir);
     this.#entriesFd = fs.openSync(path.join(this.#dir, ENTRIES_FILE), 'wx');
     this.#streamsFd = fs.openSync(path.join(this.#dir, STREAMS_FILE), 'wx');
+    this.#lines = new LineWriter(this.#entriesFd);
   }
 
   get records(): number {
@@ -167,19 +167,8 @@ export class MetadataIndexWriter {
 
   /** Appends one record. */
   append(entry: IndexEntry): void {
-    const line = recordLine(entry);
+    this.#lines.add(recordLine(entry));
     this.#records++;
-    // A UTF-16 unit is at most 3 bytes of UTF-8 (a pair is 4 for 2), then the newline.
-    const most = 3 * line.length + 1;
-    if (this.#pendingBytes + most > FLUSH_BYTES) {
-      this.#flush();
-      if (most > FLUSH_BYTES) {
-        writeAll(this.#entriesFd, Buffer.from(line + '\n', 'utf8'));
-        return;
-      }
-    }
-    this.#pendingBytes += this.#pending.write(line, this.#pendingBytes);
-    this.#pending[this.#pendingBytes++] = 0x0a;
   }
 
   /** Appends raw sub-stream bytes; returns their offset in streams.bin. */
@@ -195,15 +184,10 @@ export class MetadataIndexWriter {
     return this.#streamsOffset;
   }
 
-  #flush(): void {
-    if (this.#pendingBytes === 0) return;
-    writeAll(this.#entriesFd, this.#pending.subarray(0, this.#pendingBytes));
-    this.#pendingBytes = 0;
-  }
 
   /** Flushes records and writes layer.json; with `durable`, data reaches the disk before returning. */
   finish(info: Omit<LayerInfo, 'version' | 'records'>, durable: boolean): void {
-    this.#flush();
+    this.#lines.flush();
     if (durable) {
       fs.fsyncSync(this.#entriesFd);
       fs.fsyncSync(this.#streamsFd);
@@ -229,11 +213,6 @@ export class MetadataIndexWriter {
     fs.closeSync(this.#entriesFd);
     fs.closeSync(this.#streamsFd);
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /** Reads layer.json and checks its version. */
@@ -273,10 +252,7 @@ export async function* readIndexEntries(layerRoot: string): AsyncGenerator<Index
   try {
     handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
-    }
-    throw cause;
+    throw indexOpenError(layerRoot, cause);
   }
   try {
     const buffer = Buffer.allocUnsafe(INDEX_READ_BYTES);
@@ -329,32 +305,21 @@ export function forEachIndexEntrySync(layerRoot: string, fn: (entry: IndexEntry)
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
-    }
-    throw cause;
+    throw indexOpenError(layerRoot, cause);
   }
   try {
-    const buffer = Buffer.allocUnsafe(INDEX_READ_BYTES);
-    let carry: Buffer = Buffer.alloc(0);
-    let n = 0;
-    for (;;) {
-      const got = fs.readSync(fd, buffer, 0, buffer.length, null);
-      if (got === 0) break;
-      // Records split on the newline byte (never inside a UTF-8 sequence), each decoded whole.
-      const data = carry.length === 0 ? buffer.subarray(0, got) : Buffer.concat([carry, buffer.subarray(0, got)]);
-      let start = 0;
-      for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-        n++;
-        if (nl > start) fn(parseIndexLine(data.toString('utf8', start, nl), file, n));
-        start = nl + 1;
-      }
-      carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
-    }
-    if (carry.length > 0) fn(parseIndexLine(carry.toString('utf8'), file, n + 1));
+    forEachLineSync(fd, (data, start, end, n) => {
+      if (end > start) fn(parseIndexLine(data.toString('utf8', start, end), file, n));
+    });
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A missing entries.jsonl is a damaged layer; other failures stay what they are. */
+function indexOpenError(layerRoot: string, cause: unknown): unknown {
+  if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') return cause;
+  return createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
 }
 
 /** Reads all records synchronously (small layers, chain lookups). */

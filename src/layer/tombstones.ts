@@ -5,24 +5,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError } from '../errors.js';
+import { forEachLineSync, LineWriter } from '../util/lines.js';
 import { caseFoldKey, layerNameBelowFiles } from '../util/safe-path.js';
 import { NameHashSet } from './name-hash-set.js';
 
 export const TOMBSTONES_FILE = 'tombstones.txt';
 const HEADER = '\ufeffVersion 1.0';
 
-/** Writes tombstones.txt into `layerRoot`. */
+/** Writes tombstones.txt into `layerRoot` with `lines`. */
 export function writeTombstones(layerRoot: string, lines: readonly string[], durable: boolean): void {
-  const fd = fs.openSync(path.join(layerRoot, TOMBSTONES_FILE), 'wx');
+  const w = new TombstoneWriter(layerRoot);
   try {
-    fs.writeSync(fd, [HEADER, ...lines].join('\n') + '\n');
-    if (durable) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    for (const line of lines) w.add(line);
+  } catch (error) {
+    w.close();
+    throw error;
   }
+  w.finish(durable);
 }
-
-const BUFFER_BYTES = 64 * 1024;
 
 /**
  * Writes tombstones.txt as deletions come: the header at once, then each line through a
@@ -33,32 +33,32 @@ const BUFFER_BYTES = 64 * 1024;
 export class TombstoneWriter {
   readonly #fd: number;
   readonly #file: string;
-  readonly #buffer = Buffer.allocUnsafe(BUFFER_BYTES);
-  #used = 0;
+  readonly #lines: LineWriter;
   #closed = false;
 
   /** Creates tombstones.txt in `layerRoot` (it must not exist). */
   constructor(layerRoot: string) {
     this.#file = path.join(layerRoot, TOMBSTONES_FILE);
     this.#fd = fs.openSync(this.#file, 'wx');
-    this.#append(HEADER);
+    this.#lines = new LineWriter(this.#fd);
+    this.#lines.add(HEADER);
   }
 
   /** Appends one `\path` line. */
   add(line: string): void {
-    this.#append(line);
+    this.#lines.add(line);
   }
 
   /** Every line so far (the file read back: for the rare exact check, see the writer). */
   lines(): string[] {
-    this.#flush();
+    this.#lines.flush();
     return parseTombstones(fs.readFileSync(this.#file, 'utf8'), this.#file);
   }
 
   /** Writes what is buffered and closes the file; with `durable`, flushed to disk first. */
   finish(durable: boolean): void {
     try {
-      this.#flush();
+      this.#lines.flush();
       if (durable) fs.fsyncSync(this.#fd);
     } finally {
       this.close();
@@ -71,42 +71,17 @@ export class TombstoneWriter {
     this.#closed = true;
     fs.closeSync(this.#fd);
   }
-
-  #append(line: string): void {
-    // A UTF-16 unit is at most 3 bytes of UTF-8, then the newline.
-    const most = 3 * line.length + 1;
-    if (this.#used + most > BUFFER_BYTES) {
-      this.#flush();
-      if (most > BUFFER_BYTES) {
-        writeAll(this.#fd, Buffer.from(line + '\n', 'utf8'));
-        return;
-      }
-    }
-    this.#used += this.#buffer.write(line, this.#used);
-    this.#buffer[this.#used++] = 0x0a;
-  }
-
-  #flush(): void {
-    if (this.#used === 0) return;
-    writeAll(this.#fd, this.#buffer.subarray(0, this.#used));
-    this.#used = 0;
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /** Parses tombstones.txt content into `\path` lines. */
 export function parseTombstones(text: string, file = TOMBSTONES_FILE): string[] {
   const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  if (lines[0] !== HEADER) throw createError('ERR_TOMBSTONES_INVALID', `${file}: does not start with a BOM and 'Version 1.0'`, { path: file });
+  if (lines[0] !== HEADER) throw headerMissing(file);
   const out: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line === '') continue;
-    if (!line.startsWith('\\')) throw createError('ERR_TOMBSTONES_INVALID', `${file}:${i + 1}: a tombstone must start with '\\'`, { path: file, line: i + 1 });
+    if (!line.startsWith('\\')) throw notAPath(file, i + 1);
     out.push(line);
   }
   return out;
@@ -124,8 +99,6 @@ export function readTombstones(layerRoot: string): string[] {
   }
   return parseTombstones(text, file);
 }
-
-const READ_BYTES = 256 * 1024;
 
 /**
  * The names a layer's tombstones.txt deletes, case-folded, for lookups: hashed (off the
@@ -153,34 +126,20 @@ export class DeletedNames {
       throw cause;
     }
     try {
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
-      // Lines are ASCII separators in UTF-8: split on the byte, decode each line whole.
-      let carry: Buffer = Buffer.alloc(0);
-      let n = 0;
-      const take = (line: Buffer): void => {
-        n++;
-        const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-        const text = line.toString('utf8', 0, end);
+      let lines = 0;
+      forEachLineSync(fd, (data, start, lineEnd, n) => {
+        lines = n;
+        const end = lineEnd > start && data[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
+        const text = data.toString('utf8', start, end);
         if (n === 1) {
-          if (text !== HEADER) throw createError('ERR_TOMBSTONES_INVALID', `${set.#file}: does not start with a BOM and 'Version 1.0'`, { path: set.#file });
+          if (text !== HEADER) throw headerMissing(set.#file);
           return;
         }
         if (text === '') return;
-        if (!text.startsWith('\\')) throw createError('ERR_TOMBSTONES_INVALID', `${set.#file}:${n}: a tombstone must start with '\\'`, { path: set.#file, line: n });
+        if (!text.startsWith('\\')) throw notAPath(set.#file, n);
         set.#hashes.add(caseFoldKey(layerNameBelowFiles(text)));
-      };
-      for (;;) {
-        const got = fs.readSync(fd, buffer, 0, buffer.length, null);
-        if (got === 0) break;
-        const data = carry.length === 0 ? buffer.subarray(0, got) : Buffer.concat([carry, buffer.subarray(0, got)]);
-        let start = 0;
-        for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-          take(data.subarray(start, nl));
-          start = nl + 1;
-        }
-        carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
-      }
-      if (carry.length > 0 || n === 0) take(carry);
+      });
+      if (lines === 0) throw headerMissing(set.#file);
     } finally {
       fs.closeSync(fd);
     }
@@ -193,4 +152,12 @@ export class DeletedNames {
     this.#exact ??= new Set(readTombstones(path.dirname(this.#file)).map((line) => caseFoldKey(layerNameBelowFiles(line))));
     return this.#exact.has(key);
   }
+}
+
+function headerMissing(file: string): Error {
+  return createError('ERR_TOMBSTONES_INVALID', `${file}: does not start with a BOM and 'Version 1.0'`, { path: file });
+}
+
+function notAPath(file: string, line: number): Error {
+  return createError('ERR_TOMBSTONES_INVALID', `${file}:${line}: a tombstone must start with '\\'`, { path: file, line });
 }

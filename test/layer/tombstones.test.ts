@@ -15,7 +15,7 @@ describe('layer/tombstones', () => {
     ...Array.from({ length: 5000 }, (_, i) => `\\Windows\\WinSxS\\component-${i}\\file-${i}.dll`),
   ];
 
-  it('streams the same bytes as the whole-file writer, and reads back every line', () => {
+  it('streams the BOM, the version line and one line per deletion, and reads back every line', () => {
     const streamed = tempDir();
     const whole = tempDir();
     const w = new TombstoneWriter(streamed);
@@ -23,8 +23,10 @@ describe('layer/tombstones', () => {
     expect(w.lines()).to.deep.equal(lines); // read back before the end, buffered lines included
     w.finish(true);
     writeTombstones(whole, lines, false);
+    const expected = Buffer.from(['\ufeffVersion 1.0', ...lines].join('\n') + '\n', 'utf8');
     const bytes = fs.readFileSync(path.join(streamed, TOMBSTONES_FILE));
-    expect(bytes.equals(fs.readFileSync(path.join(whole, TOMBSTONES_FILE)))).to.equal(true);
+    expect(bytes.equals(expected)).to.equal(true);
+    expect(fs.readFileSync(path.join(whole, TOMBSTONES_FILE)).equals(expected)).to.equal(true);
     expect([...bytes.subarray(0, 3)]).to.deep.equal([0xef, 0xbb, 0xbf]);
     expect(readTombstones(streamed)).to.deep.equal(lines);
   });
