@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createError, errorFromSerialized, type WinLayerError } from '../errors.js';
 import type { ImportProgress } from '../convert/import-tar.js';
-import { INDEX_DIR, LAYER_INFO_FILE } from '../layer/metadata-index.js';
+import { readLayerInfo } from '../layer/metadata-index.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression } from '../tar/decompress.js';
@@ -386,8 +386,7 @@ export const MANY_EXPORT_RECORDS = 20_000;
 /** Heap options for exporting `job.id`: by its record count; V8's defaults when that is unknown (a read-write layer). */
 export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id'>): readonly string[] {
   try {
-    const info = JSON.parse(fs.readFileSync(path.join(job.home, job.id, INDEX_DIR, LAYER_INFO_FILE), 'utf8')) as { records?: unknown };
-    return typeof info.records === 'number' && info.records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : [];
+    return readLayerInfo(path.join(job.home, job.id)).records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : [];
   } catch {
     return []; // the worker reports what is wrong with the layer
   }
