@@ -94,7 +94,9 @@ export class ChainView {
 
   /**
    * childrenOf without the whole view: each layer from the base up, its deletions then its
-   * additions, as #build applies them, keeping only `dir`'s direct children.
+   * additions, as #build applies them, keeping only `dir`'s direct children. One pass a
+   * layer: its deletions act on what the layers below left, its additions under `dir` wait
+   * for the end of the pass.
    */
   #childrenStreamed(dir: string): string[] {
     const dk = caseFoldKey(dir);
@@ -103,22 +105,22 @@ export class ChainView {
     const kids = new Map<string, string>();
     for (let i = this.#parents.length - 1; i >= 0; i--) {
       const layer = this.#parents[i] as string;
+      const added = new Map<string, string>();
       forEachIndexEntrySync(layer, (r) => {
-        if (r.kind !== 'whiteout') return;
         const key = caseFoldKey(r.name);
-        // `dir` itself or one of its ancestors: everything below goes.
-        if (key === dk || dk.startsWith(key + '/')) kids.clear();
-        else if (parentName(key) === dk) kids.delete(key);
-      });
-      forEachIndexEntrySync(layer, (r) => {
-        if (r.kind === 'whiteout') return;
-        const key = caseFoldKey(r.name);
+        if (r.kind === 'whiteout') {
+          // `dir` itself or one of its ancestors: everything below goes.
+          if (key === dk || dk.startsWith(key + '/')) kids.clear();
+          else if (parentName(key) === dk) kids.delete(key);
+          return;
+        }
         if (!key.startsWith(below)) return;
         const slash = key.indexOf('/', below.length);
         const childKey = slash === -1 ? key : key.slice(0, slash);
         // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
-        if (!kids.has(childKey)) kids.set(childKey, r.name.slice(0, childKey.length));
+        if (!added.has(childKey)) added.set(childKey, r.name.slice(0, childKey.length));
       });
+      for (const [childKey, spelled] of added) if (!kids.has(childKey)) kids.set(childKey, spelled);
     }
     return [...kids.values()].sort();
   }
