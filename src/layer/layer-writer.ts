@@ -44,7 +44,6 @@ import {
   caseFoldKey,
   parentName,
   WCIDIRS_SUFFIX,
-  layerNameBelowFiles,
   windowsPathBelowFiles,
   type LayerPath,
 } from '../util/safe-path.js';
@@ -388,12 +387,6 @@ export class TransportLayerWriter {
   #files: FileThread | undefined;
   /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
   readonly #parentTombstones = new Map<string, DeletedNames>();
-  /**
-   * This layer's deletions, case-folded, as 64-bit hashes (off the heap); the exact set is
-   * built from tombstones.txt only if a hash ever matches (see #deletedHere).
-   */
-  readonly #tombstoneHashes = new NameHashSet();
-  #tombstoneKeySet: Set<string> | undefined;
   /** Directories were queued on the file thread since it last drained. */
   #queuedDirs = false;
   /** Small files finished so far (they start the file thread). */
@@ -792,9 +785,6 @@ export class TransportLayerWriter {
     if (p.root === 'Files' && p.name !== 'Files') {
       this.#tombstones ??= new TombstoneWriter(this.#root);
       this.#tombstones.add(windowsPathBelowFiles(p.name));
-      const key = caseFoldKey(p.name);
-      this.#tombstoneHashes.add(key);
-      this.#tombstoneKeySet?.add(key);
     } else if (isUtilityVMFilesName(p.name) && p.name !== UTILITY_VM_FILES) {
       // The UtilityVM is a full clone, so a deletion removes the cloned copy now.
       this.#cloneUtilityVM();
@@ -1166,12 +1156,8 @@ export class TransportLayerWriter {
     }
   }
 
-  /** Whether this layer deletes `key` (a case-folded name): a hash hit is confirmed exactly. */
-  readonly #deletedHere = (key: string): boolean => {
-    if (!this.#tombstoneHashes.has(key)) return false;
-    this.#tombstoneKeySet ??= new Set((this.#tombstones?.lines() ?? []).map((line) => caseFoldKey(layerNameBelowFiles(line))));
-    return this.#tombstoneKeySet.has(key);
-  };
+  /** Whether this layer deletes `key` (a case-folded name). */
+  readonly #deletedHere = (key: string): boolean => this.#tombstones?.deleted.has(key) === true;
 
   /** Makes one hard link; the links before it in tar order are made. */
   #makeLink(link: PendingLink): void {

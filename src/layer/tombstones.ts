@@ -32,27 +32,24 @@ export function writeTombstones(layerRoot: string, lines: readonly string[], dur
  */
 export class TombstoneWriter {
   readonly #fd: number;
-  readonly #file: string;
   readonly #lines: LineWriter;
   #closed = false;
+  /** The names written so far, for lookups (buffered lines are flushed before it reads the file). */
+  readonly deleted: DeletedNames;
 
   /** Creates tombstones.txt in `layerRoot` (it must not exist). */
   constructor(layerRoot: string) {
-    this.#file = path.join(layerRoot, TOMBSTONES_FILE);
-    this.#fd = fs.openSync(this.#file, 'wx');
+    const file = path.join(layerRoot, TOMBSTONES_FILE);
+    this.#fd = fs.openSync(file, 'wx');
     this.#lines = new LineWriter(this.#fd);
     this.#lines.add(HEADER);
+    this.deleted = new DeletedNames(file, () => this.#lines.flush());
   }
 
   /** Appends one `\path` line. */
   add(line: string): void {
     this.#lines.add(line);
-  }
-
-  /** Every line so far (the file read back: for the rare exact check, see the writer). */
-  lines(): string[] {
-    this.#lines.flush();
-    return parseTombstones(fs.readFileSync(this.#file, 'utf8'), this.#file);
+    this.deleted.add(line);
   }
 
   /** Writes what is buffered and closes the file; with `durable`, flushed to disk first. */
@@ -102,17 +99,27 @@ export function readTombstones(layerRoot: string): string[] {
 
 /**
  * The names a layer's tombstones.txt deletes, case-folded, for lookups: hashed (off the
- * heap) while the file is read in chunks; a hash hit is confirmed against the exact names,
+ * heap) as lines are read or written; a hash hit is confirmed against the exact names,
  * read from the file only the first time one is needed. A parent's 100,000 deletions held
  * as a Set of strings took a small child import from ~70 to 140 MiB.
  */
 export class DeletedNames {
   readonly #file: string;
+  readonly #beforeRead: () => void;
   readonly #hashes = new NameHashSet();
   #exact: Set<string> | undefined;
 
-  private constructor(file: string) {
+  /** For `file`; `beforeRead` runs before the file is read for exact names (a writer flushes there). */
+  constructor(file: string, beforeRead: () => void = () => undefined) {
     this.#file = file;
+    this.#beforeRead = beforeRead;
+  }
+
+  /** Adds the deletion of the `\path` line `line`. */
+  add(line: string): void {
+    const key = caseFoldKey(layerNameBelowFiles(line));
+    this.#hashes.add(key);
+    this.#exact?.add(key);
   }
 
   /** Reads the tombstones of `layerRoot` (none: an empty set). */
@@ -137,7 +144,7 @@ export class DeletedNames {
         }
         if (text === '') return;
         if (!text.startsWith('\\')) throw notAPath(set.#file, n);
-        set.#hashes.add(caseFoldKey(layerNameBelowFiles(text)));
+        set.add(text);
       });
       if (lines === 0) throw headerMissing(set.#file);
     } finally {
@@ -149,6 +156,7 @@ export class DeletedNames {
   /** Whether `key` (a case-folded layer name) is deleted. */
   has(key: string): boolean {
     if (!this.#hashes.has(key)) return false;
+    if (this.#exact === undefined) this.#beforeRead();
     this.#exact ??= new Set(readTombstones(path.dirname(this.#file)).map((line) => caseFoldKey(layerNameBelowFiles(line))));
     return this.#exact.has(key);
   }
