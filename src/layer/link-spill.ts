@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { createError } from '../errors.js';
-import { hash64 } from './name-hash-set.js';
+import { NameHashMap } from './name-hash-set.js';
 
 /** One hard link as recorded. */
 export interface SpilledLink {
@@ -44,7 +44,6 @@ interface RecordJson {
 
 const BUFFER_BYTES = 64 * 1024;
 const READ_BYTES = 256 * 1024;
-const INITIAL_SLOTS = 1 << 10;
 
 export class LinkSpill {
   readonly #fd: number;
@@ -53,11 +52,8 @@ export class LinkSpill {
   /** Records not yet written, from file offset #length - #pending. */
   readonly #buffer = Buffer.allocUnsafe(BUFFER_BYTES);
   #pending = 0;
-  /** Open addressing: (hash a, hash b) pairs, a = 0 empty; each slot's record offset beside. */
-  #slots = new Uint32Array(2 * INITIAL_SLOTS);
-  #offsets = new Float64Array(INITIAL_SLOTS);
-  #mask = INITIAL_SLOTS - 1;
-  #size = 0;
+  /** Case-folded name → record offset. */
+  readonly #offsets = new NameHashMap();
   #closed = false;
   readonly file: string;
 
@@ -69,7 +65,7 @@ export class LinkSpill {
 
   /** Links recorded. */
   get size(): number {
-    return this.#size;
+    return this.#offsets.size;
   }
 
   /** Records a link under `key` (its case-folded name); returns its offset. */
@@ -96,25 +92,17 @@ export class LinkSpill {
       this.#pending += 4 + body.length;
     }
     this.#length += 4 + body.length;
-    const [a, b] = hash64(key);
-    if (2 * (this.#size + 1) > this.#mask + 1) this.#grow();
-    this.#insert(a, b, offset);
-    this.#size++;
+    this.#offsets.add(key, offset);
     return offset;
   }
 
   /** The link recorded under `key`, or undefined. `fold` gives a name's key (to confirm a hash hit). */
   find(key: string, fold: (name: string) => string): SpilledLink | undefined {
-    if (this.#size === 0) return undefined;
-    const [a, b] = hash64(key);
-    const slots = this.#slots;
-    for (let i = a & this.#mask; ; i = (i + 1) & this.#mask) {
-      const sa = slots[2 * i] as number;
-      if (sa === 0) return undefined;
-      if (sa === a && slots[2 * i + 1] === b) {
-        const link = this.#read(this.#offsets[i] as number);
-        if (fold(link.name) === key) return link;
-      }
+    for (let nth = 0; ; nth++) {
+      const offset = this.#offsets.valueAt(key, nth);
+      if (offset === undefined) return undefined;
+      const link = this.#read(offset);
+      if (fold(link.name) === key) return link;
     }
   }
 
@@ -197,27 +185,6 @@ export class LinkSpill {
       got += n;
     }
     return got;
-  }
-
-  #insert(a: number, b: number, offset: number): void {
-    const slots = this.#slots;
-    let i = a & this.#mask;
-    while (slots[2 * i] !== 0) i = (i + 1) & this.#mask;
-    slots[2 * i] = a;
-    slots[2 * i + 1] = b;
-    this.#offsets[i] = offset;
-  }
-
-  #grow(): void {
-    const oldSlots = this.#slots;
-    const oldOffsets = this.#offsets;
-    this.#slots = new Uint32Array(2 * oldSlots.length);
-    this.#offsets = new Float64Array(2 * oldOffsets.length);
-    this.#mask = oldOffsets.length * 2 - 1;
-    for (let i = 0; i < oldOffsets.length; i++) {
-      const a = oldSlots[2 * i] as number;
-      if (a !== 0) this.#insert(a, oldSlots[2 * i + 1] as number, oldOffsets[i] as number);
-    }
   }
 }
 

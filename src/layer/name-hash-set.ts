@@ -63,11 +63,9 @@ export class NameHashSet {
   }
 
   #insert(a: number, b: number): void {
-    const slots = this.#slots;
-    let i = a & this.#mask;
-    while (slots[2 * i] !== EMPTY) i = (i + 1) & this.#mask;
-    slots[2 * i] = a;
-    slots[2 * i + 1] = b;
+    const i = emptySlot(this.#slots, this.#mask, a);
+    this.#slots[2 * i] = a;
+    this.#slots[2 * i + 1] = b;
   }
 
   #grow(): void {
@@ -77,6 +75,72 @@ export class NameHashSet {
     for (let i = 0; i < old.length; i += 2) {
       const a = old[i] as number;
       if (a !== EMPTY) this.#insert(a, old[i + 1] as number);
+    }
+  }
+}
+
+/** The first empty slot of the probe sequence of hash `a`. */
+function emptySlot(slots: Uint32Array, mask: number, a: number): number {
+  let i = a & mask;
+  while (slots[2 * i] !== EMPTY) i = (i + 1) & mask;
+  return i;
+}
+
+/**
+ * Names' 64-bit hashes mapped to numbers (a record's offset in a file, say), outside the
+ * heap: 16 bytes a slot, at most half of them full. Names that share a hash keep a value
+ * each, so a lookup yields every value under the hash and the caller confirms which is its.
+ */
+export class NameHashMap {
+  /** Pairs of (hash a, hash b); a = 0 is an empty slot. */
+  #slots = new Uint32Array(2 * INITIAL_SLOTS);
+  #values = new Float64Array(INITIAL_SLOTS);
+  #mask = INITIAL_SLOTS - 1;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds `value` under `name` (a second value under the same name is kept too). */
+  add(name: string, value: number): void {
+    const [a, b] = hash64(name);
+    if (2 * (this.#size + 1) > this.#mask + 1) this.#grow();
+    this.#insert(a, b, value);
+    this.#size++;
+  }
+
+  /**
+   * The `nth` value (from 0, in no set order) added under `name`'s hash, or undefined past
+   * the last. A lookup makes no object: it runs once per entry once a layer has links.
+   */
+  valueAt(name: string, nth: number): number | undefined {
+    if (this.#size === 0) return undefined;
+    const [a, b] = hash64(name);
+    let seen = 0;
+    for (let i = a & this.#mask; ; i = (i + 1) & this.#mask) {
+      const sa = this.#slots[2 * i] as number;
+      if (sa === EMPTY) return undefined;
+      if (sa === a && this.#slots[2 * i + 1] === b && seen++ === nth) return this.#values[i] as number;
+    }
+  }
+
+  #insert(a: number, b: number, value: number): void {
+    const i = emptySlot(this.#slots, this.#mask, a);
+    this.#slots[2 * i] = a;
+    this.#slots[2 * i + 1] = b;
+    this.#values[i] = value;
+  }
+
+  #grow(): void {
+    const slots = this.#slots;
+    const values = this.#values;
+    this.#slots = new Uint32Array(2 * slots.length);
+    this.#values = new Float64Array(2 * values.length);
+    this.#mask = 2 * values.length - 1;
+    for (let i = 0; i < values.length; i++) {
+      const a = slots[2 * i] as number;
+      if (a !== EMPTY) this.#insert(a, slots[2 * i + 1] as number, values[i] as number);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { NameHashSet } from '../../src/layer/name-hash-set.js';
+import { NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
 
 describe('layer/name-hash-set', () => {
   it('holds every name added, through many growths, and not the ones never added', () => {
@@ -21,5 +21,24 @@ describe('layer/name-hash-set', () => {
     for (const name of ['', 'A', 'AB', 'FILES/X', 'FILES/𝄞']) set.add(name);
     for (const name of ['', 'A', 'AB', 'FILES/X', 'FILES/𝄞']) expect(set.has(name), name).to.equal(true);
     for (const name of ['B', 'BA', 'A\0', 'FILES/Y', 'FILES/𝄟', 'FILES/X/']) expect(set.has(name), name).to.equal(false);
+  });
+
+  it('maps names to values through many growths, keeping each value added under one name', () => {
+    const map = new NameHashMap();
+    const n = 50_000;
+    for (let i = 0; i < n; i++) map.add(`FILES/WINDOWS/SYSTEM32/FILE-${i}.DLL`, i * 300);
+    map.add('FILES/WINDOWS/SYSTEM32/FILE-7.DLL', 1e12); // a second value under one name
+    expect(map.size).to.equal(n + 1);
+    let wrong = 0;
+    const valuesOf = (m: NameHashMap, name: string): number[] => {
+      const out: number[] = [];
+      for (let v = m.valueAt(name, 0); v !== undefined; v = m.valueAt(name, out.length)) out.push(v);
+      return out;
+    };
+    for (let i = 0; i < n; i++) if (!valuesOf(map, `FILES/WINDOWS/SYSTEM32/FILE-${i}.DLL`).includes(i * 300)) wrong++;
+    expect(wrong).to.equal(0);
+    expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-7.DLL').sort((x, y) => x - y)).to.deep.equal([2100, 1e12]);
+    expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-50000.DLL')).to.deep.equal([]);
+    expect(valuesOf(new NameHashMap(), 'A')).to.deep.equal([]);
   });
 });
