@@ -4,7 +4,7 @@
  * the layers' indexes (names only, no file data), from the base up, on first use.
  */
 import { caseFoldKey, parentName } from '../util/safe-path.js';
-import { forEachIndexEntrySync, readIndexEntriesSync } from './metadata-index.js';
+import { indexEntriesSync, readIndexEntriesSync } from './metadata-index.js';
 
 /**
  * Opaque whiteouts answered by a pass over the parents' indexes each, before the whole
@@ -106,20 +106,20 @@ export class ChainView {
     for (let i = this.#parents.length - 1; i >= 0; i--) {
       const layer = this.#parents[i] as string;
       const added = new Map<string, string>();
-      forEachIndexEntrySync(layer, (r) => {
+      for (const r of indexEntriesSync(layer)) {
         const key = caseFoldKey(r.name);
         if (r.kind === 'whiteout') {
           // `dir` itself or one of its ancestors: everything below goes.
           if (key === dk || dk.startsWith(key + '/')) kids.clear();
           else if (parentName(key) === dk) kids.delete(key);
-          return;
+          continue;
         }
-        if (!key.startsWith(below)) return;
+        if (!key.startsWith(below)) continue;
         const slash = key.indexOf('/', below.length);
         const childKey = slash === -1 ? key : key.slice(0, slash);
         // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
         if (!added.has(childKey)) added.set(childKey, r.name.slice(0, childKey.length));
-      });
+      }
       for (const [childKey, spelled] of added) if (!kids.has(childKey)) kids.set(childKey, spelled);
     }
     return [...kids.values()].sort();

@@ -50,7 +50,7 @@ import {
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
-  forEachIndexEntrySync,
+  indexEntriesSync,
   INDEX_DIR,
   MetadataIndexWriter,
   timesFromInfo,
@@ -1073,8 +1073,8 @@ export class TransportLayerWriter {
     let streamsFd: number | undefined;
     try {
       // Streamed: only the parent's UtilityVM records are kept, not its whole index.
-      forEachIndexEntrySync(parent, (r) => {
-        if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) return;
+      for (const r of indexEntriesSync(parent)) {
+        if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) continue;
         const copy: IndexEntry = { ...r, inherited: true };
         if (r.streams !== undefined) {
           streamsFd ??= fs.openSync(parentStreams, 'r');
@@ -1083,7 +1083,7 @@ export class TransportLayerWriter {
           copy.streams = [this.#index.appendStreams(buf), buf.length];
         }
         inherited.set(caseFoldKey(r.name), copy);
-      });
+      }
     } finally {
       if (streamsFd !== undefined) fs.closeSync(streamsFd);
     }

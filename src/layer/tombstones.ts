@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError } from '../errors.js';
-import { forEachLineSync, LineWriter } from '../util/lines.js';
+import { LineWriter, readLinesSync } from '../util/lines.js';
 import { caseFoldKey, layerNameBelowFiles } from '../util/safe-path.js';
 import { NameHashSet } from './name-hash-set.js';
 
@@ -133,20 +133,18 @@ export class DeletedNames {
       throw cause;
     }
     try {
-      let lines = 0;
-      forEachLineSync(fd, (data, start, lineEnd, n) => {
-        lines = n;
-        const end = lineEnd > start && data[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd;
-        const text = data.toString('utf8', start, end);
+      let n = 0;
+      for (const line of readLinesSync(fd)) {
+        n++;
+        const text = line.endsWith('\r') ? line.slice(0, -1) : line;
         if (n === 1) {
           if (text !== HEADER) throw headerMissing(set.#file);
-          return;
+        } else if (text !== '') {
+          if (!text.startsWith('\\')) throw notAPath(set.#file, n);
+          set.add(text);
         }
-        if (text === '') return;
-        if (!text.startsWith('\\')) throw notAPath(set.#file, n);
-        set.add(text);
-      });
-      if (lines === 0) throw headerMissing(set.#file);
+      }
+      if (n === 0) throw headerMissing(set.#file);
     } finally {
       fs.closeSync(fd);
     }

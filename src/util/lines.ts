@@ -48,25 +48,24 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 /**
- * Calls `fn` with each line of the file `fd` (from its position on), read 256 KiB at a
- * time: the bytes are `data[start, end)` without the newline, `n` counts lines from 1. A
- * last line without its newline is a line too. Lines split on the newline byte, which no
- * UTF-8 sequence holds, so each can be decoded whole. `data` is reused after `fn` returns.
+ * The lines of the file `fd` (from its position on), read 256 KiB at a time as they are
+ * taken, each without its newline; a last line without one is a line too. Lines split on
+ * the newline byte, which no UTF-8 sequence holds, so each is decoded whole.
  */
-export function forEachLineSync(fd: number, fn: (data: Buffer, start: number, end: number, n: number) => void): void {
+export function* readLinesSync(fd: number): Generator<string> {
   const buffer = Buffer.allocUnsafe(READ_BYTES);
   let carry: Buffer = Buffer.alloc(0);
-  let n = 0;
   for (;;) {
     const got = fs.readSync(fd, buffer, 0, buffer.length, null);
     if (got === 0) break;
     const data = carry.length === 0 ? buffer.subarray(0, got) : Buffer.concat([carry, buffer.subarray(0, got)]);
     let start = 0;
     for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-      fn(data, start, nl, ++n);
+      const line = data.toString('utf8', start, nl);
       start = nl + 1;
+      yield line;
     }
     carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
   }
-  if (carry.length > 0) fn(carry, 0, carry.length, ++n);
+  if (carry.length > 0) yield carry.toString('utf8');
 }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ENTRIES_FILE, forEachIndexEntrySync, INDEX_DIR, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { ENTRIES_FILE, indexEntriesSync, INDEX_DIR, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 /** Any string, with the characters JSON escapes (quotes, backslashes, controls, lone surrogates) often. */
@@ -86,9 +86,7 @@ describe('layer/metadata-index reading', () => {
     const text = records.map(recordLine).join('\n'); // no newline after the last
     for (const root of [layerWithIndex(text), layerWithIndex(text + '\n\n')]) {
       expect(await readAll(root)).to.deep.equal(records);
-      const synced: IndexEntry[] = [];
-      forEachIndexEntrySync(root, (e) => synced.push(e));
-      expect(synced).to.deep.equal(records);
+      expect([...indexEntriesSync(root)]).to.deep.equal(records);
       expect(readIndexEntriesSync(root)).to.deep.equal(records);
     }
   });
@@ -114,8 +112,8 @@ describe('layer/metadata-index reading', () => {
       expect(err.data?.line).to.equal(2);
     }
     expect(await readAll(tempDir()).then(() => 'read', (e: unknown) => (e as { code?: string }).code)).to.equal('ERR_LAYER_CORRUPT');
-    expect(() => forEachIndexEntrySync(tempDir(), () => undefined)).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
+    expect(() => [...indexEntriesSync(tempDir())]).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
     const damaged = layerWithIndex(`${good}\n{not json\n`);
-    expect(() => forEachIndexEntrySync(damaged, () => undefined)).to.throw().with.nested.property('data.line', 2);
+    expect(() => [...indexEntriesSync(damaged)]).to.throw().with.nested.property('data.line', 2);
   });
 });
