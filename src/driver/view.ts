@@ -42,14 +42,56 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
    * name one. The link keeps its content (see materializeView).
    */
   const deleted = new Map<string, ViewEntry>();
+  /**
+   * The names below each name, for every name in the view and every directory above one
+   * (a layer may hold `a/b/c` without `a/b`): dropping what lies below a name then visits
+   * that subtree only. A scan of the whole view per deletion or replaced file made this
+   * quadratic: 2.7 s of CPU for a 20,000-file layer, about a minute for 100,000.
+   */
+  const below = new Map<string, Set<string>>();
+  const parentKey = (key: string): string => {
+    const slash = key.lastIndexOf('/');
+    return slash === -1 ? '' : key.slice(0, slash);
+  };
+  const place = (key: string, entry: ViewEntry): void => {
+    view.set(key, entry);
+    // Link the name into the tree, and each missing directory above it, up to one already there.
+    for (let k = key; k !== ''; ) {
+      const up = parentKey(k);
+      let kids = below.get(up);
+      const known = kids !== undefined;
+      if (kids === undefined) {
+        kids = new Set();
+        below.set(up, kids);
+      }
+      if (kids.has(k)) break;
+      kids.add(k);
+      if (known) break;
+      k = up;
+    }
+  };
   const forget = (key: string): void => {
     const gone = view.get(key);
     if (gone !== undefined && (gone.record.kind === 'file' || gone.record.kind === 'symlink')) deleted.set(key, gone);
     view.delete(key);
   };
   const dropBelow = (key: string): void => {
-    const prefix = key + '/';
-    for (const k of view.keys()) if (k.startsWith(prefix)) forget(k);
+    const stack = [key];
+    for (let k = stack.pop(); k !== undefined; k = stack.pop()) {
+      const kids = below.get(k);
+      if (kids === undefined) continue;
+      below.delete(k);
+      for (const kid of kids) {
+        forget(kid);
+        stack.push(kid);
+      }
+    }
+  };
+  /** Takes `key` and everything below it out of the view. */
+  const remove = (key: string): void => {
+    forget(key);
+    dropBelow(key);
+    if (key !== '') below.get(parentKey(key))?.delete(key);
   };
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
@@ -58,9 +100,7 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
     const records = readIndexEntriesSync(layerRoot);
     for (const r of records) {
       if (r.kind !== 'whiteout' || !r.name.startsWith(FILES_PREFIX)) continue;
-      const key = caseFoldKey(r.name.slice(FILES_PREFIX.length));
-      forget(key);
-      dropBelow(key);
+      remove(caseFoldKey(r.name.slice(FILES_PREFIX.length)));
     }
     const links: ViewEntry[] = [];
     for (const raw of records) {
@@ -75,7 +115,7 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
       if (!isDir || (prior !== undefined && prior.record.kind !== 'directory')) dropBelow(key);
       const entry: ViewEntry = { name, layerRoot, record: r };
       if (r.kind === 'link') links.push(entry);
-      view.set(key, entry);
+      place(key, entry);
     }
     // Links last: their targets are this layer's files or the lower layers' (or, in a base
     // layer, a file of its UtilityVM).
