@@ -32,24 +32,33 @@ export interface Change {
   kind: ChangeKind;
 }
 
+/**
+ * What the comparison keeps of a file of the writable directory: its kind, size and
+ * modification time (µs), not its whole BigIntStats (some 600 bytes of heap each; a copy of
+ * a 105,000-entry view held ~60 MB of them). A changed file is stat'ed again for its tar entry.
+ */
 interface Found {
   name: string;
-  stat: fs.BigIntStats;
+  kind: HostKind;
+  size: bigint;
+  mtimeUs: bigint;
 }
 
-function walk(root: string): Found[] {
-  const out: Found[] = [];
+type HostKind = 'file' | 'directory' | 'symlink' | 'other';
+
+/** The files below `root`, each directory's names in sorted order, into `found` by case-folded name. */
+function walk(root: string, found: Map<string, Found>): void {
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
     for (const name of fs.readdirSync(dir).sort()) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const stat = fs.lstatSync(path.join(root, r), { bigint: true });
-      out.push({ name: r, stat });
-      if (stat.isDirectory()) visit(r);
+      const kind = hostKind(stat);
+      found.set(caseFoldKey(r), { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n });
+      if (kind === 'directory') visit(r);
     }
   };
   visit('');
-  return out;
 }
 
 function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {
@@ -58,7 +67,7 @@ function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {
   return 'file';
 }
 
-function hostKind(s: fs.BigIntStats): 'file' | 'directory' | 'symlink' | 'other' {
+function hostKind(s: fs.BigIntStats): HostKind {
   if (s.isSymbolicLink()) return 'symlink';
   if (s.isDirectory()) return 'directory';
   if (s.isFile()) return 'file';
@@ -70,29 +79,29 @@ function resolveLink(e: ViewEntry): ViewEntry | undefined {
   return e.record.kind === 'link' ? e.linkTo : e;
 }
 
-function sameFile(entry: ViewEntry, s: fs.BigIntStats, at: string): boolean {
+function sameFile(entry: ViewEntry, f: Found, at: string): boolean {
   const e = resolveLink(entry);
   if (e === undefined) return false;
   const k = kindOf(e);
-  if (k !== hostKind(s)) return false;
+  if (k !== f.kind) return false;
   if (k === 'directory') return true;
   const item = itemOf(e);
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
   // The view wrote mtimes in microseconds (utimes); compare at that precision.
   const want = unixNsFromFiletime(item.info.lastWriteTime) / 1000n;
-  return BigInt(item.data?.length ?? 0) === s.size && want === s.mtimeNs / 1000n;
+  return BigInt(item.data?.length ?? 0) === f.size && want === f.mtimeUs;
 }
 
 /** Changes of `rwDir` against the parent view, sorted by path; deletions name only the top entry. */
 export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { changes: Change[]; found: Map<string, Found> } {
   const found = new Map<string, Found>();
-  for (const f of walk(rwDir)) found.set(caseFoldKey(f.name), f);
+  walk(rwDir, found);
   const changes: Change[] = [];
   for (const [key, f] of found) {
     const prior = view.get(key);
     if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
-    else if (!sameFile(prior, f.stat, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+    else if (!sameFile(prior, f, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
   }
   for (const [key, e] of view) {
     if (e.name === '' || found.has(key)) continue;
@@ -149,7 +158,7 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     const f = found.get(caseFoldKey(name));
     if (f === undefined) continue;
     checkExportable(c.path);
-    const s = f.stat;
+    const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
     const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
     const prior = seen === undefined ? undefined : resolveLink(seen);
     const priorItem = prior === undefined ? undefined : itemOf(prior);
