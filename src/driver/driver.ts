@@ -28,7 +28,7 @@ import { isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, toWinLayerError } from '../errors.js';
 import { ChainView } from '../layer/chain-view.js';
-import { readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
+import { indexEntriesSync, readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
@@ -339,7 +339,7 @@ export class WindowsFilterDriver {
     }
     const parentView = new ChainView(chain);
     const out: Change[] = [];
-    for (const r of readIndexEntriesSync(this.store.layerPath(id))) {
+    for (const r of indexEntriesSync(this.store.layerPath(id))) {
       if (r.inherited === true) continue;
       if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
       else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });

@@ -4,7 +4,7 @@
  * the layers' indexes (names only, no file data), from the base up, on first use.
  */
 import { caseFoldKey, parentName } from '../util/safe-path.js';
-import { indexEntriesSync, readIndexEntriesSync } from './metadata-index.js';
+import { indexEntriesSync } from './metadata-index.js';
 
 /**
  * Opaque whiteouts answered by a pass over the parents' indexes each, before the whole
@@ -38,14 +38,15 @@ export class ChainView {
       }
     };
     for (let i = this.#parents.length - 1; i >= 0; i--) {
-      const records = readIndexEntriesSync(this.#parents[i] as string);
-      for (const r of records) {
+      const layer = this.#parents[i] as string;
+      // Streamed twice (deletions, then entries) rather than read whole beside the view.
+      for (const r of indexEntriesSync(layer)) {
         if (r.kind !== 'whiteout') continue;
         const key = caseFoldKey(r.name);
         drop(key);
         children.get(caseFoldKey(parentName(r.name)))?.delete(key);
       }
-      for (const r of records) {
+      for (const r of indexEntriesSync(layer)) {
         if (r.kind === 'whiteout') continue;
         // Walk up so that directories a layer created implicitly are visible too.
         let name = r.name;
