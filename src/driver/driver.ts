@@ -41,7 +41,7 @@ import { refuseReFS } from './refs.js';
 import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
-import { removeTreeSync } from '../util/remove-tree.js';
+import { removeTree, removeTreeSync } from '../util/remove-tree.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -271,7 +271,7 @@ export class WindowsFilterDriver {
       if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
       throw error;
     } finally {
-      if (aside !== undefined) await fsp.rm(aside, { recursive: true, force: true });
+      if (aside !== undefined) await removeTree(aside);
     }
   }
 
@@ -453,9 +453,9 @@ export class WindowsFilterDriver {
       const child = this.#childOf(dir);
       if (child !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${child}`, { id, child });
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
-      await fsp.rm(removing, { recursive: true, force: true });
+      await removeTree(removing);
       await fsp.rename(dir, removing);
-      await fsp.rm(removing, { recursive: true, force: true });
+      await removeTree(removing);
       removeTreeSync(this.#mounts.viewPath(id));
     });
   }
@@ -491,7 +491,7 @@ export class WindowsFilterDriver {
       }
       for (const n of names) {
         if (!/-tmp-\d+-[0-9a-f]{8}$/.test(n) || ownerAlive(n)) continue;
-        await fsp.rm(path.join(d, n), { recursive: true, force: true });
+        await removeTree(path.join(d, n));
         removed.push(path.relative(this.home, path.join(d, n)));
       }
     }

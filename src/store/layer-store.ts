@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import { crashPoint } from '../util/crash-point.js';
+import { removeTree } from '../util/remove-tree.js';
 
 export const LAYER_CHAIN_FILE = 'layerchain.json';
 export const IMPORTING_INFIX = '-importing-';
@@ -124,7 +125,7 @@ export class LayerStore {
           continue;
         }
       }
-      await fsp.rm(path.join(this.home, name), { recursive: true, force: true });
+      await removeTree(path.join(this.home, name));
       removed.push(name);
     }
     return removed;
@@ -170,7 +171,7 @@ export class LayerStore {
 
   /** Deletes a staging directory (failure path). */
   async abort(stage: Staging): Promise<void> {
-    await fsp.rm(stage.path, { recursive: true, force: true });
+    await removeTree(stage.path);
   }
 
   /** The parent chain of `id`: layer paths, nearest first. */

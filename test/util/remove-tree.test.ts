@@ -1,51 +1,62 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { removeTreeSync } from '../../src/util/remove-tree.js';
+import { removeTree, removeTreeSync } from '../../src/util/remove-tree.js';
 import { cleanupTemp, listTree, tempDir } from '../helpers/store.js';
+
+const forms: [string, (target: string) => void | Promise<void>][] = [
+  ['removeTreeSync', removeTreeSync],
+  ['removeTree', removeTree],
+];
 
 describe('util/remove-tree', () => {
   after(cleanupTemp);
 
-  it('removes a tree 2,000 levels deep (fs.rmSync overflows its stack there on Node 20)', () => {
-    const root = path.join(tempDir(), 'deep');
-    let dir = root;
-    fs.mkdirSync(root);
-    for (let i = 0; i < 2000; i++) {
-      dir = path.join(dir, 'd');
-      fs.mkdirSync(dir);
-      if (i % 500 === 0) fs.writeFileSync(path.join(dir, `f${i}`), 'x');
-    }
-    fs.writeFileSync(path.join(dir, 'last'), 'x');
-    removeTreeSync(root);
-    expect(fs.existsSync(root)).to.equal(false);
-  });
+  for (const [label, remove] of forms) {
+    describe(label, () => {
+      it('removes a tree 2,000 levels deep (fs.rmSync overflows its stack there on Node 20)', async () => {
+        const root = path.join(tempDir(), 'deep');
+        let dir = root;
+        fs.mkdirSync(root);
+        for (let i = 0; i < 2000; i++) {
+          dir = path.join(dir, 'd');
+          fs.mkdirSync(dir);
+          if (i % 500 === 0) fs.writeFileSync(path.join(dir, `f${i}`), 'x');
+        }
+        fs.writeFileSync(path.join(dir, 'last'), 'x');
+        await remove(root);
+        expect(fs.existsSync(root)).to.equal(false);
+      });
 
-  it('removes wide directories, files and links without following a link', () => {
-    const base = tempDir();
-    const outside = path.join(base, 'outside');
-    fs.mkdirSync(path.join(outside, 'sub'), { recursive: true });
-    fs.writeFileSync(path.join(outside, 'keep.txt'), 'keep');
-    const root = path.join(base, 'tree');
-    for (let i = 0; i < 300; i++) fs.mkdirSync(path.join(root, `d${i}`, 'e'), { recursive: true });
-    for (let i = 0; i < 300; i += 7) fs.writeFileSync(path.join(root, `d${i}`, 'e', 'f.bin'), Buffer.alloc(10));
-    fs.symlinkSync(outside, path.join(root, 'd1', 'dir-link'));
-    fs.symlinkSync(path.join(outside, 'keep.txt'), path.join(root, 'd2', 'file-link'));
-    fs.symlinkSync(path.join(base, 'nowhere'), path.join(root, 'dangling'));
-    removeTreeSync(root);
-    expect(fs.existsSync(root)).to.equal(false);
-    expect(listTree(outside)).to.deep.equal(['keep.txt', 'sub']);
-  });
+      it('removes wide directories, files and links without following a link', async () => {
+        const base = tempDir();
+        const outside = path.join(base, 'outside');
+        fs.mkdirSync(path.join(outside, 'sub'), { recursive: true });
+        fs.writeFileSync(path.join(outside, 'keep.txt'), 'keep');
+        const root = path.join(base, 'tree');
+        for (let i = 0; i < 300; i++) fs.mkdirSync(path.join(root, `d${i}`, 'e'), { recursive: true });
+        for (let i = 0; i < 300; i += 7) fs.writeFileSync(path.join(root, `d${i}`, 'e', 'f.bin'), Buffer.alloc(10));
+        // One directory of more files than one batch of unlinks.
+        for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(root, `f${i}`), '');
+        fs.symlinkSync(outside, path.join(root, 'd1', 'dir-link'));
+        fs.symlinkSync(path.join(outside, 'keep.txt'), path.join(root, 'd2', 'file-link'));
+        fs.symlinkSync(path.join(base, 'nowhere'), path.join(root, 'dangling'));
+        await remove(root);
+        expect(fs.existsSync(root)).to.equal(false);
+        expect(listTree(outside)).to.deep.equal(['keep.txt', 'sub']);
+      });
 
-  it('removes a single file or link, and takes a missing path as done', () => {
-    const base = tempDir();
-    const file = path.join(base, 'file');
-    fs.writeFileSync(file, 'x');
-    const link = path.join(base, 'link');
-    fs.symlinkSync(base, link);
-    removeTreeSync(file);
-    removeTreeSync(link);
-    removeTreeSync(path.join(base, 'missing', 'deeper'));
-    expect(fs.readdirSync(base)).to.deep.equal([]);
-  });
+      it('removes a single file or link, and takes a missing path as done', async () => {
+        const base = tempDir();
+        const file = path.join(base, 'file');
+        fs.writeFileSync(file, 'x');
+        const link = path.join(base, 'link');
+        fs.symlinkSync(base, link);
+        await remove(file);
+        await remove(link);
+        await remove(path.join(base, 'missing', 'deeper'));
+        expect(fs.readdirSync(base)).to.deep.equal([]);
+      });
+    });
+  }
 });
