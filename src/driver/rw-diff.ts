@@ -34,8 +34,9 @@ export interface Change {
 
 /**
  * What the comparison keeps of a file of the writable directory: its kind, size and
- * modification time (µs), not its whole BigIntStats (some 600 bytes of heap each; a copy of
- * a 105,000-entry view held ~60 MB of them). A changed file is stat'ed again for its tar entry.
+ * modification time (µs), not its whole BigIntStats: over a 105,000-entry parent, `changes`
+ * peaked at 330 MB RSS with them and 213 MB without. A changed file is stat'ed again for
+ * its tar entry.
  */
 interface Found {
   name: string;
