@@ -92,15 +92,42 @@ async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
   }
 }
 
+/**
+ * `view HOME ID DEST [LAYER_PATH ...]`: creates DEST, which must be a new directory inside
+ * HOME, and writes the merged view of the layers into it. On failure DEST is removed.
+ */
+async function writeView(home: string, id: string, paths: readonly string[]): Promise<void> {
+  const [target, ...layers] = paths;
+  const root = path.resolve(home);
+  const dest = path.resolve(target ?? '');
+  if (target === undefined || target === '' || !dest.startsWith(root + path.sep)) {
+    throw createError('ERR_ARGUMENT_INVALID', `view of layer ${id}: the destination must be a directory inside ${root}`, { id, dest });
+  }
+  if (fs.existsSync(dest)) throw createError('ERR_ARGUMENT_INVALID', `view of layer ${id}: ${dest} already exists`, { id, dest });
+  const [{ materializeView, resolveView }, { removeTreeSync }] = await Promise.all([import('../src/driver/view.js'), import('../src/util/remove-tree.js')]);
+  // Exclusive: a directory that exists (another view, a layer) is never written into.
+  fs.mkdirSync(dest, { mode: 0o755 });
+  try {
+    materializeView(resolveView(layers.map((l) => path.resolve(l))), dest);
+  } catch (error) {
+    removeTreeSync(dest);
+    throw error;
+  }
+}
+
 async function run(argv: readonly string[]): Promise<void> {
   const [command, home, id, ...parents] = argv;
   if (!isWorkerCommand(command) || home === undefined || id === undefined) {
-    throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer HOME ID [PARENT_LAYER_PATH ...]');
+    throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer HOME ID [PARENT_LAYER_PATH ...] | view HOME ID DEST [LAYER_PATH ...]');
   }
   validateLayerId(id);
   const backend = selectBackend();
   // The controller opened the store (and cleaned it); a worker must not remove another worker's staging directory.
   const store = await LayerStore.open(home, { cleanup: false });
+  if (command === 'view') {
+    await writeView(home, id, parents);
+    return;
+  }
   const parentPaths = parents.map((p) => path.resolve(p));
   const onProgress = progressWriter();
   if (command === 'write-layer') {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import PQueue from 'p-queue';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
-import { runExportLayerWorker, runExportLayerWorkerTo, runWriteLayerWorker, type TarSource, type WorkerJob } from './spawn-worker.js';
+import { runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerJob } from './spawn-worker.js';
 
 export interface ControllerOptions {
   /**
@@ -102,6 +102,11 @@ export class Controller {
   /** Exports through a worker whose stdout is the open descriptor `fd`; resolves when it is written. */
   async exportLayerTo(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, fd: number): Promise<void> {
     await this.#schedule('export-layer', job.id, job.signal, () => runExportLayerWorkerTo(this.#job({ ...job, command: 'export-layer' }), fd));
+  }
+
+  /** Writes the merged view of `job.parents` into the new directory `job.dest` through a worker. */
+  async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'> & { dest: string }): Promise<void> {
+    await this.#schedule('view', job.id, job.signal, () => runViewWorker(this.#job({ ...job, command: 'view' })));
   }
 
   /** Waits until every job has finished. */

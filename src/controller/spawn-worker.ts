@@ -88,8 +88,10 @@ export interface WorkerJob {
   readonly command: WorkerCommand;
   readonly home: string;
   readonly id: string;
-  /** Parent layer paths, nearest first. */
+  /** Parent layer paths, nearest first (for `view`: the layers to merge, nearest first). */
   readonly parents: readonly string[];
+  /** `view` only: the directory to create and fill. */
+  readonly dest?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Kill the worker after this many milliseconds. @default no timeout */
   readonly timeout?: number | undefined;
@@ -145,7 +147,8 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessE
 }
 
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
-  return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...job.parents], {
+  const paths = job.command === 'view' ? [job.dest ?? '', ...job.parents] : job.parents;
+  return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
     env: workerEnv(),
     extendEnv: false,
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
@@ -399,6 +402,27 @@ export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id'>): readonly
 export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promise<void> {
   const { subprocess } = await spawn(job, fd, 'pipe', exportHeapOptions(job));
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+  const result = await subprocess;
+  if (result.failed) throw errorFromResult(result, job);
+}
+
+/**
+ * Runs `view`: the worker writes the merged view of `job.parents` into `job.dest`. A view
+ * resolves every name of the chain in memory and writes every file, seconds of work for a
+ * large layer: in a worker, the controller's event loop stays free and its heap small. On
+ * failure the caller removes what the worker left in `job.dest`.
+ */
+export async function runViewWorker(job: WorkerJob): Promise<void> {
+  let records = 0;
+  for (const layer of job.parents) {
+    try {
+      records += readLayerInfo(layer).records;
+    } catch {
+      // the worker reports what is wrong with the layer
+    }
+  }
+  const { subprocess } = await spawn(job, 'pipe', 'pipe', records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
+  (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
   if (result.failed) throw errorFromResult(result, job);
 }

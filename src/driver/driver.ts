@@ -41,7 +41,7 @@ import { refuseReFS } from './refs.js';
 import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
-import { removeTree, removeTreeSync } from '../util/remove-tree.js';
+import { removeTree } from '../util/remove-tree.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -370,19 +370,24 @@ export class WindowsFilterDriver {
    */
   async get(id: string): Promise<string> {
     this.#require(id);
-    return this.#mounts.withLock(id, () => {
+    return this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
       const rw = this.#isReadWrite(id);
       const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
       if (!fs.existsSync(dir)) {
         const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
         const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-        fs.mkdirSync(tmp, { mode: 0o755 });
         try {
-          materializeView(resolveView(layers), tmp);
+          if (this.#inProcess) {
+            fs.mkdirSync(tmp, { mode: 0o755 });
+            materializeView(resolveView(layers), tmp);
+          } else {
+            // The view is resolved and written by a worker: seconds of work for a large layer.
+            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: tmp });
+          }
           fs.renameSync(tmp, dir);
         } catch (error) {
-          removeTreeSync(tmp);
+          await removeTree(tmp);
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
       }
@@ -394,11 +399,11 @@ export class WindowsFilterDriver {
   /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted does nothing. */
   async put(id: string): Promise<void> {
     validateLayerId(id);
-    await this.#mounts.withLock(id, () => {
+    await this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
       if (refs === 0) return;
       this.#mounts.setRefs(id, refs - 1);
-      if (refs - 1 === 0 && !this.#isReadWrite(id)) removeTreeSync(this.#mounts.viewPath(id));
+      if (refs - 1 === 0 && !this.#isReadWrite(id)) await this.#removeView(id);
     });
   }
 
@@ -456,8 +461,25 @@ export class WindowsFilterDriver {
       await removeTree(removing);
       await fsp.rename(dir, removing);
       await removeTree(removing);
-      removeTreeSync(this.#mounts.viewPath(id));
+      await this.#removeView(id);
     });
+  }
+
+  /**
+   * Removes the materialized view of `id`: renamed aside first (a temporary name that
+   * cleanup removes once this process is gone), so that a crash while it is deleted never
+   * leaves a partial view where the next mount would take it for a whole one.
+   */
+  async #removeView(id: string): Promise<void> {
+    const view = this.#mounts.viewPath(id);
+    const aside = `${view}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      fs.renameSync(view, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    await removeTree(aside);
   }
 
   #childOf(dir: string): string | undefined {

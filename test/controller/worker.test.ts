@@ -132,6 +132,44 @@ describe('controller: worker processes', function () {
     });
   });
 
+  describe('view', () => {
+    it('writes the merged view of the layers into a new directory inside HOME', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: await buildLayerTar(baseLayer) });
+      expect(w.status).to.equal(0);
+      const dest = path.join(home, 'view-1');
+      const v = spawnSync(process.execPath, [WORKER_ENTRY, 'view', home, 'l1', dest, path.join(home, 'l1')], { input: '' });
+      expect(v.status, v.stderr.toString()).to.equal(0);
+      expect(fs.readFileSync(path.join(dest, 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\n');
+      expect(fs.readFileSync(path.join(dest, 'Program Files/app.exe')).length).to.equal(3000);
+    });
+
+    it('refuses a destination outside HOME or one that exists, and removes what a failed view wrote', async () => {
+      const base = tempDir();
+      const home = path.join(base, 'home');
+      fs.mkdirSync(home);
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: await buildLayerTar(baseLayer) });
+      expect(w.status).to.equal(0);
+      const lastCode = (r: ReturnType<typeof spawnSync>): string => (JSON.parse(r.stderr.toString().trimEnd().split('\n').pop() as string) as { code: string }).code;
+      const outside = spawnSync(process.execPath, [WORKER_ENTRY, 'view', home, 'l1', path.join(base, 'elsewhere'), path.join(home, 'l1')], { input: '' });
+      expect(outside.status).to.not.equal(0);
+      expect(lastCode(outside)).to.equal('ERR_ARGUMENT_INVALID');
+      expect(fs.existsSync(path.join(base, 'elsewhere'))).to.equal(false);
+      const existing = path.join(home, 'l1');
+      const onLayer = spawnSync(process.execPath, [WORKER_ENTRY, 'view', home, 'l1', existing, existing], { input: '' });
+      expect(onLayer.status).to.not.equal(0);
+      expect(lastCode(onLayer)).to.equal('ERR_ARGUMENT_INVALID');
+      expect(listTree(existing)).to.include('Files');
+      // A layer that is not one: the view fails, and its directory is gone.
+      const dest = path.join(home, 'view-2');
+      const broken = spawnSync(process.execPath, [WORKER_ENTRY, 'view', home, 'l1', dest, path.join(base, 'no-such-layer')], { input: '' });
+      expect(broken.status).to.not.equal(0);
+      expect(lastCode(broken)).to.equal('ERR_LAYER_CORRUPT');
+      expect(fs.existsSync(dest)).to.equal(false);
+    });
+  });
+
   describe('file streams', () => {
     it('hands the file of an untouched file stream to the worker: the controller reads none of it', async () => {
       const tar = await buildLayerTar(baseLayer);

@@ -197,6 +197,17 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  it('a view that fails in its worker rejects with the error code and leaves no view and no count', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+    // A hard link whose target no layer of the chain holds: the worker cannot resolve the view.
+    const index = path.join(driver.home, 'base', '.winlayer', 'entries.jsonl');
+    fs.appendFileSync(index, JSON.stringify({ kind: 'link', name: 'Files/dangling.txt', target: 'Files/nowhere.txt', times: ['0', '0', '0', '0'], attributes: 32 }) + '\n');
+    expect(await rejectionCode(() => driver.get('base'))).to.equal('ERR_LAYER_CORRUPT');
+    expect(driver.mountCount('base')).to.equal(0);
+    expect(fs.readdirSync(path.join(driver.home, '.mounts')).filter((n) => n.startsWith('base') && !n.endsWith('.refs'))).to.deep.equal([]);
+  });
+
   it('mounts, unmounts and removes a layer with a directory 1,900 levels deep', async () => {
     const driver = await openDriver();
     const deep = 'Files/' + 'd/'.repeat(1900) + 'f.txt';
