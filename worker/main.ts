@@ -143,7 +143,11 @@ async function run(argv: readonly string[]): Promise<void> {
   // up to 1 MiB or 512 chunks, without copying them.
   let parts: Uint8Array[] = [];
   let gathered = 0;
-  for await (const chunk of exportLayer(store, backend, id, { onProgress })) {
+  // A read-write layer: its directory's changes against the parent view, as a layer tar.
+  const root = store.layerPath(id);
+  const { isReadWriteLayer, readWriteLayerTar } = await import('../src/driver/rw-diff.js');
+  const chunks = isReadWriteLayer(root) ? readWriteLayerTar(root, store.readChain(id)) : exportLayer(store, backend, id, { onProgress });
+  for await (const chunk of chunks) {
     if (chunk.length === 0) continue;
     parts.push(chunk);
     gathered += chunk.length;

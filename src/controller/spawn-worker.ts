@@ -386,13 +386,31 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
  */
 export const MANY_EXPORT_RECORDS = 20_000;
 
-/** Heap options for exporting `job.id`: by its record count; V8's defaults when that is unknown (a read-write layer). */
-export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id'>): readonly string[] {
+/**
+ * Heap options for exporting `job.id`: by its record count, or for a read-write layer (no
+ * summary of its own), by those of the parents whose view it is compared with.
+ */
+export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id' | 'parents'>): readonly string[] {
+  let records: number;
   try {
-    return readLayerInfo(path.join(job.home, job.id)).records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : [];
+    records = readLayerInfo(path.join(job.home, job.id)).records;
   } catch {
-    return []; // the worker reports what is wrong with the layer
+    records = recordsOf(job.parents);
   }
+  return records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : [];
+}
+
+/** The index records of `layers` together (a layer that cannot be read counts none: its worker reports it). */
+function recordsOf(layers: readonly string[]): number {
+  let records = 0;
+  for (const layer of layers) {
+    try {
+      records += readLayerInfo(layer).records;
+    } catch {
+      // the worker reports what is wrong with the layer
+    }
+  }
+  return records;
 }
 
 /**
@@ -413,15 +431,7 @@ export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promis
  * failure the caller removes what the worker left in `job.dest`.
  */
 export async function runViewWorker(job: WorkerJob): Promise<void> {
-  let records = 0;
-  for (const layer of job.parents) {
-    try {
-      records += readLayerInfo(layer).records;
-    } catch {
-      // the worker reports what is wrong with the layer
-    }
-  }
-  const { subprocess } = await spawn(job, 'pipe', 'pipe', records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
+  const { subprocess } = await spawn(job, 'pipe', 'pipe', recordsOf(job.parents) >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
   (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
   if (result.failed) throw errorFromResult(result, job);

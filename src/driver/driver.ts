@@ -22,7 +22,6 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
-import { streamLayerTar } from '../convert/layer-tar-builder.js';
 import { Controller } from '../controller/controller.js';
 import { isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
@@ -38,7 +37,7 @@ import { isWorkName, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, 
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
-import { compareWithView, entriesOfChanges, type Change } from './rw-diff.js';
+import { compareWithView, isReadWriteLayer, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -107,8 +106,6 @@ interface ReadWriteInfo {
 }
 
 const INDEX_DIR = '.winlayer';
-const RW_INFO = 'rw.json';
-const RW_DIR = 'rw';
 /** The sandbox size windowsfilter gives a read-write layer when none is asked for. */
 export const DEFAULT_SANDBOX_SIZE = 127 * 2 ** 30;
 
@@ -157,7 +154,7 @@ export class WindowsFilterDriver {
   // ---- existence and metadata ----------------------------------------------------------
 
   #isReadWrite(id: string): boolean {
-    return fs.existsSync(path.join(this.store.layerPath(id), INDEX_DIR, RW_INFO));
+    return isReadWriteLayer(this.store.layerPath(id));
   }
 
   /** True when `id` is a layer (read-only or read-write). */
@@ -276,22 +273,19 @@ export class WindowsFilterDriver {
   }
 
   /**
-   * The layer as a Windows layer tar. A read-only layer is exported by a worker; a
-   * read-write layer's changes against its parent are encoded here.
+   * The layer as a Windows layer tar, made by a worker: a read-only layer's export, or a
+   * read-write layer's changes against its parent.
    */
   diff(id: string, _parentId?: string, options: ApplyDiffOptions = {}): Readable {
     validateLayerId(id);
     const self = this;
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
-      if (self.#isReadWrite(id)) {
-        yield* self.#readWriteTar(id);
-        return;
-      }
       if (self.#inProcess) {
-        yield* exportLayer(self.store, self.backend, id, options);
+        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id)) : exportLayer(self.store, self.backend, id, options);
         return;
       }
+      // A read-write layer's worker compares its directory with the parent view there.
       const stream = await self.#controller.exportLayer(self.#workerJob(id, self.store.readChain(id), options));
       yield* stream as AsyncIterable<Uint8Array>;
     }
@@ -305,23 +299,12 @@ export class WindowsFilterDriver {
   async diffTo(id: string, fd: number, options: ApplyDiffOptions = {}): Promise<void> {
     validateLayerId(id);
     this.#require(id);
-    if (this.#isReadWrite(id) || this.#inProcess) {
+    if (this.#inProcess) {
       const out = fs.createWriteStream('', { fd, autoClose: false });
       await pipeline(this.diff(id, undefined, options), out);
       return;
     }
     await this.#controller.exportLayerTo(this.#workerJob(id, this.store.readChain(id), options), fd);
-  }
-
-  async *#readWriteTar(id: string): AsyncGenerator<Uint8Array> {
-    const rw = path.join(this.store.layerPath(id), RW_DIR);
-    const view = resolveView(this.store.readChain(id));
-    if (!fs.existsSync(rw)) {
-      yield* streamLayerTar([]);
-      return;
-    }
-    const { changes, found } = compareWithView(rw, view);
-    yield* streamLayerTar(entriesOfChanges(rw, view, changes, found));
   }
 
   /**

@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BuilderEntry } from '../convert/layer-tar-builder.js';
+import { streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
+import { INDEX_DIR } from '../layer/metadata-index.js';
 import { createError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
@@ -22,7 +23,31 @@ import {
   filetimeFromUnixNs,
   unixNsFromFiletime,
 } from '../util/windows.js';
-import { itemOf, posixLinkTarget, type ViewEntry } from './view.js';
+import { itemOf, posixLinkTarget, resolveView, type ViewEntry } from './view.js';
+
+/** A read-write layer's marker in its index directory, and its writable directory. */
+export const RW_INFO = 'rw.json';
+export const RW_DIR = 'rw';
+
+/** True when the layer directory `layerRoot` holds a read-write layer. */
+export function isReadWriteLayer(layerRoot: string): boolean {
+  return fs.existsSync(path.join(layerRoot, INDEX_DIR, RW_INFO));
+}
+
+/**
+ * The Windows layer tar of the read-write layer at `layerRoot`: its writable directory's
+ * changes against the view of `parents` (nearest first). Run by the export worker.
+ */
+export async function* readWriteLayerTar(layerRoot: string, parents: readonly string[]): AsyncGenerator<Uint8Array> {
+  const rw = path.join(layerRoot, RW_DIR);
+  if (!fs.existsSync(rw)) {
+    yield* streamLayerTar([]);
+    return;
+  }
+  const view = resolveView(parents);
+  const { changes, found } = compareWithView(rw, view);
+  yield* streamLayerTar(entriesOfChanges(rw, view, changes, found));
+}
 
 export type ChangeKind = 'modify' | 'add' | 'delete';
 

@@ -295,6 +295,9 @@ describe('driver: WindowsFilterDriver', function () {
         'Files/Windows/keep.txt',
         'Files/Windows/new.txt',
       ]);
+      // The worker made it; a driver that works in process makes the same entries.
+      const inProcess = await WindowsFilterDriver.open({ home: driver.home, inProcess: true });
+      expect(await entryNames(await collect(inProcess.diff('rw')))).to.deep.equal(await entryNames(tar));
       // The tar is a valid delta layer: importing it on the parent gives the edited view.
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const view = await driver.get('built');
