@@ -118,7 +118,7 @@ async function writeView(home: string, id: string, paths: readonly string[]): Pr
 async function run(argv: readonly string[]): Promise<void> {
   const [command, home, id, ...parents] = argv;
   if (!isWorkerCommand(command) || home === undefined || id === undefined) {
-    throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer HOME ID [PARENT_LAYER_PATH ...] | view HOME ID DEST [LAYER_PATH ...]');
+    throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer|changes HOME ID [PARENT_LAYER_PATH ...] | view HOME ID DEST [LAYER_PATH ...]');
   }
   validateLayerId(id);
   const backend = selectBackend();
@@ -126,6 +126,20 @@ async function run(argv: readonly string[]): Promise<void> {
   const store = await LayerStore.open(home, { cleanup: false });
   if (command === 'view') {
     await writeView(home, id, parents);
+    return;
+  }
+  if (command === 'changes') {
+    const { layerChanges } = await import('../src/driver/rw-diff.js');
+    const changes = layerChanges(store.layerPath(id), parents.map((p) => path.resolve(p)));
+    let text = '';
+    for (const c of changes) {
+      text += JSON.stringify({ path: c.path, kind: c.kind }) + '\n';
+      if (text.length >= OUTPUT_CHUNK) {
+        await writevAll(1, [Buffer.from(text)]);
+        text = '';
+      }
+    }
+    if (text.length > 0) await writevAll(1, [Buffer.from(text)]);
     return;
   }
   const parentPaths = parents.map((p) => path.resolve(p));

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import PQueue from 'p-queue';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
-import { runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerJob } from './spawn-worker.js';
+import { runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
 
 export interface ControllerOptions {
   /**
@@ -107,6 +107,11 @@ export class Controller {
   /** Writes the merged view of `job.parents` into the new directory `job.dest` through a worker. */
   async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'> & { dest: string }): Promise<void> {
     await this.#schedule('view', job.id, job.signal, () => runViewWorker(this.#job({ ...job, command: 'view' })));
+  }
+
+  /** The changes of layer `job.id` against `job.parents`, listed by a worker. */
+  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>): Promise<WorkerChange[]> {
+    return this.#schedule('changes', job.id, job.signal, () => runChangesWorker(this.#job({ ...job, command: 'changes' })));
   }
 
   /** Waits until every job has finished. */

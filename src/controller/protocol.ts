@@ -4,14 +4,16 @@
  *   export-layer HOME ID [PARENT_LAYER_PATH ...]  tar on stdout
  *   view HOME ID DEST [LAYER_PATH ...]             the merged view of the layers (nearest
  *                                                  first) written into DEST, a new directory in HOME
+ *   changes HOME ID [PARENT_LAYER_PATH ...]        the layer's changes against its parents on
+ *                                                  stdout, one JSON object {"path","kind"} a line
  * Failure: non-zero exit, and the last line of stderr is one JSON object
  * {"name","code","message","data"}. Progress: JSON lines {"entries","bytes"} on fd 3
  * when the controller opened it (PROGRESS_FD), throttled by the worker.
  */
 import type { SerializedError } from '../errors.js';
 
-export type WorkerCommand = 'write-layer' | 'export-layer' | 'view';
-export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export-layer', 'view'];
+export type WorkerCommand = 'write-layer' | 'export-layer' | 'view' | 'changes';
+export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export-layer', 'view', 'changes'];
 
 /** The file descriptor a worker writes progress lines to, when open. */
 export const PROGRESS_FD = 3;
@@ -45,5 +47,5 @@ export type WorkerMessage =
   | { type: 'error'; error: SerializedError };
 
 export function isWorkerCommand(value: unknown): value is WorkerCommand {
-  return value === 'write-layer' || value === 'export-layer' || value === 'view';
+  return value === 'write-layer' || value === 'export-layer' || value === 'view' || value === 'changes';
 }

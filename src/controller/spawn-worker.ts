@@ -159,7 +159,7 @@ function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pi
     reject: false,
     stripFinalNewline: false,
     encoding: 'utf8',
-    buffer: { stdout: job.command === 'write-layer' && stdout === 'pipe', stderr: true, fd3: false },
+    buffer: { stdout: (job.command === 'write-layer' || job.command === 'changes') && stdout === 'pipe', stderr: true, fd3: false },
   });
 }
 
@@ -435,6 +435,37 @@ export async function runViewWorker(job: WorkerJob): Promise<void> {
   (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
   if (result.failed) throw errorFromResult(result, job);
+}
+
+/** A change as the `changes` worker prints it. */
+export interface WorkerChange {
+  path: string;
+  kind: 'add' | 'modify' | 'delete';
+}
+
+/** Runs `changes`: the layer's changes against `job.parents`, from the worker's JSON lines. */
+export async function runChangesWorker(job: WorkerJob): Promise<WorkerChange[]> {
+  const { subprocess } = await spawn(job, 'pipe', 'pipe', recordsOf([path.join(job.home, job.id), ...job.parents]) >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
+  (subprocess.stdin as Writable | null)?.end();
+  const result = await subprocess;
+  if (result.failed) throw errorFromResult(result, job);
+  const out: WorkerChange[] = [];
+  const text = typeof result.stdout === 'string' ? result.stdout : '';
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    let change: unknown;
+    try {
+      change = JSON.parse(line);
+    } catch {
+      change = undefined;
+    }
+    const c = change as Partial<WorkerChange> | undefined;
+    if (typeof c?.path !== 'string' || (c.kind !== 'add' && c.kind !== 'modify' && c.kind !== 'delete')) {
+      throw createError('ERR_WORKER_PROTOCOL', `changes ${job.id}: the worker printed ${JSON.stringify(line.slice(0, 200))}, not a change`, { id: job.id, command: job.command });
+    }
+    out.push({ path: c.path, kind: c.kind });
+  }
+  return out;
 }
 
 /** Runs `export-layer`; the returned stream is the tar, and errors if the worker fails. */

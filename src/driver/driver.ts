@@ -26,8 +26,7 @@ import { Controller } from '../controller/controller.js';
 import { isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, toWinLayerError } from '../errors.js';
-import { ChainView } from '../layer/chain-view.js';
-import { indexEntriesSync, readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
+import { readIndexEntriesSync, readLayerInfo } from '../layer/metadata-index.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
@@ -37,7 +36,7 @@ import { isWorkName, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, 
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
-import { compareWithView, isReadWriteLayer, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
+import { isReadWriteLayer, layerChanges, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView } from './view.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -315,19 +314,9 @@ export class WindowsFilterDriver {
   async changes(id: string, _parentId?: string): Promise<Change[]> {
     this.#require(id);
     const chain = this.store.readChain(id);
-    if (this.#isReadWrite(id)) {
-      const rw = path.join(this.store.layerPath(id), RW_DIR);
-      if (!fs.existsSync(rw)) return [];
-      return compareWithView(rw, resolveView(chain)).changes;
-    }
-    const parentView = new ChainView(chain);
-    const out: Change[] = [];
-    for (const r of indexEntriesSync(this.store.layerPath(id))) {
-      if (r.inherited === true) continue;
-      if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
-      else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });
-    }
-    return out;
+    // The whole chain's names, and for a read-write layer a stat of every file: in a worker.
+    if (this.#inProcess) return layerChanges(this.store.layerPath(id), chain);
+    return this.#controller.changes({ home: this.home, id, parents: chain });
   }
 
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */

@@ -12,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
-import { INDEX_DIR } from '../layer/metadata-index.js';
+import { ChainView } from '../layer/chain-view.js';
+import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import { createError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
@@ -47,6 +48,27 @@ export async function* readWriteLayerTar(layerRoot: string, parents: readonly st
   const view = resolveView(parents);
   const { changes, found } = compareWithView(rw, view);
   yield* streamLayerTar(entriesOfChanges(rw, view, changes, found));
+}
+
+/**
+ * What the layer at `layerRoot` changes against `parents` (nearest first). Unlike
+ * windowsfilter, which reports every change as a modification, additions and
+ * modifications are told apart by looking at the parent chain. Run by the `changes` worker.
+ */
+export function layerChanges(layerRoot: string, parents: readonly string[]): Change[] {
+  if (isReadWriteLayer(layerRoot)) {
+    const rw = path.join(layerRoot, RW_DIR);
+    if (!fs.existsSync(rw)) return [];
+    return compareWithView(rw, resolveView(parents)).changes;
+  }
+  const parentView = new ChainView(parents);
+  const out: Change[] = [];
+  for (const r of indexEntriesSync(layerRoot)) {
+    if (r.inherited === true) continue;
+    if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
+    else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });
+  }
+  return out;
 }
 
 export type ChangeKind = 'modify' | 'add' | 'delete';

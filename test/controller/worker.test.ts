@@ -170,6 +170,23 @@ describe('controller: worker processes', function () {
     });
   });
 
+  describe('changes', () => {
+    it('prints the changes against the parents as JSON lines, additions told from modifications', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      expect(spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: await buildLayerTar(baseLayer) }).status).to.equal(0);
+      const l1 = path.join(home, 'l1');
+      expect(spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l2', l1], { input: await buildLayerTar(deltaLayer) }).status).to.equal(0);
+      const w = spawnSync(process.execPath, [WORKER_ENTRY, 'changes', home, 'l2', l1], { input: '' });
+      expect(w.status, w.stderr.toString()).to.equal(0);
+      const changes = w.stdout.toString().trimEnd().split('\n').map((l) => JSON.parse(l) as { path: string; kind: string });
+      expect(changes).to.deep.include({ path: 'Files/Windows/win.ini', kind: 'modify' });
+      expect(changes).to.deep.include({ path: 'Files/Program Files', kind: 'delete' });
+      expect(changes.some((c) => c.kind === 'add')).to.equal(true);
+      for (const c of changes) expect(Object.keys(c).sort()).to.deep.equal(['kind', 'path']);
+    });
+  });
+
   describe('file streams', () => {
     it('hands the file of an untouched file stream to the worker: the controller reads none of it', async () => {
       const tar = await buildLayerTar(baseLayer);
@@ -316,6 +333,13 @@ describe('controller: worker processes', function () {
     it('stdout that is not a size → ERR_WORKER_PROTOCOL', async () => {
       const c = new Controller({ workerPath: fixture('garbage.mjs') });
       expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_PROTOCOL');
+    });
+    it('changes that are not JSON change lines → ERR_WORKER_PROTOCOL; a view worker that hangs is killed at the timeout', async () => {
+      const c = new Controller({ workerPath: fixture('garbage.mjs') });
+      expect((await caught(() => c.changes(job(tempDir())))).code).to.equal('ERR_WORKER_PROTOCOL');
+      const home = tempDir();
+      const slow = new Controller({ workerPath: fixture('hang.mjs'), timeout: 300 });
+      expect((await caught(() => slow.materializeView({ ...job(home), dest: path.join(home, 'v') }))).code).to.equal('ERR_WORKER_TIMEOUT');
     });
     it('nothing on stdout → ERR_WORKER_PROTOCOL', async () => {
       const c = new Controller({ workerPath: fixture('nothing.mjs') });
