@@ -65,53 +65,50 @@ function* removalSteps(target: string): Generator<Step, void, Answer> {
   }
 }
 
-export function removeTreeSync(target: string): void {
-  const steps = removalSteps(target);
-  let answer: Answer;
-  for (let s = steps.next(); s.done !== true; s = steps.next(answer)) {
-    const step = s.value;
-    answer = undefined;
-    switch (step.op) {
-      case 'kind':
-        answer = absentAsUndefined(() => fs.lstatSync(step.path).isDirectory());
-        break;
-      case 'list':
-        answer = absentAsUndefined(() => fs.readdirSync(step.path, { withFileTypes: true }));
-        break;
-      case 'unlink':
-        for (const file of step.paths) unlinkIfThere(file);
-        break;
-      case 'rmdir':
-        absentAsUndefined(() => fs.rmdirSync(step.path));
-        break;
+/** What each step does, synchronously. */
+const syncSteps: { [K in Step['op']]: (step: Extract<Step, { op: K }>) => Answer } = {
+  kind: (step) => absentAsUndefined(() => fs.lstatSync(step.path).isDirectory()),
+  list: (step) => absentAsUndefined(() => fs.readdirSync(step.path, { withFileTypes: true })),
+  unlink: (step) => {
+    for (const file of step.paths) unlinkIfThere(file);
+    return undefined;
+  },
+  rmdir: (step) => {
+    absentAsUndefined(() => fs.rmdirSync(step.path));
+    return undefined;
+  },
+};
+
+/** What each step does, asynchronously: unlinks UNLINK_BATCH at a time. */
+const asyncSteps: { [K in Step['op']]: (step: Extract<Step, { op: K }>) => Promise<Answer> } = {
+  kind: (step) => absentAsUndefinedAsync(async () => (await fs.promises.lstat(step.path)).isDirectory()),
+  list: (step) => absentAsUndefinedAsync(() => fs.promises.readdir(step.path, { withFileTypes: true })),
+  unlink: async (step) => {
+    for (let i = 0; i < step.paths.length; i += UNLINK_BATCH) {
+      await Promise.all(step.paths.slice(i, i + UNLINK_BATCH).map(unlinkIfThereAsync));
     }
-  }
+    return undefined;
+  },
+  rmdir: async (step) => {
+    await absentAsUndefinedAsync(() => fs.promises.rmdir(step.path));
+    return undefined;
+  },
+};
+
+/** A step always goes to the runner of its own op; an index by op cannot show TypeScript that, hence the widening casts. */
+type StepRunner<R> = (step: Step) => R;
+
+export function removeTreeSync(target: string): void {
+  const run = syncSteps as unknown as Record<Step['op'], StepRunner<Answer>>;
+  const steps = removalSteps(target);
+  for (let s = steps.next(); s.done !== true; s = steps.next(run[s.value.op](s.value)));
 }
 
 /** removeTreeSync without blocking the event loop, with at most UNLINK_BATCH calls in flight. */
 export async function removeTree(target: string): Promise<void> {
+  const run = asyncSteps as unknown as Record<Step['op'], StepRunner<Promise<Answer>>>;
   const steps = removalSteps(target);
-  let answer: Answer;
-  for (let s = steps.next(); s.done !== true; s = steps.next(answer)) {
-    const step = s.value;
-    answer = undefined;
-    switch (step.op) {
-      case 'kind':
-        answer = await absentAsUndefinedAsync(async () => (await fs.promises.lstat(step.path)).isDirectory());
-        break;
-      case 'list':
-        answer = await absentAsUndefinedAsync(() => fs.promises.readdir(step.path, { withFileTypes: true }));
-        break;
-      case 'unlink':
-        for (let i = 0; i < step.paths.length; i += UNLINK_BATCH) {
-          await Promise.all(step.paths.slice(i, i + UNLINK_BATCH).map(unlinkIfThereAsync));
-        }
-        break;
-      case 'rmdir':
-        await absentAsUndefinedAsync(() => fs.promises.rmdir(step.path));
-        break;
-    }
-  }
+  for (let s = steps.next(); s.done !== true; s = steps.next(await run[s.value.op](s.value)));
 }
 
 function isAbsent(error: unknown): boolean {
