@@ -397,6 +397,11 @@ export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id' | 'parents'
   } catch {
     records = recordsOf(job.parents);
   }
+  return heapOptionsFor(records);
+}
+
+/** Small semi-spaces for a worker that reads `records` index records or more than MANY_EXPORT_RECORDS; else V8's defaults. */
+function heapOptionsFor(records: number): readonly string[] {
   return records >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : [];
 }
 
@@ -431,10 +436,16 @@ export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promis
  * failure the caller removes what the worker left in `job.dest`.
  */
 export async function runViewWorker(job: WorkerJob): Promise<void> {
-  const { subprocess } = await spawn(job, 'pipe', 'pipe', recordsOf(job.parents) >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
+  await runWithoutInput(job, job.parents);
+}
+
+/** Runs a worker that reads no input, its heap sized by the records of `layers`; its result, or its error. */
+async function runWithoutInput(job: WorkerJob, layers: readonly string[]) {
+  const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
   (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
   if (result.failed) throw errorFromResult(result, job);
+  return result;
 }
 
 /** A change as the `changes` worker prints it. */
@@ -445,10 +456,7 @@ export interface WorkerChange {
 
 /** Runs `changes`: the layer's changes against `job.parents`, from the worker's JSON lines. */
 export async function runChangesWorker(job: WorkerJob): Promise<WorkerChange[]> {
-  const { subprocess } = await spawn(job, 'pipe', 'pipe', recordsOf([path.join(job.home, job.id), ...job.parents]) >= MANY_EXPORT_RECORDS ? MANY_ENTRIES_NODE_OPTIONS : []);
-  (subprocess.stdin as Writable | null)?.end();
-  const result = await subprocess;
-  if (result.failed) throw errorFromResult(result, job);
+  const result = await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents]);
   const out: WorkerChange[] = [];
   const text = typeof result.stdout === 'string' ? result.stdout : '';
   for (const line of text.split('\n')) {
