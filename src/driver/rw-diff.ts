@@ -1,7 +1,10 @@
 /**
- * Changes of a read-write layer: its writable directory (a copy of the parent view made
- * at the first mount) compared with the parent view, and the Windows layer tar of those
- * changes. Comparison is by kind, size, modification time and link target, as
+ * Changes of a layer (layerChanges: a read-only layer's records against its parent chain,
+ * or a read-write layer's directory against its parent view), and a read-write layer's
+ * Windows layer tar. These run in the `changes` and `export-layer` workers.
+ *
+ * A read-write layer's writable directory (a copy of the parent view made at the first
+ * mount) is compared with the parent view. Comparison is by kind, size, modification time and link target, as
  * `docker diff` does for overlay layers: a change that keeps size and mtime is not seen.
  *
  * Metadata of what the tar says: a modified entry keeps its own security descriptor,
