@@ -186,6 +186,9 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
     if (e.name === '') continue;
     const at = path.join(dest, e.name);
     const rec = e.record;
+    // Parents a layer created implicitly have no record of their own. They are made now for
+    // hard and symbolic links too, while no symbolic link exists that a path could pass through.
+    fs.mkdirSync(path.dirname(at), { recursive: true });
     if (rec.kind === 'link') {
       links.push(e);
       continue;
@@ -197,8 +200,6 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
       symlinks.push({ at, target: posixLinkTarget(item.meta.reparse?.target ?? '') });
       continue;
     }
-    // Parents a layer created implicitly have no record of their own.
-    fs.mkdirSync(path.dirname(at), { recursive: true });
     if (rec.kind === 'directory') {
       fs.mkdirSync(at, { recursive: true });
       dirTimes.push({ at, ...times });

@@ -197,6 +197,22 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  it('mounts links whose directories no layer names (implicit parents), a link target spelled in another case', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/A', data: 'content of A' },
+      { type: 'symlink', name: 'Files/Windows/x', target: 'A' },
+    ])]));
+    await driver.applyDiff('child', 'base', Readable.from([await buildLayerTar([{ type: 'link', name: 'Files/WINDOWS/Win.ini', target: 'Files/a' }])]));
+    const dir = await driver.get('child');
+    expect(fs.lstatSync(path.join(dir, 'Windows/x')).isSymbolicLink()).to.equal(true);
+    expect(fs.readlinkSync(path.join(dir, 'Windows/x'))).to.equal('A');
+    expect(fs.statSync(path.join(dir, 'WINDOWS/Win.ini')).ino).to.equal(fs.statSync(path.join(dir, 'A')).ino);
+    expect(fs.readFileSync(path.join(dir, 'WINDOWS/Win.ini'), 'utf8')).to.equal('content of A');
+    await driver.put('child');
+  });
+
   it('a view that fails in its worker rejects with the error code and leaves no view and no count', async () => {
     const driver = await openDriver();
     await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
