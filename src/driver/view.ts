@@ -37,7 +37,7 @@ const FILES_PREFIX = 'Files/';
 export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
   const view = new Map<string, ViewEntry>();
   /**
-   * Files and symlinks a nearer layer deleted by name: hcsshim resolves a hard link's
+   * Files, symlinks and hard links a nearer layer deleted by name: hcsshim resolves a hard link's
    * target in the parent layers' directories, where such a file still is, so a link may
    * name one. The link keeps its content (see materializeView).
    */
@@ -72,7 +72,8 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
   };
   const forget = (key: string): void => {
     const gone = view.get(key);
-    if (gone !== undefined && (gone.record.kind === 'file' || gone.record.kind === 'symlink')) deleted.set(key, gone);
+    // A hard link is a file too: a later link may name it, and reaches its content through linkTo.
+    if (gone !== undefined && (gone.record.kind === 'file' || gone.record.kind === 'symlink' || gone.record.kind === 'link')) deleted.set(key, gone);
     view.delete(key);
   };
   const dropBelow = (key: string): void => {

@@ -72,6 +72,18 @@ describe('driver/view: resolveView', () => {
     );
   });
 
+  it('resolves a hard link to a name a nearer layer replaced, when that name was itself a hard link', () => {
+    // What the import accepts (the target is found in the parent layers): `Windows` becomes a
+    // link to the file `Windows/win.ini`, which was a link to `Windows/keep.txt`.
+    const dir = (name: string): IndexEntry => ({ kind: 'directory', name, attributes: FILE_ATTRIBUTE_DIRECTORY });
+    const base = layerOf([dir('Files'), dir('Files/Windows'), { kind: 'file', name: 'Files/Windows/keep.txt' }]);
+    const p1 = layerOf([dir('Files'), { kind: 'link', name: 'Files/Windows/win.ini', target: 'Files/Windows/keep.txt' }]);
+    const top = layerOf([dir('Files'), { kind: 'link', name: 'Files/Windows', target: 'Files/Windows/win.ini' }]);
+    const view = resolveView([top, p1, base]);
+    expect(view.get(caseFoldKey('Windows'))?.linkTo?.record.name).to.equal('Files/Windows/keep.txt');
+    expect(view.has(caseFoldKey('Windows/keep.txt'))).to.equal(false);
+  });
+
   it('resolves a 60,000-entry layer under deletions and case-changed replacements', () => {
     // Each non-directory and each deletion once scanned the whole view (about 30 s here).
     const base: IndexEntry[] = [{ kind: 'directory', name: 'Files', attributes: FILE_ATTRIBUTE_DIRECTORY }];
