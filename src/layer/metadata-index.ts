@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
 import { createError } from '../errors.js';
-import { LineWriter, readLinesSync } from '../util/lines.js';
+import { LineWriter, readLinesSync, type LineSpan } from '../util/lines.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
 export const INDEX_DIR = '.winlayer';
@@ -301,7 +301,7 @@ function parseIndexLine(line: string, file: string, n: number): IndexEntry {
  * memory stays flat whatever the index size. Synchronous, for the writer, whose callers
  * are; the file is closed when the walk ends or is left.
  */
-export function* indexEntriesSync(layerRoot: string): Generator<IndexEntry> {
+export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator<IndexEntry> {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
   let fd: number;
   try {
@@ -311,13 +311,48 @@ export function* indexEntriesSync(layerRoot: string): Generator<IndexEntry> {
   }
   try {
     let n = 0;
-    for (const line of readLinesSync(fd)) {
+    for (const line of readLinesSync(fd, span)) {
       n++;
       if (line.length > 0) yield parseIndexLine(line, file, n);
     }
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The record at `span` of the index of `layerRoot` (a place indexEntriesSync reported), read
+ * back alone; it must be the record of `name`, else the index changed: ERR_LAYER_CORRUPT.
+ */
+export function indexEntryAt(layerRoot: string, span: LineSpan, name: string): IndexEntry {
+  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (cause) {
+    throw indexOpenError(layerRoot, cause);
+  }
+  let got = 0;
+  const bytes = Buffer.allocUnsafe(span.length);
+  try {
+    while (got < bytes.length) {
+      const n = fs.readSync(fd, bytes, got, bytes.length - got, span.offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  let record: IndexEntry | undefined;
+  try {
+    if (got === bytes.length) record = parseIndexLine(bytes.toString('utf8'), file, 0);
+  } catch {
+    record = undefined; // reported below, by where it was looked for
+  }
+  if (record?.name !== name) {
+    throw createError('ERR_LAYER_CORRUPT', `${file}: the record of ${name} is no longer at byte ${span.offset}`, { path: file, entry: name });
+  }
+  return record;
 }
 
 /** A missing entries.jsonl is a damaged layer; other failures stay what they are. */

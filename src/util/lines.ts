@@ -47,14 +47,24 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
+/** Where a line lies in its file: byte offset and byte length, newline not counted. */
+export interface LineSpan {
+  offset: number;
+  length: number;
+}
+
 /**
  * The lines of the file `fd` (from its position on), read 256 KiB at a time as they are
  * taken, each without its newline; a last line without one is a line too. Lines split on
- * the newline byte, which no UTF-8 sequence holds, so each is decoded whole.
+ * the newline byte, which no UTF-8 sequence holds, so each is decoded whole. When given
+ * `span`, it is set to each line's place before the line is yielded (byte offsets counted
+ * from where the reading started).
  */
-export function* readLinesSync(fd: number): Generator<string> {
+export function* readLinesSync(fd: number, span?: LineSpan): Generator<string> {
   const buffer = Buffer.allocUnsafe(READ_BYTES);
   let carry: Buffer = Buffer.alloc(0);
+  /** File offset of data[0]. */
+  let base = 0;
   for (;;) {
     const got = fs.readSync(fd, buffer, 0, buffer.length, null);
     if (got === 0) break;
@@ -62,10 +72,21 @@ export function* readLinesSync(fd: number): Generator<string> {
     let start = 0;
     for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
       const line = data.toString('utf8', start, nl);
+      if (span !== undefined) {
+        span.offset = base + start;
+        span.length = nl - start;
+      }
       start = nl + 1;
       yield line;
     }
+    base += start;
     carry = Buffer.from(data.subarray(start)); // a copy: the read buffer is reused
   }
-  if (carry.length > 0) yield carry.toString('utf8');
+  if (carry.length > 0) {
+    if (span !== undefined) {
+      span.offset = base;
+      span.length = carry.length;
+    }
+    yield carry.toString('utf8');
+  }
 }

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ENTRIES_FILE, indexEntriesSync, INDEX_DIR, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { ENTRIES_FILE, indexEntriesSync, indexEntryAt, INDEX_DIR, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import type { LineSpan } from '../../src/util/lines.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 /** Any string, with the characters JSON escapes (quotes, backslashes, controls, lone surrogates) often. */
@@ -89,6 +90,27 @@ describe('layer/metadata-index reading', () => {
       expect([...indexEntriesSync(root)]).to.deep.equal(records);
       expect(readIndexEntriesSync(root)).to.deep.equal(records);
     }
+  });
+
+  it('reports where each record lies, and reads one back from there alone', () => {
+    const records: IndexEntry[] = [];
+    for (let i = 0; i < 3000; i++) records.push({ kind: 'file', name: `Files/é𝄞-${i}-${'x'.repeat(i % 97)}`, times: ['1', '2', '3', '4'], attributes: 32, size: i });
+    records.push({ kind: 'file', name: `Files/${'ü'.repeat(200_000)}`, times: ['1', '2', '3', '4'], attributes: 32, size: 1 });
+    records.push({ kind: 'directory', name: 'Files/last', times: ['1', '2', '3', '4'], attributes: 16 });
+    const text = records.map(recordLine).join('\n'); // no newline after the last
+    const root = layerWithIndex(text);
+    const bytes = Buffer.from(text);
+    const span: LineSpan = { offset: 0, length: 0 };
+    const spans: LineSpan[] = [];
+    for (const r of indexEntriesSync(root, span)) {
+      expect(bytes.subarray(span.offset, span.offset + span.length).toString()).to.equal(recordLine(r));
+      spans.push({ ...span });
+    }
+    expect(spans.length).to.equal(records.length);
+    for (const i of [0, 1, 1500, 2999, 3000, 3001]) expect(indexEntryAt(root, spans[i] as LineSpan, records[i]?.name as string)).to.deep.equal(records[i]);
+    // Another record there, or none: the index changed.
+    expect(() => indexEntryAt(root, spans[0] as LineSpan, 'Files/other')).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
+    expect(() => indexEntryAt(root, { offset: bytes.length - 3, length: 10 }, 'Files/last')).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
   });
 
   it('reads only as records are taken', async () => {
