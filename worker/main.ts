@@ -130,7 +130,8 @@ async function run(argv: readonly string[]): Promise<void> {
   }
   if (command === 'changes') {
     const { layerChanges } = await import('../src/driver/rw-diff.js');
-    const changes = layerChanges(store.layerPath(id), parents.map((p) => path.resolve(p)));
+    // An existing layer: its own chain, as export-layer reads it.
+    const changes = layerChanges(store.layerPath(id), store.readChain(id));
     let text = '';
     for (const c of changes) {
       text += JSON.stringify({ path: c.path, kind: c.kind }) + '\n';

@@ -6,6 +6,8 @@
  *                                                  first) written into DEST, a new directory in HOME
  *   changes HOME ID [PARENT_LAYER_PATH ...]        the layer's changes against its parents on
  *                                                  stdout, one JSON object {"path","kind"} a line
+ * For an existing layer (export-layer, changes) the parents are read from the layer's own
+ * layerchain.json; those given are informational, as windowsfilter's re-exec passes them.
  * Failure: non-zero exit, and the last line of stderr is one JSON object
  * {"name","code","message","data"}. Progress: JSON lines {"entries","bytes"} on fd 3
  * when the controller opened it (PROGRESS_FD), throttled by the worker.
