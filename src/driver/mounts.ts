@@ -3,6 +3,8 @@
  * `mount` in one process and `unmount` in another must agree). A count lives in
  * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
  * (mkdir is atomic); a lock older than STALE_LOCK_MS belongs to a dead process and is broken.
+ * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
+ * live holder's lock never looks stale.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,9 +16,12 @@ const LOCK_WAIT_MS = 10_000;
 
 export class MountTable {
   readonly dir: string;
+  readonly #refreshMs: number;
 
-  constructor(home: string) {
+  /** `refreshMs`: how often a held lock's time is refreshed (tests shorten it). */
+  constructor(home: string, refreshMs = STALE_LOCK_MS / 3) {
     this.dir = path.join(home, MOUNTS_DIR);
+    this.#refreshMs = refreshMs;
   }
 
   /** The read-only view directory of `id`. */
@@ -75,9 +80,19 @@ export class MountTable {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
+    const refresh = setInterval(() => {
+      try {
+        const now = new Date();
+        fs.utimesSync(lock, now, now);
+      } catch {
+        // gone: the finally below is about to remove it anyway
+      }
+    }, this.#refreshMs);
+    refresh.unref();
     try {
       return await fn();
     } finally {
+      clearInterval(refresh);
       fs.rmSync(lock, { recursive: true, force: true });
     }
   }
