@@ -108,7 +108,7 @@ async function writeView(home: string, id: string, paths: readonly string[]): Pr
   // Exclusive: a directory that exists (another view, a layer) is never written into.
   fs.mkdirSync(dest, { mode: 0o755 });
   try {
-    materializeView(resolveView(layers.map((l) => path.resolve(l))), dest);
+    materializeView(resolveView(layers.map((l) => path.resolve(l))), dest, progressWriter());
   } catch (error) {
     removeTreeSync(dest);
     throw error;

@@ -1,7 +1,7 @@
 /**
  * The `winlayer` command. stdout is data (a size, a tar, a listing, or with --json one
- * JSON document); stderr is diagnostics: a progress line on a terminal during import and
- * export, and on failure exactly one line naming the problem and its error code (with
+ * JSON document); stderr is diagnostics: a progress line on a terminal during import,
+ * export and mount, and on failure exactly one line naming the problem and its error code (with
  * --json, that line is the error as JSON). Exit status: 0 success, 1 the operation
  * failed, 2 the command line was wrong.
  */
@@ -161,7 +161,16 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
-      const dir = await (await openDriver(v)).get(id);
+      const driver = await openDriver(v);
+      // Writing a large layer's view takes seconds: a progress line on a terminal.
+      const progress = new ProgressLine('mount', undefined);
+      let dir: string;
+      try {
+        dir = await driver.get(id, { onProgress: (p) => progress.update(p) });
+        progress.done();
+      } finally {
+        progress.stop();
+      }
       writeOut(v['json'] === true ? JSON.stringify({ id, path: dir }) + '\n' : `${dir}\n`);
     },
   },

@@ -442,6 +442,7 @@ export async function runViewWorker(job: WorkerJob): Promise<void> {
 /** Runs a worker that reads no input, its heap sized by the records of `layers`; its result, or its error. */
 async function runWithoutInput(job: WorkerJob, layers: readonly string[]) {
   const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
+  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
   if (result.failed) throw errorFromResult(result, job);

@@ -341,7 +341,7 @@ export class WindowsFilterDriver {
    * HOME/.mounts/<id>; a read-write layer's writable directory is made from its parent
    * view at the first get and kept. Reference counted across processes.
    */
-  async get(id: string): Promise<string> {
+  async get(id: string, options: { onProgress?: ((p: ImportProgress) => void) | undefined } = {}): Promise<string> {
     this.#require(id);
     return this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
@@ -353,10 +353,10 @@ export class WindowsFilterDriver {
         try {
           if (this.#inProcess) {
             fs.mkdirSync(tmp, { mode: 0o755 });
-            materializeView(resolveView(layers), tmp);
+            materializeView(resolveView(layers), tmp, options.onProgress);
           } else {
             // The view is resolved and written by a worker: seconds of work for a large layer.
-            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: tmp });
+            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: tmp, onProgress: options.onProgress });
           }
           fs.renameSync(tmp, dir);
         } catch (error) {

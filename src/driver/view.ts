@@ -174,16 +174,36 @@ function secondsOf(filetime: bigint): number {
   return clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9);
 }
 
+/** How often materializeView reports progress at most. */
+const PROGRESS_MS = 100;
+
 /**
  * Writes the view into the empty directory `dest`. Symbolic links are made last, so no
- * write can pass through one; every file is created exclusively.
+ * write can pass through one; every file is created exclusively. `onProgress` hears the
+ * entries written and the bytes copied, at most every 100 ms and once at the end.
  */
-export function materializeView(view: Map<string, ViewEntry>, dest: string): void {
+export function materializeView(view: Map<string, ViewEntry>, dest: string, onProgress?: (p: { entries: number; bytes: number }) => void): void {
+  let done = 0;
+  let copied = 0;
+  let reported = 0;
+  const progress = (force: boolean): void => {
+    if (onProgress === undefined) return;
+    const now = Date.now();
+    if (!force && now - reported < PROGRESS_MS) return;
+    reported = now;
+    onProgress({ entries: done, bytes: copied });
+  };
+  const copyRange = (file: string, offset: number, length: number, out: number): void => {
+    copyFileRange(file, offset, length, out);
+    copied += length;
+  };
   const entries = [...view.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const links: ViewEntry[] = [];
   const symlinks: { at: string; target: string }[] = [];
   const dirTimes: { at: string; atime: number; mtime: number }[] = [];
   for (const e of entries) {
+    done++;
+    progress(false);
     if (e.name === '') continue;
     const at = path.join(dest, e.name);
     const rec = e.record;
@@ -245,11 +265,12 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string): voi
     const d = dirTimes[i] as { at: string; atime: number; mtime: number };
     fs.utimesSync(d.at, d.atime, d.mtime);
   }
+  progress(true);
 }
 
 const COPY_CHUNK = 256 * 1024;
 
-function copyRange(file: string, offset: number, length: number, out: number): void {
+function copyFileRange(file: string, offset: number, length: number, out: number): void {
   if (length === 0) return;
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, length));

@@ -177,7 +177,22 @@ describe('driver: WindowsFilterDriver', function () {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
       await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
-      const dir = await driver.get('delta');
+      const reports: { entries: number; bytes: number }[] = [];
+      const dir = await driver.get('delta', { onProgress: (p) => reports.push(p) });
+      // The worker reported progress, last what it wrote: every entry, the bytes of each file once.
+      const inodes = new Map<number, number>();
+      const entries: string[] = [];
+      const walk = (d: string): void => {
+        for (const n of fs.readdirSync(d)) {
+          const p = path.join(d, n);
+          const st = fs.lstatSync(p);
+          entries.push(p);
+          if (st.isFile()) inodes.set(st.ino, st.size);
+          if (st.isDirectory()) walk(p);
+        }
+      };
+      walk(dir);
+      expect(reports.at(-1)).to.deep.equal({ entries: entries.length + 1, bytes: [...inodes.values()].reduce((a, b) => a + b, 0) });
       expect(fs.readFileSync(path.join(dir, 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\nnew\r\n');
       expect(fs.readFileSync(path.join(dir, 'Windows/keep.txt'), 'utf8')).to.equal('keep');
       expect(fs.existsSync(path.join(dir, 'Program Files'))).to.equal(false);
