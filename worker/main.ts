@@ -100,7 +100,8 @@ async function writeView(home: string, id: string, paths: readonly string[]): Pr
   const [target, ...layers] = paths;
   const root = path.resolve(home);
   const dest = path.resolve(target ?? '');
-  if (target === undefined || target === '' || !dest.startsWith(root + path.sep)) {
+  const inside = path.relative(root, dest);
+  if (target === undefined || target === '' || inside === '' || inside === '..' || inside.startsWith('..' + path.sep) || path.isAbsolute(inside)) {
     throw createError('ERR_ARGUMENT_INVALID', `view of layer ${id}: the destination must be a directory inside ${root}`, { id, dest });
   }
   if (fs.existsSync(dest)) throw createError('ERR_ARGUMENT_INVALID', `view of layer ${id}: ${dest} already exists`, { id, dest });
