@@ -302,13 +302,7 @@ function parseIndexLine(line: string, file: string, n: number): IndexEntry {
  * are; the file is closed when the walk ends or is left.
  */
 export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator<IndexEntry> {
-  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (cause) {
-    throw indexOpenError(layerRoot, cause);
-  }
+  const { file, fd } = openIndexSync(layerRoot);
   try {
     let n = 0;
     for (const line of readLinesSync(fd, span)) {
@@ -325,13 +319,7 @@ export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator
  * back alone; it must be the record of `name`, else the index changed: ERR_LAYER_CORRUPT.
  */
 export function indexEntryAt(layerRoot: string, span: LineSpan, name: string): IndexEntry {
-  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (cause) {
-    throw indexOpenError(layerRoot, cause);
-  }
+  const { file, fd } = openIndexSync(layerRoot);
   let got = 0;
   const bytes = Buffer.allocUnsafe(span.length);
   try {
@@ -353,6 +341,16 @@ export function indexEntryAt(layerRoot: string, span: LineSpan, name: string): I
     throw createError('ERR_LAYER_CORRUPT', `${file}: the record of ${name} is no longer at byte ${span.offset}`, { path: file, entry: name });
   }
   return record;
+}
+
+/** entries.jsonl of `layerRoot`, opened for reading (never through a symbolic link). */
+function openIndexSync(layerRoot: string): { file: string; fd: number } {
+  const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
+  try {
+    return { file, fd: fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) };
+  } catch (cause) {
+    throw indexOpenError(layerRoot, cause);
+  }
 }
 
 /** A missing entries.jsonl is a damaged layer; other failures stay what they are. */
