@@ -2,26 +2,45 @@
  * Mount reference counts, shared by every process that opens the same store (the CLI's
  * `mount` in one process and `unmount` in another must agree). A count lives in
  * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
- * (mkdir is atomic); a lock older than STALE_LOCK_MS belongs to a dead process and is broken.
- * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
- * live holder's lock never looks stale.
+ * (mkdir is atomic). The lock holds its owner's pid: a lock whose owner is gone (killed in
+ * the middle of a mount) is broken at once, and one older than STALE_LOCK_MS is broken as
+ * well (an owner not yet written, a pid from another host). The holder refreshes its
+ * lock's time while it works (a large mount takes seconds), so a live holder's lock never
+ * looks stale.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError } from '../errors.js';
+import { processAlive } from '../store/layer-store.js';
 
 export const MOUNTS_DIR = '.mounts';
 const STALE_LOCK_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
+/** The file in a lock directory that names its owner's pid. */
+const OWNER_FILE = 'owner';
+
+/** True when the lock's owner wrote its pid and that process is gone. */
+function ownerGone(lock: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(lock, OWNER_FILE), 'utf8');
+  } catch {
+    return false; // not written yet (or released): the time decides
+  }
+  return !processAlive(Number(text));
+}
+
 export class MountTable {
   readonly dir: string;
   readonly #refreshMs: number;
+  readonly #waitMs: number;
 
-  /** `refreshMs`: how often a held lock's time is refreshed (tests shorten it). */
-  constructor(home: string, refreshMs = STALE_LOCK_MS / 3) {
+  /** `refreshMs`: how often a held lock's time is refreshed; `waitMs`: how long a lock is waited for (tests shorten both). */
+  constructor(home: string, options: { refreshMs?: number; waitMs?: number } = {}) {
     this.dir = path.join(home, MOUNTS_DIR);
-    this.#refreshMs = refreshMs;
+    this.#refreshMs = options.refreshMs ?? STALE_LOCK_MS / 3;
+    this.#waitMs = options.waitMs ?? LOCK_WAIT_MS;
   }
 
   /** The read-only view directory of `id`. */
@@ -64,19 +83,20 @@ export class MountTable {
   async withLock<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const lock = path.join(this.dir, `${id}.lock`);
-    const deadline = Date.now() + LOCK_WAIT_MS;
+    const deadline = Date.now() + this.#waitMs;
     for (;;) {
       try {
         fs.mkdirSync(lock);
+        fs.writeFileSync(path.join(lock, OWNER_FILE), String(process.pid));
         break;
       } catch (cause) {
         if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cause;
         try {
-          if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) fs.rmSync(lock, { recursive: true, force: true });
+          if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS || ownerGone(lock)) fs.rmSync(lock, { recursive: true, force: true });
         } catch {
           // released meanwhile
         }
-        if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${LOCK_WAIT_MS} ms`, { id });
+        if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${this.#waitMs} ms`, { id });
         await new Promise((r) => setTimeout(r, 20));
       }
     }

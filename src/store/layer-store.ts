@@ -260,7 +260,11 @@ async function makeDirectories(dir: string, mode: number): Promise<void> {
  */
 export function ownerAlive(name: string): boolean {
   const m = /-(?:importing|replacing|tmp)-(\d+)-[0-9a-f]+$/.exec(name);
-  const pid = m === null ? 0 : Number(m[1]);
+  return processAlive(m === null ? 0 : Number(m[1]));
+}
+
+/** True when process `pid` exists (a positive integer; anything else is no process). */
+export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

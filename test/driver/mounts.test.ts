@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MountTable } from '../../src/driver/mounts.js';
@@ -8,7 +9,7 @@ describe('driver/mounts: the mount lock', () => {
   after(cleanupTemp);
 
   it('is refreshed while held, so a long mount never looks stale to another process', async () => {
-    const table = new MountTable(tempDir(), 20);
+    const table = new MountTable(tempDir(), { refreshMs: 20 });
     const lock = path.join(table.dir, 'x.lock');
     const seen: number[] = [];
     await table.withLock('x', async () => {
@@ -22,6 +23,21 @@ describe('driver/mounts: the mount lock', () => {
     });
     expect(seen.length).to.equal(1);
     expect(fs.existsSync(lock)).to.equal(false);
+  });
+
+  it('breaks at once a lock whose owner is gone (killed in the middle of a mount)', async () => {
+    const table = new MountTable(tempDir(), { waitMs: 500 });
+    const lock = path.join(table.dir, 'x.lock');
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, 'owner'), gone);
+    // A lock taken just now: only its owner's absence lets a waiter in before the wait runs out.
+    expect(await table.withLock('x', () => 'held')).to.equal('held');
+    // A live owner's fresh lock is waited for, and the waiter gives up with ERR_LAYER_IN_USE.
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'owner'), String(process.pid));
+    const code = await table.withLock('x', () => 'held').then(() => 'taken', (e: { code?: string }) => e.code);
+    expect(code).to.equal('ERR_LAYER_IN_USE');
   });
 
   it('lets one holder at a time in, and the next after it', async () => {
