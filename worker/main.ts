@@ -162,7 +162,7 @@ async function run(argv: readonly string[]): Promise<void> {
   // A read-write layer: its directory's changes against the parent view, as a layer tar.
   const root = store.layerPath(id);
   const { isReadWriteLayer, readWriteLayerTar } = await import('../src/driver/rw-diff.js');
-  const chunks = isReadWriteLayer(root) ? readWriteLayerTar(root, store.readChain(id)) : exportLayer(store, backend, id, { onProgress });
+  const chunks = isReadWriteLayer(root) ? readWriteLayerTar(root, store.readChain(id), onProgress) : exportLayer(store, backend, id, { onProgress });
   for await (const chunk of chunks) {
     if (chunk.length === 0) continue;
     parts.push(chunk);

@@ -62,7 +62,8 @@ function metaOf(e: Common, reparse: EntryMetadata['reparse']): EntryMetadata {
   };
 }
 
-function sizeOf(d: EntryData | undefined): number {
+/** The byte length of entry data. */
+export function sizeOf(d: EntryData | undefined): number {
   if (d === undefined) return 0;
   if (typeof d === 'string') return Buffer.byteLength(d);
   if (d instanceof Uint8Array) return d.length;

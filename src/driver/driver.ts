@@ -282,7 +282,7 @@ export class WindowsFilterDriver {
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
       if (self.#inProcess) {
-        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id)) : exportLayer(self.store, self.backend, id, options);
+        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id), options.onProgress) : exportLayer(self.store, self.backend, id, options);
         return;
       }
       // A read-write layer's worker compares its directory with the parent view there.

@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
+import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
 import { ChainView } from '../layer/chain-view.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import { createError } from '../errors.js';
@@ -42,7 +42,11 @@ export function isReadWriteLayer(layerRoot: string): boolean {
  * The Windows layer tar of the read-write layer at `layerRoot`: its writable directory's
  * changes against the view of `parents` (nearest first). Run by the export worker.
  */
-export async function* readWriteLayerTar(layerRoot: string, parents: readonly string[]): AsyncGenerator<Uint8Array> {
+export async function* readWriteLayerTar(
+  layerRoot: string,
+  parents: readonly string[],
+  onProgress?: (p: { entries: number; bytes: number }) => void,
+): AsyncGenerator<Uint8Array> {
   const rw = path.join(layerRoot, RW_DIR);
   if (!fs.existsSync(rw)) {
     yield* streamLayerTar([]);
@@ -50,7 +54,25 @@ export async function* readWriteLayerTar(layerRoot: string, parents: readonly st
   }
   const view = resolveView(parents);
   const { changes, found } = compareWithView(rw, view);
-  yield* streamLayerTar(entriesOfChanges(rw, view, changes, found));
+  yield* streamLayerTar(counted(entriesOfChanges(rw, view, changes, found), onProgress));
+}
+
+/** Passes `entries` on, telling `onProgress` (at most every 100 ms, and at the end) how many went and their data bytes. */
+function* counted(entries: Iterable<BuilderEntry>, onProgress: ((p: { entries: number; bytes: number }) => void) | undefined): Generator<BuilderEntry> {
+  let n = 0;
+  let bytes = 0;
+  let reported = 0;
+  for (const e of entries) {
+    yield e;
+    n++;
+    if (e.type === 'file') bytes += sizeOf(e.data);
+    const now = Date.now();
+    if (onProgress !== undefined && now - reported >= 100) {
+      reported = now;
+      onProgress({ entries: n, bytes });
+    }
+  }
+  onProgress?.({ entries: n, bytes });
 }
 
 /**

@@ -317,7 +317,10 @@ describe('driver: WindowsFilterDriver', function () {
         { path: 'Files/Windows/new.txt', kind: 'add' },
       ]);
       expect(await driver.diffSize('rw')).to.equal(100 + 8 + 8);
-      const tar = await collect(driver.diff('rw'));
+      const reports: { entries: number; bytes: number }[] = [];
+      const tar = await collect(driver.diff('rw', undefined, { onProgress: (p) => reports.push(p) }));
+      // The export worker reported the entries it wrote and their data bytes, last all of them.
+      expect(reports.at(-1)).to.deep.equal({ entries: 6, bytes: 100 + 8 + 8 });
       expect(await entryNames(tar)).to.deep.equal([
         'Files/NewDir',
         'Files/NewDir/inner.bin',
