@@ -72,16 +72,27 @@ export class TombstoneWriter {
 
 /** Parses tombstones.txt content into `\path` lines. */
 export function parseTombstones(text: string, file = TOMBSTONES_FILE): string[] {
-  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  if (lines[0] !== HEADER) throw headerMissing(file);
-  const out: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line === '') continue;
-    if (!line.startsWith('\\')) throw notAPath(file, i + 1);
-    out.push(line);
+  return [...tombstoneLines(text.split('\n'), file)];
+}
+
+/**
+ * The `\path` lines of tombstones.txt given as its lines: the first must be the BOM and
+ * `Version 1.0`, every other non-empty one a path starting with `\` (a trailing CR is
+ * dropped); anything else is ERR_TOMBSTONES_INVALID naming the line.
+ */
+function* tombstoneLines(lines: Iterable<string>, file: string): Generator<string> {
+  let n = 0;
+  for (const raw of lines) {
+    n++;
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (n === 1) {
+      if (line !== HEADER) throw headerMissing(file);
+    } else if (line !== '') {
+      if (!line.startsWith('\\')) throw notAPath(file, n);
+      yield line;
+    }
   }
-  return out;
+  if (n === 0) throw headerMissing(file);
 }
 
 /** Reads a layer's tombstones.txt (none → empty). */
@@ -133,18 +144,7 @@ export class DeletedNames {
       throw cause;
     }
     try {
-      let n = 0;
-      for (const line of readLinesSync(fd)) {
-        n++;
-        const text = line.endsWith('\r') ? line.slice(0, -1) : line;
-        if (n === 1) {
-          if (text !== HEADER) throw headerMissing(set.#file);
-        } else if (text !== '') {
-          if (!text.startsWith('\\')) throw notAPath(set.#file, n);
-          set.add(text);
-        }
-      }
-      if (n === 0) throw headerMissing(set.#file);
+      for (const line of tombstoneLines(readLinesSync(fd), set.#file)) set.add(line);
     } finally {
       fs.closeSync(fd);
     }
