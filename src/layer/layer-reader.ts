@@ -11,6 +11,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { createError } from '../errors.js';
 import { metadataFromPayloads, type EntryMetadata } from '../convert/metadata.js';
 import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js';
+import { readAt } from '../util/lines.js';
 import { WCIDIRS_SUFFIX } from '../util/safe-path.js';
 import { isTransportRecord } from './layer-writer.js';
 import {
@@ -98,13 +99,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
       let whole: Buffer | undefined;
       if (size <= SMALL_FILE_READ_BYTES) {
         whole = Buffer.allocUnsafe(size);
-        let got = 0;
-        while (got < size) {
-          const n = fs.readSync(fd, whole, got, size - got, got);
-          if (n === 0) break;
-          got += n;
-        }
-        whole = whole.subarray(0, got);
+        whole = whole.subarray(0, readAt(fd, whole, 0));
       }
       const attrs = Buffer.alloc(4);
       const attrBytes = whole !== undefined ? whole.copy(attrs, 0, 0, 4) : fs.readSync(fd, attrs, 0, 4, 0);

@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { createError } from '../errors.js';
+import { readAt } from '../util/lines.js';
 import { NameHashMap } from './name-hash-set.js';
 
 /** One hard link as recorded. */
@@ -142,7 +143,7 @@ export class LinkSpill {
         filled -= pos;
         pos = 0;
       }
-      const n = this.#readAt(buffer.subarray(filled, Math.min(buffer.length, filled + (this.#length - start - filled))), start + filled);
+      const n = readAt(this.#fd, buffer.subarray(filled, Math.min(buffer.length, filled + (this.#length - start - filled))), start + filled);
       if (n === 0) break;
       filled += n;
     }
@@ -160,9 +161,9 @@ export class LinkSpill {
   #read(offset: number): SpilledLink {
     this.#flush();
     const head = Buffer.allocUnsafe(4);
-    if (this.#readAt(head, offset) !== 4) throw corrupt(this.file, offset);
+    if (readAt(this.#fd, head, offset) !== 4) throw corrupt(this.file, offset);
     const body = Buffer.allocUnsafe(head.readUInt32LE(0));
-    if (this.#readAt(body, offset + 4) !== body.length) throw corrupt(this.file, offset);
+    if (readAt(this.#fd, body, offset + 4) !== body.length) throw corrupt(this.file, offset);
     return decode(body, offset, this.file);
   }
 
@@ -177,15 +178,6 @@ export class LinkSpill {
     while (done < bytes.length) done += fs.writeSync(this.#fd, bytes, done, bytes.length - done, position + done);
   }
 
-  #readAt(into: Buffer, position: number): number {
-    let got = 0;
-    while (got < into.length) {
-      const n = fs.readSync(this.#fd, into, got, into.length - got, position + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got;
-  }
 }
 
 function decode(body: Buffer, offset: number, file: string): SpilledLink {

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
 import { createError } from '../errors.js';
-import { LineWriter, readLinesSync, type LineSpan } from '../util/lines.js';
+import { LineWriter, readAt, readLinesSync, type LineSpan } from '../util/lines.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
 export const INDEX_DIR = '.winlayer';
@@ -320,14 +320,10 @@ export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator
  */
 export function indexEntryAt(layerRoot: string, span: LineSpan, name: string): IndexEntry {
   const { file, fd } = openIndexSync(layerRoot);
-  let got = 0;
   const bytes = Buffer.allocUnsafe(span.length);
+  let got: number;
   try {
-    while (got < bytes.length) {
-      const n = fs.readSync(fd, bytes, got, bytes.length - got, span.offset + got);
-      if (n === 0) break;
-      got += n;
-    }
+    got = readAt(fd, bytes, span.offset);
   } finally {
     fs.closeSync(fd);
   }

@@ -47,6 +47,17 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
+/** Reads into all of `into` from `position` of `fd`, fewer bytes only at the end of the file; returns how many. */
+export function readAt(fd: number, into: Uint8Array, position: number): number {
+  let got = 0;
+  while (got < into.length) {
+    const n = fs.readSync(fd, into, got, into.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
 /** Where a line lies in its file: byte offset and byte length, newline not counted. */
 export interface LineSpan {
   offset: number;
