@@ -7,7 +7,7 @@
  * its segments is its entry's segment or its parent's host spelling).
  */
 import { caseFoldKey } from '../util/safe-path.js';
-import { hash64 } from './name-hash-set.js';
+import { hash64, mustGrow } from './name-hash-set.js';
 
 const INITIAL_SLOTS = 1 << 10;
 
@@ -52,7 +52,7 @@ export class DirTable {
       grown.set(this.#flags);
       this.#flags = grown;
     }
-    if (2 * (this.#used + 1) > this.#mask + 1) this.#grow();
+    if (mustGrow(this.#used, this.#mask + 1)) this.#grow();
     const [a, b] = hash64(key);
     this.#insert(a, b, i + 1);
     this.#used++;

@@ -6,7 +6,7 @@
  * path, times and the record that answers "was this name seen?"): 50,000 links took an
  * import from ~80 to 118 MiB. Here each link is one record appended to a file in the
  * staging directory, and memory holds only a hash table from the link's case-folded name
- * to its record's offset (16 bytes a slot, at most half full). A hit is confirmed by
+ * to its record's offset (16 bytes a slot, at most three quarters full). A hit is confirmed by
  * reading the record and comparing names, so a hash collision is never taken for a match.
  *
  * Records are `u32 length ‖ JSON` (times as decimal strings: any FILETIME, losslessly), in

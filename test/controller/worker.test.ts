@@ -285,6 +285,9 @@ describe('controller: worker processes', function () {
 
     it('starts a worker with the environment of the controller less NODE_EXTRA_CA_CERTS (certificates a worker never uses cost it ~50 ms)', async () => {
       expect(workerEnv({ PATH: '/bin', NODE_EXTRA_CA_CERTS: '/etc/ca.pem', LANG: 'C' })).to.deep.equal({ PATH: '/bin', LANG: 'C', WINLAYER_CONTROLLER_PID: String(process.pid) });
+      // A worker of many entries also gets glibc's fixed mmap threshold, unless the caller chose one.
+      expect(workerEnv({ PATH: '/bin' }, true)).to.deep.equal({ PATH: '/bin', MALLOC_MMAP_THRESHOLD_: '524288', WINLAYER_CONTROLLER_PID: String(process.pid) });
+      expect(workerEnv({ MALLOC_MMAP_THRESHOLD_: '65536' }, true)['MALLOC_MMAP_THRESHOLD_']).to.equal('65536');
       const saved = { certs: process.env['NODE_EXTRA_CA_CERTS'], probe: process.env['WINLAYER_TEST_PROBE'] };
       process.env['NODE_EXTRA_CA_CERTS'] = path.join(tempDir(), 'no-such-ca.pem');
       process.env['WINLAYER_TEST_PROBE'] = 'kept';
