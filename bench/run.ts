@@ -145,7 +145,23 @@ function linkedLayer(files: number): BuilderEntry[] {
   return entries;
 }
 
-async function writeTar(file: string, entries: BuilderEntry[]): Promise<void> {
+/**
+ * The size of a Windows Server Core base layer, generated as it is written (not held):
+ * `files` files in `dirs` WinSxS-like component directories, then a hard link from
+ * System32 to every third one. Memory must not grow past the bound with the entry count.
+ */
+function* baseSizedLayer(files: number, dirs: number): Generator<BuilderEntry> {
+  const dirName = (d: number): string => `Files/Windows/WinSxS/amd64_microsoft-windows-component-${d}_31bf3856ad364e35_10.0.17763.1_none_${((d * 2654435761) >>> 0).toString(16)}`;
+  const fileName = (i: number): string => `${dirName(i % dirs)}/a-longer-file-name-${i}.dll`;
+  for (const name of ['Files', 'Files/Windows', 'Files/Windows/WinSxS', 'Files/Windows/System32']) yield { type: 'directory', name, securityDescriptor: CRANE_SECURITY_DESCRIPTOR };
+  for (let d = 0; d < dirs; d++) yield { type: 'directory', name: dirName(d), securityDescriptor: CRANE_SECURITY_DESCRIPTOR };
+  for (let i = 0; i < files; i++) {
+    yield { type: 'file', name: fileName(i), securityDescriptor: CRANE_SECURITY_DESCRIPTOR, data: Buffer.alloc(100 + ((i * 7919) % 901), i & 0xff) };
+  }
+  for (let i = 0; i < files; i += 3) yield { type: 'link', name: `Files/Windows/System32/a-longer-file-name-${i}.dll`, target: fileName(i) };
+}
+
+async function writeTar(file: string, entries: Iterable<BuilderEntry>): Promise<void> {
   const out = fs.createWriteStream(file);
   for await (const chunk of streamLayerTar(entries)) {
     if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
@@ -212,13 +228,15 @@ async function main(): Promise<void> {
       fs.rmSync(tarFile, { force: true });
     }
     const scale = quick ? 10 : 1;
+    const count = (n: number): string => (n / scale).toLocaleString('en-US');
     for (const [title, entries] of [
-      [`${(100_000 / scale).toLocaleString('en-US')} files of 100–1,000 bytes in 1,000 directories`, manyLayer(100_000 / scale, 1000)],
-      [`${(30_000 / scale).toLocaleString('en-US')} directories with 2 files each (WinSxS-like names)`, manyLayer(60_000 / scale, 30_000 / scale)],
-      [`${(50_000 / scale).toLocaleString('en-US')} files and a hard link to each (WinSxS and System32)`, linkedLayer(50_000 / scale)],
+      [`${count(100_000)} files of 100–1,000 bytes in 1,000 directories`, () => manyLayer(100_000 / scale, 1000)],
+      [`${count(30_000)} directories with 2 files each (WinSxS-like names)`, () => manyLayer(60_000 / scale, 30_000 / scale)],
+      [`${count(50_000)} files and a hard link to each (WinSxS and System32)`, () => linkedLayer(50_000 / scale)],
+      [`base-layer size: ${count(300_000)} files in ${count(40_000)} directories, ${count(100_000)} hard links`, () => baseSizedLayer(300_000 / scale, 40_000 / scale)],
     ] as const) {
       const tarFile = path.join(work, 'many.tar');
-      await writeTar(tarFile, entries);
+      await writeTar(tarFile, entries());
       const tarMiB = fs.statSync(tarFile).size / MiB;
       process.stderr.write(`memory: ${title}, ${tarMiB.toFixed(1)} MiB tar\n`);
       const home = path.join(work, 'home');
