@@ -321,16 +321,24 @@ export function flushFileSystem(dir: string): void {
   }
 }
 
-/** Files and directories below `dir`, counting stops at `limit`. */
+/**
+ * Files and directories below `dir`, counting stops at `limit`. Directories are read a
+ * few entries at a time: reading a whole one (readdirSync) made ~14 MiB of objects for
+ * the 100,000 links of a base layer's System32, the peak of its import, to count 65.
+ */
 function countEntries(dir: string, limit: number): number {
   let n = 0;
   const stack = [dir];
   while (stack.length > 0 && n < limit) {
     const current = stack.pop() as string;
-    for (const d of fs.readdirSync(current, { withFileTypes: true })) {
-      n++;
-      if (d.isDirectory()) stack.push(path.join(current, d.name));
-      if (n >= limit) break;
+    const listing = fs.opendirSync(current);
+    try {
+      for (let d = listing.readSync(); d !== null && n < limit; d = listing.readSync()) {
+        n++;
+        if (d.isDirectory()) stack.push(path.join(current, d.name));
+      }
+    } finally {
+      listing.closeSync();
     }
   }
   return n;
