@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { removeTree, removeTreeSync } from '../../src/util/remove-tree.js';
 import { cleanupTemp, listTree, tempDir } from '../helpers/store.js';
 
-const forms: [string, (target: string) => void | Promise<void>][] = [
+const forms: [string, (target: string, listBatch?: number) => void | Promise<void>][] = [
   ['removeTreeSync', removeTreeSync],
   ['removeTree', removeTree],
 ];
@@ -44,6 +44,25 @@ describe('util/remove-tree', () => {
         await remove(root);
         expect(fs.existsSync(root)).to.equal(false);
         expect(listTree(outside)).to.deep.equal(['keep.txt', 'sub']);
+      });
+
+      it('reads a directory a batch at a time, and removes what later batches hold, subdirectories included', async () => {
+        const base = tempDir();
+        const root = path.join(base, 'tree');
+        fs.mkdirSync(root);
+        // 40 entries per level with batches of 7: every directory is read several times.
+        for (let i = 0; i < 30; i++) fs.writeFileSync(path.join(root, `f${i}`), 'x');
+        for (let i = 0; i < 10; i++) {
+          fs.mkdirSync(path.join(root, `d${i}`));
+          for (let j = 0; j < 40; j++) fs.writeFileSync(path.join(root, `d${i}`, `g${j}`), '');
+          fs.mkdirSync(path.join(root, `d${i}`, 'sub'));
+          fs.symlinkSync(base, path.join(root, `d${i}`, 'up'));
+        }
+        const kept = path.join(base, 'kept.txt');
+        fs.writeFileSync(kept, 'kept');
+        await remove(root, 7);
+        expect(fs.existsSync(root)).to.equal(false);
+        expect(fs.readdirSync(base)).to.deep.equal(['kept.txt']);
       });
 
       it('removes a single file or link, and takes a missing path as done', async () => {
