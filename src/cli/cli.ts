@@ -228,6 +228,7 @@ function stdinSource(): { fd: number } | ReturnType<typeof stdinStream> {
   return handOverable(0) ? { fd: 0 } : stdinStream();
 }
 
+/** The size of a tar redirected from a file, for the progress bar; none for a pipe or a compressed blob (whose tar is larger). */
 function stdinSize(): number | undefined {
   try {
     const st = fs.fstatSync(0);
