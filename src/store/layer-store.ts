@@ -263,15 +263,35 @@ export function ownerAlive(name: string): boolean {
   return processAlive(m === null ? 0 : Number(m[1]));
 }
 
-/** True when process `pid` exists (a positive integer; anything else is no process). */
+/**
+ * True when process `pid` runs (a positive integer; anything else is no process). A zombie
+ * does not: it has exited and only waits for its parent to collect it. A worker orphaned
+ * by a killed controller is reparented to the nearest reaper, which in a container is
+ * often a process that never collects orphans (Node running as PID 1): its staging
+ * directory and mount lock would otherwise count as a live owner's until that ended.
+ */
 export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (cause) {
     return (cause as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !isZombie(pid);
+}
+
+/** Linux: whether /proc says `pid` has exited (Z, zombie; X, dead). Elsewhere, or unreadable: false. */
+function isZombie(pid: number): boolean {
+  if (process.platform !== 'linux') return false;
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  // `pid (comm) state …`: comm may hold spaces and parentheses, the state follows the last ')'.
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state === 'Z' || state === 'X';
 }
 
 function writeFileDurable(file: string, text: string, durable: boolean): void {

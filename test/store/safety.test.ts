@@ -5,13 +5,15 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
 import { cleanupTemp, importTar, listTree, openStore, rejectionCode, tempDir } from '../helpers/store.js';
-import { LayerStore } from '../../src/store/layer-store.js';
+import { LayerStore, processAlive } from '../../src/store/layer-store.js';
 
 const good: BuilderEntry[] = [
   { type: 'directory', name: 'Files' },
@@ -156,6 +158,27 @@ describe('store: safety', function () {
     fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
     await LayerStore.open(home);
     expect(listTree(home)).to.deep.equal([]);
+  });
+
+  it("cleans a staging directory whose owner is a zombie, and keeps a running owner's", async function () {
+    if (process.platform !== 'linux') this.skip();
+    // `sleep 0` exits and its parent (exec'd into `sleep 5`) never collects it: a zombie, as a
+    // worker orphaned under a PID 1 that reaps nothing.
+    const child = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number((await once(child.stdout, 'data'))[0].toString().trim());
+      const deadline = Date.now() + 5000;
+      while (fs.readFileSync(`/proc/${zombie}/stat`, 'latin1').split(') ')[1]?.charAt(0) !== 'Z' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(processAlive(zombie)).to.equal(false);
+      expect(processAlive(child.pid as number)).to.equal(true);
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(path.join(home, `a-importing-${zombie}-0a1b`, 'Files'), { recursive: true });
+      fs.mkdirSync(path.join(home, `b-importing-${child.pid as number}-0a1b`), { recursive: true });
+      await LayerStore.open(home);
+      expect(listTree(home)).to.deep.equal([`b-importing-${child.pid as number}-0a1b`]);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('creates a missing home with its parents, and fails with ERR_IO where it cannot (a file on the way, /proc)', async function () {
