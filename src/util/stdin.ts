@@ -1,19 +1,45 @@
 /**
  * Standard input as a byte stream with 1 MiB reads. `process.stdin` reads a redirected
  * file 64 KiB at a time; a layer tar of hundreds of MiB then costs thousands of extra
- * read calls and event-loop turns. A pipe still gives what the kernel has (≤ 64 KiB).
+ * read calls and event-loop turns. A pipe or a socket still gives what the kernel has.
+ *
+ * A pipe or a socket is read with blocking reads on the thread pool only when it is in
+ * blocking mode: a read of a non-blocking one answers EAGAIN when it is empty, which a
+ * file stream takes for an error. A Node parent's `stdio: 'pipe'` gives its child a
+ * blocking socket (a worker reads it so ~15% faster than through `process.stdin`: 256 MiB
+ * in 0.69–0.80 s against 0.83–1.13 s); a socket a Node program opened itself and handed
+ * over is non-blocking, and goes through `process.stdin`, which waits for it.
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 
 export const STDIN_CHUNK = 1024 * 1024;
 
+/** O_NONBLOCK, as /proc/<pid>/fdinfo prints a descriptor's flags (octal). */
+const O_NONBLOCK = 0o4000;
+
 export function stdinStream(chunkBytes: number = STDIN_CHUNK): Readable {
   try {
     const st = fs.fstatSync(0);
-    if (st.isFile() || st.isFIFO()) return fs.createReadStream('', { fd: 0, highWaterMark: chunkBytes, autoClose: false });
+    const stream = st.isFIFO() || st.isSocket();
+    // Where the mode cannot be read (not Linux), pipes are read directly, as ever, and sockets not.
+    if (st.isFile() || (stream && (nonBlocking(0) ?? st.isSocket()) === false)) {
+      return fs.createReadStream('', { fd: 0, highWaterMark: chunkBytes, autoClose: false });
+    }
   } catch {
-    // fall back to process.stdin (a TTY or a socket)
+    // fall back to process.stdin (a TTY, or a descriptor that cannot be inspected)
   }
   return process.stdin;
+}
+
+/** Whether descriptor `fd` is in non-blocking mode, from /proc (Linux); undefined where that cannot be read. */
+export function nonBlocking(fd: number): boolean | undefined {
+  let info: string;
+  try {
+    info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const m = /^flags:\s*([0-7]+)$/m.exec(info);
+  return m === null ? undefined : (parseInt(m[1] as string, 8) & O_NONBLOCK) !== 0;
 }
