@@ -48,7 +48,7 @@ const COMMANDS: Record<string, Command> = {
       const driver = await openDriver(v);
       const progress = new ProgressLine('import', stdinSize());
       try {
-         const r = await driver.applyDiff(id, optionalString(v, 'parent'), stdinSource(), { onProgress: (p) => progress.update(p) });
+        const r = await driver.applyDiff(id, optionalString(v, 'parent'), stdinSource(), { signal: interruption(), onProgress: (p) => progress.update(p) });
         progress.done();
         writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`);
       } finally {
@@ -69,8 +69,9 @@ const COMMANDS: Record<string, Command> = {
       try {
         const onProgress = (p: { entries: number; bytes: number }): void => progress.update(p);
         // Standard output is handed to the worker when it can be: it writes the tar itself.
-        if (handOverable(1)) await driver.diffTo(id, 1, { onProgress });
-        else await pipeline(driver.diff(id, undefined, { onProgress }), process.stdout);
+        const options = { signal: interruption(), onProgress };
+        if (handOverable(1)) await driver.diffTo(id, 1, options);
+        else await pipeline(driver.diff(id, undefined, options), process.stdout);
         progress.done();
       } finally {
         progress.stop();
@@ -286,6 +287,34 @@ function commandHelp(name: string, c: Command): string {
   return lines.join('\n') + '\n';
 }
 
+/** The first of SIGINT and SIGTERM the running command was interrupted by, if any. */
+let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;
+
+/**
+ * A signal that SIGINT or SIGTERM aborts, for a command that runs a worker (import,
+ * export): the worker is then killed and an import's staging directory removed before
+ * the command exits (130 or 143, as a shell reports a process killed by that signal).
+ * Without this, Ctrl-C killed the command at once and left the staging directory to the
+ * next open of the store. A second signal takes its default action.
+ */
+function interruption(): AbortSignal {
+  const controller = new AbortController();
+  const handler = (name: 'SIGINT' | 'SIGTERM'): void => {
+    if (interruptedBy !== undefined) {
+      // The second: as if nobody listened.
+      for (const n of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(n);
+      process.kill(process.pid, name);
+      return;
+    }
+    interruptedBy = name;
+    controller.abort();
+  };
+  // `on`, not `once`: execa's exit hook re-raises a signal when it finds itself the only
+  // listener left, which a `once` listener is not by the time that hook runs.
+  for (const name of ['SIGINT', 'SIGTERM'] as const) process.on(name, handler);
+  return controller.signal;
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -318,6 +347,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (wantsJson) process.stderr.write(JSON.stringify(e.toJSON()) + '\n');
     else process.stderr.write(`winlayer ${name}: ${e.code}: ${e.message.replaceAll('\n', ' ')}\n`);
     const isUsage = isWinLayerError(e) && (e.code === 'ERR_ARGUMENT_INVALID' || e.code === 'ERR_ID_INVALID');
+    if (interruptedBy !== undefined) return interruptedBy === 'SIGINT' ? 130 : 143;
     return isUsage ? 2 : 1;
   }
 }

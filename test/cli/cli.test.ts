@@ -209,4 +209,26 @@ describe('cli: winlayer', function () {
     expect(again.status).to.equal(0);
     expect(lastJson(again.stdout)['entries']).to.be.greaterThan(200);
   });
+
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`an import interrupted by ${signal} stops its worker, removes its staging directory and exits ${status} with ERR_CANCELED`, async () => {
+      const home = path.join(tempDir(), 'home');
+      const tar = await buildLayerTar(filesLayer(200, 4096));
+      const cliProcess = spawn(process.execPath, [cli, 'import', '--home', home, '--id', 'stopped', '--json'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      cliProcess.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      cliProcess.stdin.on('error', () => undefined);
+      // Half the tar, and the rest never: the worker waits mid-import.
+      cliProcess.stdin.write(tar.subarray(0, Math.floor(tar.length / 2 / 512) * 512));
+      const staging = (): string[] => (fs.existsSync(home) ? fs.readdirSync(home).filter((n) => n.startsWith('stopped-importing-')) : []);
+      for (const end = Date.now() + 20_000; staging().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      expect(staging(), 'the worker started its import').to.have.length(1);
+      const exited = new Promise<number | null>((resolve) => cliProcess.once('close', (code) => resolve(code)));
+      cliProcess.kill(signal);
+      expect(await exited).to.equal(status);
+      expect(lastJson(Buffer.from(stderr))['code']).to.equal('ERR_CANCELED');
+      expect(fs.readdirSync(home).filter((n) => n.startsWith('stopped')), 'no staging directory, no layer').to.deep.equal([]);
+      cliProcess.stdin.destroy();
+    });
+  }
 });
