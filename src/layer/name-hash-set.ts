@@ -1,7 +1,8 @@
 /**
  * A set of names kept as 64-bit hashes in typed arrays, outside V8's heap: 8 bytes a slot,
- * at most three quarters of them full (11–21 bytes a name), where a Set of strings costs ~80 bytes a name on the heap and several
- * times that in resident memory once the collector's headroom is counted. A layer writer
+ * at most three quarters of them full (11–21 bytes a name), where a Set of strings costs
+ * ~80 bytes a name on the heap and several times that in resident memory once the
+ * collector's headroom is counted. A layer writer
  * remembers every file it wrote; with this, a layer of hundreds of thousands of files stays
  * within the import's memory bound.
  *
