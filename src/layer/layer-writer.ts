@@ -283,6 +283,8 @@ interface SeenEntry {
   attributes: number;
   /** A hard link's place among the links (its record's offset, see LinkSpill). */
   linkOffset?: number;
+  /** A plain file: the absolute path where it was just confirmed on disk. */
+  found?: string;
 }
 
 /** The entry being written. */
@@ -564,8 +566,9 @@ export class TransportLayerWriter {
     }
     if (!this.#plainFiles.has(key)) return undefined;
     // A hash hit (a duplicate, a parent that is a file, a link target): confirmed on disk.
-    if (this.#plainFilePath(key, spelledAs) === undefined) return undefined;
-    return { name: spelledAs, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0 };
+    const found = this.#plainFilePath(key, spelledAs);
+    if (found === undefined) return undefined;
+    return { name: spelledAs, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0, found };
   }
 
   /**
@@ -1179,7 +1182,8 @@ export class TransportLayerWriter {
           target: link.target.name,
         });
       }
-      from = own.host === undefined ? this.#plainFilePath(targetKey, link.target.name) ?? '' : path.join(this.#root, own.host);
+      // A plain file was found on disk just now: one lstat per link, not two.
+      from = own.host === undefined ? (own.found ?? this.#plainFilePath(targetKey, link.target.name) ?? '') : path.join(this.#root, own.host);
       const linkIsTransport = this.#isTransport(link.path.name);
       if (linkIsTransport !== own.transport) {
         // Files/ (transport format) and UtilityVM/Files (data) in one base layer: one file
