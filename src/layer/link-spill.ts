@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import { createError } from '../errors.js';
 import { readAt } from '../util/lines.js';
+import { filetimeString } from './metadata-index.js';
 import { NameHashMap } from './name-hash-set.js';
 
 /** One hard link as recorded. */
@@ -77,22 +78,27 @@ export class LinkSpill {
       h: link.host,
       x: link.transport ? 1 : 0,
       a: link.attributes,
-      c: [String(link.times[0]), String(link.times[1]), String(link.times[2]), String(link.times[3])],
+      c: [filetimeString(link.times[0]), filetimeString(link.times[1]), filetimeString(link.times[2]), filetimeString(link.times[3])],
     };
-    const body = Buffer.from(JSON.stringify(json), 'utf8');
+    const text = JSON.stringify(json);
     const offset = this.#length;
-    if (this.#pending + 4 + body.length > BUFFER_BYTES) this.#flush();
-    if (4 + body.length > BUFFER_BYTES) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a record that surely fits is encoded
+    // straight into the buffer, without a Buffer of its own.
+    if (this.#pending + 4 + 3 * text.length > BUFFER_BYTES) this.#flush();
+    let size: number;
+    if (4 + 3 * text.length <= BUFFER_BYTES) {
+      size = this.#buffer.write(text, this.#pending + 4, 'utf8');
+      this.#buffer.writeUInt32LE(size, this.#pending);
+      this.#pending += 4 + size;
+    } else {
+      const body = Buffer.from(text, 'utf8');
+      size = body.length;
       const head = Buffer.allocUnsafe(4);
-      head.writeUInt32LE(body.length, 0);
+      head.writeUInt32LE(size, 0);
       this.#writeAt(head, offset);
       this.#writeAt(body, offset + 4);
-    } else {
-      this.#buffer.writeUInt32LE(body.length, this.#pending);
-      body.copy(this.#buffer, this.#pending + 4);
-      this.#pending += 4 + body.length;
     }
-    this.#length += 4 + body.length;
+    this.#length += 4 + size;
     this.#offsets.add(key, offset);
     return offset;
   }

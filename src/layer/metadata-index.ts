@@ -84,7 +84,7 @@ export function timesFromInfo(info: FileBasicInfo): IndexTimes {
  * a handful of times (an image's files are stamped together), and each conversion of a
  * BigInt to a string was a new allocation, four per entry.
  */
-function filetimeString(t: bigint): string {
+export function filetimeString(t: bigint): string {
   for (let i = 0; i < RECENT_TIMES; i++) if (recentTimes[i] === t) return recentTimeStrings[i] as string;
   const s = String(t);
   recentTimes[nextRecentTime] = t;

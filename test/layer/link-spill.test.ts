@@ -6,7 +6,8 @@ import { caseFoldKey } from '../../src/util/safe-path.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
 function link(i: number, nameLength = 0): Omit<SpilledLink, 'offset'> {
-  const pad = 'n'.repeat(nameLength);
+  // Every third name spends 2, 3 and 4 UTF-8 bytes on some of its characters; the odd thousands pad with 3-byte ones.
+  const pad = (i % 3 === 0 ? 'Ünï€𝔘-' : '') + (Math.floor(i / 1_000) % 2 === 0 ? 'n' : '€').repeat(nameLength);
   return {
     name: `Files/Windows/System32/${pad}File-${i}.dll`,
     target: `Files/Windows/WinSxS/amd64_${i}/file-${i}.dll`,
@@ -15,6 +16,10 @@ function link(i: number, nameLength = 0): Omit<SpilledLink, 'offset'> {
     attributes: i,
     times: [BigInt(i), 0n, 2n ** 63n - 1n, 2n ** 70n + BigInt(i)],
   };
+}
+
+function longName(i: number): number {
+  return i === 7_000 ? 200_000 : i % 1_000 === 0 ? 30_000 : i % 1_000 === 500 ? 10_000 + i : 0;
 }
 
 describe('layer/link-spill', () => {
@@ -26,14 +31,15 @@ describe('layer/link-spill', () => {
     const offsets: number[] = [];
     const n = 20_000;
     for (let i = 0; i < n; i++) {
-      // One record of ~600 KB (longer than one read of the walk), and some past the write buffer.
-      const long = i === 7_000 ? 200_000 : i % 1_000 === 0 ? 30_000 : 0;
+      // One record of ~600 KB (longer than one read of the walk), some past the write buffer,
+      // and some whose text fits the buffer only counted in bytes, not at 3 bytes a character.
+      const long = longName(i);
       offsets.push(spill.append(link(i, long), caseFoldKey(link(i, long).name)));
     }
     expect(spill.size).to.equal(n);
     let i = 0;
     for (const r of spill.records()) {
-      const long = i === 7_000 ? 200_000 : i % 1_000 === 0 ? 30_000 : 0;
+      const long = longName(i);
       expect(r).to.deep.equal({ offset: offsets[i], ...link(i, long) });
       i++;
     }
