@@ -39,7 +39,7 @@ import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
 import { isReadWriteLayer, layerChanges, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
-import { itemOf, materializeView, resolveView } from './view.js';
+import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTree } from '../util/remove-tree.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
@@ -533,7 +533,7 @@ export class WindowsFilterDriver {
         const file = 'target' in r ? served.get(caseFoldKey(r.target)) : r;
         if (file === undefined || 'target' in file) throw createError('ERR_LAYER_NOT_FOUND', `${name}: its link target is not in layer ${id}`, { id, entry: name });
         const rec = indexEntryAt(root, file.line, file.name);
-        const item = itemOf({ name: rec.name, layerRoot: root, record: rec });
+        const item = itemOf(new ViewEntry(rec.name, root, rec));
         if (item.kind !== 'entry') throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
         const range = stream === undefined ? item.data : item.streams.find((s) => s.name.toLowerCase() === `:${stream}:$data`.toLowerCase())?.range;
         if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });

@@ -135,8 +135,8 @@ function walk(root: string, found: Map<string, Found>): void {
 }
 
 function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {
-  if (e.record.kind === 'symlink') return 'symlink';
-  if (e.record.kind === 'directory') return 'directory';
+  if (e.kind === 'symlink') return 'symlink';
+  if (e.kind === 'directory') return 'directory';
   return 'file';
 }
 
@@ -149,7 +149,7 @@ function hostKind(s: fs.BigIntStats): HostKind {
 
 /** A hard link's entry compares as its target (the view made them one inode). */
 function resolveLink(e: ViewEntry): ViewEntry | undefined {
-  return e.record.kind === 'link' ? e.linkTo : e;
+  return e.kind === 'link' ? e.linkTo : e;
 }
 
 function sameFile(entry: ViewEntry, f: Found, at: string): boolean {

@@ -319,24 +319,63 @@ export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator
  * back alone; it must be the record of `name`, else the index changed: ERR_LAYER_CORRUPT.
  */
 export function indexEntryAt(layerRoot: string, span: LineSpan, name: string): IndexEntry {
-  const { file, fd } = openIndexSync(layerRoot);
-  const bytes = Buffer.allocUnsafe(span.length);
-  let got: number;
+  const reader = new IndexRecordReader(layerRoot);
   try {
-    got = readAt(fd, bytes, span.offset);
+    return reader.at(span, name);
   } finally {
+    reader.close();
+  }
+}
+
+/**
+ * Reads records of one layer's index back by their place, as indexEntryAt does, with the
+ * index opened once (on the first read) for many reads; `close` when done. With
+ * `readAhead`, each read takes that many bytes from the record on, and later records
+ * inside them come from memory: a walk in index order then reads the file in blocks.
+ */
+export class IndexRecordReader {
+  readonly #layerRoot: string;
+  readonly #readAhead: number;
+  #open: { file: string; fd: number } | undefined;
+  #block: Buffer = Buffer.alloc(0);
+  /** File offsets of the bytes #block holds. */
+  #blockStart = 0;
+  #blockEnd = 0;
+
+  constructor(layerRoot: string, readAhead = 0) {
+    this.#layerRoot = layerRoot;
+    this.#readAhead = readAhead;
+  }
+
+  /** The record of `name` at `span`. */
+  at(span: LineSpan, name: string): IndexEntry {
+    this.#open ??= openIndexSync(this.#layerRoot);
+    const { file, fd } = this.#open;
+    if (span.offset < this.#blockStart || span.offset + span.length > this.#blockEnd) {
+      const size = Math.max(this.#readAhead, span.length);
+      if (this.#block.length < size) this.#block = Buffer.allocUnsafe(size);
+      this.#blockStart = span.offset;
+      this.#blockEnd = span.offset + readAt(fd, this.#block.subarray(0, size), span.offset);
+    }
+    let record: IndexEntry | undefined;
+    try {
+      const at = span.offset - this.#blockStart;
+      if (span.offset + span.length <= this.#blockEnd) record = parseIndexLine(this.#block.toString('utf8', at, at + span.length), file, 0);
+    } catch {
+      record = undefined; // reported below, by where it was looked for
+    }
+    if (record?.name !== name) {
+      throw createError('ERR_LAYER_CORRUPT', `${file}: the record of ${name} is no longer at byte ${span.offset}`, { path: file, entry: name });
+    }
+    return record;
+  }
+
+  close(): void {
+    if (this.#open === undefined) return;
+    const { fd } = this.#open;
+    this.#open = undefined;
     fs.closeSync(fd);
   }
-  let record: IndexEntry | undefined;
-  try {
-    if (got === bytes.length) record = parseIndexLine(bytes.toString('utf8'), file, 0);
-  } catch {
-    record = undefined; // reported below, by where it was looked for
-  }
-  if (record?.name !== name) {
-    throw createError('ERR_LAYER_CORRUPT', `${file}: the record of ${name} is no longer at byte ${span.offset}`, { path: file, entry: name });
-  }
-  return record;
 }
 
 /** entries.jsonl of `layerRoot`, opened for reading (never through a symbolic link). */

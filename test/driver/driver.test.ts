@@ -13,7 +13,7 @@ import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
-import { FILE_ATTRIBUTE_DIRECTORY } from '../../src/util/windows.js';
+import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
@@ -226,6 +226,38 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.statSync(path.join(dir, 'WINDOWS/Win.ini')).ino).to.equal(fs.statSync(path.join(dir, 'A')).ino);
     expect(fs.readFileSync(path.join(dir, 'WINDOWS/Win.ini'), 'utf8')).to.equal('content of A');
     await driver.put('child');
+  });
+
+  it('mounts directories with their own times, whatever their place in the index (after their children, repeated)', async () => {
+    const driver = await openDriver();
+    const at = (unixS: number): { lastWriteTime: bigint; lastAccessTime: bigint } => ({
+      lastWriteTime: filetimeFromUnixNs(BigInt(unixS) * 1_000_000_000n),
+      lastAccessTime: filetimeFromUnixNs(BigInt(unixS) * 1_000_000_000n),
+    });
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/d/sub/f.txt', data: 'f', times: at(1_500_000_001) },
+      { type: 'directory', name: 'Files/d/sub', times: at(1_500_000_002) },
+      { type: 'directory', name: 'Files/d', times: at(1_500_000_003) },
+      { type: 'directory', name: 'Files/e', times: at(1_500_000_004) },
+      { type: 'file', name: 'Files/e/g.txt', data: 'g', times: at(1_500_000_005) },
+      // A repeated directory: its later metadata wins (a merged record, kept in layer.json).
+      { type: 'directory', name: 'Files/e', times: at(1_500_000_006) },
+    ])]));
+    await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/d/h.txt', data: 'h', times: at(1_500_000_007) },
+    ])]));
+    for (const id of ['base', 'delta']) {
+      const dir = await driver.get(id);
+      expect(fs.statSync(path.join(dir, 'd/sub/f.txt')).mtimeMs, id).to.equal(1_500_000_001_000);
+      expect(fs.statSync(path.join(dir, 'd/sub')).mtimeMs, id).to.equal(1_500_000_002_000);
+      expect(fs.statSync(path.join(dir, 'd')).mtimeMs, id).to.equal(1_500_000_003_000);
+      expect(fs.statSync(path.join(dir, 'e')).mtimeMs, id).to.equal(1_500_000_006_000);
+      expect(fs.readFileSync(path.join(dir, 'e/g.txt'), 'utf8'), id).to.equal('g');
+      expect(fs.existsSync(path.join(dir, 'd/h.txt')), id).to.equal(id === 'delta');
+      await driver.put(id);
+    }
   });
 
   it('a view that fails in its worker rejects with the error code and leaves no view and no count', async () => {
