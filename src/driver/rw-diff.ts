@@ -27,7 +27,7 @@ import {
   filetimeFromUnixNs,
   unixNsFromFiletime,
 } from '../util/windows.js';
-import { itemOf, posixLinkTarget, resolveView, type ViewEntry } from './view.js';
+import { posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
 
 /** A read-write layer's marker in its index directory, and its writable directory. */
 export const RW_INFO = 'rw.json';
@@ -152,13 +152,13 @@ function resolveLink(e: ViewEntry): ViewEntry | undefined {
   return e.kind === 'link' ? e.linkTo : e;
 }
 
-function sameFile(entry: ViewEntry, f: Found, at: string): boolean {
+function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems): boolean {
   const e = resolveLink(entry);
   if (e === undefined) return false;
   const k = kindOf(e);
   if (k !== f.kind) return false;
   if (k === 'directory') return true;
-  const item = itemOf(e);
+  const item = items.of(e);
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
   // The view wrote mtimes in microseconds (utimes); compare at that precision.
@@ -171,10 +171,16 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { 
   const found = new Map<string, Found>();
   walk(rwDir, found);
   const changes: Change[] = [];
-  for (const [key, f] of found) {
-    const prior = view.get(key);
-    if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
-    else if (!sameFile(prior, f, path.join(rwDir, f.name))) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+  // Each parent layer's index is opened once for the comparison, not once a file.
+  const items = new ViewItems();
+  try {
+    for (const [key, f] of found) {
+      const prior = view.get(key);
+      if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
+      else if (!sameFile(prior, f, path.join(rwDir, f.name), items)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+    }
+  } finally {
+    items.close();
   }
   for (const [key, e] of view) {
     if (e.name === '' || found.has(key)) continue;
@@ -192,12 +198,12 @@ function filetimeOfNs(ns: bigint): bigint {
 }
 
 /** The security descriptor of the nearest directory above `name` in the view. */
-function inheritedSecurity(name: string, view: Map<string, ViewEntry>): Uint8Array | undefined {
+function inheritedSecurity(name: string, view: Map<string, ViewEntry>, items: ViewItems): Uint8Array | undefined {
   let dir = parentName(name);
   for (;;) {
     const e = view.get(caseFoldKey(dir));
     if (e !== undefined) {
-      const item = itemOf(e);
+      const item = items.of(e);
       if (item.kind === 'entry' && item.meta.securityDescriptor !== undefined) return item.meta.securityDescriptor;
     }
     if (dir === '') return undefined;
@@ -222,55 +228,60 @@ function checkExportable(layerPath: string): void {
 
 /** The tar entries of the changes (deletions as whiteouts), in path order. */
 export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, changes: readonly Change[], found: Map<string, Found>): Generator<BuilderEntry> {
-  for (const c of changes) {
-    const name = c.path.slice('Files/'.length);
-    if (c.kind === 'delete') {
-      yield { type: 'whiteout', name: c.path };
-      continue;
-    }
-    const f = found.get(caseFoldKey(name));
-    if (f === undefined) continue;
-    checkExportable(c.path);
-    const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
-    const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
-    const prior = seen === undefined ? undefined : resolveLink(seen);
-    const priorItem = prior === undefined ? undefined : itemOf(prior);
-    const own = priorItem?.kind === 'entry' ? priorItem : undefined;
-    const kind = hostKind(s);
-    const times = {
-      creationTime: own?.info.creationTime ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
-      lastAccessTime: filetimeOfNs(s.atimeNs),
-      lastWriteTime: filetimeOfNs(s.mtimeNs),
-      changeTime: filetimeOfNs(s.ctimeNs),
-    };
-    const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view);
-    const common = {
-      name: c.path,
-      times,
-      ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
-      ...(own !== undefined && own.meta.extendedAttributes.length > 0 ? { extendedAttributes: own.meta.extendedAttributes } : {}),
-    };
-    const keep = own?.info.fileAttributes;
-    if (kind === 'directory') {
-      yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
-    } else if (kind === 'symlink') {
-      const target = fs.readlinkSync(path.join(rwDir, name)).replaceAll('/', '\\');
-      let isDirectory = false;
-      try {
-        isDirectory = fs.statSync(path.join(rwDir, name)).isDirectory();
-      } catch {
-        // dangling: a file symlink
+  const items = new ViewItems();
+  try {
+    for (const c of changes) {
+      const name = c.path.slice('Files/'.length);
+      if (c.kind === 'delete') {
+        yield { type: 'whiteout', name: c.path };
+        continue;
       }
-      yield { ...common, type: 'symlink', target, isDirectory };
-    } else if (kind === 'file') {
-      const file = path.join(rwDir, name);
-      const size = Number(s.size);
-      yield {
-        ...common,
-        type: 'file',
-        attributes: keep !== undefined && (keep & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) === 0 ? keep : FILE_ATTRIBUTE_ARCHIVE,
-        data: { size, chunks: () => (size === 0 ? [] : (fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>)) },
+      const f = found.get(caseFoldKey(name));
+      if (f === undefined) continue;
+      checkExportable(c.path);
+      const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
+      const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
+      const prior = seen === undefined ? undefined : resolveLink(seen);
+      const priorItem = prior === undefined ? undefined : items.of(prior);
+      const own = priorItem?.kind === 'entry' ? priorItem : undefined;
+      const kind = hostKind(s);
+      const times = {
+        creationTime: own?.info.creationTime ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
+        lastAccessTime: filetimeOfNs(s.atimeNs),
+        lastWriteTime: filetimeOfNs(s.mtimeNs),
+        changeTime: filetimeOfNs(s.ctimeNs),
       };
+      const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items);
+      const common = {
+        name: c.path,
+        times,
+        ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
+        ...(own !== undefined && own.meta.extendedAttributes.length > 0 ? { extendedAttributes: own.meta.extendedAttributes } : {}),
+      };
+      const keep = own?.info.fileAttributes;
+      if (kind === 'directory') {
+        yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
+      } else if (kind === 'symlink') {
+        const target = fs.readlinkSync(path.join(rwDir, name)).replaceAll('/', '\\');
+        let isDirectory = false;
+        try {
+          isDirectory = fs.statSync(path.join(rwDir, name)).isDirectory();
+        } catch {
+          // dangling: a file symlink
+        }
+        yield { ...common, type: 'symlink', target, isDirectory };
+      } else if (kind === 'file') {
+        const file = path.join(rwDir, name);
+        const size = Number(s.size);
+        yield {
+          ...common,
+          type: 'file',
+          attributes: keep !== undefined && (keep & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) === 0 ? keep : FILE_ATTRIBUTE_ARCHIVE,
+          data: { size, chunks: () => (size === 0 ? [] : (fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>)) },
+        };
+      }
     }
+  } finally {
+    items.close();
   }
 }

@@ -212,6 +212,34 @@ export function itemOf(e: ViewEntry, reader?: IndexRecordReader): ExportItem {
   return itemFromRecord(e.layerRoot, path.join(e.layerRoot, INDEX_DIR, STREAMS_FILE), e.recordFrom(reader));
 }
 
+/**
+ * Export items of many view entries: each layer's index is opened once, on its first
+ * record, and read ahead `readAhead` bytes at a time (for a walk in index order). `close`
+ * when done.
+ */
+export class ViewItems {
+  readonly #readAhead: number;
+  readonly #readers = new Map<string, IndexRecordReader>();
+
+  constructor(readAhead = 0) {
+    this.#readAhead = readAhead;
+  }
+
+  of(e: ViewEntry): ExportItem {
+    let reader = this.#readers.get(e.layerRoot);
+    if (reader === undefined) {
+      reader = new IndexRecordReader(e.layerRoot, this.#readAhead);
+      this.#readers.set(e.layerRoot, reader);
+    }
+    return itemOf(e, reader);
+  }
+
+  close(): void {
+    for (const r of this.#readers.values()) r.close();
+    this.#readers.clear();
+  }
+}
+
 /** A Windows link target as a POSIX one: relative targets keep meaning; absolute ones stay as written. */
 export function posixLinkTarget(target: string): string {
   if (/^[A-Za-z]:|^\\\\/.test(target)) return target;
@@ -246,15 +274,14 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string, onPr
     copyFileRange(range, out);
     copied += range.length;
   };
-  // Records are read back from each layer's index, opened once for the whole walk.
-  const readers = new Map<string, IndexRecordReader>();
+  const items = new ViewItems(INDEX_READ_AHEAD);
   try {
-    materialize(view, dest, readers, copyRange, () => {
+    materialize(view, dest, items, copyRange, () => {
       done++;
       progress(false);
     });
   } finally {
-    for (const r of readers.values()) r.close();
+    items.close();
   }
   progress(true);
 }
@@ -262,18 +289,10 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string, onPr
 function materialize(
   view: Map<string, ViewEntry>,
   dest: string,
-  readers: Map<string, IndexRecordReader>,
+  items: ViewItems,
   copyRange: (range: ByteRange, out: number) => void,
   step: () => void,
 ): void {
-  const item = (e: ViewEntry): ExportItem => {
-    let reader = readers.get(e.layerRoot);
-    if (reader === undefined) {
-      reader = new IndexRecordReader(e.layerRoot, INDEX_READ_AHEAD);
-      readers.set(e.layerRoot, reader);
-    }
-    return itemOf(e, reader);
-  };
   // Layer by layer, in index order: each index is then read in blocks, not a record at a
   // time, and a layer's entries of one directory mostly follow one another. Parents are
   // made as their children need them; directory times are set at the end.
@@ -311,7 +330,7 @@ function materialize(
       links.push(e);
       continue;
     }
-    const it = item(e);
+    const it = items.of(e);
     if (it.kind !== 'entry') continue;
     const times = { atime: secondsOf(it.info.lastAccessTime), mtime: secondsOf(it.info.lastWriteTime) };
     if (e.kind === 'symlink') {
@@ -336,7 +355,7 @@ function materialize(
     if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.recordName}: unresolved hard link`, { entry: e.recordName });
     const at = path.join(dest, e.name);
     if (target.kind === 'symlink') {
-      const it = item(target);
+      const it = items.of(target);
       symlinks.push({ at, target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : '') });
       continue;
     }
@@ -345,7 +364,7 @@ function materialize(
       continue;
     }
     // The target's path was deleted or replaced above: the link alone keeps the content.
-    const it = item(target);
+    const it = items.of(target);
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     try {
       if (it.kind === 'entry') {
