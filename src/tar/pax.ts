@@ -61,8 +61,26 @@ export function splitUnixNanos(ns: bigint): { secs: bigint; nanos: bigint } {
   return { secs, nanos: ns - secs * NS_PER_SECOND };
 }
 
+/**
+ * The texts of the last few times formatted: a layer's entries share a handful of times (an
+ * image's files are stamped together), and each entry of an export formats three or four.
+ */
+const RECENT_TIMES = 8;
+const recentTimes: (bigint | undefined)[] = new Array<bigint | undefined>(RECENT_TIMES).fill(undefined);
+const recentTimeTexts: string[] = new Array<string>(RECENT_TIMES).fill('');
+let nextRecentTime = 0;
+
 /** Formats Unix nanoseconds as Go's formatPAXTime does (`-1.5` for −1.5 s, `7` for 7 s). */
 export function formatPaxTime(ns: bigint): string {
+  for (let i = 0; i < RECENT_TIMES; i++) if (recentTimes[i] === ns) return recentTimeTexts[i] as string;
+  const text = formatPaxTimeOnce(ns);
+  recentTimes[nextRecentTime] = ns;
+  recentTimeTexts[nextRecentTime] = text;
+  nextRecentTime = (nextRecentTime + 1) % RECENT_TIMES;
+  return text;
+}
+
+function formatPaxTimeOnce(ns: bigint): string {
   const { secs, nanos } = splitUnixNanos(ns);
   if (nanos === 0n) return secs.toString();
   // Go prints the magnitude with the sign in front, so a negative time with a fraction
