@@ -207,6 +207,59 @@ function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, layerRoot
   return undefined;
 }
 
+/**
+ * Where the names of a view go below its directory. Layers may spell one directory
+ * differently (`Windows` in one, `WINDOWS` in the next); on NTFS that is one directory, and
+ * so it is here: a name's parent is found by its case-folded name, and a directory takes
+ * the spelling of its own view entry, or, when no layer names it, of the first name that
+ * needs it. `dir` gives a directory's path, `entry` any other name's (its parent's path,
+ * a slash, its own last component).
+ */
+function hostNames(view: ReadonlyMap<string, ViewEntry>): { dir: (name: string) => string; entry: (name: string) => string } {
+  const placed = new Map<string, string>([['', '']]);
+  const dir = (name: string): string => {
+    const key = caseFoldKey(name);
+    const known = placed.get(key);
+    if (known !== undefined) return known;
+    // Up to the nearest placed ancestor, then each missing one placed on the way down
+    // (iterative: a path may have thousands of levels). caseFoldKey keeps every UTF-16
+    // unit's place, so a key's prefix is its name prefix's key.
+    const missing: { name: string; key: string }[] = [];
+    let n = name;
+    let k = key;
+    let host = placed.get(k);
+    while (host === undefined) {
+      missing.push({ name: n, key: k });
+      const slash = n.lastIndexOf('/');
+      n = slash === -1 ? '' : n.slice(0, slash);
+      k = slash === -1 ? '' : k.slice(0, slash);
+      host = placed.get(k);
+    }
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const m = missing[i] as { name: string; key: string };
+      const own = view.get(m.key);
+      const spelled = own !== undefined && own.kind === 'directory' ? own.name : m.name;
+      const base = spelled.slice(spelled.lastIndexOf('/') + 1);
+      host = host === '' ? base : `${host}/${base}`;
+      placed.set(m.key, host);
+    }
+    return host;
+  };
+  let lastParent: string | undefined;
+  let lastParentHost = '';
+  const entry = (name: string): string => {
+    const slash = name.lastIndexOf('/');
+    if (slash === -1) return name;
+    const parent = name.slice(0, slash);
+    if (parent !== lastParent) {
+      lastParentHost = dir(parent);
+      lastParent = parent;
+    }
+    return `${lastParentHost}/${name.slice(slash + 1)}`;
+  };
+  return { dir, entry };
+}
+
 /** The export item (data range, metadata) of a view entry; its record is read through `reader` when given. */
 export function itemOf(e: ViewEntry, reader?: IndexRecordReader): ExportItem {
   return itemFromRecord(e.layerRoot, path.join(e.layerRoot, INDEX_DIR, STREAMS_FILE), e.recordFrom(reader));
@@ -311,6 +364,7 @@ function materialize(
     for (const e of list) entries.push(e);
   }
   byLayer.clear();
+  const hostOf = hostNames(view);
   let madeDir = '';
   const links: ViewEntry[] = [];
   const symlinks: { at: string; target: string }[] = [];
@@ -318,7 +372,7 @@ function materialize(
   for (const e of entries) {
     step();
     if (e.name === '') continue;
-    const at = path.join(dest, e.name);
+    const at = path.join(dest, e.kind === 'directory' ? hostOf.dir(e.name) : hostOf.entry(e.name));
     // Parents a layer created implicitly have no record of their own. They are made now for
     // hard and symbolic links too, while no symbolic link exists that a path could pass through.
     const dir = path.dirname(at);
@@ -353,14 +407,14 @@ function materialize(
   for (const e of links) {
     const target = e.linkTo;
     if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.recordName}: unresolved hard link`, { entry: e.recordName });
-    const at = path.join(dest, e.name);
+    const at = path.join(dest, hostOf.entry(e.name));
     if (target.kind === 'symlink') {
       const it = items.of(target);
       symlinks.push({ at, target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : '') });
       continue;
     }
     if (view.get(caseFoldKey(target.name)) === target) {
-      fs.linkSync(path.join(dest, target.name), at);
+      fs.linkSync(path.join(dest, hostOf.entry(target.name)), at);
       continue;
     }
     // The target's path was deleted or replaced above: the link alone keeps the content.

@@ -219,12 +219,20 @@ describe('driver: WindowsFilterDriver', function () {
       { type: 'file', name: 'Files/A', data: 'content of A' },
       { type: 'symlink', name: 'Files/Windows/x', target: 'A' },
     ])]));
-    await driver.applyDiff('child', 'base', Readable.from([await buildLayerTar([{ type: 'link', name: 'Files/WINDOWS/Win.ini', target: 'Files/a' }])]));
+    await driver.applyDiff('child', 'base', Readable.from([await buildLayerTar([
+      { type: 'link', name: 'Files/WINDOWS/Win.ini', target: 'Files/a' },
+      { type: 'file', name: 'Files/windows/system32/new.dll', data: 'new' },
+      { type: 'directory', name: 'Files/WINDOWS/System32' },
+    ])]));
     const dir = await driver.get('child');
+    // One directory, however each layer spells it, as on NTFS: the first spelling, or its own entry's.
+    expect(fs.readdirSync(dir).sort()).to.deep.equal(['A', 'Windows']);
+    expect(fs.readdirSync(path.join(dir, 'Windows')).sort()).to.deep.equal(['System32', 'Win.ini', 'x']);
     expect(fs.lstatSync(path.join(dir, 'Windows/x')).isSymbolicLink()).to.equal(true);
     expect(fs.readlinkSync(path.join(dir, 'Windows/x'))).to.equal('A');
-    expect(fs.statSync(path.join(dir, 'WINDOWS/Win.ini')).ino).to.equal(fs.statSync(path.join(dir, 'A')).ino);
-    expect(fs.readFileSync(path.join(dir, 'WINDOWS/Win.ini'), 'utf8')).to.equal('content of A');
+    expect(fs.statSync(path.join(dir, 'Windows/Win.ini')).ino).to.equal(fs.statSync(path.join(dir, 'A')).ino);
+    expect(fs.readFileSync(path.join(dir, 'Windows/Win.ini'), 'utf8')).to.equal('content of A');
+    expect(fs.readFileSync(path.join(dir, 'Windows/System32/new.dll'), 'utf8')).to.equal('new');
     await driver.put('child');
   });
 
