@@ -18,6 +18,7 @@ import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
 import { createError } from '../errors.js';
 import { LineWriter, readAt, readLinesSync, type LineSpan } from '../util/lines.js';
+import { recentTexts } from '../util/recent-texts.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
 export const INDEX_DIR = '.winlayer';
@@ -79,24 +80,8 @@ export function timesFromInfo(info: FileBasicInfo): IndexTimes {
   return [filetimeString(info.creationTime), filetimeString(info.lastAccessTime), filetimeString(info.lastWriteTime), filetimeString(info.changeTime)];
 }
 
-/**
- * The decimal string of a FILETIME, the last few remembered: the entries of a layer share
- * a handful of times (an image's files are stamped together), and each conversion of a
- * BigInt to a string was a new allocation, four per entry.
- */
-export function filetimeString(t: bigint): string {
-  for (let i = 0; i < RECENT_TIMES; i++) if (recentTimes[i] === t) return recentTimeStrings[i] as string;
-  const s = String(t);
-  recentTimes[nextRecentTime] = t;
-  recentTimeStrings[nextRecentTime] = s;
-  nextRecentTime = (nextRecentTime + 1) % RECENT_TIMES;
-  return s;
-}
-
-const RECENT_TIMES = 4;
-const recentTimes: (bigint | undefined)[] = new Array<bigint | undefined>(RECENT_TIMES).fill(undefined);
-const recentTimeStrings: (string | undefined)[] = new Array<string | undefined>(RECENT_TIMES).fill(undefined);
-let nextRecentTime = 0;
+/** The decimal string of a FILETIME, the last four remembered (four per entry, most of them alike). */
+export const filetimeString: (t: bigint) => string = recentTexts(4, (t) => String(t));
 
 /**
  * One record as a line of JSON, the fields in IndexEntry's order. What JSON.stringify

@@ -9,6 +9,7 @@
  */
 
 import { createError } from '../errors.js';
+import { recentTexts } from '../util/recent-texts.js';
 
 /** Basic PAX keys that Go's tar maps onto header fields (POSIX pax, plus `ctime`). */
 export const PAX_PATH = 'path';
@@ -62,23 +63,10 @@ export function splitUnixNanos(ns: bigint): { secs: bigint; nanos: bigint } {
 }
 
 /**
- * The texts of the last few times formatted: a layer's entries share a handful of times (an
- * image's files are stamped together), and each entry of an export formats three or four.
+ * Formats Unix nanoseconds as Go's formatPAXTime does (`-1.5` for −1.5 s, `7` for 7 s).
+ * The last eight are remembered: each entry of an export formats three or four times.
  */
-const RECENT_TIMES = 8;
-const recentTimes: (bigint | undefined)[] = new Array<bigint | undefined>(RECENT_TIMES).fill(undefined);
-const recentTimeTexts: string[] = new Array<string>(RECENT_TIMES).fill('');
-let nextRecentTime = 0;
-
-/** Formats Unix nanoseconds as Go's formatPAXTime does (`-1.5` for −1.5 s, `7` for 7 s). */
-export function formatPaxTime(ns: bigint): string {
-  for (let i = 0; i < RECENT_TIMES; i++) if (recentTimes[i] === ns) return recentTimeTexts[i] as string;
-  const text = formatPaxTimeOnce(ns);
-  recentTimes[nextRecentTime] = ns;
-  recentTimeTexts[nextRecentTime] = text;
-  nextRecentTime = (nextRecentTime + 1) % RECENT_TIMES;
-  return text;
-}
+export const formatPaxTime: (ns: bigint) => string = recentTexts(8, formatPaxTimeOnce);
 
 function formatPaxTimeOnce(ns: bigint): string {
   const { secs, nanos } = splitUnixNanos(ns);
