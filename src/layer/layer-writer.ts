@@ -387,6 +387,16 @@ export class TransportLayerWriter {
   /** Whether small files may be created on a file thread (never when each file is fsynced, or restored natively). */
   readonly #threadable: boolean;
   #files: FileThread | undefined;
+  /**
+   * The parent directory #hostPathFor resolved last, and its host path. A layer tar lists a
+   * directory's entries together, so most entries skip the lookups (case folding, the
+   * name tables, the checks of every ancestor). Files and hard links cannot change what a
+   * directory resolves to (a second entry of a name is refused); every other kind of entry,
+   * a deletion and the UtilityVM clone clear it, and it is not kept where UtilityVM entries
+   * are inherited.
+   */
+  #lastParent: string | undefined;
+  #lastParentHost = '';
   /** Each parent's deletions, case-folded (see #checkParentsHoldDirectory). */
   readonly #parentTombstones = new Map<string, DeletedNames>();
   /** Directories were queued on the file thread since it last drained. */
@@ -428,6 +438,8 @@ export class TransportLayerWriter {
   /** Starts a file, directory or reparse point; its backup stream follows through write(). */
   add(p: LayerPath, info: FileBasicInfo, kind: AddKind): void {
     this.#finishCurrent();
+    // A directory or reparse point may change what a name below it resolves to.
+    if (kind !== 'file') this.#lastParent = undefined;
     if (this.#files?.failed === true) this.#drainFiles(); // throws the thread's failure
     const isDirectory = (info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0;
     if ((kind === 'directory') !== isDirectory && kind !== 'symlink') {
@@ -782,6 +794,7 @@ export class TransportLayerWriter {
   /** Records a deletion of `p` from the parent chain (FORMATS.md §3.3 Remove). */
   remove(p: LayerPath): void {
     this.#finishCurrent();
+    this.#lastParent = undefined;
     if (this.isBaseLayer) {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: a base layer cannot delete files (it has no parent)`, { entry: p.name });
     }
@@ -997,7 +1010,12 @@ export class TransportLayerWriter {
   #hostPathFor(p: LayerPath): string {
     const parent = parentName(p.name);
     if (parent === '') return p.name;
+    if (parent === this.#lastParent) return this.#lastParentHost + '/' + baseName(p.name);
     const parentHost = this.#ensureDirectory(parent, p.name);
+    if (this.#inherited === undefined) {
+      this.#lastParent = parent;
+      this.#lastParentHost = parentHost;
+    }
     return parentHost + '/' + baseName(p.name);
   }
 
@@ -1061,6 +1079,7 @@ export class TransportLayerWriter {
    * ProcessUtilityVMImage rewrites, which are copied so the parent's stay intact.
    */
   #cloneUtilityVM(): void {
+    this.#lastParent = undefined;
     if (this.#hasUtilityVM || this.isBaseLayer) return;
     const parent = this.#parents[0] as string;
     const src = path.join(parent, UTILITY_VM_FILES);
