@@ -50,6 +50,34 @@ export async function* tarFromLayerEntries(
     if (pad.length > 0) yield pad;
   }
 
+  // Headers, padding and bodies already in memory (small files) are gathered into chunks of
+  // up to GATHER_BYTES: every chunk handed out costs a turn of each async generator between
+  // here and the consumer, ~7–10 µs an entry when each piece went out on its own.
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  const put = (piece: Buffer): void => {
+    if (piece.length === 0) return;
+    gathered.push(piece);
+    gatheredBytes += piece.length;
+  };
+  const take = (): Buffer => {
+    const out = gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered, gatheredBytes);
+    gathered = [];
+    gatheredBytes = 0;
+    return out;
+  };
+  /** Gathers a body whose bytes are at hand (with its padding); false when it must be streamed. */
+  const gatherBody = (range: ByteRange, name: string): boolean => {
+    if (range.bytes === undefined) return false;
+    if (range.bytes.length !== range.length) {
+      throw createError('ERR_LAYER_CORRUPT', `${name}: stored stream has ${range.bytes.length} bytes, expected ${range.length}`, { entry: name });
+    }
+    put(range.bytes);
+    put(tarPadding(range.length));
+    bytes += range.length;
+    return true;
+  };
+
   for await (const item of items) {
     if (options.signal?.aborted === true) throw createError('ERR_CANCELED', 'export canceled');
     entries++;
@@ -57,26 +85,36 @@ export async function* tarFromLayerEntries(
     switch (item.kind) {
       case 'whiteout': {
         const dir = parentName(item.name);
-        yield encodeTarHeader(whiteoutTarHeader(`${dir}/${WHITEOUT_PREFIX}${baseName(item.name)}`));
+        put(encodeTarHeader(whiteoutTarHeader(`${dir}/${WHITEOUT_PREFIX}${baseName(item.name)}`)));
         break;
       }
       case 'link':
-        yield encodeTarHeader(linkTarHeader(item.name, item.target, item.info));
+        put(encodeTarHeader(linkTarHeader(item.name, item.target, item.info)));
         break;
       case 'entry': {
         const size = item.data?.length ?? 0;
         const header = tarHeaderFromEntry(item.name, item.info, size, item.hasData, item.meta);
-        yield encodeTarHeader(header);
-        if (header.typeflag === '0' && item.data !== undefined) yield* body(item.data, item.name);
+        put(encodeTarHeader(header));
+        if (header.typeflag === '0' && item.data !== undefined && !gatherBody(item.data, item.name)) {
+          if (gatheredBytes > 0) yield take();
+          yield* body(item.data, item.name);
+        }
         for (const s of item.streams) {
           entries++;
-          yield encodeTarHeader(adsTarHeader(header, s.name, s.range.length));
+          put(encodeTarHeader(adsTarHeader(header, s.name, s.range.length)));
+          if (gatherBody(s.range, item.name + s.name)) continue;
+          if (gatheredBytes > 0) yield take();
           yield* body(s.range, item.name + s.name);
         }
         break;
       }
     }
+    if (gatheredBytes >= GATHER_BYTES) yield take();
   }
-  yield TAR_END_OF_ARCHIVE;
+  put(TAR_END_OF_ARCHIVE);
+  yield take();
   progress(true);
 }
+
+/** The most bytes gathered into one chunk before it is handed out. */
+const GATHER_BYTES = 64 * 1024;
