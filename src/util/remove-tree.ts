@@ -8,8 +8,12 @@
  * - Width: `fs.promises.rm` with `recursive` starts the removal of every entry of a
  *   directory at once. An import of 80,000 files in one directory that failed at its end
  *   peaked at 228 MB RSS removing its staging directory (80,000 pending lstat calls and
- *   their Stats), against 83 MB for the import itself. The asynchronous removal here
- *   has at most UNLINK_BATCH calls in flight.
+ *   their Stats), against 83 MB for the import itself.
+ * - Speed: the asynchronous form makes the same synchronous calls as removeTreeSync, a
+ *   slice of SLICE_MS at a time, and lets the event loop run between slices. With a
+ *   promise per unlink and per directory entry read (at most 64 unlinks in flight), a
+ *   base layer of 440,000 entries took 13 s to remove on tmpfs, 9.3 s of it in
+ *   JavaScript; `rm -rf` took 2.8 s, the synchronous walk 4.9 s.
  *
  * - Listings: a directory is read at most LIST_BATCH entries at a time (reading a whole
  *   one made an object per entry: ~14 MiB for the 100,000 links of a base layer's
@@ -18,35 +22,25 @@
  *   read to its end goes once its last subdirectory has.
  *
  * Symbolic links are removed, never followed. A path that does not exist is not an error
- * (as `force: true`). One walk (`removalSteps`) serves both forms; each runs the steps
- * with its own calls.
+ * (as `force: true`). One walk (`removal`) serves both forms.
  */
 import * as fs from 'node:fs';
 
-/** Unlinks in flight at most, in the asynchronous removal. */
-const UNLINK_BATCH = 64;
+/** How long the asynchronous removal works before it lets the event loop run (ms). */
+const SLICE_MS = 4;
 
 /** Entries read from a directory at a time. */
 export const LIST_BATCH = 4096;
 
-/** What the walk asks its runner to do, and what it expects back. */
-type Step =
-  /** → true for a directory, false for anything else, undefined when absent */
-  | { op: 'kind'; path: string }
-  /** → its first `max` entries (fewer: all of them), or undefined when the directory is gone */
-  | { op: 'list'; path: string; max: number }
-  /** → nothing; absent files are skipped */
-  | { op: 'unlink'; paths: string[] }
-  /** → nothing; an absent directory is skipped */
-  | { op: 'rmdir'; path: string };
-
-type Answer = boolean | fs.Dirent[] | undefined;
-
-function* removalSteps(target: string, listBatch: number): Generator<Step, void, Answer> {
-  const isDirectory = yield { op: 'kind', path: target };
+/**
+ * The removal, one call at a time: it yields after each (an unlink, a listing, an rmdir),
+ * so that the asynchronous form can let the event loop run between calls.
+ */
+function* removal(target: string, listBatch: number): Generator<void, void, void> {
+  const isDirectory = absentAsUndefined(() => fs.lstatSync(target).isDirectory());
   if (isDirectory === undefined) return;
-  if (isDirectory !== true) {
-    yield { op: 'unlink', paths: [target] };
+  if (!isDirectory) {
+    unlinkIfThere(target);
     return;
   }
   // Directories read to their end (their subdirectories are above them on the stack).
@@ -57,23 +51,27 @@ function* removalSteps(target: string, listBatch: number): Generator<Step, void,
     if (listed.has(dir)) {
       stack.pop();
       listed.delete(dir);
-      yield { op: 'rmdir', path: dir };
+      absentAsUndefined(() => fs.rmdirSync(dir));
+      yield;
       continue;
     }
-    const entries = (yield { op: 'list', path: dir, max: listBatch }) as fs.Dirent[] | undefined;
+    const entries = absentAsUndefined(() => firstEntriesSync(dir, listBatch));
+    yield;
     if (entries === undefined) {
       stack.pop();
       continue;
     }
     // A full batch: the directory is read again, once these entries are gone.
     if (entries.length < listBatch) listed.add(dir);
-    const files: string[] = [];
     for (const entry of entries) {
       const child = `${dir}/${entry.name}`;
-      if (entry.isDirectory()) stack.push(child);
-      else files.push(child);
+      if (entry.isDirectory()) {
+        stack.push(child);
+        continue;
+      }
+      unlinkIfThere(child);
+      yield;
     }
-    if (files.length > 0) yield { op: 'unlink', paths: files };
   }
 }
 
@@ -92,62 +90,23 @@ export function firstEntriesSync(dir: string, max: number): fs.Dirent[] {
   }
 }
 
-async function list(dir: string, max: number): Promise<fs.Dirent[]> {
-  const handle = await fs.promises.opendir(dir, { bufferSize: 256 });
-  try {
-    const out: fs.Dirent[] = [];
-    for (let d = await handle.read(); d !== null; d = out.length < max ? await handle.read() : null) out.push(d);
-    return out;
-  } finally {
-    await handle.close();
-  }
-}
-
-/** What each step does, synchronously. */
-const syncSteps: { [K in Step['op']]: (step: Extract<Step, { op: K }>) => Answer } = {
-  kind: (step) => absentAsUndefined(() => fs.lstatSync(step.path).isDirectory()),
-  list: (step) => absentAsUndefined(() => firstEntriesSync(step.path, step.max)),
-  unlink: (step) => {
-    for (const file of step.paths) unlinkIfThere(file);
-    return undefined;
-  },
-  rmdir: (step) => {
-    absentAsUndefined(() => fs.rmdirSync(step.path));
-    return undefined;
-  },
-};
-
-/** What each step does, asynchronously: unlinks UNLINK_BATCH at a time. */
-const asyncSteps: { [K in Step['op']]: (step: Extract<Step, { op: K }>) => Promise<Answer> } = {
-  kind: (step) => absentAsUndefinedAsync(async () => (await fs.promises.lstat(step.path)).isDirectory()),
-  list: (step) => absentAsUndefinedAsync(() => list(step.path, step.max)),
-  unlink: async (step) => {
-    for (let i = 0; i < step.paths.length; i += UNLINK_BATCH) {
-      await Promise.all(step.paths.slice(i, i + UNLINK_BATCH).map(unlinkIfThereAsync));
-    }
-    return undefined;
-  },
-  rmdir: async (step) => {
-    await absentAsUndefinedAsync(() => fs.promises.rmdir(step.path));
-    return undefined;
-  },
-};
-
-/** A step always goes to the runner of its own op; an index by op cannot show TypeScript that, hence the widening casts. */
-type StepRunner<R> = (step: Step) => R;
-
 /** `listBatch`: entries read from a directory at a time (tests make it small). */
 export function removeTreeSync(target: string, listBatch = LIST_BATCH): void {
-  const run = syncSteps as unknown as Record<Step['op'], StepRunner<Answer>>;
-  const steps = removalSteps(target, listBatch);
-  for (let s = steps.next(); s.done !== true; s = steps.next(run[s.value.op](s.value)));
+  for (const _ of removal(target, listBatch));
 }
 
-/** removeTreeSync without blocking the event loop, with at most UNLINK_BATCH calls in flight. */
-export async function removeTree(target: string, listBatch = LIST_BATCH): Promise<void> {
-  const run = asyncSteps as unknown as Record<Step['op'], StepRunner<Promise<Answer>>>;
-  const steps = removalSteps(target, listBatch);
-  for (let s = steps.next(); s.done !== true; s = steps.next(await run[s.value.op](s.value)));
+/**
+ * removeTreeSync a slice at a time: it lets the event loop run (setImmediate) whenever it
+ * has worked `sliceMs` since it last did, checked after each call, so one slice lasts
+ * `sliceMs` and one call at most. `sliceMs` 0 yields after every call (tests).
+ */
+export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS): Promise<void> {
+  let since = performance.now();
+  for (const _ of removal(target, listBatch)) {
+    if (performance.now() - since < sliceMs) continue;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
+  }
 }
 
 function isAbsent(error: unknown): boolean {
@@ -157,15 +116,6 @@ function isAbsent(error: unknown): boolean {
 function absentAsUndefined<T>(call: () => T): T | undefined {
   try {
     return call();
-  } catch (error) {
-    if (isAbsent(error)) return undefined;
-    throw error;
-  }
-}
-
-async function absentAsUndefinedAsync<T>(call: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await call();
   } catch (error) {
     if (isAbsent(error)) return undefined;
     throw error;
@@ -185,16 +135,5 @@ function unlinkIfThere(file: string): void {
     if (!readOnlyOnWindows(error)) throw error;
     fs.chmodSync(file, 0o666);
     fs.unlinkSync(file);
-  }
-}
-
-async function unlinkIfThereAsync(file: string): Promise<void> {
-  try {
-    await fs.promises.unlink(file);
-  } catch (error) {
-    if (isAbsent(error)) return;
-    if (!readOnlyOnWindows(error)) throw error;
-    await fs.promises.chmod(file, 0o666);
-    await fs.promises.unlink(file);
   }
 }

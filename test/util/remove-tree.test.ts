@@ -78,4 +78,24 @@ describe('util/remove-tree', () => {
       });
     });
   }
+
+  it('removeTree lets the event loop run while it works, every slice of its time', async () => {
+    const root = path.join(tempDir(), 'tree');
+    for (let d = 0; d < 20; d++) {
+      fs.mkdirSync(path.join(root, `d${d}`), { recursive: true });
+      for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(root, `d${d}`, `f${f}`), '');
+    }
+    let turns = 0;
+    let done = false;
+    const turn = (): void => {
+      turns++;
+      if (!done) setImmediate(turn);
+    };
+    setImmediate(turn);
+    // Slices of 0 ms: a turn of the loop after each of its 1,000 unlinks, 20 listings and 21 rmdirs.
+    await removeTree(root, 7, 0);
+    done = true;
+    expect(fs.existsSync(root)).to.equal(false);
+    expect(turns).to.be.greaterThan(1000);
+  });
 });
