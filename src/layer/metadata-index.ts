@@ -339,8 +339,12 @@ export class IndexRecordReader {
     if (span.offset < this.#blockStart || span.offset + span.length > this.#blockEnd) {
       const size = Math.max(this.#readAhead, span.length);
       if (this.#block.length < size) this.#block = Buffer.allocUnsafe(size);
+      // Emptied first: a read that fails leaves no stale bytes behind for the next call.
+      this.#blockStart = 0;
+      this.#blockEnd = 0;
+      const got = readAt(fd, this.#block.subarray(0, size), span.offset);
       this.#blockStart = span.offset;
-      this.#blockEnd = span.offset + readAt(fd, this.#block.subarray(0, size), span.offset);
+      this.#blockEnd = span.offset + got;
     }
     let record: IndexEntry | undefined;
     try {
