@@ -20,8 +20,8 @@ const FILES_PREFIX = 'Files/';
 /**
  * One visible entry of the view: what resolving and materializing need (kind, hard-link
  * target), and where the rest of its record is, read back from the index when asked for.
- * Holding every record instead cost ~730 bytes of heap an entry: ~320 MB for a Windows
- * base layer's 440,000 entries, 437 MB peak RSS in the worker that made its view.
+ * Holding every record instead cost ~770 bytes of heap an entry: ~324 MiB for a Windows
+ * base layer's 440,000 entries, 427 MiB peak RSS in the worker that made its view.
  */
 export class ViewEntry {
   /** The name below Files/ with `/` separators (`''` is the root); a UtilityVM path for a link target there. */
