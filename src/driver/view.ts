@@ -11,7 +11,7 @@ import { createError } from '../errors.js';
 import { itemFromRecord, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
-import type { LineSpan } from '../util/lines.js';
+import { writeAll, type LineSpan } from '../util/lines.js';
 import { caseFoldKey } from '../util/safe-path.js';
 import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime } from '../util/windows.js';
 
@@ -447,7 +447,7 @@ function copyFileRange(range: ByteRange, out: number): void {
   if (length === 0) return;
   if (range.bytes !== undefined) {
     if (range.bytes.length !== length) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
-    for (let w = 0; w < length; ) w += fs.writeSync(out, range.bytes, w, length - w);
+    writeAll(out, range.bytes);
     return;
   }
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -457,8 +457,7 @@ function copyFileRange(range: ByteRange, out: number): void {
     while (done < length) {
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, length - done), offset + done);
       if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
-      let w = 0;
-      while (w < n) w += fs.writeSync(out, buf, w, n - w);
+      writeAll(out, n === buf.length ? buf : buf.subarray(0, n));
       done += n;
     }
   } finally {
