@@ -50,6 +50,7 @@ import { TOMBSTONES_FILE } from '../layer/tombstones.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import { IMPORTING_INFIX, LAYER_CHAIN_FILE } from '../store/layer-store.js';
 import { readTar } from '../tar/reader.js';
+import { writeAll } from '../util/lines.js';
 import { caseFoldKey, WCIDIRS_SUFFIX } from '../util/safe-path.js';
 import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js';
 import type { NativeBackend, ReadLayerRequest, WriteLayerRequest, WriteLayerResult } from './backend.js';
@@ -615,7 +616,3 @@ function throwIfCanceled(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw createError('ERR_CANCELED', 'canceled before a Host Compute Service call');
 }
 
-function writeAll(fd: number, chunk: Uint8Array): void {
-  let done = 0;
-  while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
-}
