@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: our import and export against GNU tar and node-tar on the same
  * generated layers, side by side in one run. Every command runs as its own process
- * (ours through the real `winlayer` CLI), three times; the table shows medians, ratios
+ * (ours through the real `winlayer` CLI), five times, the tools in turn in each round; the table shows medians, ratios
  * to the peers, and peak RSS measured by GNU time (`/usr/bin/time -f %M`).
  *
  * Layers: `large` (4 files of 64 MiB: 256 MiB of data) and `small` (20,000 files of
@@ -35,7 +35,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(here, '..', 'src', 'cli', 'main.cjs');
 const repo = path.join(here, '..', '..');
 const quick = process.env['BENCH_QUICK'] === '1';
-const RUNS = quick ? 1 : 3;
+const RUNS = quick ? 1 : 5;
 const MiB = 1024 * 1024;
 
 interface Measure {
@@ -61,18 +61,36 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
-function bench(label: string, setup: () => void, command: string): Measure {
-  const walls: number[] = [];
-  const rss: number[] = [];
+interface Case {
+  label: string;
+  setup: () => void;
+  command: string;
+}
+
+/**
+ * Runs every case RUNS times, in rounds (each case once per round, in turn), and gives
+ * each case's median wall time and largest peak RSS. Rounds, not each case's runs in a
+ * row: the file system's speed drifts within a minute (write-back, discards, the inode
+ * allocator after deletions), and a tool measured all at once could meet a slow spell the
+ * others never see.
+ */
+function benchRounds(cases: Case[]): Measure[] {
+  const walls: number[][] = cases.map(() => []);
+  const rss: number[][] = cases.map(() => []);
   for (let i = 0; i < RUNS; i++) {
-    setup();
-    const m = measure(command);
-    walls.push(m.wall);
-    if (m.rssKiB !== undefined) rss.push(m.rssKiB);
+    cases.forEach((c, k) => {
+      c.setup();
+      const m = measure(c.command);
+      walls[k]?.push(m.wall);
+      if (m.rssKiB !== undefined) rss[k]?.push(m.rssKiB);
+    });
   }
-  const out = { wall: median(walls), rssKiB: rss.length > 0 ? Math.max(...rss) : undefined };
-  process.stderr.write(`  ${label.padEnd(28)} ${out.wall.toFixed(3)} s  ${out.rssKiB === undefined ? '' : (out.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
-  return out;
+  return cases.map((c, k) => {
+    const r = rss[k] ?? [];
+    const out = { wall: median(walls[k] ?? []), rssKiB: r.length > 0 ? Math.max(...r) : undefined };
+    process.stderr.write(`  ${c.label.padEnd(28)} ${out.wall.toFixed(3)} s  ${out.rssKiB === undefined ? '' : (out.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
+    return out;
+  });
 }
 
 function largeLayer(): BuilderEntry[] {
@@ -213,17 +231,21 @@ async function main(): Promise<void> {
         fs.mkdirSync(dir, { recursive: true });
         spawnSync('sync');
       };
-      const ours = bench('winlayer import', reset(home), `node ${cli} import --home ${home} --id bench < ${tarFile}`);
       const gnuTar = `tar --warning=no-unknown-keyword -xf ${tarFile} -C ${out}`;
-      const gnu = bench('GNU tar -x', reset(out), gnuTar);
-      const gnuSync = bench('GNU tar -x && sync -f', reset(out), `${gnuTar} && sync -f ${out}`);
-      const nodeTar = bench('node-tar extract', reset(out), `node ${nodeTarScript} ${tarFile} ${out}`);
+      const [ours, gnu, gnuSync, nodeTar] = benchRounds([
+        { label: 'winlayer import', setup: reset(home), command: `node ${cli} import --home ${home} --id bench < ${tarFile}` },
+        { label: 'GNU tar -x', setup: reset(out), command: gnuTar },
+        { label: 'GNU tar -x && sync -f', setup: reset(out), command: `${gnuTar} && sync -f ${out}` },
+        { label: 'node-tar extract', setup: reset(out), command: `node ${nodeTarScript} ${tarFile} ${out}` },
+      ]) as [Measure, Measure, Measure, Measure];
       reset(home)();
       spawnSync('sh', ['-c', `node ${cli} import --home ${home} --id bench < ${tarFile}`]);
-      const ourExport = bench('winlayer export', () => undefined, `node ${cli} export --home ${home} --id bench | cat > /dev/null`);
       reset(out)();
       spawnSync('sh', ['-c', gnuTar]);
-      const gnuCreate = bench('GNU tar -c', () => undefined, `tar -cf - -C ${out} . | cat > /dev/null`);
+      const [ourExport, gnuCreate] = benchRounds([
+        { label: 'winlayer export', setup: () => undefined, command: `node ${cli} export --home ${home} --id bench | cat > /dev/null` },
+        { label: 'GNU tar -c', setup: () => undefined, command: `tar -cf - -C ${out} . | cat > /dev/null` },
+      ]) as [Measure, Measure];
       rows.push({ layer: name, tarMiB, ours, gnu, gnuSync, nodeTar, ourExport, gnuCreate });
       fs.rmSync(tarFile, { force: true });
     }
