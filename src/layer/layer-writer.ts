@@ -1119,8 +1119,10 @@ export class TransportLayerWriter {
 
   /** A tar entry for a cloned UtilityVM path replaces the clone (FORMATS.md §3.3). */
   #replaceInherited(p: LayerPath, host: string, isDirectory: boolean): void {
+    // Only a UtilityVM cloned from a parent inherits entries; other layers skip the case folding.
+    if (this.#inherited === undefined || this.#inherited.size === 0) return;
     const key = caseFoldKey(p.name);
-    const prior = this.#inherited?.get(key);
+    const prior = this.#inherited.get(key);
     if (prior === undefined) return;
     const abs = path.join(this.#root, prior.host ?? host);
     if (isDirectory && prior.kind === 'directory') {
