@@ -6,6 +6,8 @@
  * failed, 2 the command line was wrong.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import { parseArgs } from 'node:util';
@@ -275,8 +277,19 @@ async function openDriver(v: Values, options: { cleanup?: boolean } = {}): Promi
 function mainHelp(): string {
   const lines = ['winlayer: store, import and export Windows container image layers', '', 'Commands:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
-  lines.push('', 'Run `winlayer <command> --help` for the options of a command.');
+  lines.push('', 'Run `winlayer <command> --help` for the options of a command, `winlayer --version` for the version.');
   return lines.join('\n') + '\n';
+}
+
+/**
+ * This package's version, from its package.json: three directories up from this module
+ * (dist/src/cli), as from the CLI bundle beside it.
+ */
+export function packageVersion(): string {
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
+  const version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }).version;
+  if (typeof version !== 'string') throw createError('ERR_IO', `${file} holds no version`, { file });
+  return version;
 }
 
 function commandHelp(name: string, c: Command): string {
@@ -321,6 +334,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`winlayer ${packageVersion()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   const wantsJson = rest.includes('--json');

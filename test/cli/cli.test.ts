@@ -75,6 +75,14 @@ describe('cli: winlayer', function () {
     expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');
   });
 
+  it("prints the package's version for --version, -V and version, exit 0", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(path.dirname(cli), '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V', 'version']) {
+      const r = run([flag]);
+      expect([r.status, r.stdout.toString()], flag).to.deep.equal([0, `winlayer ${pkg.version}\n`]);
+    }
+  });
+
   it('imports a tar+gzip blob from a file or a pipe as the tar it holds, and names a compression it cannot read', async () => {
     const tar = await buildLayerTar(baseLayer);
     const home = tempDir();
