@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: our import and export against GNU tar and node-tar on the same
  * generated layers, side by side in one run. Every command runs as its own process
- * (ours through the real `winlayer` CLI), five times, the tools in turn in each round; the table shows medians, ratios
- * to the peers, and peak RSS measured by GNU time (`/usr/bin/time -f %M`).
+ * (ours through the real `winlayer` CLI), five times, the tools in turn in each round;
+ * the table shows medians, ratios to the peers, and peak RSS measured by GNU time
+ * (`/usr/bin/time -f %M`).
  *
  * Layers: `large` (4 files of 64 MiB: 256 MiB of data) and `small` (20,000 files of
  * 1–4 KiB in 200 directories). Set BENCH_QUICK=1 for a smaller, faster run, and
