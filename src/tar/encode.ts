@@ -238,64 +238,83 @@ function normalize(h: TarHeaderInput): NormalizedHeader {
   };
 }
 
-/** Go's Header.allowedFormats, restricted to the fields a caller can set here. */
+/** A user record's value, if the caller gave one under `key`. */
+function userValue(user: Readonly<Record<string, string>>, key: string): string | undefined {
+  return Object.hasOwn(user, key) ? user[key] : undefined;
+}
+
+/** allowedFormats' state while it looks at one header's fields. */
+interface Planning {
+  formats: number;
+  records: Map<string, string>;
+  preferPax: boolean;
+  user: Readonly<Record<string, string>>;
+}
+
+/** Go's verifyString: a string field (`bytes` is `s` in UTF-8). */
+function verifyString(p: Planning, s: string, bytes: Uint8Array, fieldLength: number, key: string): void {
+  const tooLong = bytes.length > fieldLength;
+  const longAllowedInGnu = key === PAX_PATH || key === PAX_LINKPATH;
+  if (s.includes('\0') || (tooLong && !longAllowedInGnu)) p.formats &= ~FORMAT_GNU;
+  if (!isAsciiBytes(bytes) || tooLong) {
+    if (key !== PAX_PATH || splitUstarPath(bytes) === undefined) p.formats &= ~FORMAT_USTAR;
+    p.records.set(key, s);
+  }
+  if (userValue(p.user, key) === s) p.records.set(key, s);
+}
+
+/** Go's verifyNumeric for the size, the one numeric field that is not always 0 here. */
+function verifySize(p: Planning, size: number): void {
+  // Base-256 fits every value we can be given in a 12-byte field, so GNU stays allowed.
+  if (!fitsInOctal(FIELD.size.length, BigInt(size))) {
+    p.formats &= ~FORMAT_USTAR;
+    p.records.set(PAX_SIZE, String(size));
+  }
+  const user = userValue(p.user, PAX_SIZE);
+  if (user !== undefined && user === String(size)) p.records.set(PAX_SIZE, user);
+}
+
+/** Go's verifyTime. */
+function verifyTime(p: Planning, ns: bigint | undefined, key: string): void {
+  if (ns === undefined) return; // Go's zero time.Time: always fine, never recorded
+  const { secs, nanos } = splitUnixNanos(ns);
+  const isMtime = key === PAX_MTIME;
+  const fitsOctal = fitsInOctal(FIELD.mtime.length, secs);
+  // USTAR has no atime/ctime at all, and only whole non-negative seconds for mtime.
+  if (!isMtime || !fitsOctal) p.formats &= ~FORMAT_USTAR;
+  const needed = !isMtime || !fitsOctal || nanos !== 0n;
+  const user = userValue(p.user, key);
+  if (!needed && user === undefined) return;
+  const text = formatPaxTime(ns);
+  if (needed) {
+    p.preferPax = true;
+    p.records.set(key, text);
+  }
+  if (user === text) p.records.set(key, text);
+}
+
+/**
+ * Go's Header.allowedFormats, restricted to the fields a caller can set here. Helpers of
+ * the module, not closures: this runs for every entry of an export.
+ */
 function planFormats(h: NormalizedHeader): FormatPlan {
-  let formats = FORMAT_USTAR | FORMAT_PAX | FORMAT_GNU;
-  const records = new Map<string, string>();
-  let preferPax = false;
-  const userValue = (key: string): string | undefined => (Object.hasOwn(h.user, key) ? h.user[key] : undefined);
-
-  const verifyString = (s: string, bytes: Uint8Array, fieldLength: number, key: string): void => {
-    const tooLong = bytes.length > fieldLength;
-    const longAllowedInGnu = key === PAX_PATH || key === PAX_LINKPATH;
-    if (s.includes('\0') || (tooLong && !longAllowedInGnu)) formats &= ~FORMAT_GNU;
-    if (!isAsciiBytes(bytes) || tooLong) {
-      if (key !== PAX_PATH || splitUstarPath(bytes) === undefined) formats &= ~FORMAT_USTAR;
-      records.set(key, s);
-    }
-    if (userValue(key) === s) records.set(key, s);
-  };
-  const verifyNumeric = (n: bigint, fieldLength: number, key: string): void => {
-    // Base-256 fits every value we can be given in a 12-byte field, and 8-byte fields
-    // (mode, uid, gid) hold values that fit octal, so GNU stays allowed here.
-    if (!fitsInOctal(fieldLength, n)) {
-      formats &= ~FORMAT_USTAR;
-      records.set(key, n.toString());
-    }
-    const user = userValue(key);
-    if (user !== undefined && user === n.toString()) records.set(key, user);
-  };
-  const verifyTime = (ns: bigint | undefined, key: string): void => {
-    if (ns === undefined) return; // Go's zero time.Time: always fine, never recorded
-    const { secs, nanos } = splitUnixNanos(ns);
-    const isMtime = key === PAX_MTIME;
-    const fitsOctal = fitsInOctal(FIELD.mtime.length, secs);
-    // USTAR has no atime/ctime at all, and only whole non-negative seconds for mtime.
-    if (!isMtime || !fitsOctal) formats &= ~FORMAT_USTAR;
-    const needed = !isMtime || !fitsOctal || nanos !== 0n;
-    const user = userValue(key);
-    if (!needed && user === undefined) return;
-    const text = formatPaxTime(ns);
-    if (needed) {
-      preferPax = true;
-      records.set(key, text);
-    }
-    if (user === text) records.set(key, text);
-  };
-
-  verifyString(h.name, h.nameBytes, FIELD.name.length, PAX_PATH);
-  verifyString(h.linkname, h.linkBytes, FIELD.linkname.length, PAX_LINKPATH);
-  verifyString('', new Uint8Array(0), FIELD.uname.length, PAX_UNAME);
-  verifyString('', new Uint8Array(0), FIELD.gname.length, PAX_GNAME);
-  verifyNumeric(0n, FIELD.uid.length, PAX_UID);
-  verifyNumeric(0n, FIELD.gid.length, PAX_GID);
-  verifyNumeric(BigInt(h.size), FIELD.size.length, PAX_SIZE);
-  verifyTime(h.mtime, PAX_MTIME);
-  verifyTime(h.atime, PAX_ATIME);
-  verifyTime(h.ctime, PAX_CTIME);
+  const p: Planning = { formats: FORMAT_USTAR | FORMAT_PAX | FORMAT_GNU, records: new Map(), preferPax: false, user: h.user };
+  verifyString(p, h.name, h.nameBytes, FIELD.name.length, PAX_PATH);
+  verifyString(p, h.linkname, h.linkBytes, FIELD.linkname.length, PAX_LINKPATH);
+  // uname and gname are empty, uid and gid 0: they always fit, so Go's checks of them only
+  // keep a user record that repeats their value.
+  if (userValue(h.user, PAX_UNAME) === '') p.records.set(PAX_UNAME, '');
+  if (userValue(h.user, PAX_GNAME) === '') p.records.set(PAX_GNAME, '');
+  if (userValue(h.user, PAX_UID) === '0') p.records.set(PAX_UID, '0');
+  if (userValue(h.user, PAX_GID) === '0') p.records.set(PAX_GID, '0');
+  verifySize(p, h.size);
+  verifyTime(p, h.mtime, PAX_MTIME);
+  verifyTime(p, h.atime, PAX_ATIME);
+  verifyTime(p, h.ctime, PAX_CTIME);
 
   // User records never override derived ones, and basic or GNU sparse keys are dropped;
   // but their mere presence rules out USTAR, even if every one of them was dropped.
+  const records = p.records;
   const userKeys = Object.keys(h.user);
   for (const key of userKeys) {
     if (records.has(key) || PAX_BASIC_KEYS.has(key) || key.startsWith(PAX_GNU_SPARSE_PREFIX)) continue;
@@ -305,6 +324,7 @@ function planFormats(h: NormalizedHeader): FormatPlan {
     }
     records.set(key, value);
   }
+  let formats = p.formats;
   if (userKeys.length > 0) formats &= FORMAT_PAX;
   for (const [key, value] of records) {
     if (!isValidPaxRecord(key, value)) {
@@ -312,7 +332,7 @@ function planFormats(h: NormalizedHeader): FormatPlan {
     }
   }
 
-  if (h.format === 'pax') formats &= preferPax ? FORMAT_PAX : FORMAT_PAX | FORMAT_USTAR;
+  if (h.format === 'pax') formats &= p.preferPax ? FORMAT_PAX : FORMAT_PAX | FORMAT_USTAR;
   return { formats, records };
 }
 
