@@ -41,8 +41,8 @@ const STORAGE_OPTION: Option = { type: 'string', multiple: true, description: 's
 
 const COMMANDS: Record<string, Command> = {
   import: {
-    summary: 'import a Windows layer tar (or tar+gzip) from stdin as a new layer (through a worker process)',
-    usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar[.gz]',
+    summary: 'import a Windows layer tar (plain, gzip or zstd) from stdin as a new layer, through a worker process',
+    usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar[.gz|.zst]',
     options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
