@@ -744,6 +744,11 @@ function resolveName(
   }
   if (fromLong !== null) return decodeName(fromLong, offset, what, false);
   if (fromPax !== null) return decodeName(fromPax, offset, what, true);
+  const prefixField = field === FIELD.name && format !== 'gnu' ? (format === 'star' ? FIELD.starPrefix : FIELD.prefix) : undefined;
+  if (prefixField === undefined || block[prefixField.offset] === 0) {
+    const ascii = asciiFieldText(block, field);
+    if (ascii !== undefined) return ascii;
+  }
   let bytes = readStringField(block, field);
   if (field === FIELD.name && format !== 'gnu') {
     const prefix = readStringField(block, format === 'star' ? FIELD.starPrefix : FIELD.prefix);
@@ -752,6 +757,26 @@ function resolveName(
   const text = decodeName(bytes, offset, what, false);
   if (text.includes('\0')) throw headerInvalid(offset, `${what} contains NUL`);
   return text;
+}
+
+/**
+ * A string field up to its first NUL when every byte before it is ASCII (which reads the
+ * same as UTF-8 or Latin-1), else undefined. Most names and nearly every empty link name
+ * and prefix take this path: no sub-buffer, no UTF-8 check, one Latin-1 slice.
+ */
+function asciiFieldText(block: Buffer, field: BlockField): string | undefined {
+  const start = field.offset;
+  const end = start + field.length;
+  let i = start;
+  let bits = 0;
+  while (i < end) {
+    const c = block[i] as number;
+    if (c === 0) break;
+    bits |= c;
+    i++;
+  }
+  if (bits >= 0x80) return undefined;
+  return i === start ? '' : block.toString('latin1', start, i);
 }
 
 function toBuffer(chunk: Uint8Array | string): Buffer {
