@@ -82,6 +82,8 @@ interface Batch {
   /** atime, mtime (seconds) of each file. */
   times: Float64Array;
   arena: ArrayBuffer;
+  /** Hash ring slots filled before this batch (slot, length pairs), hashed before its files. */
+  hashSlots?: number[];
 }
 
 /** What the thread reports when a file cannot be written. */
@@ -107,13 +109,16 @@ const port = workerData.port;
 let hash;
 const ring = new Uint8Array(workerData.ring);
 parentPort.on('message', (b) => {
-  if (b.hashSlot !== undefined) {
+  if (b.hashSlots !== undefined) {
+    // Ring slots filled since the last message: hashed first, in order, then the files.
     hash ??= require('node:crypto').createHash('sha256');
-    const at = b.hashSlot * workerData.slotBytes;
-    hash.update(ring.subarray(at, at + b.length));
-    Atomics.add(state, slots.hashed, 1);
+    for (let i = 0; i < b.hashSlots.length; i += 2) {
+      const at = b.hashSlots[i] * workerData.slotBytes;
+      hash.update(ring.subarray(at, at + b.hashSlots[i + 1]));
+    }
+    Atomics.add(state, slots.hashed, b.hashSlots.length / 2);
     Atomics.notify(state, slots.hashed);
-    return;
+    if (b.arena === undefined) return;
   }
   if (b.digest !== undefined) {
     hash ??= require('node:crypto').createHash('sha256');
@@ -181,9 +186,14 @@ export class FileThread implements ChunkHasher {
   readonly #arenas: ArrayBuffer[] = [];
   #stopped = false;
   readonly #ring: Uint8Array;
-  /** Hash slots posted, and bytes in the slot being filled. */
+  /** Hash slots handed over, and bytes in the slot being filled. */
   #hashPosted = 0;
   #hashUsed = 0;
+  /**
+   * Slots handed over but not yet posted (slot, length pairs): they travel with the next
+   * batch, or on their own when the writer must wait for the ring or wants the digest.
+   */
+  #hashPending: number[] = [];
   #digest: string | undefined;
 
   constructor() {
@@ -254,8 +264,11 @@ export class FileThread implements ChunkHasher {
     let from = 0;
     while (from < chunk.length) {
       if (this.#hashUsed === 0) {
-        // The slot to fill was posted HASH_SLOTS slots ago: wait until it was hashed.
-        this.#waitFor(this.#hashPosted - HASH_SLOTS + 1, HASHED);
+        // The slot to fill was handed over HASH_SLOTS slots ago: wait until it was hashed
+        // (posting what is pending first, or the thread could never hash it).
+        const target = this.#hashPosted - HASH_SLOTS + 1;
+        if (Atomics.load(this.#state, HASHED) < target) this.#postHashPending();
+        this.#waitFor(target, HASHED);
       }
       const n = Math.min(chunk.length - from, HASH_SLOT_BYTES - this.#hashUsed);
       const at = (this.#hashPosted % HASH_SLOTS) * HASH_SLOT_BYTES + this.#hashUsed;
@@ -271,6 +284,7 @@ export class FileThread implements ChunkHasher {
     if (this.#digest !== undefined) return this.#digest;
     if (this.#stopped) throw createError('ERR_ARGUMENT_INVALID', 'file thread: digest() after stop()');
     if (this.#hashUsed > 0) this.#postHashSlot();
+    this.#postHashPending();
     this.#worker.postMessage({ digest: true });
     this.#waitFor(1, DIGESTED);
     this.#receiveAll();
@@ -278,10 +292,21 @@ export class FileThread implements ChunkHasher {
     return this.#digest;
   }
 
+  /**
+   * Hands the filled slot over. A message per slot cost 23–39 µs of the writer's time each
+   * (waking the thread), 8–13 ms of a 20,000-file import: the slot goes with the next
+   * batch instead, which is posted about as often.
+   */
   #postHashSlot(): void {
-    this.#worker.postMessage({ hashSlot: this.#hashPosted % HASH_SLOTS, length: this.#hashUsed });
+    this.#hashPending.push(this.#hashPosted % HASH_SLOTS, this.#hashUsed);
     this.#hashPosted++;
     this.#hashUsed = 0;
+  }
+
+  #postHashPending(): void {
+    if (this.#hashPending.length === 0) return;
+    this.#worker.postMessage({ hashSlots: this.#hashPending });
+    this.#hashPending = [];
   }
 
   /** Returns once every queued file is on disk (in the page cache); throws the first failure. */
@@ -326,6 +351,10 @@ export class FileThread implements ChunkHasher {
       this.#inFlightFirst = done;
     }
     this.#inFlight.push(this.#entries);
+    if (this.#hashPending.length > 0) {
+      b.hashSlots = this.#hashPending;
+      this.#hashPending = [];
+    }
     this.#worker.postMessage(b, [b.arena]);
     this.#posted++;
     this.#batch = this.#newBatch();
