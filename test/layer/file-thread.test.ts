@@ -130,6 +130,35 @@ describe('layer/file-thread', function () {
     expect(fs.readFileSync(path.join(dir, 'f3'), 'utf8')).to.equal('file 3');
   });
 
+  it('hashes slots that ride with batches of files, and slots posted on their own, in one order', () => {
+    const dir = tempDir();
+    const original = randomBytes(3 * 1024 * 1024 + 5); // 12 slots and a part
+    const files = new FileThread();
+    let digest: string;
+    let written = 0;
+    try {
+      for (let at = 0, round = 0; at < original.length; round++) {
+        // Even rounds: a slot and a half, then a full batch of files (which takes the filled
+        // slots along); odd rounds: three slots and no files (their slots wait for the ring
+        // to need them back, or for the digest).
+        const n = Math.min(round % 2 === 0 ? HASH_SLOT_BYTES * 1.5 : HASH_SLOT_BYTES * 3, original.length - at);
+        files.hash(original.subarray(at, at + n));
+        at += n;
+        if (round % 2 === 0) {
+          for (let i = 0; i < 300; i++) files.write(path.join(dir, `r${round}-${i}`), `Files/r${round}-${i}`, Buffer.from(`${round}/${i}`), 0, 0);
+          written += 300;
+        }
+      }
+      digest = files.digest();
+      files.drain();
+    } finally {
+      files.stop();
+    }
+    expect(digest).to.equal(`sha256:${createHash('sha256').update(original).digest('hex')}`);
+    expect(fs.readdirSync(dir)).to.have.length(written);
+    expect(fs.readFileSync(path.join(dir, 'r2-299'), 'utf8')).to.equal('2/299');
+  });
+
   it('gives the digest of nothing when handed nothing, and refuses bytes after the digest', () => {
     const files = new FileThread();
     try {
