@@ -275,7 +275,7 @@ export class FileThread implements ChunkHasher {
       this.#ring.set(from === 0 && n === chunk.length ? chunk : chunk.subarray(from, from + n), at);
       this.#hashUsed += n;
       from += n;
-      if (this.#hashUsed === HASH_SLOT_BYTES) this.#postHashSlot();
+      if (this.#hashUsed === HASH_SLOT_BYTES) this.#queueHashSlot();
     }
   }
 
@@ -283,7 +283,7 @@ export class FileThread implements ChunkHasher {
   digest(): string {
     if (this.#digest !== undefined) return this.#digest;
     if (this.#stopped) throw createError('ERR_ARGUMENT_INVALID', 'file thread: digest() after stop()');
-    if (this.#hashUsed > 0) this.#postHashSlot();
+    if (this.#hashUsed > 0) this.#queueHashSlot();
     this.#postHashPending();
     this.#worker.postMessage({ digest: true });
     this.#waitFor(1, DIGESTED);
@@ -297,7 +297,7 @@ export class FileThread implements ChunkHasher {
    * (waking the thread), 8–13 ms of a 20,000-file import: the slot goes with the next
    * batch instead, which is posted about as often.
    */
-  #postHashSlot(): void {
+  #queueHashSlot(): void {
     this.#hashPending.push(this.#hashPosted % HASH_SLOTS, this.#hashUsed);
     this.#hashPosted++;
     this.#hashUsed = 0;

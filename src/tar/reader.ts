@@ -750,8 +750,8 @@ function resolveName(
     if (ascii !== undefined) return ascii;
   }
   let bytes = readStringField(block, field);
-  if (field === FIELD.name && format !== 'gnu') {
-    const prefix = readStringField(block, format === 'star' ? FIELD.starPrefix : FIELD.prefix);
+  if (prefixField !== undefined) {
+    const prefix = readStringField(block, prefixField);
     if (prefix.length > 0) bytes = Buffer.concat([prefix, Buffer.from('/'), bytes]);
   }
   const text = decodeName(bytes, offset, what, false);
