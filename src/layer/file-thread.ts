@@ -217,8 +217,10 @@ export class FileThread implements ChunkHasher {
         slots: { done: DONE, cancel: CANCEL, failed: FAILED, hashed: HASHED, digested: DIGESTED },
       },
       transferList: [port2],
-      // The thread needs little: it holds at most a few batches.
-      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+      // The thread needs little: it holds at most a few batches. (In a worker process of
+      // many entries V8's --max-semi-space-size would override the young generation's
+      // limit; the worker clears that flag first, see worker/main.ts.)
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
       stdout: false,
       stderr: false,
     });

@@ -80,6 +80,11 @@ export function startBundle(file: string): unknown {
       const target = codeCacheFile(file);
       const temporary = `${target}.${process.pid}.tmp`;
       try {
+        // V8 stamps a cache with the flags in force when it is made, and the import worker
+        // clears --max-semi-space-size once it runs (worker/main.ts): put back the value it
+        // started with, which is what the next start checks the cache against.
+        const semiSpace = process.execArgv.filter((option) => option.startsWith('--max-semi-space-size='));
+        if (semiSpace.length > 0) (createRequire(file)('node:v8') as typeof import('node:v8')).setFlagsFromString(semiSpace[semiSpace.length - 1] as string);
         fs.writeFileSync(temporary, encodeCodeCache(script.createCachedData()));
         fs.renameSync(temporary, target);
       } catch {

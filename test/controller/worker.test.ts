@@ -17,6 +17,7 @@ import { MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
 import { codeCacheFile, compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
+import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
 import { splitChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
@@ -117,6 +118,22 @@ describe('controller: worker processes', function () {
       });
       expect(outputs[1]).to.deep.equal(outputs[0]);
       expect(outputs[0]).to.deep.equal({ status: [0, 0, 1], size: `${9 + 4 + 3000 + 4}\n`, same: true, error: ['InvalidArchiveError', 'ERR_TAR_TRUNCATED'] });
+    });
+
+    it('an import worker started with heap options gives its file thread the small young generation the thread asks for', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      const report = path.join(tempDir(), 'thread-heap.txt');
+      const tar = await buildLayerTar(filesLayer(FILE_THREAD_AFTER + 100, 100));
+      // --max-semi-space-size (4 MiB of new space) would otherwise hold for the thread too.
+      const w = spawnSync(process.execPath, [...MANY_ENTRIES_NODE_OPTIONS, '--require', fixture('thread-heap.cjs'), WORKER_ENTRY, 'write-layer', home, 'l1'], {
+        input: tar,
+        env: { ...process.env, WINLAYER_TEST_THREAD_HEAP: report },
+      });
+      expect(w.status, w.stderr.toString()).to.equal(0);
+      const sizes = fs.readFileSync(report, 'utf8').trim().split('\n').map(Number);
+      expect(sizes).to.have.length(1);
+      expect(sizes[0]).to.be.above(0).and.at.most(2 * 1024 * 1024);
     });
 
     it('on failure exits non-zero with one JSON error as the last stderr line', async () => {
