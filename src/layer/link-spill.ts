@@ -6,7 +6,7 @@
  * path, times and the record that answers "was this name seen?"): 50,000 links took an
  * import from ~80 to 118 MiB. Here each link is one record appended to a file in the
  * staging directory, and memory holds only a hash table from the link's case-folded name
- * to its record's offset (16 bytes a slot, at most three quarters full). A hit is confirmed by
+ * to its record's offset (8 bytes a slot, at most three quarters full). A hit is confirmed by
  * reading the record and comparing names, so a hash collision is never taken for a match.
  *
  * Records are `u32 length ‖ JSON` (times as decimal strings: any FILETIME, losslessly), in
@@ -45,6 +45,8 @@ interface RecordJson {
 }
 
 const BUFFER_BYTES = 64 * 1024;
+/** The last offset a record may start at: the name table keeps offsets in 32 bits (~20 million links of ~200 bytes). */
+const MAX_OFFSET = 0xffffffff;
 const READ_BYTES = 256 * 1024;
 
 export class LinkSpill {
@@ -82,6 +84,9 @@ export class LinkSpill {
     };
     const text = JSON.stringify(json);
     const offset = this.#length;
+    if (offset > MAX_OFFSET) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${link.name}: more hard links than an import holds (their records pass 4 GiB)`, { entry: link.name });
+    }
     // UTF-8 takes at most 3 bytes per UTF-16 unit: a record that surely fits is encoded
     // straight into the buffer, without a Buffer of its own.
     if (this.#pending + 4 + 3 * text.length > BUFFER_BYTES) this.#flush();

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LinkSpill, type SpilledLink } from '../../src/layer/link-spill.js';
+import { hash32 } from '../../src/layer/name-hash-set.js';
 import { caseFoldKey } from '../../src/util/safe-path.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
@@ -60,6 +61,29 @@ describe('layer/link-spill', () => {
       expect(spill.find(caseFoldKey(link(1).name), (name) => `not ${name}`)).to.equal(undefined);
     } finally {
       spill.close(true);
+    }
+  });
+
+  it('tells apart two links whose names share a hash, whichever was recorded first', () => {
+    // Names whose case-folded keys share the name table's 32-bit hash (a birthday search).
+    const byHash = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const name = `Files/Windows/System32/link-${i}.dll`;
+      const h = hash32(caseFoldKey(name));
+      const other = byHash.get(h);
+      if (other === undefined) byHash.set(h, name);
+      else pair = [other, name];
+    }
+    for (const order of [pair, [pair[1], pair[0]]]) {
+      const spill = new LinkSpill(path.join(tempDir(), 'links'));
+      try {
+        order.forEach((name, i) => spill.append({ ...link(i), name, host: name }, caseFoldKey(name)));
+        for (const [i, name] of order.entries()) expect(spill.find(caseFoldKey(name), caseFoldKey), name).to.include({ name, attributes: i });
+        expect(spill.find(caseFoldKey('Files/Windows/System32/link-x.dll'), caseFoldKey)).to.equal(undefined);
+      } finally {
+        spill.close(true);
+      }
     }
   });
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
+import { hash32, NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
 
 describe('layer/name-hash-set', () => {
   it('holds every name added, through many growths, and not the ones never added', () => {
@@ -27,7 +27,7 @@ describe('layer/name-hash-set', () => {
     const map = new NameHashMap();
     const n = 50_000;
     for (let i = 0; i < n; i++) map.add(`FILES/WINDOWS/SYSTEM32/FILE-${i}.DLL`, i * 300);
-    map.add('FILES/WINDOWS/SYSTEM32/FILE-7.DLL', 1e12); // a second value under one name
+    map.add('FILES/WINDOWS/SYSTEM32/FILE-7.DLL', 0xffffffff); // a second value under one name
     expect(map.size).to.equal(n + 1);
     let wrong = 0;
     const valuesOf = (m: NameHashMap, name: string): number[] => {
@@ -37,8 +37,35 @@ describe('layer/name-hash-set', () => {
     };
     for (let i = 0; i < n; i++) if (!valuesOf(map, `FILES/WINDOWS/SYSTEM32/FILE-${i}.DLL`).includes(i * 300)) wrong++;
     expect(wrong).to.equal(0);
-    expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-7.DLL').sort((x, y) => x - y)).to.deep.equal([2100, 1e12]);
+    expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-7.DLL').sort((x, y) => x - y)).to.deep.equal([2100, 0xffffffff]);
     expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-50000.DLL')).to.deep.equal([]);
     expect(valuesOf(new NameHashMap(), 'A')).to.deep.equal([]);
   });
+
+  it('keeps every value under a hash two names share, and takes only 32-bit unsigned values', () => {
+    const [x, y] = collidingNames();
+    expect(x).to.not.equal(y);
+    const map = new NameHashMap();
+    map.add(x, 1);
+    map.add('FILES/OTHER', 2);
+    map.add(y, 3);
+    const values = [map.valueAt(x, 0), map.valueAt(x, 1), map.valueAt(x, 2)];
+    expect(values.slice(0, 2).sort()).to.deep.equal([1, 3]);
+    expect(values[2]).to.equal(undefined);
+    expect(map.valueAt('FILES/OTHER', 0)).to.equal(2);
+    for (const bad of [-1, 2 ** 32, 1.5, Number.NaN]) expect(() => map.add('A', bad), String(bad)).to.throw(RangeError);
+    expect(map.size).to.equal(3);
+  });
 });
+
+/** Two names with one 32-bit hash (a birthday search over generated names). */
+export function collidingNames(): [string, string] {
+  const seen = new Map<number, string>();
+  for (let i = 0; ; i++) {
+    const name = `FILES/WINDOWS/SYSTEM32/LINK-${i}.DLL`;
+    const h = hash32(name);
+    const other = seen.get(h);
+    if (other !== undefined) return [other, name];
+    seen.set(h, name);
+  }
+}
