@@ -1,13 +1,15 @@
 /**
- * A set of names kept as 64-bit hashes in typed arrays, outside V8's heap: 8 bytes a slot,
- * at most three quarters of them full (11–21 bytes a name), where a Set of strings costs
+ * A set of names kept as 64-bit (or 32-bit) hashes in typed arrays, outside V8's heap:
+ * 8 (or 4) bytes a slot, at most three quarters of them full (11–21 bytes a name with
+ * 64-bit hashes), where a Set of strings costs
  * ~80 bytes a name on the heap and several times that in resident memory once the
  * collector's headroom is counted. A layer writer
  * remembers every file it wrote; with this, a layer of hundreds of thousands of files stays
  * within the import's memory bound.
  *
  * `has` can answer true for a name never added (two names with one 64-bit hash: about one
- * chance in 10^8 for a million names), never false for one that was. Callers confirm a hit
+ * chance in 10^7 for a million names; with 32-bit hashes, a few pairs among 100,000),
+ * never false for one that was. Callers confirm a hit
  * before acting on it.
  */
 
@@ -48,17 +50,29 @@ export function hash64(s: string): [number, number] {
 }
 
 export class NameHashSet {
-  /** Pairs of (hash a, hash b); a = 0 is an empty slot. */
-  #slots = new Uint32Array(2 * INITIAL_SLOTS);
+  /** Per slot: hash a, then (wide sets) hash b; a = 0 is an empty slot. */
+  #slots: Uint32Array;
+  /** Words a slot: 2 (64-bit hashes) or 1 (32-bit). */
+  readonly #width: 1 | 2;
   #mask = INITIAL_SLOTS - 1;
   #size = 0;
+
+  /**
+   * With `hashBits` 32 a slot takes 4 bytes instead of 8, for callers whose confirmation of
+   * a hit is cheap: among n names about n²/2^33 pairs share a 32-bit hash (~10 among
+   * 300,000), and a lookup of such a name is a hit to confirm.
+   */
+  constructor(hashBits: 32 | 64 = 64) {
+    this.#width = hashBits === 64 ? 2 : 1;
+    this.#slots = new Uint32Array(this.#width * INITIAL_SLOTS);
+  }
 
   get size(): number {
     return this.#size;
   }
 
   add(name: string): void {
-    const [a, b] = hash64(name);
+    const [a, b] = this.#hash(name);
     if (this.#find(a, b) >= 0) return;
     if (mustGrow(this.#size, this.#mask + 1)) this.#grow();
     this.#insert(a, b);
@@ -67,32 +81,40 @@ export class NameHashSet {
 
   /** False: never added. True: added, or (rarely) another name with the same hash was. */
   has(name: string): boolean {
-    const [a, b] = hash64(name);
+    const [a, b] = this.#hash(name);
     return this.#find(a, b) >= 0;
+  }
+
+  #hash(name: string): [number, number] {
+    return this.#width === 2 ? hash64(name) : [hash32(name), 0];
   }
 
   #find(a: number, b: number): number {
     const slots = this.#slots;
+    const w = this.#width;
     for (let i = a & this.#mask; ; i = (i + 1) & this.#mask) {
-      const sa = slots[2 * i] as number;
+      const sa = slots[w * i] as number;
       if (sa === EMPTY) return -1;
-      if (sa === a && slots[2 * i + 1] === b) return i;
+      if (sa === a && (w === 1 || slots[w * i + 1] === b)) return i;
     }
   }
 
   #insert(a: number, b: number): void {
-    const i = emptySlot(this.#slots, this.#mask, a);
-    this.#slots[2 * i] = a;
-    this.#slots[2 * i + 1] = b;
+    const w = this.#width;
+    let i = a & this.#mask;
+    while (this.#slots[w * i] !== EMPTY) i = (i + 1) & this.#mask;
+    this.#slots[w * i] = a;
+    if (w === 2) this.#slots[w * i + 1] = b;
   }
 
   #grow(): void {
     const old = this.#slots;
+    const w = this.#width;
     this.#slots = new Uint32Array(2 * old.length);
-    this.#mask = old.length - 1;
-    for (let i = 0; i < old.length; i += 2) {
+    this.#mask = (2 * old.length) / w - 1;
+    for (let i = 0; i < old.length; i += w) {
       const a = old[i] as number;
-      if (a !== EMPTY) this.#insert(a, old[i + 1] as number);
+      if (a !== EMPTY) this.#insert(a, w === 2 ? (old[i + 1] as number) : 0);
     }
   }
 }

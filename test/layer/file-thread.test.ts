@@ -11,6 +11,8 @@ import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-bu
 import { isWinLayerError } from '../../src/errors.js';
 import { BATCH_BYTES, FileThread, HASH_SLOT_BYTES } from '../../src/layer/file-thread.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
+import { hash32 } from '../../src/layer/name-hash-set.js';
+import { caseFoldKey } from '../../src/util/safe-path.js';
 import { DigestingSource, HOLD_BYTES } from '../../src/native/portable.js';
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN } from '../../src/util/windows.js';
 import { cleanupTemp, exportTar, importTar, listTree, openStore, tempDir } from '../helpers/store.js';
@@ -218,6 +220,30 @@ describe('layer writer: small files through the file thread', function () {
     const layer = store.layerPath('linked');
     expect(fs.statSync(path.join(layer, 'Files/other-case')).ino).to.equal(fs.statSync(path.join(layer, 'Files/d/f7.txt')).ino);
     expect(store.exists('dup') || store.exists('below')).to.equal(false);
+  });
+
+  it('imports two files whose names share a hash (each a hit to confirm), and still refuses a true duplicate of either', async () => {
+    const store = await openStore();
+    // File names in one directory whose case-folded names share the file table's 32-bit hash.
+    const byHash = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const name = `Files/d/f${i}.txt`;
+      const h = hash32(caseFoldKey(name));
+      const other = byHash.get(h);
+      if (other === undefined) byHash.set(h, name);
+      else pair = [other, name];
+    }
+    const files = (names: string[]): BuilderEntry[] => names.map((name, i) => ({ type: 'file', name, data: `file ${i}` }));
+    const fill = Array.from({ length: FILE_THREAD_AFTER * 2 }, (_, i) => `Files/d/fill-${i}.txt`); // the file thread runs
+    const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/d' }, ...files([pair[0], ...fill, pair[1]])];
+    const tar = await buildLayerTar(entries);
+    await importTar(store, 'shared-hash', tar);
+    expect((await exportTar(store, 'shared-hash')).equals(tar)).to.equal(true);
+    for (const name of pair) {
+      const again = await buildLayerTar([...entries, { type: 'file', name: name.replace('Files/d/f', 'Files/D/F'), data: 'again' }]);
+      expect(await importTar(store, 'dup', again).then(() => 'imported', (e: unknown) => isWinLayerError(e) && e.code), name).to.equal('ERR_ENTRY_DUPLICATE');
+    }
   });
 
   it('merges a repeated directory only when spelled as its first entry, also where its host path is spelled otherwise', async () => {

@@ -23,6 +23,26 @@ describe('layer/name-hash-set', () => {
     for (const name of ['B', 'BA', 'A\0', 'FILES/Y', 'FILES/𝄟', 'FILES/X/']) expect(set.has(name), name).to.equal(false);
   });
 
+  it('with 32-bit hashes, holds every name added through many growths, and a name sharing a hash with one added is a hit', () => {
+    const set = new NameHashSet(32);
+    const n = 200_000;
+    for (let i = 0; i < n; i++) set.add(`FILES/WINDOWS/WINSXS/DIR-${i % 997}/FILE-${i}.DLL`);
+    let missing = 0;
+    for (let i = 0; i < n; i++) if (!set.has(`FILES/WINDOWS/WINSXS/DIR-${i % 997}/FILE-${i}.DLL`)) missing++;
+    expect(missing).to.equal(0);
+    let falseHits = 0;
+    for (let i = 0; i < n; i++) if (set.has(`FILES/WINDOWS/WINSXS/DIR-${i % 997}/FILE-${i}.EXE`)) falseHits++;
+    // Some of these names share a hash with one added: a few hits to confirm, no more.
+    expect(falseHits).to.be.below(20);
+    const [x, y] = collidingNames();
+    const pair = new NameHashSet(32);
+    pair.add(x);
+    expect([pair.has(x), pair.has(y), pair.has('FILES/OTHER')]).to.deep.equal([true, true, false]);
+    const wide = new NameHashSet();
+    wide.add(x);
+    expect([wide.has(x), wide.has(y)]).to.deep.equal([true, false]);
+  });
+
   it('maps names to values through many growths, keeping each value added under one name', () => {
     const map = new NameHashMap();
     const n = 50_000;
