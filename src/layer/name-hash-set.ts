@@ -101,8 +101,7 @@ export class NameHashSet {
 
   #insert(a: number, b: number): void {
     const w = this.#width;
-    let i = a & this.#mask;
-    while (this.#slots[w * i] !== EMPTY) i = (i + 1) & this.#mask;
+    const i = emptySlot(this.#slots, this.#mask, a, w);
     this.#slots[w * i] = a;
     if (w === 2) this.#slots[w * i + 1] = b;
   }
@@ -119,10 +118,10 @@ export class NameHashSet {
   }
 }
 
-/** The first empty slot of the probe sequence of hash `a`. */
-function emptySlot(slots: Uint32Array, mask: number, a: number): number {
+/** The first empty slot of the probe sequence of hash `a`, in a table of `width` words a slot. */
+function emptySlot(slots: Uint32Array, mask: number, a: number, width: number): number {
   let i = a & mask;
-  while (slots[2 * i] !== EMPTY) i = (i + 1) & mask;
+  while (slots[width * i] !== EMPTY) i = (i + 1) & mask;
   return i;
 }
 
@@ -171,7 +170,7 @@ export class NameHashMap {
   }
 
   #insert(a: number, value: number): void {
-    const i = emptySlot(this.#slots, this.#mask, a);
+    const i = emptySlot(this.#slots, this.#mask, a, 2);
     this.#slots[2 * i] = a;
     this.#slots[2 * i + 1] = value;
   }

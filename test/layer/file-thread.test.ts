@@ -11,10 +11,10 @@ import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-bu
 import { isWinLayerError } from '../../src/errors.js';
 import { BATCH_BYTES, FileThread, HASH_SLOT_BYTES } from '../../src/layer/file-thread.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
-import { hash32 } from '../../src/layer/name-hash-set.js';
 import { caseFoldKey } from '../../src/util/safe-path.js';
 import { DigestingSource, HOLD_BYTES } from '../../src/native/portable.js';
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN } from '../../src/util/windows.js';
+import { namesSharingHash32 } from '../helpers/hash-collisions.js';
 import { cleanupTemp, exportTar, importTar, listTree, openStore, tempDir } from '../helpers/store.js';
 
 function thrown(fn: () => unknown): unknown {
@@ -225,15 +225,7 @@ describe('layer writer: small files through the file thread', function () {
   it('imports two files whose names share a hash (each a hit to confirm), and still refuses a true duplicate of either', async () => {
     const store = await openStore();
     // File names in one directory whose case-folded names share the file table's 32-bit hash.
-    const byHash = new Map<number, string>();
-    let pair: [string, string] | undefined;
-    for (let i = 0; pair === undefined; i++) {
-      const name = `Files/d/f${i}.txt`;
-      const h = hash32(caseFoldKey(name));
-      const other = byHash.get(h);
-      if (other === undefined) byHash.set(h, name);
-      else pair = [other, name];
-    }
+    const pair = namesSharingHash32((i) => `Files/d/f${i}.txt`, caseFoldKey);
     const files = (names: string[]): BuilderEntry[] => names.map((name, i) => ({ type: 'file', name, data: `file ${i}` }));
     const fill = Array.from({ length: FILE_THREAD_AFTER * 2 }, (_, i) => `Files/d/fill-${i}.txt`); // the file thread runs
     const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/d' }, ...files([pair[0], ...fill, pair[1]])];

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LinkSpill, type SpilledLink } from '../../src/layer/link-spill.js';
-import { hash32 } from '../../src/layer/name-hash-set.js';
+import { namesSharingHash32 } from '../helpers/hash-collisions.js';
 import { caseFoldKey } from '../../src/util/safe-path.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
@@ -65,16 +65,7 @@ describe('layer/link-spill', () => {
   });
 
   it('tells apart two links whose names share a hash, whichever was recorded first', () => {
-    // Names whose case-folded keys share the name table's 32-bit hash (a birthday search).
-    const byHash = new Map<number, string>();
-    let pair: [string, string] | undefined;
-    for (let i = 0; pair === undefined; i++) {
-      const name = `Files/Windows/System32/link-${i}.dll`;
-      const h = hash32(caseFoldKey(name));
-      const other = byHash.get(h);
-      if (other === undefined) byHash.set(h, name);
-      else pair = [other, name];
-    }
+    const pair = namesSharingHash32((i) => `Files/Windows/System32/link-${i}.dll`, caseFoldKey);
     for (const order of [pair, [pair[1], pair[0]]]) {
       const spill = new LinkSpill(path.join(tempDir(), 'links'));
       try {

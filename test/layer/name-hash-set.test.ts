@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { hash32, NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
+import { NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
+import { namesSharingHash32 } from '../helpers/hash-collisions.js';
 
 describe('layer/name-hash-set', () => {
   it('holds every name added, through many growths, and not the ones never added', () => {
@@ -34,7 +35,7 @@ describe('layer/name-hash-set', () => {
     for (let i = 0; i < n; i++) if (set.has(`FILES/WINDOWS/WINSXS/DIR-${i % 997}/FILE-${i}.EXE`)) falseHits++;
     // Some of these names share a hash with one added: a few hits to confirm, no more.
     expect(falseHits).to.be.below(20);
-    const [x, y] = collidingNames();
+    const [x, y] = namesSharingHash32((i) => `FILES/WINDOWS/SYSTEM32/LINK-${i}.DLL`);
     const pair = new NameHashSet(32);
     pair.add(x);
     expect([pair.has(x), pair.has(y), pair.has('FILES/OTHER')]).to.deep.equal([true, true, false]);
@@ -63,7 +64,7 @@ describe('layer/name-hash-set', () => {
   });
 
   it('keeps every value under a hash two names share, and takes only 32-bit unsigned values', () => {
-    const [x, y] = collidingNames();
+    const [x, y] = namesSharingHash32((i) => `FILES/WINDOWS/SYSTEM32/LINK-${i}.DLL`);
     expect(x).to.not.equal(y);
     const map = new NameHashMap();
     map.add(x, 1);
@@ -77,15 +78,3 @@ describe('layer/name-hash-set', () => {
     expect(map.size).to.equal(3);
   });
 });
-
-/** Two names with one 32-bit hash (a birthday search over generated names). */
-export function collidingNames(): [string, string] {
-  const seen = new Map<number, string>();
-  for (let i = 0; ; i++) {
-    const name = `FILES/WINDOWS/SYSTEM32/LINK-${i}.DLL`;
-    const h = hash32(name);
-    const other = seen.get(h);
-    if (other !== undefined) return [other, name];
-    seen.set(h, name);
-  }
-}
