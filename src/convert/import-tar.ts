@@ -16,7 +16,7 @@ import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, t
 import type { FileBasicInfo } from '../util/windows.js';
 import { fileInfoFromTarHeader } from './file-info.js';
 import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
-import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
+import { MODE_REGULAR, MODE_TYPE_BITS, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
 import { adsStreamName } from './tar-header.js';
 
 /** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
@@ -57,6 +57,18 @@ export interface ImportTarResult {
 
 // eslint-disable-next-line no-control-regex -- control characters are what is rejected
 const INVALID_STREAM_CHARS = /[\u0000-\u001f<>:"|?*\\/]/;
+
+/**
+ * Whether a file entry's backup stream has a DATA stream. go-winio's backuptar gives a
+ * file's header the regular-file mode bit only when the stream it read had one, and some
+ * Windows builds back an empty file up without: such a file comes as size 0 and mode 0
+ * (FORMATS.md §2.3). Its stream is written without a DATA stream, so that its export has
+ * mode 0 again; go-winio's own reader always writes one, and the export then says
+ * 0100000 where the layer said 0.
+ */
+function hasDataStream(h: { size: number; mode: number }): boolean {
+  return h.size > 0 || (h.mode & MODE_TYPE_BITS) === MODE_REGULAR;
+}
 
 /** Converts a tar into calls on `sink`; returns the layer size and the entry count. */
 export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: LayerSink, options: ImportTarOptions = {}): Promise<ImportTarResult> {
@@ -134,7 +146,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       const kind = h.typeflag === '5' ? 'directory' : h.typeflag === '2' ? 'symlink' : 'file';
       sink.add(p, info, kind);
       const streams = encodeMetadataStreams(meta, p.name);
-      if (kind === 'file') streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
+      if (kind === 'file' && hasDataStream(h)) streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
       if (streams.length > 0) sink.write(streams.length === 1 ? (streams[0] as Buffer) : Buffer.concat(streams));
       // Either returns undefined when the entry's bytes were at hand (an await would still cost a turn).
       const read = kind === 'file' ? forEachBodyChunk(entry, write) : skipEntry(entry);

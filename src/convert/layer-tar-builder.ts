@@ -31,7 +31,12 @@ interface Common {
 }
 
 export type BuilderEntry =
-  | (Common & { type: 'file'; data?: EntryData })
+  | (Common & {
+      type: 'file';
+      data?: EntryData;
+      /** An empty file backed up without a DATA stream, as some Windows builds do: mode 0. */
+      noDataStream?: boolean;
+    })
   | (Common & { type: 'directory' })
   | (Common & { type: 'symlink'; target: string; isMountPoint?: boolean; isDirectory?: boolean })
   | (Common & { type: 'link'; target: string })
@@ -116,7 +121,8 @@ export async function* streamLayerTar(entries: Iterable<BuilderEntry> | AsyncIte
     let size = 0;
     if (e.type === 'file') {
       size = sizeOf(e.data);
-      header = tarHeaderFromEntry(e.name, infoOf(e, FILE_ATTRIBUTE_ARCHIVE), size, true, metaOf(e, undefined));
+      if (e.noDataStream === true && size > 0) throw createError('ERR_ARGUMENT_INVALID', `${e.name}: a file with data has a DATA stream`, { entry: e.name });
+      header = tarHeaderFromEntry(e.name, infoOf(e, FILE_ATTRIBUTE_ARCHIVE), size, e.noDataStream !== true, metaOf(e, undefined));
     } else if (e.type === 'directory') {
       header = tarHeaderFromEntry(e.name, infoOf(e, FILE_ATTRIBUTE_DIRECTORY), 0, false, metaOf(e, undefined));
     } else {

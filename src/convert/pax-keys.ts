@@ -14,6 +14,10 @@ export const PAX_LEGACY_CREATION_TIME = 'MSWINDOWS.createtime';
 export const MODE_DIRECTORY = 0o40000;
 export const MODE_REGULAR = 0o100000;
 export const MODE_SYMLINK = 0o120000;
+/** Where the type bits are (S_IFMT). */
+export const MODE_TYPE_BITS = 0o170000;
+/** But a hard link's header: permission bits, no type bits (hcsshim's ociwclayer export). */
+export const LINK_MODE = 0o644;
 
 /** Whiteout naming (OCI image-spec, moby). */
 export const WHITEOUT_PREFIX = '.wh.';

@@ -9,6 +9,7 @@ import { formatPaxTime } from '../tar/pax.js';
 import { FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime, type FileBasicInfo } from '../util/windows.js';
 import type { EntryMetadata } from './metadata.js';
 import {
+  LINK_MODE,
   MODE_DIRECTORY,
   MODE_REGULAR,
   MODE_SYMLINK,
@@ -94,9 +95,11 @@ export function whiteoutTarHeader(name: string): TarHeaderInput {
   return { name, typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' };
 }
 
-/** A hard link as hcsshim's ociwclayer writes it: BasicInfoHeader(name, 0, info) with type '1'. */
+/** A hard link as hcsshim's ociwclayer writes it: BasicInfoHeader(name, 0, info), mode 0644, type '1'. */
 export function linkTarHeader(name: string, target: string, info: FileBasicInfo): TarHeaderInput {
   const h = basicInfoTarHeader(name, 0, info);
+  // The one header whose mode holds permission bits (and no type bits).
+  h.mode = LINK_MODE;
   h.typeflag = '1';
   h.linkname = target;
   return h;

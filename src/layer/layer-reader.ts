@@ -133,7 +133,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
     }
     data = { file: host, offset: 0, length: st.size };
   }
-  return { kind: 'entry', name: r.name, info, hasData: r.kind === 'file', data, meta, streams };
+  return { kind: 'entry', name: r.name, info, hasData: r.kind === 'file' && r.dataless !== true, data, meta, streams };
 }
 
 function openExisting(file: string, entry: string): number {

@@ -736,6 +736,7 @@ export class TransportLayerWriter {
     }
     if (e.host !== e.path.name) record.host = e.host;
     if (!e.transport && isTransportName(e.path.name)) record.direct = true;
+    if (e.kind === 'file' && !e.transport && !e.sawData) record.dataless = true;
     if (e.isMerge) {
       this.#merged.set(e.path.name, record);
       // The earlier record keeps its place; its times are replaced, as its sidecar was.

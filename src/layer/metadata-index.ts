@@ -56,6 +56,12 @@ export interface IndexEntry {
    * in streams.bin, not the transport format its name would otherwise mean.
    */
   direct?: boolean;
+  /**
+   * A file whose backup stream had no DATA stream (kind 'file', not of the transport
+   * format, whose own backup stream says so): an empty file as some Windows builds back
+   * it up. Its tar header then has no regular-file mode bit, as go-winio writes it.
+   */
+  dataless?: boolean;
 }
 
 /** Summary of a committed layer, `.winlayer/layer.json`. */
@@ -99,6 +105,7 @@ export function recordLine(e: IndexEntry): string {
   if (e.host !== undefined) s += ',"host":' + jsonString(e.host);
   if (e.inherited !== undefined) s += ',"inherited":' + (e.inherited ? 'true' : 'false');
   if (e.direct !== undefined) s += ',"direct":' + (e.direct ? 'true' : 'false');
+  if (e.dataless !== undefined) s += ',"dataless":' + (e.dataless ? 'true' : 'false');
   return s + '}';
 }
 

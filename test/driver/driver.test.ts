@@ -321,6 +321,7 @@ describe('driver: WindowsFilterDriver', function () {
         { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft' },
         { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft/Boot' },
         { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'original bcd' },
+        { type: 'file', name: 'Files/empty-nodata.txt', noDataStream: true },
       ];
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(uvm)]));
       fs.writeFileSync(path.join(driver.home, 'base/UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'rewritten by ProcessUtilityVMImage');
@@ -329,6 +330,9 @@ describe('driver: WindowsFilterDriver', function () {
       expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier'))).toString()).to.equal('zone');
       expect((await collect(g.get('Hives/System_Delta'))).toString()).to.equal('regf');
       expect((await collect(g.get('UtilityVM/Files/EFI/Microsoft/Boot/BCD'))).toString()).to.equal('original bcd');
+      // An empty file backed up without a DATA stream is served empty, as its tar entry is.
+      expect((await collect(g.get('Files/empty-nodata.txt'))).length).to.equal(0);
+      expect(await rejectionCode(async () => g.get('Files/empty-nodata.txt:nope'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect(await rejectionCode(async () => g.get('Files/nope'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect(await rejectionCode(async () => g.get('Files/../../etc/passwd'))).to.equal('ERR_PATH_ESCAPE');
       g.close();

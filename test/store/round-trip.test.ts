@@ -140,6 +140,44 @@ describe('store: round trip tar → layer → tar', function () {
     expect(file?.times).to.deep.equal([String(earliest), String(latest), String(in2286), String(in2286)]);
   });
 
+  it('keeps whether an empty file had a DATA stream (Windows builds differ) in Files, Hives and UtilityVM, and exports hard links with mode 0644', async () => {
+    const layer: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/empty-nodata.txt', noDataStream: true, streams: [{ name: 'ads', data: 'after a dataless file' }] },
+      { type: 'file', name: 'Files/empty.txt', data: '' },
+      { type: 'link', name: 'Files/empty-link.txt', target: 'Files/empty-nodata.txt' },
+      { type: 'directory', name: 'Hives' },
+      { type: 'file', name: 'Hives/Empty_Delta', noDataStream: true },
+      { type: 'file', name: 'Hives/Zero_Delta', data: '' },
+      { type: 'directory', name: 'UtilityVM' },
+      { type: 'directory', name: 'UtilityVM/Files' },
+      { type: 'file', name: 'UtilityVM/Files/empty-nodata', noDataStream: true },
+      { type: 'file', name: 'UtilityVM/Files/empty', data: '' },
+    ];
+    const tar = await buildLayerTar(layer);
+    const store = await openStore();
+    await importTar(store, 'empty', tar);
+    const exported = await exportTar(store, 'empty');
+    expect(firstDifference(exported, tar), 'first differing byte').to.equal(-1);
+    const modes = Object.fromEntries((await headersOf(exported)).map((h) => [h.name, h.mode]));
+    expect(modes).to.deep.equal({
+      Files: 0o40000,
+      'Files/empty-nodata.txt': 0,
+      'Files/empty-nodata.txt:ads': 0,
+      'Files/empty.txt': 0o100000,
+      'Files/empty-link.txt': 0o644,
+      Hives: 0o40000,
+      'Hives/Empty_Delta': 0,
+      'Hives/Zero_Delta': 0o100000,
+      UtilityVM: 0o40000,
+      'UtilityVM/Files': 0o40000,
+      'UtilityVM/Files/empty-nodata': 0,
+      'UtilityVM/Files/empty': 0o100000,
+    });
+    // A file with data always has a DATA stream, whatever its mode says.
+    expect(await rejectionCode(() => buildLayerTar([{ type: 'file', name: 'Files/x', data: 'x', noDataStream: true }]))).to.equal('ERR_ARGUMENT_INVALID');
+  });
+
   it('makes hard links in tar order, as Windows does: a link to an earlier link links to its file', async () => {
     const chain: BuilderEntry[] = [
       { type: 'directory', name: 'Files' },
