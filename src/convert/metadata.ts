@@ -29,8 +29,12 @@ export interface EntryMetadata {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Standard base64 with padding, strictly (as Go's StdEncoding.DecodeString). */
+/**
+ * Standard base64 with padding, strictly, as Go's StdEncoding.DecodeString reads it: that
+ * skips every CR and LF (so a value wrapped in lines decodes), and nothing else.
+ */
 export function decodeBase64Record(value: string, key: string, entry: string): Buffer {
+  if (value.includes('\n') || value.includes('\r')) value = value.replace(/[\r\n]/g, '');
   if (!BASE64.test(value)) {
     throw createError('ERR_PAX_RECORD_INVALID', `${entry}: ${key} is not padded standard base64`, { entry, key });
   }

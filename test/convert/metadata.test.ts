@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { CRANE_SECURITY_DESCRIPTOR } from '../../src/convert/layer-tar-builder.js';
 import { metadataFromTarHeader } from '../../src/convert/metadata.js';
-import { PAX_RAW_SECURITY_DESCRIPTOR, PAX_SECURITY_DESCRIPTOR_SDDL } from '../../src/convert/pax-keys.js';
+import { PAX_EA_PREFIX, PAX_RAW_SECURITY_DESCRIPTOR, PAX_SECURITY_DESCRIPTOR_SDDL } from '../../src/convert/pax-keys.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { securityDescriptorFromSddl } from '../../src/security/index.js';
 import type { TarHeader } from '../../src/tar/reader.js';
@@ -42,6 +42,19 @@ describe('convert/metadata', () => {
       expect(codeOf(() => metadataFromTarHeader(header({ [PAX_RAW_SECURITY_DESCRIPTOR]: 'AAAA' }), name))).to.equal('ERR_SECURITY_DESCRIPTOR_INVALID');
       expect(codeOf(() => metadataFromTarHeader(header({ [PAX_RAW_SECURITY_DESCRIPTOR]: 'not base64!' }), name))).to.equal('ERR_PAX_RECORD_INVALID');
       expect(codeOf(() => metadataFromTarHeader(header({ [PAX_SECURITY_DESCRIPTOR_SDDL]: 'O:ZZ' }), name))).to.match(/^ERR_SDDL_/);
+    }
+  });
+
+  it('reads base64 records as Go does: line breaks skipped anywhere, any other stray character refused', () => {
+    const ea = `${PAX_EA_PREFIX}X`;
+    const read = (value: string) => metadataFromTarHeader(header({ [ea]: value }), 'Files/e').extendedAttributes[0]?.value.toString('latin1');
+    expect(read('dmFs')).to.equal('val');
+    expect(read('dm\nFs')).to.equal('val');
+    expect(read('d\r\nmFs\n')).to.equal('val');
+    expect(read('\nYQ==')).to.equal('a');
+    expect(read('YQ=\n=')).to.equal('a');
+    for (const bad of ['dm Fs', 'dm\tFs', 'dmF', 'dmFs=', '\u00a0dmFs']) {
+      expect(codeOf(() => metadataFromTarHeader(header({ [ea]: bad }), 'Files/e')), JSON.stringify(bad)).to.equal('ERR_PAX_RECORD_INVALID');
     }
   });
 
