@@ -81,7 +81,7 @@ export function parseLayerPath(raw: string, what = 'entry'): LayerPath {
     }
     if (length === 0 || (length === 1 && name.charCodeAt(start) === DOT)) throw pathError('ERR_PATH_INVALID', what, raw, "empty or '.' path segment");
     if (forbidden) throw pathError('ERR_PATH_INVALID', what, raw, `segment ${JSON.stringify(name.slice(start, end))} has a character Windows forbids`);
-    if (length >= WCIDIRS_SUFFIX.length && name.startsWith(WCIDIRS_SUFFIX, end - WCIDIRS_SUFFIX.length)) {
+    if (length >= WCIDIRS_SUFFIX.length && endsWithSidecarSuffix(name, end)) {
       throw pathError('ERR_PATH_RESERVED', what, raw, `'${WCIDIRS_SUFFIX}' names are reserved for directory metadata`);
     }
     if (length > MAX_SEGMENT_UNITS) throw pathError('ERR_PATH_TOO_LONG', what, raw, `segment of ${length} UTF-16 units exceeds ${MAX_SEGMENT_UNITS}`);
@@ -93,6 +93,17 @@ export function parseLayerPath(raw: string, what = 'entry'): LayerPath {
   const root = rootEnd === name.length ? name : name.slice(0, rootEnd);
   if (!isLayerRoot(root)) throw pathError('ERR_PATH_ROOT', what, raw, 'must be under Files/, Hives/ or UtilityVM/');
   return { name, root };
+}
+
+/**
+ * Whether the segment of `name` ending at `end` ends in `.$wcidirs$`, in any case: NTFS
+ * would take `a.$WCIDIRS$` for the sidecar `a.$wcidirs$`. The `$` and `.` are checked
+ * first, so most segments cost two character reads.
+ */
+function endsWithSidecarSuffix(name: string, end: number): boolean {
+  const start = end - WCIDIRS_SUFFIX.length;
+  if (name.charCodeAt(end - 1) !== 0x24 || name.charCodeAt(start) !== DOT) return false;
+  return caseFoldKey(name.slice(start, end)) === WCIDIRS_KEY;
 }
 
 /** `A:`, any ASCII letter then a colon: a drive-letter path. */
@@ -114,6 +125,8 @@ export function isLayerRoot(value: string): value is LayerRoot {
 /**
  * The key under which NTFS would find a name: each UTF-16 unit upper-cased on its own
  * (simple case mapping, as NTFS's $UpCase table does; `ß` stays `ß`, unlike toUpperCase).
+ * A character outside the BMP is two surrogate units, which the table maps to themselves:
+ * `𐐀` and `𐐨` (Deseret) are two names on NTFS, though toUpperCase pairs them.
  */
 export function caseFoldKey(name: string): string {
   let out = '';
@@ -127,11 +140,17 @@ export function caseFoldKey(name: string): string {
   }
   if (plain) return name.toUpperCase();
   for (const ch of name) {
+    if (ch.length !== 1) {
+      out += ch;
+      continue;
+    }
     const up = ch.toUpperCase();
-    out += up.length === ch.length ? up : ch;
+    out += up.length === 1 ? up : ch;
   }
   return out;
 }
+
+const WCIDIRS_KEY = caseFoldKey(WCIDIRS_SUFFIX);
 
 /** The parent name of a layer path (`Files/a/b` → `Files/a`), or '' for a root. */
 export function parentName(name: string): string {

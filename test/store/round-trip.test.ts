@@ -195,6 +195,20 @@ describe('store: round trip tar → layer → tar', function () {
     expect((await exportTar(store, 'chain')).equals(tar)).to.equal(true);
   });
 
+  it('keeps two names that differ only in the case of a character outside the BMP, as NTFS does', async () => {
+    const layer: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/\u{10400}', data: 'Deseret capital' },
+      { type: 'file', name: 'Files/\u{10428}', data: 'Deseret small' },
+      { type: 'directory', name: 'Files/\u{1E900}' },
+      { type: 'file', name: 'Files/\u{1E922}/x', data: 'below the small Adlam letter' },
+    ];
+    const tar = await buildLayerTar(layer);
+    const store = await openStore();
+    await importTar(store, 'nonbmp', tar);
+    expect((await exportTar(store, 'nonbmp')).equals(tar)).to.equal(true);
+  });
+
   it('finds a hard link target in a parent spelled in another case, as NTFS would', async () => {
     const store = await openStore();
     await importTar(store, 'case-parent', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/pcase.txt', data: 'parent data' }]));

@@ -29,7 +29,7 @@ function modelCode(raw: string): string {
     if (seg === '' || seg === '.') return 'ERR_PATH_INVALID';
     // eslint-disable-next-line no-control-regex -- control characters are what is rejected
     if (/[\u0000-\u001f<>:"|?*\\]/.test(seg)) return 'ERR_PATH_INVALID';
-    if (seg.endsWith('.$wcidirs$')) return 'ERR_PATH_RESERVED';
+    if (seg.toLowerCase().endsWith('.$wcidirs$')) return 'ERR_PATH_RESERVED';
     if (seg.length > 255) return 'ERR_PATH_TOO_LONG';
   }
   if (name.length > 32767) return 'ERR_PATH_TOO_LONG';
@@ -41,7 +41,7 @@ describe('util/safe-path', () => {
   it('agrees with the plain model of its rules on any name made of the parts that matter', () => {
     const part = fc.constantFrom(
       'Files', 'Hives', 'UtilityVM', 'files', '/', '/', '/', '.', '..', './', 'a', 'Z', 'é', '𝄞', '\ud800', ':', 'C:', '\\', '\0', '\u001f', '\u007f', '<', '?',
-      '.$wcidirs$', '$wcidirs$', 'x'.repeat(250), 'y'.repeat(6), ' ',
+      '.$wcidirs$', '$wcidirs$', '.$WcIdIrS$', 'x'.repeat(250), 'y'.repeat(6), ' ',
     );
     fc.assert(
       fc.property(fc.array(part, { maxLength: 12 }), (parts) => {
@@ -96,6 +96,7 @@ describe('util/safe-path', () => {
     { title: 'another root', input: 'etc/passwd', code: 'ERR_PATH_ROOT' },
     { title: 'a root in the wrong case', input: 'files/a', code: 'ERR_PATH_ROOT' },
     { title: 'a $wcidirs$ sidecar name', input: 'Files/dir.$wcidirs$', code: 'ERR_PATH_RESERVED' },
+    { title: 'a $wcidirs$ sidecar name in another case (the same file on NTFS)', input: 'Files/dir.$WCIDIRS$/x', code: 'ERR_PATH_RESERVED' },
     { title: 'a segment over 255 units', input: 'Files/' + 'a'.repeat(256), code: 'ERR_PATH_TOO_LONG' },
     { title: 'a path over 32767 units', input: 'Files/' + ('a'.repeat(200) + '/').repeat(170) + 'x', code: 'ERR_PATH_TOO_LONG' },
     { title: 'only ./', input: './', code: 'ERR_PATH_INVALID' },
@@ -110,6 +111,12 @@ describe('util/safe-path', () => {
     expect(caseFoldKey('Files/abc')).to.equal('FILES/ABC');
     expect(caseFoldKey('Files/straße')).to.equal('FILES/STRAßE');
     expect(caseFoldKey('Files/ÄÖü')).to.equal(caseFoldKey('Files/äöÜ'));
+    // Outside the BMP a character is two surrogate units, each its own upper case.
+    for (const [upper, lower] of [['𐐀', '𐐨'], ['𞤀', '𞤢']]) {
+      expect(caseFoldKey(`Files/${upper}`)).to.not.equal(caseFoldKey(`Files/${lower}`));
+      expect(caseFoldKey(`Files/a${lower}`)).to.equal(`FILES/A${lower}`);
+    }
+    expect(caseFoldKey('Files/\ud801x')).to.equal('FILES/\ud801X');
   });
 
   it('writes tombstone paths below Files with backslashes', () => {
