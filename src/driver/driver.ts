@@ -33,7 +33,7 @@ import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { isWorkName, LAYER_CHAIN_FILE, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
+import { IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -213,7 +213,7 @@ export class WindowsFilterDriver {
     const storage = parseStorageOptions(options.storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     const parents = this.#parentChain(parentId);
-    const stage = await this.store.beginImport(id);
+    const stage = await this.store.beginImport(id, parents);
     try {
       fs.mkdirSync(path.join(stage.path, INDEX_DIR));
       const info: ReadWriteInfo = { version: 1, id, kind: 'read-write', parent: parentId ?? null, storage: { size: storage.size ?? DEFAULT_SANDBOX_SIZE } };
@@ -428,10 +428,16 @@ export class WindowsFilterDriver {
     if (!fs.existsSync(dir)) return;
     await this.#mounts.withLock(id, async () => {
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
-      const child = this.#childOf(dir);
-      if (child !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${child}`, { id, child });
+      // A leftover of an earlier removal goes first: nothing may come between the check for
+      // layers and imports on this one and the rename.
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
       await removeTree(removing);
+      const child = this.store.dependentOf(dir);
+      if (child !== undefined) {
+        const importing = child.includes(IMPORTING_INFIX);
+        const childId = importing ? child.slice(0, child.indexOf(IMPORTING_INFIX)) : child;
+        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}${importing ? ', being imported' : ''}`, { id, child: childId });
+      }
       await fsp.rename(dir, removing);
       await removeTree(removing);
       await this.#removeView(id);
@@ -455,18 +461,6 @@ export class WindowsFilterDriver {
     await removeTree(aside);
   }
 
-  #childOf(dir: string): string | undefined {
-    for (const name of fs.readdirSync(this.home)) {
-      if (name.startsWith('.') || isWorkName(name)) continue;
-      try {
-        const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
-        if (Array.isArray(chain) && chain.includes(dir)) return name;
-      } catch {
-        // not a layer
-      }
-    }
-    return undefined;
-  }
 
   /** Removes leftovers of crashes: staging and removing directories, half-made mounts. */
   async cleanup(): Promise<string[]> {

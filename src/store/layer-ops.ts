@@ -39,7 +39,7 @@ export async function importLayer(
   source: AsyncIterable<Uint8Array>,
   options: ImportLayerOptions,
 ): Promise<ImportLayerResult> {
-  const stage = await store.beginImport(id);
+  const stage = await store.beginImport(id, options.parents);
   try {
     const result = await backend.writeLayer({
       root: stage.path,

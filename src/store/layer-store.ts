@@ -138,14 +138,38 @@ export class LayerStore {
     return aside;
   }
 
-  /** Creates the staging directory of an import of `id` (fails if `id` exists). */
-  async beginImport(id: string): Promise<Staging> {
+  /**
+   * Creates the staging directory of an import of `id` (fails if `id` exists) on the
+   * layers `parents`. Their chain is written into it at once: a removal of one of them
+   * while the import runs finds it there (LayerStore.importsOn) and is refused.
+   */
+  async beginImport(id: string, parents: readonly string[] = []): Promise<Staging> {
     validateLayerId(id);
     if (fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     // The owner's pid in the name lets another process's cleanup leave a live import alone.
     const dir = path.join(this.home, `${id}${IMPORTING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(dir, { mode: 0o700 });
+    if (parents.length > 0) writeFileDurable(path.join(dir, LAYER_CHAIN_FILE), JSON.stringify(parents), false);
     return { id, path: dir };
+  }
+
+  /**
+   * The name of a layer, or of a running import, whose chain holds the layer at `layerPath`;
+   * undefined when none does.
+   */
+  dependentOf(layerPath: string): string | undefined {
+    for (const name of fs.readdirSync(this.home)) {
+      if (name.startsWith('.')) continue;
+      // Work in progress counts only for a live import: a leftover's chain means nothing.
+      if (isWorkName(name) && !(name.includes(IMPORTING_INFIX) && ownerAlive(name))) continue;
+      try {
+        const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
+        if (Array.isArray(chain) && chain.includes(layerPath)) return name;
+      } catch {
+        // not a layer, or an import that has not written its chain
+      }
+    }
+    return undefined;
   }
 
   /** Writes layerchain.json, flushes the staging tree and renames it into place. */
@@ -153,6 +177,11 @@ export class LayerStore {
     const durable = options.durable ?? true;
     writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), JSON.stringify(parents), durable);
     if (durable) flushFileSystem(stage.path);
+    // A parent removed while this import ran (before the removal could see it) leaves a
+    // chain that names nothing: refused, not committed.
+    for (const parent of parents) {
+      if (!fs.existsSync(parent)) throw createError('ERR_PARENT_NOT_FOUND', `parent layer ${path.basename(parent)} was removed during the import of ${stage.id}`, { id: path.basename(parent) });
+    }
     options.beforeRename?.();
     const target = this.layerPath(stage.id);
     try {
@@ -294,8 +323,10 @@ function isZombie(pid: number): boolean {
   return state === 'Z' || state === 'X';
 }
 
+/** Writes `file` of a staging directory, replacing what beginImport wrote; never through a symbolic link. */
 function writeFileDurable(file: string, text: string, durable: boolean): void {
-  const fd = fs.openSync(file, 'wx', 0o600);
+  const c = fs.constants;
+  const fd = fs.openSync(file, c.O_WRONLY | c.O_CREAT | c.O_TRUNC | c.O_NOFOLLOW, 0o600);
   try {
     fs.writeSync(fd, text);
     if (durable) fs.fsyncSync(fd);

@@ -170,6 +170,39 @@ describe('driver: WindowsFilterDriver', function () {
       await driver.remove('base');
       expect(listTree(driver.home).filter((n) => !n.startsWith('.mounts'))).to.deep.equal([]);
     });
+
+    it('refuses to remove the parent of an import in progress, and an import whose parent went during it commits nothing', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const tar = await buildLayerTar(deltaLayer);
+      // The child's tar arrives in two parts; the parent is removed in between.
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      async function* slow(): AsyncGenerator<Uint8Array> {
+        yield tar.subarray(0, 512);
+        await gate;
+        yield tar.subarray(512);
+      }
+      const importing = driver.applyDiff('delta', 'base', slow());
+      try {
+        const staging = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('delta-importing-'));
+        for (let i = 0; i < 500 && !staging(); i++) await new Promise((r) => setTimeout(r, 10));
+        expect(staging(), 'the import started').to.equal(true);
+        expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+      } finally {
+        release();
+      }
+      await importing;
+      expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+      await driver.remove('delta');
+      // A parent that goes before the import could be seen (here: by hand) fails the commit.
+      const store = driver.store;
+      const stage = await store.beginImport('orphan', [store.layerPath('base')]);
+      fs.renameSync(store.layerPath('base'), path.join(driver.home, 'gone'));
+      expect(await rejectionCode(() => store.commit(stage, [store.layerPath('base')]))).to.equal('ERR_PARENT_NOT_FOUND');
+      await store.abort(stage);
+      expect(driver.exists('orphan')).to.equal(false);
+    });
   });
 
   describe('get and put: the merged view', () => {
