@@ -94,6 +94,20 @@ async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
 }
 
 /**
+ * writevAll to stdout. A failure there (a full disk, a reader that went away) is ERR_IO
+ * marked `stream: 'stdout'`: the export's destination failed, not the layer, and a
+ * controller that handed this worker its own stdout (the CLI) reports it as its own.
+ */
+async function writeStdout(what: string, parts: Uint8Array[]): Promise<void> {
+  try {
+    await writevAll(1, parts);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw createError('ERR_IO', `${what}: writing to stdout failed: ${e.message}`, { errno: e.code ?? null, stream: 'stdout' }, error);
+  }
+}
+
+/**
  * `view HOME ID DEST [LAYER_PATH ...]`: creates DEST, which must be a new directory inside
  * HOME, and writes the merged view of the layers into it. On failure DEST is removed.
  */
@@ -140,11 +154,11 @@ async function run(argv: readonly string[]): Promise<void> {
     for (const c of changes) {
       text += JSON.stringify({ path: c.path, kind: c.kind }) + '\n';
       if (text.length >= OUTPUT_CHUNK) {
-        await writevAll(1, [Buffer.from(text)]);
+        await writeStdout(`changes ${id}`, [Buffer.from(text)]);
         text = '';
       }
     }
-    if (text.length > 0) await writevAll(1, [Buffer.from(text)]);
+    if (text.length > 0) await writeStdout(`changes ${id}`, [Buffer.from(text)]);
     return;
   }
   const parentPaths = parents.map((p) => path.resolve(p));
@@ -171,12 +185,12 @@ async function run(argv: readonly string[]): Promise<void> {
     parts.push(chunk);
     gathered += chunk.length;
     if (gathered >= OUTPUT_CHUNK || parts.length >= OUTPUT_PARTS) {
-      await writevAll(1, parts);
+      await writeStdout(`export-layer ${id}`, parts);
       parts = [];
       gathered = 0;
     }
   }
-  if (parts.length > 0) await writevAll(1, parts);
+  if (parts.length > 0) await writeStdout(`export-layer ${id}`, parts);
 }
 
 // No top-level await: the build bundles this file as CommonJS (see scripts/bundle.mjs).

@@ -3,7 +3,7 @@
  * JSON document); stderr is diagnostics: a progress line on a terminal during import,
  * export and mount, and on failure exactly one line naming the problem and its error code (with
  * --json, that line is the error as JSON). Exit status: 0 success, 1 the operation
- * failed, 2 the command line was wrong.
+ * failed, 2 the command line was wrong, 141 stdout's reader went away (EPIPE, silently).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -52,7 +52,10 @@ const COMMANDS: Record<string, Command> = {
       try {
         const r = await driver.applyDiff(id, optionalString(v, 'parent'), stdinSource(), { signal: interruption(), onProgress: (p) => progress.update(p) });
         progress.done();
-        writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`);
+        // The layer is committed and whole by now: it stays even if its report cannot be
+        // printed. Removing it again would race with whoever already found it (a mount, an
+        // import onto it); `winlayer exists` tells a caller who lost the report.
+        await writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`, `layer ${id} was imported, but `);
       } finally {
         progress.stop();
       }
@@ -70,10 +73,16 @@ const COMMANDS: Record<string, Command> = {
       const progress = new ProgressLine('export', undefined);
       try {
         const onProgress = (p: { entries: number; bytes: number }): void => progress.update(p);
-        // Standard output is handed to the worker when it can be: it writes the tar itself.
+        // Standard output is handed to the worker when it can be: it writes the tar itself,
+        // and a failed write there ends it (ERR_IO naming stdout, as stdoutError does).
         const options = { signal: interruption(), onProgress };
         if (handOverable(1)) await driver.diffTo(id, 1, options);
-        else await pipeline(driver.diff(id, undefined, options), process.stdout);
+        else {
+          await pipeline(driver.diff(id, undefined, options), process.stdout).catch((error: unknown) => {
+            // The pipeline destroyed the tar stream, which kills its worker.
+            throw stdoutFailure === undefined ? error : stdoutError(stdoutFailure);
+          });
+        }
         progress.done();
       } finally {
         progress.stop();
@@ -115,7 +124,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const id = requireId(v);
       const exists = (await openDriver(v)).exists(id);
-      writeOut(v['json'] === true ? JSON.stringify({ id, exists }) + '\n' : `${exists}\n`);
+      await writeOut(v['json'] === true ? JSON.stringify({ id, exists }) + '\n' : `${exists}\n`);
     },
   },
   ls: {
@@ -125,14 +134,14 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const layers = (await openDriver(v)).list();
       if (v['json'] === true) {
-        writeOut(JSON.stringify(layers) + '\n');
+        await writeOut(JSON.stringify(layers) + '\n');
         return;
       }
       const rows = [['ID', 'KIND', 'SIZE', 'ENTRIES', 'PARENT', 'MOUNTED', 'DIGEST']];
       for (const l of layers) {
         rows.push([l.id, l.kind, l.size === null ? '-' : String(l.size), l.entries === null ? '-' : String(l.entries), l.parent ?? '-', String(l.mounted), l.digest?.slice(0, 19) ?? '-']);
       }
-      writeOut(table(rows));
+      await writeOut(table(rows));
     },
   },
   changes: {
@@ -142,11 +151,11 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const changes = await (await openDriver(v)).changes(requireId(v));
       if (v['json'] === true) {
-        writeOut(JSON.stringify(changes) + '\n');
+        await writeOut(JSON.stringify(changes) + '\n');
         return;
       }
       const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
-      writeOut(changes.map((c) => `${letter[c.kind]} ${c.path}\n`).join(''));
+      await writeOut(changes.map((c) => `${letter[c.kind]} ${c.path}\n`).join(''));
     },
   },
   'diff-size': {
@@ -156,7 +165,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const id = requireId(v);
       const size = await (await openDriver(v)).diffSize(id);
-      writeOut(v['json'] === true ? JSON.stringify({ id, size }) + '\n' : `${size}\n`);
+      await writeOut(v['json'] === true ? JSON.stringify({ id, size }) + '\n' : `${size}\n`);
     },
   },
   mount: {
@@ -175,7 +184,18 @@ const COMMANDS: Record<string, Command> = {
       } finally {
         progress.stop();
       }
-      writeOut(v['json'] === true ? JSON.stringify({ id, path: dir }) + '\n' : `${dir}\n`);
+      try {
+        await writeOut(v['json'] === true ? JSON.stringify({ id, path: dir }) + '\n' : `${dir}\n`, `layer ${id} was unmounted again: `);
+      } catch (error) {
+        // Nobody learned the directory, so nobody will unmount it: the mount is undone here,
+        // or the layer would stay in use (a later remove fails with ERR_LAYER_IN_USE).
+        try {
+          await driver.put(id);
+        } catch (putError) {
+          throw toWinLayerError(putError, `layer ${id} was mounted, but its directory could not be written to stdout (${errnoOf(error)}) and unmounting it again failed`, { id });
+        }
+        throw error;
+      }
     },
   },
   unmount: {
@@ -192,7 +212,7 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
       const removed = await (await openDriver(v, { cleanup: false })).cleanup();
-      writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
+      await writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
     },
   },
   status: {
@@ -201,7 +221,7 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
       const status = (await openDriver(v)).status();
-      writeOut(v['json'] === true ? JSON.stringify(Object.fromEntries(status)) + '\n' : table(status));
+      await writeOut(v['json'] === true ? JSON.stringify(Object.fromEntries(status)) + '\n' : table(status));
     },
   },
 };
@@ -245,8 +265,56 @@ function stdinSize(): number | undefined {
   }
 }
 
-function writeOut(text: string): void {
-  process.stdout.write(text);
+/** The first error writing stdout met (set by watchStdio's listener). */
+let stdoutFailure: Error | undefined;
+let watchingStdio = false;
+
+/**
+ * Listeners for errors on stdout and stderr. Without one, a failed write (a full disk,
+ * /dev/full, a reader that went away) is an unhandled 'error' event: a stack trace and
+ * exit 1 instead of the one-line report. An error writing stdout reaches the command
+ * through writeOut's callback (or the export pipeline); one writing stderr has nowhere
+ * left to be reported.
+ */
+function watchStdio(): void {
+  if (watchingStdio) return;
+  watchingStdio = true;
+  process.stdout.on('error', (error: Error) => {
+    stdoutFailure ??= error;
+  });
+  process.stderr.on('error', () => undefined);
+}
+
+function errnoOf(error: unknown): string {
+  const e = error as { code?: unknown; data?: { errno?: unknown } } | undefined;
+  const errno = e?.data?.errno ?? e?.code;
+  return typeof errno === 'string' ? errno : 'unknown error';
+}
+
+/** A failed write to stdout as ERR_IO; `data.stream` says it was stdout, which decides the exit status. */
+function stdoutError(cause: Error, context = ''): WinLayerError {
+  const errno = (cause as NodeJS.ErrnoException).code ?? null;
+  return createError('ERR_IO', `${context}writing to stdout failed: ${cause.message}`, { errno, stream: 'stdout' }, cause);
+}
+
+/** Whether `e` is a write to stdout that failed because its reader went away. */
+function isBrokenStdout(e: WinLayerError): boolean {
+  return e.code === 'ERR_IO' && e.data['stream'] === 'stdout' && e.data['errno'] === 'EPIPE';
+}
+
+/**
+ * Writes `text` to stdout and waits until it is written: a write error becomes an
+ * ERR_IO the command reports (after undoing what it must) instead of an 'error' event
+ * after the command has finished, and a long text waits for a slow reader. `context`
+ * starts the error's message.
+ */
+async function writeOut(text: string, context = ''): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    process.stdout.write(text, (error) => {
+      if (error === null || error === undefined) resolve();
+      else reject(stdoutError(stdoutFailure ?? error, context));
+    });
+  });
 }
 
 function usage(message: string): WinLayerError {
@@ -331,20 +399,21 @@ function interruption(): AbortSignal {
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(mainHelp());
-    return name === undefined ? 2 : 0;
-  }
-  if (name === '--version' || name === '-V' || name === 'version') {
-    process.stdout.write(`winlayer ${packageVersion()}\n`);
-    return 0;
-  }
-  const command = COMMANDS[name];
+  watchStdio();
+  const command = name === undefined ? undefined : COMMANDS[name];
   const wantsJson = rest.includes('--json');
   try {
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      await writeOut(mainHelp());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === '--version' || name === '-V' || name === 'version') {
+      await writeOut(`winlayer ${packageVersion()}\n`);
+      return 0;
+    }
     if (command === undefined) throw usage(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}`);
     if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(commandHelp(name, command));
+      await writeOut(commandHelp(name, command));
       return 0;
     }
     let values: Values;
@@ -361,8 +430,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     const e = toWinLayerError(error, `${name ?? 'winlayer'} failed`);
+    // The reader of stdout went away (`winlayer changes | head -1`): there is nobody to
+    // tell, so nothing is printed, and the status is the one a shell reports for a process
+    // killed by SIGPIPE, which is how tools that do not catch it end there.
+    if (isBrokenStdout(e)) return interruptedBy === 'SIGINT' ? 130 : interruptedBy === 'SIGTERM' ? 143 : 141;
     if (wantsJson) process.stderr.write(JSON.stringify(e.toJSON()) + '\n');
-    else process.stderr.write(`winlayer ${name}: ${e.code}: ${e.message.replaceAll('\n', ' ')}\n`);
+    else process.stderr.write(`winlayer${name === undefined ? '' : ` ${name}`}: ${e.code}: ${e.message.replaceAll('\n', ' ')}\n`);
     const isUsage = isWinLayerError(e) && (e.code === 'ERR_ARGUMENT_INVALID' || e.code === 'ERR_ID_INVALID');
     if (interruptedBy !== undefined) return interruptedBy === 'SIGINT' ? 130 : 143;
     return isUsage ? 2 : 1;

@@ -301,7 +301,13 @@ export class WindowsFilterDriver {
     this.#require(id);
     if (this.#inProcess) {
       const out = fs.createWriteStream('', { fd, autoClose: false });
-      await pipeline(this.diff(id, undefined, options), out);
+      let outError: NodeJS.ErrnoException | undefined;
+      out.once('error', (error) => (outError = error));
+      await pipeline(this.diff(id, undefined, options), out).catch((error: unknown) => {
+        // Marked as a worker marks a failed write to its stdout, which is `fd` there.
+        if (outError === undefined) throw error;
+        throw createError('ERR_IO', `export-layer ${id}: writing to stdout failed: ${outError.message}`, { id, errno: outError.code ?? null, stream: 'stdout' }, outError);
+      });
       return;
     }
     await this.#controller.exportLayerTo(this.#workerJob(id, this.store.readChain(id), options), fd);

@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
+import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
@@ -167,6 +167,120 @@ describe('cli: winlayer', function () {
     expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
     const j = run(['import', '--home', home, '--id', 'x', '--json'], Buffer.from('garbage'));
     expect(lastJson(j.stderr)['code']).to.equal('ERR_TAR_TRUNCATED');
+  });
+
+  /** Runs the CLI with its stdout on /dev/full, where every write fails with ENOSPC. */
+  function runToFull(args: string[], input?: Buffer, env?: NodeJS.ProcessEnv): SpawnSyncReturns<Buffer> {
+    const full = fs.openSync('/dev/full', 'w');
+    try {
+      return spawnSync(process.execPath, [cli, ...args], { stdio: ['pipe', full, 'pipe'], input: input ?? Buffer.alloc(0), ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
+    } finally {
+      fs.closeSync(full);
+    }
+  }
+
+  /** Processes (other than this one) whose command line names `home`: the workers of a store. */
+  function processesOf(home: string): string[] {
+    const found: string[] = [];
+    for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)) {
+      try {
+        const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+        if (cmdline.includes(home)) found.push(`${pid}: ${cmdline}`);
+      } catch {
+        // it exited meanwhile
+      }
+    }
+    return found;
+  }
+
+  it('a failed write to stdout is one ERR_IO line naming stdout and its errno, exit 1, for every command that prints', async function () {
+    if (!fs.existsSync('/dev/full')) this.skip();
+    const home = path.join(tempDir(), 'home');
+    const tar = await buildLayerTar(baseLayer);
+    expect(run(['import', '--home', home, '--id', 'base'], tar).status).to.equal(0);
+    const cases: [string[], (Buffer | undefined)?, NodeJS.ProcessEnv?][] = [
+      [['--version']],
+      [['--help']],
+      [['ls', '--help']],
+      [['ls', '--home', home]],
+      [['exists', '--home', home, '--id', 'base']],
+      [['changes', '--home', home, '--id', 'base']],
+      [['status', '--home', home]],
+      // The worker writes the tar to the CLI's stdout itself; and in process, through a stream.
+      [['export', '--home', home, '--id', 'base']],
+      [['export', '--home', home, '--id', 'base'], undefined, { WINLAYER_NOREEXEC: '1' }],
+      [['import', '--home', home, '--id', 'imported'], tar],
+    ];
+    for (const [args, input, env] of cases) {
+      const r = runToFull(args, input, env);
+      const lines = r.stderr.toString().trimEnd().split('\n');
+      expect({ status: r.status, lines: lines.length }, args.join(' ')).to.deep.equal({ status: 1, lines: 1 });
+      expect(lines[0], args.join(' ')).to.include('ERR_IO');
+      expect(lines[0], args.join(' ')).to.not.match(/\n|^\s+at /m);
+      const j = runToFull([...args, '--json'], input, env);
+      if (args.includes('import')) expect(lastJson(j.stderr)['code'], 'the id is taken: the first import committed').to.equal('ERR_LAYER_EXISTS');
+      else expect({ status: j.status, ...(lastJson(j.stderr)['data'] as object) }, args.join(' ')).to.deep.include({ status: 1, errno: 'ENOSPC', stream: 'stdout' });
+    }
+    // An import whose size could not be printed keeps its layer: it is whole.
+    expect(run(['exists', '--home', home, '--id', 'imported']).stdout.toString()).to.equal('true\n');
+  });
+
+  it('a mount whose directory could not be printed is undone: the layer is not left mounted', async function () {
+    if (!fs.existsSync('/dev/full')) this.skip();
+    const home = path.join(tempDir(), 'home');
+    expect(run(['import', '--home', home, '--id', 'base'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    expect(run(['create-rw', '--home', home, '--id', 'rw', '--parent', 'base']).status).to.equal(0);
+    for (const id of ['base', 'rw']) {
+      const r = runToFull(['mount', '--home', home, '--id', id, '--json']);
+      expect({ status: r.status, code: lastJson(r.stderr)['code'] }, id).to.deep.equal({ status: 1, code: 'ERR_IO' });
+      const ls = JSON.parse(run(['ls', '--home', home, '--json']).stdout.toString()) as { id: string; mounted: number }[];
+      expect(ls.find((l) => l.id === id)?.mounted, id).to.equal(0);
+    }
+    expect(fs.existsSync(path.join(home, '.mounts', 'base')), 'no view left').to.equal(false);
+    expect(run(['remove', '--home', home, '--id', 'rw']).status).to.equal(0);
+    expect(run(['remove', '--home', home, '--id', 'base']).status).to.equal(0);
+  });
+
+  /**
+   * Runs the CLI with a pipe as stdout, reads its first chunk and closes the pipe, as
+   * `| head -c N` does; resolves to its exit status, its stderr and how long it took to
+   * exit once the pipe was closed.
+   */
+  async function readOneChunk(args: string[]): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number; chunk: number }> {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let closedAt = 0;
+    let chunk = 0;
+    child.stdout.once('data', (d: Buffer) => {
+      chunk = d.length;
+      closedAt = Date.now();
+      child.stdout.destroy();
+    });
+    const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('close', (code, sig) => resolve([code, sig])));
+    return { status, signal, stderr, ms: Date.now() - closedAt, chunk };
+  }
+
+  it('a reader that goes away mid-output (EPIPE) ends export and changes at once: exit 141, nothing on stderr, no worker left', async function () {
+    if (!fs.existsSync('/proc/self/cmdline')) this.skip();
+    const home = path.join(tempDir(), 'home');
+    // 16 MiB of tar, and ~1 MiB of changes: far more than a pipe holds. Long names make
+    // the changes long with few files (each one costs the import a file and a flush).
+    expect(run(['import', '--home', home, '--id', 'large'], await buildLayerTar(filesLayer(16, 1 << 20))).status).to.equal(0);
+    const names: BuilderEntry[] = [{ type: 'directory', name: 'Files' }];
+    let dir = 'Files';
+    for (let d = 0; d < 6; d++) names.push({ type: 'directory', name: (dir += `/${d}${'d'.repeat(199)}`) });
+    for (let i = 0; i < 800; i++) names.push({ type: 'file', name: `${dir}/${String(i).padStart(6, '0')}${'n'.repeat(190)}`, data: Buffer.alloc(0) });
+    expect(run(['import', '--home', home, '--id', 'names'], await buildLayerTar(names)).status).to.equal(0);
+    for (const args of [['export', '--home', home, '--id', 'large'], ['changes', '--home', home, '--id', 'names'], ['changes', '--home', home, '--id', 'names', '--json']]) {
+      const r = await readOneChunk(args);
+      expect(r.chunk, args.join(' ')).to.be.greaterThan(0);
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }, args.join(' ')).to.deep.equal({ status: 141, signal: null, stderr: '' });
+      expect(r.ms, `${args.join(' ')}: exited promptly`).to.be.lessThan(10_000);
+      expect(processesOf(home), `${args.join(' ')}: no worker left`).to.deep.equal([]);
+    }
+    const ls = JSON.parse(run(['ls', '--home', home, '--json']).stdout.toString()) as { id: string; mounted: number }[];
+    expect(ls.map((l) => [l.id, l.mounted])).to.deep.equal([['large', 0], ['names', 0]]);
   });
 
   it('a worker whose CLI was killed (SIGKILL) commits nothing, even when its input goes on to the end', async () => {
