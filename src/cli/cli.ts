@@ -422,8 +422,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}) };
       // Every command takes --json: at least its error is then one JSON line.
       options['json'] ??= { type: 'boolean' };
-      values = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true }).values as Values;
+      const parsed = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true, tokens: true });
+      // parseArgs keeps the last of a repeated option: `import --id c --id d` would import
+      // d, hiding a mistake in the script that wrote it. Only options marked repeatable repeat.
+      const seen = new Set<string>();
+      for (const token of parsed.tokens) {
+        if (token.kind !== 'option' || options[token.name]?.type !== 'string' || options[token.name]?.multiple === true) continue;
+        if (seen.has(token.name)) throw usage(`--${token.name} given more than once`);
+        seen.add(token.name);
+      }
+      values = parsed.values as Values;
     } catch (cause) {
+      if (isWinLayerError(cause)) throw cause;
       throw createError('ERR_ARGUMENT_INVALID', (cause as Error).message, {});
     }
     await command.run(values);

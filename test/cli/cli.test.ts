@@ -70,6 +70,14 @@ describe('cli: winlayer', function () {
     expect(run([]).status).to.equal(2);
     expect(run(['frobnicate']).status).to.equal(2);
     expect(run(['ls', '--bogus']).status).to.equal(2);
+    // An option that takes a value is given once; --storage-opt, documented as repeatable, repeats.
+    for (const args of [['import', '--home', tempDir(), '--id', 'c', '--id', 'd'], ['ls', '--home', tempDir(), '--home', tempDir()], ['create', '--home', tempDir(), '--id', 'c', '--parent=a', '--parent=b']]) {
+      const r = run([...args, '--json']);
+      expect({ status: r.status, code: lastJson(r.stderr)['code'] }, args.join(' ')).to.deep.equal({ status: 2, code: 'ERR_ARGUMENT_INVALID' });
+    }
+    const home = tempDir();
+    expect(run(['create', '--home', home, '--id', 'p']).status).to.equal(0);
+    expect(run(['create-rw', '--home', home, '--id', 'rw', '--parent', 'p', '--storage-opt', 'size=1g', '--storage-opt', 'size=2g']).status).to.equal(0);
     const badId = run(['exists', '--home', tempDir(), '--id', '../etc', '--json']);
     expect(badId.status).to.equal(2);
     expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');
