@@ -79,6 +79,9 @@ function* counted(entries: Iterable<BuilderEntry>, onProgress: ((p: { entries: n
  * What the layer at `layerRoot` changes against `parents` (nearest first). Unlike
  * windowsfilter, which reports every change as a modification, additions and
  * modifications are told apart by looking at the parent chain. Run by the `changes` worker.
+ *
+ * A read-write layer's FIFOs, sockets and devices are listed, as any change of its
+ * directory is (and names an export refuses); its export refuses them.
  */
 export function layerChanges(layerRoot: string, parents: readonly string[]): Change[] {
   if (isReadWriteLayer(layerRoot)) {
@@ -119,7 +122,11 @@ interface Found {
 
 type HostKind = 'file' | 'directory' | 'symlink' | 'other';
 
-/** The files below `root`, each directory's names in sorted order, into `found` by case-folded name. */
+/**
+ * The files below `root`, each directory's names in sorted order, into `found` by
+ * case-folded name. Refuses two names that differ only in case: one file on Windows
+ * (keyed as one, the later silently replaced the earlier).
+ */
 function walk(root: string, found: Map<string, Found>): void {
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
@@ -127,7 +134,15 @@ function walk(root: string, found: Map<string, Found>): void {
       const r = rel === '' ? name : `${rel}/${name}`;
       const stat = fs.lstatSync(path.join(root, r), { bigint: true });
       const kind = hostKind(stat);
-      found.set(caseFoldKey(r), { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n });
+      const key = caseFoldKey(r);
+      const other = found.get(key);
+      if (other !== undefined) {
+        throw createError('ERR_ENTRY_DUPLICATE', `container files ${JSON.stringify(`Files/${other.name}`)} and ${JSON.stringify(`Files/${r}`)}: names that differ only in case are one file on Windows`, {
+          entry: `Files/${r}`,
+          other: `Files/${other.name}`,
+        });
+      }
+      found.set(key, { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n });
       if (kind === 'directory') visit(r);
     }
   };
@@ -226,8 +241,27 @@ function checkExportable(layerPath: string): void {
   }
 }
 
-/** The tar entries of the changes (deletions as whiteouts), in path order. */
+/**
+ * Refuses a FIFO, socket or device: Windows has no such file, and a layer tar that
+ * carried one could not be imported.
+ */
+function checkFileType(layerPath: string, stat: fs.BigIntStats): void {
+  if (hostKind(stat) !== 'other') return;
+  const what = stat.isFIFO() ? 'a FIFO' : stat.isSocket() ? 'a socket' : stat.isCharacterDevice() ? 'a character device' : stat.isBlockDevice() ? 'a block device' : 'a special file';
+  throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `container file ${JSON.stringify(layerPath)}: ${what} has no Windows equivalent`, { entry: layerPath });
+}
+
+/**
+ * The tar entries of the changes (deletions as whiteouts), in path order. Every change is
+ * checked before the first entry: a refused one fails the export before any byte of it.
+ */
 export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, changes: readonly Change[], found: Map<string, Found>): Generator<BuilderEntry> {
+  for (const c of changes) {
+    if (c.kind === 'delete') continue;
+    checkExportable(c.path);
+    const f = found.get(caseFoldKey(c.path.slice('Files/'.length)));
+    if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
+  }
   const items = new ViewItems();
   try {
     for (const c of changes) {
@@ -238,8 +272,8 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
       }
       const f = found.get(caseFoldKey(name));
       if (f === undefined) continue;
-      checkExportable(c.path);
       const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
+      checkFileType(c.path, s);
       const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
       const prior = seen === undefined ? undefined : resolveLink(seen);
       const priorItem = prior === undefined ? undefined : items.of(prior);

@@ -3,13 +3,15 @@
  * through real worker processes.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
@@ -33,6 +35,17 @@ async function entryNames(tar: Buffer): Promise<string[]> {
     for await (const _ of e.body) void _;
   }
   return out;
+}
+
+/** The WinLayerError `fn` rejects with. */
+async function rejection(fn: () => Promise<unknown>): Promise<WinLayerError> {
+  try {
+    await fn();
+  } catch (e) {
+    if (isWinLayerError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
 }
 
 export async function openDriver(extra: Partial<Parameters<typeof WindowsFilterDriver.open>[0]> = {}): Promise<WindowsFilterDriver> {
@@ -445,6 +458,63 @@ describe('driver: WindowsFilterDriver', function () {
         expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/ok.txt']);
       });
     }
+  });
+
+  describe('read-write layers: what a Windows layer cannot carry is refused, never dropped', () => {
+    /** A mounted read-write layer on `baseLayer`, and its directory. */
+    async function mountedReadWrite(): Promise<{ driver: WindowsFilterDriver; dir: string }> {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      return { driver, dir: await driver.get('rw') };
+    }
+
+    it('refuses names that differ only in case (two new files; a new file beside the parent\'s): ERR_ENTRY_DUPLICATE naming both', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      fs.writeFileSync(path.join(dir, 'Q'), 'upper');
+      fs.writeFileSync(path.join(dir, 'q'), 'lower');
+      for (const e of [await rejection(() => driver.changes('rw')), await rejection(() => collect(driver.diff('rw')))]) {
+        expect(e.code).to.equal('ERR_ENTRY_DUPLICATE');
+        expect([e.data['other'], e.data['entry']]).to.deep.equal(['Files/Q', 'Files/q']);
+      }
+      fs.rmSync(path.join(dir, 'Q'));
+      // The parent's Windows/keep.txt is in the directory too.
+      fs.writeFileSync(path.join(dir, 'Windows/KEEP.TXT'), 'a second file');
+      for (const e of [await rejection(() => driver.changes('rw')), await rejection(() => collect(driver.diff('rw')))]) {
+        expect(e.code).to.equal('ERR_ENTRY_DUPLICATE');
+        expect([e.data['other'], e.data['entry']]).to.deep.equal(['Files/Windows/KEEP.TXT', 'Files/Windows/keep.txt']);
+      }
+      fs.rmSync(path.join(dir, 'Windows/KEEP.TXT'));
+      expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/q', kind: 'add' }]);
+    });
+
+    it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
+      expect(spawnSync('mkfifo', [path.join(dir, 'fifo')]).status).to.equal(0);
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(path.join(dir, 'sock'), resolve));
+      try {
+        expect(await driver.changes('rw')).to.deep.equal([
+          { path: 'Files/fifo', kind: 'add' },
+          { path: 'Files/new.txt', kind: 'add' },
+          { path: 'Files/sock', kind: 'add' },
+        ]);
+        const written: Buffer[] = [];
+        const e = await rejection(async () => {
+          for await (const c of driver.diff('rw')) written.push(c as Buffer);
+        });
+        expect(e.code).to.equal('ERR_ENTRY_TYPE_UNSUPPORTED');
+        expect(e.data['entry']).to.equal('Files/fifo');
+        expect(Buffer.concat(written).length, 'no part of a tar').to.equal(0);
+        fs.rmSync(path.join(dir, 'fifo'));
+        expect((await rejection(() => collect(driver.diff('rw')))).data['entry']).to.equal('Files/sock');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+      fs.rmSync(path.join(dir, 'sock'), { force: true });
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/new.txt']);
+    });
   });
 
   it('mounts hard links to a symbolic link, and to a file an intermediate layer deleted (hcsshim finds both)', async () => {
