@@ -12,6 +12,7 @@
  * descriptor of its nearest parent directory in the view, ARCHIVE (files) or DIRECTORY
  * (directories), and its creation time from the host (birth time where it exists).
  */
+import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
@@ -124,13 +125,15 @@ type HostKind = 'file' | 'directory' | 'symlink' | 'other';
 
 /**
  * The files below `root`, each directory's names in sorted order, into `found` by
- * case-folded name. Refuses two names that differ only in case: one file on Windows
- * (keyed as one, the later silently replaced the earlier).
+ * case-folded name. Refuses what the comparison would otherwise lose or misread: two
+ * names that differ only in case (one file on Windows; keyed as one, the later silently
+ * replaced the earlier), and a name that is not UTF-8 (read back as U+FFFD, it named no
+ * file).
  */
 function walk(root: string, found: Map<string, Found>): void {
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
-    for (const name of fs.readdirSync(dir).sort()) {
+    for (const name of namesIn(dir, rel).sort()) {
       const r = rel === '' ? name : `${rel}/${name}`;
       const stat = fs.lstatSync(path.join(root, r), { bigint: true });
       const kind = hostKind(stat);
@@ -147,6 +150,47 @@ function walk(root: string, found: Map<string, Found>): void {
     }
   };
   visit('');
+}
+
+/**
+ * The names in the directory `dir` (`rel` below the writable directory). A name that is
+ * not UTF-8 comes back from readdir with U+FFFD in place of its bad bytes: only then is
+ * the directory read again as bytes, to tell such a name from one that holds U+FFFD.
+ */
+function namesIn(dir: string, rel: string): string[] {
+  const names = fs.readdirSync(dir);
+  if (!names.some((n) => n.includes('\uFFFD'))) return names;
+  for (const raw of fs.readdirSync(dir, { encoding: 'buffer' })) {
+    if (isUtf8(raw)) continue;
+    const shown = `Files/${rel === '' ? '' : `${rel}/`}${escapeNonUtf8(raw)}`;
+    throw createError('ERR_PATH_INVALID', `container file ${shown}: the name is not UTF-8 (bytes shown as \\xNN), so it has no Windows spelling`, {
+      entry: shown,
+      bytes: raw.toString('hex'),
+    });
+  }
+  return names;
+}
+
+/** `raw` decoded, each byte that starts no valid UTF-8 sequence written as `\xNN`. */
+function escapeNonUtf8(raw: Buffer): string {
+  let out = '';
+  for (let i = 0; i < raw.length; ) {
+    let len = 0;
+    for (let n = 1; n <= 4 && i + n <= raw.length; n++) {
+      if (isUtf8(raw.subarray(i, i + n))) {
+        len = n;
+        break;
+      }
+    }
+    if (len === 0) {
+      out += `\\x${(raw[i] as number).toString(16).padStart(2, '0')}`;
+      i++;
+    } else {
+      out += raw.toString('utf8', i, i + len);
+      i += len;
+    }
+  }
+  return out;
 }
 
 function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {

@@ -515,6 +515,24 @@ describe('driver: WindowsFilterDriver', function () {
       fs.rmSync(path.join(dir, 'sock'), { force: true });
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/new.txt']);
     });
+
+    it('refuses a file name that is not UTF-8 with ERR_PATH_INVALID naming it (its bad bytes as \\xNN); a name holding U+FFFD is a name', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      fs.writeFileSync(path.join(dir, 'Windows', 'replacement-\uFFFD.txt'), 'valid UTF-8');
+      expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/Windows/replacement-\uFFFD.txt', kind: 'add' }]);
+      const bad = Buffer.concat([Buffer.from(path.join(dir, 'Windows', 'bad')), Buffer.from([0xff, 0x41])]);
+      fs.writeFileSync(bad, 'x');
+      try {
+        for (const e of [await rejection(() => driver.changes('rw')), await rejection(() => collect(driver.diff('rw')))]) {
+          expect(e.code).to.equal('ERR_PATH_INVALID');
+          expect(e.data['entry']).to.equal('Files/Windows/bad\\xffA');
+          expect(e.data['bytes']).to.equal('626164ff41');
+        }
+      } finally {
+        fs.rmSync(bad);
+      }
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/Windows/replacement-\uFFFD.txt']);
+    });
   });
 
   it('mounts hard links to a symbolic link, and to a file an intermediate layer deleted (hcsshim finds both)', async () => {
