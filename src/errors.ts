@@ -183,11 +183,17 @@ export function errorFromSerialized(value: unknown): WinLayerError {
 
 /**
  * The error for a path the host's file system cannot hold (ENAMETOOLONG): Windows takes
- * 32,767 characters, a POSIX host stops at PATH_MAX (4,096 bytes on Linux).
+ * 32,767 characters, a POSIX host stops at PATH_MAX (4,096 bytes on Linux). The message
+ * shows a long entry by its two ends (the CLI prints the message as one line: a whole
+ * entry near PATH_MAX made it 4 KB); `data.entry` holds it whole.
  */
 export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
-  return createError('ERR_PATH_TOO_LONG', `${entry}: the path is longer than this host's file system can hold`, { entry }, cause);
+  const shown = entry.length <= SHOWN_ENTRY_CHARS ? entry : `${entry.slice(0, SHOWN_ENTRY_CHARS / 2)}…${entry.slice(-SHOWN_ENTRY_CHARS / 2)} (${entry.length} characters)`;
+  return createError('ERR_PATH_TOO_LONG', `${shown}: the path is longer than this host's file system can hold`, { entry }, cause);
 }
+
+/** The most characters of an entry name pathTooLongError puts in its message. */
+const SHOWN_ENTRY_CHARS = 160;
 
 /** Wraps an unknown thrown value (fs errors, bugs) so callers always see a WinLayerError. */
 export function toWinLayerError(error: unknown, context: string, data: ErrorData = {}): WinLayerError {

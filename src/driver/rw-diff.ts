@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
 import { ChainView } from '../layer/chain-view.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
-import { createError } from '../errors.js';
+import { createError, pathTooLongError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
 import {
@@ -127,15 +127,21 @@ type HostKind = 'file' | 'directory' | 'symlink' | 'other';
  * The files below `root`, each directory's names in sorted order, into `found` by
  * case-folded name. Refuses what the comparison would otherwise lose or misread: two
  * names that differ only in case (one file on Windows; keyed as one, the later silently
- * replaced the earlier), and a name that is not UTF-8 (read back as U+FFFD, it named no
- * file).
+ * replaced the earlier), a name that is not UTF-8 (read back as U+FFFD, it named no
+ * file), and a path longer than the host's system calls take (a tree made with relative
+ * paths can be deeper than PATH_MAX).
  */
 function walk(root: string, found: Map<string, Found>): void {
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
     for (const name of namesIn(dir, rel).sort()) {
       const r = rel === '' ? name : `${rel}/${name}`;
-      const stat = fs.lstatSync(path.join(root, r), { bigint: true });
+      let stat: fs.BigIntStats;
+      try {
+        stat = fs.lstatSync(path.join(root, r), { bigint: true });
+      } catch (error) {
+        throw hostPathError(error, r);
+      }
       const kind = hostKind(stat);
       const key = caseFoldKey(r);
       const other = found.get(key);
@@ -158,7 +164,12 @@ function walk(root: string, found: Map<string, Found>): void {
  * the directory read again as bytes, to tell such a name from one that holds U+FFFD.
  */
 function namesIn(dir: string, rel: string): string[] {
-  const names = fs.readdirSync(dir);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (error) {
+    throw hostPathError(error, rel);
+  }
   if (!names.some((n) => n.includes('\uFFFD'))) return names;
   for (const raw of fs.readdirSync(dir, { encoding: 'buffer' })) {
     if (isUtf8(raw)) continue;
@@ -191,6 +202,12 @@ function escapeNonUtf8(raw: Buffer): string {
     }
   }
   return out;
+}
+
+/** A file system error on `rel` (below the writable directory): a path too long for the host names its entry. */
+function hostPathError(error: unknown, rel: string): unknown {
+  if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') return pathTooLongError(rel === '' ? 'Files' : `Files/${rel}`, error);
+  return error;
 }
 
 function kindOf(e: ViewEntry): 'file' | 'directory' | 'symlink' {

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError } from '../errors.js';
+import { createError, pathTooLongError } from '../errors.js';
 import { itemFromRecord, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
@@ -310,7 +310,9 @@ const PROGRESS_MS = 100;
 /**
  * Writes the view into the empty directory `dest`. Symbolic links are made last, so no
  * write can pass through one; every file is created exclusively. `onProgress` hears the
- * entries written and the bytes copied, at most every 100 ms and once at the end.
+ * entries written and the bytes copied, at most every 100 ms and once at the end. A path
+ * longer than the host takes (the view's directory is deeper in the store than the layers
+ * are) fails with ERR_PATH_TOO_LONG naming its entry.
  */
 export function materializeView(view: Map<string, ViewEntry>, dest: string, onProgress?: (p: { entries: number; bytes: number }) => void): void {
   let done = 0;
@@ -328,23 +330,35 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string, onPr
     copied += range.length;
   };
   const items = new ViewItems(INDEX_READ_AHEAD);
+  /** The entry being written, for the error that names it. */
+  let current: ViewEntry | undefined;
   try {
-    materialize(view, dest, items, copyRange, () => {
+    materialize(view, dest, items, copyRange, (e, counts) => {
+      current = e;
+      if (!counts) return;
       done++;
       progress(false);
     });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(current?.recordName ?? 'Files', error);
+    throw error;
   } finally {
     items.close();
   }
   progress(true);
 }
 
+/**
+ * `step(e, counts)` is called before each piece of work on entry `e`: `counts` for its
+ * first (an entry written, for progress), not for the links, symbolic links and directory
+ * times done after all entries.
+ */
 function materialize(
   view: Map<string, ViewEntry>,
   dest: string,
   items: ViewItems,
   copyRange: (range: ByteRange, out: number) => void,
-  step: () => void,
+  step: (e: ViewEntry, counts: boolean) => void,
 ): void {
   // Layer by layer, in index order: each index is then read in blocks, not a record at a
   // time, and a layer's entries of one directory mostly follow one another. Parents are
@@ -367,10 +381,10 @@ function materialize(
   const hostOf = hostNames(view);
   let madeDir = '';
   const links: ViewEntry[] = [];
-  const symlinks: { at: string; target: string }[] = [];
-  const dirTimes: { at: string; atime: number; mtime: number }[] = [];
+  const symlinks: { e: ViewEntry; at: string; target: string }[] = [];
+  const dirTimes: { e: ViewEntry; at: string; atime: number; mtime: number }[] = [];
   for (const e of entries) {
-    step();
+    step(e, true);
     if (e.name === '') continue;
     const at = path.join(dest, e.kind === 'directory' ? hostOf.dir(e.name) : hostOf.entry(e.name));
     // Parents a layer created implicitly have no record of their own. They are made now for
@@ -388,12 +402,12 @@ function materialize(
     if (it.kind !== 'entry') continue;
     const times = { atime: secondsOf(it.info.lastAccessTime), mtime: secondsOf(it.info.lastWriteTime) };
     if (e.kind === 'symlink') {
-      symlinks.push({ at, target: posixLinkTarget(it.meta.reparse?.target ?? '') });
+      symlinks.push({ e, at, target: posixLinkTarget(it.meta.reparse?.target ?? '') });
       continue;
     }
     if (e.kind === 'directory') {
       fs.mkdirSync(at, { recursive: true });
-      dirTimes.push({ at, ...times });
+      dirTimes.push({ e, at, ...times });
       continue;
     }
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
@@ -405,12 +419,13 @@ function materialize(
     }
   }
   for (const e of links) {
+    step(e, false);
     const target = e.linkTo;
     if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.recordName}: unresolved hard link`, { entry: e.recordName });
     const at = path.join(dest, hostOf.entry(e.name));
     if (target.kind === 'symlink') {
       const it = items.of(target);
-      symlinks.push({ at, target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : '') });
+      symlinks.push({ e, at, target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : '') });
       continue;
     }
     if (view.get(caseFoldKey(target.name)) === target) {
@@ -430,10 +445,16 @@ function materialize(
       fs.closeSync(fd);
     }
   }
-  for (const s of symlinks) fs.symlinkSync(s.target, s.at);
+  for (const s of symlinks) {
+    step(s.e, false);
+    fs.symlinkSync(s.target, s.at);
+  }
   // Directory times last, when nothing more is made in them (a utimes of a directory's
   // child leaves the directory's own times alone: their order does not matter).
-  for (const d of dirTimes) fs.utimesSync(d.at, d.atime, d.mtime);
+  for (const d of dirTimes) {
+    step(d.e, false);
+    fs.utimesSync(d.at, d.atime, d.mtime);
+  }
 }
 
 const COPY_CHUNK = 256 * 1024;

@@ -533,6 +533,44 @@ describe('driver: WindowsFilterDriver', function () {
       }
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/Windows/replacement-\uFFFD.txt']);
     });
+
+    it('refuses a tree deeper than the host\'s PATH_MAX with ERR_PATH_TOO_LONG naming the entry (changes and export)', async function () {
+      if (process.platform !== 'linux') this.skip();
+      const { driver, dir } = await mountedReadWrite();
+      // Made with relative paths, as a container's process can: no absolute path reaches the bottom.
+      const made = spawnSync(process.execPath, ['-e', `const fs = require('fs'); process.chdir(${JSON.stringify(dir)}); for (let i = 0; i < 1100; i++) { fs.mkdirSync('dddd'); process.chdir('dddd'); }`]);
+      expect(made.status, made.stderr.toString()).to.equal(0);
+      try {
+        for (const e of [await rejection(() => driver.changes('rw')), await rejection(() => collect(driver.diff('rw')))]) {
+          expect(e.code).to.equal('ERR_PATH_TOO_LONG');
+          expect(e.data['entry']).to.match(/^Files(\/dddd)+$/);
+          expect(Buffer.byteLength(path.join(dir, String(e.data['entry']).slice('Files/'.length)))).to.be.at.least(4096);
+        }
+      } finally {
+        // rm walks by descriptors; a walk by paths cannot reach the bottom either.
+        expect(spawnSync('rm', ['-rf', path.join(dir, 'dddd')]).status).to.equal(0);
+      }
+    });
+  });
+
+  it('mounts a layer whose paths fit in its own directory but not in the view\'s: ERR_PATH_TOO_LONG naming the entry, nothing left behind', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const driver = await openDriver();
+    // The view's directory (.mounts/<128-character id>-tmp-<pid>-<hex>) is ~150 bytes longer than the layer's.
+    let deep = 'Files';
+    while (Buffer.byteLength(path.join(driver.home, 'p-importing-1234567-0123456789ab', deep, 'd', 'leaf')) < 4000) deep += '/d';
+    const leaf = `${deep}/leaf`;
+    await driver.applyDiff('p', undefined, Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: leaf, data: 'x' }])]));
+    const child = 'c'.repeat(128);
+    await driver.applyDiff(child, 'p', Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }])]));
+    const e = await rejection(() => driver.get(child));
+    expect(e.code).to.equal('ERR_PATH_TOO_LONG');
+    expect(String(e.data['entry'])).to.match(/^Files(\/d)+(\/leaf)?$/);
+    expect(driver.mountCount(child)).to.equal(0);
+    expect(fs.readdirSync(path.join(driver.home, '.mounts')).filter((n) => n.startsWith(child))).to.deep.equal([]);
+    // The layer itself mounts: its id is short.
+    expect(fs.readFileSync(path.join(await driver.get('p'), leaf.slice('Files/'.length)), 'utf8')).to.equal('x');
+    await driver.put('p');
   });
 
   it('mounts hard links to a symbolic link, and to a file an intermediate layer deleted (hcsshim finds both)', async () => {
