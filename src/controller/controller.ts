@@ -104,7 +104,7 @@ export class Controller {
     await this.#schedule('export-layer', job.id, job.signal, () => runExportLayerWorkerTo(this.#job({ ...job, command: 'export-layer' }), fd));
   }
 
-  /** Writes the merged view of `job.parents` into the new directory `job.dest` through a worker. */
+  /** Makes `job.dest`, a new directory, the merged view of `job.parents` through a worker. */
   async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'> & { dest: string }): Promise<void> {
     await this.#schedule('view', job.id, job.signal, () => runViewWorker(this.#job({ ...job, command: 'view' })));
   }

@@ -3,7 +3,9 @@
  *   write-layer HOME ID [PARENT_LAYER_PATH ...]   tar on stdin → decimal size + "\n" on stdout
  *   export-layer HOME ID [PARENT_LAYER_PATH ...]  tar on stdout
  *   view HOME ID DEST [LAYER_PATH ...]             the merged view of the layers (nearest
- *                                                  first) written into DEST, a new directory in HOME
+ *                                                  first) written beside DEST, a new directory in
+ *                                                  HOME, as DEST-tmp-<worker pid>-<hex>, then
+ *                                                  renamed to DEST
  *   changes HOME ID [PARENT_LAYER_PATH ...]        the layer's changes against its parents on
  *                                                  stdout, one JSON object {"path","kind"} a line
  * For an existing layer (export-layer, changes) the parents are read from the layer's own

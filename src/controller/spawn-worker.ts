@@ -90,7 +90,7 @@ export interface WorkerJob {
   readonly id: string;
   /** Parent layer paths, nearest first (for `view`: the layers to merge, nearest first). */
   readonly parents: readonly string[];
-  /** `view` only: the directory to create and fill. */
+  /** `view` only: the directory to make (a new one: the worker writes beside it and renames). */
   readonly dest?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Kill the worker after this many milliseconds. @default no timeout */
@@ -446,22 +446,46 @@ export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promis
 }
 
 /**
- * Runs `view`: the worker writes the merged view of `job.parents` into `job.dest`. A view
+ * Runs `view`: the worker writes the merged view of `job.parents` into a directory beside
+ * `job.dest` named with its own pid, and renames it to `job.dest` when whole. A view
  * resolves every name of the chain in memory and writes every file, seconds of work for a
- * large layer: in a worker, the controller's event loop stays free and its heap small. On
- * failure the caller removes what the worker left in `job.dest`.
+ * large layer: in a worker, the controller's event loop stays free and its heap small. A
+ * worker that fails removes its directory; one that was killed (canceled, timed out, a
+ * signal) cannot, and its directory is removed here.
  */
 export async function runViewWorker(job: WorkerJob): Promise<void> {
-  await runWithoutInput(job, job.parents);
+  await runWithoutInput(job, job.parents, (pid) => {
+    if (job.dest !== undefined) removeViewLeftover(job.dest, pid);
+  });
 }
 
-/** Runs a worker that reads no input, its heap sized by the records of `layers`; its result, or its error. */
-async function runWithoutInput(job: WorkerJob, layers: readonly string[]) {
+/** Removes the directory a killed view worker was writing beside `dest` (`<dest>-tmp-<pid>-<hex>`). */
+function removeViewLeftover(dest: string, pid: number | undefined): void {
+  if (pid === undefined) return;
+  const dir = path.dirname(dest);
+  const prefix = `${path.basename(dest)}-tmp-${pid}-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) if (name.startsWith(prefix)) removeTreeSync(path.join(dir, name));
+}
+
+/**
+ * Runs a worker that reads no input, its heap sized by the records of `layers`; its
+ * result, or its error (after `killed` for a worker that was killed).
+ */
+async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed?: (pid: number | undefined) => void) {
   const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   (subprocess.stdin as Writable | null)?.end();
   const result = await subprocess;
-  if (result.failed) throw errorFromResult(result, job);
+  if (result.failed) {
+    if (result.isCanceled || result.timedOut || result.signal !== undefined) killed?.(subprocess.pid);
+    throw errorFromResult(result, job);
+  }
   return result;
 }
 

@@ -355,18 +355,24 @@ export class WindowsFilterDriver {
       const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
       if (!fs.existsSync(dir)) {
         const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
-        const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
         try {
           if (this.#inProcess) {
+            // Named by the process that writes it (this one), as a worker names its own.
+            const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
             fs.mkdirSync(tmp, { mode: 0o755 });
-            materializeView(resolveView(layers), tmp, options.onProgress);
+            try {
+              materializeView(resolveView(layers), tmp, options.onProgress);
+              fs.renameSync(tmp, dir);
+            } catch (error) {
+              await removeTree(tmp);
+              throw error;
+            }
           } else {
-            // The view is resolved and written by a worker: seconds of work for a large layer.
-            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: tmp, onProgress: options.onProgress });
+            // The view is resolved and written by a worker (seconds of work for a large
+            // layer), which renames it to `dir` when whole.
+            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: dir, onProgress: options.onProgress });
           }
-          fs.renameSync(tmp, dir);
         } catch (error) {
-          await removeTree(tmp);
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
       }

@@ -47,14 +47,15 @@ export async function* readWriteLayerTar(
   layerRoot: string,
   parents: readonly string[],
   onProgress?: (p: { entries: number; bytes: number }) => void,
+  checkpoint?: () => void,
 ): AsyncGenerator<Uint8Array> {
   const rw = path.join(layerRoot, RW_DIR);
   if (!fs.existsSync(rw)) {
     yield* streamLayerTar([]);
     return;
   }
-  const view = resolveView(parents);
-  const { changes, found } = compareWithView(rw, view);
+  const view = resolveView(parents, checkpoint);
+  const { changes, found } = compareWithView(rw, view, checkpoint);
   yield* streamLayerTar(counted(entriesOfChanges(rw, view, changes, found), onProgress));
 }
 
@@ -80,19 +81,21 @@ function* counted(entries: Iterable<BuilderEntry>, onProgress: ((p: { entries: n
  * What the layer at `layerRoot` changes against `parents` (nearest first). Unlike
  * windowsfilter, which reports every change as a modification, additions and
  * modifications are told apart by looking at the parent chain. Run by the `changes` worker.
+ * `checkpoint` is called once an entry; it throws to stop (a worker whose controller is gone).
  *
  * A read-write layer's FIFOs, sockets and devices are listed, as any change of its
  * directory is (and names an export refuses); its export refuses them.
  */
-export function layerChanges(layerRoot: string, parents: readonly string[]): Change[] {
+export function layerChanges(layerRoot: string, parents: readonly string[], checkpoint?: () => void): Change[] {
   if (isReadWriteLayer(layerRoot)) {
     const rw = path.join(layerRoot, RW_DIR);
     if (!fs.existsSync(rw)) return [];
-    return compareWithView(rw, resolveView(parents)).changes;
+    return compareWithView(rw, resolveView(parents, checkpoint), checkpoint).changes;
   }
-  const parentView = new ChainView(parents);
+  const parentView = new ChainView(parents, checkpoint);
   const out: Change[] = [];
   for (const r of indexEntriesSync(layerRoot)) {
+    checkpoint?.();
     if (r.inherited === true) continue;
     if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
     else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });
@@ -131,10 +134,11 @@ type HostKind = 'file' | 'directory' | 'symlink' | 'other';
  * file), and a path longer than the host's system calls take (a tree made with relative
  * paths can be deeper than PATH_MAX).
  */
-function walk(root: string, found: Map<string, Found>): void {
+function walk(root: string, found: Map<string, Found>, checkpoint?: () => void): void {
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
     for (const name of namesIn(dir, rel).sort()) {
+      checkpoint?.();
       const r = rel === '' ? name : `${rel}/${name}`;
       let stat: fs.BigIntStats;
       try {
@@ -243,14 +247,15 @@ function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems): boo
 }
 
 /** Changes of `rwDir` against the parent view, sorted by path; deletions name only the top entry. */
-export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { changes: Change[]; found: Map<string, Found> } {
+export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, checkpoint?: () => void): { changes: Change[]; found: Map<string, Found> } {
   const found = new Map<string, Found>();
-  walk(rwDir, found);
+  walk(rwDir, found, checkpoint);
   const changes: Change[] = [];
   // Each parent layer's index is opened once for the comparison, not once a file.
   const items = new ViewItems();
   try {
     for (const [key, f] of found) {
+      checkpoint?.();
       const prior = view.get(key);
       if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
       else if (!sameFile(prior, f, path.join(rwDir, f.name), items)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
@@ -259,6 +264,7 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>): { 
     items.close();
   }
   for (const [key, e] of view) {
+    checkpoint?.();
     if (e.name === '' || found.has(key)) continue;
     const parentKey = caseFoldKey(parentName(e.name));
     // Below a deleted directory, the directory's deletion says it all.

@@ -79,8 +79,10 @@ export class ViewEntry {
 /**
  * Resolves the view of `layers` (nearest first). Returns entries keyed by case-folded
  * name below Files/, in an order where a directory comes before its children.
+ * `checkpoint` is called once a record read; it throws to stop (a worker whose controller
+ * is gone).
  */
-export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
+export function resolveView(layers: readonly string[], checkpoint?: () => void): Map<string, ViewEntry> {
   const view = new Map<string, ViewEntry>();
   /**
    * Files, symlinks and hard links a nearer layer deleted by name: hcsshim resolves a hard link's
@@ -148,12 +150,14 @@ export function resolveView(layers: readonly string[]): Map<string, ViewEntry> {
     // and records beside the view raised the peak RSS of resolving a 105,000-entry layer
     // from 155 to 190 MB.
     for (const r of indexEntriesSync(layerRoot)) {
+      checkpoint?.();
       if (r.kind !== 'whiteout' || !r.name.startsWith(FILES_PREFIX)) continue;
       remove(caseFoldKey(r.name.slice(FILES_PREFIX.length)));
     }
     const links: ViewEntry[] = [];
     const line: LineSpan = { offset: 0, length: 0 };
     for (const raw of indexEntriesSync(layerRoot, line)) {
+      checkpoint?.();
       if (raw.kind === 'whiteout' || (raw.name !== 'Files' && !raw.name.startsWith(FILES_PREFIX))) continue;
       const mergedRecord = merged.get(raw.name);
       const r = mergedRecord ?? raw;
@@ -310,11 +314,18 @@ const PROGRESS_MS = 100;
 /**
  * Writes the view into the empty directory `dest`. Symbolic links are made last, so no
  * write can pass through one; every file is created exclusively. `onProgress` hears the
- * entries written and the bytes copied, at most every 100 ms and once at the end. A path
- * longer than the host takes (the view's directory is deeper in the store than the layers
- * are) fails with ERR_PATH_TOO_LONG naming its entry.
+ * entries written and the bytes copied, at most every 100 ms and once at the end.
+ * `checkpoint` is called once an entry (and once a chunk of a large file's data); it
+ * throws to stop (a worker whose controller is gone). A path longer than the host takes
+ * (the view's directory is deeper in the store than the layers are) fails with
+ * ERR_PATH_TOO_LONG naming its entry.
  */
-export function materializeView(view: Map<string, ViewEntry>, dest: string, onProgress?: (p: { entries: number; bytes: number }) => void): void {
+export function materializeView(
+  view: Map<string, ViewEntry>,
+  dest: string,
+  onProgress?: (p: { entries: number; bytes: number }) => void,
+  checkpoint?: () => void,
+): void {
   let done = 0;
   let copied = 0;
   let reported = 0;
@@ -326,7 +337,7 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string, onPr
     onProgress({ entries: done, bytes: copied });
   };
   const copyRange = (range: ByteRange, out: number): void => {
-    copyFileRange(range, out);
+    copyFileRange(range, out, checkpoint);
     copied += range.length;
   };
   const items = new ViewItems(INDEX_READ_AHEAD);
@@ -335,6 +346,7 @@ export function materializeView(view: Map<string, ViewEntry>, dest: string, onPr
   try {
     materialize(view, dest, items, copyRange, (e, counts) => {
       current = e;
+      checkpoint?.();
       if (!counts) return;
       done++;
       progress(false);
@@ -462,8 +474,11 @@ const COPY_CHUNK = 256 * 1024;
 /** Bytes of an index read at once while materializing (records are ~200–400 bytes). */
 const INDEX_READ_AHEAD = 64 * 1024;
 
-/** Writes the bytes of `range` to `out`: from memory when the reader already holds them (a small file read whole), else copied in chunks. */
-function copyFileRange(range: ByteRange, out: number): void {
+/**
+ * Writes the bytes of `range` to `out`: from memory when the reader already holds them (a
+ * small file read whole), else copied in chunks, `checkpoint` called before each.
+ */
+function copyFileRange(range: ByteRange, out: number, checkpoint?: () => void): void {
   const { file, offset, length } = range;
   if (length === 0) return;
   if (range.bytes !== undefined) {
@@ -476,6 +491,7 @@ function copyFileRange(range: ByteRange, out: number): void {
   try {
     let done = 0;
     while (done < length) {
+      checkpoint?.();
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, length - done), offset + done);
       if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
       writeAll(out, n === buf.length ? buf : buf.subarray(0, n));

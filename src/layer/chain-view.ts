@@ -15,14 +15,19 @@ const STREAMED_QUERIES = 8;
 
 export class ChainView {
   readonly #parents: readonly string[];
+  readonly #checkpoint: (() => void) | undefined;
   /** case-folded name → name as spelled by the layer that added it */
   #names: Map<string, string> | undefined;
   /** case-folded parent → case-folded children */
   #children: Map<string, Set<string>> | undefined;
 
-  /** `parents`: layer directories, nearest first. */
-  constructor(parents: readonly string[]) {
+  /**
+   * `parents`: layer directories, nearest first. `checkpoint` is called once a record
+   * read while the view is built; it throws to stop (a worker whose controller is gone).
+   */
+  constructor(parents: readonly string[], checkpoint?: () => void) {
     this.#parents = parents;
+    this.#checkpoint = checkpoint;
   }
 
   #build(): void {
@@ -41,12 +46,14 @@ export class ChainView {
       const layer = this.#parents[i] as string;
       // Streamed twice (deletions, then entries) rather than read whole beside the view.
       for (const r of indexEntriesSync(layer)) {
+        this.#checkpoint?.();
         if (r.kind !== 'whiteout') continue;
         const key = caseFoldKey(r.name);
         drop(key);
         children.get(caseFoldKey(parentName(r.name)))?.delete(key);
       }
       for (const r of indexEntriesSync(layer)) {
+        this.#checkpoint?.();
         if (r.kind === 'whiteout') continue;
         // Walk up so that directories a layer created implicitly are visible too.
         let name = r.name;

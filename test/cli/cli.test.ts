@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { processAlive } from '../../src/store/layer-store.js';
 import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, tempDir } from '../helpers/store.js';
+import { cleanupTemp, importTar, openStore, tempDir } from '../helpers/store.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
 
@@ -338,6 +339,37 @@ describe('cli: winlayer', function () {
     const again = run(['import', '--home', home, '--id', 'orphan', '--json'], tar);
     expect(again.status).to.equal(0);
     expect(lastJson(again.stdout)['entries']).to.be.greaterThan(200);
+  });
+
+  it('a mount whose CLI was killed (SIGKILL) stops its view worker at once: its directory goes, and other commands work meanwhile', async () => {
+    const home = path.join(tempDir(), 'home');
+    // Seconds of view to write: the CLI is killed in the middle of it. (Imported without flushing: quicker.)
+    await importTar(await openStore(home), 'big', await buildLayerTar(filesLayer(10_000, 100)));
+    const mounts = path.join(home, '.mounts');
+    const cliProcess = spawn(process.execPath, [cli, 'mount', '--home', home, '--id', 'big'], { stdio: 'ignore' });
+    const writing = (): string[] => (fs.existsSync(mounts) ? fs.readdirSync(mounts).filter((n) => n.startsWith('big-tmp-')) : []);
+    let tmp: string | undefined;
+    for (const end = Date.now() + 30_000; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+      tmp = writing()[0];
+      if (tmp !== undefined && fs.readdirSync(path.join(mounts, tmp)).length >= 100) break;
+    }
+    expect(tmp, 'the view worker started writing').to.not.equal(undefined);
+    const exited = new Promise((resolve) => cliProcess.once('exit', resolve));
+    cliProcess.kill('SIGKILL');
+    await exited;
+    const killedAt = Date.now();
+    // The directory is named by the process writing it, which is alive: other commands leave it alone.
+    const ls = run(['ls', '--home', home]);
+    expect(ls.status, ls.stderr.toString()).to.equal(0);
+    const worker = Number(/-tmp-(\d+)-/.exec(tmp as string)?.[1]);
+    while ((writing().length > 0 || processAlive(worker)) && Date.now() - killedAt < 20_000) await new Promise((r) => setTimeout(r, 10));
+    expect(Date.now() - killedAt, 'the worker stopped and removed its directory').to.be.below(2000);
+    expect(processAlive(worker)).to.equal(false);
+    expect(writing()).to.deep.equal([]);
+    expect(fs.existsSync(path.join(mounts, 'big')), 'no view put in place').to.equal(false);
+    const again = run(['mount', '--home', home, '--id', 'big']);
+    expect(again.status, again.stderr.toString()).to.equal(0);
+    expect(fs.readdirSync(again.stdout.toString().trim())).to.have.length(10_000);
   });
 
   for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {

@@ -189,6 +189,24 @@ describe('controller: worker processes', function () {
       expect(v.status, v.stderr.toString()).to.equal(0);
       expect(fs.readFileSync(path.join(dest, 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\n');
       expect(fs.readFileSync(path.join(dest, 'Program Files/app.exe')).length).to.equal(3000);
+      // Written beside DEST under the worker's own name, then renamed: nothing else is left.
+      expect(fs.readdirSync(home).sort()).to.deep.equal(['l1', 'view-1']);
+    });
+
+    it('a view, changes or export worker whose controller is not its parent (it died) does nothing: ERR_CANCELED', async () => {
+      const home = path.join(tempDir(), 'home');
+      fs.mkdirSync(home);
+      expect(spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: await buildLayerTar(baseLayer) }).status).to.equal(0);
+      const l1 = path.join(home, 'l1');
+      // pid 1 stands for the controller that spawned this worker and is gone: its parent is this test.
+      const env = { ...process.env, WINLAYER_CONTROLLER_PID: '1' };
+      for (const args of [['view', home, 'l1', path.join(home, 'v'), l1], ['changes', home, 'l1'], ['export-layer', home, 'l1']]) {
+        const w = spawnSync(process.execPath, [WORKER_ENTRY, ...args], { input: '', env, maxBuffer: 1 << 26 });
+        expect(w.status, args[0]).to.equal(1);
+        expect((JSON.parse(w.stderr.toString().trim().split('\n').pop() as string) as { code: string }).code, args[0]).to.equal('ERR_CANCELED');
+        expect(w.stdout.length, args[0]).to.equal(0);
+      }
+      expect(fs.readdirSync(home)).to.deep.equal(['l1']);
     });
 
     it('refuses a destination outside HOME or one that exists, and removes what a failed view wrote', async () => {
@@ -213,6 +231,7 @@ describe('controller: worker processes', function () {
       expect(broken.status).to.not.equal(0);
       expect(lastCode(broken)).to.equal('ERR_LAYER_CORRUPT');
       expect(fs.existsSync(dest)).to.equal(false);
+      expect(fs.readdirSync(home).filter((n) => n.startsWith('view-2'))).to.deep.equal([]);
     });
   });
 
