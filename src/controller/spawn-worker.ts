@@ -46,10 +46,12 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * short-lived buffer per tar block and entry, and keeps a little per entry; V8's default
  * young generation (up to 3 × 16 MiB) grows to its maximum over a long import. 2 MiB
  * semi-spaces keep a 20,000-file import near 85 MiB peak RSS instead of ~110 MiB, and a
- * capped old-generation growth keeps what the writer remembers from tripling. The
- * price is start-up: V8 rejects a code cache made under other flags. The build makes the
- * worker bundle a second cache under these (start-bundle.cts), but Node's cache of its own
- * modules is lost, about 30 ms here (55 ms with both lost). So only tars with many
+ * capped old-generation growth keeps what the writer remembers from tripling. V8 would
+ * reject every code cache under these flags (Node's own and the bundle's); the worker
+ * sets them aside while code is compiled (src/util/v8-flags.cts), but the few modules it
+ * loads before that are still compiled from source. And a worker of many entries reads
+ * in smaller pieces and, under MALLOC_MMAP_THRESHOLD_, takes a page fault per 4 KiB of
+ * each large buffer. So only tars with many
  * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over
  * before the young generation grows (many image layers are that small), nor a file with
  * fewer than MANY_HEADER_BLOCKS headers. An export worker gets them for a layer of at
