@@ -340,6 +340,29 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.existsSync(dir)).to.equal(false);
   });
 
+  it('unmounts a view and removes a read-write layer in which a name that is not UTF-8 was written', async function () {
+    if (process.platform !== 'linux') this.skip(); // such names exist on Linux file systems
+    const driver = await openDriver();
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+    await driver.createReadWrite('rw', 'base');
+    const bad = (dir: string): Buffer => Buffer.concat([Buffer.from(`${dir}/bad`), Buffer.from([0xff])]);
+    const view = await driver.get('base');
+    fs.writeFileSync(bad(view), 'x');
+    fs.mkdirSync(bad(path.join(view, 'Windows')));
+    await driver.put('base');
+    expect(fs.existsSync(view)).to.equal(false);
+    const rw = await driver.get('rw');
+    fs.writeFileSync(bad(rw), 'x');
+    await driver.put('rw');
+    await driver.remove('rw');
+    expect(driver.exists('rw')).to.equal(false);
+    // Nothing left behind to fail the next open.
+    expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+    expect(fs.readdirSync(path.join(driver.home, '.mounts'))).to.deep.equal([]);
+    const reopened = await WindowsFilterDriver.open({ home: driver.home });
+    expect(reopened.list().map((l) => l.id)).to.deep.equal(['base']);
+  });
+
   describe('changes, diffSize, diffGetter', () => {
     it('tells additions, modifications and deletions apart', async () => {
       const driver = await openDriver();

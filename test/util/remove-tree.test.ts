@@ -65,6 +65,37 @@ describe('util/remove-tree', () => {
         expect(fs.readdirSync(base)).to.deep.equal(['kept.txt']);
       });
 
+      it('removes names that are not UTF-8 (files, directories, links), in batches or whole', async function () {
+        const base = tempDir();
+        const bytes = (...parts: (string | number[] | Buffer)[]): Buffer => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p))));
+        for (const [name, listBatch] of [['batched', 7], ['whole', undefined]] as const) {
+          const root = path.join(base, name);
+          fs.mkdirSync(root);
+          try {
+            fs.writeFileSync(bytes(root, '/bad', [0xff]), 'x');
+          } catch (error) {
+            // A file system that takes only UTF-8 names (APFS) has no such names to remove.
+            if ((error as NodeJS.ErrnoException).code === 'EILSEQ') this.skip();
+            throw error;
+          }
+          // A name that holds U+FFFD itself is UTF-8: it must not be taken for one that is not.
+          fs.writeFileSync(path.join(root, 'real-\uFFFD'), 'x');
+          const dir = bytes(root, '/dir', [0xfe]);
+          fs.mkdirSync(dir);
+          for (let i = 0; i < 20; i++) fs.writeFileSync(bytes(dir, `/f${i}`, [0xc3, 0x28]), '');
+          for (let i = 0; i < 10; i++) fs.writeFileSync(bytes(dir, `/plain${i}`), '');
+          // A UTF-16 surrogate written as UTF-8 (what WTF-8 holds): not UTF-8 either.
+          const sub = bytes(dir, '/sub', [0xed, 0xa0, 0x80]);
+          fs.mkdirSync(sub);
+          fs.writeFileSync(bytes(sub, '/ok.txt'), 'x');
+          fs.mkdirSync(bytes(sub, '/deeper', [0x80]));
+          fs.symlinkSync(base, bytes(dir, '/link', [0x80]));
+          await remove(root, listBatch);
+          expect(fs.existsSync(root), name).to.equal(false);
+        }
+        expect(fs.readdirSync(base)).to.deep.equal([]);
+      });
+
       it('removes a single file or link, and takes a missing path as done', async () => {
         const base = tempDir();
         const file = path.join(base, 'file');
