@@ -5,6 +5,13 @@
  *   32,767 units), and `fs.rmSync` with `recursive` recurses once per level in
  *   JavaScript: ~1,900 levels overflowed its stack on Node 20 (RangeError, and the tree
  *   left in place).
+ * - Paths longer than the host takes: a read-write layer's directory, or a mounted view,
+ *   is written by whatever runs in it, which can nest directories with relative paths far
+ *   past PATH_MAX (4,096 bytes on Linux, 1,024 on macOS); any call given such a path fails
+ *   with ENAMETOOLONG, and Node has no openat/unlinkat to walk down by descriptors. So a
+ *   directory whose path passes RELOCATE_PAST is first renamed to a short name directly
+ *   under the root being removed (a rename inside a tree about to go is harmless) and
+ *   removed from there: every path the walk hands the system stays under PATH_MAX.
  * - Names: a name need not be UTF-8 (a container in a read-write layer or a mounted view
  *   may write `bad\xff`). Read as a string it decodes to U+FFFD, whose encoding names
  *   nothing: its unlink found nothing to remove, the directory's rmdir then failed with
@@ -39,6 +46,20 @@ const SLICE_MS = 4;
 export const LIST_BATCH = 4096;
 
 /**
+ * The longest path (bytes, its terminating NUL included) the host's calls take: Linux's
+ * PATH_MAX, Windows' 32,767 units for the `\\?\` paths Node makes of long ones (a UTF-8
+ * byte count is never below the UTF-16 unit count), and 1,024 on macOS and the BSDs.
+ */
+const PATH_MAX = process.platform === 'linux' ? 4096 : process.platform === 'win32' ? 32_767 : 1024;
+
+/**
+ * A directory whose path is longer than this (bytes) is moved up under the root before it
+ * is read: its entries' paths, a separator and a name (at most 255 bytes) longer, then
+ * stay under PATH_MAX with room to spare.
+ */
+export const RELOCATE_PAST = PATH_MAX - 512;
+
+/**
  * A path as the walk hands it to the system: a string while every name on it is UTF-8,
  * else its bytes. Strings are the common case and the cheaper one: with every path a
  * Buffer, removing 100,000 files on tmpfs took 17-22% more CPU time (names read as
@@ -59,8 +80,8 @@ const AS_STRINGS = { bufferSize: 256 };
 const AS_BYTES = { bufferSize: 256, encoding: 'buffer' as BufferEncoding };
 
 /**
- * The removal, one call at a time: it yields after each (an unlink, a listing, an rmdir),
- * so that the asynchronous form can let the event loop run between calls.
+ * The removal, one call at a time: it yields after each (an unlink, a listing, an rmdir,
+ * a rename), so that the asynchronous form can let the event loop run between calls.
  */
 function* removal(target: string, listBatch: number): Generator<void, void, void> {
   const isDirectory = absentAsUndefined(() => fs.lstatSync(target).isDirectory());
@@ -69,6 +90,7 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
     unlinkIfThere(target);
     return;
   }
+  const relocation = { root: target, next: 0 };
   // Subdirectories are above their directory on the stack.
   const stack: Pending[] = [{ dir: target, listed: false }];
   while (stack.length > 0) {
@@ -89,12 +111,18 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
     if (batch.entries.length < listBatch) top.listed = true;
     for (const entry of batch.entries) {
       const child = typeof batch.dir === 'string' ? `${batch.dir}/${entry.name as string}` : Buffer.concat([batch.dir, SEPARATOR, entry.name as Buffer]);
-      if (entry.isDirectory()) {
+      if (!entry.isDirectory()) {
+        unlinkIfThere(child);
+        yield;
+        continue;
+      }
+      if (top.dir === relocation.root || byteLength(child) <= RELOCATE_PAST) {
         stack.push({ dir: child, listed: false });
         continue;
       }
-      unlinkIfThere(child);
+      const moved = relocate(child, relocation);
       yield;
+      if (moved !== undefined) stack.push({ dir: moved, listed: false });
     }
   }
 }
@@ -121,6 +149,33 @@ function nextBatch(dir: WalkPath, max: number): { dir: WalkPath; entries: fs.Dir
 /** A string path as bytes; on Windows in its `\\?\` form, which Node adds to strings but never to Buffers. */
 function toBytes(dir: string): Buffer {
   return Buffer.from(process.platform === 'win32' ? path.toNamespacedPath(path.resolve(dir)) : dir);
+}
+
+function byteLength(p: WalkPath): number {
+  return typeof p === 'string' ? Buffer.byteLength(p) : p.length;
+}
+
+/**
+ * Renames the directory `dir` to a free short name directly under the root being removed
+ * (`.rm-<n>`, the first n from `state.next` that names nothing there); returns its new
+ * path, or undefined when `dir` was already gone.
+ */
+function relocate(dir: WalkPath, state: { readonly root: string; next: number }): string | undefined {
+  for (;;) {
+    const to = `${state.root}/.rm-${state.next++}`;
+    // rename(2) would replace an empty directory of that name: only a name that is free.
+    if (absentAsUndefined(() => fs.lstatSync(to)) !== undefined) continue;
+    try {
+      fs.renameSync(dir, to);
+      return to;
+    } catch (error) {
+      if (isAbsent(error)) return undefined;
+      const code = (error as NodeJS.ErrnoException).code;
+      // Taken between the lstat and the rename: the next name.
+      if (code === 'EEXIST' || code === 'ENOTEMPTY') continue;
+      throw error;
+    }
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
  * through real worker processes.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -361,6 +361,21 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.readdirSync(path.join(driver.home, '.mounts'))).to.deep.equal([]);
     const reopened = await WindowsFilterDriver.open({ home: driver.home });
     expect(reopened.list().map((l) => l.id)).to.deep.equal(['base']);
+  });
+
+  it('removes a read-write layer in which a tree deeper than PATH_MAX was made with relative paths', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+    await driver.createReadWrite('rw', 'base');
+    const rw = await driver.get('rw');
+    // 1,100 levels of `dddd/`: 5,500 bytes, past PATH_MAX (Linux 4,096, macOS 1,024).
+    const make = "const fs = require('node:fs'); process.chdir(process.argv[1]); for (let i = 0; i < 1100; i++) { fs.mkdirSync('dddd'); process.chdir('dddd'); } fs.writeFileSync('f', 'x');";
+    execFileSync(process.execPath, ['-e', make, rw]);
+    await driver.put('rw');
+    await driver.remove('rw');
+    expect(driver.exists('rw')).to.equal(false);
+    expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+    expect((await WindowsFilterDriver.open({ home: driver.home })).list().map((l) => l.id)).to.deep.equal(['base']);
   });
 
   describe('changes, diffSize, diffGetter', () => {

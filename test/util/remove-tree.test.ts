@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { removeTree, removeTreeSync } from '../../src/util/remove-tree.js';
@@ -94,6 +95,42 @@ describe('util/remove-tree', () => {
           expect(fs.existsSync(root), name).to.equal(false);
         }
         expect(fs.readdirSync(base)).to.deep.equal([]);
+      });
+
+      it('removes a tree deeper than PATH_MAX (made with relative paths), and nothing outside it', async () => {
+        const base = tempDir();
+        const root = path.join(base, 'tree');
+        fs.mkdirSync(root);
+        fs.writeFileSync(path.join(base, 'kept.txt'), 'kept');
+        // Names the removal would otherwise give the directories it moves up: never replaced.
+        fs.mkdirSync(path.join(root, '.rm-0'));
+        fs.writeFileSync(path.join(root, '.rm-1'), '');
+        // 1,200 levels of `dddd/`: 6,000 bytes below the root, past Linux's 4,096 and macOS's
+        // 1,024, with files and side directories on the way, and on Linux a name that is not
+        // UTF-8 every 100 levels (so that directories addressed by their bytes move up too).
+        const levels = 1200;
+        const make = `
+          const fs = require('node:fs');
+          process.chdir(process.argv[1]);
+          for (let i = 0; i < ${levels}; i++) {
+            fs.mkdirSync('dddd');
+            process.chdir('dddd');
+            fs.writeFileSync('f', 'x');
+            if (i % 100 !== 0) continue;
+            fs.mkdirSync('side/inner', { recursive: true });
+            fs.writeFileSync('side/inner/g', 'x');
+            if (process.platform !== 'linux') continue;
+            const odd = Buffer.from([0x62, 0xff]);
+            fs.mkdirSync(odd);
+            fs.mkdirSync(Buffer.concat([odd, Buffer.from('/sub')]));
+            fs.writeFileSync(Buffer.concat([odd, Buffer.from('/sub/h')]), 'x');
+          }`;
+        execFileSync(process.execPath, ['-e', make, root]);
+        const deepest = path.join(root, ...Array<string>(levels).fill('dddd'));
+        expect(() => fs.readdirSync(deepest)).to.throw().with.property('code', 'ENAMETOOLONG');
+        await remove(root, 7);
+        expect(fs.existsSync(root)).to.equal(false);
+        expect(fs.readdirSync(base)).to.deep.equal(['kept.txt']);
       });
 
       it('removes a single file or link, and takes a missing path as done', async () => {
