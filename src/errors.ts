@@ -55,6 +55,7 @@ export const ErrorCodes = {
   ERR_INDEX_VERSION: 'LayerStateError',
   ERR_LAYER_IN_USE: 'LayerStateError',
   ERR_IO: 'LayerStateError',
+  ERR_CLEANUP_INCOMPLETE: 'LayerStateError',
   // caller mistakes (InvalidArgumentError)
   ERR_ID_INVALID: 'InvalidArgumentError',
   ERR_ARGUMENT_INVALID: 'InvalidArgumentError',

@@ -151,7 +151,11 @@ async function writeView(home: string, id: string, paths: readonly string[], gua
     guard.check();
     fs.renameSync(tmp, dest);
   } catch (error) {
-    removeTreeSync(tmp);
+    try {
+      removeTreeSync(tmp);
+    } catch {
+      // The view's own error is the one to report; a `-tmp-` leftover goes in a later sweep.
+    }
     throw error;
   }
 }

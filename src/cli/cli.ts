@@ -211,8 +211,14 @@ const COMMANDS: Record<string, Command> = {
     usage: 'winlayer cleanup --home DIR [--json]',
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
-      const removed = await (await openDriver(v, { cleanup: false })).cleanup();
-      await writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
+      const print = (removed: readonly string[]): Promise<void> => writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
+      try {
+        await print(await (await openDriver(v, { cleanup: false })).cleanup());
+      } catch (error) {
+        // Some leftovers stayed: what did go is still printed, the error names the rest.
+        if (isWinLayerError(error) && error.code === 'ERR_CLEANUP_INCOMPLETE') await print(error.data['removed'] as readonly string[]);
+        throw error;
+      }
     },
   },
   status: {

@@ -219,7 +219,11 @@ export function errorFromResult(result: Pick<Result, 'timedOut' | 'isCanceled' |
   return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker exited with code ${String(result.exitCode)} without an error report`, data);
 }
 
-/** Removes what a killed import worker left (its staging directory, named with its pid). */
+/**
+ * Removes what a killed import worker left (its staging directory, named with its pid).
+ * Best effort: the worker's own error is the one to report, and what stays belongs to a
+ * dead pid, so the next open or cleanup of the store removes it.
+ */
 export function removeStaging(home: string, id: string, pid: number | undefined): void {
   if (pid === undefined) return;
   let names: string[];
@@ -229,7 +233,12 @@ export function removeStaging(home: string, id: string, pid: number | undefined)
     return;
   }
   for (const name of names) {
-    if (name.startsWith(`${id}${IMPORTING_INFIX}${pid}-`)) removeTreeSync(path.join(home, name));
+    if (!name.startsWith(`${id}${IMPORTING_INFIX}${pid}-`)) continue;
+    try {
+      removeTreeSync(path.join(home, name));
+    } catch {
+      // left for the next sweep
+    }
   }
 }
 

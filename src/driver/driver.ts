@@ -33,7 +33,7 @@ import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -52,7 +52,7 @@ export interface DriverOptions {
   readonly timeout?: number;
   /** The backend that writes and reads layers (in-process mode; workers choose by WINLAYER_NATIVE). @default selectBackend() */
   readonly backend?: NativeBackend;
-  /** Remove crash leftovers on open (staging of dead processes, half-made mounts). @default true */
+  /** Remove crash leftovers on open (staging of dead processes, half-made mounts), best effort. @default true */
   readonly cleanup?: boolean;
   /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
   readonly inProcess?: boolean;
@@ -130,7 +130,9 @@ export class WindowsFilterDriver {
 
   /**
    * Opens the store at `home` (created with mode 0700), removing `-importing-` and
-   * `-removing` leftovers of dead processes; on Windows a home on ReFS is refused.
+   * `-removing` leftovers of dead processes and half-made mounts; on Windows a home on
+   * ReFS is refused. The sweep is best effort: a leftover that cannot be removed stays
+   * for the next open (cleanup() reports it) and never fails this one.
    */
   static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
     if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
@@ -138,6 +140,7 @@ export class WindowsFilterDriver {
     refuseReFS(options.home);
     const store = await LayerStore.open(options.home, { cleanup });
     const driver = new WindowsFilterDriver(store, options);
+    // What it could not remove is left for later, not reported: see open's comment.
     if (cleanup) await driver.#cleanMounts();
     return driver;
   }
@@ -268,7 +271,9 @@ export class WindowsFilterDriver {
       if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
       throw error;
     } finally {
-      if (aside !== undefined) await removeTree(aside);
+      // Best effort: the import's outcome stands; a set-aside layer that stays is a leftover
+      // the next open or cleanup removes once this process is gone.
+      if (aside !== undefined) await removeTree(aside).catch(() => undefined);
     }
   }
 
@@ -364,7 +369,9 @@ export class WindowsFilterDriver {
               materializeView(resolveView(layers), tmp, options.onProgress);
               fs.renameSync(tmp, dir);
             } catch (error) {
-              await removeTree(tmp);
+              // Best effort, so that the mount's own error is the one reported: what stays is
+              // a `-tmp-` leftover, removed by the next open or cleanup once this process is gone.
+              await removeTree(tmp).catch(() => undefined);
               throw error;
             }
           } else {
@@ -432,7 +439,10 @@ export class WindowsFilterDriver {
 
   /**
    * Removes a layer: renamed to `<id>-removing`, then deleted. A missing layer is not an
-   * error; a mounted layer or a parent of another layer is.
+   * error; a mounted layer or a parent of another layer is. The rename removes the layer
+   * from the store; the deletion after it is best effort, as windowsfilter's (which logs a
+   * failed DestroyLayer and succeeds): what it cannot delete stays as `<id>-removing`, for
+   * the next open or cleanup (which reports it), and a retry would find no layer anyway.
    */
   async remove(id: string): Promise<void> {
     validateLayerId(id);
@@ -440,18 +450,25 @@ export class WindowsFilterDriver {
     if (!fs.existsSync(dir)) return;
     await this.#mounts.withLock(id, async () => {
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
-      // A leftover of an earlier removal goes first: nothing may come between the check for
-      // layers and imports on this one and the rename.
+      // A leftover of an earlier removal goes first (best effort): nothing slow may come
+      // between the check for layers and imports on this one and the rename.
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
-      await removeTree(removing);
+      await removeTree(removing).catch(() => undefined);
       const child = this.store.dependentOf(dir);
       if (child !== undefined) {
         const importing = child.includes(IMPORTING_INFIX);
         const childId = importing ? child.slice(0, child.indexOf(IMPORTING_INFIX)) : child;
         throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}${importing ? ', being imported' : ''}`, { id, child: childId });
       }
-      await fsp.rename(dir, removing);
-      await removeTree(removing);
+      try {
+        await fsp.rename(dir, removing);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+        // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
+        await fsp.rename(dir, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
+      }
+      await removeTree(removing).catch(() => undefined);
       await this.#removeView(id);
     });
   }
@@ -459,7 +476,9 @@ export class WindowsFilterDriver {
   /**
    * Removes the materialized view of `id`: renamed aside first (a temporary name that
    * cleanup removes once this process is gone), so that a crash while it is deleted never
-   * leaves a partial view where the next mount would take it for a whole one.
+   * leaves a partial view where the next mount would take it for a whole one. The deletion
+   * is best effort: once renamed, the view is gone from the mount's point of view, and an
+   * aside that stays is such a leftover.
    */
   async #removeView(id: string): Promise<void> {
     const view = this.#mounts.viewPath(id);
@@ -470,18 +489,25 @@ export class WindowsFilterDriver {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    await removeTree(aside);
+    await removeTree(aside).catch(() => undefined);
   }
 
 
-  /** Removes leftovers of crashes: staging and removing directories, half-made mounts. */
+  /**
+   * Removes leftovers of crashes: staging and removing directories, half-made mounts;
+   * returns what it removed (relative to the home). Every leftover is tried, and when some
+   * stay (a file system error), ERR_CLEANUP_INCOMPLETE names them (`data.remaining`) and
+   * what went (`data.removed`).
+   */
   async cleanup(): Promise<string[]> {
-    const removed = await this.store.cleanup();
-    return [...removed, ...(await this.#cleanMounts())];
+    const store = await this.store.sweep();
+    const mounts = await this.#cleanMounts();
+    return finishCleanup(this.home, { removed: [...store.removed, ...mounts.removed], failed: [...store.failed, ...mounts.failed] });
   }
 
-  async #cleanMounts(): Promise<string[]> {
-    const removed: string[] = [];
+  /** Removes `-tmp-` views and writable directories whose owner is gone; failures are returned, not thrown. */
+  async #cleanMounts(): Promise<Sweep> {
+    const sweep: Sweep = { removed: [], failed: [] };
     const dirs = [this.#mounts.dir, ...fs.readdirSync(this.home).filter((n) => !n.startsWith('.')).map((n) => path.join(this.home, n))];
     for (const d of dirs) {
       let names: string[];
@@ -492,11 +518,16 @@ export class WindowsFilterDriver {
       }
       for (const n of names) {
         if (!/-tmp-\d+-[0-9a-f]{8}$/.test(n) || ownerAlive(n)) continue;
-        await removeTree(path.join(d, n));
-        removed.push(path.relative(this.home, path.join(d, n)));
+        const name = path.relative(this.home, path.join(d, n));
+        try {
+          await removeTree(path.join(d, n));
+          sweep.removed.push(name);
+        } catch (error) {
+          sweep.failed.push({ name, error });
+        }
       }
     }
-    return removed;
+    return sweep;
   }
 
   // ---- diffGetter ------------------------------------------------------------------------

@@ -9,7 +9,11 @@
  * - `HOME/<id>-replacing-<pid>-<nonce>` is an empty layer (made by the driver's create) set
  *   aside while an import replaces it.
  * Opening a store removes staging and removing leftovers of a crash, and puts back an
- * empty layer whose replacing import died before it committed.
+ * empty layer whose replacing import died before it committed. That sweep is best effort:
+ * a leftover it cannot remove stays for the next one, and never fails the open (a name
+ * the walk could not remove once made every command of the store fail with the same
+ * error). `cleanup()`, asked for explicitly, does the same and then reports what stayed
+ * (ERR_CLEANUP_INCOMPLETE).
  *
  * Example — what an import does:
  *   const stage = await store.beginImport('l2');        // HOME/l2-importing-1a2b…
@@ -83,7 +87,8 @@ export class LayerStore {
       throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
     }
     const store = new LayerStore(abs);
-    if (options.cleanup !== false) await store.cleanup();
+    // Best effort: what cannot be removed now is tried again by the next open or cleanup.
+    if (options.cleanup !== false) await store.sweep();
     return store;
   }
 
@@ -103,9 +108,16 @@ export class LayerStore {
    * directory whose owner process is alive is an import in progress, not a leftover. A
    * layer set aside by a replacing import (`-replacing-*`) whose owner died goes back in
    * place when that import did not commit (the store is as it was before), else it goes.
+   * Every leftover is tried; ERR_CLEANUP_INCOMPLETE (`data.removed`, `data.remaining`)
+   * when some stayed.
    */
   async cleanup(): Promise<string[]> {
-    const removed: string[] = [];
+    return finishCleanup(this.home, await this.sweep());
+  }
+
+  /** cleanup() without the error: what it removed, and what it could not with why. */
+  async sweep(): Promise<Sweep> {
+    const sweep: Sweep = { removed: [], failed: [] };
     let names: string[];
     try {
       names = await fsp.readdir(this.home);
@@ -117,18 +129,22 @@ export class LayerStore {
     for (const name of names) {
       if (!isWorkName(name)) continue;
       if (ownerAlive(name)) continue;
-      const at = name.indexOf(REPLACING_INFIX);
-      if (at > 0) {
-        const original = path.join(this.home, name.slice(0, at));
-        if (!fs.existsSync(original)) {
-          await fsp.rename(path.join(this.home, name), original);
-          continue;
+      try {
+        const at = name.indexOf(REPLACING_INFIX);
+        if (at > 0) {
+          const original = path.join(this.home, name.slice(0, at));
+          if (!fs.existsSync(original)) {
+            await fsp.rename(path.join(this.home, name), original);
+            continue;
+          }
         }
+        await removeTree(path.join(this.home, name));
+        sweep.removed.push(name);
+      } catch (error) {
+        sweep.failed.push({ name, error });
       }
-      await removeTree(path.join(this.home, name));
-      removed.push(name);
     }
-    return removed;
+    return sweep;
   }
 
   /** Sets the layer `id` aside for an import that replaces it; returns where it went. */
@@ -198,9 +214,12 @@ export class LayerStore {
     return target;
   }
 
-  /** Deletes a staging directory (failure path). */
+  /**
+   * Deletes a staging directory (failure path). Best effort: the caller's own error is the
+   * one to report, and what stays is a leftover the next open or cleanup removes.
+   */
   async abort(stage: Staging): Promise<void> {
-    await removeTree(stage.path);
+    await removeTree(stage.path).catch(() => undefined);
   }
 
   /** The parent chain of `id`: layer paths, nearest first. */
@@ -254,6 +273,34 @@ export class LayerStore {
     }
     return out;
   }
+}
+
+/** What a sweep of leftovers did: names relative to the store's home. */
+export interface Sweep {
+  removed: string[];
+  failed: { name: string; error: unknown }[];
+}
+
+/**
+ * The end of an explicit cleanup: what it removed, or ERR_CLEANUP_INCOMPLETE naming what
+ * stayed (`data.remaining`), what went (`data.removed`) and the first failure's errno.
+ */
+export function finishCleanup(home: string, sweep: Sweep): string[] {
+  const first = sweep.failed[0];
+  if (first === undefined) return sweep.removed;
+  const remaining = sweep.failed.map((f) => f.name);
+  const reasons = sweep.failed.map((f) => `${f.name} (${errnoOf(f.error) ?? String(f.error)})`);
+  throw createError(
+    'ERR_CLEANUP_INCOMPLETE',
+    `${remaining.length} leftover(s) in ${home} could not be removed: ${reasons.join(', ')}`,
+    { path: home, remaining, removed: sweep.removed, errno: errnoOf(first.error) ?? null },
+    first.error,
+  );
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /**

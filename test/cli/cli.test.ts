@@ -10,7 +10,7 @@ import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-bu
 import { processAlive } from '../../src/store/layer-store.js';
 import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, importTar, openStore, tempDir } from '../helpers/store.js';
+import { cleanupTemp, importTar, openStore, tempDir, unremovablePreload } from '../helpers/store.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
 
@@ -162,6 +162,38 @@ describe('cli: winlayer', function () {
     expect(status['Read-only layers']).to.equal('3');
     fs.mkdirSync(path.join(home, 'zz-importing-0000'));
     expect(JSON.parse(run(['cleanup', '--home', home, '--json']).stdout.toString())).to.deep.equal({ removed: ['zz-importing-0000'] });
+  });
+
+  it('a leftover that cannot be removed fails no other command; cleanup prints what it removed and names the rest', async () => {
+    const home = path.join(tempDir(), 'home');
+    expect(run(['import', '--home', home, '--id', 'base'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    fs.mkdirSync(path.join(home, 'stuck-removing', 'sub'), { recursive: true });
+    // rmdir of that directory fails (EBUSY) in these commands, as under a mount point.
+    const preload = unremovablePreload(['stuck-removing']);
+    const stuck = (args: string[], input?: Buffer): SpawnSyncReturns<Buffer> => spawnSync(process.execPath, ['--require', preload, cli, ...args], { input: input ?? Buffer.alloc(0) });
+    const ok = (args: string[], input?: Buffer): string => {
+      const r = stuck([...args, '--home', home], input);
+      expect(r.status, `${args.join(' ')}: ${r.stderr.toString()}`).to.equal(0);
+      return r.stdout.toString();
+    };
+    expect(ok(['ls'])).to.include('base');
+    expect(ok(['exists', '--id', 'base'])).to.equal('true\n');
+    ok(['status']);
+    ok(['import', '--id', 'delta', '--parent', 'base'], await buildLayerTar(deltaLayer));
+    ok(['mount', '--id', 'delta']);
+    ok(['unmount', '--id', 'delta']);
+    ok(['remove', '--id', 'delta']);
+    expect(fs.existsSync(path.join(home, 'stuck-removing'))).to.equal(true);
+    fs.mkdirSync(path.join(home, 'gone-removing'));
+    const r = stuck(['cleanup', '--home', home, '--json']);
+    expect(r.status).to.equal(1);
+    expect(JSON.parse(r.stdout.toString())).to.deep.equal({ removed: ['gone-removing'] });
+    const error = lastJson(r.stderr);
+    expect(error['code']).to.equal('ERR_CLEANUP_INCOMPLETE');
+    expect(error['data']).to.include({ errno: 'EBUSY' });
+    expect((error['data'] as Record<string, unknown>)['remaining']).to.deep.equal(['stuck-removing']);
+    // Once it can go, it does.
+    expect(run(['cleanup', '--home', home]).stdout.toString()).to.equal('stuck-removing\n');
   });
 
   it('names the entry and the error code on one stderr line, exit 1, nothing left behind', async () => {

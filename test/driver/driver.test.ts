@@ -18,7 +18,7 @@ import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
-import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+import { cleanupTemp, listTree, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
 
@@ -703,6 +703,71 @@ describe('driver: WindowsFilterDriver', function () {
       await reopened.applyDiff('l2', 'base', Readable.from([delta]));
       expect((await collect(reopened.diff('l2'))).equals(delta)).to.equal(true);
       expect(await rejectionCode(async () => reopened.create('x-replacing-1-ab'))).to.equal('ERR_ID_INVALID');
+    });
+
+    it('a leftover that cannot be removed fails no other command; cleanup removes the rest and names it', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const stuck = ['stuck-removing', '.mounts/v-tmp-999999999-0123abcd', 'w-importing-999999999-abcdef'];
+      for (const d of [...stuck, 'gone-removing']) fs.mkdirSync(path.join(driver.home, d, 'sub'), { recursive: true });
+      await withUnremovable(stuck, async () => {
+        const reopened = await WindowsFilterDriver.open({ home: driver.home, concurrency: 2 });
+        // The open removed what it could and went on.
+        expect(fs.existsSync(path.join(driver.home, 'gone-removing'))).to.equal(false);
+        expect(reopened.list().map((l) => l.id)).to.deep.equal(['base']);
+        expect(reopened.exists('base')).to.equal(true);
+        await reopened.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+        const view = await reopened.get('delta');
+        expect(fs.readFileSync(path.join(view, 'Windows/keep.txt'), 'utf8')).to.equal('keep');
+        await reopened.put('delta');
+        await reopened.remove('delta');
+        expect(reopened.list().map((l) => l.id)).to.deep.equal(['base']);
+        // An explicit cleanup tries every leftover, and reports those that stay.
+        fs.mkdirSync(path.join(driver.home, 'again-removing'));
+        let error: unknown;
+        try {
+          await reopened.cleanup();
+        } catch (e) {
+          error = e;
+        }
+        expect((error as WinLayerError).code).to.equal('ERR_CLEANUP_INCOMPLETE');
+        const data = (error as WinLayerError).data;
+        expect([...(data['remaining'] as string[])].sort()).to.deep.equal([...stuck].sort());
+        expect(data['removed']).to.deep.equal(['again-removing']);
+        expect(data['errno']).to.equal('EBUSY');
+        expect(await rejectionCode(() => reopened.store.cleanup())).to.equal('ERR_CLEANUP_INCOMPLETE');
+      });
+      // Once they can go, they do.
+      expect((await driver.cleanup()).sort()).to.deep.equal([...stuck].sort());
+      expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+    });
+
+    it('removes and unmounts a layer whose deletion fails: the layer is gone, its directory a leftover', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      await withUnremovable(['rw-removing', '/Windows'], async () => {
+        await driver.get('rw');
+        await driver.put('rw');
+        await driver.remove('rw');
+        expect(driver.exists('rw')).to.equal(false);
+        expect(fs.existsSync(path.join(driver.home, 'rw-removing'))).to.equal(true);
+        // A layer of the same id again: its removal does not stop at that leftover.
+        await driver.createReadWrite('rw', 'base');
+        await driver.remove('rw');
+        expect(driver.exists('rw')).to.equal(false);
+        // An unmount whose view cannot be deleted: unmounted all the same, and mountable again.
+        const view = await driver.get('base');
+        await driver.put('base');
+        expect(driver.mountCount('base')).to.equal(0);
+        expect(fs.existsSync(view)).to.equal(false);
+        expect(fs.readFileSync(path.join(await driver.get('base'), 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\n');
+      });
+      await driver.put('base');
+      expect(driver.list().map((l) => l.id)).to.deep.equal(['base']);
+      // The views set aside are this process's (`-tmp-<pid>-`): a later process removes them.
+      expect(await driver.cleanup()).to.deep.equal(['rw-removing']);
+      expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
     });
 
     it('leaves the staging directory of a live import alone (another process may be importing)', async () => {

@@ -1,5 +1,6 @@
 /** Temp stores and in-process import/export for tests. */
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { portableBackend } from '../../src/native/portable.js';
@@ -68,4 +69,45 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
+}
+
+/**
+ * A preload (`node --require`) that makes fs.rmdirSync fail with EBUSY for every path ending
+ * in one of `suffixes`: a directory that cannot be removed (a mount point, say), which
+ * tests running as root cannot otherwise make. Written into a temp directory; returns its path.
+ */
+export function unremovablePreload(suffixes: readonly string[]): string {
+  const file = path.join(tempDir(), 'unremovable.cjs');
+  fs.writeFileSync(file, `
+    const fs = require('node:fs');
+    const suffixes = ${JSON.stringify(suffixes)};
+    const rmdirSync = fs.rmdirSync;
+    fs.rmdirSync = function (p, ...rest) {
+      const s = Buffer.isBuffer(p) ? p.toString('latin1') : String(p);
+      if (suffixes.some((x) => s.endsWith(x))) throw Object.assign(new Error('EBUSY: resource busy or locked, rmdir ' + s), { code: 'EBUSY', syscall: 'rmdir' });
+      return rmdirSync.call(this, p, ...rest);
+    };
+    require('node:module').syncBuiltinESMExports();
+  `);
+  return file;
+}
+
+/** Runs `fn` in this process with that preload's effect (see unremovablePreload), undone after. */
+export async function withUnremovable<T>(suffixes: readonly string[], fn: () => Promise<T>): Promise<T> {
+  // The module object itself: an ES namespace is read-only, and syncBuiltinESMExports
+  // carries the change to every module that imported node:fs.
+  const cjs = createRequire(import.meta.url)('node:fs') as typeof fs;
+  const rmdirSync = cjs.rmdirSync;
+  cjs.rmdirSync = (p: fs.PathLike, options?: fs.RmDirOptions): void => {
+    const s = Buffer.isBuffer(p) ? p.toString('latin1') : String(p);
+    if (suffixes.some((x) => s.endsWith(x))) throw Object.assign(new Error(`EBUSY: resource busy or locked, rmdir ${s}`), { code: 'EBUSY', syscall: 'rmdir' });
+    rmdirSync(p, options);
+  };
+  syncBuiltinESMExports();
+  try {
+    return await fn();
+  } finally {
+    cjs.rmdirSync = rmdirSync;
+    syncBuiltinESMExports();
+  }
 }

@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
-import { cleanupTemp, importTar, listTree, openStore, rejectionCode, tempDir } from '../helpers/store.js';
+import { cleanupTemp, importTar, listTree, openStore, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 import { LayerStore, processAlive } from '../../src/store/layer-store.js';
+import { baseLayer } from '../helpers/layers.js';
 
 const good: BuilderEntry[] = [
   { type: 'directory', name: 'Files' },
@@ -158,6 +159,20 @@ describe('store: safety', function () {
     fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
     await LayerStore.open(home);
     expect(listTree(home)).to.deep.equal([]);
+  });
+
+  it('leaves a leftover it cannot remove when a store opens; cleanup() then reports it (ERR_CLEANUP_INCOMPLETE)', async () => {
+    const home = path.join(tempDir(), 'home');
+    fs.mkdirSync(path.join(home, 'a-importing-123', 'Files'), { recursive: true });
+    fs.mkdirSync(path.join(home, 'b-removing', 'Files'), { recursive: true });
+    await withUnremovable(['/b-removing'], async () => {
+      const store = await LayerStore.open(home);
+      expect(listTree(home)).to.deep.equal(['b-removing']);
+      await importTar(store, 'ok', await buildLayerTar(baseLayer));
+      expect((await store.list()).map((l) => l.id)).to.deep.equal(['ok']);
+      expect(await rejectionCode(() => store.cleanup())).to.equal('ERR_CLEANUP_INCOMPLETE');
+    });
+    expect(await (await LayerStore.open(home, { cleanup: false })).cleanup()).to.deep.equal(['b-removing']);
   });
 
   it("cleans a staging directory whose owner is a zombie, and keeps a running owner's", async function () {
