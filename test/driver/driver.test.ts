@@ -11,14 +11,14 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
-import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
+import type { WinLayerError } from '../../src/errors.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
-import { cleanupTemp, listTree, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { cleanupTemp, listTree, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
 
@@ -35,17 +35,6 @@ async function entryNames(tar: Buffer): Promise<string[]> {
     for await (const _ of e.body) void _;
   }
   return out;
-}
-
-/** The WinLayerError `fn` rejects with. */
-async function rejection(fn: () => Promise<unknown>): Promise<WinLayerError> {
-  try {
-    await fn();
-  } catch (e) {
-    if (isWinLayerError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
 }
 
 export async function openDriver(extra: Partial<Parameters<typeof WindowsFilterDriver.open>[0]> = {}): Promise<WindowsFilterDriver> {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
 import { portableBackend } from '../../src/native/portable.js';
 import { exportLayer, importLayer, type ImportLayerResult } from '../../src/store/layer-ops.js';
 import { LayerStore } from '../../src/store/layer-store.js';
@@ -37,6 +38,17 @@ export async function exportTar(store: LayerStore, id: string): Promise<Buffer> 
   const parts: Buffer[] = [];
   for await (const c of exportLayer(store, portableBackend, id)) parts.push(c);
   return Buffer.concat(parts);
+}
+
+/** The WinLayerError `fn` rejects with (anything else it throws is rethrown). */
+export async function rejection(fn: () => Promise<unknown>): Promise<WinLayerError> {
+  try {
+    await fn();
+  } catch (e) {
+    if (isWinLayerError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
 }
 
 /** Runs `fn` and returns the code of the WinLayerError it rejects with. */

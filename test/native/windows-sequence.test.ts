@@ -14,7 +14,7 @@ import { BackupStreamId } from '../../src/backup/constants.js';
 import { encodeBackupHeader } from '../../src/backup/header.js';
 import { parseBackupStreamBuffer } from '../../src/backup/parser.js';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
-import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
+import type { WinLayerError } from '../../src/errors.js';
 import { INDEX_DIR } from '../../src/layer/metadata-index.js';
 import type { NativeBackend } from '../../src/native/backend.js';
 import { createEdgeBackend, type EdgeHelper } from '../../src/native/edge-backend.js';
@@ -25,7 +25,7 @@ import { ownerAlive, type LayerStore } from '../../src/store/layer-store.js';
 import { WCIDIRS_SUFFIX } from '../../src/util/safe-path.js';
 import type { FileBasicInfo } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
-import { cleanupTemp, firstDifference, listTree, openStore } from '../helpers/store.js';
+import { cleanupTemp, firstDifference, listTree, openStore, rejection } from '../helpers/store.js';
 import { edgeAvailability, requireHelperOrSkip, skipNote } from './native-backends.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
@@ -325,16 +325,6 @@ async function exportWith(backend: NativeBackend, store: LayerStore, id: string)
   const parts: Buffer[] = [];
   for await (const c of exportLayer(store, backend, id)) parts.push(c);
   return Buffer.concat(parts);
-}
-
-async function rejection(fn: () => Promise<unknown>): Promise<WinLayerError> {
-  try {
-    await fn();
-  } catch (e) {
-    if (isWinLayerError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Names in the store's home that are temporary folders of the backend. */
