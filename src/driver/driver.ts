@@ -572,9 +572,10 @@ export class WindowsFilterDriver {
         const rec = indexEntryAt(root, file.line, file.name);
         const item = itemOf(new ViewEntry(rec.name, root, rec));
         if (item.kind !== 'entry') throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
-        const range = stream === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === caseFoldKey(`:${stream}:$data`))?.range;
+        const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
+        const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;
         // An empty file backed up without a DATA stream: its tar entry is empty too.
-        if (range === undefined && stream === undefined && rec.kind === 'file') return Readable.from([]);
+        if (range === undefined && streamKey === undefined && rec.kind === 'file') return Readable.from([]);
         if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
         return Readable.from(readFileRange(range));
       },

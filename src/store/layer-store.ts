@@ -157,7 +157,7 @@ export class LayerStore {
   /**
    * Creates the staging directory of an import of `id` (fails if `id` exists) on the
    * layers `parents`. Their chain is written into it at once: a removal of one of them
-   * while the import runs finds it there (LayerStore.importsOn) and is refused.
+   * while the import runs finds it there (dependentOf) and is refused.
    */
   async beginImport(id: string, parents: readonly string[] = []): Promise<Staging> {
     validateLayerId(id);
