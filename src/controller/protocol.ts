@@ -37,9 +37,15 @@ export const PROGRESS_FD = 3;
  * that on two CPUs competes with the import thread: that thread waited ~150 ms for a CPU
  * in a 0.6 s import. Inlining less compiles faster and the code runs as fast: the
  * 20,000-file import on tmpfs took 575–577 ms instead of 596 (medians of 8), the
- * background threads 259–274 ms of CPU instead of 299–318. Flags cost nothing more at
- * start: the heap options above already made V8 refuse Node's own code cache, and the
- * build makes the bundle's cache under this whole list.
+ * background threads 259–274 ms of CPU instead of 299–318.
+ *
+ * Under any of these flags V8 refuses Node's own code cache (~70 modules compiled from
+ * source in the main thread, ~95 in the file thread); the build makes the bundle's cache
+ * under this whole list. The options hold for the worker's whole life: none may be set
+ * aside while code loads (see releaseSemiSpaceFlag in worker/main.ts). Both ways measured,
+ * worker alone on tmpfs, 15 interleaved runs: these options, 0.44 s and 0.73 s of CPU
+ * (medians); the two heap options with Node's caches and V8's inlining budget, 0.46 s
+ * and 0.79 s.
  */
 export const MANY_ENTRIES_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=50', '--max-inlined-bytecode-size=230'];
 export const MANY_ENTRIES_READ_BYTES = 256 * 1024;

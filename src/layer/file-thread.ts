@@ -33,7 +33,6 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as WorkerThreads from 'node:worker_threads';
 import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { startingIsolate } from '../util/v8-flags.cjs';
 
 /** Files per batch at most. */
 const BATCH_FILES = 256;
@@ -107,13 +106,12 @@ const fs = require('node:fs');
 const { flags, mode, slots } = workerData;
 const state = new Int32Array(workerData.state);
 const port = workerData.port;
-const hash = require('node:crypto').createHash('sha256');
+let hash;
 const ring = new Uint8Array(workerData.ring);
-// Its modules are loaded: the worker may apply its heap flags again (v8-flags.cts).
-parentPort.postMessage(0);
 parentPort.on('message', (b) => {
   if (b.hashSlots !== undefined) {
     // Ring slots filled since the last message: hashed first, in order, then the files.
+    hash ??= require('node:crypto').createHash('sha256');
     for (let i = 0; i < b.hashSlots.length; i += 2) {
       const at = b.hashSlots[i] * workerData.slotBytes;
       hash.update(ring.subarray(at, at + b.hashSlots[i + 1]));
@@ -123,6 +121,7 @@ parentPort.on('message', (b) => {
     if (b.arena === undefined) return;
   }
   if (b.digest !== undefined) {
+    hash ??= require('node:crypto').createHash('sha256');
     port.postMessage({ digest: hash.digest('hex') });
     Atomics.store(state, slots.digested, 1);
     Atomics.notify(state, slots.digested);
@@ -206,8 +205,6 @@ export class FileThread implements ChunkHasher {
     this.#results = port1;
     this.#receive = threads.receiveMessageOnPort;
     const c = fs.constants;
-    // The thread loads Node's modules under V8's default flags, from their code cache.
-    const started = startingIsolate();
     this.#worker = new threads.Worker(THREAD_SOURCE, {
       eval: true,
       workerData: {
@@ -222,15 +219,13 @@ export class FileThread implements ChunkHasher {
       transferList: [port2],
       // The thread needs little: it holds at most a few batches. (In a worker process of
       // many entries V8's --max-semi-space-size would override the young generation's
-      // limit; it is not in force as the thread starts, see v8-flags.cts.)
+      // limit; the worker clears that flag first, see worker/main.ts.)
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
       stdout: false,
       stderr: false,
     });
     // Its errors (it cannot start, it dies) surface as a stall or a missing result; never as a crash here.
     this.#worker.on('error', () => undefined);
-    this.#worker.once('message', started);
-    this.#worker.once('exit', started);
     this.#worker.unref();
     this.#results.unref();
     this.#batch = this.#newBatch();

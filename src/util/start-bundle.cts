@@ -7,9 +7,8 @@
  * called, costs 15–20 ms of a start-up that should stay near bare `node`. The build runs
  * each bundle once on a small layer with WINLAYER_WRITE_CODE_CACHE=1, which saves V8's
  * compiled code for everything that run used beside the bundle (`<bundle>.cache`); every
- * later start hands it to V8 instead of compiling. V8 stamps a cache with the flags in
- * force; the heap options of an import worker are set to V8's defaults while the bundle
- * is compiled (v8-flags.cts), so such a worker takes the same cache.
+ * later start hands it to V8 instead of compiling. An import worker started with heap
+ * options gets a cache of its own, made by a run with those options (see codeCacheFile).
  *
  * V8 checks the cache against its own version, its flags and the bundle's source, and
  * rejects it on any difference: the code is then compiled as if there were no cache. But
@@ -27,21 +26,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 import { createRequire } from 'node:module';
-import { compileTimeOptions, setCodeCacheFlags } from './v8-flags.cjs';
 
 /** Set by the build only: write the code cache of what this process ran, at exit. */
 export const WRITE_CODE_CACHE_ENV = 'WINLAYER_WRITE_CODE_CACHE';
 
 /**
  * The code cache file of `bundle` for a process started with the Node options `flags`.
- * V8 rejects a cache made under other flags, so a process started with options has its
- * own cache, named by a digest of them; an import worker's heap options are not in force
- * while code is compiled (v8-flags.cts) and do not count.
+ * V8 rejects a cache made under other flags, so an import worker started with heap options
+ * (MANY_ENTRIES_NODE_OPTIONS) has its own cache, named by a digest of those options.
  */
 export function codeCacheFile(bundle: string, flags: readonly string[] = process.execArgv): string {
-  const options = compileTimeOptions(flags);
-  if (options.length === 0) return `${bundle}.cache`;
-  return `${bundle}.${createHash('sha256').update(options.join('\0')).digest('hex').slice(0, 12)}.cache`;
+  if (flags.length === 0) return `${bundle}.cache`;
+  return `${bundle}.${createHash('sha256').update(flags.join('\0')).digest('hex').slice(0, 12)}.cache`;
 }
 
 /** Compiles `source` of `file` as a CommonJS module function, with the cached code when there is some. */
@@ -84,9 +80,11 @@ export function startBundle(file: string): unknown {
       const target = codeCacheFile(file);
       const temporary = `${target}.${process.pid}.tmp`;
       try {
-        // V8 stamps a cache with the flags in force when it is made: those the bundle was
-        // compiled under, which the worker changed once it ran.
-        setCodeCacheFlags();
+        // V8 stamps a cache with the flags in force when it is made, and the import worker
+        // clears --max-semi-space-size once it runs (worker/main.ts): put back the value it
+        // started with, which is what the next start checks the cache against.
+        const semiSpace = process.execArgv.filter((option) => option.startsWith('--max-semi-space-size='));
+        if (semiSpace.length > 0) (createRequire(file)('node:v8') as typeof import('node:v8')).setFlagsFromString(semiSpace[semiSpace.length - 1] as string);
         fs.writeFileSync(temporary, encodeCodeCache(script.createCachedData()));
         fs.renameSync(temporary, target);
       } catch {
