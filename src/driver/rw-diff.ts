@@ -5,7 +5,8 @@
  *
  * A read-write layer's writable directory (a copy of the parent view made at the first
  * mount) is compared with the parent view. Comparison is by kind, size, modification time and link target, as
- * `docker diff` does for overlay layers: a change that keeps size and mtime is not seen.
+ * `docker diff` does for overlay layers: a change that keeps size and mtime is not seen. A
+ * name whose case changed is a modification too (the file under its new name).
  *
  * Metadata of what the tar says: a modified entry keeps its own security descriptor,
  * attributes, EAs and creation time from the parent view; a new entry takes the security
@@ -258,7 +259,10 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
       checkpoint?.();
       const prior = view.get(key);
       if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
-      else if (!sameFile(prior, f, path.join(rwDir, f.name), items)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+      // A name whose case changed (`mv a.txt A.TXT`) is a change Windows shows: the entry
+      // goes in the layer under its new name. Only its own name counts: what is below a
+      // renamed directory is the same.
+      else if (baseName(prior.name) !== baseName(f.name) || !sameFile(prior, f, path.join(rwDir, f.name), items)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
     }
   } finally {
     items.close();

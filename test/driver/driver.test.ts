@@ -515,6 +515,30 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/q', kind: 'add' }]);
     });
 
+    it('a name whose case changed is a modified entry under its new name; what is below a renamed directory is not', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      fs.renameSync(path.join(dir, 'Windows/keep.txt'), path.join(dir, 'Windows/Keep.TXT'));
+      fs.renameSync(path.join(dir, 'Program Files'), path.join(dir, 'PROGRAM FILES'));
+      expect(await driver.changes('rw')).to.deep.equal([
+        { path: 'Files/PROGRAM FILES', kind: 'modify' },
+        { path: 'Files/Windows/Keep.TXT', kind: 'modify' },
+      ]);
+      const tar = await collect(driver.diff('rw'));
+      const seen: Record<string, string | undefined> = {};
+      for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+        seen[e.header.name] = e.header.pax['MSWINDOWS.rawsd'];
+        for await (const _ of e.body) void _;
+      }
+      // Under the new names, with the parent's security descriptors.
+      expect(seen).to.deep.equal({ 'Files/PROGRAM FILES': sd.toString('base64'), 'Files/Windows/Keep.TXT': sd.toString('base64') });
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const view = await driver.get('built');
+      expect(fs.readdirSync(path.join(view, 'Windows')).sort()).to.deep.equal(['Keep.TXT', 'link.ini', 'win.ini']);
+      expect(fs.readFileSync(path.join(view, 'Windows/Keep.TXT'), 'utf8')).to.equal('keep');
+      expect(fs.readdirSync(view).sort()).to.deep.equal(['PROGRAM FILES', 'Windows']);
+      expect(fs.readdirSync(path.join(view, 'PROGRAM FILES'))).to.deep.equal(['app.exe']);
+    });
+
     it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
       const { driver, dir } = await mountedReadWrite();
       fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
