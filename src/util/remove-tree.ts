@@ -33,6 +33,12 @@
  *   before the directory is read again, from its start, for what is left; a directory
  *   read to its end goes once its last subdirectory has.
  *
+ * - Permissions: a tree written by a process that is not root can hold directories its
+ *   owner may not read or change (a container's `chmod 000 d`, or Go's module cache,
+ *   read-only by design), and root's removal passes them where the owner's cannot: a
+ *   listing, unlink or rmdir refused with EACCES gives the directory concerned rwx for its
+ *   owner and tries once more. A directory the process does not own stays refused.
+ *
  * Symbolic links are removed, never followed. A path that does not exist is not an error
  * (as `force: true`). One walk (`removal`) serves both forms.
  */
@@ -97,7 +103,7 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
     const top = stack[stack.length - 1] as Pending;
     if (top.listed) {
       stack.pop();
-      absentAsUndefined(() => fs.rmdirSync(top.dir));
+      absentAsUndefined(() => withAccess(parentOf(top.dir), () => fs.rmdirSync(top.dir)));
       yield;
       continue;
     }
@@ -112,7 +118,7 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
     for (const entry of batch.entries) {
       const child = typeof batch.dir === 'string' ? `${batch.dir}/${entry.name as string}` : Buffer.concat([batch.dir, SEPARATOR, entry.name as Buffer]);
       if (!entry.isDirectory()) {
-        unlinkIfThere(child);
+        withAccess(batch.dir, () => unlinkIfThere(child));
         yield;
         continue;
       }
@@ -120,7 +126,8 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
         stack.push({ dir: child, listed: false });
         continue;
       }
-      const moved = relocate(child, relocation);
+      // A directory moved to another parent needs write permission on both (its `..` changes).
+      const moved = withAccess(parentOf(child), () => withAccess(child, () => relocate(child, relocation)));
       yield;
       if (moved !== undefined) stack.push({ dir: moved, listed: false });
     }
@@ -136,19 +143,45 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
 function nextBatch(dir: WalkPath, max: number): { dir: WalkPath; entries: fs.Dirent<string | Buffer>[] } {
   if (typeof dir === 'string') {
     try {
-      const entries = readFirst(fs.opendirSync(dir, AS_STRINGS), max);
+      const entries = readFirst(withAccess(dir, () => fs.opendirSync(dir, AS_STRINGS)), max);
       if (!entries.some((e) => e.name.includes('\uFFFD'))) return { dir, entries };
     } catch (error) {
       if (!isAbsent(error)) throw error;
     }
   }
   const bytes = typeof dir === 'string' ? toBytes(dir) : dir;
-  return { dir: bytes, entries: readFirst(fs.opendirSync(bytes, AS_BYTES), max) as unknown as fs.Dirent<Buffer>[] };
+  return { dir: bytes, entries: readFirst(withAccess(bytes, () => fs.opendirSync(bytes, AS_BYTES)), max) as unknown as fs.Dirent<Buffer>[] };
 }
 
 /** A string path as bytes; on Windows in its `\\?\` form, which Node adds to strings but never to Buffers. */
 function toBytes(dir: string): Buffer {
   return Buffer.from(process.platform === 'win32' ? path.toNamespacedPath(path.resolve(dir)) : dir);
+}
+
+/** The directory that holds `p`. */
+function parentOf(p: WalkPath): WalkPath {
+  if (typeof p === 'string') return path.dirname(p);
+  const at = p.lastIndexOf(SEPARATOR[0] as number);
+  return at <= 0 ? SEPARATOR : p.subarray(0, at);
+}
+
+/**
+ * `call`, and when the system refused it for lack of permission on `dir` (EACCES), `call`
+ * again once `dir` is readable, writable and searchable by its owner. When `dir` cannot be
+ * changed (another user's), the first refusal is what is thrown.
+ */
+function withAccess<T>(dir: WalkPath, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
+    try {
+      fs.chmodSync(dir, 0o700);
+    } catch {
+      throw error;
+    }
+    return call();
+  }
 }
 
 function byteLength(p: WalkPath): number {

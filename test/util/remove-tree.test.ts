@@ -147,6 +147,49 @@ describe('util/remove-tree', () => {
     });
   }
 
+  it('as a user other than root, removes directories its owner may not read or change (chmod 000, 555); another user\'s stays refused (EACCES)', function () {
+    // Root passes every permission: the removal runs as `nobody` then, from a copy of the module.
+    const asRoot = process.getuid?.() === 0;
+    if (process.platform === 'win32') this.skip();
+    const base = tempDir();
+    fs.chmodSync(base, 0o755);
+    const copy = path.join(base, 'remove-tree.mjs');
+    fs.copyFileSync(new URL('../../src/util/remove-tree.js', import.meta.url), copy);
+    const trees = ['sync', 'async', 'other'].map((name) => path.join(base, name));
+    for (const t of trees) fs.mkdirSync(t);
+    if (asRoot) for (const d of [base, ...trees]) fs.chownSync(d, 65534, 65534);
+    const script = `
+      import * as fs from 'node:fs';
+      import { removeTree, removeTreeSync } from ${JSON.stringify(copy)};
+      const make = (t) => {
+        fs.mkdirSync(t + '/locked/inner', { recursive: true });
+        fs.writeFileSync(t + '/locked/inner/f', 'x');
+        fs.writeFileSync(t + '/locked/g', 'x');
+        fs.mkdirSync(t + '/mod/pkg@v1/sub', { recursive: true });
+        fs.writeFileSync(t + '/mod/pkg@v1/sub/h.go', 'x');
+        fs.chmodSync(t + '/locked/inner', 0o000);
+        fs.chmodSync(t + '/locked', 0o000);
+        for (const d of ['/mod/pkg@v1/sub', '/mod/pkg@v1', '/mod']) fs.chmodSync(t + d, 0o555);
+      };
+      const [sync, async_, other] = process.argv.slice(1);
+      make(sync);
+      make(async_);
+      removeTreeSync(sync);
+      await removeTree(async_, 1, 0);
+      let code = 'none';
+      try { removeTreeSync(other); } catch (e) { code = e.code; }
+      process.stdout.write(JSON.stringify({ sync: fs.existsSync(sync), async: fs.existsSync(async_), other: code }));`;
+    if (asRoot) {
+      // A directory of root's in the other tree: its owner alone may open it up.
+      fs.mkdirSync(path.join(trees[2] as string, 'roots'));
+      fs.writeFileSync(path.join(trees[2] as string, 'roots', 'f'), 'x');
+      fs.chmodSync(path.join(trees[2] as string, 'roots'), 0o700);
+    }
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, ...trees], asRoot ? { uid: 65534, gid: 65534 } : {});
+    expect(JSON.parse(out.toString())).to.deep.equal({ sync: false, async: false, other: asRoot ? 'EACCES' : 'none' });
+    if (asRoot) expect(fs.readdirSync(path.join(trees[2] as string, 'roots'))).to.deep.equal(['f']);
+  });
+
   it('removeTree lets the event loop run while it works, every slice of its time', async () => {
     const root = path.join(tempDir(), 'tree');
     for (let d = 0; d < 20; d++) {
