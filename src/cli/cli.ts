@@ -150,12 +150,14 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
       const changes = await (await openDriver(v)).changes(requireId(v));
+      // A base layer lists every entry it holds (300,000 or more): written in pieces, not
+      // made into one string of tens of MB first.
       if (v['json'] === true) {
-        await writeOut(JSON.stringify(changes) + '\n');
+        await writeOutInPieces(pieces(changes, (c, i) => (i === 0 ? '[' : ',') + JSON.stringify(c)), changes.length === 0 ? '[]\n' : ']\n');
         return;
       }
       const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
-      await writeOut(changes.map((c) => `${letter[c.kind]} ${c.path}\n`).join(''));
+      await writeOutInPieces(pieces(changes, (c) => `${letter[c.kind]} ${c.path}\n`), '');
     },
   },
   'diff-size': {
@@ -321,6 +323,24 @@ async function writeOut(text: string, context = ''): Promise<void> {
       else reject(stdoutError(stdoutFailure ?? error, context));
     });
   });
+}
+
+/** `format` of each item, as they are asked for. */
+function* pieces<T>(items: readonly T[], format: (item: T, index: number) => string): Generator<string> {
+  for (let i = 0; i < items.length; i++) yield format(items[i] as T, i);
+}
+
+/** Writes `parts` and then `last` to stdout, ~64 KiB of text at a time. */
+async function writeOutInPieces(parts: Iterable<string>, last: string): Promise<void> {
+  let text = '';
+  for (const part of parts) {
+    text += part;
+    if (text.length < 65_536) continue;
+    await writeOut(text);
+    text = '';
+  }
+  text += last;
+  if (text.length > 0) await writeOut(text);
 }
 
 function usage(message: string): WinLayerError {

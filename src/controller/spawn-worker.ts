@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { createError, errorFromSerialized, type WinLayerError } from '../errors.js';
+import { createError, errorFromSerialized, toWinLayerError, type WinLayerError } from '../errors.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { readLayerInfo } from '../layer/metadata-index.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
@@ -177,7 +177,7 @@ function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pi
     reject: false,
     stripFinalNewline: false,
     encoding: 'utf8',
-    buffer: { stdout: (job.command === 'write-layer' || job.command === 'changes') && stdout === 'pipe', stderr: true, fd3: false },
+    buffer: { stdout: job.command === 'write-layer' && stdout === 'pipe', stderr: true, fd3: false },
   });
 }
 
@@ -488,15 +488,23 @@ function removeViewLeftover(dest: string, pid: number | undefined): void {
  * Runs a worker that reads no input, its heap sized by the records of `layers`; its
  * result, or its error (after `killed` for a worker that was killed).
  */
-async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed?: (pid: number | undefined) => void) {
+async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed?: (pid: number | undefined) => void, read?: (stdout: Readable) => Promise<void>) {
   const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   (subprocess.stdin as Writable | null)?.end();
+  // Settles with what went wrong, so that a failed read waits (handled) for the worker's result.
+  const reading = read?.(subprocess.stdout as Readable).then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
   const result = await subprocess;
+  const readFailure = await reading;
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) killed?.(subprocess.pid);
     throw errorFromResult(result, job);
   }
+  // The worker's own error comes first: a read cut short by its death says less.
+  if (readFailure !== undefined) throw toWinLayerError(readFailure.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
   return result;
 }
 
@@ -506,26 +514,39 @@ export interface WorkerChange {
   kind: 'add' | 'modify' | 'delete';
 }
 
-/** Runs `changes`: the layer's changes against `job.parents`, from the worker's JSON lines. */
+/**
+ * Runs `changes`: the layer's changes against `job.parents`, from the worker's JSON lines,
+ * read as they come (a base layer's list, every entry it holds, is tens of MB of text).
+ */
 export async function runChangesWorker(job: WorkerJob): Promise<WorkerChange[]> {
-  const result = await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents]);
   const out: WorkerChange[] = [];
-  const text = typeof result.stdout === 'string' ? result.stdout : '';
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    let change: unknown;
-    try {
-      change = JSON.parse(line);
-    } catch {
-      change = undefined;
+  let garbage: string | undefined;
+  const read = async (stdout: Readable): Promise<void> => {
+    const lines = createInterface({ input: stdout, crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line === '' || garbage !== undefined) continue;
+      const c = parseChange(line);
+      if (c === undefined) garbage = line;
+      else out.push(c);
     }
-    const c = change as Partial<WorkerChange> | undefined;
-    if (typeof c?.path !== 'string' || (c.kind !== 'add' && c.kind !== 'modify' && c.kind !== 'delete')) {
-      throw createError('ERR_WORKER_PROTOCOL', `changes ${job.id}: the worker printed ${JSON.stringify(line.slice(0, 200))}, not a change`, { id: job.id, command: job.command });
-    }
-    out.push({ path: c.path, kind: c.kind });
+  };
+  await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents], undefined, read);
+  if (garbage !== undefined) {
+    throw createError('ERR_WORKER_PROTOCOL', `changes ${job.id}: the worker printed ${JSON.stringify(garbage.slice(0, 200))}, not a change`, { id: job.id, command: job.command });
   }
   return out;
+}
+
+/** One line of the `changes` worker as a change, or undefined when it is not one. */
+function parseChange(line: string): WorkerChange | undefined {
+  let c: Partial<WorkerChange> | undefined;
+  try {
+    c = JSON.parse(line) as Partial<WorkerChange> | undefined;
+  } catch {
+    return undefined;
+  }
+  if (typeof c?.path !== 'string' || (c.kind !== 'add' && c.kind !== 'modify' && c.kind !== 'delete')) return undefined;
+  return { path: c.path, kind: c.kind };
 }
 
 /** Runs `export-layer`; the returned stream is the tar, and errors if the worker fails. */

@@ -147,8 +147,13 @@ describe('cli: winlayer', function () {
 
     expect(run(['create-rw', '--home', home, '--id', 'rw', '--parent', 'delta', '--storage-opt', 'size=1g']).status).to.equal(0);
     const rwDir = run(['mount', '--home', home, '--id', 'rw']).stdout.toString().trim();
+    expect(run(['changes', '--home', home, '--id', 'rw', '--json']).stdout.toString()).to.equal('[]\n');
+    expect(run(['changes', '--home', home, '--id', 'rw']).stdout.toString()).to.equal('');
     fs.writeFileSync(path.join(rwDir, 'hello.txt'), 'hello');
-    expect(run(['changes', '--home', home, '--id', 'rw', '--json']).stdout.toString()).to.equal('[{"path":"Files/hello.txt","kind":"add"}]\n');
+    fs.writeFileSync(path.join(rwDir, 'hello2.txt'), 'hello');
+    expect(run(['changes', '--home', home, '--id', 'rw', '--json']).stdout.toString()).to.equal('[{"path":"Files/hello.txt","kind":"add"},{"path":"Files/hello2.txt","kind":"add"}]\n');
+    expect(run(['changes', '--home', home, '--id', 'rw']).stdout.toString()).to.equal('A Files/hello.txt\nA Files/hello2.txt\n');
+    fs.rmSync(path.join(rwDir, 'hello2.txt'));
     const rwTar = run(['export', '--home', home, '--id', 'rw']).stdout;
     expect(run(['import', '--home', home, '--id', 'from-rw', '--parent', 'delta'], rwTar).stdout.toString()).to.equal('5\n');
     expect(run(['unmount', '--home', home, '--id', 'rw']).status).to.equal(0);

@@ -399,6 +399,26 @@ describe('controller: worker processes', function () {
       const slow = new Controller({ workerPath: fixture('hang.mjs'), timeout: 300 });
       expect((await caught(() => slow.materializeView({ ...job(home), dest: path.join(home, 'v') }))).code).to.equal('ERR_WORKER_TIMEOUT');
     });
+    it('a list of changes longer than any output buffer arrives whole; a worker that dies after part of it → ERR_WORKER_EXITED', async () => {
+      // 110 MB of change lines: past execa's 100 MB buffer for a command's output.
+      const env = { WINLAYER_TEST_CHANGES: '3700', WINLAYER_TEST_PATH_CHARS: '30000' };
+      const withEnv = async <T>(vars: Record<string, string>, call: () => Promise<T>): Promise<T> => {
+        Object.assign(process.env, vars);
+        try {
+          return await call();
+        } finally {
+          for (const name of Object.keys(vars)) delete process.env[name];
+        }
+      };
+      const c = new Controller({ workerPath: fixture('many-changes.mjs') });
+      const changes = await withEnv(env, () => c.changes(job(tempDir())));
+      expect(changes).to.have.length(3700);
+      expect(changes.map((x) => Number(x.path.split('/').pop()))).to.deep.equal([...Array(3700).keys()]);
+      expect([changes[0]?.kind, changes[1]?.kind]).to.deep.equal(['add', 'modify']);
+      const e = await withEnv({ ...env, WINLAYER_TEST_CHANGES: '100', WINLAYER_TEST_DIE: '1' }, () => caught(() => c.changes(job(tempDir()))));
+      expect(e.code).to.equal('ERR_WORKER_EXITED');
+      expect(e.data['exitCode']).to.equal(5);
+    });
     it('nothing on stdout → ERR_WORKER_PROTOCOL', async () => {
       const c = new Controller({ workerPath: fixture('nothing.mjs') });
       expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_PROTOCOL');
