@@ -103,7 +103,8 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
     const top = stack[stack.length - 1] as Pending;
     if (top.listed) {
       stack.pop();
-      absentAsUndefined(() => withAccess(parentOf(top.dir), () => fs.rmdirSync(top.dir)));
+      // The root's own parent is outside the tree: its permissions are not the removal's to change.
+      absentAsUndefined(() => (top.dir === target ? fs.rmdirSync(top.dir) : withAccess(parentOf(top.dir), () => fs.rmdirSync(top.dir))));
       yield;
       continue;
     }

@@ -155,9 +155,9 @@ describe('util/remove-tree', () => {
     fs.chmodSync(base, 0o755);
     const copy = path.join(base, 'remove-tree.mjs');
     fs.copyFileSync(new URL('../../src/util/remove-tree.js', import.meta.url), copy);
-    const trees = ['sync', 'async', 'other'].map((name) => path.join(base, name));
-    for (const t of trees) fs.mkdirSync(t);
-    if (asRoot) for (const d of [base, ...trees]) fs.chownSync(d, 65534, 65534);
+    const trees = ['sync', 'async', 'other', 'kept/tree'].map((name) => path.join(base, name));
+    for (const t of trees) fs.mkdirSync(t, { recursive: true });
+    if (asRoot) for (const d of [base, path.join(base, 'kept'), ...trees]) fs.chownSync(d, 65534, 65534);
     const script = `
       import * as fs from 'node:fs';
       import { removeTree, removeTreeSync } from ${JSON.stringify(copy)};
@@ -171,14 +171,19 @@ describe('util/remove-tree', () => {
         fs.chmodSync(t + '/locked', 0o000);
         for (const d of ['/mod/pkg@v1/sub', '/mod/pkg@v1', '/mod']) fs.chmodSync(t + d, 0o555);
       };
-      const [sync, async_, other] = process.argv.slice(1);
+      const [sync, async_, other, kept] = process.argv.slice(1);
       make(sync);
       make(async_);
+      make(kept);
       removeTreeSync(sync);
       await removeTree(async_, 1, 0);
       let code = 'none';
       try { removeTreeSync(other); } catch (e) { code = e.code; }
-      process.stdout.write(JSON.stringify({ sync: fs.existsSync(sync), async: fs.existsSync(async_), other: code }));`;
+      // A tree in a directory its owner made read-only: emptied, but that directory is not the removal's to open.
+      fs.chmodSync(kept + '/..', 0o555);
+      let keptCode = 'none';
+      try { removeTreeSync(kept); } catch (e) { keptCode = e.code; }
+      process.stdout.write(JSON.stringify({ sync: fs.existsSync(sync), async: fs.existsSync(async_), other: code, kept: keptCode, keptEntries: fs.readdirSync(kept).length }));`;
     if (asRoot) {
       // A directory of root's in the other tree: its owner alone may open it up.
       fs.mkdirSync(path.join(trees[2] as string, 'roots'));
@@ -186,7 +191,11 @@ describe('util/remove-tree', () => {
       fs.chmodSync(path.join(trees[2] as string, 'roots'), 0o700);
     }
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, ...trees], asRoot ? { uid: 65534, gid: 65534 } : {});
-    expect(JSON.parse(out.toString())).to.deep.equal({ sync: false, async: false, other: asRoot ? 'EACCES' : 'none' });
+    expect(JSON.parse(out.toString())).to.deep.equal({ sync: false, async: false, other: asRoot ? 'EACCES' : 'none', kept: 'EACCES', keptEntries: 0 });
+    // The directories that held the trees are outside them: left as they were.
+    expect(fs.statSync(base).mode & 0o777).to.equal(0o755);
+    expect(fs.statSync(path.join(base, 'kept')).mode & 0o777).to.equal(0o555);
+    fs.chmodSync(path.join(base, 'kept'), 0o755);
     if (asRoot) expect(fs.readdirSync(path.join(trees[2] as string, 'roots'))).to.deep.equal(['f']);
   });
 
