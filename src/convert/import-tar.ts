@@ -18,6 +18,7 @@ import { fileInfoFromTarHeader } from './file-info.js';
 import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
 import { MODE_REGULAR, MODE_TYPE_BITS, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
 import { adsStreamName } from './tar-header.js';
+import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 
 /** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
 export interface LayerSink {
@@ -212,6 +213,14 @@ function applyWhiteout(rawName: string, base: string, sink: LayerSink): void {
   const dir = parentName(trimmed);
   if (base === OPAQUE_WHITEOUT) {
     const d = parseLayerPath(dir === '' ? rawName : dir, 'whiteout');
+    // The rules of a plain whiteout (LayerWriter.remove), whether or not the parents hold
+    // anything there to delete: hcsshim refuses both in a base layer.
+    if (sink.isBaseLayer) {
+      throw createError('ERR_WHITEOUT_INVALID', `${rawName}: a base layer cannot delete files (it has no parent)`, { entry: rawName });
+    }
+    if (d.root !== 'Files' && !isUtilityVMFilesName(d.name)) {
+      throw createError('ERR_WHITEOUT_INVALID', `${rawName}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: rawName });
+    }
     for (const child of sink.chain.childrenOf(d.name)) sink.remove(parseLayerPath(child, 'whiteout'));
     return;
   }

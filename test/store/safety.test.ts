@@ -70,6 +70,8 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'a whiteout escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'Files/../.wh.etc' })], parent: true },
   { title: 'a whiteout in a base layer', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Files/ok.txt' }] },
   { title: 'a whiteout of a hive', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Hives/System_Delta' }], parent: true },
+  { title: 'an opaque whiteout in a base layer', code: 'ERR_WHITEOUT_INVALID', entries: [...good, raw({ name: 'Files/.wh..wh..opq' })] },
+  { title: 'an opaque whiteout outside Files/ (where the parent holds nothing)', code: 'ERR_WHITEOUT_INVALID', entries: [...good, raw({ name: 'Hives/x/.wh..wh..opq' })], parent: true },
   {
     title: 'a path longer than the host file system holds (8,000 characters; Windows would take it)',
     code: 'ERR_PATH_TOO_LONG',
