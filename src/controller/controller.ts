@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import PQueue from 'p-queue';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
-import { runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
+import { checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
 
 export interface ControllerOptions {
   /**
@@ -79,6 +79,7 @@ export class Controller {
 
   /** Imports through a worker once a slot is free; resolves to the layer size. */
   async writeLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, source: TarSource): Promise<number> {
+    checkTarSource(source);
     return this.#schedule('write-layer', job.id, job.signal, () => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer' }), source));
   }
 

@@ -14,12 +14,12 @@ import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { createError, errorFromSerialized, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, errorFromSerialized, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { readLayerInfo } from '../layer/metadata-index.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
-import { sniffCompression } from '../tar/decompress.js';
+import { sniffCompression, tarChunk } from '../tar/decompress.js';
 import { CONTROLLER_PID_ENV, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
@@ -112,6 +112,20 @@ export type TarSource = AsyncIterable<Uint8Array> | Readable | { readonly fd: nu
 
 export function isFdSource(source: TarSource): source is { readonly fd: number } {
   return typeof source === 'object' && source !== null && typeof (source as { fd?: unknown }).fd === 'number' && !(source instanceof Readable);
+}
+
+/** Throws ERR_ARGUMENT_INVALID unless `source` is a TarSource: a stream, an async iterable of bytes, or `{ fd }`. */
+export function checkTarSource(source: unknown): asserts source is TarSource {
+  if (typeof source === 'object' && source !== null) {
+    if (isFdSource(source as TarSource)) {
+      const fd = (source as { fd: number }).fd;
+      if (Number.isInteger(fd) && fd >= 0) return;
+    } else if (typeof (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function') {
+      return;
+    }
+  }
+  const what = source === null ? 'null' : Array.isArray(source) ? 'an array' : typeof source;
+  throw createError('ERR_ARGUMENT_INVALID', `the layer tar must be a Readable, an async iterable of bytes or { fd }; got ${what}`);
 }
 
 type Execa = (typeof import('execa'))['execa'];
@@ -312,7 +326,7 @@ const PEEK_WAIT_MS = 100;
  * read and the rest of the stream. A stream slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
  * and cancellation keep their meaning, and start-up hides behind the wait for data.
  */
-async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string): Promise<{ small: boolean; stream: Readable }> {
+async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string): Promise<{ small: boolean; stream: Readable; failure: () => unknown }> {
   const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let bytes = 0;
@@ -332,36 +346,42 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
         ended = true;
         break;
       }
-      head.push(r.value);
-      bytes += r.value.length;
+      const chunk = tarChunk(r.value);
+      head.push(chunk);
+      bytes += chunk.length;
     }
   } catch (error) {
     it.return?.()?.catch(() => undefined);
+    if (isWinLayerError(error)) throw error;
     throw createError('ERR_IO', `write-layer ${jobId}: reading the layer tar failed: ${(error as Error).message}`, { id: jobId }, error);
   } finally {
     clearTimeout(timer);
   }
+  let failure: unknown;
+  // The source's next chunk; what goes wrong there is remembered as the source's failure
+  // (an error the pipe's end throws into replay() at a yield is not).
+  const read = async (next: Promise<IteratorResult<Uint8Array>>): Promise<Uint8Array | undefined> => {
+    try {
+      const r = await next;
+      return r.done === true ? undefined : tarChunk(r.value);
+    } catch (error) {
+      failure = error;
+      throw error;
+    }
+  };
   async function* replay(): AsyncGenerator<Uint8Array> {
     let done = ended;
     try {
       yield* head;
       if (done) return;
-      if (pending !== undefined) {
-        const r = await pending;
-        if (r.done === true) {
-          done = true;
-          return;
-        }
-        yield r.value;
-      }
-      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+      for (let chunk = await read(pending ?? it.next()); chunk !== undefined; chunk = await read(it.next())) yield chunk;
       done = true;
     } finally {
       // The worker stopped reading (it failed, or was killed): release the source.
       if (!done) it.return?.()?.catch(() => undefined);
     }
   }
-  return { small: ended && smallInput(firstBytes(head, 8), bytes), stream: Readable.from(replay(), { objectMode: false }) };
+  return { small: ended && smallInput(firstBytes(head, 8), bytes), stream: Readable.from(replay(), { objectMode: false }), failure: () => failure };
 }
 
 /** The first `n` bytes of `chunks` (fewer when they hold fewer). */
@@ -378,22 +398,36 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   const direct = isFdSource(source);
   let defaultHeap: boolean;
   let stream: Readable | undefined;
+  // The source failing mid-way (a stream error, a chunk that is not bytes) is what to
+  // report, not the cut tar the worker would then see: the worker is stopped at once.
+  let sourceFailure: () => unknown = () => undefined;
   if (direct) {
     defaultHeap = fewEntriesIn(source.fd);
   } else {
-    ({ small: defaultHeap, stream } = await peekSmall(source, job.id));
+    ({ small: defaultHeap, stream, failure: sourceFailure } = await peekSmall(source, job.id));
   }
   const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', defaultHeap ? [] : MANY_ENTRIES_NODE_OPTIONS);
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
-  const feeding = stream === undefined ? Promise.resolve(undefined) : pipeline(stream, subprocess.stdin as Writable).catch((e: unknown) => e);
+  // The source failing mid-way (a stream error, a chunk that is not bytes) is what to
+  // report, not the cut tar the worker would then see: the worker is stopped at once.
+  // EPIPE is the worker no longer reading; its own result says why.
+  // Any other failure of the pipe is the worker no longer reading; its own result says why.
+  const feeding =
+    stream === undefined
+      ? Promise.resolve()
+      : pipeline(stream, subprocess.stdin as Writable).catch(() => {
+          if (sourceFailure() !== undefined) subprocess.kill();
+        });
   const result = await subprocess;
-  const fed = await feeding;
+  await feeding;
+  // A worker that committed read a whole tar (its end-of-archive and only zeros after it):
+  // the layer stands, whatever the source did after that.
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id, subprocess.pid);
-    throw errorFromResult(result, job);
-  }
-  if (fed instanceof Error && (fed as NodeJS.ErrnoException).code !== 'EPIPE') {
-    throw createError('ERR_IO', `${job.command} ${job.id}: reading the layer tar failed: ${fed.message}`, { id: job.id }, fed);
+    const failed = sourceFailure();
+    if (failed === undefined || result.isCanceled || result.timedOut) throw errorFromResult(result, job);
+    if (isWinLayerError(failed)) throw failed;
+    throw createError('ERR_IO', `${job.command} ${job.id}: reading the layer tar failed: ${(failed as Error).message}`, { id: job.id }, failed);
   }
   const out = typeof result.stdout === 'string' ? result.stdout : '';
   if (!/^\d+\n$/.test(out)) {

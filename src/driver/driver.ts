@@ -23,7 +23,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { Controller } from '../controller/controller.js';
-import { isFdSource, type TarSource } from '../controller/spawn-worker.js';
+import { checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, toWinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo } from '../layer/metadata-index.js';
@@ -248,6 +248,7 @@ export class WindowsFilterDriver {
    */
   async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options: ApplyDiffOptions = {}): Promise<ApplyDiffResult> {
     validateLayerId(id);
+    checkTarSource(tar);
     const parents = this.#parentChain(parentId);
     let aside: string | undefined;
     if (this.exists(id)) {

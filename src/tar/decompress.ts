@@ -40,6 +40,17 @@ function zstdFactory(zlib: typeof import('node:zlib')): ZstdFactory | undefined 
 }
 
 /**
+ * `chunk` as bytes: a layer tar's input is bytes. A string (a stream read with an
+ * encoding) or any other value is the caller's mistake, ERR_ARGUMENT_INVALID, not a tar
+ * to judge.
+ */
+export function tarChunk(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === 'string') throw createError('ERR_ARGUMENT_INVALID', 'tar input: got a string chunk; read the input without an encoding');
+  throw createError('ERR_ARGUMENT_INVALID', `tar input: got a chunk that is not bytes (${chunk === null ? 'null' : typeof chunk}); give Buffers or Uint8Arrays`);
+}
+
+/**
  * The tar bytes of `source`: decompressed when it starts like a gzip (or, with a Node that
  * has it, zstd) stream, as is otherwise. `onCompression` learns which it was.
  */
@@ -58,9 +69,10 @@ export async function* decompressIfNeeded(
         ended = true;
         break;
       }
-      if (r.value.length === 0) continue;
-      head.push(r.value);
-      headBytes += r.value.length;
+      const chunk = tarChunk(r.value);
+      if (chunk.length === 0) continue;
+      head.push(chunk);
+      headBytes += chunk.length;
     }
     const first = head.length === 1 ? (head[0] as Uint8Array) : Buffer.concat(head);
     const kind = sniffCompression(first);

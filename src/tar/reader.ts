@@ -25,6 +25,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { createError, type WinLayerError } from '../errors.js';
+import { tarChunk } from './decompress.js';
 import {
   BLOCK_SIZE, FIELD, blockPaddingLength, checksumMatches, isAllZero, readNumericField, readStringField, type BlockField,
 } from './block.js';
@@ -780,10 +781,9 @@ function asciiFieldText(block: Buffer, field: BlockField): string | undefined {
 }
 
 function toBuffer(chunk: Uint8Array | string): Buffer {
-  if (typeof chunk === 'string') {
-    throw createError('ERR_ARGUMENT_INVALID', 'tar input: got a string chunk; read the input without an encoding');
-  }
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (Buffer.isBuffer(chunk)) return chunk;
+  const bytes = tarChunk(chunk);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**

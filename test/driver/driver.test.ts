@@ -104,6 +104,50 @@ describe('driver: WindowsFilterDriver', function () {
       expect(listTree(driver.home).filter((n) => n.startsWith('bad'))).to.deep.equal([]);
     });
 
+    it('a source that is not a tar source, or a chunk that is not bytes, is ERR_ARGUMENT_INVALID in a worker and in process alike', async () => {
+      const tar = await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        { type: 'file', name: 'Files/big.bin', data: Buffer.alloc(3 << 20, 1), securityDescriptor: sd },
+      ]);
+      for (const inProcess of [false, true]) {
+        const driver = await openDriver();
+        const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
+        // What a caller may get wrong, as the type system would not see it from JavaScript.
+        for (const source of [[tar], null, 5, 'layer.tar', { fd: -1 }]) {
+          expect(await rejectionCode(() => d.applyDiff('x', undefined, source as unknown as Readable))).to.equal('ERR_ARGUMENT_INVALID');
+        }
+        expect(await rejectionCode(() => d.applyDiff('x', undefined, Readable.from([{ not: 'bytes' }])))).to.equal('ERR_ARGUMENT_INVALID');
+        // A bad chunk after the first 2 MiB: the worker has started and read them; what is
+        // reported is the chunk, not the cut tar the worker saw.
+        async function* late(): AsyncGenerator<unknown> {
+          yield tar.subarray(0, 2 << 20);
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          yield 'a string';
+        }
+        expect(await rejectionCode(() => d.applyDiff('x', undefined, late() as AsyncIterable<Uint8Array>))).to.equal('ERR_ARGUMENT_INVALID');
+        expect(listTree(d.home).filter((n) => n.startsWith('x'))).to.deep.equal([]);
+        expect((await d.applyDiff('x', undefined, Readable.from([tar]))).size).to.equal(3 << 20);
+      }
+    });
+
+    it('a source stream that fails mid-way is reported as its own failure (ERR_IO), not as a cut tar; nothing is left', async () => {
+      const driver = await openDriver();
+      const tar = await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        { type: 'file', name: 'Files/big.bin', data: Buffer.alloc(3 << 20, 1), securityDescriptor: sd },
+      ]);
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield tar.subarray(0, 2 << 20);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        throw Object.assign(new Error('connection reset by registry'), { code: 'ECONNRESET' });
+      }
+      const e = await rejection(() => driver.applyDiff('x', undefined, Readable.from(failing())));
+      expect(e.code).to.equal('ERR_IO');
+      expect(e.message).to.include('connection reset by registry');
+      expect(listTree(driver.home).filter((n) => n.startsWith('x'))).to.deep.equal([]);
+      expect((await driver.applyDiff('x', undefined, Readable.from([tar]))).size).to.equal(3 << 20);
+    });
+
     it('refuses an unknown parent and an existing layer', async () => {
       const driver = await openDriver();
       const tar = await buildLayerTar(baseLayer);
