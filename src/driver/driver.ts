@@ -252,12 +252,18 @@ export class WindowsFilterDriver {
     const parents = this.#parentChain(parentId);
     let aside: string | undefined;
     if (this.exists(id)) {
-      if (this.#isReadWrite(id) || readLayerInfo(this.store.layerPath(id)).records > 0) {
-        throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
-      }
-      if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
-      // Named with this process's pid: if it dies mid-import, the next open puts the layer back.
-      aside = await this.store.setAside(id);
+      // Under the mount lock: a mount of the empty layer being made, or a second applyDiff
+      // of the same id, waits or sees the layer gone (a second import then fails at its
+      // commit with ERR_LAYER_EXISTS, or makes the layer if the first failed).
+      aside = await this.#mounts.withLock(id, async () => {
+        if (!this.exists(id)) return undefined;
+        if (this.#isReadWrite(id) || readLayerInfo(this.store.layerPath(id)).records > 0) {
+          throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+        }
+        if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
+        // Named with this process's pid: if it dies mid-import, the next open puts the layer back.
+        return this.store.setAside(id);
+      });
     }
     try {
       if (this.#inProcess) {
@@ -450,6 +456,8 @@ export class WindowsFilterDriver {
     const dir = this.store.layerPath(id);
     if (!fs.existsSync(dir)) return;
     await this.#mounts.withLock(id, async () => {
+      // Another remove (this process or another) may have taken it while this one waited.
+      if (!fs.existsSync(dir)) return;
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
       // between the check for layers and imports on this one and the rename.
@@ -465,7 +473,8 @@ export class WindowsFilterDriver {
         await fsp.rename(dir, removing);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+        if (code === 'ENOENT') return; // gone meanwhile: removed is what was asked
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
         // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
         await fsp.rename(dir, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
       }

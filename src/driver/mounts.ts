@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError } from '../errors.js';
+import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
 import { processAlive } from '../store/layer-store.js';
 
 export const MOUNTS_DIR = '.mounts';
@@ -75,8 +75,12 @@ export class MountTable {
       return;
     }
     const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, String(n));
-    fs.renameSync(tmp, file);
+    try {
+      fs.writeFileSync(tmp, String(n));
+      fs.renameSync(tmp, file);
+    } catch (cause) {
+      throw toWinLayerError(cause, `layer ${id}: cannot record its mount count`, { id });
+    }
   }
 
   /** Runs `fn` holding the lock of `id`. */
@@ -87,10 +91,19 @@ export class MountTable {
     for (;;) {
       try {
         fs.mkdirSync(lock);
-        fs.writeFileSync(path.join(lock, OWNER_FILE), String(process.pid));
+        try {
+          fs.writeFileSync(path.join(lock, OWNER_FILE), String(process.pid));
+        } catch (cause) {
+          // Another waiter broke the lock it had judged stale just as this one made it
+          // anew: this one does not hold it; it waits as for any other holder.
+          if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
+          if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${this.#waitMs} ms`, { id });
+          continue;
+        }
         break;
       } catch (cause) {
-        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cause;
+        if (isWinLayerError(cause)) throw cause;
+        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
         try {
           if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS || ownerGone(lock)) fs.rmSync(lock, { recursive: true, force: true });
         } catch {

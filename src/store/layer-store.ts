@@ -35,6 +35,23 @@ export const IMPORTING_INFIX = '-importing-';
 export const REMOVING_SUFFIX = '-removing';
 export const REPLACING_INFIX = '-replacing-';
 
+/** `p` with every symbolic link on it resolved; `p` itself when it cannot be (it is gone). */
+function realOrSelf(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * Ids shaped like the mount table's own files in `HOME/.mounts` (`<id>.lock`, `<id>.refs`,
+ * `<id>.refs.tmp-<pid>`, a view being written `<id>-tmp-<pid>-<hex>`): a layer of such an
+ * id would have its view where another layer keeps its lock or count, or be swept as a
+ * leftover.
+ */
+const MOUNT_NAME = /(\.lock|\.refs|\.refs\.tmp-\d+|-tmp-\d+-[0-9a-f]{8})$/;
+
 /** True for a name the store uses for work in progress (staging, removal, a layer set aside). */
 export function isWorkName(name: string): boolean {
   return name.includes(IMPORTING_INFIX) || name.includes(REPLACING_INFIX) || name.endsWith(REMOVING_SUFFIX);
@@ -51,6 +68,9 @@ export function validateLayerId(id: unknown, what = 'id'): asserts id is string 
   }
   if (isWorkName(id)) {
     throw createError('ERR_ID_INVALID', `\`${what}\` ${JSON.stringify(id)} uses a name the store reserves for work in progress`, { id });
+  }
+  if (MOUNT_NAME.test(id)) {
+    throw createError('ERR_ID_INVALID', `\`${what}\` ${JSON.stringify(id)} ends like a file the store keeps for its mounts (.lock, .refs, -tmp-<pid>-<hex>)`, { id });
   }
 }
 
@@ -174,13 +194,19 @@ export class LayerStore {
    * undefined when none does.
    */
   dependentOf(layerPath: string): string | undefined {
+    // The store may be opened through a symbolic link on one day and by its real path on
+    // another: chains name their parents as the store was opened then. Same name first
+    // (cheap), then same directory.
+    const real = realOrSelf(layerPath);
+    const base = path.basename(layerPath);
+    const names = (parent: unknown): boolean => typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && realOrSelf(parent) === real));
     for (const name of fs.readdirSync(this.home)) {
       if (name.startsWith('.')) continue;
       // Work in progress counts only for a live import: a leftover's chain means nothing.
       if (isWorkName(name) && !(name.includes(IMPORTING_INFIX) && ownerAlive(name))) continue;
       try {
         const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
-        if (Array.isArray(chain) && chain.includes(layerPath)) return name;
+        if (Array.isArray(chain) && chain.some(names)) return name;
       } catch {
         // not a layer, or an import that has not written its chain
       }
@@ -267,7 +293,11 @@ export class LayerStore {
     const names = (await fsp.readdir(this.home)).sort();
     const out: LayerSummary[] = [];
     for (const name of names) {
-      if (isWorkName(name) || !ID_PATTERN.test(name)) continue;
+      try {
+        validateLayerId(name);
+      } catch {
+        continue; // work in progress, or not a layer's name
+      }
       if (!fs.existsSync(path.join(this.home, name, '.winlayer', 'layer.json'))) continue;
       out.push(this.stat(name));
     }

@@ -762,6 +762,50 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(async () => reopened.create('x-replacing-1-ab'))).to.equal('ERR_ID_INVALID');
     });
 
+    it('two removes of one layer at once both succeed; a store opened through a symbolic link still protects parents', async () => {
+      const driver = await openDriver();
+      const tar = await buildLayerTar(baseLayer);
+      for (const inProcess of [false, true]) {
+        const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
+        await d.applyDiff('twice', undefined, Readable.from([tar]));
+        await Promise.all([d.remove('twice'), d.remove('twice'), d.remove('twice')]);
+        expect(d.exists('twice')).to.equal(false);
+      }
+      await driver.applyDiff('p', undefined, Readable.from([tar]));
+      await driver.applyDiff('c', 'p', Readable.from([await buildLayerTar(deltaLayer)]));
+      const link = path.join(tempDir(), 'link-to-home');
+      fs.symlinkSync(driver.home, link);
+      const viaLink = await WindowsFilterDriver.open({ home: link });
+      expect(await rejectionCode(() => viaLink.remove('p'))).to.equal('ERR_LAYER_IN_USE');
+      // And the other way round: a child imported through the link, the parent removed by the real path.
+      await viaLink.applyDiff('c2', 'p', Readable.from([await buildLayerTar(deltaLayer)]));
+      await driver.remove('c');
+      expect(await rejectionCode(() => driver.remove('p'))).to.equal('ERR_LAYER_IN_USE');
+      await viaLink.remove('c2');
+      await driver.remove('p');
+      expect(driver.exists('p')).to.equal(false);
+    });
+
+    it('applyDiff onto a layer create() made waits for a mount of it in progress (ERR_LAYER_IN_USE after); two at once: one layer, the other ERR_LAYER_EXISTS', async () => {
+      const driver = await openDriver();
+      const tar = await buildLayerTar(baseLayer);
+      await driver.create('e');
+      const mounting = driver.get('e');
+      expect(await rejectionCode(() => driver.applyDiff('e', undefined, Readable.from([tar])))).to.equal('ERR_LAYER_IN_USE');
+      await mounting;
+      await driver.put('e');
+      for (const inProcess of [false, true]) {
+        const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
+        const id = `made-${String(inProcess)}`;
+        await d.create(id);
+        const outcomes = await Promise.allSettled([d.applyDiff(id, undefined, Readable.from([tar])), d.applyDiff(id, undefined, Readable.from([tar]))]);
+        const codes = outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as WinLayerError).code)).sort();
+        expect(codes).to.deep.equal(['ERR_LAYER_EXISTS', 'ok']);
+        expect((await collect(d.diff(id))).equals(tar)).to.equal(true);
+      }
+      expect(listTree(driver.home).filter((n) => n.includes('-replacing-') || n.includes('-importing-'))).to.deep.equal([]);
+    });
+
     it('a leftover that cannot be removed fails no other command; cleanup removes the rest and names it', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
