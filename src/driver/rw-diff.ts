@@ -6,7 +6,11 @@
  * A read-write layer's writable directory (a copy of the parent view made at the first
  * mount) is compared with the parent view. Comparison is by kind, size, modification time and link target, as
  * `docker diff` does for overlay layers: a change that keeps size and mtime is not seen. A
- * name whose case changed is a modification too (the file under its new name).
+ * name whose case changed is a modification too (the file under its new name). The view
+ * wrote each mtime through utimes, which holds a time since 1970 to 1 µs and one before
+ * to the ms, and cannot hold one outside 1901–2038 on every file system: mtimes are
+ * compared that closely (mtimeMatches), and such a time not at all. Directories a layer
+ * made implicitly (no entry of their own) are part of the view: neither added nor lost.
  *
  * Metadata of what the tar says: a modified entry keeps its own security descriptor,
  * attributes, EAs and creation time from the parent view; a new entry takes the security
@@ -29,7 +33,7 @@ import {
   filetimeFromUnixNs,
   unixNsFromFiletime,
 } from '../util/windows.js';
-import { posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
+import { mtimeMatches, posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
 
 /** A read-write layer's marker in its index directory, and its writable directory. */
 export const RW_INFO = 'rw.json';
@@ -242,9 +246,7 @@ function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems): boo
   const item = items.of(e);
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
-  // The view wrote mtimes in microseconds (utimes); compare at that precision.
-  const want = unixNsFromFiletime(item.info.lastWriteTime) / 1000n;
-  return BigInt(item.data?.length ?? 0) === f.size && want === f.mtimeUs;
+  return BigInt(item.data?.length ?? 0) === f.size && mtimeMatches(unixNsFromFiletime(item.info.lastWriteTime), f.mtimeUs);
 }
 
 /** Changes of `rwDir` against the parent view, sorted by path; deletions name only the top entry. */
@@ -252,13 +254,17 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
   const found = new Map<string, Found>();
   walk(rwDir, found, checkpoint);
   const changes: Change[] = [];
+  const implicit = implicitDirectories(view);
   // Each parent layer's index is opened once for the comparison, not once a file.
   const items = new ViewItems();
   try {
     for (const [key, f] of found) {
       checkpoint?.();
       const prior = view.get(key);
-      if (prior === undefined) changes.push({ path: `Files/${f.name}`, kind: 'add' });
+      if (prior === undefined) {
+        // A directory a layer made implicitly (it holds `a/b/c` and no `a/b`) is in the view too.
+        if (!(f.kind === 'directory' && implicit.has(key))) changes.push({ path: `Files/${f.name}`, kind: 'add' });
+      }
       // A name whose case changed (`mv a.txt A.TXT`) is a change Windows shows: the entry
       // goes in the layer under its new name. Only its own name counts: what is below a
       // renamed directory is the same.
@@ -267,16 +273,36 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
   } finally {
     items.close();
   }
-  for (const [key, e] of view) {
+  const gone = (key: string, name: string): void => {
     checkpoint?.();
-    if (e.name === '' || found.has(key)) continue;
-    const parentKey = caseFoldKey(parentName(e.name));
+    if (name === '' || found.has(key)) return;
+    const parentKey = caseFoldKey(parentName(name));
     // Below a deleted directory, the directory's deletion says it all.
-    if (parentKey !== '' && !found.has(parentKey)) continue;
-    changes.push({ path: `Files/${e.name}`, kind: 'delete' });
-  }
+    if (parentKey !== '' && !found.has(parentKey)) return;
+    changes.push({ path: `Files/${name}`, kind: 'delete' });
+  };
+  for (const [key, e] of view) gone(key, e.name);
+  for (const [key, name] of implicit) gone(key, name);
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { changes, found };
+}
+
+/**
+ * The directories above the view's names that no layer names (a layer may hold `a/b/c`
+ * without `a` and `a/b`; Windows made them), by case-folded name, with a spelling.
+ */
+function implicitDirectories(view: ReadonlyMap<string, ViewEntry>): Map<string, string> {
+  const implicit = new Map<string, string>();
+  for (const e of view.values()) {
+    // caseFoldKey keeps every UTF-16 unit's place: a prefix of the name folds to that prefix of the key.
+    const key = caseFoldKey(e.name);
+    for (let slash = e.name.lastIndexOf('/'); slash > 0; slash = e.name.lastIndexOf('/', slash - 1)) {
+      const up = key.slice(0, slash);
+      if (view.has(up) || implicit.has(up)) break;
+      implicit.set(up, e.name.slice(0, slash));
+    }
+  }
+  return implicit;
 }
 
 function filetimeOfNs(ns: bigint): bigint {

@@ -303,9 +303,28 @@ export function posixLinkTarget(target: string): string {
   return target.replaceAll('\\', '/');
 }
 
-/** Host seconds from exact nanoseconds: rw-diff compares the view's mtimes at µs precision. */
-function secondsOf(filetime: bigint): number {
-  return clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9);
+/**
+ * A FILETIME as the time to give utimes: seconds, or, before 1970, a Date (Node's utimes
+ * takes a negative number of seconds for "now", a Date before 1970 as itself, to the ms).
+ * rw-diff compares the view's mtimes with their records (mtimeMatches).
+ */
+function secondsOf(filetime: bigint): number | Date {
+  const seconds = clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9);
+  return seconds < 0 ? new Date(Math.round(seconds * 1000)) : seconds;
+}
+
+/**
+ * Whether the mtime a view file has (`hostUs`, µs since 1970) is the one the view gave it
+ * from its record (`recordNs`): utimes takes seconds as a double, which keeps a time since
+ * 1970 to within 1 µs, and one before to the ms (a Date). A time outside 1901–2038 may be
+ * clamped by the host's file system, each its own way: it matches whatever the host holds,
+ * and the size decides.
+ */
+export function mtimeMatches(recordNs: bigint, hostUs: bigint): boolean {
+  if (recordNs < -(2n ** 31n) * 1_000_000_000n || recordNs >= 2n ** 31n * 1_000_000_000n) return true;
+  const difference = recordNs / 1000n - hostUs;
+  const tolerance = recordNs < 0n ? 1000n : 1n;
+  return difference <= tolerance && difference >= -tolerance;
 }
 
 /** How often materializeView reports progress at most. */
@@ -394,7 +413,7 @@ function materialize(
   let madeDir = '';
   const links: ViewEntry[] = [];
   const symlinks: { e: ViewEntry; at: string; target: string }[] = [];
-  const dirTimes: { e: ViewEntry; at: string; atime: number; mtime: number }[] = [];
+  const dirTimes: { e: ViewEntry; at: string; atime: number | Date; mtime: number | Date }[] = [];
   for (const e of entries) {
     step(e, true);
     if (e.name === '') continue;

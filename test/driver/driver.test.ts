@@ -583,6 +583,37 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.readdirSync(path.join(view, 'PROGRAM FILES'))).to.deep.equal(['app.exe']);
     });
 
+    it('an untouched read-write layer has no changes, whatever its parent\'s times (µs-aligned, before 1970, beyond what the host holds) and implicit directories', async () => {
+      const driver = await openDriver();
+      const at = (ns: bigint) => ({ lastWriteTime: filetimeFromUnixNs(ns), lastAccessTime: filetimeFromUnixNs(ns), creationTime: filetimeFromUnixNs(ns), changeTime: filetimeFromUnixNs(ns) });
+      const files: [string, bigint][] = [
+        ['us-aligned', 1_600_000_000_000_001_000n],
+        ['us-aligned-2', 1_700_000_000_000_999_000n],
+        ['hundred-ns', 1_700_000_000_123_456_700n],
+        ['y1969', -1_000_000_000n],
+        ['y1950', -631_152_000_123_456_700n],
+        ['y1601', -11_644_473_600_000_000_000n],
+        ['y30000', 884_541_340_800_000_000_000n],
+      ];
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        ...files.map(([name, ns]): BuilderEntry => ({ type: 'file', name: `Files/${name}`, data: 'x', times: at(ns), securityDescriptor: sd })),
+        // No entries for deep/ and deep/er/: Windows makes them.
+        { type: 'file', name: 'Files/deep/er/file', data: 'y', securityDescriptor: sd },
+      ])]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      // The view holds a time before 1970 as itself (Node's utimes takes a negative number for now).
+      expect(fs.statSync(path.join(dir, 'y1969')).mtimeMs).to.equal(-1000);
+      expect(await driver.changes('rw')).to.deep.equal([]);
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal([]);
+      // A directory no layer names is deleted like any other.
+      fs.rmSync(path.join(dir, 'deep'), { recursive: true });
+      expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/deep', kind: 'delete' }]);
+      await driver.applyDiff('built', 'base', Readable.from([await collect(driver.diff('rw'))]));
+      expect(fs.readdirSync(await driver.get('built')).sort()).to.deep.equal(files.map(([name]) => name).sort());
+    });
+
     it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
       const { driver, dir } = await mountedReadWrite();
       fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
