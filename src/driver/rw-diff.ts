@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
 import { ChainView } from '../layer/chain-view.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
+import type { ExportAlternateStream } from '../layer/layer-reader.js';
 import { createError, pathTooLongError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
@@ -127,6 +128,8 @@ interface Found {
   kind: HostKind;
   size: bigint;
   mtimeUs: bigint;
+  /** A regular file with more than one name: its device and inode, `dev:ino`. */
+  inode?: string;
 }
 
 type HostKind = 'file' | 'directory' | 'symlink' | 'other';
@@ -160,7 +163,9 @@ function walk(root: string, found: Map<string, Found>, checkpoint?: () => void):
           other: `Files/${other.name}`,
         });
       }
-      found.set(key, { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n });
+      const f: Found = { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n };
+      if (kind === 'file' && stat.nlink > 1n) f.inode = `${stat.dev}:${stat.ino}`;
+      found.set(key, f);
       if (kind === 'directory') visit(r);
     }
   };
@@ -287,6 +292,19 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
   return { changes, found };
 }
 
+/** An alternate data stream of a parent layer's entry, as the tar builder takes it: read when written. */
+function builderStream(s: ExportAlternateStream): { name: string; data: { size: number; chunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array> } } {
+  // Backup-stream names are `:name:$DATA`.
+  const name = s.name.replace(/^:/, '').replace(/:\$DATA$/, '');
+  const { file, offset, length, bytes } = s.range;
+  const chunks = (): Iterable<Uint8Array> | AsyncIterable<Uint8Array> => {
+    if (length === 0) return [];
+    if (bytes !== undefined) return [bytes];
+    return fs.createReadStream(file, { start: offset, end: offset + length - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>;
+  };
+  return { name, data: { size: length, chunks } };
+}
+
 /**
  * The directories above the view's names that no layer names (a layer may hold `a/b/c`
  * without `a` and `a/b`; Windows made them), by case-folded name, with a spelling.
@@ -359,6 +377,19 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     const f = found.get(caseFoldKey(c.path.slice('Files/'.length)));
     if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
   }
+  // Hard links made in the container (`ln a b`): one file with several names. Each name
+  // after the first goes in the tar as a link to it, or to a name of the parent's that the
+  // container left as it was (hcsshim's import resolves such a target in the parent).
+  const namesOf = new Map<string, string[]>();
+  for (const f of found.values()) if (f.inode !== undefined) namesOf.set(f.inode, [...(namesOf.get(f.inode) ?? []), f.name]);
+  const changed = new Set(changes.map((c) => caseFoldKey(c.path.slice('Files/'.length))));
+  const written = new Map<string, string>();
+  const linkTarget = (f: Found): string | undefined => {
+    if (f.inode === undefined) return undefined;
+    const kept = namesOf.get(f.inode)?.find((n) => !changed.has(caseFoldKey(n)) && view.get(caseFoldKey(n))?.kind === 'file');
+    if (kept !== undefined) return `Files/${(view.get(caseFoldKey(kept)) as ViewEntry).name}`;
+    return written.get(f.inode);
+  };
   const items = new ViewItems();
   try {
     for (const c of changes) {
@@ -371,6 +402,12 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
       if (f === undefined) continue;
       const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
       checkFileType(c.path, s);
+      const target = linkTarget(f);
+      if (target !== undefined && hostKind(s) === 'file') {
+        yield { type: 'link', name: c.path, target };
+        continue;
+      }
+      if (f.inode !== undefined) written.set(f.inode, c.path);
       const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
       const prior = seen === undefined ? undefined : resolveLink(seen);
       const priorItem = prior === undefined ? undefined : items.of(prior);
@@ -383,11 +420,16 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
         changeTime: filetimeOfNs(s.ctimeNs),
       };
       const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items);
+      // Alternate data streams are not in the container's directory: a file or directory
+      // edited in place (or renamed in case) keeps its parent's, as it would on Windows; one
+      // that replaced an entry of another kind is a new object, without them.
+      const streams = own !== undefined && prior !== undefined && kindOf(prior) === kind ? own.streams.map(builderStream) : [];
       const common = {
         name: c.path,
         times,
         ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
         ...(own !== undefined && own.meta.extendedAttributes.length > 0 ? { extendedAttributes: own.meta.extendedAttributes } : {}),
+        ...(streams.length > 0 ? { streams } : {}),
       };
       const keep = own?.info.fileAttributes;
       if (kind === 'directory') {

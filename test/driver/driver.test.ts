@@ -614,6 +614,64 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.readdirSync(await driver.get('built')).sort()).to.deep.equal(files.map(([name]) => name).sort());
     });
 
+    it('a file edited in place or renamed in case keeps its parent\'s alternate data streams; one replaced by a directory does not', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        { type: 'file', name: 'Files/edited.txt', data: 'old', securityDescriptor: sd, streams: [{ name: 'Zone.Identifier', data: 'zone 1' }, { name: 'empty', data: '' }] },
+        { type: 'file', name: 'Files/renamed.txt', data: 'same', securityDescriptor: sd, streams: [{ name: 'Zone.Identifier', data: 'zone 2' }] },
+        { type: 'file', name: 'Files/replaced', data: 'file', securityDescriptor: sd, streams: [{ name: 'Zone.Identifier', data: 'zone 3' }] },
+        { type: 'directory', name: 'Files/dir', securityDescriptor: sd, streams: [{ name: 'dirstream', data: 'on a directory' }] },
+      ])]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      fs.writeFileSync(path.join(dir, 'edited.txt'), 'new content');
+      fs.renameSync(path.join(dir, 'renamed.txt'), path.join(dir, 'RENAMED.txt'));
+      fs.rmSync(path.join(dir, 'replaced'));
+      fs.mkdirSync(path.join(dir, 'replaced'));
+      fs.renameSync(path.join(dir, 'dir'), path.join(dir, 'Dir'));
+      const tar = await collect(driver.diff('rw'));
+      expect(await entryNames(tar)).to.deep.equal([
+        'Files/Dir',
+        'Files/Dir:dirstream',
+        'Files/RENAMED.txt',
+        'Files/RENAMED.txt:Zone.Identifier',
+        'Files/edited.txt',
+        'Files/edited.txt:Zone.Identifier',
+        'Files/edited.txt:empty',
+        'Files/replaced',
+      ]);
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const g = driver.diffGetter('built');
+      expect((await collect(g.get('Files/edited.txt'))).toString()).to.equal('new content');
+      expect((await collect(g.get('Files/edited.txt:Zone.Identifier'))).toString()).to.equal('zone 1');
+      expect((await collect(g.get('Files/RENAMED.txt:Zone.Identifier'))).toString()).to.equal('zone 2');
+      expect(await rejectionCode(async () => g.get('Files/replaced:Zone.Identifier'))).to.equal('ERR_LAYER_NOT_FOUND');
+      g.close();
+    });
+
+    it('hard links made in the container export as hard links: to a name written before, or to the parent\'s file left as it was', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      fs.writeFileSync(path.join(dir, 'h1'), 'shared');
+      fs.linkSync(path.join(dir, 'h1'), path.join(dir, 'h2'));
+      fs.linkSync(path.join(dir, 'Windows/keep.txt'), path.join(dir, 'keep-link.txt'));
+      const tar = await collect(driver.diff('rw'));
+      const kinds: Record<string, string> = {};
+      for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+        kinds[e.header.name] = e.header.typeflag === '1' ? `link to ${e.header.linkname}` : e.header.typeflag;
+        for await (const _ of e.body) void _;
+      }
+      expect(kinds).to.deep.equal({ 'Files/h1': '0', 'Files/h2': 'link to Files/h1', 'Files/keep-link.txt': 'link to Files/Windows/keep.txt' });
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const view = await driver.get('built');
+      expect(fs.statSync(path.join(view, 'h2')).ino).to.equal(fs.statSync(path.join(view, 'h1')).ino);
+      expect(fs.readFileSync(path.join(view, 'h2'), 'utf8')).to.equal('shared');
+      expect(fs.readFileSync(path.join(view, 'keep-link.txt'), 'utf8')).to.equal('keep');
+    });
+
     it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
       const { driver, dir } = await mountedReadWrite();
       fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
