@@ -317,6 +317,8 @@ function isBrokenStdout(e: WinLayerError): boolean {
  * starts the error's message.
  */
 async function writeOut(text: string, context = ''): Promise<void> {
+  // Nothing to write is no write: a write of 0 bytes to /dev/full fails (ENOSPC).
+  if (text.length === 0) return;
   await new Promise<void>((resolve, reject) => {
     process.stdout.write(text, (error) => {
       if (error === null || error === undefined) resolve();
@@ -353,9 +355,11 @@ function requireString(v: Values, name: string): string {
   return value;
 }
 
+/** An option's value, undefined when it was not given; given empty (`--parent ""`), it is refused. */
 function optionalString(v: Values, name: string): string | undefined {
   const value = v[name];
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  if (value === '') throw usage(`--${name} given an empty value; leave it out instead`);
+  return typeof value === 'string' ? value : undefined;
 }
 
 function requireId(v: Values): string {
@@ -429,11 +433,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const command = name === undefined ? undefined : COMMANDS[name];
   const wantsJson = rest.includes('--json');
   try {
-    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    // No command is a wrong command line: its one error line, on stderr.
+    if (name === undefined) throw usage(`no command given; commands: ${Object.keys(COMMANDS).join(', ')} (winlayer --help)`);
+    if (name === '--help' || name === '-h' || name === 'help') {
+      if (rest.length > 0 && !(rest.length === 1 && rest[0] === '--json')) throw usage(`${name} takes nothing after it; for a command's help: winlayer COMMAND --help`);
       await writeOut(mainHelp());
-      return name === undefined ? 2 : 0;
+      return 0;
     }
     if (name === '--version' || name === '-V' || name === 'version') {
+      if (rest.length > 0 && !(rest.length === 1 && rest[0] === '--json')) throw usage(`${name} takes nothing after it`);
       await writeOut(`winlayer ${packageVersion()}\n`);
       return 0;
     }

@@ -422,6 +422,11 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   await feeding;
   // A worker that committed read a whole tar (its end-of-archive and only zeros after it):
   // the layer stands, whatever the source did after that.
+  const out = typeof result.stdout === 'string' ? result.stdout : '';
+  // A worker prints the size only once its layer is committed: killed after that (a
+  // cancellation that came as it finished), the layer is whole and stays, and so does the
+  // import's success. ERR_CANCELED promises that nothing was committed.
+  if (result.failed && (result.isCanceled || result.timedOut || result.signal !== undefined) && /^\d+\n$/.test(out)) return Number(out.trim());
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id, subprocess.pid);
     const failed = sourceFailure();
@@ -429,7 +434,6 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
     if (isWinLayerError(failed)) throw failed;
     throw createError('ERR_IO', `${job.command} ${job.id}: reading the layer tar failed: ${(failed as Error).message}`, { id: job.id }, failed);
   }
-  const out = typeof result.stdout === 'string' ? result.stdout : '';
   if (!/^\d+\n$/.test(out)) {
     throw createError('ERR_WORKER_PROTOCOL', `${job.command} ${job.id}: worker succeeded but printed ${JSON.stringify(out.slice(0, 100))} instead of a size`, {
       id: job.id,

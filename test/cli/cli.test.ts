@@ -68,7 +68,17 @@ describe('cli: winlayer', function () {
       expect(h.status, c).to.equal(0);
       expect(h.stdout.toString()).to.include(`winlayer ${c}`);
     }
-    expect(run([]).status).to.equal(2);
+    // No command, and words after --help or --version, are wrong command lines: one stderr line, stdout empty.
+    for (const args of [[], ['--version', 'extra'], ['--version', '--bogus'], ['--help', 'ls']]) {
+      const r = run([...args]);
+      expect({ status: r.status, stdout: r.stdout.length, lines: r.stderr.toString().trimEnd().split('\n').length }, args.join(' ')).to.deep.equal({ status: 2, stdout: 0, lines: 1 });
+      expect(r.stderr.toString(), args.join(' ')).to.include('ERR_ARGUMENT_INVALID');
+    }
+    // An empty --parent is not "no parent".
+    for (const args of [['create', '--home', tempDir(), '--id', 'c', '--parent', ''], ['import', '--home', tempDir(), '--id', 'c', '--parent='], ['create-rw', '--home', tempDir(), '--id', 'c', '--parent', '']]) {
+      const r = run([...args, '--json']);
+      expect({ status: r.status, code: lastJson(r.stderr)['code'] }, args.join(' ')).to.deep.equal({ status: 2, code: 'ERR_ARGUMENT_INVALID' });
+    }
     expect(run(['frobnicate']).status).to.equal(2);
     expect(run(['ls', '--bogus']).status).to.equal(2);
     // An option that takes a value is given once; --storage-opt, documented as repeatable, repeats.
@@ -269,6 +279,8 @@ describe('cli: winlayer', function () {
     }
     // An import whose size could not be printed keeps its layer: it is whole.
     expect(run(['exists', '--home', home, '--id', 'imported']).stdout.toString()).to.equal('true\n');
+    // A command with nothing to print writes nothing: a clean store's cleanup succeeds.
+    expect(runToFull(['cleanup', '--home', home]).status).to.equal(0);
   });
 
   it('a mount whose directory could not be printed is undone: the layer is not left mounted', async function () {

@@ -437,6 +437,20 @@ describe('controller: worker processes', function () {
   });
 
   describe('cancellation', () => {
+    it('a cancellation that reaches the worker after its commit (its size printed) leaves the import a success: ERR_CANCELED means nothing was committed', async () => {
+      const ac = new AbortController();
+      const c = new Controller({ workerPath: fixture('size-then-hang.mjs') });
+      const writing = c.writeLayer({ home: tempDir(), id: 'x', parents: [], signal: ac.signal }, Readable.from([Buffer.alloc(10)]));
+      setTimeout(() => ac.abort(), 400);
+      expect(await writing).to.equal(42);
+      // Before the size, a cancellation is one.
+      const early = new AbortController();
+      const hung = new Controller({ workerPath: fixture('hang.mjs') });
+      const pending = hung.writeLayer({ home: tempDir(), id: 'y', parents: [], signal: early.signal }, Readable.from([Buffer.alloc(10)]));
+      setTimeout(() => early.abort(), 200);
+      expect((await caught(() => pending)).code).to.equal('ERR_CANCELED');
+    });
+
     it('an AbortSignal kills a running worker and its staging directory goes', async () => {
       const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
       const ac = new AbortController();
