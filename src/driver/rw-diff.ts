@@ -34,7 +34,7 @@ import {
   filetimeFromUnixNs,
   unixNsFromFiletime,
 } from '../util/windows.js';
-import { mtimeMatches, posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
+import { implicitDirectories, mtimeMatches, posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
 
 /** A read-write layer's marker in its index directory, and its writable directory. */
 export const RW_INFO = 'rw.json';
@@ -282,8 +282,9 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
     checkpoint?.();
     if (name === '' || found.has(key)) return;
     const parentKey = caseFoldKey(parentName(name));
-    // Below a deleted directory, the directory's deletion says it all.
-    if (parentKey !== '' && !found.has(parentKey)) return;
+    // Below a deleted directory, the directory's deletion says it all; below one replaced
+    // by a file or a link, its replacement does (a whiteout below a file would not import on Windows).
+    if (parentKey !== '' && found.get(parentKey)?.kind !== 'directory') return;
     changes.push({ path: `Files/${name}`, kind: 'delete' });
   };
   for (const [key, e] of view) gone(key, e.name);
@@ -303,24 +304,6 @@ function builderStream(s: ExportAlternateStream): { name: string; data: { size: 
     return fs.createReadStream(file, { start: offset, end: offset + length - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>;
   };
   return { name, data: { size: length, chunks } };
-}
-
-/**
- * The directories above the view's names that no layer names (a layer may hold `a/b/c`
- * without `a` and `a/b`; Windows made them), by case-folded name, with a spelling.
- */
-function implicitDirectories(view: ReadonlyMap<string, ViewEntry>): Map<string, string> {
-  const implicit = new Map<string, string>();
-  for (const e of view.values()) {
-    // caseFoldKey keeps every UTF-16 unit's place: a prefix of the name folds to that prefix of the key.
-    const key = caseFoldKey(e.name);
-    for (let slash = e.name.lastIndexOf('/'); slash > 0; slash = e.name.lastIndexOf('/', slash - 1)) {
-      const up = key.slice(0, slash);
-      if (view.has(up) || implicit.has(up)) break;
-      implicit.set(up, e.name.slice(0, slash));
-    }
-  }
-  return implicit;
 }
 
 function filetimeOfNs(ns: bigint): bigint {

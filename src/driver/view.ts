@@ -101,6 +101,8 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     const slash = key.lastIndexOf('/');
     return slash === -1 ? '' : key.slice(0, slash);
   };
+  /** A spelling of each directory `below` knows (caseFoldKey keeps each unit's place: a key's prefix is the name's prefix's key). */
+  const spelled = new Map<string, string>();
   const place = (key: string, entry: ViewEntry): void => {
     view.set(key, entry);
     // Link the name into the tree, and each missing directory above it, up to one already there.
@@ -111,6 +113,7 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       if (kids === undefined) {
         kids = new Set();
         below.set(up, kids);
+        if (up !== '' && !spelled.has(up)) spelled.set(up, entry.name.slice(0, up.length));
       }
       if (kids.has(k)) break;
       kids.add(k);
@@ -195,7 +198,22 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       link.linkTo = resolved;
     }
   }
+  // Directories a layer made without an entry of their own (it holds `a/b/c`, not `a/b`):
+  // Windows made them, and they stay when what was in them is deleted.
+  const implicit = new Map<string, string>();
+  for (const key of below.keys()) if (key !== '' && !view.has(key)) implicit.set(key, spelled.get(key) ?? key);
+  implicitOf.set(view, implicit);
   return view;
+}
+
+const implicitOf = new WeakMap<ReadonlyMap<string, ViewEntry>, ReadonlyMap<string, string>>();
+
+/**
+ * The directories of a view that no layer names (resolveView), by case-folded name, with
+ * a spelling; they are made in the view, and compared, as directories.
+ */
+export function implicitDirectories(view: ReadonlyMap<string, ViewEntry>): ReadonlyMap<string, string> {
+  return implicitOf.get(view) ?? new Map();
 }
 
 /** The file `target` of a layer's own UtilityVM, following its links there; not part of the view. */
@@ -474,6 +492,16 @@ function materialize(
       }
     } finally {
       fs.closeSync(fd);
+    }
+  }
+  // Directories no layer names, left empty by deletions (the others exist by now), before
+  // any symbolic link exists that a path could pass through.
+  for (const name of implicitDirectories(view).values()) {
+    try {
+      fs.mkdirSync(path.join(dest, hostOf.dir(name)), { recursive: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(`Files/${name}`, error);
+      throw error;
     }
   }
   for (const s of symlinks) {

@@ -607,7 +607,13 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.statSync(path.join(dir, 'y1969')).mtimeMs).to.equal(-1000);
       expect(await driver.changes('rw')).to.deep.equal([]);
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal([]);
-      // A directory no layer names is deleted like any other.
+      // A directory no layer names stays when what was in it is deleted, in the container and in a layer built from it.
+      fs.rmSync(path.join(dir, 'deep/er/file'));
+      expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/deep/er/file', kind: 'delete' }]);
+      await driver.applyDiff('emptied', 'base', Readable.from([await collect(driver.diff('rw'))]));
+      const emptied = await driver.get('emptied');
+      expect(fs.readdirSync(path.join(emptied, 'deep/er'))).to.deep.equal([]);
+      // And it is deleted like any other.
       fs.rmSync(path.join(dir, 'deep'), { recursive: true });
       expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/deep', kind: 'delete' }]);
       await driver.applyDiff('built', 'base', Readable.from([await collect(driver.diff('rw'))]));
@@ -670,6 +676,24 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.statSync(path.join(view, 'h2')).ino).to.equal(fs.statSync(path.join(view, 'h1')).ino);
       expect(fs.readFileSync(path.join(view, 'h2'), 'utf8')).to.equal('shared');
       expect(fs.readFileSync(path.join(view, 'keep-link.txt'), 'utf8')).to.equal('keep');
+    });
+
+    it('a directory replaced by a file or a symbolic link is one change: no deletions below it', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      fs.rmSync(path.join(dir, 'Program Files'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'Program Files'), 'now a file');
+      fs.rmSync(path.join(dir, 'Windows'), { recursive: true });
+      fs.symlinkSync('Program Files', path.join(dir, 'Windows'));
+      expect(await driver.changes('rw')).to.deep.equal([
+        { path: 'Files/Program Files', kind: 'modify' },
+        { path: 'Files/Windows', kind: 'modify' },
+      ]);
+      const tar = await collect(driver.diff('rw'));
+      expect(await entryNames(tar)).to.deep.equal(['Files/Program Files', 'Files/Windows']);
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const view = await driver.get('built');
+      expect(fs.readFileSync(path.join(view, 'Program Files'), 'utf8')).to.equal('now a file');
+      expect(fs.readlinkSync(path.join(view, 'Windows'))).to.equal('Program Files');
     });
 
     it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
