@@ -2,7 +2,8 @@
  * Import and export of whole layers against a store: staging, the backend's work,
  * the atomic commit, and clean failure (nothing half-written stays visible).
  */
-import { toWinLayerError } from '../errors.js';
+import * as fs from 'node:fs';
+import { createError, toWinLayerError } from '../errors.js';
 import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
@@ -65,5 +66,12 @@ export async function* exportLayer(
   options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined } = {},
 ): AsyncGenerator<Buffer> {
   const root = store.stat(id).path;
-  yield* backend.readLayer({ root, signal: options.signal, onProgress: options.onProgress });
+  try {
+    yield* backend.readLayer({ root, signal: options.signal, onProgress: options.onProgress });
+  } catch (error) {
+    // A removal renames the layer away first: what the reader then fails to open is gone,
+    // not damaged.
+    if (!fs.existsSync(root)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
+    throw error;
+  }
 }

@@ -17,7 +17,7 @@ import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
-import { baseLayer, deltaLayer } from '../helpers/layers.js';
+import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
@@ -873,6 +873,22 @@ describe('driver: WindowsFilterDriver', function () {
       await reopened.applyDiff('l2', 'base', Readable.from([delta]));
       expect((await collect(reopened.diff('l2'))).equals(delta)).to.equal(true);
       expect(await rejectionCode(async () => reopened.create('x-replacing-1-ab'))).to.equal('ERR_ID_INVALID');
+    });
+
+    it('an export whose layer is removed under it fails with ERR_LAYER_NOT_FOUND, not as a damaged layer', async () => {
+      for (const inProcess of [false, true]) {
+        const driver = await openDriver();
+        const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
+        await d.applyDiff('big', undefined, Readable.from([await buildLayerTar(filesLayer(400, 64 * 1024))]));
+        const stream = d.diff('big');
+        const it = stream[Symbol.asyncIterator]();
+        await it.next();
+        await d.remove('big');
+        const e = await rejection(async () => {
+          for (let r = await it.next(); r.done !== true; r = await it.next());
+        });
+        expect(e.code, inProcess ? 'in process' : 'worker').to.equal('ERR_LAYER_NOT_FOUND');
+      }
     });
 
     it('two removes of one layer at once both succeed; a store opened through a symbolic link still protects parents', async () => {
