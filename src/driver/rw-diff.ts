@@ -364,7 +364,12 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
   // after the first goes in the tar as a link to it, or to a name of the parent's that the
   // container left as it was (hcsshim's import resolves such a target in the parent).
   const namesOf = new Map<string, string[]>();
-  for (const f of found.values()) if (f.inode !== undefined) namesOf.set(f.inode, [...(namesOf.get(f.inode) ?? []), f.name]);
+  for (const f of found.values()) {
+    if (f.inode === undefined) continue;
+    const names = namesOf.get(f.inode);
+    if (names === undefined) namesOf.set(f.inode, [f.name]);
+    else names.push(f.name);
+  }
   const changed = new Set(changes.map((c) => caseFoldKey(c.path.slice('Files/'.length))));
   const written = new Map<string, string>();
   const linkTarget = (f: Found): string | undefined => {
