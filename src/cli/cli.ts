@@ -345,8 +345,13 @@ async function writeOutInPieces(parts: Iterable<string>, last: string): Promise<
   if (text.length > 0) await writeOut(text);
 }
 
+/** The errors of a wrong command line (exit 2), as against the same code from the store's state (exit 1). */
+const commandLineErrors = new WeakSet<WinLayerError>();
+
 function usage(message: string): WinLayerError {
-  return createError('ERR_ARGUMENT_INVALID', message);
+  const e = createError('ERR_ARGUMENT_INVALID', message);
+  commandLineErrors.add(e);
+  return e;
 }
 
 function requireString(v: Values, name: string): string {
@@ -468,7 +473,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       values = parsed.values as Values;
     } catch (cause) {
       if (isWinLayerError(cause)) throw cause;
-      throw createError('ERR_ARGUMENT_INVALID', (cause as Error).message, {});
+      throw usage((cause as Error).message);
     }
     await command.run(values);
     return 0;
@@ -480,7 +485,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (isBrokenStdout(e)) return interruptedBy === 'SIGINT' ? 130 : interruptedBy === 'SIGTERM' ? 143 : 141;
     if (wantsJson) process.stderr.write(JSON.stringify(e.toJSON()) + '\n');
     else process.stderr.write(`winlayer${name === undefined ? '' : ` ${name}`}: ${e.code}: ${e.message.replaceAll('\n', ' ')}\n`);
-    const isUsage = isWinLayerError(e) && (e.code === 'ERR_ARGUMENT_INVALID' || e.code === 'ERR_ID_INVALID');
+    // A wrong command line: its shape, or an id that is not one. The same ERR_ARGUMENT_INVALID
+    // from the store's state (a parent that is a read-write layer) is a failure like another.
+    const isUsage = isWinLayerError(e) && (e.code === 'ERR_ID_INVALID' || commandLineErrors.has(e));
     if (interruptedBy !== undefined) return interruptedBy === 'SIGINT' ? 130 : 143;
     return isUsage ? 2 : 1;
   }

@@ -340,6 +340,17 @@ function checkExportable(layerPath: string): void {
 }
 
 /**
+ * Refuses a symbolic link whose target a Windows layer would read as another: a backslash
+ * is a separator there (`a\b` would come back as `a/b`), and `C:/x` names a drive (it
+ * would come back as `C:\x`, not as the directory `C:` beside the link).
+ */
+function checkLinkTarget(layerPath: string, target: string): void {
+  const why = target.includes('\\') ? 'a backslash reads as a separator' : /^[A-Za-z]:/.test(target) ? 'a target starting with a drive letter and a colon names a drive' : undefined;
+  if (why === undefined) return;
+  throw createError('ERR_PATH_INVALID', `container symbolic link ${JSON.stringify(layerPath)} -> ${JSON.stringify(target)}: on Windows ${why}`, { entry: layerPath, target });
+}
+
+/**
  * Refuses a FIFO, socket or device: Windows has no such file, and a layer tar that
  * carried one could not be imported.
  */
@@ -359,6 +370,7 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     checkExportable(c.path);
     const f = found.get(caseFoldKey(c.path.slice('Files/'.length)));
     if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
+    if (f?.kind === 'symlink') checkLinkTarget(c.path, fs.readlinkSync(path.join(rwDir, f.name)));
   }
   // Hard links made in the container (`ln a b`): one file with several names. Each name
   // after the first goes in the tar as a link to it, or to a name of the parent's that the

@@ -89,6 +89,9 @@ describe('cli: winlayer', function () {
     const home = tempDir();
     expect(run(['create', '--home', home, '--id', 'p']).status).to.equal(0);
     expect(run(['create-rw', '--home', home, '--id', 'rw', '--parent', 'p', '--storage-opt', 'size=1g', '--storage-opt', 'size=2g']).status).to.equal(0);
+    // The same code from the store's state is a failure (exit 1), not a wrong command line.
+    const onRw = run(['create', '--home', home, '--id', 'c', '--parent', 'rw', '--json']);
+    expect({ status: onRw.status, code: lastJson(onRw.stderr)['code'] }).to.deep.equal({ status: 1, code: 'ERR_ARGUMENT_INVALID' });
     const badId = run(['exists', '--home', tempDir(), '--id', '../etc', '--json']);
     expect(badId.status).to.equal(2);
     expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');

@@ -512,6 +512,21 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.existsSync(dir), 'a read-write layer keeps its directory').to.equal(true);
     });
 
+    it('refuses to export a symbolic link whose target Windows would read as another (a backslash, a drive): ERR_PATH_INVALID naming the link and its target', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      for (const target of ['a\\b', 'C:/Windows', 'c:x']) {
+        fs.symlinkSync(target, path.join(dir, 'odd'));
+        const e = await rejection(() => collect(driver.diff('rw')));
+        expect([e.code, e.data['entry'], e.data['target']], target).to.deep.equal(['ERR_PATH_INVALID', 'Files/odd', target]);
+        fs.rmSync(path.join(dir, 'odd'));
+      }
+      fs.symlinkSync('Windows/win.ini', path.join(dir, 'fine'));
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/fine']);
+    });
+
     for (const [title, name] of [
       ['named like a whiteout (it would delete ok.txt on import)', '.wh.ok.txt'],
       ['with a colon (it would read as a stream)', 'a:b'],
