@@ -440,13 +440,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     // No command is a wrong command line: its one error line, on stderr.
     if (name === undefined) throw usage(`no command given; commands: ${Object.keys(COMMANDS).join(', ')} (winlayer --help)`);
+    // --help and --version take nothing after them (--json aside).
+    const extra = rest.length > (rest[0] === '--json' ? 1 : 0);
     if (name === '--help' || name === '-h' || name === 'help') {
-      if (rest.length > 0 && !(rest.length === 1 && rest[0] === '--json')) throw usage(`${name} takes nothing after it; for a command's help: winlayer COMMAND --help`);
+      if (extra) throw usage(`${name} takes nothing after it; for a command's help: winlayer COMMAND --help`);
       await writeOut(mainHelp());
       return 0;
     }
     if (name === '--version' || name === '-V' || name === 'version') {
-      if (rest.length > 0 && !(rest.length === 1 && rest[0] === '--json')) throw usage(`${name} takes nothing after it`);
+      if (extra) throw usage(`${name} takes nothing after it`);
       await writeOut(`winlayer ${packageVersion()}\n`);
       return 0;
     }

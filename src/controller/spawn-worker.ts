@@ -408,10 +408,8 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   }
   const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', defaultHeap ? [] : MANY_ENTRIES_NODE_OPTIONS);
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
-  // The source failing mid-way (a stream error, a chunk that is not bytes) is what to
-  // report, not the cut tar the worker would then see: the worker is stopped at once.
-  // EPIPE is the worker no longer reading; its own result says why.
-  // Any other failure of the pipe is the worker no longer reading; its own result says why.
+  // A failure of the pipe that is not the source's is the worker no longer reading: its
+  // own result says why.
   const feeding =
     stream === undefined
       ? Promise.resolve()

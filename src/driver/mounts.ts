@@ -95,9 +95,8 @@ export class MountTable {
           fs.writeFileSync(path.join(lock, OWNER_FILE), String(process.pid));
         } catch (cause) {
           // Another waiter broke the lock it had judged stale just as this one made it
-          // anew: this one does not hold it; it waits as for any other holder.
+          // anew: this one does not hold it, and tries again (a lock there now is waited for below).
           if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
-          if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${this.#waitMs} ms`, { id });
           continue;
         }
         break;
