@@ -231,7 +231,8 @@ describe('driver: WindowsFilterDriver', function () {
       }
       const importing = driver.applyDiff('delta', 'base', slow());
       try {
-        const staging = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('delta-importing-'));
+        // Started, and its chain written: before that, the commit is what refuses the gone parent (below).
+        const staging = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('delta-importing-') && fs.existsSync(path.join(driver.home, n, 'layerchain.json')));
         for (let i = 0; i < 500 && !staging(); i++) await new Promise((r) => setTimeout(r, 10));
         expect(staging(), 'the import started').to.equal(true);
         expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
