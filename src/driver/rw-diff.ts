@@ -360,6 +360,63 @@ function checkFileType(layerPath: string, stat: fs.BigIntStats): void {
   throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `container file ${JSON.stringify(layerPath)}: ${what} has no Windows equivalent`, { entry: layerPath });
 }
 
+/** Reparse points Windows follows in one path before it gives up (ERROR_CANT_RESOLVE_FILENAME). */
+const MAX_LINK_HOPS = 63;
+
+/** `parts` without empty and `.` components, each `..` taking away the one before it (none at the root). */
+function lexicalParts(parts: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === '..') out.pop();
+    else if (p !== '' && p !== '.') out.push(p);
+  }
+  return out;
+}
+
+/**
+ * A container symbolic link's target as Windows stores it: backslashes, and without the
+ * empty and `.` components Linux ignores and Windows refuses (ERROR_INVALID_NAME for a
+ * relative `.\\x`). `..` stays: Windows takes it, lexically.
+ */
+function windowsLinkTarget(target: string): string {
+  const parts = target.split('/').filter((p) => p !== '' && p !== '.');
+  const text = (target.startsWith('/') ? '\\' : '') + parts.join('\\');
+  return text === '' ? '.' : text;
+}
+
+/**
+ * Whether the container's symbolic link `name` (relative to the container's root `rwDir`)
+ * leads to a directory: its tar entry says so (a directory link or a file link), and
+ * Windows opens it accordingly. It is resolved the way Windows resolves it inside the
+ * container, never through the host: an absolute target from the container's root, a
+ * target joined to the link's directory as text with each `..` taken away lexically and
+ * none past the root, links met on the way followed, at most 63 of them. A dangling or
+ * looping link is a file link. (Following it on the host instead made `/etc` a directory
+ * link and `/Windows` a file link, whatever the container held.)
+ */
+function linkLeadsToDirectory(rwDir: string, name: string): boolean {
+  let parts = lexicalParts(name.split('/'));
+  let hops = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const at = path.join(rwDir, ...parts.slice(0, i + 1));
+    let s: fs.Stats;
+    try {
+      s = fs.lstatSync(at);
+    } catch {
+      return false;
+    }
+    if (s.isSymbolicLink()) {
+      if (++hops > MAX_LINK_HOPS) return false;
+      const target = fs.readlinkSync(at);
+      parts = lexicalParts([...(target.startsWith('/') ? [] : parts.slice(0, i)), ...target.split('/'), ...parts.slice(i + 1)]);
+      i = -1;
+    } else if (i === parts.length - 1) {
+      return s.isDirectory();
+    }
+  }
+  return true; // the container's root
+}
+
 /**
  * The tar entries of the changes (deletions as whiteouts), in path order. Every change is
  * checked before the first entry: a refused one fails the export before any byte of it.
@@ -435,14 +492,8 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
       if (kind === 'directory') {
         yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
       } else if (kind === 'symlink') {
-        const target = fs.readlinkSync(path.join(rwDir, name)).replaceAll('/', '\\');
-        let isDirectory = false;
-        try {
-          isDirectory = fs.statSync(path.join(rwDir, name)).isDirectory();
-        } catch {
-          // dangling: a file symlink
-        }
-        yield { ...common, type: 'symlink', target, isDirectory };
+        const target = windowsLinkTarget(fs.readlinkSync(path.join(rwDir, name)));
+        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name) };
       } else if (kind === 'file') {
         const file = path.join(rwDir, name);
         const size = Number(s.size);

@@ -528,6 +528,43 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/fine']);
     });
 
+    it("exports a container symbolic link as a directory link exactly when it leads to a directory inside the container, never through the host's files", async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      fs.mkdirSync(path.join(dir, 'links'));
+      const links: [string, string, boolean][] = [
+        ['rel-dir', '../Windows', true],
+        ['rel-file', '../Windows/win.ini', false],
+        ['abs-dir', '/Program Files', true], // the container's root, which the host does not have
+        ['host-dir', '/etc', false], // a directory on the host, nothing in the container
+        ['above-root', '../../../../../Windows', true], // `..` stops at the container's root
+        ['chain', 'abs-dir', true],
+        ['through', 'rel-dir/../only-here', true], // lexical, as on Windows: `rel-dir/..` is links/, not the root
+        ['dotted', './/rel-dir/.', true],
+        ['root', '/', true],
+        ['dangling', 'nothing-here', false],
+        ['loop-a', 'loop-b', false],
+        ['loop-b', 'loop-a', false],
+      ];
+      fs.mkdirSync(path.join(dir, 'links/only-here'));
+      for (const [name, target] of links) fs.symlinkSync(target, path.join(dir, 'links', name));
+      const directoryLink = new Map<string, boolean>();
+      const targets = new Map<string, string>();
+      for await (const e of readTar(feedInChunks(await collect(driver.diff('rw')), 1 << 20))) {
+        const name = e.header.name.slice('Files/links/'.length);
+        if (e.header.typeflag === '2') {
+          directoryLink.set(name, (Number(e.header.pax['MSWINDOWS.fileattr']) & FILE_ATTRIBUTE_DIRECTORY) !== 0);
+          targets.set(name, e.header.linkname);
+        }
+        for await (const _ of e.body) void _;
+      }
+      expect(Object.fromEntries(directoryLink)).to.deep.equal(Object.fromEntries(links.map(([name, , isDirectory]) => [name, isDirectory])));
+      // Targets in Windows' form: backslashes, and no `.` or empty component (Windows refuses `.\x`).
+      expect([targets.get('abs-dir'), targets.get('through'), targets.get('dotted'), targets.get('root')]).to.deep.equal(['\\Program Files', 'rel-dir\\..\\only-here', 'rel-dir', '\\']);
+    });
+
     for (const [title, name] of [
       ['named like a whiteout (it would delete ok.txt on import)', '.wh.ok.txt'],
       ['with a colon (it would read as a stream)', 'a:b'],
