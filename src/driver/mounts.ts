@@ -2,12 +2,19 @@
  * Mount reference counts, shared by every process that opens the same store (the CLI's
  * `mount` in one process and `unmount` in another must agree). A count lives in
  * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
- * (mkdir is atomic). The lock holds its owner's pid: a lock whose owner is gone (killed in
- * the middle of a mount) is broken at once, and one older than STALE_LOCK_MS is broken as
- * well (an owner not yet written, a pid from another host). The holder refreshes its
- * lock's time while it works (a large mount takes seconds), so a live holder's lock never
- * looks stale.
+ * (mkdir is atomic). The lock holds its owner's pid and a nonce, written whole (a file
+ * renamed into place), so that no one reads a half-written owner: a lock whose owner is
+ * gone (killed in the middle of a mount) is broken at once, and one older than
+ * STALE_LOCK_MS is broken as well (an owner not yet written, a pid from another host).
+ * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
+ * live holder's lock never looks stale.
+ *
+ * Breaking is serialized: a waiter breaks a lock only while it holds `HOME/.mounts/.break-<id>`
+ * (no layer id starts with a dot), and judges the lock there, so two waiters that both saw
+ * a dead owner cannot have the second remove the lock a third took after the first broke
+ * the dead one. A holder releases only its own lock (the nonce tells).
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
@@ -16,19 +23,26 @@ import { processAlive } from '../store/layer-store.js';
 export const MOUNTS_DIR = '.mounts';
 const STALE_LOCK_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
+/** A breaking takes a few system calls: a `.break-<id>` this old was left by a breaker that died. */
+const STALE_BREAK_MS = 5_000;
 
-/** The file in a lock directory that names its owner's pid. */
+/** The file in a lock directory that names its owner: `<pid> <nonce>`. */
 const OWNER_FILE = 'owner';
 
-/** True when the lock's owner wrote its pid and that process is gone. */
-function ownerGone(lock: string): boolean {
-  let text: string;
+/** The owner text of `lock`, or undefined when it has none (not yet written, or released). */
+function ownerOf(lock: string): string | undefined {
   try {
-    text = fs.readFileSync(path.join(lock, OWNER_FILE), 'utf8');
+    return fs.readFileSync(path.join(lock, OWNER_FILE), 'utf8');
   } catch {
-    return false; // not written yet (or released): the time decides
+    return undefined;
   }
-  return !processAlive(Number(text));
+}
+
+/** True when the lock is past its time, or its owner wrote its pid and that process is gone. */
+function lockStale(lock: string): boolean {
+  if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) return true;
+  const owner = ownerOf(lock);
+  return owner !== undefined && !processAlive(Number(owner.split(' ')[0]));
 }
 
 export class MountTable {
@@ -87,15 +101,18 @@ export class MountTable {
   async withLock<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const lock = path.join(this.dir, `${id}.lock`);
+    const token = `${process.pid} ${randomBytes(8).toString('hex')}`;
     const deadline = Date.now() + this.#waitMs;
     for (;;) {
       try {
         fs.mkdirSync(lock);
         try {
-          fs.writeFileSync(path.join(lock, OWNER_FILE), String(process.pid));
+          const tmp = path.join(lock, `${OWNER_FILE}.tmp`);
+          fs.writeFileSync(tmp, token);
+          fs.renameSync(tmp, path.join(lock, OWNER_FILE));
         } catch (cause) {
-          // Another waiter broke the lock it had judged stale just as this one made it
-          // anew: this one does not hold it, and tries again (a lock there now is waited for below).
+          // Broken just as it was made (only a clock that jumped makes a new lock look
+          // stale): this one does not hold it, and tries again.
           if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
           continue;
         }
@@ -103,11 +120,7 @@ export class MountTable {
       } catch (cause) {
         if (isWinLayerError(cause)) throw cause;
         if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
-        try {
-          if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS || ownerGone(lock)) fs.rmSync(lock, { recursive: true, force: true });
-        } catch {
-          // released meanwhile
-        }
+        this.#breakIfStale(id, lock);
         if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${this.#waitMs} ms`, { id });
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -125,7 +138,35 @@ export class MountTable {
       return await fn();
     } finally {
       clearInterval(refresh);
-      fs.rmSync(lock, { recursive: true, force: true });
+      // Its own only: a lock broken while this one worked (judged stale) may be another's now.
+      if (ownerOf(lock) === token) fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+
+  /** Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never waits. */
+  #breakIfStale(id: string, lock: string): void {
+    const breaking = path.join(this.dir, `.break-${id}`);
+    try {
+      fs.mkdirSync(breaking);
+    } catch {
+      // Another waiter is breaking it (or died doing so: its mark goes once it is old).
+      try {
+        if (Date.now() - fs.statSync(breaking).mtimeMs > STALE_BREAK_MS) fs.rmdirSync(breaking);
+      } catch {
+        // gone meanwhile
+      }
+      return;
+    }
+    try {
+      if (lockStale(lock)) fs.rmSync(lock, { recursive: true, force: true });
+    } catch {
+      // released meanwhile
+    } finally {
+      try {
+        fs.rmdirSync(breaking);
+      } catch {
+        // a waiter judged it old and removed it
+      }
     }
   }
 }
