@@ -469,6 +469,7 @@ export class WindowsFilterDriver {
         const childId = importing ? child.slice(0, child.indexOf(IMPORTING_INFIX)) : child;
         throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}${importing ? ', being imported' : ''}`, { id, child: childId });
       }
+      let moved = removing;
       try {
         await fsp.rename(dir, removing);
       } catch (error) {
@@ -476,7 +477,17 @@ export class WindowsFilterDriver {
         if (code === 'ENOENT') return; // gone meanwhile: removed is what was asked
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
         // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
-        await fsp.rename(dir, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
+        moved = path.join(removing, `${id}-${randomBytes(4).toString('hex')}`);
+        await fsp.rename(dir, moved);
+      }
+      // An import on this layer checks its parents just before it commits: one that checked
+      // after the look above and before the rename committed (or is about to) on this
+      // layer. It is there to see now: the layer goes back, and the removal is refused.
+      const late = this.store.dependentOf(dir);
+      if (late !== undefined) {
+        await fsp.rename(moved, dir);
+        const childId = late.includes(IMPORTING_INFIX) ? late.slice(0, late.indexOf(IMPORTING_INFIX)) : late;
+        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}, imported while it was being removed`, { id, child: childId });
       }
       await removeTree(removing).catch(() => undefined);
       await this.#removeView(id);

@@ -36,11 +36,16 @@ export const REMOVING_SUFFIX = '-removing';
 export const REPLACING_INFIX = '-replacing-';
 
 /** `p` with every symbolic link on it resolved; `p` itself when it cannot be (it is gone). */
+/** `p` with symbolic links resolved; for a path that is gone, its directory's (a removed layer's, say). */
 function realOrSelf(p: string): string {
   try {
     return fs.realpathSync(p);
   } catch {
-    return p;
+    try {
+      return path.join(fs.realpathSync(path.dirname(p)), path.basename(p));
+    } catch {
+      return p;
+    }
   }
 }
 

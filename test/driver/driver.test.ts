@@ -250,6 +250,23 @@ describe('driver: WindowsFilterDriver', function () {
       await store.abort(stage);
       expect(driver.exists('orphan')).to.equal(false);
     });
+
+    it('puts a parent back, and refuses its removal, when a child committed between the look for children and the rename', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const before = await collect(driver.diff('base'));
+      // The first look misses the child, as it would had the child committed just after it.
+      const store = driver.store;
+      const look = store.dependentOf.bind(store);
+      let looks = 0;
+      store.dependentOf = (layerPath: string) => (looks++ === 0 ? undefined : look(layerPath));
+      const e = await rejection(() => driver.remove('base'));
+      expect([e.code, e.data['child'], looks]).to.deep.equal(['ERR_LAYER_IN_USE', 'delta', 2]);
+      expect(listTree(driver.home).filter((n) => !n.includes('/') && !n.startsWith('.'))).to.deep.equal(['base', 'delta']);
+      expect((await collect(driver.diff('base'))).equals(before), 'the parent is whole').to.equal(true);
+      expect((await collect(driver.diff('delta'))).length).to.be.greaterThan(1024);
+    });
   });
 
   describe('get and put: the merged view', () => {
