@@ -15,7 +15,9 @@
  * Metadata of what the tar says: a modified entry keeps its own security descriptor,
  * attributes, EAs and creation time from the parent view; a new entry takes the security
  * descriptor of its nearest parent directory in the view, ARCHIVE (files) or DIRECTORY
- * (directories), and its creation time from the host (birth time where it exists).
+ * (directories), and its creation time from the host (birth time where it exists); the
+ * last access time is the last write time (see hostTimes). The tar holds `Files`, the
+ * directories above each change (unchanged ones as the parent view has them), and `Hives`.
  */
 import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
@@ -33,6 +35,7 @@ import {
   FILE_ATTRIBUTE_REPARSE_POINT,
   filetimeFromUnixNs,
   unixNsFromFiletime,
+  type FileBasicInfo,
 } from '../util/windows.js';
 import { implicitDirectories, mtimeMatches, posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
 
@@ -310,6 +313,27 @@ function filetimeOfNs(ns: bigint): bigint {
   return filetimeFromUnixNs(ns);
 }
 
+type BuilderTimes = Pick<FileBasicInfo, 'creationTime' | 'lastAccessTime' | 'lastWriteTime' | 'changeTime'>;
+
+function timesOf(info: FileBasicInfo): BuilderTimes {
+  return { creationTime: info.creationTime, lastAccessTime: info.lastAccessTime, lastWriteTime: info.lastWriteTime, changeTime: info.changeTime };
+}
+
+/**
+ * The times of a container file from its host stat: the creation time kept from the parent
+ * view (`creation`) or the host's birth time (else its change time). The last access is
+ * the last write: reading the file for the export moves the host's access time (relatime),
+ * so the host's would make two exports of one layer differ.
+ */
+function hostTimes(s: fs.BigIntStats, creation: bigint | undefined): BuilderTimes {
+  return {
+    creationTime: creation ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
+    lastAccessTime: filetimeOfNs(s.mtimeNs),
+    lastWriteTime: filetimeOfNs(s.mtimeNs),
+    changeTime: filetimeOfNs(s.ctimeNs),
+  };
+}
+
 /** The security descriptor of the nearest directory above `name` in the view. */
 function inheritedSecurity(name: string, view: Map<string, ViewEntry>, items: ViewItems): Uint8Array | undefined {
   let dir = parentName(name);
@@ -440,17 +464,61 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     else names.push(f.name);
   }
   const changed = new Set(changes.map((c) => caseFoldKey(c.path.slice('Files/'.length))));
-  const written = new Map<string, string>();
-  const linkTarget = (f: Found): string | undefined => {
+  /** Each file written, by inode: its name and basic info, which a later name of it (a link) shares. */
+  const written = new Map<string, { path: string; times: BuilderTimes; attributes: number }>();
+  const items = new ViewItems();
+  /** What a name of the parent's that the container left as it was holds (its record), for links to it. */
+  const keptTarget = (f: Found): { path: string; times: BuilderTimes; attributes: number } | undefined => {
     if (f.inode === undefined) return undefined;
     const kept = namesOf.get(f.inode)?.find((n) => !changed.has(caseFoldKey(n)) && view.get(caseFoldKey(n))?.kind === 'file');
-    if (kept !== undefined) return `Files/${(view.get(caseFoldKey(kept)) as ViewEntry).name}`;
-    return written.get(f.inode);
+    if (kept === undefined) return undefined;
+    const e = view.get(caseFoldKey(kept)) as ViewEntry;
+    const item = items.of(e);
+    if (item.kind !== 'entry') return undefined;
+    return { path: `Files/${e.name}`, times: timesOf(item.info), attributes: item.info.fileAttributes };
   };
-  const items = new ViewItems();
+  // Directories above the changes go in the tar too, before what is in them: Windows'
+  // import makes each entry inside its parent, which must be there (the layer's own
+  // directory starts empty), and Windows' own exports have them. An unchanged one keeps
+  // its record from the parent view, whole.
+  const emitted = new Set<string>();
+  const directory = (name: string): Extract<BuilderEntry, { type: 'directory' }> => {
+    const e = view.get(caseFoldKey(name));
+    const item = e !== undefined && e.kind === 'directory' ? items.of(e) : undefined;
+    const layerPath = name === '' ? 'Files' : `Files/${name}`;
+    if (item?.kind === 'entry' && (item.info.fileAttributes & FILE_ATTRIBUTE_DIRECTORY) !== 0) {
+      const streams = item.streams.map(builderStream);
+      return {
+        type: 'directory',
+        name: layerPath,
+        times: timesOf(item.info),
+        attributes: item.info.fileAttributes & ~FILE_ATTRIBUTE_REPARSE_POINT,
+        ...(item.meta.securityDescriptor === undefined ? {} : { securityDescriptor: item.meta.securityDescriptor }),
+        ...(item.meta.extendedAttributes.length > 0 ? { extendedAttributes: item.meta.extendedAttributes } : {}),
+        ...(streams.length > 0 ? { streams } : {}),
+      };
+    }
+    // A directory no layer named (Windows made it), or the root of a chain without one.
+    const st = fs.lstatSync(path.join(rwDir, name), { bigint: true });
+    const securityDescriptor = name === '' ? undefined : inheritedSecurity(name, view, items);
+    return { type: 'directory', name: layerPath, times: hostTimes(st, undefined), attributes: FILE_ATTRIBUTE_DIRECTORY, ...(securityDescriptor === undefined ? {} : { securityDescriptor }) };
+  };
+  function* ancestors(name: string): Generator<BuilderEntry> {
+    for (let slash = name.indexOf('/'); slash !== -1; slash = name.indexOf('/', slash + 1)) {
+      const dir = name.slice(0, slash);
+      const key = caseFoldKey(dir);
+      if (emitted.has(key)) continue;
+      emitted.add(key);
+      if (!fs.lstatSync(path.join(rwDir, dir), { throwIfNoEntry: false })?.isDirectory()) continue;
+      yield directory(dir);
+    }
+  }
   try {
+    const root = directory('');
+    yield root;
     for (const c of changes) {
       const name = c.path.slice('Files/'.length);
+      yield* ancestors(name);
       if (c.kind === 'delete') {
         yield { type: 'whiteout', name: c.path };
         continue;
@@ -459,23 +527,18 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
       if (f === undefined) continue;
       const s = fs.lstatSync(path.join(rwDir, f.name), { bigint: true });
       checkFileType(c.path, s);
-      const target = linkTarget(f);
-      if (target !== undefined && hostKind(s) === 'file') {
-        yield { type: 'link', name: c.path, target };
+      const kind = hostKind(s);
+      if (kind === 'directory') emitted.add(caseFoldKey(name));
+      const target = kind === 'file' && f.inode !== undefined ? (keptTarget(f) ?? written.get(f.inode)) : undefined;
+      if (target !== undefined) {
+        yield { type: 'link', name: c.path, target: target.path, times: target.times, attributes: target.attributes };
         continue;
       }
-      if (f.inode !== undefined) written.set(f.inode, c.path);
       const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
       const prior = seen === undefined ? undefined : resolveLink(seen);
       const priorItem = prior === undefined ? undefined : items.of(prior);
       const own = priorItem?.kind === 'entry' ? priorItem : undefined;
-      const kind = hostKind(s);
-      const times = {
-        creationTime: own?.info.creationTime ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
-        lastAccessTime: filetimeOfNs(s.atimeNs),
-        lastWriteTime: filetimeOfNs(s.mtimeNs),
-        changeTime: filetimeOfNs(s.ctimeNs),
-      };
+      const times = hostTimes(s, own?.info.creationTime);
       const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items);
       // Alternate data streams are not in the container's directory: a file or directory
       // edited in place (or renamed in case) keeps its parent's, as it would on Windows; one
@@ -497,14 +560,18 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
       } else if (kind === 'file') {
         const file = path.join(rwDir, name);
         const size = Number(s.size);
+        const attributes = keep !== undefined && (keep & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) === 0 ? keep : FILE_ATTRIBUTE_ARCHIVE;
+        if (f.inode !== undefined) written.set(f.inode, { path: c.path, times, attributes });
         yield {
           ...common,
           type: 'file',
-          attributes: keep !== undefined && (keep & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) === 0 ? keep : FILE_ATTRIBUTE_ARCHIVE,
+          attributes,
           data: { size, chunks: () => (size === 0 ? [] : (fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>)) },
         };
       }
     }
+    // Windows' exports, and crane's layers, have Hives too (here without registry deltas).
+    yield { type: 'directory', name: 'Hives', attributes: FILE_ATTRIBUTE_DIRECTORY, ...(root.times === undefined ? {} : { times: root.times }), ...(root.securityDescriptor === undefined ? {} : { securityDescriptor: root.securityDescriptor }) };
   } finally {
     items.close();
   }

@@ -31,7 +31,7 @@ async function collect(r: Readable): Promise<Buffer> {
 async function entryNames(tar: Buffer): Promise<string[]> {
   const out: string[] = [];
   for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
-    out.push(e.header.typeflag === '0' && e.header.name.includes('.wh.') ? e.header.name : e.header.name);
+    out.push(e.header.name);
     for await (const _ of e.body) void _;
   }
   return out;
@@ -499,15 +499,31 @@ describe('driver: WindowsFilterDriver', function () {
       const reports: { entries: number; bytes: number }[] = [];
       const tar = await collect(driver.diff('rw', undefined, { onProgress: (p) => reports.push(p) }));
       // The export worker reported the entries it wrote and their data bytes, last all of them.
-      expect(reports.at(-1)).to.deep.equal({ entries: 6, bytes: 100 + 8 + 8 });
+      expect(reports.at(-1)).to.deep.equal({ entries: 9, bytes: 100 + 8 + 8 });
+      // The changes, each after the directories above it (Windows' import makes an entry
+      // inside its parent), and Hives, as Windows' exports have them.
       expect(await entryNames(tar)).to.deep.equal([
+        'Files',
         'Files/NewDir',
         'Files/NewDir/inner.bin',
         'Files/NewDir/link.txt',
         'Files/.wh.Program Files',
+        'Files/Windows',
         'Files/Windows/keep.txt',
         'Files/Windows/new.txt',
+        'Hives',
       ]);
+      // An unchanged directory goes in as the parent has it, times included; exporting again gives the same bytes.
+      const parentHeaders = new Map<string, Record<string, string>>();
+      for await (const e of readTar(feedInChunks(await collect(driver.diff('base')), 1 << 20))) {
+        parentHeaders.set(e.header.name, e.header.pax);
+        for await (const _ of e.body) void _;
+      }
+      for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+        if (e.header.name === 'Files' || e.header.name === 'Files/Windows') expect(e.header.pax, e.header.name).to.deep.equal(parentHeaders.get(e.header.name));
+        for await (const _ of e.body) void _;
+      }
+      expect((await collect(driver.diff('rw'))).equals(tar), 'a second export is byte-identical').to.equal(true);
       // The worker made it; a driver that works in process makes the same entries.
       const inProcess = await WindowsFilterDriver.open({ home: driver.home, inProcess: true });
       expect(await entryNames(await collect(inProcess.diff('rw')))).to.deep.equal(await entryNames(tar));
@@ -542,7 +558,7 @@ describe('driver: WindowsFilterDriver', function () {
         fs.rmSync(path.join(dir, 'odd'));
       }
       fs.symlinkSync('Windows/win.ini', path.join(dir, 'fine'));
-      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/fine']);
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/fine', 'Hives']);
     });
 
     it("exports a container symbolic link as a directory link exactly when it leads to a directory inside the container, never through the host's files", async () => {
@@ -596,7 +612,7 @@ describe('driver: WindowsFilterDriver', function () {
         expect(await rejectionCode(async () => collect(driver.diff('rw')))).to.equal('ERR_PATH_INVALID');
         fs.rmSync(path.join(dir, name));
         fs.writeFileSync(path.join(dir, 'ok.txt'), 'data');
-        expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/ok.txt']);
+        expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/ok.txt', 'Hives']);
       });
     }
   });
@@ -644,7 +660,8 @@ describe('driver: WindowsFilterDriver', function () {
         for await (const _ of e.body) void _;
       }
       // Under the new names, with the parent's security descriptors.
-      expect(seen).to.deep.equal({ 'Files/PROGRAM FILES': sd.toString('base64'), 'Files/Windows/Keep.TXT': sd.toString('base64') });
+      const b64 = sd.toString('base64');
+      expect(seen).to.deep.equal({ Files: b64, 'Files/PROGRAM FILES': b64, 'Files/Windows': b64, 'Files/Windows/Keep.TXT': b64, Hives: b64 });
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const view = await driver.get('built');
       expect(fs.readdirSync(path.join(view, 'Windows')).sort()).to.deep.equal(['Keep.TXT', 'link.ini', 'win.ini']);
@@ -676,7 +693,7 @@ describe('driver: WindowsFilterDriver', function () {
       // The view holds a time before 1970 as itself (Node's utimes takes a negative number for now).
       expect(fs.statSync(path.join(dir, 'y1969')).mtimeMs).to.equal(-1000);
       expect(await driver.changes('rw')).to.deep.equal([]);
-      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal([]);
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Hives']);
       // A directory no layer names stays when what was in it is deleted, in the container and in a layer built from it.
       fs.rmSync(path.join(dir, 'deep/er/file'));
       expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/deep/er/file', kind: 'delete' }]);
@@ -708,6 +725,7 @@ describe('driver: WindowsFilterDriver', function () {
       fs.renameSync(path.join(dir, 'dir'), path.join(dir, 'Dir'));
       const tar = await collect(driver.diff('rw'));
       expect(await entryNames(tar)).to.deep.equal([
+        'Files',
         'Files/Dir',
         'Files/Dir:dirstream',
         'Files/RENAMED.txt',
@@ -716,6 +734,7 @@ describe('driver: WindowsFilterDriver', function () {
         'Files/edited.txt:Zone.Identifier',
         'Files/edited.txt:empty',
         'Files/replaced',
+        'Hives',
       ]);
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const g = driver.diffGetter('built');
@@ -736,11 +755,20 @@ describe('driver: WindowsFilterDriver', function () {
       fs.linkSync(path.join(dir, 'Windows/keep.txt'), path.join(dir, 'keep-link.txt'));
       const tar = await collect(driver.diff('rw'));
       const kinds: Record<string, string> = {};
+      const info: Record<string, string[]> = {};
+      const infoOf = (pax: Record<string, string>): string[] => ['mtime', 'atime', 'ctime', 'LIBARCHIVE.creationtime', 'MSWINDOWS.fileattr'].map((k) => pax[k] ?? '');
       for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
         kinds[e.header.name] = e.header.typeflag === '1' ? `link to ${e.header.linkname}` : e.header.typeflag;
+        info[e.header.name] = infoOf(e.header.pax);
         for await (const _ of e.body) void _;
       }
-      expect(kinds).to.deep.equal({ 'Files/h1': '0', 'Files/h2': 'link to Files/h1', 'Files/keep-link.txt': 'link to Files/Windows/keep.txt' });
+      expect(kinds).to.deep.equal({ Files: '5', 'Files/h1': '0', 'Files/h2': 'link to Files/h1', 'Files/keep-link.txt': 'link to Files/Windows/keep.txt', Hives: '5' });
+      // A link carries its file's times and attributes (one file, as on NTFS), not made-up ones.
+      expect(info['Files/h2']).to.deep.equal(info['Files/h1']);
+      for await (const e of readTar(feedInChunks(await collect(driver.diff('base')), 1 << 20))) {
+        if (e.header.name === 'Files/Windows/keep.txt') expect(info['Files/keep-link.txt']).to.deep.equal(infoOf(e.header.pax));
+        for await (const _ of e.body) void _;
+      }
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const view = await driver.get('built');
       expect(fs.statSync(path.join(view, 'h2')).ino).to.equal(fs.statSync(path.join(view, 'h1')).ino);
@@ -759,7 +787,7 @@ describe('driver: WindowsFilterDriver', function () {
         { path: 'Files/Windows', kind: 'modify' },
       ]);
       const tar = await collect(driver.diff('rw'));
-      expect(await entryNames(tar)).to.deep.equal(['Files/Program Files', 'Files/Windows']);
+      expect(await entryNames(tar)).to.deep.equal(['Files', 'Files/Program Files', 'Files/Windows', 'Hives']);
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const view = await driver.get('built');
       expect(fs.readFileSync(path.join(view, 'Program Files'), 'utf8')).to.equal('now a file');
@@ -791,7 +819,7 @@ describe('driver: WindowsFilterDriver', function () {
         await new Promise((resolve) => server.close(resolve));
       }
       fs.rmSync(path.join(dir, 'sock'), { force: true });
-      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/new.txt']);
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/new.txt', 'Hives']);
     });
 
     it('refuses a file name that is not UTF-8 with ERR_PATH_INVALID naming it (its bad bytes as \\xNN); a name holding U+FFFD is a name', async () => {
@@ -809,7 +837,7 @@ describe('driver: WindowsFilterDriver', function () {
       } finally {
         fs.rmSync(bad);
       }
-      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files/Windows/replacement-\uFFFD.txt']);
+      expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/Windows', 'Files/Windows/replacement-\uFFFD.txt', 'Hives']);
     });
 
     it('refuses a tree deeper than the host\'s PATH_MAX with ERR_PATH_TOO_LONG naming the entry (changes and export)', async function () {
