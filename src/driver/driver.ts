@@ -571,7 +571,8 @@ export class WindowsFilterDriver {
     const span: LineSpan = { offset: 0, length: 0 };
     for (const r of indexEntriesSync(root, span)) {
       if (r.inherited === true) continue;
-      if (r.kind === 'file') served.set(caseFoldKey(r.name), { name: r.name, line: { offset: span.offset, length: span.length } });
+      // Directories and symbolic links too: they may have alternate data streams (`Files/dir:s`).
+      if (r.kind === 'file' || r.kind === 'directory' || r.kind === 'symlink') served.set(caseFoldKey(r.name), { name: r.name, line: { offset: span.offset, length: span.length } });
       else if (r.kind === 'link') served.set(caseFoldKey(r.name), { target: r.target ?? '' });
     }
     let closed = false;
@@ -592,7 +593,7 @@ export class WindowsFilterDriver {
         if (file === undefined || 'target' in file) throw createError('ERR_LAYER_NOT_FOUND', `${name}: its link target is not in layer ${id}`, { id, entry: name });
         const rec = indexEntryAt(root, file.line, file.name);
         const item = itemOf(new ViewEntry(rec.name, root, rec));
-        if (item.kind !== 'entry') throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
+        if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
         const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
         const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;
         // An empty file backed up without a DATA stream: its tar entry is empty too.

@@ -457,6 +457,8 @@ describe('driver: WindowsFilterDriver', function () {
         { type: 'directory', name: 'UtilityVM/Files/EFI/Microsoft/Boot' },
         { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'original bcd' },
         { type: 'file', name: 'Files/empty-nodata.txt', noDataStream: true },
+        { type: 'directory', name: 'Files/dir', streams: [{ name: 'on-dir', data: 'a directory stream' }] },
+        { type: 'symlink', name: 'Files/dir/link', target: 'x', streams: [{ name: 'on-link', data: 'a link stream' }] },
       ];
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(uvm)]));
       fs.writeFileSync(path.join(driver.home, 'base/UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'rewritten by ProcessUtilityVMImage');
@@ -470,6 +472,11 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(async () => g.get('Files/empty-nodata.txt:nope'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect(await rejectionCode(async () => g.get('Files/nope'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect(await rejectionCode(async () => g.get('Files/../../etc/passwd'))).to.equal('ERR_PATH_ESCAPE');
+      // Directories and symbolic links have streams too (their tar entries `Files/dir:on-dir`); they have no data.
+      expect((await collect(g.get('Files/DIR:on-dir'))).toString()).to.equal('a directory stream');
+      expect((await collect(g.get('Files/dir/link:on-link'))).toString()).to.equal('a link stream');
+      expect(await rejectionCode(async () => g.get('Files/dir'))).to.equal('ERR_LAYER_NOT_FOUND');
+      expect(await rejectionCode(async () => g.get('Files/dir/link'))).to.equal('ERR_LAYER_NOT_FOUND');
       g.close();
     });
   });
