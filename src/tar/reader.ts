@@ -518,8 +518,11 @@ class TarReader {
   }
 
   /**
-   * After the first end-of-archive block, the rest of the input must be zero blocks. Go stops
+   * After the first end-of-archive block, the rest of the input must be zeros. Go stops
    * reading at the end-of-archive, so entries after it would be invisible to Go-based tools.
+   * Zeros past the two end-of-archive blocks may be any number (padding to a record, or
+   * past it), as Go never reads them; one block and part of the second is a cut archive,
+   * as in Go.
    */
   async #finishArchive(zeroAt: number): Promise<void> {
     const input = this.#input;
@@ -535,7 +538,7 @@ class TarReader {
       }
       trailing += part.length;
     }
-    if (trailing % BLOCK_SIZE !== 0) throw truncated(zeroAt + trailing, 'inside a zero block after the end of the archive');
+    if (trailing > BLOCK_SIZE && trailing < 2 * BLOCK_SIZE) throw truncated(zeroAt + trailing, 'inside the second end-of-archive block');
     this.#finished = true;
   }
 

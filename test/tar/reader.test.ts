@@ -177,6 +177,10 @@ describe('tar/reader', () => {
     it('accepts long zero padding after the end (tar blocking factors)', async () => {
       const padded = Buffer.concat([smallTar, Buffer.alloc(10 << 20)]);
       expect(await readAll(feedInChunks(padded, 65536))).to.have.length(small.length);
+      // Zeros that are not whole blocks, after the two end-of-archive blocks: Go never reads them.
+      for (const extra of [1, 100, 511, 513, 10240 + 7]) {
+        expect(await readChunked(Buffer.concat([smallTar, Buffer.alloc(extra)]), 100), `${extra} zeros`).to.have.length(small.length);
+      }
     });
 
     it('reports truncation inside a body while the body is being read', async () => {
