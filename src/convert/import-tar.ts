@@ -110,6 +110,12 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       progress(false);
       const h = entry.header;
       current = h.name;
+      // The archive's own root, which `tar -C dir -cf - .` writes first: no entry of the layer.
+      if (h.typeflag === '5' && (h.name === './' || h.name === '.')) {
+        const skipped = skipEntry(entry);
+        if (skipped !== undefined) await skipped;
+        continue;
+      }
       const base = baseName(h.name.endsWith('/') ? h.name.slice(0, -1) : h.name);
 
       if (base.startsWith(WHITEOUT_PREFIX)) {

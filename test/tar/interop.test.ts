@@ -6,9 +6,12 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import tarStream from 'tar-stream';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
-import { cleanupTemp, exportTar, importTar, openStore } from '../helpers/store.js';
+import { cleanupTemp, exportTar, importTar, openStore, tempDir } from '../helpers/store.js';
 import { everythingLayer } from '../store/round-trip.test.js';
 import { arbitraryEntry, buildTar, readAll } from './tar-helpers.js';
 import { feedInChunks } from '../helpers/chunks.js';
@@ -83,5 +86,24 @@ describe('tar/interop with tar-stream', () => {
     expect(ours.length).to.be.greaterThan(everythingLayer.length); // ADS are entries of their own
     expect(ours.map((e) => e.type)).to.include.members(['file', 'directory', 'symlink', 'link']);
     expect(ours).to.deep.equal(await withTarStream(exported));
+  });
+});
+
+describe('tar/interop with GNU tar', () => {
+  after(cleanupTemp);
+
+  it('imports a layer that GNU tar packed from a directory (`tar -C dir -cf - .`): its `./` root entry is no entry of the layer', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'Files', 'Windows'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'Files', 'Windows', 'a.txt'), 'plain tar');
+    fs.mkdirSync(path.join(dir, 'Hives'));
+    const tar = execFileSync('tar', ['--sort=name', '--format=posix', '-C', dir, '-cf', '-', '.']);
+    const names = (await readAll(feedInChunks(tar, 4096))).map((e) => e.header.name);
+    expect(names[0]).to.equal('./');
+    const store = await openStore();
+    const result = await importTar(store, 'packed', tar);
+    expect([result.size, result.entries]).to.deep.equal([9, names.length]);
+    const exported = (await withReadTar(await exportTar(store, 'packed'), 65536)).map((e) => e.name);
+    expect(exported).to.deep.equal(['Files', 'Files/Windows', 'Files/Windows/a.txt', 'Hives']);
   });
 });
