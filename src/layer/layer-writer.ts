@@ -583,7 +583,9 @@ export class TransportLayerWriter {
     // A hash hit (a duplicate, a parent that is a file, a link target): confirmed on disk.
     const found = this.#plainFilePath(key, spelledAs);
     if (found === undefined) return undefined;
-    return { name: spelledAs, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0, found };
+    // Its spelling is the one on disk (a plain file's host name is its name).
+    const name = path.relative(this.#root, found).split(path.sep).join('/');
+    return { name, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0, found };
   }
 
   /**

@@ -130,6 +130,18 @@ describe('store: safety', function () {
     });
   }
 
+  it('names both entries of a duplicate, each spelled as in the tar (data.entry, data.prior)', async () => {
+    for (const [first, second] of [['Files/ok.txt', 'Files/OK.TXT'], ['Files/Dir', 'Files/dir']]) {
+      const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'file', name: first as string, data: 'a' }, { type: 'file', name: second as string, data: 'b' }];
+      const store = await openStore();
+      let data: Record<string, unknown> = {};
+      await importTar(store, 'dup', await buildLayerTar(entries)).catch((e: unknown) => {
+        if (isWinLayerError(e)) data = e.data;
+      });
+      expect([data['entry'], data['prior']], second).to.deep.equal([second, first]);
+    }
+  });
+
   it('rejects an ADS entry that follows its file with an invalid stream name', async () => {
     const store = await openStore();
     const tar = await buildLayerTar([...good, raw({ name: 'Files/ok.txt:' }, 'x')]);
