@@ -145,8 +145,31 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     dropBelow(key);
     if (key !== '') below.get(parentKey(key))?.delete(key);
   };
+  /** The records of the layer being resolved, by name, read when a link of its UtilityVM needs them. */
+  const byName = new Map<string, Map<string, IndexEntry>>();
+  const recordsOf = (layerRoot: string) => (): Map<string, IndexEntry> => {
+    let records = byName.get(layerRoot);
+    if (records === undefined) {
+      records = new Map();
+      for (const x of indexEntriesSync(layerRoot)) if (x.kind !== 'whiteout' && x.inherited !== true) records.set(caseFoldKey(x.name), x);
+      byName.set(layerRoot, records);
+    }
+    return records;
+  };
+  const resolveLink = (link: ViewEntry, layerRoot: string): void => {
+    const target = link.target ?? '';
+    const targetKey = caseFoldKey(target.slice(FILES_PREFIX.length));
+    const t = target.startsWith(FILES_PREFIX) ? (view.get(targetKey) ?? deleted.get(targetKey)) : utilityVMFile(recordsOf(layerRoot), layerRoot, target);
+    const resolved = t?.kind === 'link' ? t.linkTo : t;
+    // A hard link to a symbolic link (NTFS makes one) is that link again.
+    if (resolved === undefined || (resolved.kind !== 'file' && resolved.kind !== 'symlink')) {
+      throw createError('ERR_LAYER_CORRUPT', `${link.recordName}: hard link target ${target} is not a file of the chain`, { entry: link.recordName });
+    }
+    link.linkTo = resolved;
+  };
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
+    byName.clear(); // one layer's at a time: a base layer has hundreds of thousands
     const info = readLayerInfo(layerRoot);
     const merged = new Map((info.merged ?? []).map((m) => [m.name, m] as const));
     // The index is streamed, twice (deletions first, then entries), not read whole: its text
@@ -173,30 +196,15 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       if (!isDir || (prior !== undefined && prior.kind !== 'directory')) dropBelow(key);
       // A merged directory's record is in layer.json, not at this line: kept whole (there are few).
       const entry = new ViewEntry(name, layerRoot, r, mergedRecord === undefined ? line : undefined);
-      if (r.kind === 'link') links.push(entry);
+      // A link to the parents' file (its layer added the name only after it) is resolved
+      // where it stands: the entries placed so far are not of that name.
+      if (r.kind === 'link' && r.parentTarget === true) resolveLink(entry, layerRoot);
+      else if (r.kind === 'link') links.push(entry);
       place(key, entry);
     }
     // Links last: their targets are this layer's files or the lower layers' (or, in a base
     // layer, a file of its UtilityVM).
-    let byName: Map<string, IndexEntry> | undefined;
-    const recordsByName = (): Map<string, IndexEntry> => {
-      if (byName === undefined) {
-        byName = new Map();
-        for (const x of indexEntriesSync(layerRoot)) if (x.kind !== 'whiteout' && x.inherited !== true) byName.set(caseFoldKey(x.name), x);
-      }
-      return byName;
-    };
-    for (const link of links) {
-      const target = link.target ?? '';
-      const targetKey = caseFoldKey(target.slice(FILES_PREFIX.length));
-      const t = target.startsWith(FILES_PREFIX) ? (view.get(targetKey) ?? deleted.get(targetKey)) : utilityVMFile(recordsByName, layerRoot, target);
-      const resolved = t?.kind === 'link' ? t.linkTo : t;
-      // A hard link to a symbolic link (NTFS makes one) is that link again.
-      if (resolved === undefined || (resolved.kind !== 'file' && resolved.kind !== 'symlink')) {
-        throw createError('ERR_LAYER_CORRUPT', `${link.recordName}: hard link target ${target} is not a file of the chain`, { entry: link.recordName });
-      }
-      link.linkTo = resolved;
-    }
+    for (const link of links) resolveLink(link, layerRoot);
   }
   // Directories a layer made without an entry of their own (it holds `a/b/c`, not `a/b`):
   // Windows made them, and they stay when what was in them is deleted.

@@ -321,6 +321,8 @@ interface PendingLink {
   key: string;
   /** Its place among the links, in tar order (see LinkSpill). */
   offset: number;
+  /** The target was not in this layer yet when the link came: a parent's file. */
+  parentsOnly: boolean;
 }
 
 /** The pending-link file, in the staging layer's index directory; removed before the commit. */
@@ -772,6 +774,18 @@ export class TransportLayerWriter {
         { entry: p.name, target: target.name },
       );
     }
+    // hcsshim's writer resolves a delta's Files/ link when the link comes: to a file this
+    // layer added before it, else to the parents' (made at the end, by path). A target this
+    // layer adds only later is not the one it names. (A hash answers "not yet" for sure; a
+    // hit may be another name, and then the link is resolved at the end, as before.)
+    const targetKey = caseFoldKey(target.name);
+    const parentsOnly =
+      !this.isBaseLayer &&
+      inFiles(p.name) &&
+      !this.#seen.has(targetKey) &&
+      !this.#plainFiles.has(targetKey) &&
+      !this.#dirs.has(targetKey) &&
+      this.#links?.mayHave(targetKey) !== true;
     const host = this.#hostPathFor(p);
     this.#replaceInherited(p, host, false);
     this.#links ??= new LinkSpill(path.join(this.#root, INDEX_DIR, PENDING_LINKS_FILE));
@@ -783,6 +797,7 @@ export class TransportLayerWriter {
         transport: this.#isTransport(p.name),
         attributes: info.fileAttributes >>> 0,
         times: [info.creationTime, info.lastAccessTime, info.lastWriteTime, info.changeTime],
+        ...(parentsOnly ? { parentsOnly } : {}),
       },
       key,
     );
@@ -794,6 +809,7 @@ export class TransportLayerWriter {
       times: timesFromInfo(info),
       attributes: info.fileAttributes >>> 0,
       ...(host !== p.name ? { host } : {}),
+      ...(parentsOnly ? { parentTarget: true } : {}),
     });
   }
 
@@ -1192,7 +1208,7 @@ export class TransportLayerWriter {
   /** Makes one hard link; the links before it in tar order are made. */
   #makeLink(link: PendingLink): void {
     const targetKey = caseFoldKey(link.target.name);
-    const own = this.#seenEntry(targetKey, link.target.name);
+    const own = link.parentsOnly ? undefined : this.#seenEntry(targetKey, link.target.name);
     let from: string | undefined;
     if (own !== undefined && own.kind === 'link' && !((own.linkOffset ?? Infinity) < link.offset)) {
       // Links are made in tar order, as Windows makes them: an earlier link is a file by now;
@@ -1244,7 +1260,8 @@ export class TransportLayerWriter {
       if (inherited !== undefined && inherited.kind !== 'directory') from = path.join(this.#root, inherited.host ?? inherited.name);
     }
     if (from === undefined) {
-      throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is in neither this layer nor its parents`, {
+      const where = link.parentsOnly ? 'in none of the parents (the layer adds it only after the link)' : 'in neither this layer nor its parents';
+      throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is ${where}`, {
         entry: link.path.name,
         target: link.target.name,
       });
@@ -1477,6 +1494,7 @@ function pendingLink(link: SpilledLink): PendingLink {
     host: link.host,
     key: caseFoldKey(link.name),
     offset: link.offset,
+    parentsOnly: link.parentsOnly === true,
   };
 }
 

@@ -33,6 +33,8 @@ export interface SpilledLink {
   readonly attributes: number;
   /** Creation, last access, last write and change FILETIMEs. */
   readonly times: readonly [bigint, bigint, bigint, bigint];
+  /** Its target was not in the layer yet when the link came: it is a parent's file (see TransportLayerWriter.addLink). */
+  readonly parentsOnly?: boolean;
 }
 
 interface RecordJson {
@@ -42,6 +44,7 @@ interface RecordJson {
   x: number;
   a: number;
   c: [string, string, string, string];
+  p?: 1;
 }
 
 const BUFFER_BYTES = 64 * 1024;
@@ -81,6 +84,7 @@ export class LinkSpill {
       x: link.transport ? 1 : 0,
       a: link.attributes,
       c: [filetimeString(link.times[0]), filetimeString(link.times[1]), filetimeString(link.times[2]), filetimeString(link.times[3])],
+      ...(link.parentsOnly === true ? { p: 1 as const } : {}),
     };
     const text = JSON.stringify(json);
     const offset = this.#length;
@@ -109,6 +113,11 @@ export class LinkSpill {
   }
 
   /** The link recorded under `key`, or undefined. `fold` gives a name's key (to confirm a hash hit). */
+  /** False when no link of the case-folded name `key` was recorded; true when one may have been (a hash hit). */
+  mayHave(key: string): boolean {
+    return this.#offsets.valueAt(key, 0) !== undefined;
+  }
+
   find(key: string, fold: (name: string) => string): SpilledLink | undefined {
     for (let nth = 0; ; nth++) {
       const offset = this.#offsets.valueAt(key, nth);
@@ -206,6 +215,7 @@ function decode(body: Buffer, offset: number, file: string): SpilledLink {
     transport: r.x === 1,
     attributes: r.a,
     times: [BigInt(r.c[0]), BigInt(r.c[1]), BigInt(r.c[2]), BigInt(r.c[3])],
+    ...(r.p === 1 ? { parentsOnly: true } : {}),
   };
 }
 

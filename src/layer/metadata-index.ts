@@ -62,6 +62,12 @@ export interface IndexEntry {
    * it up. Its tar header then has no regular-file mode bit, as go-winio writes it.
    */
   dataless?: boolean;
+  /**
+   * A hard link (kind 'link') whose target its layer did not hold yet when the link came
+   * in the tar: it is the parents' file of that name, as hcsshim's writer resolves it,
+   * whatever the layer added under that name later.
+   */
+  parentTarget?: boolean;
 }
 
 /** Summary of a committed layer, `.winlayer/layer.json`. */
@@ -106,6 +112,7 @@ export function recordLine(e: IndexEntry): string {
   if (e.inherited !== undefined) s += ',"inherited":' + (e.inherited ? 'true' : 'false');
   if (e.direct !== undefined) s += ',"direct":' + (e.direct ? 'true' : 'false');
   if (e.dataless !== undefined) s += ',"dataless":' + (e.dataless ? 'true' : 'false');
+  if (e.parentTarget !== undefined) s += ',"parentTarget":' + (e.parentTarget ? 'true' : 'false');
   return s + '}';
 }
 

@@ -549,11 +549,12 @@ function makeSiblingFolder(root: string): string {
   return dir;
 }
 
-/** Where hcsshim's source of a pending link is: this layer when it added the target, else the first parent holding it. */
+/** Where hcsshim's source of a pending link is: this layer when it added the target before the link, else the first parent holding it. */
 function linkSource(link: IndexEntry, added: ReadonlyMap<string, IndexEntry>, root: string, parents: readonly string[]): string {
   const target = link.target;
   if (typeof target !== 'string') throw createError('ERR_LAYER_CORRUPT', `${link.name}: link record without a target`, { entry: link.name });
-  const own = added.get(caseFoldKey(target));
+  // A link that came before the layer's own file of that name is the parents' file (parentTarget).
+  const own = link.parentTarget === true ? undefined : added.get(caseFoldKey(target));
   if (own !== undefined) return hostPath(root, own);
   for (const parent of parents) {
     const candidate = path.join(parent, target);

@@ -270,6 +270,34 @@ describe('driver: WindowsFilterDriver', function () {
   });
 
   describe('get and put: the merged view', () => {
+    it("a delta's hard link that comes before the layer's own file of its target's name is the parent's file, as hcsshim resolves it", async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        { type: 'link', name: 'Files/early-link.txt', target: 'Files/Windows/keep.txt' },
+        { type: 'directory', name: 'Files/Windows', securityDescriptor: sd },
+        { type: 'file', name: 'Files/Windows/keep.txt', data: 'PATCHED', securityDescriptor: sd },
+        { type: 'link', name: 'Files/late-link.txt', target: 'Files/Windows/keep.txt' },
+      ]);
+      await driver.applyDiff('delta', 'base', Readable.from([delta]));
+      const view = await driver.get('delta');
+      expect(['early-link.txt', 'Windows/keep.txt', 'late-link.txt'].map((n) => fs.readFileSync(path.join(view, n), 'utf8'))).to.deep.equal(['keep', 'PATCHED', 'PATCHED']);
+      const g = driver.diffGetter('delta');
+      expect((await collect(g.get('Files/early-link.txt'))).toString()).to.equal('keep');
+      expect((await collect(g.get('Files/late-link.txt'))).toString()).to.equal('PATCHED');
+      g.close();
+      expect((await collect(driver.diff('delta'))).equals(delta), 'the layer exports as it came').to.equal(true);
+      // A target that no parent has and the layer adds only after the link: hcsshim finds none either.
+      const forward = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'link', name: 'Files/forward-link.txt', target: 'Files/later.txt' },
+        { type: 'file', name: 'Files/later.txt', data: 'later' },
+      ]);
+      expect(await rejectionCode(() => driver.applyDiff('forward', 'base', Readable.from([forward])))).to.equal('ERR_LINK_TARGET_NOT_FOUND');
+      expect(driver.exists('forward')).to.equal(false);
+    });
+
     it('materializes the chain with deletions applied, refcounted, removed at zero', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
