@@ -57,7 +57,9 @@ const FAILED = 2;
 const HASHED = 3;
 /** Set when the thread has posted the digest. */
 const DIGESTED = 4;
-const STATE_SLOTS = 5;
+/** Set when the thread ends (its `exit` event: a throw escaped it, or it was stopped). */
+const EXITED = 5;
+const STATE_SLOTS = 6;
 
 /** Bytes per hash slot, and slots in the ring (2 MiB in flight at most). */
 export const HASH_SLOT_BYTES = 256 * 1024;
@@ -108,7 +110,14 @@ const state = new Int32Array(workerData.state);
 const port = workerData.port;
 let hash;
 const ring = new Uint8Array(workerData.ring);
+process.on('exit', () => {
+  Atomics.store(state, slots.exited, 1);
+  for (const slot of [slots.done, slots.hashed, slots.digested]) Atomics.notify(state, slot);
+});
+// Fault injection (src/util/crash-point.ts): a throw out of the handler ends the thread.
+const crash = process.env.WINLAYER_CRASH_AT === 'file-thread';
 parentPort.on('message', (b) => {
+  if (crash && b.arena !== undefined) throw new Error('crash point file-thread');
   if (b.hashSlots !== undefined) {
     // Ring slots filled since the last message: hashed first, in order, then the files.
     hash ??= require('node:crypto').createHash('sha256');
@@ -214,7 +223,7 @@ export class FileThread implements ChunkHasher {
         port: port2,
         flags: c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW,
         mode: 0o644,
-        slots: { done: DONE, cancel: CANCEL, failed: FAILED, hashed: HASHED, digested: DIGESTED },
+        slots: { done: DONE, cancel: CANCEL, failed: FAILED, hashed: HASHED, digested: DIGESTED, exited: EXITED },
       },
       transferList: [port2],
       // The thread needs little: it holds at most a few batches. (In a worker process of
@@ -224,7 +233,9 @@ export class FileThread implements ChunkHasher {
       stdout: false,
       stderr: false,
     });
-    // Its errors (it cannot start, it dies) surface as a stall or a missing result; never as a crash here.
+    // Its errors (it cannot start, it dies) surface through EXITED (a throw that escaped it),
+    // as a stall (it could not run its exit handlers: out of memory) or as a missing result;
+    // never as a crash here.
     this.#worker.on('error', () => undefined);
     this.#worker.unref();
     this.#results.unref();
@@ -373,6 +384,12 @@ export class FileThread implements ChunkHasher {
     while (last < target) {
       Atomics.wait(this.#state, slot, last, 1000);
       const now = Atomics.load(this.#state, slot);
+      if (now < target && Atomics.load(this.#state, EXITED) !== 0) {
+        // Ended before it got there: what it wrote is not all, and nothing more will come.
+        this.#stopped = true;
+        if (this.failed) this.#throwFailure();
+        throw createError('ERR_IO', 'the file-writing thread stopped before it wrote every file', { done: now, target });
+      }
       if (now !== last) {
         last = now;
         since = Date.now();

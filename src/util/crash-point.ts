@@ -3,7 +3,9 @@
  * kills itself with SIGKILL on reaching it — no cleanup, no exit handlers, as a power cut
  * or the OOM killer would. Points: `data` (after the first file's data of an import),
  * `index` (half way through writing the metadata index summary), `rename` (after the
- * flush, just before the commit rename). Unset, each call is one comparison.
+ * flush, just before the commit rename). Unset, each call is one comparison. One more,
+ * `file-thread`, is not a kill: the import's file-writing thread throws on its first
+ * batch, as a bug there would, and ends (src/layer/file-thread.ts).
  */
 const point = process.env['WINLAYER_CRASH_AT'];
 

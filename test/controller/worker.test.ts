@@ -523,6 +523,20 @@ describe('controller: worker processes', function () {
     }
   });
 
+  it('a file-writing thread that ends with an error fails its import at once with ERR_IO, not after a stall; nothing stays', async () => {
+    const home = path.join(tempDir(), 'home');
+    const driver = await WindowsFilterDriver.open({ home });
+    const tar = await buildLayerTar(filesLayer(300, 100)); // past FILE_THREAD_AFTER small files: the thread starts
+    const t = Date.now();
+    const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l'], { input: tar, env: { ...process.env, WINLAYER_CRASH_AT: 'file-thread' } });
+    expect(Date.now() - t, 'the 60 s stall check is not what noticed').to.be.lessThan(20_000);
+    expect(w.status).to.equal(1);
+    const last = w.stderr.toString().trim().split('\n').at(-1) ?? '';
+    expect((JSON.parse(last) as { code: string }).code).to.equal('ERR_IO');
+    expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+    await driver.applyDiff('l', undefined, Readable.from([tar]));
+  });
+
   describe('backend choice in the worker (WINLAYER_NATIVE)', () => {
     async function withEnv<T>(value: string, fn: () => Promise<T>): Promise<T> {
       process.env['WINLAYER_NATIVE'] = value;
