@@ -33,7 +33,7 @@ import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -454,10 +454,18 @@ export class WindowsFilterDriver {
   async remove(id: string): Promise<void> {
     validateLayerId(id);
     const dir = this.store.layerPath(id);
-    if (!fs.existsSync(dir)) return;
+    if (!fs.existsSync(dir) && this.#setAside(id).length === 0) return;
     await this.#mounts.withLock(id, async () => {
-      // Another remove (this process or another) may have taken it while this one waited.
-      if (!fs.existsSync(dir)) return;
+      if (!fs.existsSync(dir)) {
+        // Set aside by an import that replaces it (applyDiff after create): the layer comes
+        // back if that import fails, so it is in use while the import runs; once its
+        // importer is gone, it is the layer, put back here as the next open would.
+        const aside = this.#setAside(id);
+        const live = aside.find((n) => ownerAlive(n));
+        if (live !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import`, { id });
+        if (aside[0] === undefined) return; // another remove took it while this one waited
+        await fsp.rename(path.join(this.home, aside[0]), dir);
+      }
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
       // between the check for layers and imports on this one and the rename.
@@ -465,9 +473,8 @@ export class WindowsFilterDriver {
       await removeTree(removing).catch(() => undefined);
       const child = this.store.dependentOf(dir);
       if (child !== undefined) {
-        const importing = child.includes(IMPORTING_INFIX);
-        const childId = importing ? child.slice(0, child.indexOf(IMPORTING_INFIX)) : child;
-        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}${importing ? ', being imported' : ''}`, { id, child: childId });
+        const importing = isWorkName(child);
+        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(child)}${importing ? ', being imported' : ''}`, { id, child: layerIdOf(child) });
       }
       let moved = removing;
       try {
@@ -486,12 +493,16 @@ export class WindowsFilterDriver {
       const late = this.store.dependentOf(dir);
       if (late !== undefined) {
         await fsp.rename(moved, dir);
-        const childId = late.includes(IMPORTING_INFIX) ? late.slice(0, late.indexOf(IMPORTING_INFIX)) : late;
-        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${childId}, imported while it was being removed`, { id, child: childId });
+        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(late)}, imported while it was being removed`, { id, child: layerIdOf(late) });
       }
       await removeTree(removing).catch(() => undefined);
       await this.#removeView(id);
     });
+  }
+
+  /** The names of `id`'s layer set aside by imports that replace it (`<id>-replacing-<pid>-<nonce>`). */
+  #setAside(id: string): string[] {
+    return fs.readdirSync(this.home).filter((n) => n.startsWith(`${id}${REPLACING_INFIX}`));
   }
 
   /**
@@ -617,6 +628,15 @@ export class WindowsFilterDriver {
   async idle(): Promise<void> {
     await this.#controller.idle();
   }
+}
+
+/** The layer id of a store directory's name: a layer's, or one of its work in progress (`<id>-importing-…`, `<id>-replacing-…`). */
+function layerIdOf(name: string): string {
+  for (const infix of [IMPORTING_INFIX, REPLACING_INFIX]) {
+    const at = name.indexOf(infix);
+    if (at > 0) return name.slice(0, at);
+  }
+  return name;
 }
 
 async function* emptyTar(): AsyncGenerator<Uint8Array> {

@@ -207,8 +207,10 @@ export class LayerStore {
     const names = (parent: unknown): boolean => typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && realOrSelf(parent) === real));
     for (const name of fs.readdirSync(this.home)) {
       if (name.startsWith('.')) continue;
-      // Work in progress counts only for a live import: a leftover's chain means nothing.
-      if (isWorkName(name) && !(name.includes(IMPORTING_INFIX) && ownerAlive(name))) continue;
+      // Work in progress counts only for a live import, and a layer set aside while an
+      // import replaces it (it goes back if the import fails, even after a crash: the next
+      // open puts it back): a leftover's chain means nothing.
+      if (isWorkName(name) && !(name.includes(IMPORTING_INFIX) && ownerAlive(name)) && !name.includes(REPLACING_INFIX)) continue;
       try {
         const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
         if (Array.isArray(chain) && chain.some(names)) return name;

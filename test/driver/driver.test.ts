@@ -251,6 +251,51 @@ describe('driver: WindowsFilterDriver', function () {
       expect(driver.exists('orphan')).to.equal(false);
     });
 
+    it("a layer that create() made and applyDiff is replacing is in use: neither it nor its parent can be removed until the import ends", async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('child', 'base');
+      const tar = await buildLayerTar(deltaLayer);
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      async function* slow(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+        await gate;
+        yield bytes;
+      }
+      const setAside = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('child-replacing-'));
+      let importing = driver.applyDiff('child', 'base', slow(tar));
+      for (let i = 0; i < 500 && !setAside(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(setAside(), 'the empty layer is set aside').to.equal(true);
+      try {
+        expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+        expect(await rejectionCode(() => driver.remove('child'))).to.equal('ERR_LAYER_IN_USE');
+      } finally {
+        release();
+      }
+      await importing;
+      expect(driver.store.readChain('child')).to.deep.equal([driver.store.layerPath('base')]);
+      // An import that fails puts the empty layer back; the removal asked for meanwhile was refused, not lost.
+      await driver.remove('child');
+      await driver.create('child', 'base');
+      let fail: () => void = () => undefined;
+      const failGate = new Promise<void>((resolve) => (fail = resolve));
+      async function* bad(): AsyncGenerator<Uint8Array> {
+        await failGate;
+        yield Buffer.alloc(512, 0x41);
+      }
+      importing = driver.applyDiff('child', 'base', bad());
+      for (let i = 0; i < 500 && !setAside(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await rejectionCode(() => driver.remove('child'))).to.equal('ERR_LAYER_IN_USE');
+      fail();
+      expect(await rejectionCode(() => importing)).to.equal('ERR_TAR_HEADER_INVALID');
+      expect(driver.exists('child')).to.equal(true);
+      // Set aside by an importer that died: it is the layer, and remove() removes it.
+      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+      fs.renameSync(driver.store.layerPath('child'), path.join(driver.home, `child-replacing-${dead}-000000000000`));
+      await driver.remove('child');
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
+    });
+
     it('puts a parent back, and refuses its removal, when a child committed between the look for children and the rename', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
