@@ -25,7 +25,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import { Controller } from '../controller/controller.js';
 import { checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
-import { createError, toWinLayerError } from '../errors.js';
+import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo } from '../layer/metadata-index.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
@@ -35,7 +35,7 @@ import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
 import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
-import { MountTable } from './mounts.js';
+import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
 import { isReadWriteLayer, layerChanges, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
@@ -365,6 +365,10 @@ export class WindowsFilterDriver {
       const refs = this.#mounts.refs(id);
       const rw = this.#isReadWrite(id);
       const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
+      // A view nobody counts was left by a mount that ended between writing it and counting
+      // it (a signal, a kill): the layer may have changed since (applyDiff after create), so
+      // it is never handed out, but made again.
+      if (!rw && refs === 0 && fs.existsSync(dir)) await this.#removeView(id);
       if (!fs.existsSync(dir)) {
         const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
         try {
@@ -395,12 +399,16 @@ export class WindowsFilterDriver {
     });
   }
 
-  /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted does nothing. */
+  /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted removes only a view nobody counts. */
   async put(id: string): Promise<void> {
     validateLayerId(id);
     await this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
-      if (refs === 0) return;
+      if (refs === 0) {
+        // Not mounted; a view nobody counts (see get) goes.
+        if (!this.#isReadWrite(id)) await this.#removeView(id);
+        return;
+      }
       this.#mounts.setRefs(id, refs - 1);
       if (refs - 1 === 0 && !this.#isReadWrite(id)) await this.#removeView(id);
     });
@@ -537,7 +545,7 @@ export class WindowsFilterDriver {
     return finishCleanup(this.home, { removed: [...store.removed, ...mounts.removed], failed: [...store.failed, ...mounts.failed] });
   }
 
-  /** Removes `-tmp-` views and writable directories whose owner is gone; failures are returned, not thrown. */
+  /** Removes `-tmp-` views and writable directories whose owner is gone, and views nobody counts; failures are returned, not thrown. */
   async #cleanMounts(): Promise<Sweep> {
     const sweep: Sweep = { removed: [], failed: [] };
     const dirs = [this.#mounts.dir, ...fs.readdirSync(this.home).filter((n) => !n.startsWith('.')).map((n) => path.join(this.home, n))];
@@ -557,6 +565,30 @@ export class WindowsFilterDriver {
         } catch (error) {
           sweep.failed.push({ name, error });
         }
+      }
+    }
+    // Views nobody counts: left by a mount that ended between writing its view and counting it.
+    let views: fs.Dirent[] = [];
+    try {
+      views = fs.readdirSync(this.#mounts.dir, { withFileTypes: true });
+    } catch {
+      // no mounts yet
+    }
+    for (const v of views) {
+      if (!v.isDirectory() || isWorkName(v.name) || /-tmp-\d+-[0-9a-f]{8}$/.test(v.name) || v.name.startsWith('.') || v.name.endsWith('.lock')) continue;
+      const name = path.join(MOUNTS_DIR, v.name);
+      try {
+        validateLayerId(v.name);
+        if (this.#mounts.refs(v.name) > 0) continue;
+        const removed = await this.#mounts.withLock(v.name, async () => {
+          if (this.#mounts.refs(v.name) > 0 || !fs.existsSync(this.#mounts.viewPath(v.name))) return false;
+          await this.#removeView(v.name);
+          return true;
+        });
+        if (removed) sweep.removed.push(name);
+      } catch (error) {
+        // Not a view's name, or a mount holds its lock (it is being made): not a leftover.
+        if (!isWinLayerError(error) || (error.code !== 'ERR_ID_INVALID' && error.code !== 'ERR_LAYER_IN_USE')) sweep.failed.push({ name, error });
       }
     }
     return sweep;

@@ -343,6 +343,41 @@ describe('driver: WindowsFilterDriver', function () {
       expect(driver.exists('forward')).to.equal(false);
     });
 
+    it('never hands out a view nobody counts (a mount that ended between writing its view and counting it): get makes it again, put and cleanup remove it', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('child', 'base');
+      // The empty layer's view, left with no count, as by a `mount` killed just after it was written.
+      const view = path.join(driver.home, '.mounts', 'child');
+      const leave = async (id: string): Promise<void> => {
+        const dir = await driver.get(id);
+        fs.writeFileSync(path.join(dir, 'stale-marker'), 'from before');
+        fs.rmSync(path.join(driver.home, '.mounts', `${id}.refs`));
+      };
+      await leave('child');
+      await driver.applyDiff('child', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const dir = await driver.get('child');
+      expect(dir).to.equal(view);
+      expect(fs.existsSync(path.join(dir, 'stale-marker'))).to.equal(false);
+      expect(fs.readFileSync(path.join(dir, 'Windows/added.txt'), 'utf8')).to.equal('added');
+      expect(driver.mountCount('child')).to.equal(1);
+      await driver.put('child');
+      // put of what is not counted removes such a view; so do cleanup and the next open.
+      await leave('child');
+      await driver.put('child');
+      expect(fs.existsSync(view)).to.equal(false);
+      await leave('child');
+      expect(await driver.cleanup()).to.deep.equal([path.join('.mounts', 'child')]);
+      expect(fs.existsSync(view)).to.equal(false);
+      await leave('child');
+      await WindowsFilterDriver.open({ home: driver.home });
+      expect(fs.existsSync(view)).to.equal(false);
+      // A counted view is no leftover.
+      await driver.get('child');
+      expect(await driver.cleanup()).to.deep.equal([]);
+      expect(fs.existsSync(view)).to.equal(true);
+    });
+
     it('materializes the chain with deletions applied, refcounted, removed at zero', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
