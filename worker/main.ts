@@ -86,8 +86,10 @@ function parentGuard(): { signal: AbortSignal; check: () => void; tick: () => vo
     controller.abort(gone());
     // An import stops at its next entry and removes its staging directory. A worker waiting
     // for input that never comes, or for an output nobody reads, is ended here; the next
-    // store open removes what it left.
-    setTimeout(() => process.exit(1), ORPHAN_EXIT_MS).unref();
+    // store open removes what it left (its owner, this process, is gone then). SIGKILL, not
+    // process.exit(): exit joins the thread pool, where a read of a stalled stdin (or a
+    // write to a pipe nobody reads) blocks for as long as the other end stays open.
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), ORPHAN_EXIT_MS).unref();
   }, PARENT_POLL_MS);
   timer.unref();
   const check = (): void => {
@@ -108,18 +110,32 @@ const OUTPUT_CHUNK = 1024 * 1024;
 /** Chunks gathered before one writev (Linux takes up to 1024 buffers a call). */
 const OUTPUT_PARTS = 512;
 
+/** Whether `fd` is a pipe or a socket, where a write waits for its reader (for as long as it likes). */
+function waitsForReader(fd: number): boolean {
+  try {
+    const s = fs.fstatSync(fd);
+    return s.isFIFO() || s.isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * writev of `parts` straight to a descriptor, the chunks as they are (no copy into one
  * buffer): a stream on stdout costs an event-loop turn per chunk, which is more than the
  * write. A short write resumes where it stopped; a pipe set non-blocking by its other end
- * answers EAGAIN when full: then wait for the reader.
+ * answers EAGAIN when full: then wait for the reader. To a pipe or socket the write runs
+ * on the thread pool: one that blocks (a reader that stopped reading) leaves the event
+ * loop free, so the worker still sees its controller go (parentGuard).
  */
 async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
+  const waits = waitsForReader(fd);
   let i = 0;
   while (i < parts.length) {
     let n: number;
     try {
-      n = fs.writevSync(fd, i === 0 ? parts : parts.slice(i));
+      const rest = i === 0 ? parts : parts.slice(i);
+      n = waits ? await new Promise<number>((resolve, reject) => fs.writev(fd, rest, (error, written) => (error === null ? resolve(written) : reject(error)))) : fs.writevSync(fd, rest);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
       await new Promise((resolve) => setTimeout(resolve, 1));

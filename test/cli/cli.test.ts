@@ -393,6 +393,63 @@ describe('cli: winlayer', function () {
     expect(lastJson(again.stdout)['entries']).to.be.greaterThan(200);
   });
 
+  /** Waits up to `ms` for `what()`; its last answer. */
+  async function until(what: () => boolean, ms: number): Promise<boolean> {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      if (what()) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return what();
+  }
+
+  it('a worker whose CLI was killed (SIGKILL) while its input stalls (the producer alive, writing nothing) ends within seconds; cleanup then removes what it left', async () => {
+    const home = path.join(tempDir(), 'home');
+    expect(run(['import', '--home', home, '--id', 'parent'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    const tar = await buildLayerTar(deltaLayer);
+    const fifo = path.join(tempDir(), 'tar.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+    const writeEnd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    const readEnd = fs.openSync(fifo, 'r');
+    const cliProcess = spawn(process.execPath, [cli, 'import', '--home', home, '--id', 'child', '--parent', 'parent'], { stdio: [readEnd, 'ignore', 'ignore'] });
+    fs.closeSync(readEnd);
+    try {
+      fs.writeSync(writeEnd, tar, 0, 1024); // a part of the tar, then nothing: a stalled download
+      expect(await until(() => fs.existsSync(home) && fs.readdirSync(home).some((n) => n.startsWith('child-importing-')), 20_000), 'the import started').to.equal(true);
+      const exited = new Promise((resolve) => cliProcess.once('exit', resolve));
+      cliProcess.kill('SIGKILL');
+      await exited;
+      // The worker, blocked reading the pipe its producer keeps open, ends by itself.
+      expect(await until(() => processesOf(home).length === 0, 10_000), 'the worker ended').to.equal(true);
+      expect(run(['cleanup', '--home', home]).status).to.equal(0);
+      expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal(['parent']);
+      expect(run(['remove', '--home', home, '--id', 'parent']).status).to.equal(0);
+    } finally {
+      fs.closeSync(writeEnd);
+    }
+  });
+
+  it('an export whose CLI was killed (SIGKILL) while its reader stopped reading ends within seconds', async () => {
+    const home = path.join(tempDir(), 'home');
+    expect(run(['import', '--home', home, '--id', 'big'], await buildLayerTar(filesLayer(8, 1 << 20))).status).to.equal(0);
+    const fifo = path.join(tempDir(), 'out.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+    // A reader that holds the pipe open and never reads: the export fills it and waits.
+    const reader = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    const writeEnd = fs.openSync(fifo, 'w');
+    const cliProcess = spawn(process.execPath, [cli, 'export', '--home', home, '--id', 'big'], { stdio: ['ignore', writeEnd, 'ignore'] });
+    fs.closeSync(writeEnd);
+    try {
+      expect(await until(() => processesOf(home).some((p) => p.includes('export-layer')), 20_000), 'the export worker started').to.equal(true);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the pipe is full by now
+      const exited = new Promise((resolve) => cliProcess.once('exit', resolve));
+      cliProcess.kill('SIGKILL');
+      await exited;
+      expect(await until(() => processesOf(home).length === 0, 10_000), 'the worker ended').to.equal(true);
+    } finally {
+      fs.closeSync(reader);
+    }
+  });
+
   it('a mount whose CLI was killed (SIGKILL) stops its view worker at once: its directory goes, and other commands work meanwhile', async () => {
     const home = path.join(tempDir(), 'home');
     // Seconds of view to write: the CLI is killed in the middle of it. (Imported without flushing: quicker.)
