@@ -567,6 +567,8 @@ export class WindowsFilterDriver {
         }
       }
     }
+    // Locks of processes killed while they held them.
+    for (const n of this.#mounts.sweepLocks()) sweep.removed.push(path.join(MOUNTS_DIR, n));
     // Views nobody counts: left by a mount that ended between writing its view and counting it.
     let views: fs.Dirent[] = [];
     try {

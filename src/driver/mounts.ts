@@ -4,8 +4,9 @@
  * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
  * (mkdir is atomic). The lock holds its owner's pid and a nonce, written whole (a file
  * renamed into place), so that no one reads a half-written owner: a lock whose owner is
- * gone (killed in the middle of a mount) is broken at once, and one older than
- * STALE_LOCK_MS is broken as well (an owner not yet written, a pid from another host).
+ * gone (killed in the middle of a mount) is broken at once, one without an owner after
+ * UNOWNED_LOCK_MS (its maker was killed before it wrote one), and one older than
+ * STALE_LOCK_MS as well (a pid from another host).
  * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
  * live holder's lock never looks stale.
  *
@@ -25,6 +26,12 @@ const STALE_LOCK_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 /** A breaking takes a few system calls: a `.break-<id>` this old was left by a breaker that died. */
 const STALE_BREAK_MS = 5_000;
+/**
+ * The owner is written right after the lock is made: a lock this old without one was left
+ * by a process killed in between (waiters would otherwise wait STALE_LOCK_MS, past their
+ * LOCK_WAIT_MS).
+ */
+const UNOWNED_LOCK_MS = 2_000;
 
 /** The file in a lock directory that names its owner: `<pid> <nonce>`. */
 const OWNER_FILE = 'owner';
@@ -38,11 +45,12 @@ function ownerOf(lock: string): string | undefined {
   }
 }
 
-/** True when the lock is past its time, or its owner wrote its pid and that process is gone. */
+/** True when the lock is past its time (shorter without an owner), or its owner's process is gone. */
 function lockStale(lock: string): boolean {
-  if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) return true;
+  const age = Date.now() - fs.statSync(lock).mtimeMs;
   const owner = ownerOf(lock);
-  return owner !== undefined && !processAlive(Number(owner.split(' ')[0]));
+  if (owner === undefined) return age > UNOWNED_LOCK_MS;
+  return age > STALE_LOCK_MS || !processAlive(Number(owner.split(' ')[0]));
 }
 
 export class MountTable {
@@ -143,8 +151,37 @@ export class MountTable {
     }
   }
 
-  /** Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never waits. */
-  #breakIfStale(id: string, lock: string): void {
+  /**
+   * Breaks the stale locks of every id and removes breakers' marks left behind (a process
+   * killed while it held one); returns their names in `.mounts`. Locks in use stay.
+   */
+  sweepLocks(): string[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const n of names) {
+      if (n.startsWith('.break-')) {
+        try {
+          if (Date.now() - fs.statSync(path.join(this.dir, n)).mtimeMs > STALE_BREAK_MS) {
+            fs.rmdirSync(path.join(this.dir, n));
+            removed.push(n);
+          }
+        } catch {
+          // taken or gone meanwhile
+        }
+      } else if (n.endsWith('.lock')) {
+        if (this.#breakIfStale(n.slice(0, -'.lock'.length), path.join(this.dir, n))) removed.push(n);
+      }
+    }
+    return removed;
+  }
+
+  /** Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never waits. True when it removed it. */
+  #breakIfStale(id: string, lock: string): boolean {
     const breaking = path.join(this.dir, `.break-${id}`);
     try {
       fs.mkdirSync(breaking);
@@ -155,12 +192,14 @@ export class MountTable {
       } catch {
         // gone meanwhile
       }
-      return;
+      return false;
     }
     try {
-      if (lockStale(lock)) fs.rmSync(lock, { recursive: true, force: true });
+      if (!lockStale(lock)) return false;
+      fs.rmSync(lock, { recursive: true, force: true });
+      return true;
     } catch {
-      // released meanwhile
+      return false; // released meanwhile
     } finally {
       try {
         fs.rmdirSync(breaking);

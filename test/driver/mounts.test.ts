@@ -50,16 +50,25 @@ describe('driver/mounts: the mount lock', () => {
     expect(code).to.equal('ERR_LAYER_IN_USE');
   });
 
-  it('a holder of a half-written lock (its owner not yet renamed into place) is waited for until the lock is stale, then broken', async () => {
+  it('a lock without its owner (its maker killed before writing one) is waited for 2 s, then broken; cleanup breaks it too', async () => {
     const table = new MountTable(tempDir(), { waitMs: 300 });
     const lock = path.join(table.dir, 'x.lock');
     fs.mkdirSync(lock, { recursive: true });
     fs.writeFileSync(path.join(lock, 'owner.tmp'), String(deadPid()));
     const code = await table.withLock('x', () => 'held').then(() => 'taken', (e: { code?: string }) => e.code);
     expect(code).to.equal('ERR_LAYER_IN_USE');
-    const old = new Date(Date.now() - 60_000);
+    const old = new Date(Date.now() - 3_000);
     fs.utimesSync(lock, old, old);
     expect(await table.withLock('x', () => 'held')).to.equal('held');
+    // Left behind: broken by a sweep once stale (a live owner's stays).
+    fs.mkdirSync(lock);
+    fs.utimesSync(lock, old, old);
+    fs.mkdirSync(path.join(table.dir, 'y.lock'));
+    fs.writeFileSync(path.join(table.dir, 'y.lock', 'owner'), `${process.pid} live`);
+    fs.mkdirSync(path.join(table.dir, 'z.lock'));
+    fs.writeFileSync(path.join(table.dir, 'z.lock', 'owner'), `${deadPid()} gone`);
+    expect(table.sweepLocks().sort()).to.deep.equal(['x.lock', 'z.lock']);
+    expect(fs.readdirSync(table.dir)).to.deep.equal(['y.lock']);
   });
 
   it('releases only its own lock: one broken and taken by another while it worked stays', async () => {
