@@ -124,18 +124,15 @@ function waitsForReader(fd: number): boolean {
  * writev of `parts` straight to a descriptor, the chunks as they are (no copy into one
  * buffer): a stream on stdout costs an event-loop turn per chunk, which is more than the
  * write. A short write resumes where it stopped; a pipe set non-blocking by its other end
- * answers EAGAIN when full: then wait for the reader. To a pipe or socket the write runs
- * on the thread pool: one that blocks (a reader that stopped reading) leaves the event
- * loop free, so the worker still sees its controller go (parentGuard).
+ * answers EAGAIN when full: then wait for the reader.
  */
 async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
-  const waits = waitsForReader(fd);
+  if (waitsForReader(fd)) return writeFromPool(fd, parts);
   let i = 0;
   while (i < parts.length) {
     let n: number;
     try {
-      const rest = i === 0 ? parts : parts.slice(i);
-      n = waits ? await new Promise<number>((resolve, reject) => fs.writev(fd, rest, (error, written) => (error === null ? resolve(written) : reject(error)))) : fs.writevSync(fd, rest);
+      n = fs.writevSync(fd, i === 0 ? parts : parts.slice(i));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
       await new Promise((resolve) => setTimeout(resolve, 1));
@@ -143,6 +140,45 @@ async function writevAll(fd: number, parts: Uint8Array[]): Promise<void> {
     }
     while (i < parts.length && n >= (parts[i] as Uint8Array).length) n -= (parts[i++] as Uint8Array).length;
     if (n > 0) parts[i] = (parts[i] as Uint8Array).subarray(n);
+  }
+}
+
+/** The buffer writeFromPool copies into (made at its first use). */
+let poolBuffer: Buffer | undefined;
+
+/**
+ * To a pipe or socket the write runs on the thread pool: one that blocks (a reader that
+ * stopped reading) leaves the event loop free, so that the worker still sees its
+ * controller go (parentGuard). The chunks are copied into one buffer first: a write in
+ * flight holds what it writes, and chunks held that long outlive V8's young generation,
+ * so that each file's buffer waited for a full collection (+20 MiB of peak RSS on a
+ * 20,000-file export).
+ */
+async function writeFromPool(fd: number, parts: Uint8Array[]): Promise<void> {
+  const buffer = (poolBuffer ??= Buffer.allocUnsafe(OUTPUT_CHUNK));
+  let part = 0;
+  let offset = 0;
+  while (part < parts.length) {
+    let filled = 0;
+    while (part < parts.length && filled < buffer.length) {
+      const p = parts[part] as Uint8Array;
+      const n = Math.min(p.length - offset, buffer.length - filled);
+      buffer.set(p.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (offset === p.length) {
+        part++;
+        offset = 0;
+      }
+    }
+    for (let at = 0; at < filled; ) {
+      try {
+        at += await new Promise<number>((resolve, reject) => fs.write(fd, buffer, at, filled - at, null, (error, written) => (error === null ? resolve(written) : reject(error))));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    }
   }
 }
 
