@@ -81,13 +81,7 @@ export class MountTable {
 
   /** Every id with a count above zero. */
   mounted(): string[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names.filter((n) => n.endsWith('.refs')).map((n) => n.slice(0, -5)).filter((id) => this.refs(id) > 0).sort();
+    return this.#names().filter((n) => n.endsWith('.refs')).map((n) => n.slice(0, -5)).filter((id) => this.refs(id) > 0).sort();
   }
 
   setRefs(id: string, n: number): void {
@@ -156,14 +150,8 @@ export class MountTable {
    * killed while it held one); returns their names in `.mounts`. Locks in use stay.
    */
   sweepLocks(): string[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.dir);
-    } catch {
-      return [];
-    }
     const removed: string[] = [];
-    for (const n of names) {
+    for (const n of this.#names()) {
       if (n.startsWith('.break-')) {
         try {
           if (Date.now() - fs.statSync(path.join(this.dir, n)).mtimeMs > STALE_BREAK_MS) {
@@ -178,6 +166,15 @@ export class MountTable {
       }
     }
     return removed;
+  }
+
+  /** The names in `.mounts`: none before the first mount made it. */
+  #names(): string[] {
+    try {
+      return fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
   }
 
   /** Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never waits. True when it removed it. */
