@@ -464,15 +464,26 @@ export class WindowsFilterDriver {
     const dir = this.store.layerPath(id);
     if (!fs.existsSync(dir) && this.#setAside(id).length === 0) return;
     await this.#mounts.withLock(id, async () => {
-      if (!fs.existsSync(dir)) {
+      const aside = this.#setAside(id);
+      if (aside.some((n) => ownerAlive(n))) {
         // Set aside by an import that replaces it (applyDiff after create): the layer comes
-        // back if that import fails, so it is in use while the import runs; once its
-        // importer is gone, it is the layer, put back here as the next open would.
-        const aside = this.#setAside(id);
-        const live = aside.find((n) => ownerAlive(n));
-        if (live !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import`, { id });
-        if (aside[0] === undefined) return; // another remove took it while this one waited
-        await fsp.rename(path.join(this.home, aside[0]), dir);
+        // back if that import fails, so it is in use while the import runs.
+        if (!fs.existsSync(dir)) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import`, { id });
+      } else {
+        // Set aside by an importer (or a removal) that died: without the layer, it is the
+        // layer, put back as the next open would; beside it, a leftover, which would
+        // otherwise come back once the layer is removed.
+        for (const n of aside) {
+          const at = path.join(this.home, n);
+          try {
+            if (fs.existsSync(dir)) await removeTree(at);
+            else await fsp.rename(at, dir);
+          } catch (error) {
+            // A sweep of another process's open took it meanwhile.
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
+          }
+        }
+        if (!fs.existsSync(dir)) return; // another remove took it while this one waited
       }
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
@@ -484,24 +495,32 @@ export class WindowsFilterDriver {
         const importing = isWorkName(child);
         throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(child)}${importing ? ', being imported' : ''}`, { id, child: layerIdOf(child) });
       }
-      let moved = removing;
+      // First out of sight under a name with this process's pid, which no other process's
+      // sweep takes while it lives (and which the next open puts back if it dies): an
+      // import on this layer checks its parents just before it commits, and one that
+      // checked after the look above and before this rename committed on this layer. It is
+      // there to see now: the layer goes back, and the removal is refused.
+      const interim = path.join(this.home, `${id}${REPLACING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
-        await fsp.rename(dir, removing);
+        await fsp.rename(dir, interim);
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return; // gone meanwhile: removed is what was asked
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
-        // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
-        moved = path.join(removing, `${id}-${randomBytes(4).toString('hex')}`);
-        await fsp.rename(dir, moved);
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // gone meanwhile: removed is what was asked
+        throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
       }
-      // An import on this layer checks its parents just before it commits: one that checked
-      // after the look above and before the rename committed (or is about to) on this
-      // layer. It is there to see now: the layer goes back, and the removal is refused.
       const late = this.store.dependentOf(dir);
       if (late !== undefined) {
-        await fsp.rename(moved, dir);
+        await fsp.rename(interim, dir).catch((error: unknown) => {
+          throw toWinLayerError(error, `layer ${id}: cannot put it back after finding its child ${layerIdOf(late)}`, { id });
+        });
         throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(late)}, imported while it was being removed`, { id, child: layerIdOf(late) });
+      }
+      try {
+        await fsp.rename(interim, removing);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
+        // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
+        await fsp.rename(interim, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
       }
       await removeTree(removing).catch(() => undefined);
       await this.#removeView(id);

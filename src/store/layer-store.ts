@@ -208,14 +208,22 @@ export class LayerStore {
     for (const name of fs.readdirSync(this.home)) {
       if (name.startsWith('.')) continue;
       // Work in progress counts only for a live import, and a layer set aside while an
-      // import replaces it (it goes back if the import fails, even after a crash: the next
-      // open puts it back): a leftover's chain means nothing.
-      if (isWorkName(name) && !(name.includes(IMPORTING_INFIX) && ownerAlive(name)) && !name.includes(REPLACING_INFIX)) continue;
-      try {
-        const chain = JSON.parse(fs.readFileSync(path.join(this.home, name, LAYER_CHAIN_FILE), 'utf8')) as unknown;
-        if (Array.isArray(chain) && chain.some(names)) return name;
-      } catch {
-        // not a layer, or an import that has not written its chain
+      // import (or a removal) works on it: it goes back if that fails, even after a crash
+      // when its layer is not there (the next open puts it back). A leftover's chain means
+      // nothing.
+      const importing = name.includes(IMPORTING_INFIX);
+      const replacing = name.indexOf(REPLACING_INFIX);
+      if (isWorkName(name) && !(importing && ownerAlive(name)) && !(replacing > 0 && (ownerAlive(name) || !fs.existsSync(path.join(this.home, name.slice(0, replacing)))))) continue;
+      // An import that commits between the listing and this read is under its own name now.
+      const places = importing ? [name, name.slice(0, name.indexOf(IMPORTING_INFIX))] : [name];
+      for (const place of places) {
+        try {
+          const chain = JSON.parse(fs.readFileSync(path.join(this.home, place, LAYER_CHAIN_FILE), 'utf8')) as unknown;
+          if (Array.isArray(chain) && chain.some(names)) return name;
+          break;
+        } catch {
+          // not a layer, or an import that has not written its chain (or has just committed)
+        }
       }
     }
     return undefined;

@@ -294,6 +294,16 @@ describe('driver: WindowsFilterDriver', function () {
       fs.renameSync(driver.store.layerPath('child'), path.join(driver.home, `child-replacing-${dead}-000000000000`));
       await driver.remove('child');
       expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
+      // Beside its layer (an importer killed after its commit), it is a leftover: it holds no
+      // parent, and goes with the layer instead of coming back at the next open.
+      await driver.applyDiff('child', 'base', Readable.from([tar]));
+      await driver.create('stale', 'base');
+      fs.renameSync(driver.store.layerPath('stale'), path.join(driver.home, `child-replacing-${dead}-111111111111`));
+      expect(driver.store.dependentOf(driver.store.layerPath('base'))).to.equal('child');
+      await driver.remove('child');
+      await driver.remove('base');
+      await WindowsFilterDriver.open({ home: driver.home });
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
     });
 
     it('puts a parent back, and refuses its removal, when a child committed between the look for children and the rename', async () => {
@@ -305,9 +315,17 @@ describe('driver: WindowsFilterDriver', function () {
       const store = driver.store;
       const look = store.dependentOf.bind(store);
       let looks = 0;
-      store.dependentOf = (layerPath: string) => (looks++ === 0 ? undefined : look(layerPath));
+      let during: string[] = [];
+      store.dependentOf = (layerPath: string) => {
+        if (looks++ === 0) return undefined;
+        during = fs.readdirSync(driver.home);
+        return look(layerPath);
+      };
       const e = await rejection(() => driver.remove('base'));
       expect([e.code, e.data['child'], looks]).to.deep.equal(['ERR_LAYER_IN_USE', 'delta', 2]);
+      // Meanwhile the layer was under a name with this process's pid, which no other process's sweep takes.
+      expect(during.filter((n) => n.startsWith('base'))).to.have.length(1);
+      expect(during.find((n) => n.startsWith('base'))).to.match(new RegExp(`^base-replacing-${process.pid}-[0-9a-f]{12}$`));
       expect(listTree(driver.home).filter((n) => !n.includes('/') && !n.startsWith('.'))).to.deep.equal(['base', 'delta']);
       expect((await collect(driver.diff('base'))).equals(before), 'the parent is whole').to.equal(true);
       expect((await collect(driver.diff('delta'))).length).to.be.greaterThan(1024);
