@@ -59,12 +59,9 @@ export async function* readWriteLayerTar(
   checkpoint?: () => void,
 ): AsyncGenerator<Uint8Array> {
   const rw = path.join(layerRoot, RW_DIR);
-  if (!fs.existsSync(rw)) {
-    yield* streamLayerTar([]);
-    return;
-  }
   const view = resolveView(parents, checkpoint);
-  const { changes, found } = compareWithView(rw, view, checkpoint);
+  // Never mounted: no change, and the same tar as a container mounted and left as it was.
+  const { changes, found } = fs.existsSync(rw) ? compareWithView(rw, view, checkpoint) : { changes: [], found: new Map<string, Found>() };
   yield* streamLayerTar(counted(entriesOfChanges(rw, view, changes, found), onProgress));
 }
 
@@ -414,20 +411,24 @@ function windowsLinkTarget(target: string): string {
  * Windows opens it accordingly. It is resolved the way Windows resolves it inside the
  * container, never through the host: an absolute target from the container's root, a
  * target joined to the link's directory as text with each `..` taken away lexically and
- * none past the root, links met on the way followed, at most 63 of them. A dangling or
- * looping link is a file link. (Following it on the host instead made `/etc` a directory
+ * none past the root, names compared without case, links met on the way followed, at
+ * most 63 of them. A dangling or looping link is a file link. (Following it on the host instead made `/etc` a directory
  * link and `/Windows` a file link, whatever the container held.)
  */
 function linkLeadsToDirectory(rwDir: string, name: string): boolean {
   let parts = lexicalParts(name.split('/'));
   let hops = 0;
   for (let i = 0; i < parts.length; i++) {
-    const at = path.join(rwDir, ...parts.slice(0, i + 1));
-    let s: fs.Stats;
-    try {
-      s = fs.lstatSync(at);
-    } catch {
-      return false;
+    let at = path.join(rwDir, ...parts.slice(0, i + 1));
+    let s = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (s === undefined) {
+      // Windows compares names without case: `windows` finds `Windows`.
+      const spelled = spelledInDirectory(path.join(rwDir, ...parts.slice(0, i)), parts[i] as string);
+      if (spelled === undefined) return false;
+      parts[i] = spelled;
+      at = path.join(rwDir, ...parts.slice(0, i + 1));
+      s = fs.lstatSync(at, { throwIfNoEntry: false });
+      if (s === undefined) return false;
     }
     if (s.isSymbolicLink()) {
       if (++hops > MAX_LINK_HOPS) return false;
@@ -439,6 +440,16 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
     }
   }
   return true; // the container's root
+}
+
+/** The name in directory `dir` that is `name` without regard to case, if there is one. */
+function spelledInDirectory(dir: string, name: string): string | undefined {
+  const key = caseFoldKey(name);
+  try {
+    return fs.readdirSync(dir).find((n) => caseFoldKey(n) === key);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -498,10 +509,17 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
         ...(streams.length > 0 ? { streams } : {}),
       };
     }
-    // A directory no layer named (Windows made it), or the root of a chain without one.
-    const st = fs.lstatSync(path.join(rwDir, name), { bigint: true });
+    // A directory no layer named (Windows made it), or the root of a chain without one
+    // (with the builder's times when the container was never mounted).
+    const st = fs.lstatSync(path.join(rwDir, name), { bigint: true, throwIfNoEntry: false });
     const securityDescriptor = name === '' ? undefined : inheritedSecurity(name, view, items);
-    return { type: 'directory', name: layerPath, times: hostTimes(st, undefined), attributes: FILE_ATTRIBUTE_DIRECTORY, ...(securityDescriptor === undefined ? {} : { securityDescriptor }) };
+    return {
+      type: 'directory',
+      name: layerPath,
+      ...(st === undefined ? {} : { times: hostTimes(st, undefined) }),
+      attributes: FILE_ATTRIBUTE_DIRECTORY,
+      ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
+    };
   };
   function* ancestors(name: string): Generator<BuilderEntry> {
     for (let slash = name.indexOf('/'); slash !== -1; slash = name.indexOf('/', slash + 1)) {

@@ -694,6 +694,17 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/fine', 'Hives']);
     });
 
+    it('a read-write layer never mounted exports as one mounted and left as it was', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('never', 'base');
+      const never = await collect(driver.diff('never'));
+      expect(await entryNames(never)).to.deep.equal(['Files', 'Hives']);
+      await driver.createReadWrite('left', 'base');
+      await driver.get('left');
+      expect((await collect(driver.diff('left'))).equals(never)).to.equal(true);
+    });
+
     it("exports a container symbolic link as a directory link exactly when it leads to a directory inside the container, never through the host's files", async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
@@ -709,6 +720,8 @@ describe('driver: WindowsFilterDriver', function () {
         ['chain', 'abs-dir', true],
         ['through', 'rel-dir/../only-here', true], // lexical, as on Windows: `rel-dir/..` is links/, not the root
         ['dotted', './/rel-dir/.', true],
+        ['other-case', '/program files', true], // Windows compares names without case
+        ['other-case-up', '../WINDOWS/WIN.INI', false],
         ['root', '/', true],
         ['dangling', 'nothing-here', false],
         ['loop-a', 'loop-b', false],
