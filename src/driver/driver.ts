@@ -601,11 +601,16 @@ export class WindowsFilterDriver {
       try {
         validateLayerId(v.name);
         if (this.#mounts.refs(v.name) > 0) continue;
-        const removed = await this.#mounts.withLock(v.name, async () => {
-          if (this.#mounts.refs(v.name) > 0 || !fs.existsSync(this.#mounts.viewPath(v.name))) return false;
-          await this.#removeView(v.name);
-          return true;
-        });
+        // Without waiting: a lock held now is a command at work on that id, and every open comes here.
+        const removed = await this.#mounts.withLock(
+          v.name,
+          async () => {
+            if (this.#mounts.refs(v.name) > 0 || !fs.existsSync(this.#mounts.viewPath(v.name))) return false;
+            await this.#removeView(v.name);
+            return true;
+          },
+          { waitMs: 0 },
+        );
         if (removed) sweep.removed.push(name);
       } catch (error) {
         // Not a view's name, or a mount holds its lock (it is being made): not a leftover.

@@ -99,12 +99,13 @@ export class MountTable {
     }
   }
 
-  /** Runs `fn` holding the lock of `id`. */
-  async withLock<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
+  /** Runs `fn` holding the lock of `id`, waiting for it `waitMs` at most (the table's wait by default). */
+  async withLock<T>(id: string, fn: () => T | Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const lock = path.join(this.dir, `${id}.lock`);
     const token = `${process.pid} ${randomBytes(8).toString('hex')}`;
-    const deadline = Date.now() + this.#waitMs;
+    const waitMs = options.waitMs ?? this.#waitMs;
+    const deadline = Date.now() + waitMs;
     for (;;) {
       try {
         fs.mkdirSync(lock);
@@ -123,7 +124,7 @@ export class MountTable {
         if (isWinLayerError(cause)) throw cause;
         if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
         this.#breakIfStale(id, lock);
-        if (Date.now() > deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${this.#waitMs} ms`, { id });
+        if (Date.now() >= deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${waitMs} ms`, { id });
         await new Promise((r) => setTimeout(r, 20));
       }
     }
