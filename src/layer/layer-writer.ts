@@ -569,6 +569,25 @@ export class TransportLayerWriter {
     });
   }
 
+  /**
+   * Whether this layer holds `key` already (spelled `spelledAs`). A hash answers "no" for
+   * sure; a hit is confirmed, first by one lstat where the name would be (a link's target
+   * was nearly always written long before it), then as #seenEntry does (waiting for the
+   * file thread), so that another name of the same hash is not taken for it.
+   */
+  #addedBefore(key: string, spelledAs: string): boolean {
+    if (this.#seen.has(key) || this.#dirs.has(key)) return true;
+    if (this.#links?.mayHave(key) === true && this.#links.find(key, caseFoldKey) !== undefined) return true;
+    if (!this.#plainFiles.has(key)) return false;
+    const slash = key.lastIndexOf('/');
+    const parentHost = slash === -1 ? '' : this.#dirs.get(key.slice(0, slash));
+    const base = baseName(spelledAs);
+    if (parentHost !== undefined && caseFoldKey(base) === key.slice(slash + 1)) {
+      if (lstatOrUndefined(this.#abs(parentHost === '' ? base : `${parentHost}/${base}`))?.isFile() === true) return true;
+    }
+    return this.#seenEntry(key, spelledAs) !== undefined;
+  }
+
   /** What this layer holds under `key` (spelled `spelledAs` by the entry asking). */
   #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
     const seen = this.#seen.get(key);
@@ -585,7 +604,8 @@ export class TransportLayerWriter {
     // A hash hit (a duplicate, a parent that is a file, a link target): confirmed on disk.
     const found = this.#plainFilePath(key, spelledAs);
     if (found === undefined) return undefined;
-    // Its spelling is the one on disk (a plain file's host name is its name).
+    // Its spelling is the one on disk: a plain file's host name is its name, below its
+    // directories as the layer first spelled them.
     const name = path.relative(this.#root, found).split(path.sep).join('/');
     return { name, kind: 'file', isDirectory: false, isReparse: false, host: undefined, transport: true, attributes: 0, found };
   }
@@ -776,16 +796,8 @@ export class TransportLayerWriter {
     }
     // hcsshim's writer resolves a delta's Files/ link when the link comes: to a file this
     // layer added before it, else to the parents' (made at the end, by path). A target this
-    // layer adds only later is not the one it names. (A hash answers "not yet" for sure; a
-    // hit may be another name, and then the link is resolved at the end, as before.)
-    const targetKey = caseFoldKey(target.name);
-    const parentsOnly =
-      !this.isBaseLayer &&
-      inFiles(p.name) &&
-      !this.#seen.has(targetKey) &&
-      !this.#plainFiles.has(targetKey) &&
-      !this.#dirs.has(targetKey) &&
-      this.#links?.mayHave(targetKey) !== true;
+    // layer adds only later is not the one it names.
+    const parentsOnly = !this.isBaseLayer && inFiles(p.name) && !this.#addedBefore(caseFoldKey(target.name), target.name);
     const host = this.#hostPathFor(p);
     this.#replaceInherited(p, host, false);
     this.#links ??= new LinkSpill(path.join(this.#root, INDEX_DIR, PENDING_LINKS_FILE));
