@@ -464,27 +464,25 @@ export class WindowsFilterDriver {
     const dir = this.store.layerPath(id);
     if (!fs.existsSync(dir) && this.#setAside(id).length === 0) return;
     await this.#mounts.withLock(id, async () => {
+      // Copies set aside by an import that replaces the layer (applyDiff after create), or
+      // by a removal: without the layer, one whose process lives is that work in progress
+      // (the layer comes back if it fails), and one whose process died is the layer, put
+      // back as the next open would. Beside the layer, every copy is obsolete (its import
+      // committed, or lost to another): it goes, or it would come back once the layer is
+      // removed.
       const aside = this.#setAside(id);
-      if (aside.some((n) => ownerAlive(n))) {
-        // Set aside by an import that replaces it (applyDiff after create): the layer comes
-        // back if that import fails, so it is in use while the import runs.
-        if (!fs.existsSync(dir)) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import`, { id });
-      } else {
-        // Set aside by an importer (or a removal) that died: without the layer, it is the
-        // layer, put back as the next open would; beside it, a leftover, which would
-        // otherwise come back once the layer is removed.
-        for (const n of aside) {
-          const at = path.join(this.home, n);
-          try {
-            if (fs.existsSync(dir)) await removeTree(at);
-            else await fsp.rename(at, dir);
-          } catch (error) {
-            // A sweep of another process's open took it meanwhile.
-            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
-          }
+      if (!fs.existsSync(dir) && aside.some((n) => ownerAlive(n))) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import, or removed`, { id });
+      for (const n of aside) {
+        const at = path.join(this.home, n);
+        try {
+          if (fs.existsSync(dir)) await removeTree(at);
+          else await fsp.rename(at, dir);
+        } catch (error) {
+          // A sweep of another process's open (or the importer itself) took it meanwhile.
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
         }
-        if (!fs.existsSync(dir)) return; // another remove took it while this one waited
       }
+      if (!fs.existsSync(dir)) return; // another remove took it while this one waited
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
       // between the check for layers and imports on this one and the rename.
@@ -515,12 +513,18 @@ export class WindowsFilterDriver {
         throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(late)}, imported while it was being removed`, { id, child: layerIdOf(late) });
       }
       try {
-        await fsp.rename(interim, removing);
+        try {
+          await fsp.rename(interim, removing);
+        } catch (error) {
+          // A leftover of an earlier removal stayed (ENOTEMPTY here, EPERM on Windows): the
+          // layer joins it, so that the one name holds both.
+          if (!fs.existsSync(removing)) throw error;
+          await fsp.rename(interim, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
+        }
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
-        // A leftover of an earlier removal stayed: the layer joins it, so that the one name holds both.
-        await fsp.rename(interim, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
+        // Not removed: the layer goes back where it was, not left hidden under this pid.
+        await fsp.rename(interim, dir).catch(() => undefined);
+        throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
       }
       await removeTree(removing).catch(() => undefined);
       await this.#removeView(id);

@@ -420,14 +420,14 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
   let hops = 0;
   for (let i = 0; i < parts.length; i++) {
     let at = path.join(rwDir, ...parts.slice(0, i + 1));
-    let s = fs.lstatSync(at, { throwIfNoEntry: false });
+    let s = lstatOrUndefined(at);
     if (s === undefined) {
       // Windows compares names without case: `windows` finds `Windows`.
       const spelled = spelledInDirectory(path.join(rwDir, ...parts.slice(0, i)), parts[i] as string);
       if (spelled === undefined) return false;
       parts[i] = spelled;
       at = path.join(rwDir, ...parts.slice(0, i + 1));
-      s = fs.lstatSync(at, { throwIfNoEntry: false });
+      s = lstatOrUndefined(at);
       if (s === undefined) return false;
     }
     if (s.isSymbolicLink()) {
@@ -440,6 +440,15 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
     }
   }
   return true; // the container's root
+}
+
+/** The stat of `file`, or undefined when there is none to have (missing, below a file, a name too long). */
+function lstatOrUndefined(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The name in directory `dir` that is `name` without regard to case, if there is one. */

@@ -208,12 +208,12 @@ export class LayerStore {
     for (const name of fs.readdirSync(this.home)) {
       if (name.startsWith('.')) continue;
       // Work in progress counts only for a live import, and a layer set aside while an
-      // import (or a removal) works on it: it goes back if that fails, even after a crash
-      // when its layer is not there (the next open puts it back). A leftover's chain means
-      // nothing.
+      // import (or a removal) works on it, when its layer is not there: it goes back if that
+      // work fails, even after a crash (the next open puts it back). Beside its layer, a
+      // set-aside copy is obsolete; a leftover's chain means nothing.
       const importing = name.includes(IMPORTING_INFIX);
       const replacing = name.indexOf(REPLACING_INFIX);
-      if (isWorkName(name) && !(importing && ownerAlive(name)) && !(replacing > 0 && (ownerAlive(name) || !fs.existsSync(path.join(this.home, name.slice(0, replacing)))))) continue;
+      if (isWorkName(name) && !(importing && ownerAlive(name)) && !(replacing > 0 && !fs.existsSync(path.join(this.home, name.slice(0, replacing))))) continue;
       // An import that commits between the listing and this read is under its own name now.
       const places = importing ? [name, name.slice(0, name.indexOf(IMPORTING_INFIX))] : [name];
       for (const place of places) {

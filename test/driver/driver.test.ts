@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -299,13 +300,39 @@ describe('driver: WindowsFilterDriver', function () {
       // Beside its layer (an importer killed after its commit), it is a leftover: it holds no
       // parent, and goes with the layer instead of coming back at the next open.
       await driver.applyDiff('child', 'base', Readable.from([tar]));
-      await driver.create('stale', 'base');
-      fs.renameSync(driver.store.layerPath('stale'), path.join(driver.home, `child-replacing-${dead}-111111111111`));
+      // (One of a live process too: an import that lost to another's commit, or has yet to delete its copy.)
+      for (const [owner, nonce] of [[dead, '111111111111'], [String(process.pid), '222222222222']]) {
+        await driver.create('stale', 'base');
+        fs.renameSync(driver.store.layerPath('stale'), path.join(driver.home, `child-replacing-${owner}-${nonce}`));
+      }
       expect(driver.store.dependentOf(driver.store.layerPath('base'))).to.equal('child');
       await driver.remove('child');
       await driver.remove('base');
       await WindowsFilterDriver.open({ home: driver.home });
       expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+    });
+
+    it('a removal that fails after the layer went out of sight puts the layer back (a typed error, and a retry works)', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const rename = fs.promises.rename;
+      fs.promises.rename = async (from: fs.PathLike, to: fs.PathLike) => {
+        if (String(to).endsWith('base-removing')) throw Object.assign(new Error('EPERM: operation not permitted, rename'), { code: 'EPERM' });
+        return rename(from, to);
+      };
+      syncBuiltinESMExports();
+      let e: WinLayerError;
+      try {
+        e = await rejection(() => driver.remove('base'));
+      } finally {
+        fs.promises.rename = rename;
+        syncBuiltinESMExports();
+      }
+      expect([e.code, e.data['id']]).to.deep.equal(['ERR_IO', 'base']);
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
+      expect(driver.exists('base')).to.equal(true);
+      await driver.remove('base');
+      expect(driver.exists('base')).to.equal(false);
     });
 
     it('puts a parent back, and refuses its removal, when a child committed between the look for children and the rename', async () => {
@@ -744,6 +771,8 @@ describe('driver: WindowsFilterDriver', function () {
         ['dotted', './/rel-dir/.', true],
         ['other-case', '/program files', true], // Windows compares names without case
         ['other-case-up', '../WINDOWS/WIN.INI', false],
+        ['below-a-file', '../Windows/win.ini/x', false], // ENOTDIR on the host
+        ['too-long', 'n'.repeat(300), false], // ENAMETOOLONG on the host
         ['root', '/', true],
         ['dangling', 'nothing-here', false],
         ['loop-a', 'loop-b', false],
