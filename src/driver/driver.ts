@@ -262,7 +262,9 @@ export class WindowsFilterDriver {
         }
         if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
         // Named with this process's pid: if it dies mid-import, the next open puts the layer back.
-        return this.store.setAside(id);
+        const name = await this.store.setAside(id);
+        workingCopies.add(path.basename(name));
+        return name;
       });
     }
     try {
@@ -278,9 +280,13 @@ export class WindowsFilterDriver {
       if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
       throw error;
     } finally {
-      // Best effort: the import's outcome stands; a set-aside layer that stays is a leftover
-      // the next open or cleanup removes once this process is gone.
-      if (aside !== undefined) await removeTree(aside).catch(() => undefined);
+      if (aside !== undefined) {
+        workingCopies.delete(path.basename(aside));
+        // Only once the layer is there (the import committed, or its copy went back): a copy
+        // that could not go back stays, the layer itself, for remove or the next open to put
+        // back. Best effort: the import's outcome stands.
+        if (fs.existsSync(this.store.layerPath(id))) await removeTree(aside).catch(() => undefined);
+      }
     }
   }
 
@@ -471,7 +477,9 @@ export class WindowsFilterDriver {
       // committed, or lost to another): it goes, or it would come back once the layer is
       // removed.
       const aside = this.#setAside(id);
-      if (!fs.existsSync(dir) && aside.some((n) => ownerAlive(n))) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import, or removed`, { id });
+      // A copy of this process's that no work of its holds (one it failed to put back) counts as dead.
+      const working = (n: string): boolean => ownerAlive(n) && (!n.includes(`${REPLACING_INFIX}${process.pid}-`) || workingCopies.has(n));
+      if (!fs.existsSync(dir) && aside.some(working)) throw createError('ERR_LAYER_IN_USE', `layer ${id} is being replaced by an import, or removed`, { id });
       for (const n of aside) {
         const at = path.join(this.home, n);
         try {
@@ -505,30 +513,41 @@ export class WindowsFilterDriver {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // gone meanwhile: removed is what was asked
         throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
       }
-      const late = this.store.dependentOf(dir);
-      if (late !== undefined) {
-        await fsp.rename(interim, dir).catch((error: unknown) => {
-          throw toWinLayerError(error, `layer ${id}: cannot put it back after finding its child ${layerIdOf(late)}`, { id });
-        });
-        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(late)}, imported while it was being removed`, { id, child: layerIdOf(late) });
-      }
+      workingCopies.add(path.basename(interim));
       try {
-        try {
-          await fsp.rename(interim, removing);
-        } catch (error) {
-          // A leftover of an earlier removal stayed (ENOTEMPTY here, EPERM on Windows): the
-          // layer joins it, so that the one name holds both.
-          if (!fs.existsSync(removing)) throw error;
-          await fsp.rename(interim, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
-        }
-      } catch (error) {
-        // Not removed: the layer goes back where it was, not left hidden under this pid.
-        await fsp.rename(interim, dir).catch(() => undefined);
-        throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
+        await this.#finishRemove(id, dir, interim, removing);
+      } finally {
+        workingCopies.delete(path.basename(interim));
       }
       await removeTree(removing).catch(() => undefined);
-      await this.#removeView(id);
+      // Best effort too: a view left (nobody counts it: the layer was not mounted) goes in a later sweep.
+      await this.#removeView(id).catch(() => undefined);
     });
+  }
+
+  /** remove's last steps, the layer under `interim`: the second look for children, then `removing`. */
+  async #finishRemove(id: string, dir: string, interim: string, removing: string): Promise<void> {
+    const late = this.store.dependentOf(dir);
+    if (late !== undefined) {
+      await fsp.rename(interim, dir).catch((error: unknown) => {
+        throw toWinLayerError(error, `layer ${id}: cannot put it back after finding its child ${layerIdOf(late)}`, { id });
+      });
+      throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(late)}, imported while it was being removed`, { id, child: layerIdOf(late) });
+    }
+    try {
+      try {
+        await fsp.rename(interim, removing);
+      } catch (error) {
+        // A leftover of an earlier removal stayed (ENOTEMPTY here, EPERM on Windows): the
+        // layer joins it, so that the one name holds both.
+        if (!fs.existsSync(removing)) throw error;
+        await fsp.rename(interim, path.join(removing, `${id}-${randomBytes(4).toString('hex')}`));
+      }
+    } catch (error) {
+      // Not removed: the layer goes back where it was, not left hidden under this pid.
+      await fsp.rename(interim, dir).catch(() => undefined);
+      throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
+    }
   }
 
   /** The names of `id`'s layer set aside by imports that replace it (`<id>-replacing-<pid>-<nonce>`). */
@@ -691,6 +710,13 @@ export class WindowsFilterDriver {
     await this.#controller.idle();
   }
 }
+
+/**
+ * The set-aside copies (`<id>-replacing-<pid>-…`) this process is at work on: a copy with
+ * its pid and not here is one it failed to put back, which remove then takes for a dead
+ * process's (the layer itself), instead of refusing for as long as the process lives.
+ */
+const workingCopies = new Set<string>();
 
 /** The layer id of a store directory's name: a layer's, or one of its work in progress (`<id>-importing-…`, `<id>-replacing-…`). */
 function layerIdOf(name: string): string {

@@ -175,7 +175,11 @@ export class LayerStore {
   /** Sets the layer `id` aside for an import that replaces it; returns where it went. */
   async setAside(id: string): Promise<string> {
     const aside = path.join(this.home, `${id}${REPLACING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
-    await fsp.rename(this.layerPath(id), aside);
+    try {
+      await fsp.rename(this.layerPath(id), aside);
+    } catch (cause) {
+      throw toWinLayerError(cause, `layer ${id}: cannot set it aside for the import that replaces it`, { id });
+    }
     return aside;
   }
 
@@ -205,7 +209,17 @@ export class LayerStore {
     const real = realOrSelf(layerPath);
     const base = path.basename(layerPath);
     const names = (parent: unknown): boolean => typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && realOrSelf(parent) === real));
-    for (const name of fs.readdirSync(this.home)) {
+    // A name that moves between the listing and the read of its chain (renamed by a commit,
+    // a set-aside, a removal) is looked for again: the listing is taken anew, a few times.
+    for (let scan = 0; ; scan++) {
+      let moved = false;
+      const found = this.#dependentIn(fs.readdirSync(this.home), names, () => (moved = true));
+      if (found !== undefined || !moved || scan === 4) return found;
+    }
+  }
+
+  #dependentIn(listing: readonly string[], names: (parent: unknown) => boolean, moved: () => void): string | undefined {
+    for (const name of listing) {
       if (name.startsWith('.')) continue;
       // Work in progress counts only for a live import, and a layer set aside while an
       // import (or a removal) works on it, when its layer is not there: it goes back if that
@@ -223,6 +237,7 @@ export class LayerStore {
           break;
         } catch {
           // not a layer, or an import that has not written its chain (or has just committed)
+          if (place === name && !fs.existsSync(path.join(this.home, name))) moved();
         }
       }
     }

@@ -312,27 +312,53 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
     });
 
-    it('a removal that fails after the layer went out of sight puts the layer back (a typed error, and a retry works)', async () => {
-      const driver = await openDriver();
-      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+    /** Runs `fn` with fs.promises.rename failing (EPERM) for the renames `fails` picks. */
+    async function withFailingRename<T>(fails: (from: string, to: string) => boolean, fn: () => Promise<T>): Promise<T> {
       const rename = fs.promises.rename;
       fs.promises.rename = async (from: fs.PathLike, to: fs.PathLike) => {
-        if (String(to).endsWith('base-removing')) throw Object.assign(new Error('EPERM: operation not permitted, rename'), { code: 'EPERM' });
+        if (fails(String(from), String(to))) throw Object.assign(new Error('EPERM: operation not permitted, rename'), { code: 'EPERM' });
         return rename(from, to);
       };
       syncBuiltinESMExports();
-      let e: WinLayerError;
       try {
-        e = await rejection(() => driver.remove('base'));
+        return await fn();
       } finally {
         fs.promises.rename = rename;
         syncBuiltinESMExports();
       }
+    }
+    const visible = (home: string): string[] => fs.readdirSync(home).filter((n) => !n.startsWith('.'));
+
+    it('a removal that fails after the layer went out of sight puts the layer back (a typed error, and a retry works)', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const e = await withFailingRename((_, to) => to.endsWith('base-removing'), () => rejection(() => driver.remove('base')));
       expect([e.code, e.data['id']]).to.deep.equal(['ERR_IO', 'base']);
-      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
+      expect(visible(driver.home)).to.deep.equal(['base']);
       expect(driver.exists('base')).to.equal(true);
+      // And when putting it back fails too, the copy this process left is no work of its: a retry takes it.
+      const again = await withFailingRename((_, to) => to.endsWith('base-removing') || to.endsWith('/base'), () => rejection(() => driver.remove('base')));
+      expect(again.code).to.equal('ERR_IO');
+      expect(visible(driver.home)).to.have.length(1).and.to.satisfy((names: string[]) => names[0]?.startsWith(`base-replacing-${process.pid}-`));
       await driver.remove('base');
-      expect(driver.exists('base')).to.equal(false);
+      expect(visible(driver.home)).to.deep.equal([]);
+    });
+
+    it('a replacing applyDiff that fails keeps the set-aside layer when it cannot put it back; a failed set-aside is a typed error', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('child', 'base');
+      const bad = Readable.from([Buffer.alloc(512, 0x41)]);
+      const e = await withFailingRename((from, to) => from.includes('child-replacing-') && to.endsWith('/child'), () => rejection(() => driver.applyDiff('child', 'base', bad)));
+      expect(e.code).to.equal('ERR_TAR_HEADER_INVALID');
+      expect(visible(driver.home).sort()).to.satisfy((names: string[]) => names[0] === 'base' && names[1]?.startsWith('child-replacing-') && names.length === 2);
+      // Not lost: remove() (or the next open, once this process is gone) puts it back.
+      expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+      await driver.remove('child');
+      await driver.create('child', 'base');
+      const set = await withFailingRename((from, to) => from.endsWith('/child') && to.includes('child-replacing-'), () => rejection(() => driver.applyDiff('child', 'base', Readable.from([Buffer.alloc(1024)]))));
+      expect(set.code).to.equal('ERR_IO');
+      expect(visible(driver.home).sort()).to.deep.equal(['base', 'child']);
     });
 
     it('puts a parent back, and refuses its removal, when a child committed between the look for children and the rename', async () => {
