@@ -611,25 +611,19 @@ export class WindowsFilterDriver {
     }
     // Locks of processes killed while they held them.
     for (const n of this.#mounts.sweepLocks()) sweep.removed.push(path.join(MOUNTS_DIR, n));
-    // Views nobody counts: left by a mount that ended between writing its view and counting it.
-    let views: fs.Dirent[] = [];
-    try {
-      views = fs.readdirSync(this.#mounts.dir, { withFileTypes: true });
-    } catch {
-      // no mounts yet
-    }
-    for (const v of views) {
-      if (!v.isDirectory() || isWorkName(v.name) || /-tmp-\d+-[0-9a-f]{8}$/.test(v.name) || v.name.startsWith('.') || v.name.endsWith('.lock')) continue;
-      const name = path.join(MOUNTS_DIR, v.name);
+    // Views nobody counts: left by a mount that ended between writing its view and counting
+    // it. Every other name there (counts, locks, views being written) is no layer id.
+    for (const id of this.#mounts.names()) {
+      const name = path.join(MOUNTS_DIR, id);
       try {
-        validateLayerId(v.name);
-        if (this.#mounts.refs(v.name) > 0) continue;
+        validateLayerId(id);
+        if (this.#mounts.refs(id) > 0) continue;
         // Without waiting: a lock held now is a command at work on that id, and every open comes here.
         const removed = await this.#mounts.withLock(
-          v.name,
+          id,
           async () => {
-            if (this.#mounts.refs(v.name) > 0 || !fs.existsSync(this.#mounts.viewPath(v.name))) return false;
-            await this.#removeView(v.name);
+            if (this.#mounts.refs(id) > 0 || !fs.existsSync(this.#mounts.viewPath(id))) return false;
+            await this.#removeView(id);
             return true;
           },
           { waitMs: 0 },

@@ -81,7 +81,7 @@ export class MountTable {
 
   /** Every id with a count above zero. */
   mounted(): string[] {
-    return this.#names().filter((n) => n.endsWith('.refs')).map((n) => n.slice(0, -5)).filter((id) => this.refs(id) > 0).sort();
+    return this.names().filter((n) => n.endsWith('.refs')).map((n) => n.slice(0, -5)).filter((id) => this.refs(id) > 0).sort();
   }
 
   setRefs(id: string, n: number): void {
@@ -152,7 +152,7 @@ export class MountTable {
    */
   sweepLocks(): string[] {
     const removed: string[] = [];
-    for (const n of this.#names()) {
+    for (const n of this.names()) {
       if (n.startsWith('.break-')) {
         try {
           if (Date.now() - fs.statSync(path.join(this.dir, n)).mtimeMs > STALE_BREAK_MS) {
@@ -170,7 +170,7 @@ export class MountTable {
   }
 
   /** The names in `.mounts`: none before the first mount made it. */
-  #names(): string[] {
+  names(): string[] {
     try {
       return fs.readdirSync(this.dir);
     } catch {

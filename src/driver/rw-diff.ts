@@ -312,6 +312,13 @@ function filetimeOfNs(ns: bigint): bigint {
 
 type BuilderTimes = Pick<FileBasicInfo, 'creationTime' | 'lastAccessTime' | 'lastWriteTime' | 'changeTime'>;
 
+/** A file a container's hard link goes in the tar as a link to: its layer path and basic info. */
+interface LinkTarget {
+  path: string;
+  times: BuilderTimes;
+  attributes: number;
+}
+
 function timesOf(info: FileBasicInfo): BuilderTimes {
   return { creationTime: info.creationTime, lastAccessTime: info.lastAccessTime, lastWriteTime: info.lastWriteTime, changeTime: info.changeTime };
 }
@@ -420,14 +427,14 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
   let hops = 0;
   for (let i = 0; i < parts.length; i++) {
     let at = path.join(rwDir, ...parts.slice(0, i + 1));
-    let s = lstatOrUndefined(at);
+    let s = reachableStat(at);
     if (s === undefined) {
       // Windows compares names without case: `windows` finds `Windows`.
       const spelled = spelledInDirectory(path.join(rwDir, ...parts.slice(0, i)), parts[i] as string);
       if (spelled === undefined) return false;
       parts[i] = spelled;
       at = path.join(rwDir, ...parts.slice(0, i + 1));
-      s = lstatOrUndefined(at);
+      s = reachableStat(at);
       if (s === undefined) return false;
     }
     if (s.isSymbolicLink()) {
@@ -442,8 +449,8 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
   return true; // the container's root
 }
 
-/** The stat of `file`, or undefined when there is none to have (missing, below a file, a name too long). */
-function lstatOrUndefined(file: string): fs.Stats | undefined {
+/** The stat of `file`, or undefined for any failure (missing, below a file, a name too long): a link through it leads nowhere. */
+function reachableStat(file: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(file);
   } catch {
@@ -485,10 +492,10 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
   }
   const changed = new Set(changes.map((c) => caseFoldKey(c.path.slice('Files/'.length))));
   /** Each file written, by inode: its name and basic info, which a later name of it (a link) shares. */
-  const written = new Map<string, { path: string; times: BuilderTimes; attributes: number }>();
+  const written = new Map<string, LinkTarget>();
   const items = new ViewItems();
   /** What a name of the parent's that the container left as it was holds (its record), for links to it. */
-  const keptTarget = (f: Found): { path: string; times: BuilderTimes; attributes: number } | undefined => {
+  const keptTarget = (f: Found): LinkTarget | undefined => {
     if (f.inode === undefined) return undefined;
     const kept = namesOf.get(f.inode)?.find((n) => !changed.has(caseFoldKey(n)) && view.get(caseFoldKey(n))?.kind === 'file');
     if (kept === undefined) return undefined;
