@@ -110,14 +110,22 @@ const OUTPUT_CHUNK = 1024 * 1024;
 /** Chunks gathered before one writev (Linux takes up to 1024 buffers a call). */
 const OUTPUT_PARTS = 512;
 
+/** Descriptors known to be a pipe or socket, or not: asked once each, not once a batch. */
+const readerKinds = new Map<number, boolean>();
+
 /** Whether `fd` is a pipe or a socket, where a write waits for its reader (for as long as it likes). */
 function waitsForReader(fd: number): boolean {
-  try {
-    const s = fs.fstatSync(fd);
-    return s.isFIFO() || s.isSocket();
-  } catch {
-    return false;
+  let waits = readerKinds.get(fd);
+  if (waits === undefined) {
+    try {
+      const s = fs.fstatSync(fd);
+      waits = s.isFIFO() || s.isSocket();
+    } catch {
+      waits = false;
+    }
+    readerKinds.set(fd, waits);
   }
+  return waits;
 }
 
 /**
