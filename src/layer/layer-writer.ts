@@ -356,6 +356,12 @@ export class TransportLayerWriter {
   readonly #dirs = new DirTable();
   /** This layer's deletions: tombstones.txt, written as they come (created at the first). */
   #tombstones: TombstoneWriter | undefined;
+  /**
+   * What this layer deleted, by case-folded name: a second deletion of one name (an opaque
+   * whiteout and an explicit one in its directory, or a whiteout given twice) deletes
+   * nothing more, and one tombstone and one whiteout on export say it all.
+   */
+  readonly #removed = new Set<string>();
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
   /**
@@ -832,6 +838,8 @@ export class TransportLayerWriter {
     if (this.isBaseLayer) {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: a base layer cannot delete files (it has no parent)`, { entry: p.name });
     }
+    const key = caseFoldKey(p.name);
+    if (this.#removed.has(key)) return;
     if (p.root === 'Files' && p.name !== 'Files') {
       this.#tombstones ??= new TombstoneWriter(this.#root);
       this.#tombstones.add(windowsPathBelowFiles(p.name));
@@ -847,6 +855,7 @@ export class TransportLayerWriter {
     } else {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: p.name });
     }
+    this.#removed.add(key);
     this.#index.append({ kind: 'whiteout', name: p.name });
   }
 

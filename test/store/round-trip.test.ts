@@ -391,6 +391,40 @@ describe('store: round trip tar → layer → tar', function () {
       expect(names).to.deep.equal(['Files', 'Files/d', 'Files/d/.wh.a', 'Files/d/.wh.sub', 'Files/d/fresh']);
     });
 
+    it('keeps one deletion of a name deleted twice (an opaque whiteout and an explicit one, or a whiteout repeated)', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const opq = (dir: string): BuilderEntry => ({
+        type: 'raw',
+        header: { name: `${dir}/.wh..wh..opq`, typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' },
+      });
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        opq('Files/d'),
+        { type: 'whiteout', name: 'Files/d/A' },
+        { type: 'whiteout', name: 'Files/keep' },
+        { type: 'whiteout', name: 'Files/KEEP' },
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        opq('UtilityVM/Files/EFI'),
+        { type: 'whiteout', name: 'UtilityVM/Files/EFI/Microsoft' },
+        { type: 'whiteout', name: 'UtilityVM/Files/gone.bin' },
+        { type: 'whiteout', name: 'UtilityVM/Files/gone.bin' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\a', '\\d\\b', '\\d\\sub', '\\keep']);
+      const names = (await headersOf(await exportTar(store, 'c'))).map((h) => h.name);
+      expect(names.filter((n) => n.includes('.wh.'))).to.deep.equal([
+        'Files/d/.wh.a',
+        'Files/d/.wh.b',
+        'Files/d/.wh.sub',
+        'Files/.wh.keep',
+        'UtilityVM/Files/EFI/.wh.Microsoft',
+        'UtilityVM/Files/.wh.gone.bin',
+      ]);
+      expect(fs.existsSync(path.join(store.layerPath('c'), 'UtilityVM/Files/EFI/Microsoft'))).to.equal(false);
+    });
+
     it('clones the parent UtilityVM: links files, copies the mutated BCD files, applies deletions', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
