@@ -28,9 +28,9 @@ export interface LayerSink {
   whenWritable?(): Promise<void> | undefined;
   addLink(path: LayerPath, target: LayerPath, info: FileBasicInfo): void;
   remove(path: LayerPath): void;
+  /** An opaque whiteout: deletes what the parent chain holds in `dir` that the layer does not. */
+  removeChildren(dir: LayerPath): void;
   readonly isBaseLayer: boolean;
-  /** The parent chain's visible names, for opaque whiteouts. */
-  readonly chain: { childrenOf(dir: string): string[] };
 }
 
 export interface ImportProgress {
@@ -227,7 +227,7 @@ function applyWhiteout(rawName: string, base: string, sink: LayerSink): void {
     if (d.root !== 'Files' && !isUtilityVMFilesName(d.name)) {
       throw createError('ERR_WHITEOUT_INVALID', `${rawName}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: rawName });
     }
-    for (const child of sink.chain.childrenOf(d.name)) sink.remove(parseLayerPath(child, 'whiteout'));
+    sink.removeChildren(d);
     return;
   }
   const victim = base.slice(WHITEOUT_PREFIX.length);

@@ -43,6 +43,7 @@ import {
   baseName,
   caseFoldKey,
   parentName,
+  parseLayerPath,
   WCIDIRS_SUFFIX,
   windowsPathBelowFiles,
   type LayerPath,
@@ -357,11 +358,16 @@ export class TransportLayerWriter {
   /** This layer's deletions: tombstones.txt, written as they come (created at the first). */
   #tombstones: TombstoneWriter | undefined;
   /**
-   * What this layer deleted, by case-folded name: a second deletion of one name (an opaque
-   * whiteout and an explicit one in its directory, or a whiteout given twice) deletes
-   * nothing more, and one tombstone and one whiteout on export say it all.
+   * Deletions under UtilityVM/Files, by case-folded name (those under Files/ are in
+   * #tombstones): a name deleted twice is one deletion.
    */
-  readonly #removed = new Set<string>();
+  readonly #removedFromUtilityVM = new Set<string>();
+  /** Cloned UtilityVM directories that hold an entry of this layer (see removeChildren). */
+  readonly #addedBelow = new Set<string>();
+  /** Opaque whiteouts under Files/, expanded at close (see removeChildren). */
+  readonly #opaque: string[] = [];
+  /** The same, case-folded, for #checkParentsHoldDirectory. */
+  readonly #opaqueKeys = new Set<string>();
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
   /**
@@ -839,30 +845,81 @@ export class TransportLayerWriter {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: a base layer cannot delete files (it has no parent)`, { entry: p.name });
     }
     const key = caseFoldKey(p.name);
-    if (this.#removed.has(key)) return;
     if (p.root === 'Files' && p.name !== 'Files') {
+      // A name deleted twice (a whiteout repeated, or explicit and opaque) is one deletion.
+      if (this.#tombstones?.deleted.has(key) === true) return;
       this.#tombstones ??= new TombstoneWriter(this.#root);
       this.#tombstones.add(windowsPathBelowFiles(p.name));
     } else if (isUtilityVMFilesName(p.name) && p.name !== UTILITY_VM_FILES) {
       // The UtilityVM is a full clone, so a deletion removes the cloned copy now.
       this.#cloneUtilityVM();
-      const inherited = this.#inherited?.get(caseFoldKey(p.name));
+      if (this.#removedFromUtilityVM.has(key)) return;
+      const inherited = this.#inherited?.get(key);
       if (inherited === undefined) {
         throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes something the parent's UtilityVM does not have`, { entry: p.name });
       }
       removeTreeSync(path.join(this.#root, inherited.host ?? inherited.name));
       this.#dropInheritedTree(p.name);
+      this.#removedFromUtilityVM.add(key);
     } else {
       throw createError('ERR_WHITEOUT_INVALID', `${p.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: p.name });
     }
-    this.#removed.add(key);
     this.#index.append({ kind: 'whiteout', name: p.name });
+  }
+
+  /**
+   * Records an opaque whiteout of `dir`: deletes what the parent chain holds in it except
+   * what this layer adds there itself, whether before or after the whiteout, and below a
+   * directory it adds again, what the parents hold there that it does not add (the OCI
+   * rule: a whiteout hides the parents' entries, never the layer's own). A tombstone of a
+   * name the layer also adds would delete that entry on Windows, where hcsshim removes
+   * each tombstone from the imported layer after ImportLayer, and fail the import for a
+   * directory that holds something. Under Files/ the names are known only at close, so the
+   * deletions are made there (their whiteouts come last on export); under UtilityVM/Files,
+   * which is cloned and edited in place, what the layer has not added yet is deleted now.
+   */
+  removeChildren(dir: LayerPath): void {
+    this.#finishCurrent();
+    this.#lastParent = undefined;
+    if (this.isBaseLayer) {
+      throw createError('ERR_WHITEOUT_INVALID', `${dir.name}: a base layer cannot delete files (it has no parent)`, { entry: dir.name });
+    }
+    if (isUtilityVMFilesName(dir.name)) {
+      this.#cloneUtilityVM();
+      this.#removeInheritedChildren(dir.name);
+    } else if (dir.root === 'Files') {
+      const key = caseFoldKey(dir.name);
+      if (this.#opaqueKeys.has(key)) return;
+      this.#opaque.push(dir.name);
+      this.#opaqueKeys.add(key);
+    } else {
+      throw createError('ERR_WHITEOUT_INVALID', `${dir.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: dir.name });
+    }
+  }
+
+  /** removeChildren under UtilityVM/Files: the clone's entries the layer has not replaced. */
+  #removeInheritedChildren(dir: string): void {
+    for (const child of this.chain.childrenOf(dir)) {
+      const key = caseFoldKey(child);
+      if (this.#inherited?.has(key) === true && !this.#addedBelow.has(key)) this.remove(parseLayerPath(child, 'whiteout'));
+      else if (this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) this.#removeInheritedChildren(child);
+    }
+  }
+
+  /** removeChildren under Files/, at close: the parents' entries the layer does not hold. */
+  #removeParentsChildren(dir: string): void {
+    for (const child of this.chain.childrenOf(dir)) {
+      const key = caseFoldKey(child);
+      if (!this.#addedBefore(key, child)) this.remove(parseLayerPath(child, 'whiteout'));
+      else if (this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) this.#removeParentsChildren(child);
+    }
   }
 
   /** Finishes the layer: tombstones, links, directory times, index. */
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
     if (this.#closing.size > 0) throw createError('ERR_ARGUMENT_INVALID', 'layer writer: close() before settled() while data is still being written');
+    for (const dir of this.#opaque) this.#removeParentsChildren(dir);
     // Links, directory times and the index need every file on disk.
     this.#drainFiles();
     this.#files?.stop();
@@ -1165,6 +1222,7 @@ export class TransportLayerWriter {
     // Only a UtilityVM cloned from a parent inherits entries; other layers skip the case folding.
     if (this.#inherited === undefined || this.#inherited.size === 0) return;
     const key = caseFoldKey(p.name);
+    for (let dir = parentName(key); dir.includes('/') && !this.#addedBelow.has(dir); dir = parentName(dir)) this.#addedBelow.add(dir);
     const prior = this.#inherited.get(key);
     if (prior === undefined) return;
     const abs = path.join(this.#root, prior.host ?? host);
@@ -1197,7 +1255,7 @@ export class TransportLayerWriter {
    * deletion in this layer or a nearer parent hides what lies below it.
    */
   #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
-    if (deletedBy(this.#deletedHere, key)) return;
+    if (deletedBy(this.#deletedHere, key) || this.#belowOpaque(key)) return;
     for (const parent of this.#parents) {
       const at = findFolded(parent, name);
       const st = at === undefined ? undefined : lstatOrUndefined(at);
@@ -1221,6 +1279,15 @@ export class TransportLayerWriter {
       const parentDeleted = deleted;
       if (deletedBy((k) => parentDeleted.has(k), key)) return;
     }
+  }
+
+  /** Whether an opaque whiteout of this layer hides the parents' entries at `key`. */
+  #belowOpaque(key: string): boolean {
+    if (this.#opaqueKeys.size === 0) return false;
+    for (let i = key.indexOf('/'); i !== -1; i = key.indexOf('/', i + 1)) {
+      if (this.#opaqueKeys.has(key.slice(0, i))) return true;
+    }
+    return false;
   }
 
   /** Whether this layer deletes `key` (a case-folded name). */

@@ -388,7 +388,68 @@ describe('store: round trip tar → layer → tar', function () {
       await importTar(store, 'top', delta, 'mid');
       expect(readTombstones(store.layerPath('top'))).to.deep.equal(['\\d\\a', '\\d\\sub']);
       const names = (await headersOf(await exportTar(store, 'top'))).map((h) => h.name);
-      expect(names).to.deep.equal(['Files', 'Files/d', 'Files/d/.wh.a', 'Files/d/.wh.sub', 'Files/d/fresh']);
+      // The deletions are made once the layer's own names are known: their whiteouts come last.
+      expect(names).to.deep.equal(['Files', 'Files/d', 'Files/d/fresh', 'Files/d/.wh.a', 'Files/d/.wh.sub']);
+    });
+
+    it('keeps what the layer adds again out of an opaque whiteout, and deletes what the parents hold below a directory it adds again', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'file', name: 'Files/d/B', data: 'before the whiteout' },
+        { type: 'raw', header: { name: 'Files/d/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
+        { type: 'directory', name: 'Files/d/sub' },
+        { type: 'file', name: 'Files/d/sub/new', data: 'new' },
+        { type: 'raw', header: { name: 'Files/keep/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      // Not `\d\b` (this layer's `B`) nor `\d\sub` (Windows would delete the new one, or
+      // fail to, since it holds a file); `keep` is a file: nothing below it to delete.
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\a', '\\d\\sub\\c']);
+      const exported = await exportTar(store, 'c');
+      expect((await headersOf(exported)).map((h) => h.name).filter((n) => n.includes('.wh.'))).to.deep.equal(['Files/d/.wh.a', 'Files/d/sub/.wh.c']);
+      await importTar(store, 'again', exported, 'p');
+      expect(readTombstones(store.layerPath('again'))).to.deep.equal(readTombstones(store.layerPath('c')));
+      expect((await exportTar(store, 'again')).equals(exported)).to.equal(true);
+    });
+
+    it('keeps what the layer adds to the cloned UtilityVM out of an opaque whiteout there', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'child bcd' },
+        { type: 'raw', header: { name: 'UtilityVM/Files/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
+        { type: 'file', name: 'UtilityVM/Files/added.bin', data: 'added' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      const c = store.layerPath('c');
+      expect(fs.readFileSync(path.join(c, 'UtilityVM/Files/EFI/Microsoft/Boot/BCD'), 'utf8')).to.equal('child bcd');
+      for (const gone of ['EFI/Microsoft/Boot/BCD.LOG1', 'big.bin', 'gone.bin']) expect(fs.existsSync(path.join(c, 'UtilityVM/Files', gone)), gone).to.equal(false);
+      const exported = await exportTar(store, 'c');
+      expect((await headersOf(exported)).map((h) => h.name).filter((n) => n.includes('.wh.'))).to.deep.equal([
+        'UtilityVM/Files/EFI/Microsoft/Boot/.wh.BCD.LOG1',
+        'UtilityVM/Files/.wh.big.bin',
+        'UtilityVM/Files/.wh.gone.bin',
+      ]);
+      await importTar(store, 'again', exported, 'p');
+      expect((await exportTar(store, 'again')).equals(exported)).to.equal(true);
+    });
+
+    it('takes a directory below an opaque whiteout where a parent holds a file of that name (no entry needed to replace it)', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'raw', header: { name: 'Files/d/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
+        { type: 'file', name: 'Files/d/a/inside', data: 'a is a directory now' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\b', '\\d\\sub']);
+      expect(fs.readFileSync(path.join(store.layerPath('c'), 'Files/d/a/inside')).subarray(4).includes('a is a directory now')).to.equal(true);
     });
 
     it('keeps one deletion of a name deleted twice (an opaque whiteout and an explicit one, or a whiteout repeated)', async () => {
@@ -412,15 +473,15 @@ describe('store: round trip tar → layer → tar', function () {
         { type: 'whiteout', name: 'UtilityVM/Files/gone.bin' },
       ]);
       await importTar(store, 'c', delta, 'p');
-      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\a', '\\d\\b', '\\d\\sub', '\\keep']);
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\A', '\\keep', '\\d\\b', '\\d\\sub']);
       const names = (await headersOf(await exportTar(store, 'c'))).map((h) => h.name);
       expect(names.filter((n) => n.includes('.wh.'))).to.deep.equal([
-        'Files/d/.wh.a',
-        'Files/d/.wh.b',
-        'Files/d/.wh.sub',
+        'Files/d/.wh.A',
         'Files/.wh.keep',
         'UtilityVM/Files/EFI/.wh.Microsoft',
         'UtilityVM/Files/.wh.gone.bin',
+        'Files/d/.wh.b',
+        'Files/d/.wh.sub',
       ]);
       expect(fs.existsSync(path.join(store.layerPath('c'), 'UtilityVM/Files/EFI/Microsoft'))).to.equal(false);
     });
