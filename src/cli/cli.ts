@@ -41,7 +41,7 @@ const STORAGE_OPTION: Option = { type: 'string', multiple: true, description: 's
 
 const COMMANDS: Record<string, Command> = {
   import: {
-    summary: 'import a Windows layer tar (plain, gzip or zstd) from stdin as a new layer, through a worker process',
+    summary: 'import a Windows layer tar (plain, gzip, or zstd on Node >= 22.15) from stdin as a new layer, through a worker process',
     usage: 'winlayer import --home DIR --id ID [--parent ID] [--json] < layer.tar[.gz|.zst]',
     options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
@@ -52,6 +52,8 @@ const COMMANDS: Record<string, Command> = {
       try {
         const r = await driver.applyDiff(id, optionalString(v, 'parent'), stdinSource(), { signal: interruption(), onProgress: (p) => progress.update(p) });
         progress.done();
+        // The line ends before the report: on a terminal both go to the same screen.
+        progress.stop();
         // The layer is committed and whole by now: it stays even if its report cannot be
         // printed. Removing it again would race with whoever already found it (a mount, an
         // import onto it); `winlayer exists` tells a caller who lost the report.
@@ -91,30 +93,42 @@ const COMMANDS: Record<string, Command> = {
   },
   create: {
     summary: 'create an empty read-only layer (import fills it later)',
-    usage: 'winlayer create --home DIR --id ID [--parent ID]',
-    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION },
+    usage: 'winlayer create --home DIR --id ID [--parent ID] [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
-      await (await openDriver(v)).create(id, optionalString(v, 'parent'));
+      const parent = optionalString(v, 'parent');
+      await (await openDriver(v)).create(id, parent);
+      await reportDone(v, { id, created: true });
     },
   },
   'create-rw': {
     summary: 'create a read-write layer on a parent; mount it to get a writable directory',
-    usage: 'winlayer create-rw --home DIR --id ID [--parent ID] [--storage-opt size=20GB]',
-    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, 'storage-opt': STORAGE_OPTION },
+    usage: 'winlayer create-rw --home DIR --id ID [--parent ID] [--storage-opt size=20GB] [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, 'storage-opt': STORAGE_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
       const opts = v['storage-opt'];
-      await (await openDriver(v)).createReadWrite(id, optionalString(v, 'parent'), Array.isArray(opts) ? { storageOpt: opts } : {});
+      const parent = optionalString(v, 'parent');
+      const driver = await openDriver(v);
+      try {
+        await driver.createReadWrite(id, parent, Array.isArray(opts) ? { storageOpt: opts } : {});
+      } catch (error) {
+        // A storage option that cannot be one is a wrong command line, as a bad id is.
+        if (isWinLayerError(error) && error.code === 'ERR_ARGUMENT_INVALID' && error.data['option'] !== undefined) commandLineErrors.add(error);
+        throw error;
+      }
+      await reportDone(v, { id, created: true });
     },
   },
   remove: {
     summary: 'remove a layer (not an error if it does not exist)',
-    usage: 'winlayer remove --home DIR --id ID',
-    options: { home: HOME_OPTION, id: ID_OPTION },
+    usage: 'winlayer remove --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
       await (await openDriver(v)).remove(id);
+      await reportDone(v, { id, removed: true });
     },
   },
   exists: {
@@ -149,7 +163,8 @@ const COMMANDS: Record<string, Command> = {
     usage: 'winlayer changes --home DIR --id ID [--json]',
     options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
-      const changes = await (await openDriver(v)).changes(requireId(v));
+      const id = requireId(v);
+      const changes = await (await openDriver(v)).changes(id);
       // A base layer lists every entry it holds (300,000 or more): written in pieces, not
       // made into one string of tens of MB first.
       if (v['json'] === true) {
@@ -202,10 +217,12 @@ const COMMANDS: Record<string, Command> = {
   },
   unmount: {
     summary: 'release one mount of a layer',
-    usage: 'winlayer unmount --home DIR --id ID',
-    options: { home: HOME_OPTION, id: ID_OPTION },
+    usage: 'winlayer unmount --home DIR --id ID [--json]',
+    options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
-      await (await openDriver(v)).put(requireId(v));
+      const id = requireId(v);
+      await (await openDriver(v)).put(id);
+      await reportDone(v, { id, unmounted: true });
     },
   },
   cleanup: {
@@ -233,6 +250,11 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** With --json, a command that prints nothing on success prints what it did. */
+async function reportDone(v: Values, report: Record<string, unknown>): Promise<void> {
+  if (v['json'] === true) await writeOut(JSON.stringify(report) + '\n');
+}
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -453,7 +475,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (command === undefined) throw usage(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}`);
-    if (rest.includes('--help') || rest.includes('-h')) {
+    const help = rest.findIndex((w) => w === '--help' || w === '-h');
+    if (help !== -1) {
+      if (rest.slice(help + 1).some((w) => w !== '--json')) throw usage(`${rest[help] as string} takes nothing after it`);
       await writeOut(commandHelp(name, command));
       return 0;
     }

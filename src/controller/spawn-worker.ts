@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { createError, errorFromSerialized, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, errorFromSerialized, toWinLayerError, type WinLayerError } from '../errors.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { readLayerInfo } from '../layer/metadata-index.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
@@ -124,7 +124,7 @@ export function checkTarSource(source: unknown): asserts source is TarSource {
       return;
     }
   }
-  const what = source === null ? 'null' : Array.isArray(source) ? 'an array' : typeof source;
+  const what = source === null ? 'null' : Array.isArray(source) ? 'an array' : source instanceof Uint8Array ? 'a Buffer (pass Readable.from([buffer]))' : typeof source;
   throw createError('ERR_ARGUMENT_INVALID', `the layer tar must be a Readable, an async iterable of bytes or { fd }; got ${what}`);
 }
 
@@ -213,7 +213,10 @@ function watchProgress(stream: Readable | null | undefined, onProgress: ((p: Imp
 }
 
 /** The error of a failed worker, from its result. */
-export function errorFromResult(result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'>, job: Pick<WorkerJob, 'command' | 'id' | 'timeout'>): WinLayerError {
+export function errorFromResult(
+  result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'> & { cause?: unknown },
+  job: Pick<WorkerJob, 'command' | 'id' | 'timeout'>,
+): WinLayerError {
   const stderr = typeof result.stderr === 'string' ? result.stderr : '';
   const tail = stderr.slice(-STDERR_TAIL_CHARS);
   const data = { id: job.id, command: job.command, exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderr: tail };
@@ -226,6 +229,11 @@ export function errorFromResult(result: Pick<Result, 'timedOut' | 'isCanceled' |
     } catch {
       // not the protocol's JSON line: fall through to the generic worker error
     }
+  }
+  const cause = result.cause as NodeJS.ErrnoException | undefined;
+  if (result.exitCode === undefined && (result.signal ?? undefined) === undefined && typeof cause?.code === 'string') {
+    // No worker ran: the spawn itself failed (a descriptor to hand over that is not open: EBADF).
+    return createError('ERR_IO', `${job.command} ${job.id}: the worker could not be started: ${cause.message}`, { ...data, errno: cause.code }, cause);
   }
   if (result.signal !== undefined && result.signal !== null) {
     return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker killed by ${result.signal}`, data);
@@ -352,8 +360,7 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
     }
   } catch (error) {
     it.return?.()?.catch(() => undefined);
-    if (isWinLayerError(error)) throw error;
-    throw createError('ERR_IO', `write-layer ${jobId}: reading the layer tar failed: ${(error as Error).message}`, { id: jobId }, error);
+    throw toWinLayerError(error, `write-layer ${jobId}: reading the layer tar failed`, { id: jobId });
   } finally {
     clearTimeout(timer);
   }
@@ -429,8 +436,7 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
     if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id, subprocess.pid);
     const failed = sourceFailure();
     if (failed === undefined || result.isCanceled || result.timedOut) throw errorFromResult(result, job);
-    if (isWinLayerError(failed)) throw failed;
-    throw createError('ERR_IO', `${job.command} ${job.id}: reading the layer tar failed: ${(failed as Error).message}`, { id: job.id }, failed);
+    throw toWinLayerError(failed, `${job.command} ${job.id}: reading the layer tar failed`, { id: job.id });
   }
   if (!/^\d+\n$/.test(out)) {
     throw createError('ERR_WORKER_PROTOCOL', `${job.command} ${job.id}: worker succeeded but printed ${JSON.stringify(out.slice(0, 100))} instead of a size`, {

@@ -20,7 +20,8 @@ export function stdinStream(chunkBytes: number = STDIN_CHUNK): Readable {
     const st = fs.fstatSync(0);
     const stream = st.isFIFO() || st.isSocket();
     // Where the mode cannot be read (not Linux), pipes are read directly, as ever, and sockets not.
-    if (st.isFile() || (stream && (nonBlocking(0) ?? st.isSocket()) === false)) {
+    // A directory too: its read fails with EISDIR, which process.stdin takes for the end.
+    if (st.isFile() || st.isDirectory() || (stream && (nonBlocking(0) ?? st.isSocket()) === false)) {
       return fs.createReadStream('', { fd: 0, highWaterMark: chunkBytes, autoClose: false });
     }
   } catch {

@@ -69,7 +69,7 @@ describe('cli: winlayer', function () {
       expect(h.stdout.toString()).to.include(`winlayer ${c}`);
     }
     // No command, and words after --help or --version, are wrong command lines: one stderr line, stdout empty.
-    for (const args of [[], ['--version', 'extra'], ['--version', '--bogus'], ['--help', 'ls']]) {
+    for (const args of [[], ['--version', 'extra'], ['--version', '--bogus'], ['--help', 'ls'], ['import', '--help', 'extra'], ['ls', '-h', '--home']]) {
       const r = run([...args]);
       expect({ status: r.status, stdout: r.stdout.length, lines: r.stderr.toString().trimEnd().split('\n').length }, args.join(' ')).to.deep.equal({ status: 2, stdout: 0, lines: 1 });
       expect(r.stderr.toString(), args.join(' ')).to.include('ERR_ARGUMENT_INVALID');
@@ -95,6 +95,64 @@ describe('cli: winlayer', function () {
     const badId = run(['exists', '--home', tempDir(), '--id', '../etc', '--json']);
     expect(badId.status).to.equal(2);
     expect(lastJson(badId.stderr)['code']).to.equal('ERR_ID_INVALID');
+    // A storage option that is not one is a wrong command line too.
+    for (const opt of ['size=junk', 'color=red', 'size']) {
+      const r = run(['create-rw', '--home', home, '--id', 'rw2', '--parent', 'p', '--storage-opt', opt, '--json']);
+      expect({ status: r.status, code: lastJson(r.stderr)['code'] }, opt).to.deep.equal({ status: 2, code: 'ERR_ARGUMENT_INVALID' });
+    }
+    // A wrong command line creates no store.
+    for (const c of ['changes', 'exists', 'diff-size', 'unmount', 'remove']) {
+      const missing = path.join(tempDir(), 'not-yet');
+      expect(run([c, '--home', missing, '--id', '../x']).status, c).to.equal(2);
+      expect(fs.existsSync(missing), c).to.equal(false);
+    }
+  });
+
+  it('prints one JSON document on success for the commands that otherwise print nothing', () => {
+    const home = tempDir();
+    const json = (args: string[]): unknown => {
+      const r = run([...args, '--home', home, '--json']);
+      expect(r.status, args.join(' ')).to.equal(0);
+      return JSON.parse(r.stdout.toString());
+    };
+    expect(json(['create', '--id', 'p'])).to.deep.equal({ id: 'p', created: true });
+    expect(json(['create-rw', '--id', 'rw', '--parent', 'p'])).to.deep.equal({ id: 'rw', created: true });
+    expect(json(['mount', '--id', 'rw'])).to.have.property('path');
+    expect(json(['unmount', '--id', 'rw'])).to.deep.equal({ id: 'rw', unmounted: true });
+    expect(json(['remove', '--id', 'rw'])).to.deep.equal({ id: 'rw', removed: true });
+    // Without --json, nothing.
+    expect(run(['create', '--home', home, '--id', 'q']).stdout.length).to.equal(0);
+  });
+
+  it('reads a directory given as stdin as the error it is (ERR_IO, EISDIR), not as an empty tar', () => {
+    const home = tempDir();
+    const fd = fs.openSync(tempDir(), 'r');
+    try {
+      const r = spawnSync(process.execPath, [cli, 'import', '--home', home, '--id', 'x', '--json'], { stdio: [fd, 'pipe', 'pipe'] });
+      const e = lastJson(r.stderr);
+      expect({ status: r.status, code: e['code'], errno: (e['data'] as Record<string, unknown>)['errno'] }).to.deep.equal({ status: 1, code: 'ERR_IO', errno: 'EISDIR' });
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+  });
+
+  it('on a terminal, ends the progress line before printing the size', async function () {
+    // `script` (util-linux) gives the command a terminal.
+    if (spawnSync('script', ['--version']).status !== 0) this.skip();
+    const home = tempDir();
+    const file = path.join(tempDir(), 'layer.tar');
+    fs.writeFileSync(file, await buildLayerTar(filesLayer(40, 64 * 1024)));
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} import --home ${JSON.stringify(home)} --id t < ${JSON.stringify(file)}`;
+    const env = { ...process.env };
+    delete env['CI']; // the progress line stays off in CI logs
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], { input: Buffer.alloc(0), env });
+    expect(r.status).to.equal(0);
+    const screen = r.stdout.toString();
+    expect(screen, 'a progress line was drawn').to.include('100%');
+    const size = String(40 * 64 * 1024);
+    // The size starts a line of its own: the progress line before it ended with a newline.
+    expect(screen).to.match(new RegExp(`\\n${size}\\r?\\n`));
   });
 
   it("prints the package's version for --version, -V and version, exit 0", () => {

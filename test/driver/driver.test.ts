@@ -88,6 +88,13 @@ describe('driver: WindowsFilterDriver', function () {
         }
         expect((await collect(driver.diff('fd'))).equals(tar)).to.equal(true);
       }
+      // A descriptor that is not open: no worker could start, which is said as such.
+      const closed = 4000; // far above what this process has open
+      const e = (await (await openDriver()).applyDiff('closed', undefined, { fd: closed }).then(
+        () => undefined,
+        (error: unknown) => error,
+      )) as WinLayerError;
+      expect({ code: e.code, errno: e.data['errno'] }).to.deep.equal({ code: 'ERR_IO', errno: 'EBADF' });
     });
 
     it('reports progress from the worker', async () => {
@@ -116,7 +123,7 @@ describe('driver: WindowsFilterDriver', function () {
         const driver = await openDriver();
         const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
         // What a caller may get wrong, as the type system would not see it from JavaScript.
-        for (const source of [[tar], null, 5, 'layer.tar', { fd: -1 }]) {
+        for (const source of [[tar], null, 5, 'layer.tar', { fd: -1 }, tar]) {
           expect(await rejectionCode(() => d.applyDiff('x', undefined, source as unknown as Readable))).to.equal('ERR_ARGUMENT_INVALID');
         }
         expect(await rejectionCode(() => d.applyDiff('x', undefined, Readable.from([{ not: 'bytes' }])))).to.equal('ERR_ARGUMENT_INVALID');
