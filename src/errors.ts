@@ -189,11 +189,15 @@ export function errorFromSerialized(value: unknown): WinLayerError {
  * entry near PATH_MAX made it 4 KB); `data.entry` holds it whole.
  */
 export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
-  const shown = entry.length <= SHOWN_ENTRY_CHARS ? entry : `${entry.slice(0, SHOWN_ENTRY_CHARS / 2)}…${entry.slice(-SHOWN_ENTRY_CHARS / 2)} (${entry.length} characters)`;
-  return createError('ERR_PATH_TOO_LONG', `${shown}: the path is longer than this host's file system can hold`, { entry }, cause);
+  return createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: the path is longer than this host's file system can hold`, { entry }, cause);
 }
 
-/** The most characters of an entry name pathTooLongError puts in its message. */
+/** An entry name for a message: whole up to 160 characters, else its start and end. */
+export function shownEntry(entry: string): string {
+  return entry.length <= SHOWN_ENTRY_CHARS ? entry : `${entry.slice(0, SHOWN_ENTRY_CHARS / 2)}…${entry.slice(-SHOWN_ENTRY_CHARS / 2)} (${entry.length} characters)`;
+}
+
+/** The most characters of an entry name shownEntry keeps. */
 const SHOWN_ENTRY_CHARS = 160;
 
 /** Wraps an unknown thrown value (fs errors, bugs) so callers always see a WinLayerError. */

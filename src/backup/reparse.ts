@@ -45,7 +45,7 @@ export function encodeReparsePoint(rp: ReparsePoint): Buffer {
   const pathBuffer = sub.length + 2 + print.length + 2;
   const dataLength = NAMES_HEADER + flagsSize + pathBuffer;
   if (dataLength > 0xffff || HEADER + dataLength > 16 * 1024) {
-    throw createError('ERR_REPARSE_INVALID', `reparse target of ${rp.target.length} characters does not fit a 16 KiB reparse buffer`, { target: rp.target });
+    throw createError('ERR_REPARSE_INVALID', `reparse target of ${rp.target.length} characters does not fit a 16 KiB reparse buffer`, { targetLength: rp.target.length });
   }
   const out = Buffer.alloc(HEADER + dataLength);
   out.writeUInt32LE(rp.isMountPoint ? IO_REPARSE_TAG_MOUNT_POINT : IO_REPARSE_TAG_SYMLINK, 0);

@@ -12,7 +12,7 @@ import { encodeBackupHeader } from '../backup/header.js';
 import { createError, pathTooLongError } from '../errors.js';
 import type { TarEntry } from '../tar/reader.js';
 import { forEachBodyChunk, skipEntry, TarEntries } from '../tar/reader.js';
-import { baseName, caseFoldKey, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
+import { baseName, caseFoldKey, checkNotAbsolute, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
 import type { FileBasicInfo } from '../util/windows.js';
 import { fileInfoFromTarHeader } from './file-info.js';
 import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
@@ -125,6 +125,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         continue;
       }
       if (h.typeflag === '0' && base.includes(':')) {
+        checkNotAbsolute(h.name); // `C:x` is a drive, not a stream
         throw createError('ERR_ADS_ORPHAN', `${h.name}: an alternate data stream entry must directly follow its file`, { entry: h.name });
       }
       switch (h.typeflag) {

@@ -130,7 +130,12 @@ export function encodeMetadataStreams(meta: EntryMetadata, entry: string): Buffe
     out.push(encodeBackupHeader({ id: BackupStreamId.EaData, size: ea.length }), ea);
   }
   if (meta.reparse !== undefined) {
-    const rp = encodeReparsePoint(meta.reparse);
+    let rp: Buffer;
+    try {
+      rp = encodeReparsePoint(meta.reparse);
+    } catch (cause) {
+      throw createError('ERR_REPARSE_INVALID', `${entry}: ${(cause as Error).message}`, { entry }, cause);
+    }
     out.push(encodeBackupHeader({ id: BackupStreamId.ReparseData, size: rp.length }), rp);
   }
   return out;

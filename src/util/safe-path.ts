@@ -13,7 +13,7 @@
  *   sidecar, and an entry with it would overwrite another directory's metadata;
  * - at most 255 UTF-16 units a segment and 32,767 in all (NTFS limits).
  */
-import { createError, type ErrorCode, type WinLayerError } from '../errors.js';
+import { createError, shownEntry, type ErrorCode, type WinLayerError } from '../errors.js';
 
 export type LayerRoot = 'Files' | 'Hives' | 'UtilityVM';
 export const LAYER_ROOTS: readonly LayerRoot[] = ['Files', 'Hives', 'UtilityVM'];
@@ -58,8 +58,8 @@ const DOT = 0x2e;
 export function parseLayerPath(raw: string, what = 'entry'): LayerPath {
   if (raw.length === 0) throw createError('ERR_PATH_INVALID', `${what} name is empty`, { entry: raw });
   if (raw.includes('\0')) throw pathError('ERR_PATH_INVALID', what, raw, 'name contains NUL');
+  checkNotAbsolute(raw, what);
   if (raw.includes('\\')) throw pathError('ERR_PATH_INVALID', what, raw, 'backslash is not a separator in tar names');
-  if (raw.charCodeAt(0) === SLASH || isDriveLetterStart(raw)) throw pathError('ERR_PATH_ESCAPE', what, raw, 'absolute, drive-letter or UNC path');
   let name = raw.startsWith('./') ? raw.slice(2) : raw;
   let last = name.length;
   while (last > 0 && name.charCodeAt(last - 1) === SLASH) last--;
@@ -88,7 +88,7 @@ export function parseLayerPath(raw: string, what = 'entry'): LayerPath {
     start = end + 1;
   }
   if (name.length > MAX_PATH_UNITS) {
-    throw createError('ERR_PATH_TOO_LONG', `${what}: path of ${name.length} UTF-16 units exceeds ${MAX_PATH_UNITS}`, { entry: raw.slice(0, 200) });
+    throw createError('ERR_PATH_TOO_LONG', `${what} ${JSON.stringify(shownEntry(raw))}: path of ${name.length} UTF-16 units exceeds ${MAX_PATH_UNITS}`, { entry: shownEntry(raw) });
   }
   const root = rootEnd === name.length ? name : name.slice(0, rootEnd);
   if (!isLayerRoot(root)) throw pathError('ERR_PATH_ROOT', what, raw, 'must be under Files/, Hives/ or UtilityVM/');
@@ -105,6 +105,19 @@ function endsWithSidecarSuffix(name: string, end: number): boolean {
   if (name.charCodeAt(end - 1) !== 0x24 || name.charCodeAt(start) !== DOT) return false;
   return caseFoldKey(name.slice(start, end)) === WCIDIRS_KEY;
 }
+
+/**
+ * Throws ERR_PATH_ESCAPE for an absolute (`/x`), drive-letter (`C:x`, `C:\\x`) or UNC
+ * (`\\\\server\\share`, `\\\\?\\C:\\x`) name: checked first, so that such a name is refused
+ * as what it is before its backslashes or colon say something else.
+ */
+export function checkNotAbsolute(raw: string, what = 'entry'): void {
+  if (raw.charCodeAt(0) === SLASH || raw.charCodeAt(0) === BACKSLASH || isDriveLetterStart(raw)) {
+    throw pathError('ERR_PATH_ESCAPE', what, raw, 'absolute, drive-letter or UNC path');
+  }
+}
+
+const BACKSLASH = 0x5c;
 
 /** `A:`, any ASCII letter then a colon: a drive-letter path. */
 function isDriveLetterStart(raw: string): boolean {

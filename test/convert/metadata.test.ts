@@ -1,7 +1,7 @@
 /** metadataFromTarHeader: security descriptors decoded once per distinct PAX text, and still checked every time they are new. */
 import { expect } from 'chai';
 import { CRANE_SECURITY_DESCRIPTOR } from '../../src/convert/layer-tar-builder.js';
-import { metadataFromTarHeader } from '../../src/convert/metadata.js';
+import { encodeMetadataStreams, metadataFromTarHeader } from '../../src/convert/metadata.js';
 import { PAX_EA_PREFIX, PAX_RAW_SECURITY_DESCRIPTOR, PAX_SECURITY_DESCRIPTOR_SDDL } from '../../src/convert/pax-keys.js';
 import { isWinLayerError } from '../../src/errors.js';
 import { securityDescriptorFromSddl } from '../../src/security/index.js';
@@ -35,6 +35,21 @@ describe('convert/metadata', () => {
     // rawsd wins over sddl, as in go-winio, whichever was seen first.
     const d = metadataFromTarHeader(header({ [PAX_RAW_SECURITY_DESCRIPTOR]: raw, [PAX_SECURITY_DESCRIPTOR_SDDL]: sddl }), 'Files/d').securityDescriptor;
     expect(d?.equals(CRANE_SECURITY_DESCRIPTOR)).to.equal(true);
+  });
+
+  it('names the entry whose link target does not fit a reparse buffer, and keeps the target out of the error data', () => {
+    const meta = metadataFromTarHeader({ ...header({}), name: 'Files/s', typeflag: '2', linkname: 'x'.repeat(40_000) }, 'Files/s');
+    let error: unknown;
+    try {
+      encodeMetadataStreams(meta, 'Files/s');
+    } catch (e) {
+      error = e;
+    }
+    expect(isWinLayerError(error) && { code: error.code, entry: error.data['entry'], bytes: JSON.stringify(error.data).length < 1000 }).to.deep.equal({
+      code: 'ERR_REPARSE_INVALID',
+      entry: 'Files/s',
+      bytes: true,
+    });
   });
 
   it('rejects a bad descriptor every time it is met, naming the entry each time', () => {

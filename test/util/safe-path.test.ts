@@ -18,8 +18,9 @@ function codeOf(fn: () => unknown): string {
  * segment): the model the one-pass parser must agree with, code for code.
  */
 function modelCode(raw: string): string {
-  if (raw.length === 0 || raw.includes('\0') || raw.includes('\\')) return 'ERR_PATH_INVALID';
-  if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw)) return 'ERR_PATH_ESCAPE';
+  if (raw.length === 0 || raw.includes('\0')) return 'ERR_PATH_INVALID';
+  if (raw.startsWith('/') || raw.startsWith('\\') || /^[A-Za-z]:/.test(raw)) return 'ERR_PATH_ESCAPE';
+  if (raw.includes('\\')) return 'ERR_PATH_INVALID';
   let name = raw.startsWith('./') ? raw.slice(2) : raw;
   while (name.endsWith('/')) name = name.slice(0, -1);
   if (name.length === 0) return 'ERR_PATH_INVALID';
