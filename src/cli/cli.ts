@@ -16,7 +16,7 @@ import { createError, isWinLayerError, toWinLayerError, type WinLayerError } fro
 import { validateLayerId } from '../store/layer-store.js';
 import { sniffCompression } from '../tar/decompress.js';
 import { ProgressLine } from './progress.js';
-import { stdinStream } from '../util/stdin.js';
+import { shieldStdin, stdinStream } from '../util/stdin.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -46,7 +46,7 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, id: ID_OPTION, parent: PARENT_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
-      if (process.stdin.isTTY === true) throw usage('import reads the layer tar from stdin: pipe or redirect it');
+      if (isatty(0)) throw usage('import reads the layer tar from stdin: pipe or redirect it');
       const driver = await openDriver(v);
       const progress = new ProgressLine('import', stdinSize());
       try {
@@ -456,6 +456,7 @@ function interruption(): AbortSignal {
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
+  shieldStdin();
   watchStdio();
   const command = name === undefined ? undefined : COMMANDS[name];
   const wantsJson = rest.includes('--json');

@@ -9,6 +9,7 @@
  */
 import type { Result } from 'execa';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
@@ -137,14 +138,56 @@ let execaLoading: Promise<Execa> | undefined;
  * metadata) never pays for it.
  */
 function loadExeca(): Promise<Execa> {
-  execaLoading ??= import('execa').then((m) => m.execa);
+  execaLoading ??= import('execa').then(
+    (m) => m.execa,
+    (error: unknown) => {
+      // A failed load (EMFILE while the loader opened its ~60 files) is tried again next time.
+      execaLoading = undefined;
+      throw error;
+    },
+  );
   return execaLoading;
 }
 
 /** Resolves to `{subprocess}`: execa's subprocess is itself a promise, so it must not be what an async function returns. */
 async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number = 'pipe', nodeOptions: readonly string[] = []) {
-  const execa = await loadExeca();
-  return { subprocess: start(execa, job, stdout, stdin, nodeOptions) };
+  const context = `${job.command} ${job.id}: the worker could not be started`;
+  let execa: Execa;
+  try {
+    execa = await loadExeca();
+  } catch (error) {
+    throw toWinLayerError(error, context, { id: job.id, command: job.command });
+  }
+  checkDescriptorsFree(context, job);
+  try {
+    return { subprocess: start(execa, job, stdout, stdin, nodeOptions) };
+  } catch (error) {
+    throw toWinLayerError(error, context, { id: job.id, command: job.command });
+  }
+}
+
+/**
+ * Descriptors a spawn takes at once in this process: two for each of the worker's four
+ * pipes, two for the pipe Node learns a failed exec through, and a spare.
+ */
+const SPAWN_DESCRIPTORS = 11;
+
+/**
+ * Throws ERR_IO (EMFILE) unless SPAWN_DESCRIPTORS descriptors can be opened now. Node
+ * reports a spawn that runs out of them as an 'error' event on a child process that
+ * execa, failing at once on its missing pipes, never returns to listen on: an uncaught
+ * error that ends this whole process, the controller a failed worker must never take
+ * down. Nothing runs between this check and the spawn, which execa makes synchronously.
+ */
+function checkDescriptorsFree(context: string, job: WorkerJob): void {
+  const fds: number[] = [];
+  try {
+    for (let i = 0; i < SPAWN_DESCRIPTORS; i++) fds.push(fs.openSync(os.devNull, 'r'));
+  } catch (error) {
+    throw toWinLayerError(error, context, { id: job.id, command: job.command });
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
 }
 
 /**

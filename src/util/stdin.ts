@@ -11,7 +11,7 @@
  * through `process.stdin`, which waits for it.
  */
 import * as fs from 'node:fs';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 export const STDIN_CHUNK = 1024 * 1024;
 
@@ -27,7 +27,32 @@ export function stdinStream(chunkBytes: number = STDIN_CHUNK): Readable {
   } catch {
     // fall back to process.stdin (a TTY, or a descriptor that cannot be inspected)
   }
-  return process.stdin;
+  return realStdin?.() ?? process.stdin;
+}
+
+/** process.stdin as Node made it, once shieldStdin replaced it. */
+let realStdin: (() => Readable) | undefined;
+
+/**
+ * Keeps `process.stdin` from being made by code that only looks at it: execa does when it
+ * loads (to know the standard streams), and Node's stream for a pipe on stdin makes the
+ * pipe non-blocking, for every process that shares it: a worker handed that stdin then
+ * reads it through the slower process.stdin, and a tool reading the same pipe after
+ * `winlayer export` failed with EAGAIN. For the CLI, which reads stdin only through
+ * stdinStream; that still gets the real one where it needs it.
+ */
+export function shieldStdin(): void {
+  if (realStdin !== undefined) return;
+  const descriptor = Object.getOwnPropertyDescriptor(process, 'stdin');
+  const get = descriptor?.get;
+  if (descriptor?.configurable !== true || get === undefined) return;
+  realStdin = () => get.call(process) as Readable;
+  let stub: Readable | undefined;
+  Object.defineProperty(process, 'stdin', {
+    configurable: true,
+    enumerable: descriptor.enumerable ?? false,
+    get: () => (stub ??= new PassThrough().end()),
+  });
 }
 
 /** Whether descriptor `fd` is in non-blocking mode, from the octal flags in /proc (Linux); undefined where that cannot be read. */

@@ -137,6 +137,22 @@ describe('cli: winlayer', function () {
     expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
   });
 
+  it('leaves a pipe it shares as stdin blocking while it runs (another reader of it would get EAGAIN)', async function () {
+    if (!fs.existsSync('/proc/self/fdinfo/0')) this.skip();
+    const home = tempDir();
+    expect(run(['import', '--home', home, '--id', 'm'], await buildLayerTar(filesLayer(8, 1024))).status).to.equal(0);
+    const node = JSON.stringify(process.execPath);
+    // While the export runs, a process sharing its stdin pipe reads the pipe's flags every few
+    // milliseconds for two seconds, and prints the union of what it saw.
+    const poll =
+      "let seen = 0; const end = Date.now() + 2000; while (Date.now() < end) { seen |= parseInt(/^flags:\\s*(\\d+)/m.exec(require('fs').readFileSync('/proc/self/fdinfo/0', 'latin1'))[1], 8); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3); } process.stdout.write(String(seen));";
+    const script = `sleep 4 | ( ${node} ${JSON.stringify(cli)} export --home ${JSON.stringify(home)} --id m | (sleep 1; cat) >/dev/null & ${node} -e ${JSON.stringify(poll)}; wait )`;
+    // bash, since dash gives a job started with & /dev/null as its stdin.
+    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(Number(r.stdout) & fs.constants.O_NONBLOCK, `flags ${r.stdout}`).to.equal(0);
+  });
+
   it('on a terminal, ends the progress line before printing the size', async function () {
     // `script` (util-linux) gives the command a terminal.
     if (spawnSync('script', ['--version']).status !== 0) this.skip();

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
@@ -384,6 +384,17 @@ describe('controller: worker processes', function () {
       expect(await argvOfExport(MANY_EXPORT_RECORDS - 1)).to.deep.equal(defaults);
       expect(await argvOfExport(MANY_EXPORT_RECORDS)).to.deep.equal({ execArgv: MANY_ENTRIES_NODE_OPTIONS.join(' '), command: 'export-layer' });
     });
+  });
+
+  it('a worker that cannot be started for want of file descriptors is ERR_IO (EMFILE), and the controller lives on', () => {
+    const index = pathToFileURL(path.join(here, '..', '..', 'src', 'index.js')).href;
+    for (const free of [2, 7]) {
+      const r = spawnSync(process.execPath, [fixture('spawn-without-descriptors.mjs'), index, tempDir(), String(free)], { encoding: 'utf8' });
+      expect({ status: r.status, outcome: JSON.parse(r.stdout.trim() || '{}') as unknown }, `${free} free: ${r.stderr}`).to.deep.equal({
+        status: 0,
+        outcome: { code: 'ERR_IO', errno: 'EMFILE', alive: true },
+      });
+    }
   });
 
   describe('misbehaving workers give clear errors, never a hang', () => {
