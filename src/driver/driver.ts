@@ -610,7 +610,9 @@ export class WindowsFilterDriver {
       }
     }
     // Locks of processes killed while they held them.
-    for (const n of this.#mounts.sweepLocks()) sweep.removed.push(path.join(MOUNTS_DIR, n));
+    const locks = this.#mounts.sweepLocks();
+    for (const n of locks.removed) sweep.removed.push(path.join(MOUNTS_DIR, n));
+    for (const f of locks.failed) sweep.failed.push({ name: path.join(MOUNTS_DIR, f.name), error: f.error });
     // Views nobody counts: left by a mount that ended between writing its view and counting
     // it. Every other name there (counts, locks, views being written) is no layer id.
     for (const id of this.#mounts.names()) {

@@ -116,8 +116,11 @@ export class MountTable {
         } catch (cause) {
           // Broken just as it was made (only a clock that jumped makes a new lock look
           // stale): this one does not hold it, and tries again.
-          if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
-          continue;
+          if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          // Its owner could not be written (a full disk): the lock made for it goes too, or
+          // every taker would wait for it to look stale.
+          fs.rmSync(lock, { recursive: true, force: true });
+          throw cause;
         }
         break;
       } catch (cause) {
@@ -150,8 +153,9 @@ export class MountTable {
    * Breaks the stale locks of every id and removes breakers' marks left behind (a process
    * killed while it held one); returns their names in `.mounts`. Locks in use stay.
    */
-  sweepLocks(): string[] {
+  sweepLocks(): { removed: string[]; failed: { name: string; error: unknown }[] } {
     const removed: string[] = [];
+    const failed: { name: string; error: unknown }[] = [];
     for (const n of this.names()) {
       if (n.startsWith('.break-')) {
         try {
@@ -163,10 +167,14 @@ export class MountTable {
           // taken or gone meanwhile
         }
       } else if (n.endsWith('.lock')) {
-        if (this.#breakIfStale(n.slice(0, -'.lock'.length), path.join(this.dir, n))) removed.push(n);
+        try {
+          if (this.#breakIfStale(n.slice(0, -'.lock'.length), path.join(this.dir, n))) removed.push(n);
+        } catch (error) {
+          failed.push({ name: n, error });
+        }
       }
     }
-    return removed;
+    return { removed, failed };
   }
 
   /** The names in `.mounts`: none before the first mount made it. */
@@ -178,12 +186,18 @@ export class MountTable {
     }
   }
 
-  /** Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never waits. True when it removed it. */
+  /**
+   * Removes `lock` if it is stale, judged and removed while holding `.break-<id>`; never
+   * waits. True when it removed it. Throws ERR_IO when the mark cannot be made or a stale
+   * lock cannot be removed for another reason than a taker (a full or read-only disk):
+   * waiting would not make it go.
+   */
   #breakIfStale(id: string, lock: string): boolean {
     const breaking = path.join(this.dir, `.break-${id}`);
     try {
       fs.mkdirSync(breaking);
-    } catch {
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw toWinLayerError(cause, `layer ${id}: cannot break its stale mount lock`, { id });
       // Another waiter is breaking it (or died doing so: its mark goes once it is old).
       try {
         if (Date.now() - fs.statSync(breaking).mtimeMs > STALE_BREAK_MS) fs.rmdirSync(breaking);
@@ -196,8 +210,9 @@ export class MountTable {
       if (!lockStale(lock)) return false;
       fs.rmSync(lock, { recursive: true, force: true });
       return true;
-    } catch {
-      return false; // released meanwhile
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return false; // released meanwhile
+      throw toWinLayerError(cause, `layer ${id}: cannot break its stale mount lock`, { id });
     } finally {
       try {
         fs.rmdirSync(breaking);

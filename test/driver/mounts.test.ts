@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MountTable } from '../../src/driver/mounts.js';
@@ -67,8 +68,44 @@ describe('driver/mounts: the mount lock', () => {
     fs.writeFileSync(path.join(table.dir, 'y.lock', 'owner'), `${process.pid} live`);
     fs.mkdirSync(path.join(table.dir, 'z.lock'));
     fs.writeFileSync(path.join(table.dir, 'z.lock', 'owner'), `${deadPid()} gone`);
-    expect(table.sweepLocks().sort()).to.deep.equal(['x.lock', 'z.lock']);
+    expect(table.sweepLocks().removed.sort()).to.deep.equal(['x.lock', 'z.lock']);
     expect(fs.readdirSync(table.dir)).to.deep.equal(['y.lock']);
+  });
+
+  it('on a full disk, takes no lock it cannot write its owner into, and says so rather than waiting on one it cannot break', async () => {
+    const full = (): never => {
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    };
+    async function withFull<T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> {
+      // The module object behind `node:fs`, whose changes syncBuiltinESMExports carries to importers.
+      const cjs = createRequire(import.meta.url)('node:fs') as { writeFileSync: (...a: unknown[]) => unknown; mkdirSync: (...a: unknown[]) => unknown };
+      const { writeFileSync, mkdirSync } = cjs;
+      cjs.writeFileSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? full() : writeFileSync(p, ...rest));
+      cjs.mkdirSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? full() : mkdirSync(p, ...rest));
+      syncBuiltinESMExports();
+      try {
+        return await fn();
+      } finally {
+        cjs.writeFileSync = writeFileSync;
+        cjs.mkdirSync = mkdirSync;
+        syncBuiltinESMExports();
+      }
+    }
+    const table = new MountTable(tempDir(), { waitMs: 5_000 });
+    const lock = path.join(table.dir, 'x.lock');
+    const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'taken', (e: { code?: string; data?: { errno?: string } }) => [e.code, e.data?.errno]);
+    expect(await codeOf(withFull(() => table.withLock('x', () => 'held'), (p) => p.endsWith('owner.tmp')))).to.deep.equal(['ERR_IO', 'ENOSPC']);
+    expect(fs.existsSync(lock), 'the lock it made is gone').to.equal(false);
+    expect(await table.withLock('x', () => 'held')).to.equal('held');
+    // A dead owner's lock that cannot be broken (its mark cannot be made): ERR_IO at once, not ERR_LAYER_IN_USE after the wait.
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'owner'), `${deadPid()} gone`);
+    const started = Date.now();
+    expect(await codeOf(withFull(() => table.withLock('x', () => 'held'), (p) => p.includes('.break-')))).to.deep.equal(['ERR_IO', 'ENOSPC']);
+    expect(Date.now() - started).to.be.below(2_000);
+    const swept = await withFull(async () => table.sweepLocks(), (p) => p.includes('.break-'));
+    expect({ removed: swept.removed, failed: swept.failed.map((f) => f.name) }).to.deep.equal({ removed: [], failed: ['x.lock'] });
+    expect(table.sweepLocks().removed).to.deep.equal(['x.lock']);
   });
 
   it('releases only its own lock: one broken and taken by another while it worked stays', async () => {
