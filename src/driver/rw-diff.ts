@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
 import { ChainView } from '../layer/chain-view.js';
+import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import type { ExportAlternateStream } from '../layer/layer-reader.js';
 import { createError, pathTooLongError } from '../errors.js';
@@ -45,7 +46,7 @@ export const RW_DIR = 'rw';
 
 /** True when the layer directory `layerRoot` holds a read-write layer. */
 export function isReadWriteLayer(layerRoot: string): boolean {
-  return fs.existsSync(path.join(layerRoot, INDEX_DIR, RW_INFO));
+  return present(path.join(layerRoot, INDEX_DIR, RW_INFO), `layer ${path.basename(layerRoot)}`);
 }
 
 /**

@@ -37,6 +37,22 @@ export const REPLACING_INFIX = '-replacing-';
 
 /** `p` with every symbolic link on it resolved; `p` itself when it cannot be (it is gone). */
 /** `p` with symbolic links resolved; for a path that is gone, its directory's (a removed layer's, say). */
+/**
+ * Whether `p` exists: false only when it does not (ENOENT, ENOTDIR). Another error (a
+ * store whose layers this user may not read: EACCES) is ERR_IO naming `what`, never
+ * taken for a missing layer, as fs.existsSync would.
+ */
+export function present(p: string, what: string): boolean {
+  try {
+    fs.statSync(p);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw toWinLayerError(error, `${what}: cannot be read`, { path: p });
+  }
+}
+
 function realOrSelf(p: string): string {
   try {
     return fs.realpathSync(p);
@@ -65,6 +81,15 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 128;
 
 /** Throws ERR_ID_INVALID unless `id` is a valid layer id (never a path). */
+function isLayerId(id: string): boolean {
+  try {
+    validateLayerId(id);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function validateLayerId(id: unknown, what = 'id'): asserts id is string {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH || !ID_PATTERN.test(id)) {
     throw createError('ERR_ID_INVALID', `Expected \`${what}\` to match [A-Za-z0-9][A-Za-z0-9_.-]* and be at most ${MAX_ID_LENGTH} characters, got ${JSON.stringify(id)}`, {
@@ -125,7 +150,7 @@ export class LayerStore {
 
   /** True when `id` is a committed layer. */
   exists(id: string): boolean {
-    return fs.existsSync(path.join(this.layerPath(id), '.winlayer', 'layer.json'));
+    return present(path.join(this.layerPath(id), '.winlayer', 'layer.json'), `layer ${id}`);
   }
 
   /**
@@ -156,7 +181,9 @@ export class LayerStore {
       if (ownerAlive(name)) continue;
       try {
         const at = name.indexOf(REPLACING_INFIX);
-        if (at > 0) {
+        // Only what setAside makes goes back: a real directory named for a layer id (anything
+        // else of that shape, a symlink among them, is removed like any leftover).
+        if (at > 0 && isLayerId(name.slice(0, at)) && fs.lstatSync(path.join(this.home, name)).isDirectory()) {
           const original = path.join(this.home, name.slice(0, at));
           if (!fs.existsSync(original)) {
             await fsp.rename(path.join(this.home, name), original);
@@ -314,7 +341,7 @@ export class LayerStore {
   /** Layer summary of `id`. */
   stat(id: string): LayerSummary {
     const p = this.layerPath(id);
-    if (!fs.existsSync(p)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
+    if (!present(p, `layer ${id}`)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
     return { id, path: p, parents: this.readChain(id), info: readLayerInfo(p) };
   }
 
@@ -328,7 +355,7 @@ export class LayerStore {
       } catch {
         continue; // work in progress, or not a layer's name
       }
-      if (!fs.existsSync(path.join(this.home, name, '.winlayer', 'layer.json'))) continue;
+      if (!present(path.join(this.home, name, '.winlayer', 'layer.json'), `layer ${name}`)) continue;
       out.push(this.stat(name));
     }
     return out;

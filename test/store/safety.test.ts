@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
@@ -159,6 +160,29 @@ describe('store: safety', function () {
     expect(listTree(store.home)).to.deep.equal([]);
   });
 
+  it('does not take a layer it may not read for a missing one: ERR_IO (EACCES), where fs.existsSync says false', async () => {
+    const store = await openStore();
+    await importTar(store, 'a', await buildLayerTar(baseLayer));
+    const cjs = createRequire(import.meta.url)('node:fs') as { statSync: (...a: unknown[]) => unknown };
+    const { statSync } = cjs;
+    cjs.statSync = (p: unknown, ...rest: unknown[]) => {
+      if (String(p).startsWith(store.layerPath('a') + path.sep)) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      return statSync(p, ...rest);
+    };
+    syncBuiltinESMExports();
+    try {
+      for (const call of [(): unknown => store.exists('a'), (): unknown => store.list()]) {
+        const e = await Promise.resolve().then(call).then(() => undefined, (error: unknown) => error);
+        expect(isWinLayerError(e) && [e.code, e.data['errno']]).to.deep.equal(['ERR_IO', 'EACCES']);
+      }
+    } finally {
+      cjs.statSync = statSync;
+      syncBuiltinESMExports();
+    }
+    expect(store.exists('a')).to.equal(true);
+    expect(store.exists('b')).to.equal(false);
+  });
+
   it('refuses an id that exists, and ids that are paths', async () => {
     const store = await openStore();
     const tar = await buildLayerTar(good);
@@ -182,6 +206,19 @@ describe('store: safety', function () {
     fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
     await LayerStore.open(home);
     expect(listTree(home)).to.deep.equal([]);
+  });
+
+  it('puts back only a set-aside layer directory: a symlink or file of that shape is removed, its target untouched', async () => {
+    const home = path.join(tempDir(), 'home');
+    const outside = tempDir();
+    fs.writeFileSync(path.join(outside, 'keep'), 'keep');
+    fs.mkdirSync(home);
+    fs.symlinkSync(outside, path.join(home, 'evil-replacing-999999999-abcdef'));
+    fs.writeFileSync(path.join(home, 'plain-replacing-999999999-abcdef'), 'x');
+    fs.mkdirSync(path.join(home, '.x-replacing-999999999-abcdef'));
+    await LayerStore.open(home);
+    expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+    expect(fs.readdirSync(outside)).to.deep.equal(['keep']);
   });
 
   it('leaves a leftover it cannot remove when a store opens; cleanup() then reports it (ERR_CLEANUP_INCOMPLETE)', async () => {
