@@ -19,6 +19,7 @@ import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
 import { MODE_REGULAR, MODE_TYPE_BITS, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
 import { adsStreamName } from './tar-header.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
+import { UTILITY_VM_FILES } from '../layer/utility-vm.js';
 
 /** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
 export interface LayerSink {
@@ -131,6 +132,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       switch (h.typeflag) {
         case '1': {
           const p = parseLayerPath(h.name);
+          checkRootIsDirectory(p, 'a hard link');
           const target = parseLayerPath(h.linkname, 'link target');
           sink.addLink(p, target, fileInfoFromTarHeader(h, p.name));
           const skipped = skipEntry(entry);
@@ -152,6 +154,7 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       const info = fileInfoFromTarHeader(h, p.name);
       const meta = metadataFromTarHeader(h, p.name);
       const kind = h.typeflag === '5' ? 'directory' : h.typeflag === '2' ? 'symlink' : 'file';
+      if (kind !== 'directory') checkRootIsDirectory(p, kind === 'file' ? 'a file' : 'a symbolic link');
       sink.add(p, info, kind);
       const streams = encodeMetadataStreams(meta, p.name);
       if (kind === 'file' && hasDataStream(h)) streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
@@ -194,6 +197,17 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
   }
   progress(true);
   return { size, entries: count };
+}
+
+/**
+ * Refuses `Files`, `Hives`, `UtilityVM` or `UtilityVM/Files` as anything but a directory:
+ * the layer's roots, which Windows holds only as directories (hcsshim refuses a UtilityVM
+ * that is a reparse point), and below which every other entry is written.
+ */
+function checkRootIsDirectory(p: LayerPath, what: string): void {
+  if (p.name === p.root || p.name === UTILITY_VM_FILES) {
+    throw createError('ERR_PATH_ROOT', `${p.name}: a layer root must be a directory, not ${what}`, { entry: p.name });
+  }
 }
 
 /** Length of `<name>:` when `entry` starts with it for the parsed or the raw name, else -1. */

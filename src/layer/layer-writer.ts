@@ -600,6 +600,11 @@ export class TransportLayerWriter {
     return this.#seenEntry(key, spelledAs) !== undefined;
   }
 
+  /** False when this layer holds nothing under `key` for sure; true when it may (hashes). */
+  #mayHaveAdded(key: string): boolean {
+    return this.#seen.has(key) || this.#dirs.has(key) || this.#plainFiles.has(key) || this.#links?.mayHave(key) === true;
+  }
+
   /** What this layer holds under `key` (spelled `spelledAs` by the entry asking). */
   #seenEntry(key: string, spelledAs: string): SeenEntry | undefined {
     const seen = this.#seen.get(key);
@@ -810,6 +815,14 @@ export class TransportLayerWriter {
     // layer added before it, else to the parents' (made at the end, by path). A target this
     // layer adds only later is not the one it names.
     const parentsOnly = !this.isBaseLayer && inFiles(p.name) && !this.#addedBefore(caseFoldKey(target.name), target.name);
+    // hcsshim's base writer makes each link when it comes: its target must be there already.
+    // (A hash says "not added" for sure; its rare false "maybe" leaves the check to close.)
+    if (this.isBaseLayer && caseFoldKey(target.name) !== key && !this.#mayHaveAdded(caseFoldKey(target.name))) {
+      throw createError('ERR_LINK_TARGET_NOT_FOUND', `${p.name}: hard link to ${target.name}, which the layer has not added before it (a base layer makes each link as it comes)`, {
+        entry: p.name,
+        target: target.name,
+      });
+    }
     const host = this.#hostPathFor(p);
     this.#replaceInherited(p, host, false);
     this.#links ??= new LinkSpill(path.join(this.#root, INDEX_DIR, PENDING_LINKS_FILE));

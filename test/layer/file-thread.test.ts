@@ -284,7 +284,8 @@ describe('layer writer: small files through the file thread', function () {
         { type: 'directory', name: `${dir}/sub` },
         // Below a queued directory, through directories that are not entries.
         { type: 'file', name: `${dir}/sub/implicit/deeper/x.txt`, data: 'x' },
-        { type: 'link', name: `${dir}/sub/link.txt`, target: `Files/q${(i + 9) % 10}/small.txt` },
+        // To the directory before (a base layer links only to what it added before).
+        { type: 'link', name: `${dir}/sub/link.txt`, target: `Files/q${Math.max(0, i - 1)}/small.txt` },
       );
     }
     const tar = await buildLayerTar(entries);

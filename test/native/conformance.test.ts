@@ -311,7 +311,7 @@ const badInputs: BadInput[] = [
   },
   {
     title: 'a hive below a file',
-    tar: () => buildLayerTar([{ type: 'file', name: 'Hives', data: 'not a directory' }, { type: 'file', name: 'Hives/System_Delta', data: 'x' }]),
+    tar: () => buildLayerTar([{ type: 'file', name: 'Hives/System_Delta', data: 'not a directory' }, { type: 'file', name: 'Hives/System_Delta/x', data: 'x' }]),
     code: 'ERR_PARENT_NOT_DIRECTORY',
   },
 ];
