@@ -1368,6 +1368,14 @@ export class TransportLayerWriter {
       });
     }
     const to = path.join(this.#root, link.host);
+    // NTFS gives a file at most 1,024 names (in every layer that links it): Windows would
+    // fail this import, and a view of the layer would not hold them all either.
+    if (fs.lstatSync(from).nlink >= NTFS_MAX_LINKS) {
+      throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
+        entry: link.path.name,
+        target: link.target.name,
+      });
+    }
     try {
       fs.linkSync(from, to);
     } catch (cause) {
@@ -1384,6 +1392,9 @@ export class TransportLayerWriter {
     }
   }
 }
+
+/** The most names (hard links) NTFS gives one file. */
+const NTFS_MAX_LINKS = 1024;
 
 /**
  * A copy of the file at `from` (the entry `target`) at `to`, in the other format: the data

@@ -189,6 +189,22 @@ describe('store: safety', function () {
     expect(store.exists('b')).to.equal(false);
   });
 
+  it('gives a file at most 1,024 names, as NTFS does (ERR_LINK_TARGET_INVALID past that, no layer)', async () => {
+    const store = await openStore();
+    const layer = (links: number): BuilderEntry[] => [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/a', data: 'a' },
+      ...Array.from({ length: links }, (_, i): BuilderEntry => ({ type: 'link', name: `Files/l${i}`, target: 'Files/a' })),
+    ];
+    await importTar(store, 'most', await buildLayerTar(layer(1023)));
+    expect(fs.statSync(path.join(store.layerPath('most'), 'Files/a')).nlink).to.equal(1024);
+    expect(await rejectionCode(async () => importTar(store, 'more', await buildLayerTar(layer(1024))))).to.equal('ERR_LINK_TARGET_INVALID');
+    expect(store.exists('more')).to.equal(false);
+    // Names in the parents count: NTFS links a delta's names to the parent's file.
+    const delta: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/one-more', target: 'Files/a' }];
+    expect(await rejectionCode(async () => importTar(store, 'child', await buildLayerTar(delta), 'most'))).to.equal('ERR_LINK_TARGET_INVALID');
+  });
+
   it('refuses an id that exists, and ids that are paths', async () => {
     const store = await openStore();
     const tar = await buildLayerTar(good);
