@@ -35,6 +35,11 @@ export const FIELD = {
   /** The STAR format shortens the prefix to make room for atime/ctime. */
   starPrefix: { offset: 345, length: 131 },
   starTrailer: { offset: 508, length: 4 },
+  /** GNU headers keep the access and change times where USTAR has its prefix; STAR at its end. */
+  gnuAtime: { offset: 345, length: 12 },
+  gnuCtime: { offset: 357, length: 12 },
+  starAtime: { offset: 476, length: 12 },
+  starCtime: { offset: 488, length: 12 },
 } as const satisfies Record<string, BlockField>;
 
 /** USTAR magic and version, as Go writes them for USTAR and PAX headers. */

@@ -679,9 +679,15 @@ class TarReader {
       mtime: time(PAX_MTIME) ?? BigInt(headerSeconds) * NS_PER_SECOND,
       pax,
     };
-    const atime = time(PAX_ATIME);
+    // As Go reads them: a GNU header's access and change times when set, a STAR header's
+    // always; PAX records win over both.
+    const headerTime = (field: BlockField, label: string): bigint | undefined => {
+      if (format === 'ustar' || (format === 'gnu' && block[field.offset] === 0)) return undefined;
+      return BigInt(numericField(block, field, offset, label)) * NS_PER_SECOND;
+    };
+    const atime = time(PAX_ATIME) ?? headerTime(format === 'star' ? FIELD.starAtime : FIELD.gnuAtime, 'atime');
     if (atime !== undefined) header.atime = atime;
-    const ctime = time(PAX_CTIME);
+    const ctime = time(PAX_CTIME) ?? headerTime(format === 'star' ? FIELD.starCtime : FIELD.gnuCtime, 'ctime');
     if (ctime !== undefined) header.ctime = ctime;
     return header;
   }

@@ -150,6 +150,17 @@ describe('tar/reader', () => {
           expect(byName.get('./longlink')?.header).to.include({ typeflag: '2', linkname: 't'.repeat(150), size: 0 });
         });
       }
+      if (format === 'gnu') {
+        it('reads the access and change times a GNU header keeps where USTAR has its prefix, as Go does', async () => {
+          let tar = archives.get('gnu') ?? Buffer.alloc(0);
+          tar = patchField(tar, 0, FIELD.gnuAtime, '13132027400\0'); // 1500000000
+          tar = patchField(tar, 0, FIELD.gnuCtime, '12334447000\0'); // 1400000000
+          const [first, second] = await readChunked(tar, Infinity);
+          expect([first?.header.atime, first?.header.ctime]).to.deep.equal([1_500_000_000n * 1_000_000_000n, 1_400_000_000n * 1_000_000_000n]);
+          // Zero fields: no times (the entry's mtime stands in later).
+          expect([second?.header.atime, second?.header.ctime]).to.deep.equal([undefined, undefined]);
+        });
+      }
       it(`refuses a --format=${format} sparse file`, async () => {
         await expectCode(readChunked(archives.get(`${format}-sparse`) ?? Buffer.alloc(0), Infinity), 'ERR_SPARSE_UNSUPPORTED');
       });
