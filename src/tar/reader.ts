@@ -33,6 +33,10 @@ import {
   PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
   forEachPaxRecord, parseGoInt64, parsePaxTime, paxSubjectText,
 } from './pax.js';
+import {
+  OLD_GNU_EXTENSION, OLD_GNU_SPARSE, PAX_SPARSE_MAP, PAX_SPARSE_NAME, PAX_SPARSE_NUMBYTES, PAX_SPARSE_OFFSET, SPARSE_ENTRY_FIELD,
+  checkSparseMap, parseMapInData, paxSparseSize, paxSparseSpec, readOldGnuFragments, sparseInvalid, type SparseMap, type SparseSpec,
+} from './sparse.js';
 
 /** One entry's header, after PAX records and GNU long names are applied. */
 export interface TarHeader {
@@ -148,6 +152,13 @@ interface Extensions {
   bytes: number;
   /** A local record's key starts with GNU.sparse. */
   sparse: boolean;
+}
+
+/** What #decode found for the entry it decoded, beside its header. */
+interface Decoded {
+  header: TarHeader;
+  /** A sparse entry: its map, and the bytes the tar stores for it (its header's size). */
+  sparse?: { spec: SparseSpec; stored: number };
 }
 
 type HeaderFormat = 'ustar' | 'gnu' | 'star';
@@ -382,12 +393,154 @@ class EntryBody implements AsyncIterable<Buffer> {
   }
 }
 
+/** Zeros for the holes of sparse files: never written to, handed out as views. */
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/**
+ * The body of a sparse entry: its logical content, holes as zeros, from the fragments the
+ * tar stores (sparse.ts). Reads what the tar holds after the header in order: an old GNU
+ * header's extension blocks, then the stored data (a PAX 1.0 map first), then padding.
+ */
+class SparseBody implements AsyncIterable<Buffer> {
+  readonly #input: ByteSource;
+  readonly #spec: SparseSpec;
+  readonly #stored: number;
+  readonly #size: number;
+  readonly #entry: string;
+  readonly #maxMapBytes: number;
+  /** The stored data (and padding), once what comes before it was read. */
+  #data: EntryBody | undefined;
+  #map: SparseMap | undefined;
+  #started = false;
+  #dead = false;
+
+  constructor(input: ByteSource, spec: SparseSpec, stored: number, size: number, entry: string, maxMapBytes: number) {
+    this.#input = input;
+    this.#spec = spec;
+    this.#stored = stored;
+    this.#size = size;
+    this.#entry = entry;
+    this.#maxMapBytes = maxMapBytes;
+    if (spec.kind === 'map') {
+      this.#data = new EntryBody(input, stored);
+      this.#map = spec.map;
+    }
+  }
+
+  /** Reads the extension blocks of an old GNU header, then makes the data's body. */
+  async #extensions(): Promise<EntryBody> {
+    if (this.#data !== undefined) return this.#data;
+    const map = this.#spec.kind === 'extended' ? [...this.#spec.map] : [];
+    let bytes = 0;
+    for (let more = this.#spec.kind === 'extended'; more; ) {
+      const offset = this.#input.offset;
+      const block = await this.#input.take(BLOCK_SIZE);
+      if (typeof block === 'number') throw truncated(this.#input.offset, 'inside a sparse header extension');
+      bytes += BLOCK_SIZE;
+      if (bytes > this.#maxMapBytes) throw createError('ERR_METADATA_TOO_LARGE', `${this.#entry}: sparse map of more than ${this.#maxMapBytes} bytes`, { entry: this.#entry, limit: this.#maxMapBytes });
+      more = readOldGnuFragments(block, OLD_GNU_EXTENSION, map, (at) => safeNumber(numericField(block, { offset: at, length: SPARSE_ENTRY_FIELD }, offset, 'sparse map'), offset));
+    }
+    if (this.#spec.kind === 'extended') {
+      checkSparseMap(map, this.#size, this.#stored, this.#entry);
+      this.#map = map;
+    }
+    this.#data = new EntryBody(this.#input, this.#stored);
+    return this.#data;
+  }
+
+  async *#chunks(): AsyncGenerator<Buffer> {
+    const data = await this.#extensions();
+    const stored = data[Symbol.asyncIterator]();
+    let pending: Buffer = EMPTY;
+    let storedLeft = this.#stored;
+    const nextStored = async (): Promise<Buffer> => {
+      const r = await stored.next();
+      if (r.done === true) throw sparseInvalid(this.#entry, 'places more bytes than the entry stores');
+      return r.value;
+    };
+    let map = this.#map;
+    if (map === undefined) {
+      // PAX 1.0: the map is the data's first blocks.
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      for (;;) {
+        if (pending.length === 0) pending = await nextStored();
+        const part = pending.subarray(0, BLOCK_SIZE - (headBytes % BLOCK_SIZE));
+        pending = pending.subarray(part.length);
+        head.push(part);
+        headBytes += part.length;
+        if (headBytes % BLOCK_SIZE !== 0) continue;
+        if (headBytes > this.#maxMapBytes) throw createError('ERR_METADATA_TOO_LARGE', `${this.#entry}: sparse map of more than ${this.#maxMapBytes} bytes`, { entry: this.#entry, limit: this.#maxMapBytes });
+        const parsed = parseMapInData(Buffer.concat(head), this.#entry);
+        if (parsed === undefined) continue;
+        map = parsed.map;
+        storedLeft -= parsed.bytes;
+        checkSparseMap(map, this.#size, storedLeft, this.#entry);
+        break;
+      }
+    }
+    let at = 0;
+    for (let i = 0; i <= map.length; i += 2) {
+      const offset = i < map.length ? (map[i] as number) : this.#size;
+      for (let hole = offset - at; hole > 0; hole -= ZEROS.length) yield ZEROS.subarray(0, Math.min(hole, ZEROS.length));
+      at = offset;
+      if (i === map.length) break;
+      for (let need = map[i + 1] as number; need > 0; ) {
+        if (pending.length === 0) pending = await nextStored();
+        const part = pending.subarray(0, need);
+        pending = pending.subarray(part.length);
+        need -= part.length;
+        at += part.length;
+        yield part;
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.#started || this.#dead) return { next: async () => ({ done: true, value: undefined }) };
+    this.#started = true;
+    return this.#chunks();
+  }
+
+  forEach(write: (chunk: Buffer) => Promise<void> | undefined | void): Promise<void> | undefined {
+    if (this.#started || this.#dead) return undefined;
+    return (async () => {
+      for await (const chunk of this) {
+        const wait = write(chunk);
+        if (wait !== undefined) await wait;
+      }
+    })();
+  }
+
+  /** Discards what is left (the extension blocks too, when unread); afterwards the body reads empty. */
+  drain(): Promise<void> | undefined {
+    this.#dead = true;
+    if (this.#data !== undefined) return this.#data.drain();
+    return this.#extensions().then((data) => data.drain());
+  }
+
+  skip(): Promise<void> | undefined {
+    return this.drain();
+  }
+
+  invalidate(): void {
+    this.#dead = true;
+    this.#data?.invalidate();
+  }
+}
+
+/** A number that a safe integer holds: fragment offsets and sizes past 2^53 are refused. */
+function safeNumber(n: number | bigint, offset: number): number {
+  if (typeof n === 'bigint' || n < 0 || !Number.isSafeInteger(n)) throw headerInvalid(offset, `sparse map number ${String(n)} is out of range`);
+  return n;
+}
+
 /** A TarEntry whose body belongs to a reader. */
 class ReaderEntry implements TarEntry {
   readonly header: TarHeader;
-  readonly body: EntryBody;
+  readonly body: EntryBody | SparseBody;
 
-  constructor(header: TarHeader, body: EntryBody) {
+  constructor(header: TarHeader, body: EntryBody | SparseBody) {
     this.header = header;
     this.body = body;
   }
@@ -397,7 +550,7 @@ class ReaderEntry implements TarEntry {
 class TarReader {
   readonly #input: ByteSource;
   readonly #maxPaxBytes: number;
-  #current: EntryBody | null = null;
+  #current: EntryBody | SparseBody | null = null;
   #finished = false;
   #closed = false;
   /** Extended headers read for the entry being framed. */
@@ -491,8 +644,13 @@ class TarReader {
     if (flag === TYPE_GNU_OLD_LONG_NAME) {
       throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `tar header at byte ${offset}: old GNU long-name type 'N' is not supported`, { offset });
     }
-    const header = this.#decode(block, offset, format, this.#ext);
+    const { header, sparse } = this.#decode(block, offset, format, this.#ext);
     this.#ext = null;
+    if (sparse !== undefined) {
+      const body = new SparseBody(this.#input, sparse.spec, sparse.stored, header.size, header.name, this.#maxPaxBytes);
+      this.#current = body;
+      return new ReaderEntry(header, body);
+    }
     const body = new EntryBody(this.#input, header.size);
     this.#current = body;
     return new ReaderEntry(header, body);
@@ -590,12 +748,23 @@ class TarReader {
       ext.paxPath = null;
       ext.paxLinkpath = null;
       ext.sparse = false;
+      // GNU sparse 0.0: offset and numbytes records in turns, gathered into a map as Go does.
+      let sparse00: string[] | undefined;
       forEachPaxRecord(data, subject, (key, value, start, end) => {
-        pax[key] = value;
+        if (key === PAX_SPARSE_OFFSET || key === PAX_SPARSE_NUMBYTES) {
+          sparse00 ??= [];
+          if ((key === PAX_SPARSE_OFFSET) !== (sparse00.length % 2 === 0) || value.includes(',')) {
+            throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: ${key} out of turn in a sparse map`, { offset, key });
+          }
+          sparse00.push(value);
+        } else {
+          pax[key] = value;
+        }
         if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
         else if (key === PAX_LINKPATH) ext.paxLinkpath = data.subarray(start, end);
         else if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) ext.sparse = true;
       });
+      if (sparse00 !== undefined) pax[PAX_SPARSE_MAP] = sparse00.join(',');
       ext.pax = pax;
     } else if (flag === TYPE_PAX_GLOBAL) {
       // Checked, then dropped: Go hands a global header to its caller and applies it to
@@ -614,7 +783,7 @@ class TarReader {
     }
   }
 
-  #decode(block: Buffer, offset: number, format: HeaderFormat, ext: Extensions | null): TarHeader {
+  #decode(block: Buffer, offset: number, format: HeaderFormat, ext: Extensions | null): Decoded {
     // Every numeric field must parse as Go parses it, even the ones we do not report.
     const mode = numericField(block, FIELD.mode, offset, 'mode');
     numericField(block, FIELD.uid, offset, 'uid');
@@ -630,13 +799,29 @@ class TarReader {
       return value === undefined || value === '' ? undefined : value; // Go ignores empty values
     };
 
-    const name = resolveName(block, format, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
+    let name = resolveName(block, format, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
     const linkname = resolveName(block, format, offset, FIELD.linkname, PAX_LINKPATH, ext?.paxLinkpath ?? null, ext?.longLink ?? null, 'link name');
 
     const rawType = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
-    const typeflag = rawType === TYPE_REG_LEGACY ? (name.endsWith('/') ? TYPE_DIR : TYPE_REG) : rawType;
-    if (typeflag === TYPE_GNU_SPARSE || ext?.sparse === true) {
-      throw createError('ERR_SPARSE_UNSUPPORTED', `${name}: GNU sparse entries are not supported`, { entry: name });
+    let typeflag = rawType === TYPE_REG_LEGACY ? (name.endsWith('/') ? TYPE_DIR : TYPE_REG) : rawType;
+    // A sparse file (see sparse.ts): its header's size is what the tar stores, its logical
+    // size comes from the sparse records; an old GNU one is a regular file like the others.
+    let sparseSpec: SparseSpec | undefined;
+    let logicalSize: number | undefined;
+    if (typeflag === TYPE_GNU_SPARSE) {
+      if (format !== 'gnu') throw headerInvalid(offset, `a sparse entry (type 'S') in a ${format} header`, { entry: name });
+      const map: SparseMap = [];
+      const extended = readOldGnuFragments(block, OLD_GNU_SPARSE, map, (at) => safeNumber(numericField(block, { offset: at, length: SPARSE_ENTRY_FIELD }, offset, 'sparse map'), offset));
+      logicalSize = safeNumber(numericField(block, { offset: OLD_GNU_SPARSE.realSize, length: SPARSE_ENTRY_FIELD }, offset, 'sparse real size'), offset);
+      sparseSpec = extended ? { kind: 'extended', map } : { kind: 'map', map };
+      typeflag = TYPE_REG;
+    } else if (ext?.sparse === true) {
+      sparseSpec = paxSparseSpec(ext.pax ?? NO_PAX, name);
+      if (sparseSpec !== undefined) {
+        name = ext.pax?.[PAX_SPARSE_NAME] || name;
+        logicalSize = paxSparseSize(ext.pax ?? NO_PAX, name);
+        if (typeflag !== TYPE_REG) throw headerInvalid(offset, `a sparse entry of type '${typeflag}'`, { entry: name });
+      }
     }
 
     const sizeText = paxValue(PAX_SIZE);
@@ -673,7 +858,7 @@ class TarReader {
     const header: TarHeader = {
       name,
       typeflag,
-      size: headerOnly ? 0 : dataSize,
+      size: headerOnly ? 0 : (logicalSize ?? dataSize),
       mode: Number(mode),
       linkname,
       mtime: time(PAX_MTIME) ?? BigInt(headerSeconds) * NS_PER_SECOND,
@@ -689,7 +874,9 @@ class TarReader {
     if (atime !== undefined) header.atime = atime;
     const ctime = time(PAX_CTIME) ?? headerTime(format === 'star' ? FIELD.starCtime : FIELD.gnuCtime, 'ctime');
     if (ctime !== undefined) header.ctime = ctime;
-    return header;
+    if (sparseSpec === undefined) return { header };
+    if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
+    return { header, sparse: { spec: sparseSpec, stored: dataSize } };
   }
 }
 

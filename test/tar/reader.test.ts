@@ -18,6 +18,14 @@ import {
 } from './tar-helpers.js';
 
 const S = 1_000_000_000n;
+
+/** GNU tar's sparse encodings: the old GNU header (type S) and the three PAX versions. */
+const SPARSE_FORMATS: Record<string, string[]> = {
+  'old GNU': ['--format=gnu'],
+  'PAX 0.0': ['--format=posix', '--sparse-version=0.0'],
+  'PAX 0.1': ['--format=posix', '--sparse-version=0.1'],
+  'PAX 1.0': ['--format=posix', '--sparse-version=1.0'],
+};
 const BASIC_KEYS = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime']);
 
 /** Go's Time.Round(time.Second). */
@@ -132,9 +140,16 @@ describe('tar/reader', () => {
         expect(result.status, result.stderr.toString()).to.equal(0);
         archives.set(format, result.stdout);
       }
-      for (const format of ['gnu', 'posix']) {
-        const result = spawnSync('/usr/bin/tar', ['-c', '--sparse', `--format=${format}`, '-C', tree, 'sparse'], { maxBuffer: 1 << 26 });
-        archives.set(`${format}-sparse`, result.stdout);
+      // Thirty islands of data: more fragments than an old GNU header holds (extension blocks).
+      const islands = path.join(tree, 'islands');
+      const fd = fs.openSync(islands, 'w');
+      for (let i = 0; i < 30; i++) fs.writeSync(fd, Buffer.alloc(100, 65 + i), 0, 100, i * 200_000 + 7);
+      fs.ftruncateSync(fd, 30 * 200_000 + 5000);
+      fs.closeSync(fd);
+      for (const [label, args] of Object.entries(SPARSE_FORMATS)) {
+        const result = spawnSync('/usr/bin/tar', ['-c', '--sparse', ...args, '-C', tree, 'sparse', 'islands'], { maxBuffer: 1 << 26 });
+        expect(result.status, result.stderr.toString()).to.equal(0);
+        archives.set(label, result.stdout);
       }
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -161,9 +176,22 @@ describe('tar/reader', () => {
           expect([second?.header.atime, second?.header.ctime]).to.deep.equal([undefined, undefined]);
         });
       }
-      it(`refuses a --format=${format} sparse file`, async () => {
-        await expectCode(readChunked(archives.get(`${format}-sparse`) ?? Buffer.alloc(0), Infinity), 'ERR_SPARSE_UNSUPPORTED');
-      });
+    }
+    for (const label of Object.keys(SPARSE_FORMATS)) {
+      for (const chunking of CHUNKINGS) {
+        it(`reads a sparse file (${label}) as its content, holes as zeros, as Go does, ${chunking.title}`, async () => {
+          const entries = await readChunked(archives.get(label) ?? Buffer.alloc(0), chunking.size);
+          expect(entries.map((e) => [e.header.name, e.header.typeflag, e.header.size])).to.deep.equal([
+            ['sparse', '0', (1 << 20) + 3],
+            ['islands', '0', 30 * 200_000 + 5000],
+          ]);
+          const expected = Buffer.alloc(30 * 200_000 + 5000);
+          for (let i = 0; i < 30; i++) expected.fill(65 + i, i * 200_000 + 7, i * 200_000 + 107);
+          expect(entries[1]?.body.equals(expected)).to.equal(true);
+          expect(entries[0]?.body.subarray(-3).toString()).to.equal('end');
+          expect(entries[0]?.body.subarray(0, 1 << 20).every((b) => b === 0)).to.equal(true);
+        });
+      }
     }
   });
 
@@ -237,8 +265,18 @@ describe('tar/reader', () => {
       { title: 'a global creation time', tar: () => Buffer.concat([metaEntry('g', rec('LIBARCHIVE.creationtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a global mtime', tar: () => Buffer.concat([metaEntry('g', rec('mtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a global sparse map', tar: () => Buffer.concat([metaEntry('g', rec('GNU.sparse.major', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
-      { title: 'GNU sparse PAX records', tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '1')), plain]), code: 'ERR_SPARSE_UNSUPPORTED' },
-      { title: "type 'S'", tar: () => patchField(plain, 0, FIELD.typeflag, 'S'), code: 'ERR_SPARSE_UNSUPPORTED' },
+      {
+        title: 'a PAX sparse map that places more bytes than the entry stores',
+        tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', '0,99999') + rec('GNU.sparse.realsize', '99999')), plain]),
+        code: 'ERR_TAR_HEADER_INVALID',
+      },
+      {
+        title: 'a PAX sparse map with fragments out of order',
+        tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '2') + rec('GNU.sparse.map', '50,1,10,1') + rec('GNU.sparse.realsize', '99')), plain]),
+        code: 'ERR_TAR_HEADER_INVALID',
+      },
+      { title: 'PAX 0.0 sparse records out of turn', tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.numbytes', '1') + rec('GNU.sparse.offset', '0')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      { title: "type 'S' in a header that is not GNU's", tar: () => patchField(plain, 0, FIELD.typeflag, 'S'), code: 'ERR_TAR_HEADER_INVALID' },
       { title: 'an end-of-archive block followed by more entries (hidden from Go)', tar: () => Buffer.concat([plain.subarray(0, 1024), Buffer.alloc(1024), plain]), code: 'ERR_TAR_HEADER_INVALID' },
       { title: 'a lone zero block between entries', tar: () => Buffer.concat([plain.subarray(0, 1024), Buffer.alloc(512), plain]), code: 'ERR_TAR_HEADER_INVALID' },
       { title: 'junk after the end-of-archive blocks', tar: () => Buffer.concat([plain, Buffer.alloc(512, 0x41)]), code: 'ERR_TAR_HEADER_INVALID' },
