@@ -35,7 +35,7 @@ import {
 } from './pax.js';
 import {
   OLD_GNU_EXTENSION, OLD_GNU_SPARSE, PAX_SPARSE_MAP, PAX_SPARSE_NAME, PAX_SPARSE_NUMBYTES, PAX_SPARSE_OFFSET, SPARSE_ENTRY_FIELD,
-  checkSparseMap, parseMapInData, paxSparseSize, paxSparseSpec, readOldGnuFragments, sparseInvalid, type SparseMap, type SparseSpec,
+  checkSparseMap, MapInData, paxSparseSize, paxSparseSpec, readOldGnuFragments, sparseInvalid, type SparseMap, type SparseSpec,
 } from './sparse.js';
 
 /** One entry's header, after PAX records and GNU long names are applied. */
@@ -461,20 +461,21 @@ class SparseBody implements AsyncIterable<Buffer> {
     let map = this.#map;
     if (map === undefined) {
       // PAX 1.0: the map is the data's first blocks.
-      const head: Buffer[] = [];
-      let headBytes = 0;
-      for (;;) {
+      const parser = new MapInData(this.#entry);
+      const block = Buffer.alloc(BLOCK_SIZE);
+      for (let filled = 0, mapBytes = 0; ; ) {
         if (pending.length === 0) pending = await nextStored();
-        const part = pending.subarray(0, BLOCK_SIZE - (headBytes % BLOCK_SIZE));
+        const part = pending.subarray(0, BLOCK_SIZE - filled);
         pending = pending.subarray(part.length);
-        head.push(part);
-        headBytes += part.length;
-        if (headBytes % BLOCK_SIZE !== 0) continue;
-        if (headBytes > this.#maxMapBytes) throw createError('ERR_METADATA_TOO_LARGE', `${this.#entry}: sparse map of more than ${this.#maxMapBytes} bytes`, { entry: this.#entry, limit: this.#maxMapBytes });
-        const parsed = parseMapInData(Buffer.concat(head), this.#entry);
-        if (parsed === undefined) continue;
-        map = parsed.map;
-        storedLeft -= parsed.bytes;
+        block.set(part, filled);
+        filled += part.length;
+        if (filled < BLOCK_SIZE) continue;
+        filled = 0;
+        mapBytes += BLOCK_SIZE;
+        if (mapBytes > this.#maxMapBytes) throw createError('ERR_METADATA_TOO_LARGE', `${this.#entry}: sparse map of more than ${this.#maxMapBytes} bytes`, { entry: this.#entry, limit: this.#maxMapBytes });
+        if (!parser.feed(block)) continue;
+        map = parser.map;
+        storedLeft -= mapBytes;
         checkSparseMap(map, this.#size, storedLeft, this.#entry);
         break;
       }

@@ -15,7 +15,6 @@
  * `GNU.sparse.size` or `GNU.sparse.realsize`.
  */
 import { createError, type WinLayerError } from '../errors.js';
-import { BLOCK_SIZE } from './block.js';
 
 export const PAX_SPARSE_MAJOR = 'GNU.sparse.major';
 export const PAX_SPARSE_MINOR = 'GNU.sparse.minor';
@@ -102,26 +101,38 @@ export function paxSparseSize(pax: Readonly<Record<string, string>>, entry: stri
 }
 
 /**
- * Parses a PAX 1.0 map from the start of the data, given as whole blocks so far: the map
- * and the bytes it took (whole blocks), or undefined when more blocks are needed.
+ * A PAX 1.0 map read from the start of the data, a block at a time (its lines may cross
+ * blocks): feed() each block until it answers true; then `map` holds the fragments.
  */
-export function parseMapInData(head: Buffer, entry: string): { map: SparseMap; bytes: number } | undefined {
-  const numbers: number[] = [];
-  let start = 0;
-  let count: number | undefined;
-  for (let i = 0; i < head.length; i++) {
-    if (head[i] !== 0x0a) continue;
-    const token = head.toString('latin1', start, i);
-    start = i + 1;
-    const n = decimal(token);
-    if (n === undefined) throw sparseInvalid(entry, `holds ${JSON.stringify(token.slice(0, 40))}, not a number`);
-    if (count === undefined) count = n;
-    else numbers.push(n);
-    if (count !== undefined && numbers.length === 2 * count) {
-      return { map: numbers, bytes: Math.ceil(start / BLOCK_SIZE) * BLOCK_SIZE };
-    }
+export class MapInData {
+  readonly map: SparseMap = [];
+  #count: number | undefined;
+  #token = '';
+  readonly #entry: string;
+
+  constructor(entry: string) {
+    this.#entry = entry;
   }
-  return undefined;
+
+  /** Reads one 512-byte block of the map; true once the map is whole (the data follows this block). */
+  feed(block: Buffer): boolean {
+    let start = 0;
+    for (let i = 0; i < block.length; i++) {
+      if (block[i] !== 0x0a) continue;
+      const token = this.#token + block.toString('latin1', start, i);
+      this.#token = '';
+      start = i + 1;
+      const n = decimal(token);
+      if (n === undefined) throw sparseInvalid(this.#entry, `holds ${JSON.stringify(token.slice(0, 40))}, not a number`);
+      if (this.#count === undefined) this.#count = n;
+      else this.map.push(n);
+      if (this.map.length === 2 * this.#count) return true;
+    }
+    this.#token += block.toString('latin1', start);
+    // A token is at most 16 digits: more is no map (and would grow without end).
+    if (this.#token.length > 16) throw sparseInvalid(this.#entry, 'holds a line that is not a number');
+    return false;
+  }
 }
 
 /**

@@ -275,6 +275,11 @@ describe('tar/reader', () => {
         tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '2') + rec('GNU.sparse.map', '50,1,10,1') + rec('GNU.sparse.realsize', '99')), plain]),
         code: 'ERR_TAR_HEADER_INVALID',
       },
+      {
+        title: 'a PAX 1.0 sparse entry whose data is too short for its map',
+        tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '1') + rec('GNU.sparse.minor', '0') + rec('GNU.sparse.realsize', '10')), plain]),
+        code: 'ERR_TAR_HEADER_INVALID',
+      },
       { title: 'PAX 0.0 sparse records out of turn', tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.numbytes', '1') + rec('GNU.sparse.offset', '0')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: "type 'S' in a header that is not GNU's", tar: () => patchField(plain, 0, FIELD.typeflag, 'S'), code: 'ERR_TAR_HEADER_INVALID' },
       { title: 'an end-of-archive block followed by more entries (hidden from Go)', tar: () => Buffer.concat([plain.subarray(0, 1024), Buffer.alloc(1024), plain]), code: 'ERR_TAR_HEADER_INVALID' },
