@@ -438,7 +438,7 @@ function materialize(
   const hostOf = hostNames(view);
   let madeDir = '';
   const links: ViewEntry[] = [];
-  const symlinks: { e: ViewEntry; at: string; target: string }[] = [];
+  const symlinks: { e: ViewEntry; at: string; target: string; atime: number | Date; mtime: number | Date }[] = [];
   const dirTimes: { e: ViewEntry; at: string; atime: number | Date; mtime: number | Date }[] = [];
   for (const e of entries) {
     step(e, true);
@@ -459,7 +459,7 @@ function materialize(
     if (it.kind !== 'entry') continue;
     const times = { atime: secondsOf(it.info.lastAccessTime), mtime: secondsOf(it.info.lastWriteTime) };
     if (e.kind === 'symlink') {
-      symlinks.push({ e, at, target: posixLinkTarget(it.meta.reparse?.target ?? '') });
+      symlinks.push({ e, at, target: posixLinkTarget(it.meta.reparse?.target ?? ''), ...times });
       continue;
     }
     if (e.kind === 'directory') {
@@ -475,6 +475,8 @@ function materialize(
       fs.closeSync(fd);
     }
   }
+  /** A target whose own path the view does not show: the first of its links, which holds its content. */
+  const standIns = new Map<ViewEntry, string>();
   for (const e of links) {
     step(e, false);
     const target = e.linkTo;
@@ -482,14 +484,28 @@ function materialize(
     const at = path.join(dest, hostOf.entry(e.name));
     if (target.kind === 'symlink') {
       const it = items.of(target);
-      symlinks.push({ e, at, target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : '') });
+      const info = it.kind === 'entry' ? it.info : undefined;
+      symlinks.push({
+        e,
+        at,
+        target: posixLinkTarget(it.kind === 'entry' ? (it.meta.reparse?.target ?? '') : ''),
+        atime: info === undefined ? new Date() : secondsOf(info.lastAccessTime),
+        mtime: info === undefined ? new Date() : secondsOf(info.lastWriteTime),
+      });
       continue;
     }
     if (view.get(caseFoldKey(target.name)) === target) {
       fs.linkSync(path.join(dest, hostOf.entry(target.name)), at);
       continue;
     }
-    // The target's path was deleted or replaced above: the link alone keeps the content.
+    // The target's path was deleted or replaced above: its first link holds the content,
+    // and its other links are names of that file, as they are of one file in the layers.
+    const standIn = standIns.get(target);
+    if (standIn !== undefined) {
+      fs.linkSync(standIn, at);
+      continue;
+    }
+    standIns.set(target, at);
     const it = items.of(target);
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     try {
@@ -515,6 +531,8 @@ function materialize(
   for (const s of symlinks) {
     step(s.e, false);
     fs.symlinkSync(s.target, s.at);
+    // The link's own times, as its layer records them (not the time of the mount).
+    fs.lutimesSync(s.at, s.atime, s.mtime);
   }
   // Directory times last, when nothing more is made in them (a utimes of a directory's
   // child leaves the directory's own times alone: their order does not matter).

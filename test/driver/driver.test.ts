@@ -1134,6 +1134,30 @@ describe('driver: WindowsFilterDriver', function () {
     await driver.put('l2');
   });
 
+  it('keeps the names of one file one file in a view where a later layer deleted the first; symbolic links keep their times', async () => {
+    const driver = await openDriver();
+    const linkTime = filetimeFromUnixNs(1_600_000_100n * 1_000_000_000n);
+    await driver.applyDiff(
+      'l0',
+      undefined,
+      Readable.from([
+        await buildLayerTar([
+          { type: 'directory', name: 'Files' },
+          { type: 'file', name: 'Files/x.txt', data: 'x data' },
+          { type: 'link', name: 'Files/x-link.txt', target: 'Files/x.txt' },
+          { type: 'symlink', name: 'Files/s', target: 'x.txt', times: { lastAccessTime: linkTime, lastWriteTime: linkTime } },
+        ]),
+      ]),
+    );
+    await driver.applyDiff('l1', 'l0', Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/x-link2.txt', target: 'Files/x.txt' }])]));
+    await driver.applyDiff('l2', 'l1', Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'whiteout', name: 'Files/x.txt' }])]));
+    const top = await driver.get('l2');
+    const [one, two] = ['x-link.txt', 'x-link2.txt'].map((n) => fs.statSync(path.join(top, n)));
+    expect([one?.ino === two?.ino, one?.nlink, fs.readFileSync(path.join(top, 'x-link2.txt'), 'utf8')]).to.deep.equal([true, 2, 'x data']);
+    expect(fs.lstatSync(path.join(top, 's')).mtimeMs).to.equal(1_600_000_100_000);
+    await driver.put('l2');
+  });
+
   it('keeps a hard link\'s content when a later layer deletes the path it named', async () => {
     const driver = await openDriver();
     await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
