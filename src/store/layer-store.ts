@@ -81,6 +81,14 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 128;
 
 /** Throws ERR_ID_INVALID unless `id` is a valid layer id (never a path). */
+/**
+ * layerchain.json's text: the parents' paths, nearest first; `null` for a base layer, as
+ * moby's windowsfilter writes it (Go encodes a nil list so).
+ */
+export function layerChainText(parents: readonly string[]): string {
+  return parents.length === 0 ? 'null' : JSON.stringify(parents);
+}
+
 function isLayerId(id: string): boolean {
   try {
     validateLayerId(id);
@@ -274,7 +282,7 @@ export class LayerStore {
   /** Writes layerchain.json, flushes the staging tree and renames it into place. */
   async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean; beforeRename?: (() => void) | undefined } = {}): Promise<string> {
     const durable = options.durable ?? true;
-    writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), JSON.stringify(parents), durable);
+    writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), layerChainText(parents), durable);
     if (durable) flushFileSystem(stage.path);
     // A parent removed while this import ran (before the removal could see it) leaves a
     // chain that names nothing: refused, not committed.
@@ -324,6 +332,8 @@ export class LayerStore {
     } catch (cause) {
       throw createError('ERR_LAYER_CORRUPT', `${file}: not JSON`, { id }, cause);
     }
+    // `null` is a base layer's chain as moby writes it (a nil list).
+    if (chain === null) return [];
     if (!Array.isArray(chain) || !chain.every((p) => typeof p === 'string')) {
       throw createError('ERR_LAYER_CORRUPT', `${file}: not an array of layer paths`, { id });
     }

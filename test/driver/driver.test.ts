@@ -62,6 +62,11 @@ describe('driver: WindowsFilterDriver', function () {
       expect((await collect(driver.diff('base'))).equals(base)).to.equal(true);
       expect((await collect(driver.diff('delta', 'base'))).equals(delta)).to.equal(true);
       expect(JSON.parse(fs.readFileSync(path.join(driver.home, 'delta', 'layerchain.json'), 'utf8'))).to.deep.equal([path.join(driver.home, 'base')]);
+      // A base layer's chain is `null`, as moby writes it; one written `[]` reads the same.
+      expect(fs.readFileSync(path.join(driver.home, 'base', 'layerchain.json'), 'utf8')).to.equal('null');
+      expect(driver.store.readChain('base')).to.deep.equal([]);
+      fs.writeFileSync(path.join(driver.home, 'base', 'layerchain.json'), '[]');
+      expect(driver.store.readChain('base')).to.deep.equal([]);
     });
 
     it('takes a tar+gzip blob through the worker: the same layer, the digest of the tar inside', async () => {
