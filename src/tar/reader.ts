@@ -154,11 +154,10 @@ interface Extensions {
   sparse: boolean;
 }
 
-/** What #decode found for the entry it decoded, beside its header. */
-interface Decoded {
-  header: TarHeader;
-  /** A sparse entry: its map, and the bytes the tar stores for it (its header's size). */
-  sparse?: { spec: SparseSpec; stored: number };
+/** A sparse entry's map, and the bytes the tar stores for it (its header's size). */
+interface SparseEntry {
+  spec: SparseSpec;
+  stored: number;
 }
 
 type HeaderFormat = 'ustar' | 'gnu' | 'star';
@@ -645,9 +644,11 @@ class TarReader {
     if (flag === TYPE_GNU_OLD_LONG_NAME) {
       throw createError('ERR_ENTRY_TYPE_UNSUPPORTED', `tar header at byte ${offset}: old GNU long-name type 'N' is not supported`, { offset });
     }
-    const { header, sparse } = this.#decode(block, offset, format, this.#ext);
+    const header = this.#decode(block, offset, format, this.#ext);
     this.#ext = null;
+    const sparse = this.#sparse;
     if (sparse !== undefined) {
+      this.#sparse = undefined;
       const body = new SparseBody(this.#input, sparse.spec, sparse.stored, header.size, header.name, this.#maxPaxBytes);
       this.#current = body;
       return new ReaderEntry(header, body);
@@ -784,7 +785,10 @@ class TarReader {
     }
   }
 
-  #decode(block: Buffer, offset: number, format: HeaderFormat, ext: Extensions | null): Decoded {
+  /** What #decode found beside the header it returned: set for a sparse entry only. */
+  #sparse: SparseEntry | undefined;
+
+  #decode(block: Buffer, offset: number, format: HeaderFormat, ext: Extensions | null): TarHeader {
     // Every numeric field must parse as Go parses it, even the ones we do not report.
     const mode = numericField(block, FIELD.mode, offset, 'mode');
     numericField(block, FIELD.uid, offset, 'uid');
@@ -875,9 +879,11 @@ class TarReader {
     if (atime !== undefined) header.atime = atime;
     const ctime = time(PAX_CTIME) ?? headerTime(format === 'star' ? FIELD.starCtime : FIELD.gnuCtime, 'ctime');
     if (ctime !== undefined) header.ctime = ctime;
-    if (sparseSpec === undefined) return { header };
-    if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
-    return { header, sparse: { spec: sparseSpec, stored: dataSize } };
+    if (sparseSpec !== undefined) {
+      if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
+      this.#sparse = { spec: sparseSpec, stored: dataSize };
+    }
+    return header;
   }
 }
 
