@@ -937,9 +937,10 @@ export class TransportLayerWriter {
     this.#drainFiles();
     this.#files?.stop();
     this.#listingsValid = true;
-    // A base layer restored in place is hcsshim's base-layer layout, which has no tombstones.
+    // A delta's deletions, none at all included, as hcsshim's writer leaves them; a base
+    // layer has none to record (hcsshim's base writer writes no tombstones.txt).
     if (this.#tombstones !== undefined) this.#tombstones.finish(this.#durable);
-    else if (!this.#inPlace) writeTombstones(this.#root, [], this.#durable);
+    else if (!this.#inPlace && !this.isBaseLayer) writeTombstones(this.#root, [], this.#durable);
     if (this.#links !== undefined) {
       for (const link of this.#links.records()) this.#makeLink(pendingLink(link));
       this.#links.close(true);

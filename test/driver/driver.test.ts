@@ -64,6 +64,8 @@ describe('driver: WindowsFilterDriver', function () {
       expect(JSON.parse(fs.readFileSync(path.join(driver.home, 'delta', 'layerchain.json'), 'utf8'))).to.deep.equal([path.join(driver.home, 'base')]);
       // A base layer's chain is `null`, as moby writes it; one written `[]` reads the same.
       expect(fs.readFileSync(path.join(driver.home, 'base', 'layerchain.json'), 'utf8')).to.equal('null');
+      // Nor tombstones, which hcsshim's base writer never writes; a delta has them, if empty.
+      expect(['base', 'delta'].map((id) => fs.existsSync(path.join(driver.home, id, 'tombstones.txt')))).to.deep.equal([false, true]);
       expect(driver.store.readChain('base')).to.deep.equal([]);
       fs.writeFileSync(path.join(driver.home, 'base', 'layerchain.json'), '[]');
       expect(driver.store.readChain('base')).to.deep.equal([]);
