@@ -164,15 +164,15 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
-      const changes = await (await openDriver(v)).changes(id);
-      // A base layer lists every entry it holds (300,000 or more): written in pieces, not
-      // made into one string of tens of MB first.
-      if (v['json'] === true) {
-        await writeOutInPieces(pieces(changes, (c, i) => (i === 0 ? '[' : ',') + JSON.stringify(c)), changes.length === 0 ? '[]\n' : ']\n');
-        return;
-      }
+      const driver = await openDriver(v);
+      // A base layer lists every entry it holds (300,000 or more): printed as the worker
+      // finds them, ~64 KiB at a time, never held as a list or one string of tens of MB.
+      const out = new OutText();
       const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
-      await writeOutInPieces(pieces(changes, (c) => `${letter[c.kind]} ${c.path}\n`), '');
+      const json = v['json'] === true;
+      let count = 0;
+      await driver.forEachChange(id, (c) => out.add(json ? (count++ === 0 ? '[' : ',') + JSON.stringify(c) : `${letter[c.kind]} ${c.path}\n`));
+      await out.end(json ? (count === 0 ? '[]\n' : ']\n') : '');
     },
   },
   'diff-size': {
@@ -350,21 +350,25 @@ async function writeOut(text: string, context = ''): Promise<void> {
 }
 
 /** `format` of each item, as they are asked for. */
-function* pieces<T>(items: readonly T[], format: (item: T, index: number) => string): Generator<string> {
-  for (let i = 0; i < items.length; i++) yield format(items[i] as T, i);
-}
+/** Text for stdout, written ~64 KiB at a time. */
+class OutText {
+  #text = '';
 
-/** Writes `parts` and then `last` to stdout, ~64 KiB of text at a time. */
-async function writeOutInPieces(parts: Iterable<string>, last: string): Promise<void> {
-  let text = '';
-  for (const part of parts) {
-    text += part;
-    if (text.length < 65_536) continue;
-    await writeOut(text);
-    text = '';
+  /** Adds `part`; a promise when a piece was written (wait for it: the reader's pace). */
+  add(part: string): Promise<void> | undefined {
+    this.#text += part;
+    if (this.#text.length < 65_536) return undefined;
+    const text = this.#text;
+    this.#text = '';
+    return writeOut(text);
   }
-  text += last;
-  if (text.length > 0) await writeOut(text);
+
+  /** Writes what is left, then `last`. */
+  async end(last: string): Promise<void> {
+    const text = this.#text + last;
+    this.#text = '';
+    if (text.length > 0) await writeOut(text);
+  }
 }
 
 /** The errors of a wrong command line (exit 2), as against the same code from the store's state (exit 1). */

@@ -111,8 +111,8 @@ export class Controller {
   }
 
   /** The changes of layer `job.id` against `job.parents`, listed by a worker. */
-  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>): Promise<WorkerChange[]> {
-    return this.#schedule('changes', job.id, job.signal, () => runChangesWorker(this.#job({ ...job, command: 'changes' })));
+  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
+    return this.#schedule('changes', job.id, job.signal, () => runChangesWorker(this.#job({ ...job, command: 'changes' }), each));
   }
 
   /** Waits until every job has finished. */

@@ -603,7 +603,7 @@ export interface WorkerChange {
  * Runs `changes`: the layer's changes against `job.parents`, from the worker's JSON lines,
  * read as they come (a base layer's list, every entry it holds, is tens of MB of text).
  */
-export async function runChangesWorker(job: WorkerJob): Promise<WorkerChange[]> {
+export async function runChangesWorker(job: WorkerJob, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
   const out: WorkerChange[] = [];
   let garbage: string | undefined;
   const read = async (stdout: Readable): Promise<void> => {
@@ -612,7 +612,8 @@ export async function runChangesWorker(job: WorkerJob): Promise<WorkerChange[]> 
       if (line === '' || garbage !== undefined) continue;
       const c = parseChange(line);
       if (c === undefined) garbage = line;
-      else out.push(c);
+      else if (each === undefined) out.push(c);
+      else await each(c); // its pace is the worker's: the pipe fills while it waits
     }
   };
   await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents], undefined, read);

@@ -340,8 +340,23 @@ export class WindowsFilterDriver {
     this.#require(id);
     const chain = this.store.readChain(id);
     // The whole chain's names, and for a read-write layer a stat of every file: in a worker.
-    if (this.#inProcess) return layerChanges(this.store.layerPath(id), chain);
+    if (this.#inProcess) return [...layerChanges(this.store.layerPath(id), chain)];
     return this.#controller.changes({ home: this.home, id, parents: chain });
+  }
+
+  /**
+   * changes(), handed to `each` one at a time as they are found, none kept: for a layer of
+   * hundreds of thousands of entries, whose list would be tens of MB. The next waits for
+   * the promise `each` returns.
+   */
+  async forEachChange(id: string, each: (change: Change) => Promise<void> | void): Promise<void> {
+    this.#require(id);
+    const chain = this.store.readChain(id);
+    if (this.#inProcess) {
+      for (const c of layerChanges(this.store.layerPath(id), chain)) await each(c);
+      return;
+    }
+    await this.#controller.changes({ home: this.home, id, parents: chain }, each);
   }
 
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */

@@ -93,21 +93,24 @@ function* counted(entries: Iterable<BuilderEntry>, onProgress: ((p: { entries: n
  * A read-write layer's FIFOs, sockets and devices are listed, as any change of its
  * directory is (and names an export refuses); its export refuses them.
  */
-export function layerChanges(layerRoot: string, parents: readonly string[], checkpoint?: () => void): Change[] {
+export function layerChanges(layerRoot: string, parents: readonly string[], checkpoint?: () => void): Iterable<Change> {
   if (isReadWriteLayer(layerRoot)) {
     const rw = path.join(layerRoot, RW_DIR);
     if (!fs.existsSync(rw)) return [];
     return compareWithView(rw, resolveView(parents, checkpoint), checkpoint).changes;
   }
+  return readOnlyLayerChanges(layerRoot, parents, checkpoint);
+}
+
+/** A read-only layer's changes, as its index is read: none is held (a base layer of 200,000 entries took 112 MB as a list). */
+function* readOnlyLayerChanges(layerRoot: string, parents: readonly string[], checkpoint?: () => void): Generator<Change> {
   const parentView = new ChainView(parents, checkpoint);
-  const out: Change[] = [];
   for (const r of indexEntriesSync(layerRoot)) {
     checkpoint?.();
     if (r.inherited === true) continue;
-    if (r.kind === 'whiteout') out.push({ path: r.name, kind: 'delete' });
-    else out.push({ path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' });
+    if (r.kind === 'whiteout') yield { path: r.name, kind: 'delete' };
+    else yield { path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' };
   }
-  return out;
 }
 
 export type ChangeKind = 'modify' | 'add' | 'delete';

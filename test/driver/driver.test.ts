@@ -659,6 +659,15 @@ describe('driver: WindowsFilterDriver', function () {
       ]);
       expect((await driver.changes('base')).every((c) => c.kind === 'add')).to.equal(true);
       expect(await driver.diffSize('delta')).to.equal(19);
+      // One at a time, each waited for, in a worker and in process alike.
+      for (const d of [driver, await WindowsFilterDriver.open({ home: driver.home, inProcess: true })]) {
+        const seen: unknown[] = [];
+        await d.forEachChange('delta', async (c) => {
+          await new Promise((r) => setTimeout(r, 1));
+          seen.push(c);
+        });
+        expect(seen).to.deep.equal(await driver.changes('delta'));
+      }
     });
 
     it('serves file data, alternate streams and original BCD bytes by tar name', async () => {
