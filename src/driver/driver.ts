@@ -37,7 +37,7 @@ import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REM
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
-import { isReadWriteLayer, layerChanges, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
+import { isReadWriteLayer, layerChanges, markWritableMade, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -365,10 +365,18 @@ export class WindowsFilterDriver {
     if (!this.#isReadWrite(id)) return readLayerInfo(this.store.layerPath(id)).size;
     const rw = path.join(this.store.layerPath(id), RW_DIR);
     let total = 0;
+    /** Files with more than one name, counted once (as Docker's ChangesSize and the export do). */
+    const counted = new Set<string>();
     for (const c of await this.changes(id, parentId)) {
       if (c.kind === 'delete') continue;
       const st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)));
-      if (st.isFile()) total += st.size;
+      if (!st.isFile()) continue;
+      if (st.nlink > 1) {
+        const inode = `${st.dev}:${st.ino}`;
+        if (counted.has(inode)) continue;
+        counted.add(inode);
+      }
+      total += st.size;
     }
     return total;
   }
@@ -414,6 +422,8 @@ export class WindowsFilterDriver {
         } catch (error) {
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
+        // What the container writes from now on is told from what the view made by this mark.
+        if (rw) markWritableMade(this.store.layerPath(id));
       }
       this.#mounts.setRefs(id, refs + 1);
       return dir;

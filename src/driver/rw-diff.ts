@@ -26,7 +26,7 @@ import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-
 import { ChainView } from '../layer/chain-view.js';
 import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
-import type { ExportAlternateStream } from '../layer/layer-reader.js';
+import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
 import { createError, pathTooLongError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
@@ -132,6 +132,8 @@ interface Found {
   kind: HostKind;
   size: bigint;
   mtimeUs: bigint;
+  /** Its inode's change time (ns): past the writable directory's making, something wrote it. */
+  ctimeNs: bigint;
   /** A regular file with more than one name: its device and inode, `dev:ino`. */
   inode?: string;
 }
@@ -167,7 +169,7 @@ function walk(root: string, found: Map<string, Found>, checkpoint?: () => void):
           other: `Files/${other.name}`,
         });
       }
-      const f: Found = { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n };
+      const f: Found = { name: r, kind, size: stat.size, mtimeUs: stat.mtimeNs / 1000n, ctimeNs: stat.ctimeNs };
       if (kind === 'file' && stat.nlink > 1n) f.inode = `${stat.dev}:${stat.ino}`;
       found.set(key, f);
       if (kind === 'directory') visit(r);
@@ -246,7 +248,13 @@ function resolveLink(e: ViewEntry): ViewEntry | undefined {
   return e.kind === 'link' ? e.linkTo : e;
 }
 
-function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems): boolean {
+/**
+ * Whether the container's file `f` at `at` is the view's `entry` as it was made. Kind,
+ * size and modification time decide, as for most tools; a file whose inode changed after
+ * the writable directory was made (`madeNs`: a write that kept its size and set its time
+ * back, as `cp -p` or `tar x` do) is compared byte for byte with the parent's data.
+ */
+function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems, madeNs: bigint | undefined): boolean {
   const e = resolveLink(entry);
   if (e === undefined) return false;
   const k = kindOf(e);
@@ -255,12 +263,78 @@ function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems): boo
   const item = items.of(e);
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
-  return BigInt(item.data?.length ?? 0) === f.size && mtimeMatches(unixNsFromFiletime(item.info.lastWriteTime), f.mtimeUs);
+  if (BigInt(item.data?.length ?? 0) !== f.size || !mtimeMatches(unixNsFromFiletime(item.info.lastWriteTime), f.mtimeUs)) return false;
+  if (madeNs === undefined || f.ctimeNs <= madeNs || item.data === undefined) return true;
+  return sameBytes(item.data, at);
+}
+
+/** Whether the file at `at` holds exactly the bytes of `range` (their lengths are equal). */
+function sameBytes(range: ByteRange, at: string): boolean {
+  const chunk = 256 * 1024;
+  const ours = Buffer.allocUnsafe(Math.min(chunk, range.length));
+  const theirs = range.bytes === undefined ? Buffer.allocUnsafe(ours.length) : undefined;
+  const fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const src = range.bytes === undefined ? fs.openSync(range.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) : undefined;
+  try {
+    for (let done = 0; done < range.length; ) {
+      const n = fs.readSync(fd, ours, 0, Math.min(ours.length, range.length - done), done);
+      if (n === 0) return false;
+      let expected: Buffer;
+      if (range.bytes !== undefined) expected = range.bytes.subarray(done, done + n);
+      else {
+        const m = fs.readSync(src as number, theirs as Buffer, 0, n, range.offset + done);
+        if (m !== n) throw createError('ERR_LAYER_CORRUPT', `${range.file}: shorter than its index says`, { file: range.file });
+        expected = (theirs as Buffer).subarray(0, n);
+      }
+      if (!ours.subarray(0, n).equals(expected)) return false;
+      done += n;
+    }
+    return true;
+  } finally {
+    fs.closeSync(fd);
+    if (src !== undefined) fs.closeSync(src);
+  }
+}
+
+/** Where markWritableMade leaves its mark: its change time is when the writable directory was whole. */
+const WRITABLE_MADE = 'rw-made';
+
+/**
+ * Marks the writable directory of the read-write layer at `layerRoot` as just made, once
+ * whole: a file whose inode changes after the mark was written to by the container
+ * (sameFile). Returns once the file system's clock has moved past the mark (a few ms at
+ * most), so that no write of the container can carry the mark's own time.
+ */
+export function markWritableMade(layerRoot: string): void {
+  const mark = path.join(layerRoot, INDEX_DIR, WRITABLE_MADE);
+  fs.writeFileSync(mark, '');
+  const madeNs = fs.statSync(mark, { bigint: true }).ctimeNs;
+  const probe = `${mark}.probe`;
+  const deadline = Date.now() + 1000;
+  try {
+    while (Date.now() < deadline) {
+      fs.writeFileSync(probe, '');
+      if (fs.statSync(probe, { bigint: true }).ctimeNs > madeNs) return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+}
+
+/** The mark's change time, or undefined for a writable directory made before marks were kept. */
+function writableMadeNs(layerRoot: string): bigint | undefined {
+  try {
+    return fs.statSync(path.join(layerRoot, INDEX_DIR, WRITABLE_MADE), { bigint: true }).ctimeNs;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Changes of `rwDir` against the parent view, sorted by path; deletions name only the top entry. */
 export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, checkpoint?: () => void): { changes: Change[]; found: Map<string, Found> } {
   const found = new Map<string, Found>();
+  const madeNs = writableMadeNs(path.dirname(rwDir));
   walk(rwDir, found, checkpoint);
   const changes: Change[] = [];
   const implicit = implicitDirectories(view);
@@ -277,7 +351,7 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
       // A name whose case changed (`mv a.txt A.TXT`) is a change Windows shows: the entry
       // goes in the layer under its new name. Only its own name counts: what is below a
       // renamed directory is the same.
-      else if (baseName(prior.name) !== baseName(f.name) || !sameFile(prior, f, path.join(rwDir, f.name), items)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
+      else if (baseName(prior.name) !== baseName(f.name) || !sameFile(prior, f, path.join(rwDir, f.name), items, madeNs)) changes.push({ path: `Files/${f.name}`, kind: 'modify' });
     }
   } finally {
     items.close();
@@ -501,10 +575,15 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
   /** What a name of the parent's that the container left as it was holds (its record), for links to it. */
   const keptTarget = (f: Found): LinkTarget | undefined => {
     if (f.inode === undefined) return undefined;
-    const kept = namesOf.get(f.inode)?.find((n) => !changed.has(caseFoldKey(n)) && view.get(caseFoldKey(n))?.kind === 'file');
+    // A name the parent holds as a file or as a hard link to one (hcsshim finds either there).
+    const keptFile = (n: string): ViewEntry | undefined => {
+      const e = changed.has(caseFoldKey(n)) ? undefined : view.get(caseFoldKey(n));
+      return e !== undefined && resolveLink(e)?.kind === 'file' ? e : undefined;
+    };
+    const kept = namesOf.get(f.inode)?.find((n) => keptFile(n) !== undefined);
     if (kept === undefined) return undefined;
-    const e = view.get(caseFoldKey(kept)) as ViewEntry;
-    const item = items.of(e);
+    const e = keptFile(kept) as ViewEntry;
+    const item = items.of(resolveLink(e) as ViewEntry);
     if (item.kind !== 'entry') return undefined;
     return { path: `Files/${e.name}`, times: timesOf(item.info), attributes: item.info.fileAttributes };
   };

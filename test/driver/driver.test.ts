@@ -792,6 +792,56 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await entryNames(await collect(driver.diff('rw')))).to.deep.equal(['Files', 'Files/fine', 'Hives']);
     });
 
+    it('sees a write that kept the size and set the time back, links a renamed name of a parent file to its other name, counts a file once', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff(
+        'base',
+        undefined,
+        Readable.from([
+          await buildLayerTar([
+            { type: 'directory', name: 'Files' },
+            { type: 'directory', name: 'Files/a' },
+            { type: 'file', name: 'Files/a/doc.txt', data: 'original' },
+            { type: 'file', name: 'Files/a/one.dll', data: 'dll' },
+            { type: 'directory', name: 'Files/b' },
+            { type: 'link', name: 'Files/b/one.dll', target: 'Files/a/one.dll' },
+          ]),
+        ]),
+      );
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      expect(await driver.changes('rw')).to.deep.equal([]);
+      // As `cp -p` or `tar x` leave a file: new bytes, the old size and time.
+      const doc = path.join(dir, 'a/doc.txt');
+      const before = fs.statSync(doc);
+      fs.writeFileSync(doc, 'MODIFIED');
+      fs.utimesSync(doc, before.atime, before.mtime);
+      fs.renameSync(path.join(dir, 'a/one.dll'), path.join(dir, 'a/renamed.dll'));
+      fs.writeFileSync(path.join(dir, 'n.bin'), Buffer.alloc(1000, 7));
+      fs.linkSync(path.join(dir, 'n.bin'), path.join(dir, 'n2.bin'));
+      expect(await driver.changes('rw')).to.deep.equal([
+        { path: 'Files/a/doc.txt', kind: 'modify' },
+        { path: 'Files/a/one.dll', kind: 'delete' },
+        { path: 'Files/a/renamed.dll', kind: 'add' },
+        { path: 'Files/n.bin', kind: 'add' },
+        { path: 'Files/n2.bin', kind: 'add' },
+      ]);
+      expect(await driver.diffSize('rw')).to.equal(8 + 3 + 1000);
+      const links: [string, string][] = [];
+      for await (const e of readTar(feedInChunks(await collect(driver.diff('rw')), 1 << 20))) {
+        if (e.header.typeflag === '1') links.push([e.header.name, e.header.linkname]);
+        for await (const _ of e.body) void _;
+      }
+      expect(links).to.deep.equal([
+        ['Files/a/renamed.dll', 'Files/b/one.dll'],
+        ['Files/n2.bin', 'Files/n.bin'],
+      ]);
+      await driver.applyDiff('built', 'base', Readable.from([await collect(driver.diff('rw'))]));
+      const view = await driver.get('built');
+      expect(fs.readFileSync(path.join(view, 'a/doc.txt'), 'utf8')).to.equal('MODIFIED');
+      expect(fs.statSync(path.join(view, 'a/renamed.dll')).ino).to.equal(fs.statSync(path.join(view, 'b/one.dll')).ino);
+    });
+
     it('a read-write layer never mounted exports as one mounted and left as it was', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
