@@ -366,7 +366,7 @@ export class TransportLayerWriter {
   readonly #addedBelow = new Set<string>();
   /** Opaque whiteouts under Files/, expanded at close (see removeChildren). */
   readonly #opaque: string[] = [];
-  /** The same, case-folded, for #checkParentsHoldDirectory. */
+  /** The same, case-folded: an opaque whiteout given twice is one. */
   readonly #opaqueKeys = new Set<string>();
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
@@ -1269,7 +1269,10 @@ export class TransportLayerWriter {
    * deletion in this layer or a nearer parent hides what lies below it.
    */
   #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
-    if (deletedBy(this.#deletedHere, key) || this.#belowOpaque(key)) return;
+    // Not an opaque whiteout's: it deletes only what the layer does not hold, and this
+    // directory the layer holds (a parent's file there stays below it, which Windows
+    // cannot merge; a reparse point would be written through).
+    if (deletedBy(this.#deletedHere, key)) return;
     for (const parent of this.#parents) {
       const at = findFolded(parent, name);
       const st = at === undefined ? undefined : lstatOrUndefined(at);
@@ -1293,15 +1296,6 @@ export class TransportLayerWriter {
       const parentDeleted = deleted;
       if (deletedBy((k) => parentDeleted.has(k), key)) return;
     }
-  }
-
-  /** Whether an opaque whiteout of this layer hides the parents' entries at `key`. */
-  #belowOpaque(key: string): boolean {
-    if (this.#opaqueKeys.size === 0) return false;
-    for (let i = key.indexOf('/'); i !== -1; i = key.indexOf('/', i + 1)) {
-      if (this.#opaqueKeys.has(key.slice(0, i))) return true;
-    }
-    return false;
   }
 
   /** Whether this layer deletes `key` (a case-folded name). */
@@ -1371,7 +1365,7 @@ export class TransportLayerWriter {
     const to = path.join(this.#root, link.host);
     // NTFS gives a file at most 1,024 names (in every layer that links it): Windows would
     // fail this import, and a view of the layer would not hold them all either.
-    if (fs.lstatSync(from).nlink >= NTFS_MAX_LINKS) {
+    if ((lstatOrUndefined(from)?.nlink ?? 0) >= NTFS_MAX_LINKS) {
       throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
         entry: link.path.name,
         target: link.target.name,

@@ -35,8 +35,6 @@ export const IMPORTING_INFIX = '-importing-';
 export const REMOVING_SUFFIX = '-removing';
 export const REPLACING_INFIX = '-replacing-';
 
-/** `p` with every symbolic link on it resolved; `p` itself when it cannot be (it is gone). */
-/** `p` with symbolic links resolved; for a path that is gone, its directory's (a removed layer's, say). */
 /**
  * Whether `p` exists: false only when it does not (ENOENT, ENOTDIR). Another error (a
  * store whose layers this user may not read: EACCES) is ERR_IO naming `what`, never
@@ -53,6 +51,7 @@ export function present(p: string, what: string): boolean {
   }
 }
 
+/** `p` with symbolic links resolved; for a path that is gone, its directory's (a removed layer's, say). */
 function realOrSelf(p: string): string {
   try {
     return fs.realpathSync(p);
@@ -80,7 +79,6 @@ export function isWorkName(name: string): boolean {
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 128;
 
-/** Throws ERR_ID_INVALID unless `id` is a valid layer id (never a path). */
 /**
  * layerchain.json's text: the parents' paths, nearest first; `null` for a base layer, as
  * moby's windowsfilter writes it (Go encodes a nil list so).
@@ -98,6 +96,7 @@ function isLayerId(id: string): boolean {
   }
 }
 
+/** Throws ERR_ID_INVALID unless `id` is a valid layer id (never a path). */
 export function validateLayerId(id: unknown, what = 'id'): asserts id is string {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH || !ID_PATTERN.test(id)) {
     throw createError('ERR_ID_INVALID', `Expected \`${what}\` to match [A-Za-z0-9][A-Za-z0-9_.-]* and be at most ${MAX_ID_LENGTH} characters, got ${JSON.stringify(id)}`, {

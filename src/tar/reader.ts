@@ -447,17 +447,27 @@ class SparseBody implements AsyncIterable<Buffer> {
     return this.#data;
   }
 
-  async *#chunks(): AsyncGenerator<Buffer> {
+  /** The stored bytes not yet handed out, as they come from the data's body. */
+  #stored_: AsyncIterator<Buffer> | undefined;
+  #pending: Buffer = EMPTY;
+
+  async #nextStored(): Promise<Buffer> {
+    const r = await (this.#stored_ as AsyncIterator<Buffer>).next();
+    if (r.done === true) throw sparseInvalid(this.#entry, 'places more bytes than the entry stores');
+    return r.value;
+  }
+
+  /**
+   * Reads what comes before the fragments (extension blocks; a PAX 1.0 map) and checks the
+   * map: the bytes left of the stored data are the fragments'.
+   */
+  async #prepare(): Promise<SparseMap> {
     const data = await this.#extensions();
-    const stored = data[Symbol.asyncIterator]();
-    let pending: Buffer = EMPTY;
-    let storedLeft = this.#stored;
-    const nextStored = async (): Promise<Buffer> => {
-      const r = await stored.next();
-      if (r.done === true) throw sparseInvalid(this.#entry, 'places more bytes than the entry stores');
-      return r.value;
-    };
+    this.#stored_ ??= data[Symbol.asyncIterator]();
     let map = this.#map;
+    let pending = this.#pending;
+    let storedLeft = this.#stored;
+    const nextStored = (): Promise<Buffer> => this.#nextStored();
     if (map === undefined) {
       // PAX 1.0: the map is the data's first blocks.
       const parser = new MapInData(this.#entry);
@@ -478,7 +488,16 @@ class SparseBody implements AsyncIterable<Buffer> {
         checkSparseMap(map, this.#size, storedLeft, this.#entry);
         break;
       }
+      this.#map = map;
     }
+    this.#pending = pending;
+    return map;
+  }
+
+  async *#chunks(): AsyncGenerator<Buffer> {
+    const map = await this.#prepare();
+    let pending = this.#pending;
+    const nextStored = (): Promise<Buffer> => this.#nextStored();
     let at = 0;
     for (let i = 0; i <= map.length; i += 2) {
       const offset = i < map.length ? (map[i] as number) : this.#size;
@@ -512,11 +531,15 @@ class SparseBody implements AsyncIterable<Buffer> {
     })();
   }
 
-  /** Discards what is left (the extension blocks too, when unread); afterwards the body reads empty. */
+  /**
+   * Discards what is left; afterwards the body reads empty. A map not read yet is read and
+   * checked first (extension blocks, a PAX 1.0 map), as Go reads it before the entry:
+   * a skipped entry's bad map is an error too.
+   */
   drain(): Promise<void> | undefined {
     this.#dead = true;
-    if (this.#data !== undefined) return this.#data.drain();
-    return this.#extensions().then((data) => data.drain());
+    if (this.#map !== undefined && this.#data !== undefined) return this.#data.drain();
+    return this.#prepare().then(() => (this.#data as EntryBody).drain());
   }
 
   skip(): Promise<void> | undefined {
@@ -804,7 +827,27 @@ class TarReader {
       return value === undefined || value === '' ? undefined : value; // Go ignores empty values
     };
 
-    let name = resolveName(block, format, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
+    // A GNU header's access and change times, read as Go reads them: when they do not
+    // parse, they are dropped, and the field, if ASCII, is the USTAR prefix that Go's
+    // writers before 1.8 put there (golang.org/issue/12594).
+    let gnuAtime: bigint | undefined;
+    let gnuCtime: bigint | undefined;
+    let nameFormat = format;
+    if (format === 'gnu') {
+      const at = (field: BlockField): bigint | undefined =>
+        block[field.offset] === 0 ? undefined : BigInt(numericField(block, field, offset, 'time')) * NS_PER_SECOND;
+      try {
+        gnuAtime = at(FIELD.gnuAtime);
+        gnuCtime = at(FIELD.gnuCtime);
+      } catch {
+        gnuAtime = gnuCtime = undefined;
+        if (asciiFieldText(block, FIELD.prefix) !== undefined) nameFormat = 'ustar';
+      }
+    } else if (format === 'star') {
+      gnuAtime = BigInt(numericField(block, FIELD.starAtime, offset, 'atime')) * NS_PER_SECOND;
+      gnuCtime = BigInt(numericField(block, FIELD.starCtime, offset, 'ctime')) * NS_PER_SECOND;
+    }
+    let name = resolveName(block, nameFormat, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
     const linkname = resolveName(block, format, offset, FIELD.linkname, PAX_LINKPATH, ext?.paxLinkpath ?? null, ext?.longLink ?? null, 'link name');
 
     const rawType = String.fromCharCode(block[FIELD.typeflag.offset] ?? 0);
@@ -869,15 +912,10 @@ class TarReader {
       mtime: time(PAX_MTIME) ?? BigInt(headerSeconds) * NS_PER_SECOND,
       pax,
     };
-    // As Go reads them: a GNU header's access and change times when set, a STAR header's
-    // always; PAX records win over both.
-    const headerTime = (field: BlockField, label: string): bigint | undefined => {
-      if (format === 'ustar' || (format === 'gnu' && block[field.offset] === 0)) return undefined;
-      return BigInt(numericField(block, field, offset, label)) * NS_PER_SECOND;
-    };
-    const atime = time(PAX_ATIME) ?? headerTime(format === 'star' ? FIELD.starAtime : FIELD.gnuAtime, 'atime');
+    // PAX records win over a GNU or STAR header's own times.
+    const atime = time(PAX_ATIME) ?? gnuAtime;
     if (atime !== undefined) header.atime = atime;
-    const ctime = time(PAX_CTIME) ?? headerTime(format === 'star' ? FIELD.starCtime : FIELD.gnuCtime, 'ctime');
+    const ctime = time(PAX_CTIME) ?? gnuCtime;
     if (ctime !== undefined) header.ctime = ctime;
     if (sparseSpec !== undefined) {
       if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);

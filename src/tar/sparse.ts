@@ -128,9 +128,8 @@ export class MapInData {
       else this.map.push(n);
       if (this.map.length === 2 * this.#count) return true;
     }
+    // (The reader caps the blocks a map may take, and so the length of a line.)
     this.#token += block.toString('latin1', start);
-    // A token is at most 16 digits: more is no map (and would grow without end).
-    if (this.#token.length > 16) throw sparseInvalid(this.#entry, 'holds a line that is not a number');
     return false;
   }
 }
@@ -153,9 +152,14 @@ export function checkSparseMap(map: SparseMap, logicalSize: number, storedBytes:
   if (stored !== storedBytes) throw sparseInvalid(entry, `places ${stored} bytes, but the entry stores ${storedBytes}`);
 }
 
-/** A non-negative decimal int64 that fits a safe integer, or undefined. */
+/**
+ * A number as Go's strconv.ParseInt reads it (a sign, then decimal digits, zeros in front
+ * allowed), or undefined. A negative one is refused, as Go's checks of a map refuse it;
+ * one past 2^53 too, which no file reaches.
+ */
 function decimal(text: string): number | undefined {
-  if (!/^[0-9]{1,16}$/.test(text)) return undefined;
-  const n = Number(text);
+  const m = /^\+?0*([0-9]{1,16})$/.exec(text);
+  if (m === null) return undefined;
+  const n = Number(m[1]);
   return Number.isSafeInteger(n) ? n : undefined;
 }

@@ -439,15 +439,18 @@ describe('store: round trip tar → layer → tar', function () {
       expect((await exportTar(store, 'again')).equals(exported)).to.equal(true);
     });
 
-    it('takes a directory below an opaque whiteout where a parent holds a file of that name (no entry needed to replace it)', async () => {
+    it('below an opaque whiteout, refuses an implicit directory where a parent holds a file, whatever the order; an explicit one replaces the file', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
-      const delta = await buildLayerTar([
-        { type: 'directory', name: 'Files' },
-        { type: 'raw', header: { name: 'Files/d/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } },
-        { type: 'file', name: 'Files/d/a/inside', data: 'a is a directory now' },
-      ]);
-      await importTar(store, 'c', delta, 'p');
+      const opq: BuilderEntry = { type: 'raw', header: { name: 'Files/d/.wh..wh..opq', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' } };
+      const inside: BuilderEntry = { type: 'file', name: 'Files/d/a/inside', data: 'a is a directory now' };
+      // The layer holds `d/a` (so the whiteout keeps it), but has no entry for it: the
+      // parent's file would stay below the directory, as without the opaque whiteout.
+      for (const order of [[opq, inside], [inside, opq]]) {
+        expect(await rejectionCode(async () => importTar(store, 'c', await buildLayerTar([{ type: 'directory', name: 'Files' }, ...order]), 'p'))).to.equal('ERR_PARENT_NOT_DIRECTORY');
+        expect(store.exists('c')).to.equal(false);
+      }
+      await importTar(store, 'c', await buildLayerTar([{ type: 'directory', name: 'Files' }, opq, { type: 'directory', name: 'Files/d/a' }, inside]), 'p');
       expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d\\b', '\\d\\sub']);
       expect(fs.readFileSync(path.join(store.layerPath('c'), 'Files/d/a/inside')).subarray(4).includes('a is a directory now')).to.equal(true);
     });

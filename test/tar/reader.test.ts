@@ -174,6 +174,10 @@ describe('tar/reader', () => {
           expect([first?.header.atime, first?.header.ctime]).to.deep.equal([1_500_000_000n * 1_000_000_000n, 1_400_000_000n * 1_000_000_000n]);
           // Zero fields: no times (the entry's mtime stands in later).
           expect([second?.header.atime, second?.header.ctime]).to.deep.equal([undefined, undefined]);
+          // Not numbers: a USTAR prefix, as Go's writers before 1.8 put it there; no times.
+          const plainName = (await readChunked(archives.get('gnu') ?? Buffer.alloc(0), Infinity))[0]?.header.name ?? '';
+          const prefixed = await readChunked(patchField(archives.get('gnu') ?? Buffer.alloc(0), 0, FIELD.gnuAtime, 'some/dir\0'), Infinity);
+          expect([prefixed[0]?.header.name, prefixed[0]?.header.atime]).to.deep.equal([`some/dir/${plainName}`, undefined]);
         });
       }
     }
@@ -193,6 +197,41 @@ describe('tar/reader', () => {
         });
       }
     }
+  });
+
+  describe('GNU sparse maps, as Go reads them', () => {
+    const sparseEntry = (records: string, data: Buffer): Buffer =>
+      Buffer.concat([metaEntry('x', records), entryBytes({ input: { name: 's', typeflag: '0', mode: 0, size: data.length, mtime: 0n, format: 'unknown' }, body: data })]);
+    const v10 = (realsize: number): string => rec('GNU.sparse.major', '1') + rec('GNU.sparse.minor', '0') + rec('GNU.sparse.realsize', String(realsize));
+    const block = (text: string): Buffer => Buffer.concat([Buffer.from(text, 'latin1'), Buffer.alloc(512 - text.length)]);
+    const tail = buildTar([{ input: fileInput('after', 2), body: Buffer.from('ok') }]);
+
+    it('reads numbers with a sign or zeros in front (strconv.ParseInt), in a PAX 0.1 map and a 1.0 map', async () => {
+      const v01 = sparseEntry(rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', '+10,0000000000000000000005') + rec('GNU.sparse.size', '+20'), Buffer.from('hello'));
+      const one = sparseEntry(v10(20), Buffer.concat([block('01\n000000000000000000000000010\n+5\n'), Buffer.from('hello')]));
+      for (const tar of [v01, one]) {
+        const [e, after] = await readChunked(Buffer.concat([tar, tail]), 100);
+        expect([e?.header.size, e?.body.toString('latin1')]).to.deep.equal([20, '\0'.repeat(10) + 'hello' + '\0'.repeat(5)]);
+        expect(after?.header.name).to.equal('after');
+      }
+    });
+
+    it("checks a PAX 1.0 map in the data even when the entry's body is skipped", async () => {
+      // A count of fragments its data does not hold: Go fails at the entry itself.
+      const tar = Buffer.concat([sparseEntry(v10(10), block('999\n')), tail]);
+      const skipAll = async (): Promise<void> => {
+        for await (const e of readTar(feedInChunks(tar, 64))) await skipEntry(e);
+      };
+      await expectCode(skipAll(), 'ERR_TAR_HEADER_INVALID');
+      // A good one skipped: the next entry is where it should be.
+      const good = Buffer.concat([sparseEntry(v10(8), Buffer.concat([block('1\n3\n2\n'), Buffer.from('hi')])), tail]);
+      const names: string[] = [];
+      for await (const e of readTar(feedInChunks(good, 7))) {
+        names.push(e.header.name);
+        await skipEntry(e);
+      }
+      expect(names).to.deep.equal(['s', 'after']);
+    });
   });
 
   describe('truncation', () => {
