@@ -74,7 +74,16 @@ export interface ReadTarOptions {
    * @default 1048576
    */
   maxPaxBytes?: number;
+  /**
+   * Most bytes of holes in the sparse files of one tar, which are written out as zeros: a
+   * tar of a few KB could otherwise claim terabytes. More is ERR_SPARSE_UNSUPPORTED.
+   * @default 4294967296 (4 GiB)
+   */
+  maxSparseHoleBytes?: number;
 }
+
+/** Default cap on the holes of a tar's sparse files. */
+export const DEFAULT_MAX_SPARSE_HOLE_BYTES = 4 * 1024 ** 3;
 
 /** Default cap on the extended-header data of one entry (Go's maxSpecialFileSize). */
 export const DEFAULT_MAX_PAX_BYTES = 1 << 20;
@@ -573,6 +582,9 @@ class ReaderEntry implements TarEntry {
 class TarReader {
   readonly #input: ByteSource;
   readonly #maxPaxBytes: number;
+  readonly #maxHoleBytes: number;
+  /** Bytes of holes of the sparse files so far. */
+  #holeBytes = 0;
   #current: EntryBody | SparseBody | null = null;
   #finished = false;
   #closed = false;
@@ -588,6 +600,7 @@ class TarReader {
     }
     this.#input = new ByteSource(source);
     this.#maxPaxBytes = max;
+    this.#maxHoleBytes = options.maxSparseHoleBytes ?? DEFAULT_MAX_SPARSE_HOLE_BYTES;
   }
 
   /**
@@ -919,6 +932,14 @@ class TarReader {
     if (ctime !== undefined) header.ctime = ctime;
     if (sparseSpec !== undefined) {
       if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
+      this.#holeBytes += Math.max(0, header.size - dataSize);
+      if (this.#holeBytes > this.#maxHoleBytes) {
+        throw createError('ERR_SPARSE_UNSUPPORTED', `${name}: the sparse files so far hold ${this.#holeBytes} bytes of holes, more than the ${this.#maxHoleBytes} written out as zeros`, {
+          entry: name,
+          holeBytes: this.#holeBytes,
+          limit: this.#maxHoleBytes,
+        });
+      }
       this.#sparse = { spec: sparseSpec, stored: dataSize };
     }
     return header;

@@ -216,6 +216,15 @@ describe('tar/reader', () => {
       }
     });
 
+    it('refuses holes past a cap (4 GiB by default) before writing any: a few KB of tar could claim terabytes of zeros', async () => {
+      const map = (realsize: number): string => rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', `${realsize - 5},5`) + rec('GNU.sparse.size', String(realsize));
+      await expectCode(readChunked(Buffer.concat([sparseEntry(map(2 ** 40), Buffer.from('hello')), tail]), Infinity), 'ERR_SPARSE_UNSUPPORTED');
+      // The holes of all the tar's sparse files count together.
+      const two = Buffer.concat([sparseEntry(map(25), Buffer.from('hello')), sparseEntry(map(25), Buffer.from('hello')), tail]);
+      expect((await readChunked(two, Infinity, { maxSparseHoleBytes: 40 })).length).to.equal(3);
+      await expectCode(readChunked(two, Infinity, { maxSparseHoleBytes: 39 }), 'ERR_SPARSE_UNSUPPORTED');
+    });
+
     it("checks a PAX 1.0 map in the data even when the entry's body is skipped", async () => {
       // A count of fragments its data does not hold: Go fails at the entry itself.
       const tar = Buffer.concat([sparseEntry(v10(10), block('999\n')), tail]);
