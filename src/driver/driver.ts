@@ -709,7 +709,8 @@ export class WindowsFilterDriver {
           const t = rec.parentTarget === true ? undefined : served.get(caseFoldKey(rec.target ?? ''));
           const target = t === undefined ? undefined : indexEntryAt(root, t.line, t.name);
           const { target: _named, parentTarget: _parents, ...asFile } = rec;
-          rec = target !== undefined && target.kind === 'file' ? target : { ...asFile, kind: 'file' };
+          // A link to this layer's symbolic link is one too: not a file, as the link itself.
+          rec = target !== undefined && (target.kind === 'file' || target.kind === 'symlink') ? target : { ...asFile, kind: 'file' };
         }
         const item = itemOf(new ViewEntry(rec.name, root, rec));
         if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });

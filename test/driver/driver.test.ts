@@ -1193,6 +1193,10 @@ describe('driver: WindowsFilterDriver', function () {
     await driver.applyDiff('l2', 'l1', Readable.from([await buildLayerTar([{ type: 'link', name: 'Files/y.txt', target: 'Files/x.txt' }])]));
     const first = await driver.get('l0');
     expect(fs.readlinkSync(path.join(first, 'a'))).to.equal('x.txt');
+    // diffGetter: a hard link to a symbolic link is no file, as the symbolic link is not.
+    const g = driver.diffGetter('l0');
+    expect([await rejectionCode(async () => g.get('Files/s')), await rejectionCode(async () => g.get('Files/a'))]).to.deep.equal(['ERR_LAYER_NOT_FOUND', 'ERR_LAYER_NOT_FOUND']);
+    g.close();
     const top = await driver.get('l2');
     expect(fs.readFileSync(path.join(top, 'y.txt'), 'utf8')).to.equal('x data');
     expect(fs.existsSync(path.join(top, 'x.txt'))).to.equal(false);
