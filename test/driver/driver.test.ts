@@ -31,6 +31,11 @@ async function collect(r: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** Imports the layer tar made of `entries` as `id` on `parent`. */
+async function applyEntries(driver: WindowsFilterDriver, id: string, parent: string | undefined, entries: BuilderEntry[]): Promise<void> {
+  await driver.applyDiff(id, parent, Readable.from([await buildLayerTar(entries)]));
+}
+
 async function entryNames(tar: Buffer): Promise<string[]> {
   const out: string[] = [];
   for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
@@ -794,20 +799,14 @@ describe('driver: WindowsFilterDriver', function () {
 
     it('sees a write that kept the size and set the time back, links a renamed name of a parent file to its other name, counts a file once', async () => {
       const driver = await openDriver();
-      await driver.applyDiff(
-        'base',
-        undefined,
-        Readable.from([
-          await buildLayerTar([
-            { type: 'directory', name: 'Files' },
-            { type: 'directory', name: 'Files/a' },
-            { type: 'file', name: 'Files/a/doc.txt', data: 'original' },
-            { type: 'file', name: 'Files/a/one.dll', data: 'dll' },
-            { type: 'directory', name: 'Files/b' },
-            { type: 'link', name: 'Files/b/one.dll', target: 'Files/a/one.dll' },
-          ]),
-        ]),
-      );
+      await applyEntries(driver, 'base', undefined, [
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/a' },
+        { type: 'file', name: 'Files/a/doc.txt', data: 'original' },
+        { type: 'file', name: 'Files/a/one.dll', data: 'dll' },
+        { type: 'directory', name: 'Files/b' },
+        { type: 'link', name: 'Files/b/one.dll', target: 'Files/a/one.dll' },
+      ]);
       await driver.createReadWrite('rw', 'base');
       const dir = await driver.get('rw');
       expect(await driver.changes('rw')).to.deep.equal([]);
@@ -1177,20 +1176,14 @@ describe('driver: WindowsFilterDriver', function () {
 
   it('mounts hard links to a symbolic link, and to a file an intermediate layer deleted (hcsshim finds both)', async () => {
     const driver = await openDriver();
-    await driver.applyDiff(
-      'l0',
-      undefined,
-      Readable.from([
-        await buildLayerTar([
-          { type: 'directory', name: 'Files' },
-          { type: 'file', name: 'Files/x.txt', data: 'x data' },
-          { type: 'symlink', name: 'Files/s', target: 'x.txt' },
-          { type: 'link', name: 'Files/a', target: 'Files/s' },
-        ]),
-      ]),
-    );
-    await driver.applyDiff('l1', 'l0', Readable.from([await buildLayerTar([{ type: 'whiteout', name: 'Files/x.txt' }])]));
-    await driver.applyDiff('l2', 'l1', Readable.from([await buildLayerTar([{ type: 'link', name: 'Files/y.txt', target: 'Files/x.txt' }])]));
+    await applyEntries(driver, 'l0', undefined, [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/x.txt', data: 'x data' },
+      { type: 'symlink', name: 'Files/s', target: 'x.txt' },
+      { type: 'link', name: 'Files/a', target: 'Files/s' },
+    ]);
+    await applyEntries(driver, 'l1', 'l0', [{ type: 'whiteout', name: 'Files/x.txt' }]);
+    await applyEntries(driver, 'l2', 'l1', [{ type: 'link', name: 'Files/y.txt', target: 'Files/x.txt' }]);
     const first = await driver.get('l0');
     expect(fs.readlinkSync(path.join(first, 'a'))).to.equal('x.txt');
     // diffGetter: a hard link to a symbolic link is no file, as the symbolic link is not.
@@ -1207,20 +1200,14 @@ describe('driver: WindowsFilterDriver', function () {
   it('keeps the names of one file one file in a view where a later layer deleted the first; symbolic links keep their times', async () => {
     const driver = await openDriver();
     const linkTime = filetimeFromUnixNs(1_600_000_100n * 1_000_000_000n);
-    await driver.applyDiff(
-      'l0',
-      undefined,
-      Readable.from([
-        await buildLayerTar([
-          { type: 'directory', name: 'Files' },
-          { type: 'file', name: 'Files/x.txt', data: 'x data' },
-          { type: 'link', name: 'Files/x-link.txt', target: 'Files/x.txt' },
-          { type: 'symlink', name: 'Files/s', target: 'x.txt', times: { lastAccessTime: linkTime, lastWriteTime: linkTime } },
-        ]),
-      ]),
-    );
-    await driver.applyDiff('l1', 'l0', Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/x-link2.txt', target: 'Files/x.txt' }])]));
-    await driver.applyDiff('l2', 'l1', Readable.from([await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'whiteout', name: 'Files/x.txt' }])]));
+    await applyEntries(driver, 'l0', undefined, [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/x.txt', data: 'x data' },
+      { type: 'link', name: 'Files/x-link.txt', target: 'Files/x.txt' },
+      { type: 'symlink', name: 'Files/s', target: 'x.txt', times: { lastAccessTime: linkTime, lastWriteTime: linkTime } },
+    ]);
+    await applyEntries(driver, 'l1', 'l0', [{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/x-link2.txt', target: 'Files/x.txt' }]);
+    await applyEntries(driver, 'l2', 'l1', [{ type: 'directory', name: 'Files' }, { type: 'whiteout', name: 'Files/x.txt' }]);
     const top = await driver.get('l2');
     const [one, two] = ['x-link.txt', 'x-link2.txt'].map((n) => fs.statSync(path.join(top, n)));
     expect([one?.ino === two?.ino, one?.nlink, fs.readFileSync(path.join(top, 'x-link2.txt'), 'utf8')]).to.deep.equal([true, 2, 'x data']);
