@@ -38,7 +38,7 @@ import {
   unixNsFromFiletime,
   type FileBasicInfo,
 } from '../util/windows.js';
-import { implicitDirectories, mtimeMatches, posixLinkTarget, resolveView, ViewItems, type ViewEntry } from './view.js';
+import { implicitDirectories, mtimeMatches, posixLinkTarget, rangeChunks, resolveView, ViewItems, type ViewEntry } from './view.js';
 
 /** A read-write layer's marker in its index directory, and its writable directory. */
 export const RW_INFO = 'rw.json';
@@ -270,29 +270,18 @@ function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems, made
 
 /** Whether the file at `at` holds exactly the bytes of `range` (their lengths are equal). */
 function sameBytes(range: ByteRange, at: string): boolean {
-  const chunk = 256 * 1024;
-  const ours = Buffer.allocUnsafe(Math.min(chunk, range.length));
-  const theirs = range.bytes === undefined ? Buffer.allocUnsafe(ours.length) : undefined;
   const fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  const src = range.bytes === undefined ? fs.openSync(range.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) : undefined;
   try {
-    for (let done = 0; done < range.length; ) {
-      const n = fs.readSync(fd, ours, 0, Math.min(ours.length, range.length - done), done);
-      if (n === 0) return false;
-      let expected: Buffer;
-      if (range.bytes !== undefined) expected = range.bytes.subarray(done, done + n);
-      else {
-        const m = fs.readSync(src as number, theirs as Buffer, 0, n, range.offset + done);
-        if (m !== n) throw createError('ERR_LAYER_CORRUPT', `${range.file}: shorter than its index says`, { file: range.file });
-        expected = (theirs as Buffer).subarray(0, n);
-      }
-      if (!ours.subarray(0, n).equals(expected)) return false;
-      done += n;
+    let done = 0;
+    let ours = Buffer.alloc(0);
+    for (const expected of rangeChunks(range)) {
+      if (ours.length < expected.length) ours = Buffer.allocUnsafe(expected.length);
+      if (fs.readSync(fd, ours, 0, expected.length, done) !== expected.length || !ours.subarray(0, expected.length).equals(expected)) return false;
+      done += expected.length;
     }
     return true;
   } finally {
     fs.closeSync(fd);
-    if (src !== undefined) fs.closeSync(src);
   }
 }
 

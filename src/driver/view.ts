@@ -552,11 +552,20 @@ const INDEX_READ_AHEAD = 64 * 1024;
  * small file read whole), else copied in chunks, `checkpoint` called before each.
  */
 function copyFileRange(range: ByteRange, out: number, checkpoint?: () => void): void {
+  for (const chunk of rangeChunks(range, checkpoint)) writeAll(out, chunk);
+}
+
+/**
+ * The bytes of `range`, read in chunks of at most 256 KiB into one buffer (each chunk is
+ * valid until the next is asked for), or the bytes the reader holds; `checkpoint` is
+ * called before each read. A file shorter than its index says is ERR_LAYER_CORRUPT.
+ */
+export function* rangeChunks(range: ByteRange, checkpoint?: () => void): Generator<Buffer> {
   const { file, offset, length } = range;
   if (length === 0) return;
   if (range.bytes !== undefined) {
     if (range.bytes.length !== length) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
-    writeAll(out, range.bytes);
+    yield range.bytes;
     return;
   }
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -567,7 +576,7 @@ function copyFileRange(range: ByteRange, out: number, checkpoint?: () => void): 
       checkpoint?.();
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, length - done), offset + done);
       if (n === 0) throw createError('ERR_LAYER_CORRUPT', `${file}: shorter than its index says`, { file });
-      writeAll(out, n === buf.length ? buf : buf.subarray(0, n));
+      yield n === buf.length ? buf : buf.subarray(0, n);
       done += n;
     }
   } finally {

@@ -37,7 +37,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
@@ -875,7 +875,7 @@ export class TransportLayerWriter {
       this.#dropInheritedTree(p.name);
       this.#removedFromUtilityVM.add(key);
     } else {
-      throw createError('ERR_WHITEOUT_INVALID', `${p.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: p.name });
+      throw notDeletable(p.name);
     }
     this.#index.append({ kind: 'whiteout', name: p.name });
   }
@@ -899,32 +899,27 @@ export class TransportLayerWriter {
     }
     if (isUtilityVMFilesName(dir.name)) {
       this.#cloneUtilityVM();
-      this.#removeInheritedChildren(dir.name);
+      // Held: replaced by the layer, or a cloned directory the layer wrote into.
+      this.#removeNotHeld(dir.name, (key) => this.#inherited?.has(key) !== true || this.#addedBelow.has(key));
     } else if (dir.root === 'Files') {
       const key = caseFoldKey(dir.name);
       if (this.#opaqueKeys.has(key)) return;
       this.#opaque.push(dir.name);
       this.#opaqueKeys.add(key);
     } else {
-      throw createError('ERR_WHITEOUT_INVALID', `${dir.name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: dir.name });
+      throw notDeletable(dir.name);
     }
   }
 
-  /** removeChildren under UtilityVM/Files: the clone's entries the layer has not replaced. */
-  #removeInheritedChildren(dir: string): void {
+  /**
+   * Deletes what the parent chain holds in `dir` and the layer does not (`held`), and
+   * recurses into the directories the layer holds there.
+   */
+  #removeNotHeld(dir: string, held: (key: string, name: string) => boolean): void {
     for (const child of this.chain.childrenOf(dir)) {
       const key = caseFoldKey(child);
-      if (this.#inherited?.has(key) === true && !this.#addedBelow.has(key)) this.remove(parseLayerPath(child, 'whiteout'));
-      else if (this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) this.#removeInheritedChildren(child);
-    }
-  }
-
-  /** removeChildren under Files/, at close: the parents' entries the layer does not hold. */
-  #removeParentsChildren(dir: string): void {
-    for (const child of this.chain.childrenOf(dir)) {
-      const key = caseFoldKey(child);
-      if (!this.#addedBefore(key, child)) this.remove(parseLayerPath(child, 'whiteout'));
-      else if (this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) this.#removeParentsChildren(child);
+      if (!held(key, child)) this.remove(parseLayerPath(child, 'whiteout'));
+      else if (this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) this.#removeNotHeld(child, held);
     }
   }
 
@@ -932,7 +927,7 @@ export class TransportLayerWriter {
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
     if (this.#closing.size > 0) throw createError('ERR_ARGUMENT_INVALID', 'layer writer: close() before settled() while data is still being written');
-    for (const dir of this.#opaque) this.#removeParentsChildren(dir);
+    for (const dir of this.#opaque) this.#removeNotHeld(dir, (key, name) => this.#addedBefore(key, name));
     // Links, directory times and the index need every file on disk.
     this.#drainFiles();
     this.#files?.stop();
@@ -1386,6 +1381,10 @@ export class TransportLayerWriter {
       fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
     }
   }
+}
+
+function notDeletable(name: string): WinLayerError {
+  return createError('ERR_WHITEOUT_INVALID', `${name}: only files under Files/ or UtilityVM/Files/ can be deleted`, { entry: name });
 }
 
 /** The most names (hard links) NTFS gives one file. */

@@ -456,12 +456,12 @@ class SparseBody implements AsyncIterable<Buffer> {
     return this.#data;
   }
 
-  /** The stored bytes not yet handed out, as they come from the data's body. */
-  #stored_: AsyncIterator<Buffer> | undefined;
+  /** The stored data's chunks, and what is left of the last one taken. */
+  #storedChunks: AsyncIterator<Buffer> | undefined;
   #pending: Buffer = EMPTY;
 
   async #nextStored(): Promise<Buffer> {
-    const r = await (this.#stored_ as AsyncIterator<Buffer>).next();
+    const r = await (this.#storedChunks as AsyncIterator<Buffer>).next();
     if (r.done === true) throw sparseInvalid(this.#entry, 'places more bytes than the entry stores');
     return r.value;
   }
@@ -472,17 +472,16 @@ class SparseBody implements AsyncIterable<Buffer> {
    */
   async #prepare(): Promise<SparseMap> {
     const data = await this.#extensions();
-    this.#stored_ ??= data[Symbol.asyncIterator]();
+    this.#storedChunks ??= data[Symbol.asyncIterator]();
     let map = this.#map;
     let pending = this.#pending;
     let storedLeft = this.#stored;
-    const nextStored = (): Promise<Buffer> => this.#nextStored();
     if (map === undefined) {
       // PAX 1.0: the map is the data's first blocks.
       const parser = new MapInData(this.#entry);
       const block = Buffer.alloc(BLOCK_SIZE);
       for (let filled = 0, mapBytes = 0; ; ) {
-        if (pending.length === 0) pending = await nextStored();
+        if (pending.length === 0) pending = await this.#nextStored();
         const part = pending.subarray(0, BLOCK_SIZE - filled);
         pending = pending.subarray(part.length);
         block.set(part, filled);
@@ -506,7 +505,6 @@ class SparseBody implements AsyncIterable<Buffer> {
   async *#chunks(): AsyncGenerator<Buffer> {
     const map = await this.#prepare();
     let pending = this.#pending;
-    const nextStored = (): Promise<Buffer> => this.#nextStored();
     let at = 0;
     for (let i = 0; i <= map.length; i += 2) {
       const offset = i < map.length ? (map[i] as number) : this.#size;
@@ -514,7 +512,7 @@ class SparseBody implements AsyncIterable<Buffer> {
       at = offset;
       if (i === map.length) break;
       for (let need = map[i + 1] as number; need > 0; ) {
-        if (pending.length === 0) pending = await nextStored();
+        if (pending.length === 0) pending = await this.#nextStored();
         const part = pending.subarray(0, need);
         pending = pending.subarray(part.length);
         need -= part.length;
@@ -843,22 +841,22 @@ class TarReader {
     // A GNU header's access and change times, read as Go reads them: when they do not
     // parse, they are dropped, and the field, if ASCII, is the USTAR prefix that Go's
     // writers before 1.8 put there (golang.org/issue/12594).
-    let gnuAtime: bigint | undefined;
-    let gnuCtime: bigint | undefined;
+    let headerAtime: bigint | undefined;
+    let headerCtime: bigint | undefined;
     let nameFormat = format;
     if (format === 'gnu') {
       const at = (field: BlockField): bigint | undefined =>
         block[field.offset] === 0 ? undefined : BigInt(numericField(block, field, offset, 'time')) * NS_PER_SECOND;
       try {
-        gnuAtime = at(FIELD.gnuAtime);
-        gnuCtime = at(FIELD.gnuCtime);
+        headerAtime = at(FIELD.gnuAtime);
+        headerCtime = at(FIELD.gnuCtime);
       } catch {
-        gnuAtime = gnuCtime = undefined;
+        headerAtime = headerCtime = undefined;
         if (asciiFieldText(block, FIELD.prefix) !== undefined) nameFormat = 'ustar';
       }
     } else if (format === 'star') {
-      gnuAtime = BigInt(numericField(block, FIELD.starAtime, offset, 'atime')) * NS_PER_SECOND;
-      gnuCtime = BigInt(numericField(block, FIELD.starCtime, offset, 'ctime')) * NS_PER_SECOND;
+      headerAtime = BigInt(numericField(block, FIELD.starAtime, offset, 'atime')) * NS_PER_SECOND;
+      headerCtime = BigInt(numericField(block, FIELD.starCtime, offset, 'ctime')) * NS_PER_SECOND;
     }
     let name = resolveName(block, nameFormat, offset, FIELD.name, PAX_PATH, ext?.paxPath ?? null, ext?.longName ?? null, 'name');
     const linkname = resolveName(block, format, offset, FIELD.linkname, PAX_LINKPATH, ext?.paxLinkpath ?? null, ext?.longLink ?? null, 'link name');
@@ -926,9 +924,9 @@ class TarReader {
       pax,
     };
     // PAX records win over a GNU or STAR header's own times.
-    const atime = time(PAX_ATIME) ?? gnuAtime;
+    const atime = time(PAX_ATIME) ?? headerAtime;
     if (atime !== undefined) header.atime = atime;
-    const ctime = time(PAX_CTIME) ?? gnuCtime;
+    const ctime = time(PAX_CTIME) ?? headerCtime;
     if (ctime !== undefined) header.ctime = ctime;
     if (sparseSpec !== undefined) {
       if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
