@@ -276,7 +276,7 @@ export function errorFromResult(
   const cause = result.cause as NodeJS.ErrnoException | undefined;
   if (result.exitCode === undefined && (result.signal ?? undefined) === undefined && typeof cause?.code === 'string') {
     // No worker ran: the spawn itself failed (a descriptor to hand over that is not open: EBADF).
-    return createError('ERR_IO', `${job.command} ${job.id}: the worker could not be started: ${cause.message}`, { ...data, errno: cause.code }, cause);
+    return toWinLayerError(cause, `${job.command} ${job.id}: the worker could not be started`, data);
   }
   if (result.signal !== undefined && result.signal !== null) {
     return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker killed by ${result.signal}`, data);
