@@ -37,7 +37,7 @@ import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REM
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
-import { isReadWriteLayer, layerChanges, markWritableMade, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
+import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -422,9 +422,11 @@ export class WindowsFilterDriver {
         } catch (error) {
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
-        // What the container writes from now on is told from what the view made by this mark.
-        if (rw) markWritableMade(this.store.layerPath(id));
       }
+      // What the container writes from now on is told from what the view made by this mark,
+      // left once the directory is whole: also by the first mount after one killed before it
+      // could (the container has not run yet: it never got the directory).
+      if (rw && !isWritableMarked(this.store.layerPath(id))) markWritableMade(this.store.layerPath(id));
       this.#mounts.setRefs(id, refs + 1);
       return dir;
     });

@@ -311,6 +311,11 @@ export function markWritableMade(layerRoot: string): void {
   }
 }
 
+/** Whether the writable directory of the read-write layer at `layerRoot` has its mark. */
+export function isWritableMarked(layerRoot: string): boolean {
+  return writableMadeNs(layerRoot) !== undefined;
+}
+
 /** The mark's change time, or undefined for a writable directory made before marks were kept. */
 function writableMadeNs(layerRoot: string): bigint | undefined {
   try {

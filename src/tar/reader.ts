@@ -422,7 +422,11 @@ class SparseBody implements AsyncIterable<Buffer> {
   #started = false;
   #dead = false;
 
-  constructor(input: ByteSource, spec: SparseSpec, stored: number, size: number, entry: string, maxMapBytes: number) {
+  /** Counts holes the header could not tell (a PAX 1.0 map's own blocks are not data); throws past the cap. */
+  readonly #countHoles: (bytes: number) => void;
+
+  constructor(input: ByteSource, spec: SparseSpec, stored: number, size: number, entry: string, maxMapBytes: number, countHoles: (bytes: number) => void) {
+    this.#countHoles = countHoles;
     this.#input = input;
     this.#spec = spec;
     this.#stored = stored;
@@ -493,6 +497,7 @@ class SparseBody implements AsyncIterable<Buffer> {
         if (!parser.feed(block)) continue;
         map = parser.map;
         storedLeft -= mapBytes;
+        this.#countHoles(mapBytes);
         checkSparseMap(map, this.#size, storedLeft, this.#entry);
         break;
       }
@@ -683,7 +688,7 @@ class TarReader {
     const sparse = this.#sparse;
     if (sparse !== undefined) {
       this.#sparse = undefined;
-      const body = new SparseBody(this.#input, sparse.spec, sparse.stored, header.size, header.name, this.#maxPaxBytes);
+      const body = new SparseBody(this.#input, sparse.spec, sparse.stored, header.size, header.name, this.#maxPaxBytes, (bytes) => this.#countHoles(bytes, header.name));
       this.#current = body;
       return new ReaderEntry(header, body);
     }
@@ -819,6 +824,18 @@ class TarReader {
     }
   }
 
+  /** Adds `bytes` to the holes of the tar's sparse files; ERR_SPARSE_UNSUPPORTED past the cap. */
+  #countHoles(bytes: number, entry: string): void {
+    this.#holeBytes += bytes;
+    if (this.#holeBytes > this.#maxHoleBytes) {
+      throw createError('ERR_SPARSE_UNSUPPORTED', `${entry}: the sparse files so far hold ${this.#holeBytes} bytes of holes, more than the ${this.#maxHoleBytes} written out as zeros`, {
+        entry,
+        holeBytes: this.#holeBytes,
+        limit: this.#maxHoleBytes,
+      });
+    }
+  }
+
   /** What #decode found beside the header it returned: set for a sparse entry only. */
   #sparse: SparseEntry | undefined;
 
@@ -930,14 +947,7 @@ class TarReader {
     if (ctime !== undefined) header.ctime = ctime;
     if (sparseSpec !== undefined) {
       if (sparseSpec.kind === 'map') checkSparseMap(sparseSpec.map, header.size, dataSize, name);
-      this.#holeBytes += Math.max(0, header.size - dataSize);
-      if (this.#holeBytes > this.#maxHoleBytes) {
-        throw createError('ERR_SPARSE_UNSUPPORTED', `${name}: the sparse files so far hold ${this.#holeBytes} bytes of holes, more than the ${this.#maxHoleBytes} written out as zeros`, {
-          entry: name,
-          holeBytes: this.#holeBytes,
-          limit: this.#maxHoleBytes,
-        });
-      }
+      this.#countHoles(Math.max(0, header.size - dataSize), name);
       this.#sparse = { spec: sparseSpec, stored: dataSize };
     }
     return header;

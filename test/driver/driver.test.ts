@@ -812,9 +812,11 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await driver.changes('rw')).to.deep.equal([]);
       // As `cp -p` or `tar x` leave a file: new bytes, the old size and time.
       const doc = path.join(dir, 'a/doc.txt');
-      const before = fs.statSync(doc);
+      const before = fs.statSync(doc, { bigint: true });
       fs.writeFileSync(doc, 'MODIFIED');
-      fs.utimesSync(doc, before.atime, before.mtime);
+      // Set back to the microsecond, as `cp -p` does (a Date would lose the µs and be seen).
+      fs.utimesSync(doc, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
+      expect(fs.statSync(doc, { bigint: true }).mtimeNs / 1000n).to.equal(before.mtimeNs / 1000n);
       fs.renameSync(path.join(dir, 'a/one.dll'), path.join(dir, 'a/renamed.dll'));
       fs.writeFileSync(path.join(dir, 'n.bin'), Buffer.alloc(1000, 7));
       fs.linkSync(path.join(dir, 'n.bin'), path.join(dir, 'n2.bin'));
@@ -839,6 +841,24 @@ describe('driver: WindowsFilterDriver', function () {
       const view = await driver.get('built');
       expect(fs.readFileSync(path.join(view, 'a/doc.txt'), 'utf8')).to.equal('MODIFIED');
       expect(fs.statSync(path.join(view, 'a/renamed.dll')).ino).to.equal(fs.statSync(path.join(view, 'b/one.dll')).ino);
+    });
+
+    it("a mount killed before it marked the writable directory leaves the mark to the next mount", async () => {
+      const driver = await openDriver();
+      await applyEntries(driver, 'base', undefined, [{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/doc.txt', data: 'original' }]);
+      await driver.createReadWrite('rw', 'base');
+      await driver.get('rw');
+      await driver.put('rw');
+      // As a mount killed between the writable directory's rename and its mark leaves it.
+      fs.rmSync(path.join(driver.store.layerPath('rw'), '.winlayer', 'rw-made'));
+      const dir = await driver.get('rw');
+      const doc = path.join(dir, 'doc.txt');
+      const before = fs.statSync(doc, { bigint: true });
+      fs.writeFileSync(doc, 'MODIFIED');
+      // Set back to the microsecond, as `cp -p` does (a Date would lose the µs and be seen).
+      fs.utimesSync(doc, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
+      expect(fs.statSync(doc, { bigint: true }).mtimeNs / 1000n).to.equal(before.mtimeNs / 1000n);
+      expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/doc.txt', kind: 'modify' }]);
     });
 
     it('a read-write layer never mounted exports as one mounted and left as it was', async () => {

@@ -223,6 +223,10 @@ describe('tar/reader', () => {
       const two = Buffer.concat([sparseEntry(map(25), Buffer.from('hello')), sparseEntry(map(25), Buffer.from('hello')), tail]);
       expect((await readChunked(two, Infinity, { maxSparseHoleBytes: 40 })).length).to.equal(3);
       await expectCode(readChunked(two, Infinity, { maxSparseHoleBytes: 39 }), 'ERR_SPARSE_UNSUPPORTED');
+      // A PAX 1.0 map's blocks are stored bytes but no data: its holes count once it is read.
+      const inData = Buffer.concat([sparseEntry(v10(520), Buffer.concat([block('1\n515\n5\n'), Buffer.from('hello')])), tail]);
+      expect((await readChunked(inData, Infinity, { maxSparseHoleBytes: 515 })).length).to.equal(2);
+      await expectCode(readChunked(inData, Infinity, { maxSparseHoleBytes: 514 }), 'ERR_SPARSE_UNSUPPORTED');
     });
 
     it("checks a PAX 1.0 map in the data even when the entry's body is skipped", async () => {
