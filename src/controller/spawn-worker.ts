@@ -577,19 +577,27 @@ async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed
   const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   (subprocess.stdin as Writable | null)?.end();
-  // Settles with what went wrong, so that a failed read waits (handled) for the worker's result.
+  // Settles with what went wrong, so that a failed read waits (handled) for the worker's
+  // result. A read that fails (its consumer threw, or the CLI's reader went away) kills the
+  // worker: nobody reads its output any more, so it would block on a full pipe for ever.
+  let stoppedByRead = false;
   const reading = read?.(subprocess.stdout as Readable).then(
     () => undefined,
-    (error: unknown) => ({ error }),
+    (error: unknown) => {
+      stoppedByRead = subprocess.kill();
+      return { error };
+    },
   );
   const result = await subprocess;
   const readFailure = await reading;
+  const readError = (): WinLayerError => toWinLayerError(readFailure?.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) killed?.(subprocess.pid);
+    if (stoppedByRead && readFailure !== undefined) throw readError();
     throw errorFromResult(result, job);
   }
   // The worker's own error comes first: a read cut short by its death says less.
-  if (readFailure !== undefined) throw toWinLayerError(readFailure.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
+  if (readFailure !== undefined) throw readError();
   return result;
 }
 

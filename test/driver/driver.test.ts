@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
-import type { WinLayerError } from '../../src/errors.js';
+import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
@@ -673,6 +673,22 @@ describe('driver: WindowsFilterDriver', function () {
         });
         expect(seen).to.deep.equal(await driver.changes('delta'));
       }
+    });
+
+    it('forEachChange whose callback throws settles with that failure and stops the worker, however much it had left to print', async () => {
+      const driver = await openDriver();
+      // 20,000 changes: more output than a pipe and the line reader's queue hold, so the
+      // worker blocks if nobody reads.
+      await applyEntries(driver, 'many', undefined, filesLayer(20_000, 0));
+      const started = Date.now();
+      let calls = 0;
+      const e = await rejection(() =>
+        driver.forEachChange('many', () => {
+          if (++calls === 2) throw new Error('the consumer gave up');
+        }),
+      );
+      expect([isWinLayerError(e), calls]).to.deep.equal([true, 2]);
+      expect(Date.now() - started).to.be.below(10_000);
     });
 
     it('serves file data, alternate streams and original BCD bytes by tar name', async () => {
