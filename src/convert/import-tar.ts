@@ -204,8 +204,10 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
  * the layer's roots, which Windows holds only as directories (hcsshim refuses a UtilityVM
  * that is a reparse point), and below which every other entry is written.
  */
+const UTILITY_VM_FILES_KEY = caseFoldKey(UTILITY_VM_FILES);
+
 function checkRootIsDirectory(p: LayerPath, what: string): void {
-  if (p.name === p.root || p.name === UTILITY_VM_FILES) {
+  if (p.name === p.root || caseFoldKey(p.name) === UTILITY_VM_FILES_KEY) {
     throw createError('ERR_PATH_ROOT', `${p.name}: a layer root must be a directory, not ${what}`, { entry: p.name });
   }
 }

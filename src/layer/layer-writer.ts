@@ -370,6 +370,8 @@ export class TransportLayerWriter {
   readonly #opaqueKeys = new Set<string>();
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
+  /** Copies made for links across formats (a base layer's Files/ ⇄ UtilityVM/Files), by the file copied. */
+  readonly #copiesOf = new Map<string, number>();
   /**
    * Plain directories of the transport format (not reparse points) that were entries are
    * not SeenEntry records either (a WinSxS-like layer has tens of thousands): #dirs marks
@@ -1296,6 +1298,21 @@ export class TransportLayerWriter {
   /** Whether this layer deletes `key` (a case-folded name). */
   readonly #deletedHere = (key: string): boolean => this.#tombstones?.deleted.has(key) === true;
 
+  /**
+   * NTFS gives a file at most 1,024 names (in every layer that links it, and in a base
+   * layer the copies made for links across formats): Windows would fail this import, and a
+   * view of the layer would not hold them all either. Refuses the name that would pass it.
+   */
+  #checkNames(from: string, adding: number, link: PendingLink): void {
+    const names = (lstatOrUndefined(from)?.nlink ?? 0) + (this.#copiesOf.get(from) ?? 0);
+    if (names + adding > NTFS_MAX_LINKS) {
+      throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
+        entry: link.path.name,
+        target: link.target.name,
+      });
+    }
+  }
+
   /** Makes one hard link; the links before it in tar order are made. */
   #makeLink(link: PendingLink): void {
     const targetKey = caseFoldKey(link.target.name);
@@ -1323,6 +1340,9 @@ export class TransportLayerWriter {
         // Files/ (transport format) and UtilityVM/Files (data) in one base layer: one file
         // cannot be both, so the link gets its own copy in its own format. The index keeps
         // it a link, which is what an export writes and what a view or diffGetter follows.
+        // Each copy is a name NTFS would count (one file there).
+        this.#checkNames(from, 1, link);
+        this.#copiesOf.set(from, (this.#copiesOf.get(from) ?? 0) + 1);
         copyAcrossFormats(from, path.join(this.#root, link.host), own, linkIsTransport, link);
         return;
       }
@@ -1358,14 +1378,7 @@ export class TransportLayerWriter {
       });
     }
     const to = path.join(this.#root, link.host);
-    // NTFS gives a file at most 1,024 names (in every layer that links it): Windows would
-    // fail this import, and a view of the layer would not hold them all either.
-    if ((lstatOrUndefined(from)?.nlink ?? 0) >= NTFS_MAX_LINKS) {
-      throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
-        entry: link.path.name,
-        target: link.target.name,
-      });
-    }
+    this.#checkNames(from, 1, link);
     try {
       fs.linkSync(from, to);
     } catch (cause) {

@@ -44,6 +44,7 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'Hives as a symbolic link out of the layer', code: 'ERR_PATH_ROOT', entries: [...good, raw({ name: 'Hives', typeflag: '2', linkname: '/etc' })] },
   { title: 'UtilityVM as a symbolic link', code: 'ERR_PATH_ROOT', entries: [...good, raw({ name: 'UtilityVM', typeflag: '2', linkname: '/etc' })] },
   { title: 'UtilityVM/Files as a file', code: 'ERR_PATH_ROOT', entries: [...good, { type: 'directory', name: 'UtilityVM' }, raw({ name: 'UtilityVM/Files' }, 'x')] },
+  { title: 'UtilityVM/Files as a file, spelled in another case', code: 'ERR_PATH_ROOT', entries: [...good, { type: 'directory', name: 'UtilityVM' }, raw({ name: 'UtilityVM/files' }, 'x')] },
   { title: 'Files as a hard link', code: 'ERR_PATH_ROOT', entries: [raw({ name: 'Hives/h' }, 'x'), { type: 'link', name: 'Files', target: 'Hives/h' }] },
   { title: 'a reserved $wcidirs$ name', code: 'ERR_PATH_RESERVED', entries: [...good, raw({ name: 'Files/x.$wcidirs$' }, 'x')] },
   { title: 'a duplicate file', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, { type: 'file', name: 'Files/ok.txt', data: 'again' }] },
@@ -200,6 +201,15 @@ describe('store: safety', function () {
     expect(fs.statSync(path.join(store.layerPath('most'), 'Files/a')).nlink).to.equal(1024);
     expect(await rejectionCode(async () => importTar(store, 'more', await buildLayerTar(layer(1024))))).to.equal('ERR_LINK_TARGET_INVALID');
     expect(store.exists('more')).to.equal(false);
+    // In a base layer, a link between Files/ and UtilityVM/Files is a copy here, one file on NTFS: it counts.
+    const across = (files: number, vm: number): BuilderEntry[] => [
+      ...layer(files - 1),
+      { type: 'directory', name: 'UtilityVM' },
+      { type: 'directory', name: 'UtilityVM/Files' },
+      ...Array.from({ length: vm }, (_, i): BuilderEntry => ({ type: 'link', name: `UtilityVM/Files/v${i}`, target: 'Files/a' })),
+    ];
+    await importTar(store, 'across', await buildLayerTar(across(1000, 24)));
+    expect(await rejectionCode(async () => importTar(store, 'too-many-across', await buildLayerTar(across(1000, 25))))).to.equal('ERR_LINK_TARGET_INVALID');
     // Names in the parents count: NTFS links a delta's names to the parent's file.
     const delta: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/one-more', target: 'Files/a' }];
     expect(await rejectionCode(async () => importTar(store, 'child', await buildLayerTar(delta), 'most'))).to.equal('ERR_LINK_TARGET_INVALID');
