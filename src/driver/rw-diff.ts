@@ -291,15 +291,16 @@ const WRITABLE_MADE = 'rw-made';
 /**
  * Marks the writable directory of the read-write layer at `layerRoot` as just made, once
  * whole: a file whose inode changes after the mark was written to by the container
- * (sameFile). Returns once the file system's clock has moved past the mark (a few ms at
- * most), so that no write of the container can carry the mark's own time.
+ * (sameFile). Returns once the file system's clock has moved past the mark, so that no
+ * write of the container can carry the mark's own time.
  */
 export function markWritableMade(layerRoot: string): void {
   const mark = path.join(layerRoot, INDEX_DIR, WRITABLE_MADE);
   fs.writeFileSync(mark, '');
   const madeNs = fs.statSync(mark, { bigint: true }).ctimeNs;
   const probe = `${mark}.probe`;
-  const deadline = Date.now() + 1000;
+  // A few ms on most file systems; up to 2 s where times have whole seconds (FAT's are 2 s).
+  const deadline = Date.now() + 2500;
   try {
     while (Date.now() < deadline) {
       fs.writeFileSync(probe, '');
