@@ -593,7 +593,10 @@ async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed
   const readError = (): WinLayerError => toWinLayerError(readFailure?.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) killed?.(subprocess.pid);
-    if (stoppedByRead && readFailure !== undefined) throw readError();
+    // The reader's failure when it is what ended the worker (by the signal it sent); a
+    // cancellation, a timeout or the worker's own failure otherwise.
+    const endedByRead = stoppedByRead && readFailure !== undefined && !result.isCanceled && !result.timedOut && result.signal !== undefined;
+    if (endedByRead) throw readError();
     throw errorFromResult(result, job);
   }
   // The worker's own error comes first: a read cut short by its death says less.

@@ -25,7 +25,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import { Controller } from '../controller/controller.js';
 import { checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
-import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
+import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo } from '../layer/metadata-index.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
@@ -347,16 +347,26 @@ export class WindowsFilterDriver {
   /**
    * changes(), handed to `each` one at a time as they are found, none kept: for a layer of
    * hundreds of thousands of entries, whose list would be tens of MB. The next waits for
-   * the promise `each` returns.
+   * the promise `each` returns. `signal` cancels (ERR_CANCELED), the worker killed.
    */
-  async forEachChange(id: string, each: (change: Change) => Promise<void> | void): Promise<void> {
+  async forEachChange(id: string, each: (change: Change) => Promise<void> | void, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.#require(id);
     const chain = this.store.readChain(id);
+    const { signal } = options;
     if (this.#inProcess) {
-      for (const c of layerChanges(this.store.layerPath(id), chain)) await each(c);
+      const canceled = (): WinLayerError => createError('ERR_CANCELED', `changes ${id}: canceled`, { id });
+      for (const c of layerChanges(this.store.layerPath(id), chain)) {
+        if (signal?.aborted === true) throw canceled();
+        // A callback that stops on the abort (throwIfAborted) is a cancellation too.
+        try {
+          await each(c);
+        } catch (error) {
+          throw signal?.aborted === true && !isWinLayerError(error) ? canceled() : error;
+        }
+      }
       return;
     }
-    await this.#controller.changes({ home: this.home, id, parents: chain }, each);
+    await this.#controller.changes({ home: this.home, id, parents: chain, ...(signal === undefined ? {} : { signal }) }, each);
   }
 
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */

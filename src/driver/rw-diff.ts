@@ -264,7 +264,8 @@ function sameFile(entry: ViewEntry, f: Found, at: string, items: ViewItems, made
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');
   if (BigInt(item.data?.length ?? 0) !== f.size || !mtimeMatches(unixNsFromFiletime(item.info.lastWriteTime), f.mtimeUs)) return false;
-  if (madeNs === undefined || f.ctimeNs <= madeNs || item.data === undefined) return true;
+  // Changed in the mark's own tick or after: compared (a coarse clock gives both one time).
+  if (madeNs === undefined || f.ctimeNs < madeNs || item.data === undefined) return true;
   return sameBytes(item.data, at);
 }
 
@@ -290,26 +291,11 @@ const WRITABLE_MADE = 'rw-made';
 
 /**
  * Marks the writable directory of the read-write layer at `layerRoot` as just made, once
- * whole: a file whose inode changes after the mark was written to by the container
- * (sameFile). Returns once the file system's clock has moved past the mark, so that no
- * write of the container can carry the mark's own time.
+ * whole: a file whose inode changes in the mark's tick of the file system's clock or
+ * after may have been written by the container, and is compared byte for byte (sameFile).
  */
 export function markWritableMade(layerRoot: string): void {
-  const mark = path.join(layerRoot, INDEX_DIR, WRITABLE_MADE);
-  fs.writeFileSync(mark, '');
-  const madeNs = fs.statSync(mark, { bigint: true }).ctimeNs;
-  const probe = `${mark}.probe`;
-  // A few ms on most file systems; up to 2 s where times have whole seconds (FAT's are 2 s).
-  const deadline = Date.now() + 2500;
-  try {
-    while (Date.now() < deadline) {
-      fs.writeFileSync(probe, '');
-      if (fs.statSync(probe, { bigint: true }).ctimeNs > madeNs) return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  } finally {
-    fs.rmSync(probe, { force: true });
-  }
+  fs.writeFileSync(path.join(layerRoot, INDEX_DIR, WRITABLE_MADE), '');
 }
 
 /** Whether the writable directory of the read-write layer at `layerRoot` has its mark. */

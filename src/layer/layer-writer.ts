@@ -370,8 +370,12 @@ export class TransportLayerWriter {
   readonly #opaqueKeys = new Set<string>();
   /** Hard links, made at close: on disk until then (see LinkSpill). */
   #links: LinkSpill | undefined;
-  /** Copies made for links across formats (a base layer's Files/ ⇄ UtilityVM/Files), by the file copied. */
-  readonly #copiesOf = new Map<string, number>();
+  /**
+   * Copies made for links across formats (a base layer's Files/ ⇄ UtilityVM/Files): one
+   * file on NTFS, several here. By the first file (host path), and each copy's first file.
+   */
+  readonly #copiesOf = new Map<string, string[]>();
+  readonly #originOf = new Map<string, string>();
   /**
    * Plain directories of the transport format (not reparse points) that were entries are
    * not SeenEntry records either (a WinSxS-like layer has tens of thousands): #dirs marks
@@ -1304,7 +1308,9 @@ export class TransportLayerWriter {
    * view of the layer would not hold them all either. Refuses the name that would pass it.
    */
   #checkNames(from: string, adding: number, link: PendingLink): void {
-    const names = (lstatOrUndefined(from)?.nlink ?? 0) + (this.#copiesOf.get(from) ?? 0);
+    const origin = this.#originOf.get(from) ?? from;
+    let names = lstatOrUndefined(origin)?.nlink ?? 0;
+    for (const copy of this.#copiesOf.get(origin) ?? []) names += lstatOrUndefined(copy)?.nlink ?? 0;
     if (names + adding > NTFS_MAX_LINKS) {
       throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
         entry: link.path.name,
@@ -1342,8 +1348,13 @@ export class TransportLayerWriter {
         // it a link, which is what an export writes and what a view or diffGetter follows.
         // Each copy is a name NTFS would count (one file there).
         this.#checkNames(from, 1, link);
-        this.#copiesOf.set(from, (this.#copiesOf.get(from) ?? 0) + 1);
-        copyAcrossFormats(from, path.join(this.#root, link.host), own, linkIsTransport, link);
+        const to = path.join(this.#root, link.host);
+        copyAcrossFormats(from, to, own, linkIsTransport, link);
+        const origin = this.#originOf.get(from) ?? from;
+        this.#originOf.set(to, origin);
+        const copies = this.#copiesOf.get(origin);
+        if (copies === undefined) this.#copiesOf.set(origin, [to]);
+        else copies.push(to);
         return;
       }
     } else if (link.path.root === 'Files') {

@@ -497,7 +497,8 @@ class SparseBody implements AsyncIterable<Buffer> {
         if (!parser.feed(block)) continue;
         map = parser.map;
         storedLeft -= mapBytes;
-        this.#countHoles(mapBytes);
+        // The header counted the holes as if the map's blocks were data.
+        this.#countHoles(Math.max(0, this.#size - storedLeft) - Math.max(0, this.#size - this.#stored));
         checkSparseMap(map, this.#size, storedLeft, this.#entry);
         break;
       }

@@ -689,6 +689,21 @@ describe('driver: WindowsFilterDriver', function () {
       );
       expect([isWinLayerError(e), calls]).to.deep.equal([true, 2]);
       expect(Date.now() - started).to.be.below(10_000);
+      // Aborted from the callback: a cancellation, not a failed read (in a worker and in process).
+      for (const d of [driver, await WindowsFilterDriver.open({ home: driver.home, inProcess: true })]) {
+        const abort = new AbortController();
+        const canceled = await rejection(() =>
+          d.forEachChange(
+            'many',
+            () => {
+              abort.abort();
+              abort.signal.throwIfAborted();
+            },
+            { signal: abort.signal },
+          ),
+        );
+        expect(canceled.code).to.equal('ERR_CANCELED');
+      }
     });
 
     it('serves file data, alternate streams and original BCD bytes by tar name', async () => {

@@ -210,6 +210,13 @@ describe('store: safety', function () {
     ];
     await importTar(store, 'across', await buildLayerTar(across(1000, 24)));
     expect(await rejectionCode(async () => importTar(store, 'too-many-across', await buildLayerTar(across(1000, 25))))).to.equal('ERR_LINK_TARGET_INVALID');
+    // Names of the copy count too: links to it are more names of the one NTFS file.
+    const toCopy = (links: number): BuilderEntry[] => [
+      ...across(1000, 1),
+      ...Array.from({ length: links }, (_, i): BuilderEntry => ({ type: 'link', name: `UtilityVM/Files/w${i}`, target: 'UtilityVM/Files/v0' })),
+    ];
+    await importTar(store, 'to-copy', await buildLayerTar(toCopy(23)));
+    expect(await rejectionCode(async () => importTar(store, 'too-many-to-copy', await buildLayerTar(toCopy(24))))).to.equal('ERR_LINK_TARGET_INVALID');
     // Names in the parents count: NTFS links a delta's names to the parent's file.
     const delta: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/one-more', target: 'Files/a' }];
     expect(await rejectionCode(async () => importTar(store, 'child', await buildLayerTar(delta), 'most'))).to.equal('ERR_LINK_TARGET_INVALID');

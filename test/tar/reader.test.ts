@@ -227,6 +227,9 @@ describe('tar/reader', () => {
       const inData = Buffer.concat([sparseEntry(v10(520), Buffer.concat([block('1\n515\n5\n'), Buffer.from('hello')])), tail]);
       expect((await readChunked(inData, Infinity, { maxSparseHoleBytes: 515 })).length).to.equal(2);
       await expectCode(readChunked(inData, Infinity, { maxSparseHoleBytes: 514 }), 'ERR_SPARSE_UNSUPPORTED');
+      // No holes at all: none counted, though the map's block is more than the file's size.
+      const dense = Buffer.concat([sparseEntry(v10(5), Buffer.concat([block('1\n0\n5\n'), Buffer.from('hello')])), tail]);
+      expect((await readChunked(dense, Infinity, { maxSparseHoleBytes: 0 }))[0]?.body.toString()).to.equal('hello');
     });
 
     it("checks a PAX 1.0 map in the data even when the entry's body is skipped", async () => {
