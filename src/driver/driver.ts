@@ -355,13 +355,15 @@ export class WindowsFilterDriver {
     const { signal } = options;
     if (this.#inProcess) {
       const canceled = (): WinLayerError => createError('ERR_CANCELED', `changes ${id}: canceled`, { id });
+      // A function, read anew each time: the callback may abort between two reads.
+      const aborted = (): boolean => signal?.aborted === true;
       for (const c of layerChanges(this.store.layerPath(id), chain)) {
-        if (signal?.aborted === true) throw canceled();
+        if (aborted()) throw canceled();
         // A callback that stops on the abort (throwIfAborted) is a cancellation too.
         try {
           await each(c);
         } catch (error) {
-          throw signal?.aborted === true && !isWinLayerError(error) ? canceled() : error;
+          throw aborted() && !isWinLayerError(error) ? canceled() : error;
         }
       }
       return;
