@@ -1307,11 +1307,11 @@ export class TransportLayerWriter {
    * layer the copies made for links across formats): Windows would fail this import, and a
    * view of the layer would not hold them all either. Refuses the name that would pass it.
    */
-  #checkNames(from: string, adding: number, link: PendingLink): void {
+  #checkNames(from: string, link: PendingLink): void {
     const origin = this.#originOf.get(from) ?? from;
     let names = lstatOrUndefined(origin)?.nlink ?? 0;
     for (const copy of this.#copiesOf.get(origin) ?? []) names += lstatOrUndefined(copy)?.nlink ?? 0;
-    if (names + adding > NTFS_MAX_LINKS) {
+    if (names >= NTFS_MAX_LINKS) {
       throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} has ${NTFS_MAX_LINKS} names already, the most NTFS holds`, {
         entry: link.path.name,
         target: link.target.name,
@@ -1347,7 +1347,7 @@ export class TransportLayerWriter {
         // cannot be both, so the link gets its own copy in its own format. The index keeps
         // it a link, which is what an export writes and what a view or diffGetter follows.
         // Each copy is a name NTFS would count (one file there).
-        this.#checkNames(from, 1, link);
+        this.#checkNames(from, link);
         const to = path.join(this.#root, link.host);
         copyAcrossFormats(from, to, own, linkIsTransport, link);
         const origin = this.#originOf.get(from) ?? from;
@@ -1389,7 +1389,7 @@ export class TransportLayerWriter {
       });
     }
     const to = path.join(this.#root, link.host);
-    this.#checkNames(from, 1, link);
+    this.#checkNames(from, link);
     try {
       fs.linkSync(from, to);
     } catch (cause) {
