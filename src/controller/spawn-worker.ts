@@ -590,7 +590,11 @@ async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed
   );
   const result = await subprocess;
   const readFailure = await reading;
-  const readError = (): WinLayerError => toWinLayerError(readFailure?.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
+  // What the caller's own callback threw is handed back as it is (it is not winlayer's).
+  const readError = (): unknown =>
+    readFailure?.error instanceof CallerError
+      ? readFailure.error.cause
+      : toWinLayerError(readFailure?.error, `${job.command} ${job.id}: reading the worker's output`, { id: job.id, command: job.command });
   if (result.failed) {
     if (result.isCanceled || result.timedOut || result.signal !== undefined) killed?.(subprocess.pid);
     // The reader's failure when it is what ended the worker (by the signal it sent); a
@@ -602,6 +606,13 @@ async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed
   // The worker's own error comes first: a read cut short by its death says less.
   if (readFailure !== undefined) throw readError();
   return result;
+}
+
+/** A failure of the caller's callback, carried through the read to be rethrown as it is. */
+class CallerError extends Error {
+  constructor(cause: unknown) {
+    super('the caller stopped', { cause });
+  }
 }
 
 /** A change as the `changes` worker prints it. */
@@ -624,7 +635,14 @@ export async function runChangesWorker(job: WorkerJob, each?: (change: WorkerCha
       const c = parseChange(line);
       if (c === undefined) garbage = line;
       else if (each === undefined) out.push(c);
-      else await each(c); // its pace is the worker's: the pipe fills while it waits
+      else {
+        // Its pace is the worker's: the pipe fills while it waits.
+        try {
+          await each(c);
+        } catch (error) {
+          throw new CallerError(error);
+        }
+      }
     }
   };
   await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents], undefined, read);

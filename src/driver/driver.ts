@@ -347,7 +347,8 @@ export class WindowsFilterDriver {
   /**
    * changes(), handed to `each` one at a time as they are found, none kept: for a layer of
    * hundreds of thousands of entries, whose list would be tens of MB. The next waits for
-   * the promise `each` returns. `signal` cancels (ERR_CANCELED), the worker killed.
+   * the promise `each` returns. `signal` cancels (ERR_CANCELED), the worker killed; what
+   * `each` throws stops it too, and is what this rejects with.
    */
   async forEachChange(id: string, each: (change: Change) => Promise<void> | void, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.#require(id);
