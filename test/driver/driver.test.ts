@@ -31,6 +31,18 @@ async function collect(r: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/**
+ * Writes `text` (the file's length) into `file` and sets its times back to the microsecond,
+ * as `cp -p` or `tar x` leave a file: only its change time says it was written.
+ */
+function rewriteKeepingTimes(file: string, text: string): void {
+  const before = fs.statSync(file, { bigint: true });
+  fs.writeFileSync(file, text);
+  // Numbers, not Dates: a Date would lose the microseconds, and the time would show the write.
+  fs.utimesSync(file, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
+  expect(fs.statSync(file, { bigint: true }).mtimeNs / 1000n).to.equal(before.mtimeNs / 1000n);
+}
+
 /** Imports the layer tar made of `entries` as `id` on `parent`. */
 async function applyEntries(driver: WindowsFilterDriver, id: string, parent: string | undefined, entries: BuilderEntry[]): Promise<void> {
   await driver.applyDiff(id, parent, Readable.from([await buildLayerTar(entries)]));
@@ -850,12 +862,7 @@ describe('driver: WindowsFilterDriver', function () {
       const dir = await driver.get('rw');
       expect(await driver.changes('rw')).to.deep.equal([]);
       // As `cp -p` or `tar x` leave a file: new bytes, the old size and time.
-      const doc = path.join(dir, 'a/doc.txt');
-      const before = fs.statSync(doc, { bigint: true });
-      fs.writeFileSync(doc, 'MODIFIED');
-      // Set back to the microsecond, as `cp -p` does (a Date would lose the µs and be seen).
-      fs.utimesSync(doc, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
-      expect(fs.statSync(doc, { bigint: true }).mtimeNs / 1000n).to.equal(before.mtimeNs / 1000n);
+      rewriteKeepingTimes(path.join(dir, 'a/doc.txt'), 'MODIFIED');
       fs.renameSync(path.join(dir, 'a/one.dll'), path.join(dir, 'a/renamed.dll'));
       fs.writeFileSync(path.join(dir, 'n.bin'), Buffer.alloc(1000, 7));
       fs.linkSync(path.join(dir, 'n.bin'), path.join(dir, 'n2.bin'));
@@ -891,12 +898,7 @@ describe('driver: WindowsFilterDriver', function () {
       // As a mount killed between the writable directory's rename and its mark leaves it.
       fs.rmSync(path.join(driver.store.layerPath('rw'), '.winlayer', 'rw-made'));
       const dir = await driver.get('rw');
-      const doc = path.join(dir, 'doc.txt');
-      const before = fs.statSync(doc, { bigint: true });
-      fs.writeFileSync(doc, 'MODIFIED');
-      // Set back to the microsecond, as `cp -p` does (a Date would lose the µs and be seen).
-      fs.utimesSync(doc, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
-      expect(fs.statSync(doc, { bigint: true }).mtimeNs / 1000n).to.equal(before.mtimeNs / 1000n);
+      rewriteKeepingTimes(path.join(dir, 'doc.txt'), 'MODIFIED');
       expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/doc.txt', kind: 'modify' }]);
     });
 
