@@ -12,7 +12,7 @@ import { createError } from '../errors.js';
 import { metadataFromPayloads, type EntryMetadata } from '../convert/metadata.js';
 import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js';
 import { readAt } from '../util/lines.js';
-import { WCIDIRS_SUFFIX } from '../util/safe-path.js';
+import { WCIDIRS_SUFFIX, caseFoldKey, parentName } from '../util/safe-path.js';
 import { isTransportRecord } from './layer-writer.js';
 import {
   INDEX_DIR,
@@ -59,17 +59,96 @@ export type ExportItem =
       streams: ExportAlternateStream[];
     };
 
-/** Streams the entries of the layer at `layerRoot`, inherited (cloned UtilityVM) entries left out. */
+/**
+ * Streams the entries of the layer at `layerRoot`, inherited (cloned UtilityVM) entries
+ * left out. Every entry comes after the directories above it, as Windows' import needs
+ * (it makes each entry inside its parent and never makes a missing one): a directory the
+ * tar named only after entries below it comes before the first of them, and one it never
+ * named (a plain `tar` of a list of files) comes as a plain directory there, with that
+ * entry's times and no security descriptor (Windows gives it the inherited one).
+ */
 export async function* readLayerEntries(layerRoot: string, info: LayerInfo = readLayerInfo(layerRoot)): AsyncGenerator<ExportItem> {
   const merged = new Map<string, IndexEntry>();
   for (const m of info.merged ?? []) merged.set(m.name, m);
   const streamsFile = path.join(layerRoot, INDEX_DIR, STREAMS_FILE);
+  /** Case-folded names of the directories out so far (or there on Windows: cloned ones). */
+  const present = new Set<string>();
+  /** Directories moved before their first entry, skipped where their record comes. */
+  const hoisted = new Set<string>();
+  let directories: LayerDirectories | undefined;
+  let lastParent = '';
   for await (const record of readIndexEntries(layerRoot)) {
     if (record.inherited === true) continue;
     // Only a directory record was merged; a deletion of the same name before it stays one.
     const r = record.kind === 'directory' ? (merged.get(record.name) ?? record) : record;
+    if (r.kind !== 'whiteout') {
+      const parent = parentName(r.name);
+      if (parent !== lastParent) {
+        const missing: string[] = [];
+        for (let d = parent; d !== '' && !present.has(caseFoldKey(d)); d = parentName(d)) missing.push(d);
+        if (missing.length > 0) {
+          directories ??= await layerDirectories(layerRoot);
+          for (let i = missing.length - 1; i >= 0; i--) {
+            const name = missing[i] as string;
+            const key = caseFoldKey(name);
+            present.add(key);
+            if (directories.inherited.has(key)) continue;
+            const own = directories.own.get(key);
+            if (own !== undefined) {
+              hoisted.add(key);
+              yield itemFromRecord(layerRoot, streamsFile, merged.get(own.name) ?? own);
+            } else {
+              yield plainDirectory(name, r);
+            }
+          }
+        }
+        lastParent = parent;
+      }
+      if (isDirectoryRecord(r)) {
+        const key = caseFoldKey(r.name);
+        if (hoisted.delete(key)) continue;
+        present.add(key);
+      }
+    }
     yield itemFromRecord(layerRoot, streamsFile, r);
   }
+}
+
+function isDirectoryRecord(r: IndexEntry): boolean {
+  return r.kind === 'directory' || (r.kind === 'symlink' && ((r.attributes ?? 0) & FILE_ATTRIBUTE_DIRECTORY) !== 0);
+}
+
+interface LayerDirectories {
+  /** The layer's own directory records, by case-folded name. */
+  own: Map<string, IndexEntry>;
+  /** Case-folded names of the directories cloned from the parent (the UtilityVM). */
+  inherited: Set<string>;
+}
+
+/** Read only for a layer with an entry whose parent directory did not come before it. */
+async function layerDirectories(layerRoot: string): Promise<LayerDirectories> {
+  const own = new Map<string, IndexEntry>();
+  const inherited = new Set<string>();
+  for await (const r of readIndexEntries(layerRoot)) {
+    if (!isDirectoryRecord(r)) continue;
+    if (r.inherited === true) inherited.add(caseFoldKey(r.name));
+    else if (!own.has(caseFoldKey(r.name))) own.set(caseFoldKey(r.name), r);
+  }
+  return { own, inherited };
+}
+
+/** A directory the tar never named, before `first`, the first entry below it. */
+function plainDirectory(name: string, first: IndexEntry): ExportItem {
+  const times = infoFromRecord(first);
+  return {
+    kind: 'entry',
+    name,
+    info: { ...times, fileAttributes: FILE_ATTRIBUTE_DIRECTORY },
+    hasData: false,
+    data: undefined,
+    meta: { securityDescriptor: undefined, extendedAttributes: [], reparse: undefined },
+    streams: [],
+  };
 }
 
 /** Builds the export item of one index record. */

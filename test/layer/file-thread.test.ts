@@ -293,7 +293,14 @@ describe('layer writer: small files through the file thread', function () {
     const root = store.layerPath('dirs');
     expect(fs.readFileSync(path.join(root, 'Files/q4/sub/implicit/deeper/x.txt')).subarray(-1).toString()).to.equal('x');
     expect(fs.statSync(path.join(root, 'Files/q4/sub/link.txt')).ino).to.equal(fs.statSync(path.join(root, 'Files/q3/small.txt')).ino);
-    expect((await exportTar(store, 'dirs')).equals(tar)).to.equal(true);
+    // The export puts the directories the tar left out before the entry below them (as
+    // plain directories with that entry's times, which here are the builder's default).
+    const withDirectories = entries.flatMap((e): BuilderEntry[] => {
+      if (e.type !== 'file' || !e.name.endsWith('/implicit/deeper/x.txt')) return [e];
+      const implicit = e.name.slice(0, -'/deeper/x.txt'.length);
+      return [{ type: 'directory', name: implicit }, { type: 'directory', name: `${implicit}/deeper` }, e];
+    });
+    expect((await exportTar(store, 'dirs')).equals(await buildLayerTar(withDirectories))).to.equal(true);
     // A directory given again rewrites its sidecar, which the thread may still hold.
     const again: BuilderEntry[] = [...entries, { type: 'directory', name: 'Files/q3', attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN }];
     await importTar(store, 'dirs-again', await buildLayerTar(again));
@@ -306,9 +313,8 @@ describe('layer writer: small files through the file thread', function () {
       { type: 'file', name: 'Hives/SYSTEM_Delta', data: Buffer.alloc(5000, 7) },
       { type: 'file', name: 'Hives/DefaultUser_Delta', data: 'user hive' },
     ];
-    const hivesTar = await buildLayerTar(withHives);
-    await importTar(store, 'dirs-hives', hivesTar);
-    expect((await exportTar(store, 'dirs-hives')).equals(hivesTar)).to.equal(true);
+    await importTar(store, 'dirs-hives', await buildLayerTar(withHives));
+    expect((await exportTar(store, 'dirs-hives')).equals(await buildLayerTar([...withDirectories, ...withHives.slice(entries.length)]))).to.equal(true);
 
     // A directory the host cannot hold, made on the thread: the error names that directory.
     const deepDir = 'Files/' + Array.from({ length: 19 }, (_, i) => `${i}`.padStart(3, '0') + 'd'.repeat(197)).join('/');

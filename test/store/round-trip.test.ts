@@ -217,13 +217,15 @@ describe('store: round trip tar → layer → tar', function () {
     const tar = await buildLayerTar(layer);
     const store = await openStore();
     await importTar(store, 'nonbmp', tar);
-    expect((await exportTar(store, 'nonbmp')).equals(tar)).to.equal(true);
+    // `Files/\u{1E922}` is not the directory `Files/\u{1E900}`: the export puts it before its entry.
+    const exported = await buildLayerTar([...layer.slice(0, -1), { type: 'directory', name: 'Files/\u{1E922}' }, ...layer.slice(-1)]);
+    expect((await exportTar(store, 'nonbmp')).equals(exported)).to.equal(true);
   });
 
   it('finds a hard link target in a parent spelled in another case, as NTFS would', async () => {
     const store = await openStore();
     await importTar(store, 'case-parent', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/pcase.txt', data: 'parent data' }]));
-    const child = await buildLayerTar([{ type: 'link', name: 'Files/linked.txt', target: 'Files/PCase.TXT' }]);
+    const child = await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/linked.txt', target: 'Files/PCase.TXT' }]);
     await importTar(store, 'case-child', child, 'case-parent');
     const inode = (id: string, name: string): number => fs.statSync(path.join(store.layerPath(id), name)).ino;
     expect(inode('case-child', 'Files/linked.txt')).to.equal(inode('case-parent', 'Files/pcase.txt'));
@@ -359,8 +361,9 @@ describe('store: round trip tar → layer → tar', function () {
       const exported = await exportTar(store, 'c');
       const headers = await headersOf(exported);
       // The deletion stays a deletion; the repeated directory is one entry, with the later attributes.
-      expect(headers.map((h) => h.name)).to.deep.equal(['Files/.wh.d', 'Files/d', 'Files', 'Files/d/new']);
-      expect(headers[1]?.pax['MSWINDOWS.fileattr']).to.equal(String(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN));
+      // `Files` moves before `Files/d`, the first entry below it.
+      expect(headers.map((h) => h.name)).to.deep.equal(['Files/.wh.d', 'Files', 'Files/d', 'Files/d/new']);
+      expect(headers[2]?.pax['MSWINDOWS.fileattr']).to.equal(String(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN));
       expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\d']);
       await expectReimportedAlike(store, exported, 'p');
     });
@@ -579,6 +582,59 @@ describe('store: round trip tar → layer → tar', function () {
       expect(file.ctime).to.equal(mtime);
       expect(file.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
       expect(file.mode).to.equal(0o100000);
+    });
+
+    it('exports every entry after the directories above it, as Windows imports need: named ones moved up, unnamed ones made plain', async () => {
+      const mtime = 1_600_000_000_000_000_000n;
+      const file = (name: string, t: bigint): BuilderEntry => ({
+        type: 'raw',
+        header: { name, typeflag: '0', mode: 0o644, size: 1, mtime: t, format: 'pax', paxRecords: {} },
+        data: 'x',
+      });
+      const tar = await buildLayerTar([
+        file('Files/tools/bin/tool.exe', mtime),
+        file('Files/tools/bin/other.exe', mtime + 7n),
+        // Named only after an entry below it: keeps its own record, moved before that entry.
+        { type: 'directory', name: 'Files/tools', securityDescriptor: sd, attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN },
+        { type: 'raw', header: { name: 'Files/tools/.wh.gone', typeflag: '0', mode: 0, size: 0, mtime, format: 'pax', paxRecords: {} } },
+        { type: 'link', name: 'Files/deep/er/link.exe', target: 'Files/tools/bin/tool.exe' },
+        { type: 'directory', name: 'Hives' },
+        { type: 'file', name: 'Hives/System_Delta', data: 'regf' },
+      ]);
+      const store = await openStore();
+      await importTar(store, 'parent', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Hives' }]));
+      await importTar(store, 'flat', tar, 'parent');
+      const exported = await exportTar(store, 'flat');
+      const headers = await headersOf(exported);
+      expect(headers.map((h) => h.name)).to.deep.equal([
+        'Files',
+        'Files/tools',
+        'Files/tools/bin',
+        'Files/tools/bin/tool.exe',
+        'Files/tools/bin/other.exe',
+        'Files/tools/.wh.gone',
+        'Files/deep',
+        'Files/deep/er',
+        'Files/deep/er/link.exe',
+        'Hives',
+        'Hives/System_Delta',
+      ]);
+      const byName = new Map(headers.map((h) => [h.name, h]));
+      for (const plain of ['Files', 'Files/tools/bin']) {
+        const h = byName.get(plain) as TarHeader;
+        expect(h.typeflag, plain).to.equal('5');
+        expect(h.pax['MSWINDOWS.fileattr'], plain).to.equal('16');
+        expect(h.pax['MSWINDOWS.rawsd'], plain).to.equal(undefined);
+        expect(h.mtime, plain).to.equal(mtime); // the first entry below it
+      }
+      const tools = byName.get('Files/tools') as TarHeader;
+      expect(tools.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
+      expect(tools.pax['MSWINDOWS.fileattr']).to.equal(String(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN));
+      expect(headers.filter((h) => h.name === 'Files/tools')).to.have.length(1);
+      // Exported twice alike; imported again, the export is that export.
+      expect(firstDifference(await exportTar(store, 'flat'), exported)).to.equal(-1);
+      await importTar(store, 'again', exported, 'parent');
+      expect(firstDifference(await exportTar(store, 'again'), exported)).to.equal(-1);
     });
 
     it('reads a legacy SDDL record (MSWINDOWS.sd) into the binary descriptor', async () => {
