@@ -40,7 +40,7 @@ import { refuseReFS } from './refs.js';
 import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
-import { removeTree } from '../util/remove-tree.js';
+import { removeTreeGuarded } from '../util/remove-tree.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -285,7 +285,7 @@ export class WindowsFilterDriver {
         // Only once the layer is there (the import committed, or its copy went back): a copy
         // that could not go back stays, the layer itself, for remove or the next open to put
         // back. Best effort: the import's outcome stands.
-        if (fs.existsSync(this.store.layerPath(id))) await removeTree(aside).catch(() => undefined);
+        if (fs.existsSync(this.store.layerPath(id))) await removeTreeGuarded(aside).catch(() => undefined);
       }
     }
   }
@@ -424,7 +424,7 @@ export class WindowsFilterDriver {
             } catch (error) {
               // Best effort, so that the mount's own error is the one reported: what stays is
               // a `-tmp-` leftover, removed by the next open or cleanup once this process is gone.
-              await removeTree(tmp).catch(() => undefined);
+              await removeTreeGuarded(tmp).catch(() => undefined);
               throw error;
             }
           } else {
@@ -523,7 +523,7 @@ export class WindowsFilterDriver {
       for (const n of aside) {
         const at = path.join(this.home, n);
         try {
-          if (fs.existsSync(dir)) await removeTree(at);
+          if (fs.existsSync(dir)) await removeTreeGuarded(at);
           else await fsp.rename(at, dir);
         } catch (error) {
           // A sweep of another process's open (or the importer itself) took it meanwhile.
@@ -535,7 +535,7 @@ export class WindowsFilterDriver {
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
       // between the check for layers and imports on this one and the rename.
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
-      await removeTree(removing).catch(() => undefined);
+      await removeTreeGuarded(removing).catch(() => undefined);
       const child = this.store.dependentOf(dir);
       if (child !== undefined) {
         const importing = isWorkName(child);
@@ -559,7 +559,7 @@ export class WindowsFilterDriver {
       } finally {
         workingCopies.delete(path.basename(interim));
       }
-      await removeTree(removing).catch(() => undefined);
+      await removeTreeGuarded(removing).catch(() => undefined);
       // Best effort too: a view left (nobody counts it: the layer was not mounted) goes in a later sweep.
       await this.#removeView(id).catch(() => undefined);
     });
@@ -611,7 +611,7 @@ export class WindowsFilterDriver {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    await removeTree(aside).catch(() => undefined);
+    await removeTreeGuarded(aside).catch(() => undefined);
   }
 
 
@@ -642,7 +642,7 @@ export class WindowsFilterDriver {
         if (!/-tmp-\d+-[0-9a-f]{8}$/.test(n) || ownerAlive(n)) continue;
         const name = path.relative(this.home, path.join(d, n));
         try {
-          await removeTree(path.join(d, n));
+          await removeTreeGuarded(path.join(d, n));
           sweep.removed.push(name);
         } catch (error) {
           sweep.failed.push({ name, error });

@@ -28,7 +28,7 @@ import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import { crashPoint } from '../util/crash-point.js';
-import { firstEntriesSync, removeTree } from '../util/remove-tree.js';
+import { firstEntriesSync, removeTreeGuarded } from '../util/remove-tree.js';
 
 export const LAYER_CHAIN_FILE = 'layerchain.json';
 export const IMPORTING_INFIX = '-importing-';
@@ -197,7 +197,7 @@ export class LayerStore {
             continue;
           }
         }
-        await removeTree(path.join(this.home, name));
+        await removeTreeGuarded(path.join(this.home, name));
         sweep.removed.push(name);
       } catch (error) {
         sweep.failed.push({ name, error });
@@ -309,7 +309,7 @@ export class LayerStore {
    * one to report, and what stays is a leftover the next open or cleanup removes.
    */
   async abort(stage: Staging): Promise<void> {
-    await removeTree(stage.path).catch(() => undefined);
+    await removeTreeGuarded(stage.path).catch(() => undefined);
   }
 
   /** The parent chain of `id`: layer paths, nearest first. */

@@ -40,9 +40,11 @@
  *   owner and tries once more. A directory the process does not own stays refused.
  *
  * Symbolic links are removed, never followed. A path that does not exist is not an error
- * (as `force: true`). One walk (`removal`) serves both forms.
+ * (as `force: true`). One walk (`removal`) serves both forms. A tree something else may
+ * be writing while it goes is removed with removeTreeGuarded.
  */
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
 /** How long the asynchronous removal works before it lets the event loop run (ms). */
@@ -247,6 +249,36 @@ export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs
     await new Promise((resolve) => setImmediate(resolve));
     since = performance.now();
   }
+}
+
+/** The system's rm, by its absolute path where it has one (a PATH could name another). */
+const RM = fs.existsSync('/bin/rm') ? '/bin/rm' : 'rm';
+
+/**
+ * removeTree for a tree that something else may still be writing while it goes: a
+ * read-write layer's directory or a mounted view, where a container still running there
+ * can swap a directory for a symbolic link between the walk's listing and its next call
+ * (the walk addresses entries by path: Node has no openat/unlinkat), and the walk would
+ * then remove what the link leads to. On Linux and macOS the system's `rm -rf` goes
+ * first: GNU's and BSD's walk by descriptors (fts, physical) and check each directory they
+ * enter, so a link swapped in is removed, never followed. What it leaves (no `rm`, or a
+ * directory its owner may not enter when the process is not root) goes through removeTree.
+ */
+export async function removeTreeGuarded(target: string): Promise<void> {
+  if (process.platform !== 'win32') {
+    // Loaded on first use: a worker removes only trees it made, with removeTreeSync.
+    const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+    await new Promise<void>((resolve) => {
+      try {
+        const rm = spawn(RM, ['-rf', '--', target], { stdio: 'ignore' });
+        rm.once('error', () => resolve());
+        rm.once('close', () => resolve());
+      } catch {
+        resolve(); // no process could be started (EMFILE, EAGAIN): the walk alone
+      }
+    });
+  }
+  await removeTree(target);
 }
 
 function isAbsent(error: unknown): boolean {

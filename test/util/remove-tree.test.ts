@@ -2,12 +2,13 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { removeTree, removeTreeSync } from '../../src/util/remove-tree.js';
+import { removeTree, removeTreeGuarded, removeTreeSync } from '../../src/util/remove-tree.js';
 import { cleanupTemp, listTree, tempDir } from '../helpers/store.js';
 
 const forms: [string, (target: string, listBatch?: number) => void | Promise<void>][] = [
   ['removeTreeSync', removeTreeSync],
   ['removeTree', removeTree],
+  ['removeTreeGuarded', (target) => removeTreeGuarded(target)],
 ];
 
 describe('util/remove-tree', () => {
@@ -197,6 +198,37 @@ describe('util/remove-tree', () => {
     expect(fs.statSync(path.join(base, 'kept')).mode & 0o777).to.equal(0o555);
     fs.chmodSync(path.join(base, 'kept'), 0o755);
     if (asRoot) expect(fs.readdirSync(path.join(trees[2] as string, 'roots'))).to.deep.equal(['f']);
+  });
+
+  it('removeTreeGuarded removes a tree whose directories another process swaps for links to outside it, and nothing outside', async function () {
+    if (process.platform === 'win32') this.skip();
+    this.timeout(30_000);
+    const base = tempDir();
+    const outside = path.join(base, 'outside');
+    fs.mkdirSync(outside);
+    for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(outside, `keep${i}`), 'keep');
+    const root = path.join(base, 'tree');
+    for (let i = 0; i < 200; i++) {
+      fs.mkdirSync(path.join(root, `s${i}`), { recursive: true });
+      for (let j = 0; j < 10; j++) fs.writeFileSync(path.join(root, `s${i}`, `f${j}`), 'x');
+    }
+    // A "container" still running in the tree: each directory in turn moved aside and a link
+    // to `outside` put in its place, then moved back, for as long as the removal runs.
+    const swapper = `
+      const fs = require('node:fs'); const path = require('node:path');
+      const [root, outside] = process.argv.slice(1);
+      const end = Date.now() + 5000;
+      for (let n = 0; Date.now() < end; n = (n + 1) % 200) {
+        const d = path.join(root, 's' + n), aside = path.join(root, '.a' + n);
+        try { fs.renameSync(d, aside); fs.symlinkSync(outside, d); fs.unlinkSync(d); fs.renameSync(aside, d); } catch { if (!fs.existsSync(root)) break; }
+      }`;
+    const child = (await import('node:child_process')).spawn(process.execPath, ['-e', swapper, root, outside], { stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 20 && fs.existsSync(root); i++) await removeTreeGuarded(root).catch(() => undefined);
+    await new Promise((resolve) => child.once('close', resolve));
+    await removeTreeGuarded(root);
+    expect(fs.existsSync(root)).to.equal(false);
+    expect(fs.readdirSync(outside)).to.have.length(50);
   });
 
   it('removeTree lets the event loop run while it works, every slice of its time', async () => {
