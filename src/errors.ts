@@ -52,6 +52,7 @@ export const ErrorCodes = {
   ERR_PARENT_NOT_FOUND: 'NotFoundError',
   ERR_LAYER_EXISTS: 'AlreadyExistsError',
   ERR_LAYER_CORRUPT: 'LayerStateError',
+  ERR_STORE_UNSAFE: 'LayerStateError',
   ERR_INDEX_VERSION: 'LayerStateError',
   ERR_LAYER_IN_USE: 'LayerStateError',
   ERR_IO: 'LayerStateError',

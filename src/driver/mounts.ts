@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
-import { processAlive } from '../store/layer-store.js';
+import { checkStoreOwnership, processAlive } from '../store/layer-store.js';
 
 export const MOUNTS_DIR = '.mounts';
 const STALE_LOCK_MS = 30_000;
@@ -102,6 +102,8 @@ export class MountTable {
   /** Runs `fn` holding the lock of `id`, waiting for it `waitMs` at most (the table's wait by default). */
   async withLock<T>(id: string, fn: () => T | Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Made since the store was opened, it is checked as the open checks it.
+    checkStoreOwnership(path.dirname(this.dir));
     const lock = path.join(this.dir, `${id}.lock`);
     const token = `${process.pid} ${randomBytes(8).toString('hex')}`;
     const waitMs = options.waitMs ?? this.#waitMs;

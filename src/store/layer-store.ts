@@ -143,6 +143,7 @@ export class LayerStore {
     } catch (cause) {
       throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
     }
+    checkStoreOwnership(abs);
     const store = new LayerStore(abs);
     // Best effort: what cannot be removed now is tried again by the next open or cleanup.
     if (options.cleanup !== false) await store.sweep();
@@ -403,6 +404,39 @@ function errnoOf(error: unknown): string | undefined {
  * `mkdir -p`, one level at a time. Node's recursive mkdir spins forever on a path where
  * mkdir fails with ENOENT although the parent exists (under /proc, say); here that fails.
  */
+/**
+ * Refuses a store another user could redirect: a HOME owned by another user than this
+ * process's (root excepted) lets its owner make `.mounts` (or a leftover's name) a
+ * symbolic link, and the next sweep, mount or removal would write and delete where it
+ * leads; a `.mounts` that is not a plain directory of this user's (or root's) is refused
+ * too, whoever made it (a HOME every user may write to, such as a fresh tmpfs, is
+ * accepted: what others make in it is checked so). Not on Windows (no owners here).
+ */
+export function checkStoreOwnership(home: string): void {
+  if (process.platform === 'win32' || typeof process.geteuid !== 'function') return;
+  const me = process.geteuid();
+  const unsafe = (st: fs.Stats): boolean => st.uid !== me && st.uid !== 0;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(home);
+  } catch (cause) {
+    throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
+  }
+  if (unsafe(st)) {
+    throw createError('ERR_STORE_UNSAFE', `store ${home} is owned by another user (uid ${st.uid}): they could redirect what winlayer writes and removes`, { path: home, uid: st.uid });
+  }
+  const mounts = path.join(home, '.mounts');
+  let m: fs.Stats | undefined;
+  try {
+    m = fs.lstatSync(mounts);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw toWinLayerError(cause, `cannot read ${mounts}`, { path: mounts });
+  }
+  if (m !== undefined && (!m.isDirectory() || unsafe(m) || (m.mode & 0o002) !== 0)) {
+    throw createError('ERR_STORE_UNSAFE', `${mounts} is not a directory of the store's owner (a symbolic link, another kind of file, or another user's)`, { path: mounts });
+  }
+}
+
 async function makeDirectories(dir: string, mode: number): Promise<void> {
   const missing: string[] = [];
   for (let d = dir; ; ) {

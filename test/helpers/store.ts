@@ -99,6 +99,15 @@ export function unremovablePreload(suffixes: readonly string[]): string {
       if (suffixes.some((x) => s.endsWith(x))) throw Object.assign(new Error('EBUSY: resource busy or locked, rmdir ' + s), { code: 'EBUSY', syscall: 'rmdir' });
       return rmdirSync.call(this, p, ...rest);
     };
+    // The system's rm (removeTreeGuarded's first pass) leaves such a directory to the walk.
+    const cp = require('node:child_process');
+    const spawn = cp.spawn;
+    cp.spawn = function (file, args, ...rest) {
+      if (require('node:path').basename(String(file)) === 'rm' && (args || []).some((a) => suffixes.some((x) => String(a).endsWith(x) || String(a).includes(x + '/')))) {
+        throw Object.assign(new Error('EBUSY: rm stands in for a mount point'), { code: 'EBUSY' });
+      }
+      return spawn.call(this, file, args, ...rest);
+    };
     require('node:module').syncBuiltinESMExports();
   `);
   return file;
@@ -115,11 +124,20 @@ export async function withUnremovable<T>(suffixes: readonly string[], fn: () => 
     if (suffixes.some((x) => s.endsWith(x))) throw Object.assign(new Error(`EBUSY: resource busy or locked, rmdir ${s}`), { code: 'EBUSY', syscall: 'rmdir' });
     rmdirSync(p, options);
   };
+  // The system's rm (removeTreeGuarded's first pass) leaves such a directory to the walk.
+  const cp = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+  const spawn = cp.spawn;
+  const stands = (a: unknown): boolean => suffixes.some((x) => String(a).endsWith(x) || String(a).includes(`${x}/`));
+  cp.spawn = ((file: string, args: readonly string[], ...rest: unknown[]) => {
+    if (/(^|\/)rm$/.test(file) && args.some(stands)) throw Object.assign(new Error('EBUSY: rm stands in for a mount point'), { code: 'EBUSY' });
+    return (spawn as (...a: unknown[]) => unknown)(file, args, ...rest);
+  }) as typeof cp.spawn;
   syncBuiltinESMExports();
   try {
     return await fn();
   } finally {
     cjs.rmdirSync = rmdirSync;
+    cp.spawn = spawn;
     syncBuiltinESMExports();
   }
 }

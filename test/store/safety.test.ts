@@ -247,6 +247,34 @@ describe('store: safety', function () {
     expect(listTree(home)).to.deep.equal([]);
   });
 
+  it("refuses a store whose .mounts is a link or another user's, or that another user owns (ERR_STORE_UNSAFE), touching nothing", async function () {
+    const outside = tempDir();
+    fs.mkdirSync(path.join(outside, 'sub'));
+    fs.writeFileSync(path.join(outside, 'keep'), 'keep');
+    const linked = path.join(tempDir(), 'home');
+    fs.mkdirSync(linked);
+    fs.symlinkSync(outside, path.join(linked, '.mounts'));
+    expect(await rejectionCode(() => LayerStore.open(linked))).to.equal('ERR_STORE_UNSAFE');
+    const { WindowsFilterDriver } = await import('../../src/driver/driver.js');
+    expect(await rejectionCode(() => WindowsFilterDriver.open({ home: linked }))).to.equal('ERR_STORE_UNSAFE');
+    expect(fs.readdirSync(outside).sort()).to.deep.equal(['keep', 'sub']);
+    // A HOME anyone may write to (a fresh tmpfs) is fine; a .mounts anyone may write to is not.
+    const open = path.join(tempDir(), 'home');
+    fs.mkdirSync(open);
+    fs.chmodSync(open, 0o1777);
+    await LayerStore.open(open);
+    fs.mkdirSync(path.join(open, '.mounts'));
+    fs.chmodSync(path.join(open, '.mounts'), 0o777);
+    expect(await rejectionCode(() => LayerStore.open(open))).to.equal('ERR_STORE_UNSAFE');
+    if (process.getuid?.() !== 0) return;
+    const owned = path.join(tempDir(), 'home');
+    fs.mkdirSync(owned);
+    fs.chownSync(owned, 4321, 4321);
+    expect(await rejectionCode(() => LayerStore.open(owned))).to.equal('ERR_STORE_UNSAFE');
+    fs.chownSync(owned, 0, 0);
+    await LayerStore.open(owned);
+  });
+
   it('puts back only a set-aside layer directory: a symlink or file of that shape is removed, its target untouched', async () => {
     const home = path.join(tempDir(), 'home');
     const outside = tempDir();
