@@ -27,7 +27,7 @@ import { ChainView } from '../layer/chain-view.js';
 import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
-import { createError, pathTooLongError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
 import {
@@ -352,6 +352,38 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
   return { changes, found };
 }
 
+/**
+ * The bytes of the container's file `file`, which the export found as `st`: opened without
+ * following a link and checked to be that file still, so that a container swapping it
+ * for a symbolic link (or a FIFO) after its header was written cannot put another file's
+ * bytes in the tar (or stall the export).
+ */
+export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: string): AsyncGenerator<Uint8Array> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (cause) {
+    throw toWinLayerError(cause, `container file ${entry}: cannot open it`, { entry });
+  }
+  try {
+    const now = fs.fstatSync(fd, { bigint: true });
+    if (!now.isFile() || now.ino !== st.ino || now.dev !== st.dev) {
+      throw createError('ERR_IO', `container file ${entry} was replaced while it was exported`, { entry });
+    }
+    // Its size when found: a file that grew since gives what it held then.
+    const size = Number(st.size);
+    for (let pos = 0; pos < size; ) {
+      const buf = Buffer.allocUnsafe(Math.min(256 * 1024, size - pos));
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) return;
+      pos += n;
+      yield n === buf.length ? buf : buf.subarray(0, n);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** An alternate data stream of a parent layer's entry, as the tar builder takes it: read when written. */
 function builderStream(s: ExportAlternateStream): { name: string; data: { size: number; chunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array> } } {
   // Backup-stream names are `:name:$DATA`.
@@ -664,7 +696,7 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
           ...common,
           type: 'file',
           attributes,
-          data: { size, chunks: () => (size === 0 ? [] : (fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>)) },
+          data: { size, chunks: () => (size === 0 ? [] : hostFileChunks(file, s, c.path)) },
         };
       }
     }
