@@ -260,6 +260,7 @@ export async function* readIndexEntries(layerRoot: string): AsyncGenerator<Index
     const decoder = new StringDecoder('utf8');
     let carry = '';
     let n = 0;
+    let count = 0;
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
       const text = bytesRead === 0 ? carry + decoder.end() : carry + decoder.write(buffer.subarray(0, bytesRead));
@@ -268,13 +269,20 @@ export async function* readIndexEntries(layerRoot: string): AsyncGenerator<Index
         n++;
         const line = text.slice(start, end);
         start = end + 1;
-        if (line.length > 0) yield parseIndexLine(line, file, n);
+        if (line.length > 0) {
+          count++;
+          yield parseIndexLine(line, file, n);
+        }
       }
       carry = text.slice(start);
       if (bytesRead === 0) break;
     }
     // A last line without its newline.
-    if (carry.length > 0) yield parseIndexLine(carry, file, n + 1);
+    if (carry.length > 0) {
+      count++;
+      yield parseIndexLine(carry, file, n + 1);
+    }
+    checkRecordCount(layerRoot, file, count);
   } finally {
     await handle.close();
   }
@@ -292,7 +300,26 @@ function parseIndexLine(line: string, file: string, n: number): IndexEntry {
   if (typeof e !== 'object' || e === null || typeof e.name !== 'string' || typeof e.kind !== 'string') {
     throw createError('ERR_LAYER_CORRUPT', `${file}:${n}: not an index record`, { path: file, line: n });
   }
+  // Names are joined to the layer's directory, the view's and a tar's: one edited to climb
+  // out (`Files/../../x`) must reach none of them.
+  if (!isInsidePath(e.name) || (e.host !== undefined && (typeof e.host !== 'string' || !isInsidePath(e.host))) || (e.target !== undefined && (typeof e.target !== 'string' || !isInsidePath(e.target)))) {
+    throw createError('ERR_LAYER_CORRUPT', `${file}:${n}: a record whose name, place or link target leaves the layer`, { path: file, line: n });
+  }
   return e;
+}
+
+/** A relative slash path without an empty, `.` or `..` segment, a backslash or a NUL. */
+function isInsidePath(p: string): boolean {
+  return p.length > 0 && !INSIDE_PATH_BREAKER.test(p);
+}
+const INSIDE_PATH_BREAKER = /^\/|\/$|\/\/|(^|\/)\.\.?(\/|$)|[\\\0]/;
+
+/** ERR_LAYER_CORRUPT unless the index of `layerRoot` held the records its layer.json counts. */
+function checkRecordCount(layerRoot: string, file: string, count: number): void {
+  const expected = readLayerInfo(layerRoot).records;
+  if (count !== expected) {
+    throw createError('ERR_LAYER_CORRUPT', `${file}: ${count} records where layer.json counts ${expected}`, { path: file, records: count, expected });
+  }
 }
 
 /**
@@ -304,10 +331,15 @@ export function* indexEntriesSync(layerRoot: string, span?: LineSpan): Generator
   const { file, fd } = openIndexSync(layerRoot);
   try {
     let n = 0;
+    let count = 0;
     for (const line of readLinesSync(fd, span)) {
       n++;
-      if (line.length > 0) yield parseIndexLine(line, file, n);
+      if (line.length > 0) {
+        count++;
+        yield parseIndexLine(line, file, n);
+      }
     }
+    if (span === undefined) checkRecordCount(layerRoot, file, count);
   } finally {
     fs.closeSync(fd);
   }

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ENTRIES_FILE, indexEntriesSync, indexEntryAt, INDEX_DIR, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { ENTRIES_FILE, indexEntriesSync, indexEntryAt, INDEX_DIR, INDEX_VERSION, LAYER_INFO_FILE, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
 import type { LineSpan } from '../../src/util/lines.js';
-import { cleanupTemp, tempDir } from '../helpers/store.js';
+import { cleanupTemp, rejectionCode, tempDir } from '../helpers/store.js';
 
 /** Any string, with the characters JSON escapes (quotes, backslashes, controls, lone surrogates) often. */
 const text = fc.oneof(
@@ -70,6 +70,8 @@ describe('layer/metadata-index reading', () => {
     const root = tempDir();
     fs.mkdirSync(path.join(root, INDEX_DIR));
     fs.writeFileSync(path.join(root, INDEX_DIR, ENTRIES_FILE), text);
+    const records = text.toString().split('\n').filter((l) => l.length > 0).length;
+    fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify({ version: INDEX_VERSION, records }));
     return root;
   }
 
@@ -118,12 +120,42 @@ describe('layer/metadata-index reading', () => {
     const root = layerWithIndex(Array.from({ length: 20_000 }, () => line).join('\n') + '\n'); // ~5 MB
     const keep = Math.ceil((300 * 1024) / (line.length + 1));
     let taken = 0;
-    for await (const e of readIndexEntries(root)) {
-      expect(e.kind).to.equal('file');
-      // What was not read yet is gone: the file now ends, on a line's end, past the first read.
-      if (taken++ === 0) fs.truncateSync(path.join(root, INDEX_DIR, ENTRIES_FILE), keep * (line.length + 1));
-    }
+    const code = await rejectionCode(async () => {
+      for await (const e of readIndexEntries(root)) {
+        expect(e.kind).to.equal('file');
+        // What was not read yet is gone: the file now ends, on a line's end, past the first read.
+        if (taken++ === 0) fs.truncateSync(path.join(root, INDEX_DIR, ENTRIES_FILE), keep * (line.length + 1));
+      }
+    });
     expect(taken).to.equal(keep); // not the 20,000 lines a reader that reads ahead would have had
+    // And fewer records than layer.json counts: the index is damaged.
+    expect(code).to.equal('ERR_LAYER_CORRUPT');
+  });
+
+  it('refuses a record whose name, place or link target leaves the layer, and fewer or more records than layer.json counts (ERR_LAYER_CORRUPT)', async () => {
+    const ok: IndexEntry = { kind: 'file', name: 'Files/a', times: ['1', '2', '3', '4'], attributes: 32, size: 0 };
+    expect(await readAll(layerWithIndex(recordLine(ok) + '\n'))).to.deep.equal([ok]);
+    const bad: IndexEntry[] = [
+      { ...ok, name: 'Files/../../out' },
+      { ...ok, name: '/etc/passwd' },
+      { ...ok, name: 'Files//a' },
+      { ...ok, name: 'Files/./a' },
+      { ...ok, name: 'Files\\..\\x' },
+      { ...ok, host: '../x' },
+      { kind: 'link', name: 'Files/l', target: 'Files/../../../etc/shadow', times: ['1', '2', '3', '4'] },
+      { kind: 'whiteout', name: '..' },
+    ];
+    for (const r of bad) {
+      const root = layerWithIndex(recordLine(ok) + '\n' + recordLine(r) + '\n');
+      expect(await rejectionCode(() => readAll(root)), JSON.stringify(r)).to.equal('ERR_LAYER_CORRUPT');
+      expect(() => [...indexEntriesSync(root)], JSON.stringify(r)).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
+    }
+    for (const records of [0, 2]) {
+      const root = layerWithIndex(recordLine(ok) + '\n');
+      fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify({ version: INDEX_VERSION, records }));
+      expect(await rejectionCode(() => readAll(root))).to.equal('ERR_LAYER_CORRUPT');
+      expect(() => [...indexEntriesSync(root)]).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
+    }
   });
 
   it('names the line of a damaged record, and a missing index, with ERR_LAYER_CORRUPT', async () => {
