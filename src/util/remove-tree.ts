@@ -251,8 +251,6 @@ export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs
   }
 }
 
-/** The system's rm, by its absolute path where it has one (a PATH could name another). */
-const RM = fs.existsSync('/bin/rm') ? '/bin/rm' : 'rm';
 
 /**
  * removeTree for a tree that something else may still be writing while it goes: a
@@ -270,7 +268,8 @@ export async function removeTreeGuarded(target: string): Promise<void> {
     const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     await new Promise<void>((resolve) => {
       try {
-        const rm = spawn(RM, ['-rf', '--', target], { stdio: 'ignore' });
+        // By its absolute path where it has one (a PATH could name another).
+        const rm = spawn(fs.existsSync('/bin/rm') ? '/bin/rm' : 'rm', ['-rf', '--', target], { stdio: 'ignore' });
         rm.once('error', () => resolve());
         rm.once('close', () => resolve());
       } catch {
