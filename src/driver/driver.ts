@@ -261,9 +261,22 @@ export class WindowsFilterDriver {
           throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
         }
         if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
+        // Layers made on the empty one would change under their users: refused as remove refuses.
+        const dir = this.store.layerPath(id);
+        this.#refuseIfParent(id, dir, '');
         // Named with this process's pid: if it dies mid-import, the next open puts the layer back.
         const name = await this.store.setAside(id);
         workingCopies.add(path.basename(name));
+        // One made on it between that look and the rename sees it again, and so does this.
+        try {
+          this.#refuseIfParent(id, dir, ', made while an import was to replace it');
+        } catch (error) {
+          workingCopies.delete(path.basename(name));
+          await fsp.rename(name, dir).catch((cause: unknown) => {
+            throw toWinLayerError(cause, `layer ${id}: cannot put it back after finding a child`, { id });
+          });
+          throw error;
+        }
         return name;
       });
     }
@@ -536,11 +549,7 @@ export class WindowsFilterDriver {
       // between the check for layers and imports on this one and the rename.
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);
       await removeTreeGuarded(removing).catch(() => undefined);
-      const child = this.store.dependentOf(dir);
-      if (child !== undefined) {
-        const importing = isWorkName(child);
-        throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(child)}${importing ? ', being imported' : ''}`, { id, child: layerIdOf(child) });
-      }
+      this.#refuseIfParent(id, dir, '');
       // First out of sight under a name with this process's pid, which no other process's
       // sweep takes while it lives (and which the next open puts back if it dies): an
       // import on this layer checks its parents just before it commits, and one that
@@ -563,6 +572,14 @@ export class WindowsFilterDriver {
       // Best effort too: a view left (nobody counts it: the layer was not mounted) goes in a later sweep.
       await this.#removeView(id).catch(() => undefined);
     });
+  }
+
+  /** ERR_LAYER_IN_USE when a layer, or an import, has the layer at `dir` in its chain. */
+  #refuseIfParent(id: string, dir: string, when: string): void {
+    const child = this.store.dependentOf(dir);
+    if (child === undefined) return;
+    const importing = isWorkName(child);
+    throw createError('ERR_LAYER_IN_USE', `layer ${id} is a parent of layer ${layerIdOf(child)}${importing ? ', being imported' : ''}${when}`, { id, child: layerIdOf(child) });
   }
 
   /** remove's last steps, the layer under `interim`: the second look for children, then `removing`. */

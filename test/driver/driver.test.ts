@@ -216,6 +216,26 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(async () => driver.getMetadata('missing'))).to.equal('ERR_LAYER_NOT_FOUND');
     });
 
+    it('refuses to fill a layer create() made once layers are made on it (ERR_LAYER_IN_USE), leaving it and them as they were', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.create('empty', 'base');
+      const delta = await buildLayerTar(deltaLayer);
+      for (const child of ['rw-child', 'ro-child']) {
+        if (child === 'rw-child') await driver.createReadWrite(child, 'empty');
+        else await driver.create(child, 'empty');
+        const before = await driver.changes(child);
+        const err = await rejection(() => driver.applyDiff('empty', 'base', Readable.from([delta])));
+        expect([err.code, err.data['child']]).to.deep.equal(['ERR_LAYER_IN_USE', child]);
+        expect(await driver.changes('empty')).to.deep.equal([]);
+        expect(await driver.changes(child)).to.deep.equal(before);
+        await driver.remove(child);
+      }
+      // With no child left it fills as before.
+      await driver.applyDiff('empty', 'base', Readable.from([delta]));
+      expect((await collect(driver.diff('empty'))).equals(delta)).to.equal(true);
+    });
+
     it('parses storage options like go-units RAMInBytes', async () => {
       expect(parseRamSize('20GB')).to.equal(20 * 2 ** 30);
       expect(parseRamSize('1.5g')).to.equal(1.5 * 2 ** 30);
