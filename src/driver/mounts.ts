@@ -45,6 +45,35 @@ function ownerOf(lock: string): string | undefined {
   }
 }
 
+/**
+ * The lock directory and what it holds (its owner, an owner being written), by unlink
+ * and rmdir: no descriptor needed, so a process out of them (EMFILE) still releases.
+ */
+function removeLock(lock: string): void {
+  for (const name of [OWNER_FILE, `${OWNER_FILE}.tmp`]) {
+    try {
+      fs.unlinkSync(path.join(lock, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  try {
+    fs.rmdirSync(lock);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** The owner file of `lock` as lstat sees it (inode and change time), without opening it. */
+function ownerStamp(lock: string): string | undefined {
+  try {
+    const st = fs.lstatSync(path.join(lock, OWNER_FILE), { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** True when the lock is past its time (shorter without an owner), or its owner's process is gone. */
 function lockStale(lock: string): boolean {
   const age = Date.now() - fs.statSync(lock).mtimeMs;
@@ -108,6 +137,7 @@ export class MountTable {
     const token = `${process.pid} ${randomBytes(8).toString('hex')}`;
     const waitMs = options.waitMs ?? this.#waitMs;
     const deadline = Date.now() + waitMs;
+    let stamp: string | undefined;
     for (;;) {
       try {
         fs.mkdirSync(lock);
@@ -121,9 +151,11 @@ export class MountTable {
           if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
           // Its owner could not be written (a full disk): the lock made for it goes too, or
           // every taker would wait for it to look stale.
-          fs.rmSync(lock, { recursive: true, force: true });
+          removeLock(lock);
           throw cause;
         }
+        // Its owner file as made, to know it again at release without opening it.
+        stamp = ownerStamp(lock);
         break;
       } catch (cause) {
         if (isWinLayerError(cause)) throw cause;
@@ -147,7 +179,15 @@ export class MountTable {
     } finally {
       clearInterval(refresh);
       // Its own only: a lock broken while this one worked (judged stale) may be another's now.
-      if (ownerOf(lock) === token) fs.rmSync(lock, { recursive: true, force: true });
+      // Known by its owner file's inode and change time (a file made anew has others), so
+      // that a process out of descriptors (EMFILE) still knows and releases it. Best effort:
+      // what `fn` did stands; a lock that cannot go (a file system gone read-only) is broken
+      // by the next taker once it looks stale.
+      try {
+        if (stamp !== undefined ? ownerStamp(lock) === stamp : ownerOf(lock) === token) removeLock(lock);
+      } catch {
+        // left to look stale
+      }
     }
   }
 
@@ -210,7 +250,7 @@ export class MountTable {
     }
     try {
       if (!lockStale(lock)) return false;
-      fs.rmSync(lock, { recursive: true, force: true });
+      removeLock(lock);
       return true;
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return false; // released meanwhile
