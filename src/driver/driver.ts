@@ -26,7 +26,7 @@ import { Controller } from '../controller/controller.js';
 import { checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { indexEntriesSync, indexEntryAt, readLayerInfo } from '../layer/metadata-index.js';
+import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { NativeBackend } from '../native/backend.js';
@@ -287,7 +287,7 @@ export class WindowsFilterDriver {
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
       const size = await this.#controller.writeLayer(this.#workerJob(id, parents, options), tar);
-      const info = readLayerInfo(this.store.layerPath(id));
+      const info = this.#layerInfo(id);
       return { size, entries: info.entries, digest: info.digest };
     } catch (error) {
       if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
@@ -351,10 +351,36 @@ export class WindowsFilterDriver {
    */
   async changes(id: string, _parentId?: string): Promise<Change[]> {
     this.#require(id);
-    const chain = this.store.readChain(id);
-    // The whole chain's names, and for a read-write layer a stat of every file: in a worker.
-    if (this.#inProcess) return [...layerChanges(this.store.layerPath(id), chain)];
-    return this.#controller.changes({ home: this.home, id, parents: chain });
+    return this.#whileThere(id, async () => {
+      const chain = this.store.readChain(id);
+      // The whole chain's names, and for a read-write layer a stat of every file: in a worker.
+      if (this.#inProcess) return [...layerChanges(this.store.layerPath(id), chain)];
+      return this.#controller.changes({ home: this.home, id, parents: chain });
+    });
+  }
+
+  /**
+   * `work` on layer `id`; when it fails and the layer is gone meanwhile (another process
+   * removed it), ERR_LAYER_NOT_FOUND: what failed was reading a layer being deleted.
+   */
+  async #whileThere<T>(id: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isWinLayerError(error) && error.code === 'ERR_CANCELED') throw error;
+      if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
+      throw error;
+    }
+  }
+
+  /** The summary of read-only layer `id` (ERR_LAYER_NOT_FOUND when it is removed meanwhile). */
+  #layerInfo(id: string): LayerInfo {
+    try {
+      return readLayerInfo(this.store.layerPath(id));
+    } catch (error) {
+      if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
+      throw error;
+    }
   }
 
   /**
@@ -388,15 +414,22 @@ export class WindowsFilterDriver {
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */
   async diffSize(id: string, parentId?: string): Promise<number> {
     this.#require(id);
-    if (!this.#isReadWrite(id)) return readLayerInfo(this.store.layerPath(id)).size;
+    if (!this.#isReadWrite(id)) return this.#layerInfo(id).size;
     const rw = path.join(this.store.layerPath(id), RW_DIR);
     let total = 0;
     /** Files with more than one name, counted once (as Docker's ChangesSize and the export do). */
     const counted = new Set<string>();
     for (const c of await this.changes(id, parentId)) {
       if (c.kind === 'delete') continue;
-      const st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)));
-      if (!st.isFile()) continue;
+      let st: fs.Stats | undefined;
+      try {
+        // A file a running container removed since it was listed counts for nothing.
+        st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)), { throwIfNoEntry: false });
+      } catch (cause) {
+        if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, cause);
+        throw toWinLayerError(cause, `layer ${id}: cannot read ${c.path}`, { id, entry: c.path });
+      }
+      if (st === undefined || !st.isFile()) continue;
       if (st.nlink > 1) {
         const inode = `${st.dev}:${st.ino}`;
         if (counted.has(inode)) continue;
@@ -488,7 +521,13 @@ export class WindowsFilterDriver {
       if (this.#isReadWrite(name)) {
         out.push({ id: name, kind: 'read-write', parent, size: null, entries: null, digest: null, mounted: this.#mounts.refs(name) });
       } else if (this.store.exists(name)) {
-        const info = readLayerInfo(this.store.layerPath(name));
+        let info: LayerInfo;
+        try {
+          info = this.#layerInfo(name);
+        } catch (error) {
+          if (isWinLayerError(error) && error.code === 'ERR_LAYER_NOT_FOUND') continue; // removed meanwhile
+          throw error;
+        }
         out.push({ id: name, kind: 'read-only', parent, size: info.size, entries: info.entries, digest: info.digest, mounted: this.#mounts.refs(name) });
       }
     }

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -1330,6 +1330,50 @@ describe('driver: WindowsFilterDriver', function () {
     expect((await collect(getter.get('Files/shared.dll'))).toString()).to.equal('shared with the container');
     expect((await collect(getter.get('UtilityVM/Files/own-too.txt'))).toString()).to.equal('own');
     getter.close();
+  });
+
+  describe('layers removed by another process while they are read', () => {
+    it('list leaves out, and diffSize and changes say ERR_LAYER_NOT_FOUND for, a layer removed between the look and the read; a file gone since changes counts nothing', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('x', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown; lstatSync: (...a: unknown[]) => unknown };
+      const { readFileSync, lstatSync } = cjs;
+      // Another process's remove renames the layer away just as this one reads its summary.
+      cjs.readFileSync = (p: unknown, ...rest: unknown[]) => {
+        if (String(p).endsWith(path.join('x', '.winlayer', 'layer.json')) && fs.existsSync(path.join(driver.home, 'x'))) {
+          fs.renameSync(path.join(driver.home, 'x'), path.join(driver.home, 'x-removing'));
+        }
+        return readFileSync(p, ...rest);
+      };
+      syncBuiltinESMExports();
+      try {
+        expect(driver.list().map((l) => l.id)).to.deep.equal(['base']);
+        fs.renameSync(path.join(driver.home, 'x-removing'), path.join(driver.home, 'x'));
+        expect(await rejectionCode(() => driver.diffSize('x'))).to.equal('ERR_LAYER_NOT_FOUND');
+      } finally {
+        cjs.readFileSync = readFileSync;
+        syncBuiltinESMExports();
+      }
+      fs.renameSync(path.join(driver.home, 'x-removing'), path.join(driver.home, 'x'));
+      // A read-write layer: a file the container removes between changes and its stat.
+      await driver.createReadWrite('c', 'x');
+      const dir = await driver.get('c');
+      fs.writeFileSync(path.join(dir, 'kept.bin'), Buffer.alloc(100));
+      fs.writeFileSync(path.join(dir, 'gone.bin'), Buffer.alloc(1000));
+      cjs.lstatSync = (p: unknown, ...rest: unknown[]) => {
+        if (String(p).endsWith('gone.bin') && fs.existsSync(String(p))) fs.unlinkSync(String(p));
+        return lstatSync(p, ...rest);
+      };
+      syncBuiltinESMExports();
+      try {
+        expect(await driver.diffSize('c')).to.equal(100);
+      } finally {
+        cjs.lstatSync = lstatSync;
+        syncBuiltinESMExports();
+      }
+      await driver.put('c');
+    });
   });
 
   describe('cleanup', () => {
