@@ -178,7 +178,7 @@ export class WindowsFilterDriver {
 
   /** Key/value pairs describing the driver. */
   status(): [string, string][] {
-    const names = fs.readdirSync(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n));
+    const names = listStore(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n));
     const rw = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, RW_INFO))).length;
     const ro = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, 'layer.json'))).length;
     return [
@@ -485,7 +485,13 @@ export class WindowsFilterDriver {
       // What the container writes from now on is told from what the view made by this mark,
       // left once the directory is whole: also by the first mount after one killed before it
       // could (the container has not run yet: it never got the directory).
-      if (rw && !isWritableMarked(this.store.layerPath(id))) markWritableMade(this.store.layerPath(id));
+      if (rw && !isWritableMarked(this.store.layerPath(id))) {
+        try {
+          markWritableMade(this.store.layerPath(id));
+        } catch (cause) {
+          throw toWinLayerError(cause, `layer ${id}: cannot mark its writable directory`, { id });
+        }
+      }
       this.#mounts.setRefs(id, refs + 1);
       return dir;
     });
@@ -509,7 +515,7 @@ export class WindowsFilterDriver {
   /** Every layer, sorted by id: read-only ones with their summary, read-write ones with their parent. */
   list(): LayerListing[] {
     const out: LayerListing[] = [];
-    for (const name of fs.readdirSync(this.home).sort()) {
+    for (const name of listStore(this.home).sort()) {
       if (name.startsWith('.') || isWorkName(name)) continue;
       try {
         validateLayerId(name);
@@ -648,7 +654,7 @@ export class WindowsFilterDriver {
 
   /** The names of `id`'s layer set aside by imports that replace it (`<id>-replacing-<pid>-<nonce>`). */
   #setAside(id: string): string[] {
-    return fs.readdirSync(this.home).filter((n) => n.startsWith(`${id}${REPLACING_INFIX}`));
+    return listStore(this.home).filter((n) => n.startsWith(`${id}${REPLACING_INFIX}`));
   }
 
   /**
@@ -686,7 +692,7 @@ export class WindowsFilterDriver {
   /** Removes `-tmp-` views and writable directories whose owner is gone, and views nobody counts; failures are returned, not thrown. */
   async #cleanMounts(): Promise<Sweep> {
     const sweep: Sweep = { removed: [], failed: [] };
-    const dirs = [this.#mounts.dir, ...fs.readdirSync(this.home).filter((n) => !n.startsWith('.')).map((n) => path.join(this.home, n))];
+    const dirs = [this.#mounts.dir, ...listStore(this.home).filter((n) => !n.startsWith('.')).map((n) => path.join(this.home, n))];
     for (const d of dirs) {
       let names: string[];
       try {
@@ -822,4 +828,13 @@ function layerIdOf(name: string): string {
 
 async function* emptyTar(): AsyncGenerator<Uint8Array> {
   yield Buffer.alloc(1024);
+}
+
+/** The names in the store's directory; an error reading it (EMFILE, EACCES) is ERR_IO. */
+function listStore(home: string): string[] {
+  try {
+    return fs.readdirSync(home);
+  } catch (cause) {
+    throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
+  }
 }

@@ -228,8 +228,18 @@ export class LayerStore {
     if (fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     // The owner's pid in the name lets another process's cleanup leave a live import alone.
     const dir = path.join(this.home, `${id}${IMPORTING_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
-    await fsp.mkdir(dir, { mode: 0o700 });
-    if (parents.length > 0) writeFileDurable(path.join(dir, LAYER_CHAIN_FILE), JSON.stringify(parents), false);
+    try {
+      await fsp.mkdir(dir, { mode: 0o700 });
+    } catch (cause) {
+      throw toWinLayerError(cause, `layer ${id}: cannot make its staging directory`, { id });
+    }
+    try {
+      if (parents.length > 0) writeFileDurable(path.join(dir, LAYER_CHAIN_FILE), JSON.stringify(parents), false);
+    } catch (cause) {
+      // A full disk: the directory made goes too (a live process's would stay until it ends).
+      await removeTreeGuarded(dir).catch(() => undefined);
+      throw toWinLayerError(cause, `layer ${id}: cannot write its parent chain`, { id });
+    }
     return { id, path: dir };
   }
 
@@ -248,7 +258,13 @@ export class LayerStore {
     // a set-aside, a removal) is looked for again: the listing is taken anew, a few times.
     for (let scan = 0; ; scan++) {
       let moved = false;
-      const found = this.#dependentIn(fs.readdirSync(this.home), names, () => (moved = true));
+      let listing: string[];
+      try {
+        listing = fs.readdirSync(this.home);
+      } catch (cause) {
+        throw toWinLayerError(cause, `cannot read store ${this.home}`, { path: this.home });
+      }
+      const found = this.#dependentIn(listing, names, () => (moved = true));
       if (found !== undefined || !moved || scan === 4) return found;
     }
   }

@@ -1376,6 +1376,30 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  describe('a full or read-only store', () => {
+    it('create and createReadWrite fail with ERR_IO and leave no staging directory when the parent chain cannot be written', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const cjs = createRequire(import.meta.url)('node:fs') as { openSync: (...a: unknown[]) => unknown };
+      const { openSync } = cjs;
+      cjs.openSync = (p: unknown, ...rest: unknown[]) => {
+        if (String(p).endsWith('layerchain.json')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        return openSync(p, ...rest);
+      };
+      syncBuiltinESMExports();
+      try {
+        for (const make of [() => driver.create('c', 'base'), () => driver.createReadWrite('r', 'base')]) {
+          const err = await rejection(make);
+          expect([err.code, err.data['errno']]).to.deep.equal(['ERR_IO', 'ENOSPC']);
+        }
+      } finally {
+        cjs.openSync = openSync;
+        syncBuiltinESMExports();
+      }
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.')).sort()).to.deep.equal(['base']);
+    });
+  });
+
   describe('cleanup', () => {
     it('removes staging, removing and half-made mount directories', async () => {
       const driver = await openDriver();
