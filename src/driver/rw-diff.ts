@@ -29,7 +29,7 @@ import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
 import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
-import { baseName, caseFoldKey, parentName, parseLayerPath } from '../util/safe-path.js';
+import { baseName, caseFoldKey, parentName, parseLayerPath, WCIDIRS_SUFFIX } from '../util/safe-path.js';
 import {
   FILE_ATTRIBUTE_ARCHIVE,
   FILE_ATTRIBUTE_DIRECTORY,
@@ -458,6 +458,18 @@ function checkExportable(layerPath: string): void {
   }
 }
 
+/** The target of the container's symbolic link `name`; one that is not UTF-8 has no Windows spelling (ERR_PATH_INVALID). */
+function linkTargetOf(rwDir: string, name: string, layerPath: string): string {
+  const raw = fs.readlinkSync(path.join(rwDir, name), { encoding: 'buffer' });
+  if (!isUtf8(raw)) {
+    throw createError('ERR_PATH_INVALID', `container symbolic link ${JSON.stringify(layerPath)}: its target is not UTF-8 (bytes shown as \\xNN: ${escapeNonUtf8(raw)}), so it has no Windows spelling`, {
+      entry: layerPath,
+      bytes: raw.toString('hex'),
+    });
+  }
+  return raw.toString('utf8');
+}
+
 /**
  * Refuses a symbolic link whose target a Windows layer would read as another: a backslash
  * is a separator there (`a\b` would come back as `a/b`), and `C:/x` names a drive (it
@@ -569,7 +581,12 @@ export function* entriesOfChanges(rwDir: string, view: Map<string, ViewEntry>, c
     checkExportable(c.path);
     const f = found.get(caseFoldKey(c.path.slice('Files/'.length)));
     if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
-    if (f?.kind === 'symlink') checkLinkTarget(c.path, fs.readlinkSync(path.join(rwDir, f.name)));
+    if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, f.name, c.path));
+    // Windows' import writes a directory's metadata beside it as `<name>.$wcidirs$`, a name
+    // that must fit in 255 units (and, on this host, bytes) too.
+    if (f?.kind === 'directory' && Buffer.byteLength(baseName(c.path)) + WCIDIRS_SUFFIX.length > 255) {
+      throw createError('ERR_PATH_TOO_LONG', `container directory ${JSON.stringify(c.path)}: its name and the ${WCIDIRS_SUFFIX} its metadata takes beside it pass 255 characters`, { entry: c.path });
+    }
   }
   // Hard links made in the container (`ln a b`): one file with several names. Each name
   // after the first goes in the tar as a link to it, or to a name of the parent's that the

@@ -1170,6 +1170,28 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.readlinkSync(path.join(view, 'Windows'))).to.equal('Program Files');
     });
 
+    it('refuses, before any byte, a symbolic link whose target is not UTF-8 and a directory whose name leaves no room for its .$wcidirs$ sidecar', async () => {
+      const { driver, dir } = await mountedReadWrite();
+      const bad = path.join(dir, 'bad-link');
+      fs.symlinkSync(Buffer.from('target\xff', 'latin1'), bad);
+      const written: Buffer[] = [];
+      const e = await rejection(async () => {
+        for await (const c of driver.diff('rw')) written.push(c as Buffer);
+      });
+      expect([e.code, e.data['entry'], e.data['bytes']]).to.deep.equal(['ERR_PATH_INVALID', 'Files/bad-link', Buffer.from('target\xff', 'latin1').toString('hex')]);
+      expect(Buffer.concat(written).length).to.equal(0);
+      fs.unlinkSync(bad);
+      const long = 'd'.repeat(246);
+      fs.mkdirSync(path.join(dir, long));
+      expect([(await rejection(() => collect(driver.diff('rw')))).code]).to.deep.equal(['ERR_PATH_TOO_LONG']);
+      fs.rmdirSync(path.join(dir, long));
+      // 245 fits: exported, and imported back.
+      fs.mkdirSync(path.join(dir, 'd'.repeat(245)));
+      const tar = await collect(driver.diff('rw'));
+      await driver.applyDiff('long-dir', 'base', Readable.from([tar]));
+      expect(fs.existsSync(path.join(await driver.get('long-dir'), 'd'.repeat(245)))).to.equal(true);
+    });
+
     it('lists a FIFO and a socket as changes; the export refuses them with ERR_ENTRY_TYPE_UNSUPPORTED before writing anything', async () => {
       const { driver, dir } = await mountedReadWrite();
       fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
