@@ -21,6 +21,13 @@ import { adsStreamName } from './tar-header.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { UTILITY_VM_FILES } from '../layer/utility-vm.js';
 
+/**
+ * Alternate data streams one file may have. Each costs the import a name to check and the
+ * export an item to hold until the file is written: a file of a million streams took the
+ * export to 246 MiB. Real files have a handful (Zone.Identifier, a few more).
+ */
+export const MAX_STREAMS_PER_FILE = 16_384;
+
 /** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
 export interface LayerSink {
   add(path: LayerPath, info: FileBasicInfo, kind: 'file' | 'directory' | 'symlink'): void;
@@ -180,6 +187,9 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         const streamName = adsName(an.slice(prefix), an);
         const key = caseFoldKey(streamName);
         seenStreams ??= new Set<string>();
+        if (seenStreams.size === MAX_STREAMS_PER_FILE) {
+          throw createError('ERR_METADATA_TOO_LARGE', `${an}: more than ${MAX_STREAMS_PER_FILE} alternate data streams on ${h.name}`, { entry: an, max: MAX_STREAMS_PER_FILE });
+        }
         if (seenStreams.has(key)) throw createError('ERR_ENTRY_DUPLICATE', `${an}: a second entry for this alternate data stream`, { entry: an });
         seenStreams.add(key);
         sink.write(encodeBackupHeader({ id: BackupStreamId.AlternateData, size: ads.header.size, name: adsStreamName(streamName) }));

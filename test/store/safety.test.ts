@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
-import { cleanupTemp, importTar, listTree, openStore, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { cleanupTemp, importTar, listTree, openStore, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { MAX_STREAMS_PER_FILE } from '../../src/convert/import-tar.js';
 import { LayerStore, processAlive } from '../../src/store/layer-store.js';
 import { baseLayer } from '../helpers/layers.js';
 
@@ -157,6 +158,19 @@ describe('store: safety', function () {
     const store = await openStore();
     const tar = await buildLayerTar([...good, raw({ name: 'Files/ok.txt:' }, 'x')]);
     expect(await rejectionCode(() => importTar(store, 'x', tar))).to.equal('ERR_PATH_INVALID');
+  });
+
+  it(`gives a file at most ${MAX_STREAMS_PER_FILE} alternate data streams (ERR_METADATA_TOO_LARGE past that, no layer)`, async function () {
+    this.timeout(60_000);
+    const streams = (n: number): BuilderEntry[] => [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/many', data: 'x', streams: Array.from({ length: n }, (_, i) => ({ name: `s${i}`, data: '' })) },
+    ];
+    const store = await openStore();
+    await importTar(store, 'at-cap', await buildLayerTar(streams(MAX_STREAMS_PER_FILE)));
+    const err = await rejection(async () => importTar(store, 'past-cap', await buildLayerTar(streams(MAX_STREAMS_PER_FILE + 1))));
+    expect([err.code, err.data['entry']]).to.deep.equal(['ERR_METADATA_TOO_LARGE', `Files/many:s${MAX_STREAMS_PER_FILE}`]);
+    expect(store.exists('past-cap')).to.equal(false);
   });
 
   it('rejects a tar cut inside a file body with ERR_TAR_TRUNCATED', async () => {
