@@ -50,6 +50,11 @@ export function decodeBase64Record(value: string, key: string, entry: string): B
 const knownRawSecurityDescriptors = new Map<string, Buffer>();
 const knownSddlSecurityDescriptors = new Map<string, Buffer>();
 const KNOWN_SECURITY_DESCRIPTORS_MAX = 256;
+/**
+ * Only records up to this many characters are kept (real descriptors take a few hundred):
+ * 256 distinct 64 KB descriptors held ~38 MB and took an import to 133 MiB peak RSS.
+ */
+const KNOWN_SECURITY_DESCRIPTOR_TEXT_MAX = 4096;
 
 /** Reads SD, EAs and reparse point from a tar header (go-winio's *FromTarHeader functions). */
 export function metadataFromTarHeader(h: TarHeader, entry: string): EntryMetadata {
@@ -61,8 +66,10 @@ export function metadataFromTarHeader(h: TarHeader, entry: string): EntryMetadat
   let securityDescriptor = sdText === undefined ? undefined : known.get(sdText);
   if (securityDescriptor === undefined && sdText !== undefined) {
     securityDescriptor = securityDescriptorOf(rawsd, sddl, entry);
-    if (known.size >= KNOWN_SECURITY_DESCRIPTORS_MAX) known.clear();
-    known.set(sdText, securityDescriptor);
+    if (sdText.length <= KNOWN_SECURITY_DESCRIPTOR_TEXT_MAX) {
+      if (known.size >= KNOWN_SECURITY_DESCRIPTORS_MAX) known.clear();
+      known.set(sdText, securityDescriptor);
+    }
   }
 
   const extendedAttributes: ExtendedAttribute[] = [];

@@ -105,6 +105,25 @@ describe('tar/reader', () => {
       });
     }
 
+    it('reads large PAX headers that span chunks, one after another, each entry with its own path and records', async () => {
+      // Over 16 KiB each: gathered in the reader's reused buffer, which the next one overwrites.
+      const entries = Array.from({ length: 4 }, (_, i) => ({
+        input: fileInput(`Files/${String(i).repeat(200 + i)}/f${'é'.repeat(i)}`, 3, {
+          linkname: '',
+          paxRecords: { 'MSWINDOWS.fileattr': '32', 'MSWINDOWS.rawsd': Buffer.alloc(20_000 + 7_000 * i, 65 + i).toString('base64') },
+        }),
+        body: Buffer.from(`b${i}!`),
+      }));
+      for (const chunk of [1000, 4096, 65_536]) {
+        const read = await readChunked(buildTar(entries), chunk);
+        expect(read.map((r) => r.header.name), `chunks of ${chunk}`).to.deep.equal(entries.map((e) => e.input.name));
+        read.forEach((r, i) => {
+          expect(r.header.pax['MSWINDOWS.rawsd']).to.equal(entries[i]?.input.paxRecords?.['MSWINDOWS.rawsd']);
+          expect(r.body.toString()).to.equal(`b${i}!`);
+        });
+      }
+    });
+
     it('hands out views of the input, not copies', async () => {
       const input = buildTar([{ input: fileInput('f', 5000), body: Buffer.alloc(5000, 7) }]);
       async function* whole(): AsyncGenerator<Buffer> {
