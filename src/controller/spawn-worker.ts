@@ -21,7 +21,7 @@ import { readLayerInfo } from '../layer/metadata-index.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
-import { CONTROLLER_PID_ENV, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
+import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
@@ -55,8 +55,8 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * each large buffer. So only tars with many
  * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over
  * before the young generation grows (many image layers are that small), nor a file with
- * fewer than MANY_HEADER_BLOCKS headers. An export worker gets them for a layer of at
- * least MANY_EXPORT_RECORDS index records (exportHeapOptions).
+ * fewer than MANY_HEADER_BLOCKS headers. An export worker gets EXPORT_NODE_OPTIONS for a
+ * layer of at least MANY_EXPORT_RECORDS index records (exportHeapOptions).
  */
 /** The largest tar an import worker runs with V8's default heap for, whatever it holds. */
 export const SMALL_TAR_BYTES = 1024 * 1024;
@@ -224,7 +224,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env, manyEntries = fa
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
   const paths = job.command === 'view' ? [job.dest ?? '', ...job.parents] : job.parents;
   return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
-    env: workerEnv(process.env, nodeOptions === MANY_ENTRIES_NODE_OPTIONS),
+    env: workerEnv(process.env, nodeOptions.length > 0),
     extendEnv: false,
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
@@ -507,9 +507,9 @@ export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id' | 'parents'
   try {
     records = readLayerInfo(path.join(job.home, job.id)).records;
   } catch {
-    records = recordsOf(job.parents);
+    return heapOptionsFor(recordsOf(job.parents));
   }
-  return heapOptionsFor(records);
+  return records >= MANY_EXPORT_RECORDS ? EXPORT_NODE_OPTIONS : [];
 }
 
 /** Small semi-spaces for a worker that reads `records` index records or more than MANY_EXPORT_RECORDS; else V8's defaults. */

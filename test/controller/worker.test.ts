@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
 import { MANY_EXPORT_RECORDS, MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
-import { MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
+import { EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
 import { codeCacheFile, compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { isWinLayerError } from '../../src/errors.js';
@@ -99,6 +99,9 @@ describe('controller: worker processes', function () {
       expect(probe(MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS)).to.equal('false');
       expect(probe([], MANY_ENTRIES_NODE_OPTIONS)).to.equal('true');
       expect(probe(MANY_ENTRIES_NODE_OPTIONS, [])).to.equal('true');
+      // And an export worker of many records, under its own semi-spaces.
+      expect(readCodeCache(WORKER_BUNDLE, EXPORT_NODE_OPTIONS), 'an intact code cache for the export options').to.not.equal(undefined);
+      expect(probe(EXPORT_NODE_OPTIONS, EXPORT_NODE_OPTIONS)).to.equal('false');
       // A damaged cache file is no cache: V8 itself would take a flipped byte of compiled code.
       const file = encodeCodeCache(cache as Buffer);
       expect(decodeCodeCache(file)?.equals(cache as Buffer)).to.equal(true);
@@ -359,7 +362,7 @@ describe('controller: worker processes', function () {
       }
     });
 
-    it('starts an export worker with V8 defaults, unless its layer records many entries (then small semi-spaces)', async () => {
+    it('starts an export worker with V8 defaults, unless its layer records many entries (then its own heap options)', async () => {
       const c = new Controller({ workerPath: fixture('report-argv.mjs') });
       const argvOfExport = async (records: number | undefined, where?: string): Promise<unknown> => {
         const j = job();
@@ -382,7 +385,7 @@ describe('controller: worker processes', function () {
       expect(await argvOfExport(undefined)).to.deep.equal(defaults);
       expect(await argvOfExport(undefined, 'garbage')).to.deep.equal(defaults);
       expect(await argvOfExport(MANY_EXPORT_RECORDS - 1)).to.deep.equal(defaults);
-      expect(await argvOfExport(MANY_EXPORT_RECORDS)).to.deep.equal({ execArgv: MANY_ENTRIES_NODE_OPTIONS.join(' '), command: 'export-layer' });
+      expect(await argvOfExport(MANY_EXPORT_RECORDS)).to.deep.equal({ execArgv: EXPORT_NODE_OPTIONS.join(' '), command: 'export-layer' });
     });
   });
 
