@@ -82,9 +82,32 @@ export class ChainView {
   }
 
   #streamedQueries = 0;
+  /** Children found ahead by prefetchChildren, by case-folded directory, each taken once. */
+  readonly #prefetched = new Map<string, string[]>();
+
+  /**
+   * Finds the visible children of every directory of `dirs` in one pass over the parents'
+   * indexes (whatever their number: nine opaque whiteouts built the whole view, 150 MiB
+   * over a parent of 400,000 entries), for childrenOf to hand out. Returns them too.
+   */
+  prefetchChildren(dirs: readonly string[]): ReadonlyMap<string, readonly string[]> {
+    const found = new Map<string, string[]>();
+    if (this.#names !== undefined) {
+      for (const d of dirs) found.set(caseFoldKey(d), this.childrenOf(d));
+    } else {
+      for (const [key, kids] of this.#childrenStreamedOf(dirs)) found.set(key, kids);
+    }
+    for (const [key, kids] of found) this.#prefetched.set(key, kids);
+    return found;
+  }
 
   /** The visible direct children of `dir`, sorted. */
   childrenOf(dir: string): string[] {
+    const ahead = this.#prefetched.get(caseFoldKey(dir));
+    if (ahead !== undefined) {
+      this.#prefetched.delete(caseFoldKey(dir));
+      return ahead;
+    }
     if (this.#names === undefined && this.#streamedQueries < STREAMED_QUERIES) {
       this.#streamedQueries++;
       return this.#childrenStreamed(dir);
@@ -107,29 +130,48 @@ export class ChainView {
    * for the end of the pass.
    */
   #childrenStreamed(dir: string): string[] {
-    const dk = caseFoldKey(dir);
-    const below = dk + '/';
-    /** case-folded child → name as spelled by the layer that added it */
-    const kids = new Map<string, string>();
+    return this.#childrenStreamedOf([dir]).get(caseFoldKey(dir)) ?? [];
+  }
+
+  /** #childrenStreamed of several directories in one pass a layer, by case-folded directory. */
+  #childrenStreamedOf(dirs: readonly string[]): Map<string, string[]> {
+    /** case-folded directory → (case-folded child → name as spelled by the layer that added it) */
+    const kidsOf = new Map<string, Map<string, string>>();
+    for (const d of dirs) kidsOf.set(caseFoldKey(d), new Map());
+    /** The directory of `kidsOf` that `key` is below (itself excluded), the nearest, or undefined. */
+    const dirAbove = (key: string): string | undefined => {
+      for (let p = parentName(key); p !== ''; p = parentName(p)) if (kidsOf.has(p)) return p;
+      return undefined;
+    };
     for (let i = this.#parents.length - 1; i >= 0; i--) {
       const layer = this.#parents[i] as string;
-      const added = new Map<string, string>();
+      const added = new Map<string, Map<string, string>>();
       for (const r of indexEntriesSync(layer)) {
+        this.#checkpoint?.();
         const key = caseFoldKey(r.name);
         if (r.kind === 'whiteout') {
-          // `dir` itself or one of its ancestors: everything below goes.
-          if (key === dk || dk.startsWith(key + '/')) kids.clear();
-          else if (parentName(key) === dk) kids.delete(key);
+          // A directory itself or one of its ancestors: everything below it goes.
+          for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
+          kidsOf.get(parentName(key))?.delete(key);
           continue;
         }
-        if (!key.startsWith(below)) continue;
-        const slash = key.indexOf('/', below.length);
-        const childKey = slash === -1 ? key : key.slice(0, slash);
-        // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
-        if (!added.has(childKey)) added.set(childKey, r.name.slice(0, childKey.length));
+        // Every directory of the set that the entry is below (they may nest) sees one child.
+        for (let dk = dirAbove(key); dk !== undefined; dk = dirAbove(dk)) {
+          const slash = key.indexOf('/', dk.length + 1);
+          const childKey = slash === -1 ? key : key.slice(0, slash);
+          let got = added.get(dk);
+          if (got === undefined) added.set(dk, (got = new Map()));
+          // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
+          if (!got.has(childKey)) got.set(childKey, r.name.slice(0, childKey.length));
+        }
       }
-      for (const [childKey, spelled] of added) if (!kids.has(childKey)) kids.set(childKey, spelled);
+      for (const [dk, got] of added) {
+        const kids = kidsOf.get(dk) as Map<string, string>;
+        for (const [childKey, spelled] of got) if (!kids.has(childKey)) kids.set(childKey, spelled);
+      }
     }
-    return [...kids.values()].sort();
+    const out = new Map<string, string[]>();
+    for (const [dk, kids] of kidsOf) out.set(dk, [...kids.values()].sort());
+    return out;
   }
 }

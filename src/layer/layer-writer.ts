@@ -929,11 +929,31 @@ export class TransportLayerWriter {
     }
   }
 
+  /**
+   * Has the chain find, a level at a time and one pass over the parents' indexes a level,
+   * the children of every directory #removeNotHeld will visit from `dirs`: the directories
+   * themselves, then those the layer holds among their children, and so on.
+   */
+  #prefetchNotHeld(dirs: readonly string[], held: (key: string, name: string) => boolean): void {
+    for (let level = dirs; level.length > 0; ) {
+      const next: string[] = [];
+      for (const kids of this.chain.prefetchChildren(level).values()) {
+        for (const child of kids) {
+          const key = caseFoldKey(child);
+          if (held(key, child) && this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) next.push(child);
+        }
+      }
+      level = next;
+    }
+  }
+
   /** Finishes the layer: tombstones, links, directory times, index. */
   close(summary: Omit<LayerInfo, 'version' | 'records' | 'hasUtilityVM' | 'isBaseLayer'>): LayerWriteResult {
     this.#finishCurrent();
     if (this.#closing.size > 0) throw createError('ERR_ARGUMENT_INVALID', 'layer writer: close() before settled() while data is still being written');
-    for (const dir of this.#opaque) this.#removeNotHeld(dir, (key, name) => this.#addedBefore(key, name));
+    const heldHere = (key: string, name: string): boolean => this.#addedBefore(key, name);
+    this.#prefetchNotHeld(this.#opaque, heldHere);
+    for (const dir of this.#opaque) this.#removeNotHeld(dir, heldHere);
     // Links, directory times and the index need every file on disk.
     this.#drainFiles();
     this.#files?.stop();

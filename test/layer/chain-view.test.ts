@@ -37,6 +37,26 @@ describe('layer/chain-view', () => {
     );
   });
 
+  it('finds the children of several directories (nested ones too) in one pass exactly as the whole view has them', () => {
+    fc.assert(
+      fc.property(chain, fc.array(name, { minLength: 1, maxLength: 5 }), (layers, dirs) => {
+        const parents = layers.map((records) => layerOf(records));
+        const streamed = new ChainView(parents);
+        const whole = new ChainView(parents);
+        whole.has('Files'); // builds the whole view
+        const found = streamed.prefetchChildren(dirs);
+        for (const dir of dirs) {
+          const expected = whole.childrenOf(dir);
+          expect(found.get(dir.toUpperCase()), `${JSON.stringify(layers)} ${dir}`).to.deep.equal(expected);
+          // childrenOf hands the prefetched answer out once, then answers as before.
+          expect(streamed.childrenOf(dir)).to.deep.equal(expected);
+          expect(streamed.childrenOf(dir)).to.deep.equal(expected);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('keeps answering the same once it has built the whole view, after its streamed queries', () => {
     const parent = layerOf([
       { kind: 'directory', name: 'Files' },
