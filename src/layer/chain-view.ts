@@ -145,6 +145,9 @@ export class ChainView {
     };
     for (let i = this.#parents.length - 1; i >= 0; i--) {
       const layer = this.#parents[i] as string;
+      // The base layer deletes nothing: what it adds goes straight in (no second map of
+      // them: an opaque whiteout over a directory of 200,000 names held both).
+      const base = i === this.#parents.length - 1;
       const added = new Map<string, Map<string, string>>();
       for (const r of indexEntriesSync(layer)) {
         this.#checkpoint?.();
@@ -159,7 +162,7 @@ export class ChainView {
         for (let dk = dirAbove(key); dk !== undefined; dk = dirAbove(dk)) {
           const slash = key.indexOf('/', dk.length + 1);
           const childKey = slash === -1 ? key : key.slice(0, slash);
-          let got = added.get(dk);
+          let got = base ? kidsOf.get(dk) : added.get(dk);
           if (got === undefined) added.set(dk, (got = new Map()));
           // Case folding keeps lengths (unit by unit), so the spelling is the same-length prefix.
           if (!got.has(childKey)) got.set(childKey, r.name.slice(0, childKey.length));
