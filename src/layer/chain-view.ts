@@ -145,14 +145,16 @@ export class ChainView {
     };
     for (let i = this.#parents.length - 1; i >= 0; i--) {
       const layer = this.#parents[i] as string;
-      // The base layer deletes nothing: what it adds goes straight in (no second map of
-      // them: an opaque whiteout over a directory of 200,000 names held both).
+      // The first layer read (the base) has nothing below it to delete: its deletions are
+      // skipped and what it adds goes straight in (no second map of them: an opaque
+      // whiteout over a directory of 200,000 names held both).
       const base = i === this.#parents.length - 1;
       const added = new Map<string, Map<string, string>>();
       for (const r of indexEntriesSync(layer)) {
         this.#checkpoint?.();
         const key = caseFoldKey(r.name);
         if (r.kind === 'whiteout') {
+          if (base) continue;
           // A directory itself or one of its ancestors: everything below it goes.
           for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
           kidsOf.get(parentName(key))?.delete(key);
