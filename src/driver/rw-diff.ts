@@ -343,8 +343,11 @@ export function compareWithView(rwDir: string, view: Map<string, ViewEntry>, che
     const parentKey = caseFoldKey(parentName(name));
     // Below a deleted directory, the directory's deletion says it all; below one replaced
     // by a file or a link, its replacement does (a whiteout below a file would not import on Windows).
-    if (parentKey !== '' && found.get(parentKey)?.kind !== 'directory') return;
-    changes.push({ path: `Files/${name}`, kind: 'delete' });
+    const parent = parentKey === '' ? undefined : found.get(parentKey);
+    if (parentKey !== '' && parent?.kind !== 'directory') return;
+    // Spelled below its directory as the container sees it (`WINDOWS/SYSTEM32` where a
+    // later layer spells the parent's `Windows/System32` so), as the changes beside it are.
+    changes.push({ path: `Files/${parent === undefined ? name : `${parent.name}/${baseName(name)}`}`, kind: 'delete' });
   };
   for (const [key, e] of view) gone(key, e.name);
   for (const [key, name] of implicit) gone(key, name);

@@ -1170,6 +1170,33 @@ describe('driver: WindowsFilterDriver', function () {
       expect(fs.readlinkSync(path.join(view, 'Windows'))).to.equal('Program Files');
     });
 
+    it('spells a deletion below a directory as the container sees it, where a later layer spells the parent\'s directory otherwise', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('lower', undefined, Readable.from([await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/Windows' },
+        { type: 'directory', name: 'Files/Windows/System32' },
+        { type: 'file', name: 'Files/Windows/System32/a.dll', data: 'a' },
+        { type: 'file', name: 'Files/Windows/System32/b.dll', data: 'b' },
+      ])]));
+      await driver.applyDiff('upper', 'lower', Readable.from([await buildLayerTar([
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'Files/WINDOWS' },
+        { type: 'directory', name: 'Files/WINDOWS/SYSTEM32' },
+        { type: 'file', name: 'Files/WINDOWS/SYSTEM32/c.dll', data: 'c' },
+      ])]));
+      await driver.createReadWrite('spelled', 'upper');
+      const dir = await driver.get('spelled');
+      fs.rmSync(path.join(dir, 'WINDOWS', 'SYSTEM32', 'a.dll'));
+      fs.writeFileSync(path.join(dir, 'WINDOWS', 'SYSTEM32', 'b.dll'), 'changed');
+      expect(await driver.changes('spelled')).to.deep.equal([
+        { path: 'Files/WINDOWS/SYSTEM32/a.dll', kind: 'delete' },
+        { path: 'Files/WINDOWS/SYSTEM32/b.dll', kind: 'modify' },
+      ]);
+      expect(await entryNames(await collect(driver.diff('spelled')))).to.include('Files/WINDOWS/SYSTEM32/.wh.a.dll');
+      await driver.put('spelled');
+    });
+
     it('refuses, before any byte, a symbolic link whose target is not UTF-8 and a directory whose name leaves no room for its .$wcidirs$ sidecar', async () => {
       const { driver, dir } = await mountedReadWrite();
       const bad = path.join(dir, 'bad-link');
