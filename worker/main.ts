@@ -241,7 +241,17 @@ async function writeView(home: string, id: string, paths: readonly string[], gua
   }
 }
 
+/** Tells the controller this worker runs (it kills one that does not say so in time). */
+function announceStart(): void {
+  try {
+    fs.writeSync(PROGRESS_FD, '{}\n');
+  } catch {
+    // run by hand, without a progress pipe
+  }
+}
+
 async function run(argv: readonly string[]): Promise<void> {
+  announceStart();
   const [command, home, id, ...parents] = argv;
   if (!isWorkerCommand(command) || home === undefined || id === undefined) {
     throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer|changes HOME ID [PARENT_LAYER_PATH ...] | view HOME ID DEST [LAYER_PATH ...]');

@@ -17,6 +17,8 @@ export interface ControllerOptions {
   readonly concurrency?: number;
   /** Kill a worker that runs longer than this (milliseconds, > 0). @default no timeout */
   readonly timeout?: number;
+  /** Kill a worker that has not said it started after this many milliseconds (> 0). @default 30,000 */
+  readonly startTimeout?: number;
   /** The worker script (tests substitute misbehaving workers). */
   readonly workerPath?: string;
 }
@@ -24,6 +26,7 @@ export interface ControllerOptions {
 export class Controller {
   readonly #queue: PQueue;
   readonly #timeout: number | undefined;
+  readonly #startTimeout: number | undefined;
   readonly #workerPath: string | undefined;
 
   constructor(options: ControllerOptions = {}) {
@@ -34,8 +37,12 @@ export class Controller {
     if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0)) {
       throw createError('ERR_ARGUMENT_INVALID', `Expected \`timeout\` to be a number > 0, got \`${String(options.timeout)}\` (${typeof options.timeout})`);
     }
+    if (options.startTimeout !== undefined && !(Number.isFinite(options.startTimeout) && options.startTimeout > 0)) {
+      throw createError('ERR_ARGUMENT_INVALID', `Expected \`startTimeout\` to be a number > 0, got \`${String(options.startTimeout)}\` (${typeof options.startTimeout})`);
+    }
     this.#queue = new PQueue({ concurrency });
     this.#timeout = options.timeout;
+    this.#startTimeout = options.startTimeout;
     this.#workerPath = options.workerPath;
   }
 
@@ -44,8 +51,8 @@ export class Controller {
     return { running: this.#queue.pending, queued: this.#queue.size };
   }
 
-  #job(job: Omit<WorkerJob, 'timeout' | 'workerPath'>): WorkerJob {
-    return { ...job, timeout: this.#timeout, workerPath: this.#workerPath };
+  #job(job: Omit<WorkerJob, 'timeout' | 'startTimeout' | 'workerPath'>): WorkerJob {
+    return { ...job, timeout: this.#timeout, startTimeout: this.#startTimeout, workerPath: this.#workerPath };
   }
 
   /**
@@ -78,13 +85,13 @@ export class Controller {
   }
 
   /** Imports through a worker once a slot is free; resolves to the layer size. */
-  async writeLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, source: TarSource): Promise<number> {
+  async writeLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, source: TarSource): Promise<number> {
     checkTarSource(source);
     return this.#schedule('write-layer', job.id, job.signal, () => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer' }), source));
   }
 
   /** Exports through a worker once a slot is free; the slot is held until the tar stream closes. */
-  exportLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>): Promise<Readable> {
+  exportLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>): Promise<Readable> {
     return new Promise<Readable>((resolve, reject) => {
       this.#schedule(
         'export-layer',
@@ -101,17 +108,17 @@ export class Controller {
   }
 
   /** Exports through a worker whose stdout is the open descriptor `fd`; resolves when it is written. */
-  async exportLayerTo(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, fd: number): Promise<void> {
+  async exportLayerTo(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, fd: number): Promise<void> {
     await this.#schedule('export-layer', job.id, job.signal, () => runExportLayerWorkerTo(this.#job({ ...job, command: 'export-layer' }), fd));
   }
 
   /** Makes `job.dest`, a new directory, the merged view of `job.parents` through a worker. */
-  async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'> & { dest: string }): Promise<void> {
+  async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'> & { dest: string }): Promise<void> {
     await this.#schedule('view', job.id, job.signal, () => runViewWorker(this.#job({ ...job, command: 'view' })));
   }
 
   /** The changes of layer `job.id` against `job.parents`, listed by a worker. */
-  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'workerPath'>, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
+  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
     return this.#schedule('changes', job.id, job.signal, () => runChangesWorker(this.#job({ ...job, command: 'changes' }), each));
   }
 

@@ -98,6 +98,8 @@ export interface WorkerJob {
   readonly signal?: AbortSignal | undefined;
   /** Kill the worker after this many milliseconds. @default no timeout */
   readonly timeout?: number | undefined;
+  /** Kill a worker that has not said it started after this many milliseconds. @default WORKER_START_MS */
+  readonly startTimeout?: number | undefined;
   readonly onProgress?: ((p: ImportProgress) => void) | undefined;
   /** The worker script to run (tests substitute misbehaving workers). @default WORKER_ENTRY */
   readonly workerPath?: string | undefined;
@@ -159,11 +161,39 @@ async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | nu
     throw toWinLayerError(error, context, { id: job.id, command: job.command });
   }
   checkDescriptorsFree(context, job);
+  let subprocess: ReturnType<typeof start>;
   try {
-    return { subprocess: start(execa, job, stdout, stdin, nodeOptions) };
+    subprocess = start(execa, job, stdout, stdin, nodeOptions);
   } catch (error) {
     throw toWinLayerError(error, context, { id: job.id, command: job.command });
   }
+  watchStart(subprocess, job);
+  return { subprocess };
+}
+
+/**
+ * How long a worker may take to say it started (a line on its progress pipe, the first
+ * thing it does) before it is killed. Node started near a system's limit of processes or
+ * threads (`ulimit -u`) can hang before any of its code runs, waiting on a thread it could
+ * not make: without this, its job, and the mount lock it may hold, waited for ever.
+ */
+export const WORKER_START_MS = 30_000;
+
+/** Jobs whose worker was killed for not starting in time (errorFromResult says so). */
+const notStarted = new WeakSet<object>();
+
+function watchStart(subprocess: ReturnType<typeof start>, job: WorkerJob): void {
+  const progress = subprocess.stdio[PROGRESS_FD] as Readable | null | undefined;
+  if (progress === null || progress === undefined) return;
+  const timer = setTimeout(() => {
+    notStarted.add(job);
+    subprocess.kill('SIGKILL');
+  }, job.startTimeout ?? WORKER_START_MS);
+  timer.unref();
+  const started = (): void => clearTimeout(timer);
+  // Read from here on, by watchProgress (attached in this same turn, before any data).
+  progress.once('data', started);
+  progress.once('close', started);
 }
 
 /**
@@ -258,11 +288,14 @@ function watchProgress(stream: Readable | null | undefined, onProgress: ((p: Imp
 /** The error of a failed worker, from its result. */
 export function errorFromResult(
   result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'> & { cause?: unknown },
-  job: Pick<WorkerJob, 'command' | 'id' | 'timeout'>,
+  job: Pick<WorkerJob, 'command' | 'id' | 'timeout' | 'startTimeout'>,
 ): WinLayerError {
   const stderr = typeof result.stderr === 'string' ? result.stderr : '';
   const tail = stderr.slice(-STDERR_TAIL_CHARS);
   const data = { id: job.id, command: job.command, exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderr: tail };
+  if (notStarted.has(job)) {
+    return createError('ERR_WORKER_TIMEOUT', `${job.command} ${job.id}: the worker did not start within ${job.startTimeout ?? WORKER_START_MS} ms (a system out of processes or threads?)`, data);
+  }
   if (result.timedOut) return createError('ERR_WORKER_TIMEOUT', `${job.command} ${job.id}: worker timed out after ${job.timeout} ms`, data);
   if (result.isCanceled) return createError('ERR_CANCELED', `${job.command} ${job.id}: canceled`, data);
   const last = stderr.trimEnd().split('\n').pop() ?? '';

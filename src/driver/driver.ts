@@ -50,6 +50,8 @@ export interface DriverOptions {
   readonly concurrency?: number;
   /** Kill a worker that runs longer than this many milliseconds. @default none */
   readonly timeout?: number;
+  /** Kill a worker that has not started after this many milliseconds (ERR_WORKER_TIMEOUT). @default 30,000 */
+  readonly startTimeout?: number;
   /** The backend that writes and reads layers (in-process mode; workers choose by WINLAYER_NATIVE). @default selectBackend() */
   readonly backend?: NativeBackend;
   /** Remove crash leftovers on open (staging of dead processes, half-made mounts), best effort. @default true */
@@ -123,6 +125,7 @@ export class WindowsFilterDriver {
     this.#controller = new Controller({
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+      ...(options.startTimeout === undefined ? {} : { startTimeout: options.startTimeout }),
       ...(options.workerPath === undefined ? {} : { workerPath: options.workerPath }),
     });
     this.#mounts = new MountTable(store.home);

@@ -21,6 +21,7 @@ import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
 import { splitChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+import { LayerStore } from '../../src/store/layer-store.js';
 import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -444,6 +445,27 @@ describe('controller: worker processes', function () {
       expect(e.data['exitCode']).to.equal(3);
       expect(String(e.data['stderr'])).to.include('something went wrong');
     });
+    it('a worker that does not say it started in time (hung before its code ran) is killed → ERR_WORKER_TIMEOUT; one that did runs on', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), startTimeout: 300 });
+      const started = Date.now();
+      const e = await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])));
+      expect([e.code, e.data['signal']]).to.deep.equal(['ERR_WORKER_TIMEOUT', 'SIGKILL']);
+      expect(Date.now() - started).to.be.below(10_000);
+      // A real worker says so at once: an import fed for longer than that goes through.
+      const real = new Controller({ startTimeout: 300 });
+      const tar = await buildLayerTar(filesLayer(20, 1024));
+      async function* slow(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < tar.length; i += 4096) {
+          yield tar.subarray(i, i + 4096);
+          await new Promise((r) => setTimeout(r, 40));
+        }
+      }
+      const home = path.join(tempDir(), 'home');
+      await LayerStore.open(home);
+      expect(await real.writeLayer({ home, id: 'slow', parents: [] }, slow())).to.equal(20 * 1024);
+      expect(() => new Controller({ startTimeout: 0 })).to.throw().with.property('code', 'ERR_ARGUMENT_INVALID');
+    });
+
     it('a worker past its timeout is killed → ERR_WORKER_TIMEOUT', async () => {
       const c = new Controller({ workerPath: fixture('hang.mjs'), timeout: 300 });
       expect((await caught(() => c.writeLayer(job(tempDir()), Readable.from([Buffer.alloc(10)])))).code).to.equal('ERR_WORKER_TIMEOUT');
