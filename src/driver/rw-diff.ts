@@ -149,6 +149,10 @@ type HostKind = 'file' | 'directory' | 'symlink' | 'other';
  * paths can be deeper than PATH_MAX).
  */
 function walk(root: string, found: Map<string, Found>, checkpoint?: () => void): void {
+  // A link put in its place would have the walk list, and the export read, where it leads.
+  if (fs.lstatSync(root, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+    throw createError('ERR_LAYER_CORRUPT', `${root}: the writable directory is a symbolic link`, { path: root });
+  }
   const visit = (rel: string): void => {
     const dir = path.join(root, rel);
     for (const name of namesIn(dir, rel).sort()) {

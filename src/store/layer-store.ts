@@ -353,7 +353,21 @@ export class LayerStore {
     if (!Array.isArray(chain) || !chain.every((p) => typeof p === 'string')) {
       throw createError('ERR_LAYER_CORRUPT', `${file}: not an array of layer paths`, { id });
     }
+    // Each a layer of this store: a chain edited to name another directory (`/`, a relative
+    // path the caller's working directory would resolve) would be read, mounted and
+    // exported from there.
+    for (const p of chain as string[]) {
+      if (!path.isAbsolute(p) || !isLayerId(path.basename(p)) || !this.#isHome(path.dirname(p))) {
+        throw createError('ERR_LAYER_CORRUPT', `${file}: ${JSON.stringify(p)} is not a layer of this store`, { id, parent: p });
+      }
+    }
     return chain as string[];
+  }
+
+  /** Whether `dir` is this store's directory: by name, else by what both resolve to (a store opened through a link). */
+  #isHome(dir: string): boolean {
+    if (dir === this.home) return true;
+    return realOrSelf(dir) === realOrSelf(this.home);
   }
 
   /** The chain a new layer on top of `parentId` gets: [parent path, ...parent's chain]. */

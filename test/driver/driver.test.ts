@@ -1425,6 +1425,37 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  describe('a store edited by hand', () => {
+    it('refuses a parent chain that names a directory outside the store, and a writable directory that is a link (ERR_LAYER_CORRUPT)', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const chainFile = path.join(driver.home, 'delta', 'layerchain.json');
+      const good = fs.readFileSync(chainFile, 'utf8');
+      const outside = tempDir();
+      for (const chain of [['/'], ['base'], [outside], [path.join(driver.home, 'base', '..', 'base', 'Files')]]) {
+        fs.writeFileSync(chainFile, JSON.stringify(chain));
+        expect(await rejectionCode(() => driver.get('delta')), JSON.stringify(chain)).to.equal('ERR_LAYER_CORRUPT');
+        expect(await rejectionCode(() => driver.changes('delta')), JSON.stringify(chain)).to.equal('ERR_LAYER_CORRUPT');
+      }
+      fs.writeFileSync(chainFile, good);
+      expect(await driver.changes('delta')).to.not.deep.equal([]);
+      // Opened through a link to it, the store's chains still name its layers.
+      const linked = path.join(tempDir(), 'link');
+      fs.symlinkSync(driver.home, linked);
+      expect(await (await WindowsFilterDriver.open({ home: linked })).changes('delta')).to.deep.equal(await driver.changes('delta'));
+      await driver.createReadWrite('rw', 'delta');
+      await driver.get('rw');
+      await driver.put('rw');
+      fs.writeFileSync(path.join(outside, 'secret.txt'), 'outside');
+      const rw = path.join(driver.home, 'rw', 'rw');
+      fs.renameSync(rw, `${rw}.aside`);
+      fs.symlinkSync(outside, rw);
+      expect(await rejectionCode(() => driver.changes('rw'))).to.equal('ERR_LAYER_CORRUPT');
+      expect(await rejectionCode(() => collect(driver.diff('rw')))).to.equal('ERR_LAYER_CORRUPT');
+    });
+  });
+
   describe('a full or read-only store', () => {
     it('create and createReadWrite fail with ERR_IO and leave no staging directory when the parent chain cannot be written', async () => {
       const driver = await openDriver();
