@@ -109,41 +109,32 @@ describe('driver/mounts: the mount lock', () => {
   });
 
   it('releases its lock when the process is out of descriptors (EMFILE), and lets what it did stand when the lock cannot go', async () => {
-    const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown; openSync: (...a: unknown[]) => unknown; unlinkSync: (...a: unknown[]) => unknown };
+    type Calls = { readFileSync: (...a: unknown[]) => unknown; openSync: (...a: unknown[]) => unknown; unlinkSync: (...a: unknown[]) => unknown };
+    const cjs = createRequire(import.meta.url)('node:fs') as Calls;
     const saved = { readFileSync: cjs.readFileSync, openSync: cjs.openSync, unlinkSync: cjs.unlinkSync };
     const table = new MountTable(tempDir());
     const lock = path.join(table.dir, 'x.lock');
-    const emfile = (): never => {
-      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    const failing = (code: string) => (): never => {
+      throw Object.assign(new Error(`${code}: as the test has it`), { code });
     };
-    try {
-      const held = await table.withLock('x', () => {
-        // As when the caller's own work used up every descriptor: nothing can be opened.
-        cjs.readFileSync = emfile;
-        cjs.openSync = emfile;
+    /** withLock, whose work leaves `calls` failing (put back afterwards). */
+    const holdingThenFailing = async (calls: Partial<Calls>, result: string): Promise<string> => {
+      try {
+        return await table.withLock('x', () => {
+          Object.assign(cjs, calls);
+          syncBuiltinESMExports();
+          return result;
+        });
+      } finally {
+        Object.assign(cjs, saved);
         syncBuiltinESMExports();
-        return 'held';
-      });
-      expect(held).to.equal('held');
-    } finally {
-      Object.assign(cjs, saved);
-      syncBuiltinESMExports();
-    }
+      }
+    };
+    // As when the caller's own work used up every descriptor: nothing can be opened.
+    expect(await holdingThenFailing({ readFileSync: failing('EMFILE'), openSync: failing('EMFILE') }, 'held')).to.equal('held');
     expect(fs.existsSync(lock), 'released').to.equal(false);
     // A lock that cannot be removed (a file system gone read-only): the result stands.
-    try {
-      const result = await table.withLock('x', () => {
-        cjs.unlinkSync = () => {
-          throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
-        };
-        syncBuiltinESMExports();
-        return 'counted';
-      });
-      expect(result).to.equal('counted');
-    } finally {
-      Object.assign(cjs, saved);
-      syncBuiltinESMExports();
-    }
+    expect(await holdingThenFailing({ unlinkSync: failing('EROFS') }, 'counted')).to.equal('counted');
   });
 
   it('releases only its own lock: one broken and taken by another while it worked stays', async () => {
