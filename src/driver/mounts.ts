@@ -1,12 +1,13 @@
 /**
  * Mount reference counts, shared by every process that opens the same store (the CLI's
  * `mount` in one process and `unmount` in another must agree). A count lives in
- * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`
- * (mkdir is atomic). The lock holds its owner's pid and a nonce, written whole (a file
- * renamed into place), so that no one reads a half-written owner: a lock whose owner is
- * gone (killed in the middle of a mount) is broken at once, one without an owner after
- * UNOWNED_LOCK_MS (its maker was killed before it wrote one), and one older than
- * STALE_LOCK_MS as well (a pid from another host).
+ * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`. The
+ * lock holds its owner's pid and a nonce; it is made whole beside its place
+ * (`.lock-<id>-<pid>-<hex>`) and renamed there (atomic, and refused while another's lock
+ * is there), so that no lock is ever without its owner: a lock whose owner is gone
+ * (killed in the middle of a mount) is broken at once, one older than STALE_LOCK_MS as
+ * well (a pid from another host), and one without an owner (left half-removed, or by an
+ * older winlayer that made the directory first) after UNOWNED_LOCK_MS.
  * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
  * live holder's lock never looks stale.
  *
@@ -18,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError, isWinLayerError, toWinLayerError } from '../errors.js';
+import { createError, toWinLayerError } from '../errors.js';
 import { checkStoreOwnership, processAlive } from '../store/layer-store.js';
 
 export const MOUNTS_DIR = '.mounts';
@@ -60,8 +61,19 @@ function removeLock(lock: string): void {
   try {
     fs.rmdirSync(lock);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // Gone, or another's lock renamed onto it once it was empty: no longer this one.
+    if (!['ENOENT', 'ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
   }
+}
+
+/** A lock being made: `.lock-<id>-<pid>-<hex>` (no layer id starts with a dot). */
+const PENDING_LOCK_PREFIX = '.lock-';
+
+/** Whether a rename onto a lock failed because the lock is there (held). */
+function isTaken(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  // Windows renames no directory onto an existing one.
+  return code === 'EEXIST' || code === 'ENOTEMPTY' || (code === 'EPERM' && process.platform === 'win32');
 }
 
 /** The owner file of `lock` as lstat sees it (inode and change time), without opening it. */
@@ -138,31 +150,49 @@ export class MountTable {
     const waitMs = options.waitMs ?? this.#waitMs;
     const deadline = Date.now() + waitMs;
     let stamp: string | undefined;
-    for (;;) {
+    // The lock is made whole beside its place (its owner written in it) and renamed there:
+    // it never exists without its owner. A lock made in place and then given its owner could
+    // be judged ownerless while its maker stalled (past UNOWNED_LOCK_MS on a loaded host),
+    // broken and taken by another, and its maker then wrote its owner into that one's lock:
+    // two holders at once.
+    const pending = path.join(this.dir, `${PENDING_LOCK_PREFIX}${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      fs.mkdirSync(pending);
+      fs.writeFileSync(path.join(pending, OWNER_FILE), token);
+    } catch (cause) {
+      // A full disk, say: nothing of it stays to be waited for.
       try {
-        fs.mkdirSync(lock);
+        removeLock(pending);
+      } catch {
+        // swept later: its maker's pid is in its name
+      }
+      throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
+    }
+    try {
+      for (;;) {
         try {
-          const tmp = path.join(lock, `${OWNER_FILE}.tmp`);
-          fs.writeFileSync(tmp, token);
-          fs.renameSync(tmp, path.join(lock, OWNER_FILE));
+          // Its time is the lock's once in place: fresh, however long this waited, or others
+          // would take a lock made before a long wait for one past STALE_LOCK_MS.
+          const now = new Date();
+          fs.utimesSync(pending, now, now);
+          // Atomic; onto an empty directory (a lock being released) it takes its place.
+          fs.renameSync(pending, lock);
+          stamp = ownerStamp(lock);
+          break;
         } catch (cause) {
-          // Broken just as it was made (only a clock that jumped makes a new lock look
-          // stale): this one does not hold it, and tries again.
-          if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          // Its owner could not be written (a full disk): the lock made for it goes too, or
-          // every taker would wait for it to look stale.
-          removeLock(lock);
-          throw cause;
+          if (!isTaken(cause)) throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
+          this.#breakIfStale(id, lock);
+          if (Date.now() >= deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${waitMs} ms`, { id });
+          await new Promise((r) => setTimeout(r, 20));
         }
-        // Its owner file as made, to know it again at release without opening it.
-        stamp = ownerStamp(lock);
-        break;
-      } catch (cause) {
-        if (isWinLayerError(cause)) throw cause;
-        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
-        this.#breakIfStale(id, lock);
-        if (Date.now() >= deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${waitMs} ms`, { id });
-        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      if (stamp === undefined) {
+        try {
+          removeLock(pending);
+        } catch {
+          // swept later
+        }
       }
     }
     const refresh = setInterval(() => {
@@ -208,6 +238,16 @@ export class MountTable {
         } catch {
           // taken or gone meanwhile
         }
+      } else if (n.startsWith(PENDING_LOCK_PREFIX)) {
+        // A lock its maker was killed before it renamed into place.
+        const pid = Number(/-(\d+)-[0-9a-f]+$/.exec(n)?.[1] ?? 0);
+        if (pid <= 0 || processAlive(pid)) continue;
+        try {
+          removeLock(path.join(this.dir, n));
+          removed.push(n);
+        } catch (error) {
+          failed.push({ name: n, error });
+        }
       } else if (n.endsWith('.lock')) {
         try {
           if (this.#breakIfStale(n.slice(0, -'.lock'.length), path.join(this.dir, n))) removed.push(n);
@@ -249,7 +289,11 @@ export class MountTable {
       return false;
     }
     try {
-      if (!lockStale(lock)) return false;
+      // Judged by its owner as it is now, and removed only if that owner is still the one
+      // judged: a breaker that stalled here (past STALE_BREAK_MS, its mark then taken for a
+      // dead breaker's) would otherwise remove the lock another took since.
+      const judged = ownerStamp(lock);
+      if (!lockStale(lock) || ownerStamp(lock) !== judged) return false;
       removeLock(lock);
       return true;
     } catch (cause) {
