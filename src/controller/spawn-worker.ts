@@ -55,8 +55,8 @@ export const WORKER_ENTRY = fs.existsSync(WORKER_BUNDLE) ? WORKER_BUNDLE_ENTRY :
  * each large buffer. So only tars with many
  * entries, or that may have many, get them: not a tar of at most SMALL_TAR_BYTES, over
  * before the young generation grows (many image layers are that small), nor a file with
- * fewer than MANY_HEADER_BLOCKS headers. An export worker gets EXPORT_NODE_OPTIONS for a
- * layer of at least MANY_EXPORT_RECORDS index records (exportHeapOptions).
+ * fewer than MANY_HEADER_BLOCKS headers. A read-only layer's export worker gets
+ * EXPORT_NODE_OPTIONS (exportHeapOptions).
  */
 /** The largest tar an import worker runs with V8's default heap for, whatever it holds. */
 export const SMALL_TAR_BYTES = 1024 * 1024;
@@ -524,25 +524,28 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
 }
 
 /**
- * Index records from which an export worker runs with MANY_ENTRIES_NODE_OPTIONS. Below,
- * the default young generation does not grow far (a 20,000-entry export peaks near 81 MiB
- * either way); a 105,000-entry layer (50,000 of them hard links) exported at 108–111 MiB
- * with V8's defaults and 73 MiB with the options, in about the same time (4.8 s, 5.0 s).
+ * Index records from which a worker that reads a view (the view, `changes`, a read-write
+ * layer's export) runs with MANY_ENTRIES_NODE_OPTIONS. Below, the default young generation
+ * does not grow far; a 105,000-entry layer (50,000 of them hard links) exported at
+ * 108–111 MiB with V8's defaults and 73 MiB with the options, in about the same time.
  */
 export const MANY_EXPORT_RECORDS = 20_000;
 
 /**
- * Heap options for exporting `job.id`: by its record count, or for a read-write layer (no
- * summary of its own), by those of the parents whose view it is compared with.
+ * Heap options for exporting `job.id`: a read-only layer's export always runs with
+ * EXPORT_NODE_OPTIONS, since what it holds per entry is not told by its record count (a
+ * layer of 500 files with 3,000 EAs each exported at 125 MiB with V8's defaults and 76 MiB
+ * with them, paths 4,000 characters deep at 110 and 80 MiB; a 10-file export starts ~10 ms
+ * later); a read-write layer's (no summary of its own) by the records of the parents whose
+ * view it is compared with.
  */
 export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id' | 'parents'>): readonly string[] {
-  let records: number;
   try {
-    records = readLayerInfo(path.join(job.home, job.id)).records;
+    readLayerInfo(path.join(job.home, job.id));
   } catch {
     return heapOptionsFor(recordsOf(job.parents));
   }
-  return records >= MANY_EXPORT_RECORDS ? EXPORT_NODE_OPTIONS : [];
+  return EXPORT_NODE_OPTIONS;
 }
 
 /** Small semi-spaces for a worker that reads `records` index records or more than MANY_EXPORT_RECORDS; else V8's defaults. */
