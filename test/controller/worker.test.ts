@@ -327,6 +327,14 @@ describe('controller: worker processes', function () {
         yield Buffer.alloc(10);
       }
       expect(await argvOf(c, slow()), 'a slow stream').to.deep.equal(large);
+      // A small tar on a chain of many records: the worker may read much of the chain.
+      const parent = path.join(tempDir(), 'p');
+      fs.mkdirSync(path.join(parent, '.winlayer'), { recursive: true });
+      for (const [records, want] of [[MANY_EXPORT_RECORDS - 1, small], [MANY_EXPORT_RECORDS, large]] as const) {
+        fs.writeFileSync(path.join(parent, '.winlayer', 'layer.json'), JSON.stringify({ version: 1, records }));
+        const onChain = (await caught(() => c.writeLayer({ ...job(), parents: [parent] }, Readable.from([Buffer.alloc(10)])))).data;
+        expect(onChain, `a small tar on ${records} parent records`).to.deep.equal(want);
+      }
     });
 
     it('imports through a slow stream and a stream of many small chunks alike (the bytes read before the start are replayed)', async () => {
