@@ -160,12 +160,17 @@ export class MountTable {
       fs.mkdirSync(pending);
       fs.writeFileSync(path.join(pending, OWNER_FILE), token);
     } catch (cause) {
-      // A full disk, say: nothing of it stays to be waited for.
+      // Nothing of it stays to be waited for.
       try {
         removeLock(pending);
       } catch {
         // swept later: its maker's pid is in its name
       }
+      const code = (cause as NodeJS.ErrnoException).code;
+      // A full file system: no lock can be made there, by this process or another, and the
+      // work that frees space (remove, unmount) must still be done: without one, when none
+      // is held (a mount, which needs space, fails on its own).
+      if ((code === 'ENOSPC' || code === 'EDQUOT') && !fs.existsSync(lock)) return await fn();
       throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
     }
     try {

@@ -72,7 +72,7 @@ describe('driver/mounts: the mount lock', () => {
     expect(fs.readdirSync(table.dir)).to.deep.equal(['y.lock']);
   });
 
-  it('on a full disk, takes no lock it cannot write its owner into, and says so rather than waiting on one it cannot break', async () => {
+  it('on a full disk, does the work without a lock when none is held (a remove must free space), and says so rather than waiting on one it cannot break', async () => {
     const full = (): never => {
       throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
     };
@@ -94,9 +94,16 @@ describe('driver/mounts: the mount lock', () => {
     const table = new MountTable(tempDir(), { waitMs: 5_000 });
     const lock = path.join(table.dir, 'x.lock');
     const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'taken', (e: { code?: string; data?: { errno?: string } }) => [e.code, e.data?.errno]);
-    expect(await codeOf(withFull(() => table.withLock('x', () => 'held'), (p) => p.endsWith(`${path.sep}owner`)))).to.deep.equal(['ERR_IO', 'ENOSPC']);
+    expect(await withFull(() => table.withLock('x', () => 'done without a lock'), (p) => p.endsWith(`${path.sep}owner`))).to.equal('done without a lock');
     expect(fs.existsSync(lock), 'no lock').to.equal(false);
     expect(fs.readdirSync(table.dir), 'nothing of the lock it was making').to.deep.equal([]);
+    // Where another holds one, it says so at once: ERR_IO, the disk full.
+    fs.mkdirSync(lock);
+    fs.writeFileSync(path.join(lock, 'owner'), `${process.pid} mine`);
+    const atOnce = Date.now();
+    expect(await codeOf(withFull(() => table.withLock('x', () => 'held'), (p) => p.endsWith(`${path.sep}owner`)))).to.deep.equal(['ERR_IO', 'ENOSPC']);
+    expect(Date.now() - atOnce).to.be.below(2_000);
+    fs.rmSync(lock, { recursive: true });
     expect(await table.withLock('x', () => 'held')).to.equal('held');
     // A dead owner's lock that cannot be broken (its mark cannot be made): ERR_IO at once, not ERR_LAYER_IN_USE after the wait.
     fs.mkdirSync(lock);
