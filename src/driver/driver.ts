@@ -33,7 +33,7 @@ import type { NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -371,8 +371,7 @@ export class WindowsFilterDriver {
       return await work();
     } catch (error) {
       if (isWinLayerError(error) && error.code === 'ERR_CANCELED') throw error;
-      if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
-      throw error;
+      throw this.#unlessGone(id, error);
     }
   }
 
@@ -381,9 +380,13 @@ export class WindowsFilterDriver {
     try {
       return readLayerInfo(this.store.layerPath(id));
     } catch (error) {
-      if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
-      throw error;
+      throw this.#unlessGone(id, error);
     }
+  }
+
+  /** `error`, or ERR_LAYER_NOT_FOUND (caused by it) when layer `id` is gone: another process removed it while it was read. */
+  #unlessGone(id: string, error: unknown): unknown {
+    return this.exists(id) ? error : createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
   }
 
   /**
@@ -429,8 +432,7 @@ export class WindowsFilterDriver {
         // A file a running container removed since it was listed counts for nothing.
         st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)), { throwIfNoEntry: false });
       } catch (cause) {
-        if (!this.exists(id)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, cause);
-        throw toWinLayerError(cause, `layer ${id}: cannot read ${c.path}`, { id, entry: c.path });
+        throw this.#unlessGone(id, toWinLayerError(cause, `layer ${id}: cannot read ${c.path}`, { id, entry: c.path }));
       }
       if (st === undefined || !st.isFile()) continue;
       if (st.nlink > 1) {
@@ -831,13 +833,4 @@ function layerIdOf(name: string): string {
 
 async function* emptyTar(): AsyncGenerator<Uint8Array> {
   yield Buffer.alloc(1024);
-}
-
-/** The names in the store's directory; an error reading it (EMFILE, EACCES) is ERR_IO. */
-function listStore(home: string): string[] {
-  try {
-    return fs.readdirSync(home);
-  } catch (cause) {
-    throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
-  }
 }

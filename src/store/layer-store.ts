@@ -258,13 +258,7 @@ export class LayerStore {
     // a set-aside, a removal) is looked for again: the listing is taken anew, a few times.
     for (let scan = 0; ; scan++) {
       let moved = false;
-      let listing: string[];
-      try {
-        listing = fs.readdirSync(this.home);
-      } catch (cause) {
-        throw toWinLayerError(cause, `cannot read store ${this.home}`, { path: this.home });
-      }
-      const found = this.#dependentIn(listing, names, () => (moved = true));
+      const found = this.#dependentIn(listStore(this.home), names, () => (moved = true));
       if (found !== undefined || !moved || scan === 4) return found;
     }
   }
@@ -434,6 +428,15 @@ function errnoOf(error: unknown): string | undefined {
  * `mkdir -p`, one level at a time. Node's recursive mkdir spins forever on a path where
  * mkdir fails with ENOENT although the parent exists (under /proc, say); here that fails.
  */
+/** The names in the store's directory; an error reading it (EMFILE, EACCES) is ERR_IO. */
+export function listStore(home: string): string[] {
+  try {
+    return fs.readdirSync(home);
+  } catch (cause) {
+    throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
+  }
+}
+
 /**
  * Refuses a store another user could redirect: a HOME owned by another user than this
  * process's (root excepted) lets its owner make `.mounts` (or a leftover's name) a
