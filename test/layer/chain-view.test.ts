@@ -24,13 +24,18 @@ describe('layer/chain-view', () => {
   const record = fc.record({ kind: fc.constantFrom<IndexEntry['kind']>('file', 'directory', 'whiteout', 'link'), name });
   const chain = fc.array(fc.array(record, { maxLength: 12 }), { minLength: 1, maxLength: 3 });
 
+  /** Two views of the same chain of `layers`: one left to stream its answers, one built whole. */
+  function viewsOf(layers: IndexEntry[][]): { streamed: ChainView; whole: ChainView } {
+    const parents = layers.map((records) => layerOf(records));
+    const whole = new ChainView(parents);
+    whole.has('Files'); // builds the whole view
+    return { streamed: new ChainView(parents), whole };
+  }
+
   it('answers an opaque whiteout by streaming the indexes exactly as from the whole view', () => {
     fc.assert(
       fc.property(chain, fc.array(name, { minLength: 1, maxLength: 4 }), (layers, dirs) => {
-        const parents = layers.map((records) => layerOf(records));
-        const streamed = new ChainView(parents);
-        const whole = new ChainView(parents);
-        whole.has('Files'); // builds the whole view
+        const { streamed, whole } = viewsOf(layers);
         for (const dir of dirs) expect(streamed.childrenOf(dir), `${JSON.stringify(layers)} ${dir}`).to.deep.equal(whole.childrenOf(dir));
       }),
       { numRuns: 300 },
@@ -40,10 +45,7 @@ describe('layer/chain-view', () => {
   it('finds the children of several directories (nested ones too) in one pass exactly as the whole view has them', () => {
     fc.assert(
       fc.property(chain, fc.array(name, { minLength: 1, maxLength: 5 }), (layers, dirs) => {
-        const parents = layers.map((records) => layerOf(records));
-        const streamed = new ChainView(parents);
-        const whole = new ChainView(parents);
-        whole.has('Files'); // builds the whole view
+        const { streamed, whole } = viewsOf(layers);
         const found = streamed.prefetchChildren(dirs);
         for (const dir of dirs) {
           const expected = whole.childrenOf(dir);
