@@ -794,7 +794,7 @@ export class WindowsFilterDriver {
           // A link to this layer's symbolic link is one too: not a file, as the link itself.
           rec = target !== undefined && (target.kind === 'file' || target.kind === 'symlink') ? target : { ...asFile, kind: 'file' };
         }
-        const item = itemOf(new ViewEntry(rec.name, root, rec));
+        const item = itemOf(ViewEntry.ofRecord(root, rec));
         if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
         const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
         const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;

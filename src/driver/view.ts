@@ -14,42 +14,48 @@ import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayer
 import { writeAll, type LineSpan } from '../util/lines.js';
 import { caseFoldKey } from '../util/safe-path.js';
 import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime } from '../util/windows.js';
+import { NONE, ViewTree } from './view-tree.js';
 
 const FILES_PREFIX = 'Files/';
 
 /**
- * One visible entry of the view: what resolving and materializing need (kind, hard-link
- * target), and where the rest of its record is, read back from the index when asked for.
- * Holding every record instead cost ~770 bytes of heap an entry: ~324 MiB for a Windows
- * base layer's 440,000 entries, 427 MiB peak RSS in the worker that made its view.
+ * One entry of a view, made when asked for from the view's tree (View.entry): what
+ * resolving and materializing need (kind, hard-link target), and where the rest of its
+ * record is, read back from the index when asked for.
  */
 export class ViewEntry {
-  /** The name below Files/ with `/` separators (`''` is the root); a UtilityVM path for a link target there. */
+  /** Its node in its view's tree; NONE for an entry made from a record alone (ofRecord). */
+  readonly id: number;
+  /** The name below Files/ with `/` separators (`''` is the root), each directory spelled as the view spells it; a UtilityVM path for a link target there. */
   readonly name: string;
   /** The layer that holds the entry. */
   readonly layerRoot: string;
   readonly kind: EntryKind;
-  /** A hard link's target (layer path), as its record holds it. */
-  readonly target: string | undefined;
   /**
    * Hard links: the file the link named when its layer was imported. A later layer may
    * delete or replace that path; the link keeps the content, as an NTFS link would.
    */
-  linkTo: ViewEntry | undefined = undefined;
+  readonly linkTo: ViewEntry | undefined;
   /** The record's place in its layer's index, or the record itself when it is not there (merged directories, UtilityVM targets). */
   readonly #offset: number;
   readonly #length: number;
   readonly #kept: IndexEntry | undefined;
 
-  /** `line` is where indexEntriesSync read `record`; without it the record is kept whole. */
-  constructor(name: string, layerRoot: string, record: IndexEntry, line?: LineSpan) {
+  constructor(id: number, name: string, layerRoot: string, kind: EntryKind, linkTo: ViewEntry | undefined, line: LineSpan | IndexEntry) {
+    this.id = id;
     this.name = name;
     this.layerRoot = layerRoot;
-    this.kind = record.kind;
-    this.target = record.kind === 'link' ? record.target : undefined;
-    this.#offset = line?.offset ?? -1;
-    this.#length = line?.length ?? 0;
-    this.#kept = line === undefined ? record : undefined;
+    this.kind = kind;
+    this.linkTo = linkTo;
+    const kept = 'kind' in line;
+    this.#offset = kept ? -1 : line.offset;
+    this.#length = kept ? 0 : line.length;
+    this.#kept = kept ? line : undefined;
+  }
+
+  /** The entry of `record`, a record of the layer `layerRoot`, outside any view. */
+  static ofRecord(layerRoot: string, record: IndexEntry): ViewEntry {
+    return new ViewEntry(NONE, record.name, layerRoot, record.kind, undefined, record);
   }
 
   /** Where the record is in its layer's index (a byte offset), or -1 for a record kept whole. */
@@ -57,7 +63,7 @@ export class ViewEntry {
     return this.#offset;
   }
 
-  /** The record's name in its layer (`Files/…`). */
+  /** The record's name (`Files/…`), as the view spells it: its layer may spell a directory above it otherwise. */
   get recordName(): string {
     if (this.#kept !== undefined) return this.#kept.name;
     return this.name === '' ? 'Files' : FILES_PREFIX + this.name;
@@ -77,99 +83,132 @@ export class ViewEntry {
 }
 
 /**
- * Resolves the view of `layers` (nearest first). Returns entries keyed by case-folded
- * name below Files/, in an order where a directory comes before its children.
- * `checkpoint` is called once a record read; it throws to stop (a worker whose controller
- * is gone).
+ * A resolved view: its entries by case-folded name below Files/ (`''` is the root), and
+ * the directories no layer names (a layer holds `a/b/c` without `a/b`: Windows made them,
+ * and they stay when what was in them is deleted). Kept as a ViewTree; entries are made
+ * when asked for, never held.
  */
-export function resolveView(layers: readonly string[], checkpoint?: () => void): Map<string, ViewEntry> {
-  const view = new Map<string, ViewEntry>();
+export class View {
+  readonly tree: ViewTree;
+  readonly #layers: readonly string[];
+  /** Records not at a line of their layer's index (merged directories, UtilityVM targets), by node. */
+  readonly #kept: ReadonlyMap<number, IndexEntry>;
+
+  constructor(tree: ViewTree, layers: readonly string[], kept: ReadonlyMap<number, IndexEntry>) {
+    this.tree = tree;
+    this.#layers = layers;
+    this.#kept = kept;
+  }
+
+  /** How many entries the view has (directories no layer names not counted). */
+  get size(): number {
+    return this.tree.size;
+  }
+
+  /** The entry of the case-folded name `key`. */
+  get(key: string): ViewEntry | undefined {
+    const id = this.tree.find(key);
+    return id !== NONE && this.tree.isEntry(id) ? this.entry(id) : undefined;
+  }
+
+  has(key: string): boolean {
+    const id = this.tree.find(key);
+    return id !== NONE && this.tree.isEntry(id);
+  }
+
+  /** The entry of node `id`: one of the view, or one a hard link of it reaches (deleted or replaced since, or in a UtilityVM). */
+  entry(id: number): ViewEntry {
+    const t = this.tree;
+    const layerRoot = this.#layers[t.layer(id)] as string;
+    const kind = t.kind(id);
+    const to = kind === 'link' ? t.linkTo(id) : NONE;
+    const name = t.parent(id) === NONE && id !== t.root ? t.name(id) : t.pathOf(id);
+    const line = this.#kept.get(id) ?? { offset: t.offset(id), length: t.length(id) };
+    return new ViewEntry(id, name, layerRoot, kind === 'implicit' ? 'directory' : kind, to === NONE ? undefined : this.entry(to), line);
+  }
+
+  /** The nodes of the view's entries, a directory before what it holds. */
+  *ids(): Generator<number> {
+    const t = this.tree;
+    const stack = [t.root];
+    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+      if (t.isEntry(id)) yield id;
+      for (const c of t.children(id)) stack.push(c);
+    }
+  }
+
+  *values(): Generator<ViewEntry> {
+    for (const id of this.ids()) yield this.entry(id);
+  }
+
+  /** Entries by case-folded name. */
+  *[Symbol.iterator](): Generator<[string, ViewEntry]> {
+    for (const e of this.values()) yield [caseFoldKey(e.name), e];
+  }
+
+  /** The directories no layer names, each as the first name that needed it spells it. */
+  *implicitDirectories(): Generator<string> {
+    const t = this.tree;
+    const stack = [t.root];
+    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+      if (id !== t.root && t.kind(id) === 'implicit') yield t.pathOf(id);
+      for (const c of t.children(id)) stack.push(c);
+    }
+  }
+}
+
+/**
+ * Resolves the view of `layers` (nearest first). `checkpoint` is called once a record
+ * read; it throws to stop (a worker whose controller is gone).
+ */
+export function resolveView(layers: readonly string[], checkpoint?: () => void): View {
+  const tree = new ViewTree();
+  const kept = new Map<number, IndexEntry>();
   /**
    * Files, symlinks and hard links a nearer layer deleted by name: hcsshim resolves a hard link's
    * target in the parent layers' directories, where such a file still is, so a link may
    * name one. The link keeps its content (see materializeView).
    */
-  const deleted = new Map<string, ViewEntry>();
-  /**
-   * The names below each name, for every name in the view and every directory above one
-   * (a layer may hold `a/b/c` without `a/b`): dropping what lies below a name then visits
-   * that subtree only. A scan of the whole view per deletion or replaced file made this
-   * quadratic: 2.7 s of CPU for a 20,000-file layer, 252 s for one of 105,000 entries.
-   */
-  const below = new Map<string, Set<string>>();
-  const parentKey = (key: string): string => {
-    const slash = key.lastIndexOf('/');
-    return slash === -1 ? '' : key.slice(0, slash);
-  };
-  /** A spelling of each directory `below` knows (caseFoldKey keeps each unit's place: a key's prefix is the name's prefix's key). */
-  const spelled = new Map<string, string>();
-  const place = (key: string, entry: ViewEntry): void => {
-    view.set(key, entry);
-    // Link the name into the tree, and each missing directory above it, up to one already there.
-    for (let k = key; k !== ''; ) {
-      const up = parentKey(k);
-      let kids = below.get(up);
-      const known = kids !== undefined;
-      if (kids === undefined) {
-        kids = new Set();
-        below.set(up, kids);
-        if (up !== '' && !spelled.has(up)) spelled.set(up, entry.name.slice(0, up.length));
-      }
-      if (kids.has(k)) break;
-      kids.add(k);
-      if (known) break;
-      k = up;
-    }
-  };
-  const forget = (key: string): void => {
-    const gone = view.get(key);
+  const deleted = new Map<string, number>();
+  const dying = (id: number): void => {
+    const k = tree.kind(id);
     // A hard link is a file too: a later link may name it, and reaches its content through linkTo.
-    if (gone !== undefined && (gone.kind === 'file' || gone.kind === 'symlink' || gone.kind === 'link')) deleted.set(key, gone);
-    view.delete(key);
-  };
-  const dropBelow = (key: string): void => {
-    const stack = [key];
-    for (let k = stack.pop(); k !== undefined; k = stack.pop()) {
-      const kids = below.get(k);
-      if (kids === undefined) continue;
-      below.delete(k);
-      for (const kid of kids) {
-        forget(kid);
-        stack.push(kid);
-      }
-    }
-  };
-  /** Takes `key` and everything below it out of the view. */
-  const remove = (key: string): void => {
-    forget(key);
-    dropBelow(key);
-    if (key !== '') below.get(parentKey(key))?.delete(key);
+    if (k === 'file' || k === 'symlink' || k === 'link') deleted.set(caseFoldKey(tree.pathOf(id)), id);
   };
   /** The records of the layer being resolved, by name, read when a link of its UtilityVM needs them. */
-  const byName = new Map<string, Map<string, IndexEntry>>();
+  let byName: Map<string, IndexEntry> | undefined;
   const recordsOf = (layerRoot: string) => (): Map<string, IndexEntry> => {
-    let records = byName.get(layerRoot);
-    if (records === undefined) {
-      records = new Map();
-      for (const x of indexEntriesSync(layerRoot)) if (x.kind !== 'whiteout' && x.inherited !== true) records.set(caseFoldKey(x.name), x);
-      byName.set(layerRoot, records);
+    if (byName === undefined) {
+      byName = new Map();
+      for (const x of indexEntriesSync(layerRoot)) if (x.kind !== 'whiteout' && x.inherited !== true) byName.set(caseFoldKey(x.name), x);
     }
-    return records;
+    return byName;
   };
-  const resolveLink = (link: ViewEntry, layerRoot: string): void => {
-    const target = link.target ?? '';
-    const targetKey = caseFoldKey(target.slice(FILES_PREFIX.length));
-    const t = target.startsWith(FILES_PREFIX) ? (view.get(targetKey) ?? deleted.get(targetKey)) : utilityVMFile(recordsOf(layerRoot), layerRoot, target);
-    const resolved = t?.kind === 'link' ? t.linkTo : t;
-    // A hard link to a symbolic link (NTFS makes one) is that link again.
-    if (resolved === undefined || (resolved.kind !== 'file' && resolved.kind !== 'symlink')) {
-      throw createError('ERR_LAYER_CORRUPT', `${link.recordName}: hard link target ${target} is not a file of the chain`, { entry: link.recordName });
+  const resolveLink = (link: number, target: string, layer: number): void => {
+    const layerRoot = layers[layer] as string;
+    let t: number = NONE;
+    if (target.startsWith(FILES_PREFIX)) {
+      const key = caseFoldKey(target.slice(FILES_PREFIX.length));
+      const found = tree.find(key);
+      t = found !== NONE && tree.isEntry(found) ? found : (deleted.get(key) ?? NONE);
+    } else {
+      const r = utilityVMFile(recordsOf(layerRoot), target);
+      if (r !== undefined) {
+        t = tree.addDetached(r.name, r.kind, layer);
+        kept.set(t, r);
+      }
     }
-    link.linkTo = resolved;
+    const resolved = t !== NONE && tree.kind(t) === 'link' ? tree.linkTo(t) : t;
+    // A hard link to a symbolic link (NTFS makes one) is that link again.
+    if (resolved === NONE || (tree.kind(resolved) !== 'file' && tree.kind(resolved) !== 'symlink')) {
+      const name = `Files/${tree.pathOf(link)}`;
+      throw createError('ERR_LAYER_CORRUPT', `${name}: hard link target ${target} is not a file of the chain`, { entry: name });
+    }
+    tree.setLinkTo(link, resolved);
   };
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
-    byName.clear(); // one layer's at a time: a base layer has hundreds of thousands
+    byName = undefined; // one layer's at a time: a base layer has hundreds of thousands
     const info = readLayerInfo(layerRoot);
     const merged = new Map((info.merged ?? []).map((m) => [m.name, m] as const));
     // The index is streamed, twice (deletions first, then entries), not read whole: its text
@@ -178,9 +217,10 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     for (const r of indexEntriesSync(layerRoot)) {
       checkpoint?.();
       if (r.kind !== 'whiteout' || !r.name.startsWith(FILES_PREFIX)) continue;
-      remove(caseFoldKey(r.name.slice(FILES_PREFIX.length)));
+      const id = tree.find(caseFoldKey(r.name.slice(FILES_PREFIX.length)));
+      if (id !== NONE) tree.remove(id, dying);
     }
-    const links: ViewEntry[] = [];
+    const links: { id: number; target: string }[] = [];
     const line: LineSpan = { offset: 0, length: 0 };
     for (const raw of indexEntriesSync(layerRoot, line)) {
       checkpoint?.();
@@ -189,107 +229,72 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       const r = mergedRecord ?? raw;
       // The Files directory itself is the view's root, name ''.
       const name = r.name === 'Files' ? '' : r.name.slice(FILES_PREFIX.length);
-      const key = caseFoldKey(name);
       const isDir = r.kind === 'directory' && ((r.attributes ?? 0) & FILE_ATTRIBUTE_DIRECTORY) !== 0;
-      const prior = view.get(key);
-      // A non-directory replaces whatever the lower layers had below that name.
-      if (!isDir || (prior !== undefined && prior.kind !== 'directory')) dropBelow(key);
       // A merged directory's record is in layer.json, not at this line: kept whole (there are few).
-      const entry = new ViewEntry(name, layerRoot, r, mergedRecord === undefined ? line : undefined);
+      const offset = mergedRecord === undefined ? line.offset : -1;
+      const length = mergedRecord === undefined ? line.length : 0;
+      const id = place(tree, name, r.kind, isDir, i, offset, length, dying);
+      if (mergedRecord !== undefined) kept.set(id, mergedRecord);
       // A link to the parents' file (its layer added the name only after it) is resolved
       // where it stands: the entries placed so far are not of that name.
-      if (r.kind === 'link' && r.parentTarget === true) resolveLink(entry, layerRoot);
-      else if (r.kind === 'link') links.push(entry);
-      place(key, entry);
+      if (r.kind === 'link' && r.parentTarget === true) resolveLink(id, r.target ?? '', i);
+      else if (r.kind === 'link') links.push({ id, target: r.target ?? '' });
     }
     // Links last: their targets are this layer's files or the lower layers' (or, in a base
     // layer, a file of its UtilityVM).
-    for (const link of links) resolveLink(link, layerRoot);
+    for (const link of links) resolveLink(link.id, link.target, i);
   }
-  // Directories a layer made without an entry of their own (it holds `a/b/c`, not `a/b`):
-  // Windows made them, and they stay when what was in them is deleted.
-  const implicit = new Map<string, string>();
-  for (const key of below.keys()) if (key !== '' && !view.has(key)) implicit.set(key, spelled.get(key) ?? key);
-  implicitOf.set(view, implicit);
-  return view;
+  return new View(tree, layers, kept);
 }
-
-const implicitOf = new WeakMap<ReadonlyMap<string, ViewEntry>, ReadonlyMap<string, string>>();
 
 /**
- * The directories of a view that no layer names (resolveView), by case-folded name, with
- * a spelling; they are made in the view, and compared, as directories.
+ * Puts the record of `name` (`kind`, of layer `layer`, at `offset`/`length` of its index)
+ * in the tree, with the directories above it that are not there yet (implicit, spelled as
+ * `name` spells them). A non-directory replaces whatever the lower layers had below that
+ * name; a directory over a directory keeps what is in it. Returns its node.
  */
-export function implicitDirectories(view: ReadonlyMap<string, ViewEntry>): ReadonlyMap<string, string> {
-  return implicitOf.get(view) ?? new Map();
+function place(tree: ViewTree, name: string, kind: EntryKind, isDir: boolean, layer: number, offset: number, length: number, dying: (id: number) => void): number {
+  let parent = tree.root;
+  let from = 0;
+  let prior = tree.root;
+  let base = '';
+  if (name !== '') {
+    for (;;) {
+      const slash = name.indexOf('/', from);
+      base = slash === -1 ? name.slice(from) : name.slice(from, slash);
+      const next = tree.child(parent, caseFoldKey(base));
+      if (slash === -1) {
+        prior = next;
+        break;
+      }
+      parent = next !== NONE ? next : tree.add(parent, base, 'implicit', 0, -1, 0);
+      from = slash + 1;
+    }
+  }
+  if (prior === NONE) return tree.add(parent, base, kind, layer, offset, length);
+  const priorKind = tree.kind(prior);
+  if (!isDir || (priorKind !== 'directory' && priorKind !== 'implicit')) tree.removeChildren(prior, dying);
+  // A file a hard link may have reached stays as it was, for the link; a directory is no link's target.
+  if (priorKind === 'directory' || priorKind === 'implicit' || prior === tree.root) {
+    tree.update(prior, prior === tree.root ? '' : base, kind, layer, offset, length);
+    return prior;
+  }
+  tree.remove(prior);
+  return tree.add(parent, base, kind, layer, offset, length);
 }
 
-/** The file `target` of a layer's own UtilityVM, following its links there; not part of the view. */
-function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, layerRoot: string, target: string): ViewEntry | undefined {
+/** The record of the file `target` of a layer's own UtilityVM, following its links there; not part of the view. */
+function utilityVMFile(records: () => ReadonlyMap<string, IndexEntry>, target: string): IndexEntry | undefined {
   let name = target;
   for (let hops = 0; hops < 2 && isUtilityVMFilesName(name); hops++) {
     const r = records().get(caseFoldKey(name));
     if (r === undefined) return undefined;
-    if (r.kind === 'file') return new ViewEntry(r.name, layerRoot, r);
+    if (r.kind === 'file') return r;
     if (r.kind !== 'link' || r.target === undefined) return undefined;
     name = r.target;
   }
   return undefined;
 }
-
-/**
- * Where the names of a view go below its directory. Layers may spell one directory
- * differently (`Windows` in one, `WINDOWS` in the next); on NTFS that is one directory, and
- * so it is here: a name's parent is found by its case-folded name, and a directory takes
- * the spelling of its own view entry, or, when no layer names it, of the first name that
- * needs it. `dir` gives a directory's path, `entry` any other name's (its parent's path,
- * a slash, its own last component).
- */
-function hostNames(view: ReadonlyMap<string, ViewEntry>): { dir: (name: string) => string; entry: (name: string) => string } {
-  const placed = new Map<string, string>([['', '']]);
-  const dir = (name: string): string => {
-    const key = caseFoldKey(name);
-    const known = placed.get(key);
-    if (known !== undefined) return known;
-    // Up to the nearest placed ancestor, then each missing one placed on the way down
-    // (iterative: a path may have thousands of levels). caseFoldKey keeps every UTF-16
-    // unit's place, so a key's prefix is its name prefix's key.
-    const missing: { name: string; key: string }[] = [];
-    let n = name;
-    let k = key;
-    let host = placed.get(k);
-    while (host === undefined) {
-      missing.push({ name: n, key: k });
-      const slash = n.lastIndexOf('/');
-      n = slash === -1 ? '' : n.slice(0, slash);
-      k = slash === -1 ? '' : k.slice(0, slash);
-      host = placed.get(k);
-    }
-    for (let i = missing.length - 1; i >= 0; i--) {
-      const m = missing[i] as { name: string; key: string };
-      const own = view.get(m.key);
-      const spelled = own !== undefined && own.kind === 'directory' ? own.name : m.name;
-      const base = spelled.slice(spelled.lastIndexOf('/') + 1);
-      host = host === '' ? base : `${host}/${base}`;
-      placed.set(m.key, host);
-    }
-    return host;
-  };
-  let lastParent: string | undefined;
-  let lastParentHost = '';
-  const entry = (name: string): string => {
-    const slash = name.lastIndexOf('/');
-    if (slash === -1) return name;
-    const parent = name.slice(0, slash);
-    if (parent !== lastParent) {
-      lastParentHost = dir(parent);
-      lastParent = parent;
-    }
-    return `${lastParentHost}/${name.slice(slash + 1)}`;
-  };
-  return { dir, entry };
-}
-
 /** The export item (data range, metadata) of a view entry; its record is read through `reader` when given. */
 export function itemOf(e: ViewEntry, reader?: IndexRecordReader): ExportItem {
   return itemFromRecord(e.layerRoot, path.join(e.layerRoot, INDEX_DIR, STREAMS_FILE), e.recordFrom(reader));
@@ -366,7 +371,7 @@ const PROGRESS_MS = 100;
  * ERR_PATH_TOO_LONG naming its entry.
  */
 export function materializeView(
-  view: Map<string, ViewEntry>,
+  view: View,
   dest: string,
   onProgress?: (p: { entries: number; bytes: number }) => void,
   checkpoint?: () => void,
@@ -410,8 +415,14 @@ export function materializeView(
  * first (an entry written, for progress), not for the links, symbolic links and directory
  * times done after all entries.
  */
+
+/**
+ * `step(e, counts)` is called before each piece of work on entry `e`: `counts` for its
+ * first (an entry written, for progress), not for the links, symbolic links and directory
+ * times done after all entries.
+ */
 function materialize(
-  view: Map<string, ViewEntry>,
+  view: View,
   dest: string,
   items: ViewItems,
   copyRange: (range: ByteRange, out: number) => void,
@@ -420,30 +431,20 @@ function materialize(
   // Layer by layer, in index order: each index is then read in blocks, not a record at a
   // time, and a layer's entries of one directory mostly follow one another. Parents are
   // made as their children need them; directory times are set at the end.
-  const byLayer = new Map<string, ViewEntry[]>();
-  for (const e of view.values()) {
-    let list = byLayer.get(e.layerRoot);
-    if (list === undefined) {
-      list = [];
-      byLayer.set(e.layerRoot, list);
-    }
-    list.push(e);
-  }
-  const entries: ViewEntry[] = [];
-  for (const list of byLayer.values()) {
-    list.sort((a, b) => a.indexOffset - b.indexOffset);
-    for (const e of list) entries.push(e);
-  }
-  byLayer.clear();
-  const hostOf = hostNames(view);
+  const tree = view.tree;
+  const order = Int32Array.from(view.ids());
+  order.sort((a, b) => tree.layer(a) - tree.layer(b) || tree.offset(a) - tree.offset(b));
   let madeDir = '';
-  const links: ViewEntry[] = [];
+  /** Nodes: hard links, and directories with their times (set last). */
+  const links: number[] = [];
   const symlinks: { e: ViewEntry; at: string; target: string; atime: number | Date; mtime: number | Date }[] = [];
-  const dirTimes: { e: ViewEntry; at: string; atime: number | Date; mtime: number | Date }[] = [];
-  for (const e of entries) {
+  const dirs: number[] = [];
+  const dirTimes: (number | Date)[] = [];
+  for (const id of order) {
+    const e = view.entry(id);
     step(e, true);
     if (e.name === '') continue;
-    const at = path.join(dest, e.kind === 'directory' ? hostOf.dir(e.name) : hostOf.entry(e.name));
+    const at = path.join(dest, e.name);
     // Parents a layer created implicitly have no record of their own. They are made now for
     // hard and symbolic links too, while no symbolic link exists that a path could pass through.
     const dir = path.dirname(at);
@@ -452,7 +453,7 @@ function materialize(
       madeDir = dir;
     }
     if (e.kind === 'link') {
-      links.push(e);
+      links.push(id);
       continue;
     }
     const it = items.of(e);
@@ -464,7 +465,8 @@ function materialize(
     }
     if (e.kind === 'directory') {
       fs.mkdirSync(at, { recursive: true });
-      dirTimes.push({ e, at, ...times });
+      dirs.push(id);
+      dirTimes.push(times.atime, times.mtime);
       continue;
     }
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
@@ -475,13 +477,14 @@ function materialize(
       fs.closeSync(fd);
     }
   }
-  /** A target whose own path the view does not show: the first of its links, which holds its content. */
-  const standIns = new Map<ViewEntry, string>();
-  for (const e of links) {
+  /** A target whose own path the view does not show, by node: the first of its links, which holds its content. */
+  const standIns = new Map<number, string>();
+  for (const id of links) {
+    const e = view.entry(id);
     step(e, false);
     const target = e.linkTo;
     if (target === undefined) throw createError('ERR_LAYER_CORRUPT', `${e.recordName}: unresolved hard link`, { entry: e.recordName });
-    const at = path.join(dest, hostOf.entry(e.name));
+    const at = path.join(dest, e.name);
     if (target.kind === 'symlink') {
       const it = items.of(target);
       const info = it.kind === 'entry' ? it.info : undefined;
@@ -494,18 +497,18 @@ function materialize(
       });
       continue;
     }
-    if (view.get(caseFoldKey(target.name)) === target) {
-      fs.linkSync(path.join(dest, hostOf.entry(target.name)), at);
+    if (tree.isAlive(target.id)) {
+      fs.linkSync(path.join(dest, target.name), at);
       continue;
     }
     // The target's path was deleted or replaced above: its first link holds the content,
     // and its other links are names of that file, as they are of one file in the layers.
-    const standIn = standIns.get(target);
+    const standIn = standIns.get(target.id);
     if (standIn !== undefined) {
       fs.linkSync(standIn, at);
       continue;
     }
-    standIns.set(target, at);
+    standIns.set(target.id, at);
     const it = items.of(target);
     const fd = fs.openSync(at, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     try {
@@ -520,9 +523,9 @@ function materialize(
   }
   // Directories no layer names, left empty by deletions (the others exist by now), before
   // any symbolic link exists that a path could pass through.
-  for (const name of implicitDirectories(view).values()) {
+  for (const name of view.implicitDirectories()) {
     try {
-      fs.mkdirSync(path.join(dest, hostOf.dir(name)), { recursive: true });
+      fs.mkdirSync(path.join(dest, name), { recursive: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(`Files/${name}`, error);
       throw error;
@@ -536,9 +539,10 @@ function materialize(
   }
   // Directory times last, when nothing more is made in them (a utimes of a directory's
   // child leaves the directory's own times alone: their order does not matter).
-  for (const d of dirTimes) {
-    step(d.e, false);
-    fs.utimesSync(d.at, d.atime, d.mtime);
+  for (const [i, id] of dirs.entries()) {
+    const e = view.entry(id);
+    step(e, false);
+    fs.utimesSync(path.join(dest, e.name), dirTimes[2 * i] as number | Date, dirTimes[2 * i + 1] as number | Date);
   }
 }
 

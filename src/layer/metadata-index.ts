@@ -20,6 +20,7 @@ import { createError } from '../errors.js';
 import { LineWriter, readAt, readLinesSync, type LineSpan } from '../util/lines.js';
 import { recentTexts } from '../util/recent-texts.js';
 import type { FileBasicInfo } from '../util/windows.js';
+import { caseFoldKey } from '../util/safe-path.js';
 
 export const INDEX_DIR = '.winlayer';
 export const LAYER_INFO_FILE = 'layer.json';
@@ -399,7 +400,8 @@ export class IndexRecordReader {
     } catch {
       record = undefined; // reported below, by where it was looked for
     }
-    if (record?.name !== name) {
+    // The view spells a directory above a record as its nearest layer does, which may differ in case.
+    if (record === undefined || (record.name !== name && caseFoldKey(record.name) !== caseFoldKey(name))) {
       throw createError('ERR_LAYER_CORRUPT', `${file}: the record of ${name} is no longer at byte ${span.offset}`, { path: file, entry: name });
     }
     return record;
