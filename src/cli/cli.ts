@@ -171,7 +171,7 @@ const COMMANDS: Record<string, Command> = {
       const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
       const json = v['json'] === true;
       let count = 0;
-      await driver.forEachChange(id, (c) => out.add(json ? (count++ === 0 ? '[' : ',') + JSON.stringify(c) : `${letter[c.kind]} ${c.path}\n`));
+      await driver.forEachChange(id, (c) => out.add(json ? (count++ === 0 ? '[' : ',') + JSON.stringify(c) : `${letter[c.kind]} ${shownPath(c.path)}\n`));
       await out.end(json ? (count === 0 ? '[]\n' : ']\n') : '');
     },
   },
@@ -522,4 +522,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (interruptedBy !== undefined) return interruptedBy === 'SIGINT' ? 130 : 143;
     return isUsage ? 2 : 1;
   }
+}
+
+/**
+ * A path as a `changes` line shows it: as it is, or as a JSON string when it holds a
+ * control character (a container file named `x\nD Files` would print a second, forged
+ * line), a backslash, or starts with a quote; a path shown starting with `"` is JSON.
+ */
+export function shownPath(p: string): string {
+  return /[\u0000-\u001f\u007f\\]/.test(p) || p.startsWith('"') ? JSON.stringify(p) : p;
 }

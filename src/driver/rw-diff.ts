@@ -23,6 +23,8 @@ import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-builder.js';
+import { MAX_FILETIME } from '../convert/file-info.js';
+import { encodeReparsePoint } from '../backup/reparse.js';
 import { ChainView } from '../layer/chain-view.js';
 import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
@@ -61,10 +63,17 @@ export async function* readWriteLayerTar(
   checkpoint?: () => void,
 ): AsyncGenerator<Uint8Array> {
   const rw = path.join(layerRoot, RW_DIR);
-  const view = resolveView(parents, checkpoint);
-  // Never mounted: no change, and the same tar as a container mounted and left as it was.
-  const comparison = fs.existsSync(rw) ? compareWithView(rw, view, checkpoint) : { changes: [], found: new Map<string, Found>(), keptLinks: new Map<string, number[]>() };
-  yield* streamLayerTar(counted(entriesOfChanges(rw, view, comparison), onProgress));
+  try {
+    const view = resolveView(parents, checkpoint);
+    // Never mounted: no change, and the same tar as a container mounted and left as it was.
+    const comparison = fs.existsSync(rw) ? compareWithView(rw, view, checkpoint) : { changes: [], found: new Map<string, Found>(), keptLinks: new Map<string, number[]>() };
+    yield* streamLayerTar(counted(entriesOfChanges(rw, view, comparison), onProgress));
+  } catch (error) {
+    const id = path.basename(layerRoot);
+    // A removal renames the layer away first: what the export then fails to find is gone, not damaged.
+    if (!fs.existsSync(layerRoot)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
+    throw toWinLayerError(error, `export of read-write layer ${id} failed`, { id });
+  }
 }
 
 /** Passes `entries` on, telling `onProgress` (at most every 100 ms, and at the end) how many went and their data bytes. */
@@ -132,6 +141,8 @@ interface Found {
   name: string;
   kind: HostKind;
   inode?: string;
+  /** Its number of names, for a regular file with more than one. */
+  links?: number;
 }
 
 type HostKind = 'file' | 'directory' | 'symlink' | 'other';
@@ -224,7 +235,7 @@ function resolveLink(e: ViewEntry): ViewEntry | undefined {
  * the writable directory was made (`madeNs`: a write that kept its size and set its time
  * back, as `cp -p` or `tar x` do) is compared byte for byte with the parent's data.
  */
-function sameFile(entry: ViewEntry, kind: HostKind, stat: fs.BigIntStats, at: string, items: ViewItems, madeNs: bigint | undefined): boolean {
+function sameFile(entry: ViewEntry, kind: HostKind, stat: fs.BigIntStats, rwDir: string, at: string, items: ViewItems, madeNs: bigint | undefined): boolean {
   const e = resolveLink(entry);
   if (e === undefined) return false;
   const k = kindOf(e);
@@ -236,13 +247,25 @@ function sameFile(entry: ViewEntry, kind: HostKind, stat: fs.BigIntStats, at: st
   if (BigInt(item.data?.length ?? 0) !== stat.size || !mtimeMatches(unixNsFromFiletime(item.info.lastWriteTime), stat.mtimeNs / 1000n)) return false;
   // Changed in the mark's own tick or after: compared (a coarse clock gives both one time).
   if (madeNs === undefined || stat.ctimeNs < madeNs || item.data === undefined) return true;
-  return sameBytes(item.data, at);
+  return sameBytes(item.data, at, rwDir);
 }
 
-/** Whether the file at `at` holds exactly the bytes of `range` (their lengths are equal). */
-function sameBytes(range: ByteRange, at: string): boolean {
-  const fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+/**
+ * Whether the file at `at` holds exactly the bytes of `range` (their lengths are equal).
+ * Opened as hostFileChunks opens a file (a FIFO swapped in does not block); one that
+ * cannot be read (`chmod 000`) or is no longer a file counts as changed.
+ */
+function sameBytes(range: ByteRange, at: string, rwDir: string): boolean {
+  let fd: number;
   try {
+    fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ENXIO') return false;
+    throw error;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile() || !openedInside(fd, rwDir)) return false;
     let done = 0;
     let ours = Buffer.alloc(0);
     for (const expected of rangeChunks(range)) {
@@ -331,20 +354,23 @@ export function compareWithView(rwDir: string, view: View, checkpoint?: () => vo
       const child = node === NONE ? NONE : tree.child(node, key);
       if (child !== NONE) tree.mark(child);
       let change: ChangeKind | undefined;
-      if (child === NONE || !tree.isEntry(child)) {
-        // A directory a layer made implicitly (it holds `a/b/c` and no `a/b`) is in the view too.
-        if (!(kind === 'directory' && child !== NONE)) change = 'add';
+      if (child === NONE) {
+        change = 'add';
+      } else if (!tree.isEntry(child)) {
+        // A directory a layer made implicitly (it holds `a/b/c` and no `a/b`) is in the view
+        // too: replaced, or renamed in case, it is modified, as a named one is.
+        if (kind !== 'directory' || tree.name(child) !== name) change = 'modify';
       } else {
         // A name whose case changed (`mv a.txt A.TXT`) is a change Windows shows: the entry
         // goes in the layer under its new name. Only its own name counts: what is below a
         // renamed directory is the same.
         const prior = view.entry(child);
-        if (baseName(prior.name) !== name || !sameFile(prior, kind, stat, path.join(rwDir, r), items, madeNs)) change = 'modify';
+        if (baseName(prior.name) !== name || !sameFile(prior, kind, stat, rwDir, path.join(rwDir, r), items, madeNs)) change = 'modify';
       }
       const inode = kind === 'file' && stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
       if (change !== undefined) {
         changes.push({ path: `Files/${r}`, kind: change });
-        found.set(caseFoldKey(r), { name: r, kind, ...(inode === undefined ? {} : { inode }) });
+        found.set(caseFoldKey(r), { name: r, kind, ...(inode === undefined ? {} : { inode, links: Number(stat.nlink) }) });
       } else if (inode !== undefined) {
         linked.push(Number(stat.dev), Number(stat.ino), child);
       }
@@ -385,7 +411,7 @@ export function compareWithView(rwDir: string, view: View, checkpoint?: () => vo
  * for a symbolic link (or a FIFO) after its header was written cannot put another file's
  * bytes in the tar (or stall the export).
  */
-export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: string): AsyncGenerator<Uint8Array> {
+export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: string, rwDir: string): AsyncGenerator<Uint8Array> {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
@@ -394,7 +420,7 @@ export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: s
   }
   try {
     const now = fs.fstatSync(fd, { bigint: true });
-    if (!now.isFile() || now.ino !== st.ino || now.dev !== st.dev) {
+    if (!now.isFile() || now.ino !== st.ino || now.dev !== st.dev || !openedInside(fd, rwDir)) {
       throw createError('ERR_IO', `container file ${entry} was replaced while it was exported`, { entry });
     }
     // Its size when found: a file that grew since gives what it held then.
@@ -409,6 +435,35 @@ export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: s
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Whether the open file `fd` is below the directory `rwDir`, as the kernel resolved it.
+ * O_NOFOLLOW guards only a path's last name: a container that swaps a directory above the
+ * file for a symbolic link (`zz` → `/etc`) between the export's stat and its open would
+ * have it read a host file, with the identity the stat saw through the same link. Where
+ * the host does not tell an open file's path (no /proc), true: the identity check stays.
+ */
+function openedInside(fd: number, rwDir: string): boolean {
+  let real: string;
+  try {
+    real = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return true;
+  }
+  return real.startsWith(realDirectory(rwDir) + path.sep);
+}
+
+const realDirectories = new Map<string, string>();
+
+/** The real path of `dir` (the writable directory), found once. */
+function realDirectory(dir: string): string {
+  let real = realDirectories.get(dir);
+  if (real === undefined) {
+    real = fs.realpathSync(dir);
+    realDirectories.set(dir, real);
+  }
+  return real;
 }
 
 /** An alternate data stream of a parent layer's entry, as the tar builder takes it: read when written. */
@@ -456,12 +511,13 @@ function hostTimes(s: fs.BigIntStats, creation: bigint | undefined): BuilderTime
   };
 }
 
-/** The security descriptor of the nearest directory above `name` in the view. */
+/** The security descriptor of the nearest directory above `name` in the view (a directory there too). */
 function inheritedSecurity(name: string, view: View, items: ViewItems): Uint8Array | undefined {
   let dir = parentName(name);
   for (;;) {
     const e = view.get(caseFoldKey(dir));
-    if (e !== undefined) {
+    // The view's entry of that name, if a directory: a file the container replaced by a directory is not one.
+    if (e !== undefined && e.kind === 'directory') {
       const item = items.of(e);
       if (item.kind === 'entry' && item.meta.securityDescriptor !== undefined) return item.meta.securityDescriptor;
     }
@@ -504,8 +560,26 @@ function linkTargetOf(rwDir: string, name: string, layerPath: string): string {
  */
 function checkLinkTarget(layerPath: string, target: string): void {
   const why = target.includes('\\') ? 'a backslash reads as a separator' : /^[A-Za-z]:/.test(target) ? 'a target starting with a drive letter and a colon names a drive' : undefined;
-  if (why === undefined) return;
-  throw createError('ERR_PATH_INVALID', `container symbolic link ${JSON.stringify(layerPath)} -> ${JSON.stringify(target)}: on Windows ${why}`, { entry: layerPath, target });
+  if (why !== undefined) throw createError('ERR_PATH_INVALID', `container symbolic link ${JSON.stringify(layerPath)} -> ${JSON.stringify(target)}: on Windows ${why}`, { entry: layerPath, target });
+  // Its reparse point must fit 16 KiB, as an import checks (a target of ~4,000 characters).
+  try {
+    encodeReparsePoint({ target: windowsLinkTarget(target), isMountPoint: false });
+  } catch (cause) {
+    throw createError('ERR_REPARSE_INVALID', `container symbolic link ${JSON.stringify(layerPath)}: its target of ${target.length} characters does not fit a Windows reparse point`, { entry: layerPath }, cause);
+  }
+}
+
+/** The most names NTFS gives one file (an import refuses a link past it). */
+const MAX_NAMES = 1024;
+
+/** Refuses a container file whose modification time Windows cannot hold (before 1601, after 30828): its tar would not import. */
+function checkTimes(layerPath: string, s: fs.BigIntStats): void {
+  const ft = filetimeFromUnixNs(s.mtimeNs);
+  if (ft >= 0n && ft <= MAX_FILETIME) return;
+  throw createError('ERR_PAX_RECORD_INVALID', `container file ${JSON.stringify(layerPath)}: its modification time (${String(s.mtimeNs)} ns from 1970) is outside what Windows holds (1601 to 30828)`, {
+    entry: layerPath,
+    key: 'mtime',
+  });
 }
 
 /**
@@ -569,7 +643,7 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
     }
     if (s.isSymbolicLink()) {
       if (++hops > MAX_LINK_HOPS) return false;
-      const target = fs.readlinkSync(at);
+      const target = containerLinkTarget(fs.readlinkSync(at));
       parts = lexicalParts([...(target.startsWith('/') ? [] : parts.slice(0, i)), ...target.split('/'), ...parts.slice(i + 1)]);
       i = -1;
     } else if (i === parts.length - 1) {
@@ -577,6 +651,16 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
     }
   }
   return true; // the container's root
+}
+
+/**
+ * A link's target as a path in the container: the view keeps a parent layer's absolute
+ * Windows target as written (a junction `Documents and Settings` → `C:\\Users`), which
+ * inside the container is its own `C:` drive, its root.
+ */
+function containerLinkTarget(target: string): string {
+  const drive = /^(?:\\\\\?\\|\\\?\?\\)?[A-Za-z]:(?:[\\/]|$)/.exec(target);
+  return drive === null ? target : `/${target.slice(drive[0].length).replaceAll('\\', '/')}`;
 }
 
 /** The stat of `file`, or undefined for any failure (missing, below a file, a name too long): a link through it leads nowhere. */
@@ -609,6 +693,10 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
     const f = found.get(caseFoldKey(c.path.slice('Files/'.length)));
     if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
     if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, f.name, c.path));
+    if (f !== undefined && f.kind !== 'other') checkTimes(c.path, fs.lstatSync(path.join(rwDir, f.name), { bigint: true }));
+    if (f?.links !== undefined && f.links > MAX_NAMES) {
+      throw createError('ERR_LINK_TARGET_INVALID', `container file ${JSON.stringify(c.path)} has ${f.links} names: NTFS gives a file at most ${MAX_NAMES}`, { entry: c.path, links: f.links });
+    }
     // Windows' import writes a directory's metadata beside it as `<name>.$wcidirs$`, a name
     // that must fit in 255 units (and, on this host, bytes) too.
     if (f?.kind === 'directory' && Buffer.byteLength(baseName(c.path)) + WCIDIRS_SUFFIX.length > 255) {
@@ -701,14 +789,14 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
       }
       const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
       const prior = seen === undefined ? undefined : resolveLink(seen);
-      const priorItem = prior === undefined ? undefined : items.of(prior);
+      // What replaced an entry of another kind is a new object: none of that entry's metadata.
+      const priorItem = prior === undefined || kindOf(prior) !== kind ? undefined : items.of(prior);
       const own = priorItem?.kind === 'entry' ? priorItem : undefined;
       const times = hostTimes(s, own?.info.creationTime);
       const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items);
       // Alternate data streams are not in the container's directory: a file or directory
-      // edited in place (or renamed in case) keeps its parent's, as it would on Windows; one
-      // that replaced an entry of another kind is a new object, without them.
-      const streams = own !== undefined && prior !== undefined && kindOf(prior) === kind ? own.streams.map(builderStream) : [];
+      // edited in place (or renamed in case) keeps its parent's, as it would on Windows.
+      const streams = own !== undefined ? own.streams.map(builderStream) : [];
       const common = {
         name: c.path,
         times,
@@ -731,7 +819,7 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
           ...common,
           type: 'file',
           attributes,
-          data: { size, chunks: () => (size === 0 ? [] : hostFileChunks(file, s, c.path)) },
+          data: { size, chunks: () => (size === 0 ? [] : hostFileChunks(file, s, c.path, rwDir)) },
         };
       }
     }

@@ -177,6 +177,8 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
   };
   /** The records of the layer being resolved, by name, read when a link of its UtilityVM needs them. */
   let byName: Map<string, IndexEntry> | undefined;
+  /** The layer's UtilityVM files that its links reached, by folded name: two links to one are one file in the view too. */
+  const utilityVMNodes = new Map<string, number>();
   const recordsOf = (layerRoot: string) => (): Map<string, IndexEntry> => {
     if (byName === undefined) {
       byName = new Map();
@@ -194,8 +196,13 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     } else {
       const r = utilityVMFile(recordsOf(layerRoot), target);
       if (r !== undefined) {
-        t = tree.addDetached(r.name, r.kind, layer);
-        kept.set(t, r);
+        const key = caseFoldKey(r.name);
+        t = utilityVMNodes.get(key) ?? NONE;
+        if (t === NONE) {
+          t = tree.addDetached(r.name, r.kind, layer);
+          kept.set(t, r);
+          utilityVMNodes.set(key, t);
+        }
       }
     }
     const resolved = t !== NONE && tree.kind(t) === 'link' ? tree.linkTo(t) : t;
@@ -209,6 +216,7 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
     byName = undefined; // one layer's at a time: a base layer has hundreds of thousands
+    utilityVMNodes.clear();
     const info = readLayerInfo(layerRoot);
     const merged = new Map((info.merged ?? []).map((m) => [m.name, m] as const));
     // The index is streamed, twice (deletions first, then entries), not read whole: its text

@@ -318,9 +318,11 @@ describe('store: safety', function () {
 
   it("cleans a staging directory whose owner is a zombie, and keeps a running owner's", async function () {
     if (process.platform !== 'linux') this.skip();
-    // `sleep 0` exits and its parent (exec'd into `sleep 5`) never collects it: a zombie, as a
-    // worker orphaned under a PID 1 that reaps nothing.
-    const child = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // `true` exits and its parent, a Node process blocked in Atomics.wait, never collects it: a
+    // zombie, as a worker orphaned under a PID 1 that reaps nothing. (A shell that starts it
+    // and then execs may collect it first, when it exits before the exec.)
+    const parent = "const c = require('child_process').spawn('true'); require('fs').writeSync(1, c.pid + '\\n'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5000);";
+    const child = spawn(process.execPath, ['-e', parent], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number((await once(child.stdout, 'data'))[0].toString().trim());
       const deadline = Date.now() + 5000;

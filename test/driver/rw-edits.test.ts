@@ -1,0 +1,179 @@
+/**
+ * Read-write layers: container edits that the comparison or the export once got wrong.
+ */
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { shownPath } from '../../src/cli/cli.js';
+import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
+import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { securityDescriptorFromSddl } from '../../src/security/sddl-parse.js';
+import { readTar } from '../../src/tar/reader.js';
+import { feedInChunks } from '../helpers/chunks.js';
+import { baseLayer } from '../helpers/layers.js';
+import { cleanupTemp, rejection, tempDir } from '../helpers/store.js';
+
+const sd = CRANE_SECURITY_DESCRIPTOR;
+/** Another descriptor, for a file whose own must not pass to what replaces it. */
+const fileSd = securityDescriptorFromSddl('O:SYG:SYD:P(A;;FR;;;WD)');
+
+async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Each entry of `tar` by name: its PAX records and type flag. */
+async function entries(tar: Buffer): Promise<Map<string, { pax: Record<string, string>; type: string }>> {
+  const out = new Map<string, { pax: Record<string, string>; type: string }>();
+  for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+    out.set(e.header.name, { pax: e.header.pax, type: e.header.typeflag });
+    for await (const _ of e.body) void _;
+  }
+  return out;
+}
+
+async function mounted(parent: BuilderEntry[], inProcess = false, home = path.join(tempDir(), 'home')): Promise<{ driver: WindowsFilterDriver; dir: string }> {
+  const driver = await WindowsFilterDriver.open({ home, concurrency: 2, inProcess });
+  await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(parent)]));
+  await driver.createReadWrite('rw', 'base');
+  return { driver, dir: await driver.get('rw') };
+}
+
+describe('driver: read-write layer edits', function () {
+  this.timeout(120_000);
+  after(cleanupTemp);
+
+  it('a file replaced by a directory takes its directory\'s descriptor, not the file\'s, and passes that on', async () => {
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/d', securityDescriptor: sd },
+      { type: 'file', name: 'Files/d/f', data: 'file', securityDescriptor: fileSd, extendedAttributes: [{ name: 'EA1', value: Buffer.from('v') }] },
+    ]);
+    fs.rmSync(path.join(dir, 'd/f'));
+    fs.mkdirSync(path.join(dir, 'd/f'));
+    fs.writeFileSync(path.join(dir, 'd/f/child'), 'new');
+    const got = await entries(await collect(driver.diff('rw')));
+    const b64 = sd.toString('base64');
+    expect(got.get('Files/d/f')?.pax['MSWINDOWS.rawsd']).to.equal(b64);
+    expect(got.get('Files/d/f/child')?.pax['MSWINDOWS.rawsd']).to.equal(b64);
+    expect(Object.keys(got.get('Files/d/f')?.pax ?? {}).filter((k) => k.startsWith('MSWINDOWS.xattr.'))).to.deep.equal([]);
+  });
+
+  it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      // No entries for implicit/ and other/: Windows makes them.
+      { type: 'file', name: 'Files/implicit/x/y.txt', data: 'y', securityDescriptor: sd },
+      { type: 'file', name: 'Files/other/z.txt', data: 'z', securityDescriptor: sd },
+    ]);
+    fs.renameSync(path.join(dir, 'implicit'), path.join(dir, 'IMPLICIT'));
+    fs.rmSync(path.join(dir, 'other'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'other'), 'a file now');
+    expect(await driver.changes('rw')).to.deep.equal([
+      { path: 'Files/IMPLICIT', kind: 'modify' },
+      { path: 'Files/other', kind: 'modify' },
+    ]);
+    await driver.applyDiff('built', 'base', driver.diff('rw'));
+    const view = await driver.get('built');
+    expect(fs.readdirSync(view).sort()).to.deep.equal(['IMPLICIT', 'other']);
+    expect(fs.readFileSync(path.join(view, 'IMPLICIT/x/y.txt'), 'utf8')).to.equal('y');
+    expect(fs.readFileSync(path.join(view, 'other'), 'utf8')).to.equal('a file now');
+  });
+
+  it('refuses before any byte what a Windows import would refuse: a time outside 1601–30828, a link target too long for a reparse point', async function () {
+    // 1500-01-01: tmpfs keeps it (ext4 holds 1901 to 2446).
+    if (!fs.existsSync('/dev/shm')) this.skip();
+    const shm = fs.mkdtempSync('/dev/shm/winlayer-test-');
+    try {
+      const { driver, dir } = await mounted(baseLayer, false, path.join(shm, 'home'));
+      const file = path.join(dir, 'old.txt');
+      fs.writeFileSync(file, 'x');
+      fs.utimesSync(file, new Date(Date.UTC(1500, 0, 1)), new Date(Date.UTC(1500, 0, 1)));
+      expect(fs.statSync(file).mtime.getUTCFullYear()).to.equal(1500);
+      let e = await rejection(() => collect(driver.diff('rw')));
+      expect([e.code, e.data['entry']]).to.deep.equal(['ERR_PAX_RECORD_INVALID', 'Files/old.txt']);
+      fs.rmSync(file);
+      fs.symlinkSync('t'.repeat(4095), path.join(dir, 'long'));
+      e = await rejection(() => collect(driver.diff('rw')));
+      expect([e.code, e.data['entry']]).to.deep.equal(['ERR_REPARSE_INVALID', 'Files/long']);
+      fs.rmSync(path.join(dir, 'long'));
+      fs.symlinkSync('t'.repeat(4000), path.join(dir, 'long'));
+      expect((await entries(await collect(driver.diff('rw')))).has('Files/long')).to.equal(true);
+    } finally {
+      fs.rmSync(shm, { recursive: true, force: true });
+    }
+  });
+
+  it('a link through a parent\'s junction to C:\\… leads where it leads in the container: a directory link', async () => {
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/Users', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/Users/Public', securityDescriptor: sd },
+      { type: 'symlink', name: 'Files/Documents and Settings', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
+    ]);
+    fs.symlinkSync('Documents and Settings/Public', path.join(dir, 'pub'));
+    fs.symlinkSync('Users/Public', path.join(dir, 'pub2'));
+    const got = await entries(await collect(driver.diff('rw')));
+    // FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT
+    expect([got.get('Files/pub')?.pax['MSWINDOWS.fileattr'], got.get('Files/pub2')?.pax['MSWINDOWS.fileattr']]).to.deep.equal(['1040', '1040']);
+  });
+
+  it('refuses a file with more names than NTFS gives one (1,024)', async () => {
+    const { driver, dir } = await mounted(baseLayer);
+    fs.mkdirSync(path.join(dir, 'many'));
+    fs.writeFileSync(path.join(dir, 'many/0'), 'x');
+    for (let i = 1; i < 1025; i++) fs.linkSync(path.join(dir, 'many/0'), path.join(dir, `many/${i}`));
+    const e = await rejection(() => collect(driver.diff('rw')));
+    expect(e.code).to.equal('ERR_LINK_TARGET_INVALID');
+    fs.rmSync(path.join(dir, 'many/1024'));
+    expect((await entries(await collect(driver.diff('rw')))).get('Files/many/1023')?.type).to.equal('1');
+  });
+
+  it('a file rewritten with its size and time kept and then made a FIFO or unreadable is modified', async function () {
+    if (process.platform === 'win32') this.skip();
+    const { driver, dir } = await mounted(baseLayer);
+    // Rewritten with its size and time kept: compared byte for byte, so opened.
+    const keep = path.join(dir, 'Windows/keep.txt');
+    const st = fs.statSync(keep);
+    fs.rmSync(keep);
+    execFileSync('mkfifo', [keep]);
+    fs.utimesSync(keep, st.atime, st.mtime);
+    expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/Windows/keep.txt', kind: 'modify' }]);
+    fs.rmSync(keep);
+    fs.writeFileSync(keep, 'KEEP');
+    fs.utimesSync(keep, st.atime, st.mtime);
+    fs.chmodSync(keep, 0o000);
+    // As root the file can be read anyway; as another user it cannot: a change either way.
+    expect(await driver.changes('rw')).to.deep.equal([{ path: 'Files/Windows/keep.txt', kind: 'modify' }]);
+  });
+
+  it('a read-write layer removed while it is exported is ERR_LAYER_NOT_FOUND', async () => {
+    // In this process: the worker's export runs the same code, and reports what it throws.
+    const { driver, dir } = await mounted(baseLayer, true);
+    for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(dir, `f${i}`), Buffer.alloc(4 << 20, i));
+    await driver.put('rw');
+    const stream = driver.diff('rw');
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    // What remove does first: the layer is renamed away.
+    const root = path.join(driver.home, 'rw');
+    fs.renameSync(root, `${root}-gone`);
+    let code: string | undefined;
+    try {
+      for (;;) if ((await it.next()).done === true) break;
+    } catch (error) {
+      code = (error as { code?: string }).code;
+    }
+    expect(code).to.equal('ERR_LAYER_NOT_FOUND');
+  });
+
+  it('changes lines show a name with a line break, a backslash or a leading quote as JSON, so no line can be forged', () => {
+    expect(shownPath('Files/plain name.txt')).to.equal('Files/plain name.txt');
+    expect(shownPath('Files/x\nD Files')).to.equal('"Files/x\\nD Files"');
+    expect(shownPath('Files/a\\b')).to.equal('"Files/a\\\\b"');
+    expect(shownPath('"Files/q"')).to.equal('"\\"Files/q\\""');
+  });
+});
