@@ -1358,7 +1358,7 @@ describe('driver: WindowsFilterDriver', function () {
     expect(await driver.changes('rw')).to.deep.equal([]);
   });
 
-  it("mounts a base layer's file that is a hard link to a UtilityVM file, with that file's data; diffGetter serves it", async () => {
+  it("mounts a base layer's files that are hard links to a UtilityVM file as one file with that file's data; diffGetter serves it", async () => {
     const driver = await openDriver();
     const base = await buildLayerTar([
       { type: 'directory', name: 'Files' },
@@ -1367,12 +1367,15 @@ describe('driver: WindowsFilterDriver', function () {
       { type: 'directory', name: 'UtilityVM/Files' },
       { type: 'file', name: 'UtilityVM/Files/shared.dll', data: 'shared with the container' },
       { type: 'link', name: 'Files/shared.dll', target: 'UtilityVM/Files/shared.dll' },
+      { type: 'link', name: 'Files/shared-too.dll', target: 'UtilityVM/Files/shared.dll' },
       { type: 'link', name: 'UtilityVM/Files/own-too.txt', target: 'Files/own.txt' },
     ]);
     await driver.applyDiff('base', undefined, Readable.from([base]));
     expect(await collect(await driver.diff('base'))).to.deep.equal(base);
     const dir = await driver.get('base');
     expect(fs.readFileSync(path.join(dir, 'shared.dll'), 'utf8')).to.equal('shared with the container');
+    // Two names of one file, in the view too.
+    expect(fs.statSync(path.join(dir, 'shared-too.dll')).ino).to.equal(fs.statSync(path.join(dir, 'shared.dll')).ino);
     expect(fs.readFileSync(path.join(dir, 'own.txt'), 'utf8')).to.equal('own');
     await driver.put('base');
     const getter = driver.diffGetter('base');
