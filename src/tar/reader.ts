@@ -19,8 +19,10 @@
  * read one way: a header-only type (link, device, '\0' with a trailing slash) that claims
  * data, where GNU tar, tar-stream and node-tar read data and Go does not; entries after an
  * end-of-archive block, which Go never sees; GNU long names that disagree with a PAX path;
- * global PAX records that would change later entries in some readers only (names, sizes,
- * times, Windows metadata); the other global records apply to no entry, as in Go.
+ * a global PAX header between a local extended header and its entry, which Go reads as the
+ * end of that entry's headers and others do not; global PAX records that would change later
+ * entries in some readers only (names, sizes, times, Windows metadata); the other global
+ * records apply to no entry, as in Go.
  */
 
 import { isUtf8 } from 'node:buffer';
@@ -169,6 +171,10 @@ interface Extensions {
   bytes: number;
   /** A local record's key starts with GNU.sparse. */
   sparse: boolean;
+}
+
+function newExtensions(): Extensions {
+  return { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
 }
 
 /** A sparse entry's map, and the bytes the tar stores for it (its header's size). */
@@ -688,8 +694,17 @@ class TarReader {
     }
     const format = checkBlock(block, offset);
     const flag = block[FIELD.typeflag.offset] ?? 0;
-    if (flag === TYPE_PAX_LOCAL || flag === TYPE_PAX_GLOBAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
-      this.#ext ??= { pax: null, paxPath: null, paxLinkpath: null, longName: null, longLink: null, bytes: 0, sparse: false };
+    if (flag === TYPE_PAX_GLOBAL) {
+      // Go hands a global header to its caller as an entry of its own and forgets the local
+      // headers before it; other readers (GNU tar, tar-stream, node-tar) keep them for the
+      // next entry, whose name, size and so framing then differ between the two.
+      if (this.#ext !== null) throw headerInvalid(offset, 'a global PAX header between a local extended header and its entry: tar readers disagree on which entry the local header belongs to');
+      const read = this.#readExtension(block, offset, flag, newExtensions());
+      if (read !== undefined) this.#wait(read);
+      return undefined;
+    }
+    if (flag === TYPE_PAX_LOCAL || flag === TYPE_GNU_LONG_NAME || flag === TYPE_GNU_LONG_LINK) {
+      this.#ext ??= newExtensions();
       const read = this.#readExtension(block, offset, flag, this.#ext);
       if (read !== undefined) this.#wait(read);
       return undefined;

@@ -339,6 +339,10 @@ describe('tar/reader', () => {
       { title: 'a global creation time', tar: () => Buffer.concat([metaEntry('g', rec('LIBARCHIVE.creationtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a global mtime', tar: () => Buffer.concat([metaEntry('g', rec('mtime', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a global sparse map', tar: () => Buffer.concat([metaEntry('g', rec('GNU.sparse.major', '1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      // Go drops the local header at the global one; other readers apply it to the entry.
+      { title: 'a local PAX header, then a global one, then its entry', tar: () => Buffer.concat([metaEntry('x', rec('size', '0')), metaEntry('g', rec('comment', 'hi')), plain]), code: 'ERR_TAR_HEADER_INVALID' },
+      { title: 'a GNU long name, then a global PAX header, then its entry', tar: () => Buffer.concat([metaEntry('L', 'other\0'), metaEntry('g', rec('comment', 'hi')), plain]), code: 'ERR_TAR_HEADER_INVALID' },
+      { title: 'a GNU long link name, then a global PAX header, then its entry', tar: () => Buffer.concat([metaEntry('K', 'other\0'), metaEntry('g', rec('comment', 'hi')), plain]), code: 'ERR_TAR_HEADER_INVALID' },
       {
         title: 'a PAX sparse map that places more bytes than the entry stores',
         tar: () => Buffer.concat([metaEntry('x', rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', '0,99999') + rec('GNU.sparse.realsize', '99999')), plain]),
@@ -446,6 +450,14 @@ describe('tar/reader', () => {
       const tar = Buffer.concat([metaEntry('g', rec('comment', 'hi')), metaEntry('x', rec('a', 'bcd')), plain.subarray(0, 1024), plain]);
       const entries = await readChunked(tar, 321);
       expect(entries.map((e) => ({ ...e.header.pax }))).to.deep.equal([{ a: 'bcd' }, {}]);
+    });
+
+    it('reads a global header as a unit of its own, as Go does: one before a local header, or last', async () => {
+      const global = metaEntry('g', rec('comment', 'hi'));
+      const before = Buffer.concat([global, global, metaEntry('x', rec('a', 'bcd')), plain]);
+      expect((await readChunked(before, 321)).map((e) => ({ ...e.header.pax }))).to.deep.equal([{ a: 'bcd' }]);
+      const last = Buffer.concat([plain.subarray(0, 1024), global, Buffer.alloc(1024)]);
+      expect((await readChunked(last, 321)).map((e) => e.header.name)).to.deep.equal(['f']);
     });
 
     it('keeps records named like Object properties as plain records, and nothing else', async () => {
