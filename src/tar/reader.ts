@@ -131,8 +131,10 @@ function headerInvalid(offset: number, what: string, data: Record<string, string
   return createError('ERR_TAR_HEADER_INVALID', `tar header at byte ${offset}: ${what}`, { offset, ...data });
 }
 
-function truncated(offset: number, what: string): WinLayerError {
-  return createError('ERR_TAR_TRUNCATED', `tar archive: input ends at byte ${offset}, ${what}`, { offset });
+/** The input ended at `offset`; `entry` names the entry it ended in, when known. */
+function truncated(offset: number, what: string, entry?: string): WinLayerError {
+  if (entry === undefined) return createError('ERR_TAR_TRUNCATED', `tar archive: input ends at byte ${offset}, ${what}`, { offset });
+  return createError('ERR_TAR_TRUNCATED', `${entry}: tar input ends at byte ${offset}, ${what}`, { offset, entry });
 }
 
 function decodeName(bytes: Buffer, offset: number, what: string, fromPax: boolean): string {
@@ -171,6 +173,12 @@ interface Extensions {
   bytes: number;
   /** A local record's key starts with GNU.sparse. */
   sparse: boolean;
+}
+
+/** The entry's name as extended headers read so far give it (for errors), if they do. */
+function extensionsName(ext: Extensions): string | undefined {
+  const name = ext.longName !== null && ext.longName.length > 0 ? ext.longName : ext.paxPath;
+  return name !== null && name.length > 0 && isUtf8(name) ? name.toString('utf8') : undefined;
 }
 
 function newExtensions(): Extensions {
@@ -294,14 +302,17 @@ type BodyState = 'fresh' | 'reading' | 'abandoned' | 'done' | 'stale';
 /** The body of one entry: a one-shot view over the input. */
 class EntryBody implements AsyncIterable<Buffer> {
   readonly #input: ByteSource;
+  /** The entry's name, for errors. */
+  readonly #entry: string;
   /** Data bytes not yet handed out or skipped. */
   #remaining: number;
   /** Padding still to skip after the data. */
   #padding: number;
   #state: BodyState;
 
-  constructor(input: ByteSource, size: number) {
+  constructor(input: ByteSource, size: number, entry: string) {
     this.#input = input;
+    this.#entry = entry;
     this.#remaining = size;
     this.#padding = blockPaddingLength(size);
     this.#state = size === 0 ? 'done' : 'fresh';
@@ -370,7 +381,7 @@ class EntryBody implements AsyncIterable<Buffer> {
   /** Pulls the next input chunk; the input ending inside the data is truncation. */
   async #fill(): Promise<void> {
     const input = this.#input;
-    if (!(await input.pull())) throw truncated(input.offset, `inside an entry's data, ${this.#remaining} bytes short`);
+    if (!(await input.pull())) throw truncated(input.offset, `inside its data, ${this.#remaining} bytes short`, this.#entry);
   }
 
   /** The next piece of data the input holds (it holds some). */
@@ -395,7 +406,7 @@ class EntryBody implements AsyncIterable<Buffer> {
 
   async #skipInput(rest: number): Promise<void> {
     const input = this.#input;
-    if ((await input.skip(rest)) !== rest) throw truncated(input.offset, "inside an entry's data or its padding");
+    if ((await input.skip(rest)) !== rest) throw truncated(input.offset, 'inside its data or its padding', this.#entry);
   }
 
   /** Drains the body but lets it still be iterated (empty) afterwards; undefined as drain(). */
@@ -451,7 +462,7 @@ class SparseBody implements AsyncIterable<Buffer> {
     this.#entry = entry;
     this.#maxMapBytes = maxMapBytes;
     if (spec.kind === 'map') {
-      this.#data = new EntryBody(input, stored);
+      this.#data = new EntryBody(input, stored, entry);
       this.#map = spec.map;
     }
   }
@@ -464,7 +475,7 @@ class SparseBody implements AsyncIterable<Buffer> {
     for (let more = this.#spec.kind === 'extended'; more; ) {
       const offset = this.#input.offset;
       const block = await this.#input.take(BLOCK_SIZE);
-      if (typeof block === 'number') throw truncated(this.#input.offset, 'inside a sparse header extension');
+      if (typeof block === 'number') throw truncated(this.#input.offset, 'inside its sparse header extension', this.#entry);
       bytes += BLOCK_SIZE;
       if (bytes > this.#maxMapBytes) throw createError('ERR_METADATA_TOO_LARGE', `${this.#entry}: sparse map of more than ${this.#maxMapBytes} bytes`, { entry: this.#entry, limit: this.#maxMapBytes });
       more = readOldGnuFragments(block, OLD_GNU_EXTENSION, map, (at) => safeNumber(numericField(block, { offset: at, length: SPARSE_ENTRY_FIELD }, offset, 'sparse map'), offset));
@@ -473,7 +484,7 @@ class SparseBody implements AsyncIterable<Buffer> {
       checkSparseMap(map, this.#size, this.#stored, this.#entry);
       this.#map = map;
     }
-    this.#data = new EntryBody(this.#input, this.#stored);
+    this.#data = new EntryBody(this.#input, this.#stored, this.#entry);
     return this.#data;
   }
 
@@ -667,7 +678,7 @@ class TarReader {
       if (this.#pending !== undefined) continue;
       // A header block that spans input chunks, or is not there yet.
       const offset = this.#input.offset;
-      const framed = this.#frame(await this.#takeBlock(this.#ext !== null), offset);
+      const framed = this.#frame(await this.#takeBlock(this.#ext), offset);
       if (framed !== undefined) return framed;
     }
   }
@@ -688,7 +699,7 @@ class TarReader {
    */
   #frame(block: Buffer, offset: number): ReaderEntry | undefined {
     if (isAllZero(block)) {
-      if (this.#ext !== null) throw truncated(offset, 'after extended headers, without their entry');
+      if (this.#ext !== null) throw truncated(offset, 'after extended headers, without their entry', extensionsName(this.#ext));
       this.#wait(this.#finishArchive(offset));
       return undefined;
     }
@@ -721,7 +732,7 @@ class TarReader {
       this.#current = body;
       return new ReaderEntry(header, body);
     }
-    const body = new EntryBody(this.#input, header.size);
+    const body = new EntryBody(this.#input, header.size, header.name);
     this.#current = body;
     return new ReaderEntry(header, body);
   }
@@ -734,14 +745,15 @@ class TarReader {
     this.#input.close();
   }
 
-  /** One header block that spans chunks or is not there yet. */
-  async #takeBlock(afterExtensions: boolean): Promise<Buffer> {
+  /** One header block that spans chunks or is not there yet; `ext`: the extended headers read before it. */
+  async #takeBlock(ext: Extensions | null): Promise<Buffer> {
     const input = this.#input;
     const offset = input.offset;
     const block = await input.take(BLOCK_SIZE);
     if (typeof block !== 'number') return block;
-    if (block > 0) throw truncated(offset + block, 'inside a header block');
-    if (afterExtensions) throw truncated(offset, 'after extended headers, without their entry');
+    const entry = ext === null ? undefined : extensionsName(ext);
+    if (block > 0) throw truncated(offset + block, 'inside a header block', entry);
+    if (ext !== null) throw truncated(offset, 'after extended headers, without their entry', entry);
     throw truncated(offset, 'without the end-of-archive blocks');
   }
 
@@ -805,11 +817,11 @@ class TarReader {
     const scratch = flag === TYPE_PAX_LOCAL && length >= PAX_SCRATCH_FROM ? (this.#paxScratch = growScratch(this.#paxScratch, length)) : undefined;
     if (data === undefined) {
       const read = await input.take(length, scratch);
-      if (typeof read === 'number') throw truncated(input.offset, 'inside an extended header');
+      if (typeof read === 'number') throw truncated(input.offset, 'inside an extended header', extensionsName(ext));
       data = read;
     }
     if (padding > 0 && input.takeNow(padding) === undefined && (await input.skip(padding)) !== padding) {
-      throw truncated(input.offset, 'inside an extended header');
+      throw truncated(input.offset, 'inside an extended header', extensionsName(ext));
     }
     this.#applyExtension(data, offset, flag, ext);
     if (scratch !== undefined) {

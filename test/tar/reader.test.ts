@@ -305,6 +305,28 @@ describe('tar/reader', () => {
       expect(isWinLayerError(err) && err.code).to.equal('ERR_TAR_TRUNCATED');
       expect(isWinLayerError(err) && err.data['offset']).to.equal(2000); // where the input ended
     });
+
+    it('names the entry whose data or headers the input ends in, read or skipped', async () => {
+      const big = buildTar([{ input: fileInput('Files/big.bin', 100_000) }, { input: fileInput('Files/after', 1) }].map((e) => ({ ...e, body: Buffer.alloc(e.input.size, 0x42) })));
+      const skipAll = async (tar: Buffer): Promise<void> => {
+        for await (const entry of readTar(feedInChunks(tar, 4096))) void entry; // each body drained by the next step
+      };
+      for (const cut of [big.subarray(0, 50_000), big.subarray(0, 512 + 100_000 + 10)]) {
+        for (const read of [(tar: Buffer) => readChunked(tar, 4096), skipAll]) {
+          const err = await expectCode(read(cut), 'ERR_TAR_TRUNCATED');
+          expect(err.data['entry'], `cut at ${cut.length}`).to.equal('Files/big.bin');
+        }
+      }
+      const plain = buildTar([{ input: fileInput('f', 3), body: Buffer.from('abc') }]);
+      const long = Buffer.concat([metaEntry('L', 'Files/long-name\0'), metaEntry('x', rec('MSWINDOWS.fileattr', '32')), plain]);
+      const headerEnd = long.length - plain.length;
+      for (const at of [headerEnd - 100, headerEnd, headerEnd + 100]) {
+        for (const chunking of CHUNKINGS) {
+          const err = await expectCode(readChunked(long.subarray(0, at), chunking.size), 'ERR_TAR_TRUNCATED');
+          expect(err.data['entry'], `cut at ${at}, ${chunking.title}`).to.equal('Files/long-name');
+        }
+      }
+    });
   });
 
   describe('input that lenient readers get wrong', () => {
