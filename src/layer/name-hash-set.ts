@@ -11,7 +11,19 @@
  * chance in 10^7 for a million names; with 32-bit hashes, a few pairs among 100,000),
  * never false for one that was. Callers confirm a hit
  * before acting on it.
+ *
+ * The hashes are keyed by a seed drawn at random once a process. Confirming a hit costs
+ * more than a probe (a wait for the file thread and a directory listing, a link record
+ * read back), and unkeyed FNV-1a is inverted in a moment: a tar could give thousands of
+ * names one hash and make the import quadratic (8,000 such names: 88 s instead of 1 s).
+ * No hash is stored or leaves the process, so a seed of its own costs nothing.
  */
+import { randomBytes } from 'node:crypto';
+
+const SEED = randomBytes(8);
+/** This process's seed of the name hashes (also the view tree's, see ViewTree). */
+export const NAME_HASH_SEED = SEED.readUInt32LE(0);
+const SEED_B = SEED.readUInt32LE(4);
 
 const EMPTY = 0;
 const INITIAL_SLOTS = 1 << 12;
@@ -26,17 +38,29 @@ export function mustGrow(used: number, slots: number): boolean {
   return 4 * (used + 1) > 3 * slots;
 }
 
-/** The first of hash64's two hashes (FNV-1a of the UTF-16 code units), never 0. */
-export function hash32(s: string): number {
-  let a = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) a = Math.imul(a ^ s.charCodeAt(i), 0x01000193);
-  return a >>> 0 || 1;
+/**
+ * Murmur3's finalizer, a bijection: every bit of FNV-1a's state reaches the low bits a
+ * table indexes by. FNV-1a's low bits depend only on the low bits of the seed and the
+ * units, so names that differ only in the high bits of their units would otherwise all
+ * fall on one slot, whatever the seed.
+ */
+export function mixHash32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** Two independent 32-bit hashes of the UTF-16 code units (FNV-1a, and a multiplicative mix). */
+/** The first of hash64's two hashes (seeded FNV-1a of the UTF-16 code units, mixed), never 0. */
+export function hash32(s: string): number {
+  let a = 0x811c9dc5 ^ NAME_HASH_SEED;
+  for (let i = 0; i < s.length; i++) a = Math.imul(a ^ s.charCodeAt(i), 0x01000193);
+  return mixHash32(a) || 1;
+}
+
+/** Two independent seeded 32-bit hashes of the UTF-16 code units (hash32's, and a multiplicative mix). */
 export function hash64(s: string): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x9e3779b9 ^ s.length;
+  let a = 0x811c9dc5 ^ NAME_HASH_SEED;
+  let b = 0x9e3779b9 ^ SEED_B ^ s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
@@ -46,7 +70,7 @@ export function hash64(s: string): [number, number] {
   b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
   b ^= b >>> 16;
   // 0 marks an empty slot: nudge a zero hash.
-  return [a >>> 0 || 1, b >>> 0];
+  return [mixHash32(a) || 1, b >>> 0];
 }
 
 export class NameHashSet {

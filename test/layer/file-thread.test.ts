@@ -238,6 +238,23 @@ describe('layer writer: small files through the file thread', function () {
     }
   });
 
+  it("resolves a delta's link to the parents' file, not to a file of the layer whose name shares the target's hash", async () => {
+    const store = await openStore();
+    const [other, target] = namesSharingHash32((i) => `Files/c${i}.txt`, caseFoldKey);
+    await importTar(store, 'base', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: target, data: 'PARENT' }]));
+    const collide = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: other, data: 'x' },
+      { type: 'link', name: 'Files/early.txt', target },
+      { type: 'file', name: target, data: 'CHILD' },
+    ]);
+    await importTar(store, 'collide', collide, 'base');
+    // Each file holds its data after its backup-stream headers.
+    const layer = store.layerPath('collide');
+    const data = (name: string): string => fs.readFileSync(path.join(layer, name), 'latin1');
+    expect([data('Files/early.txt').endsWith('PARENT'), data(target).endsWith('CHILD'), data(other).endsWith('x')]).to.deep.equal([true, true, true]);
+  });
+
   it('merges a repeated directory only when spelled as its first entry, also where its host path is spelled otherwise', async () => {
     const store = await openStore();
     const dirs: BuilderEntry[] = [

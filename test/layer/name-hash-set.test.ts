@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { NameHashMap, NameHashSet } from '../../src/layer/name-hash-set.js';
-import { namesSharingHash32 } from '../helpers/hash-collisions.js';
+import { NameHashMap, NameHashSet, hash32, hash64 } from '../../src/layer/name-hash-set.js';
+import { namesSharingHash32, namesSharingUnseededFnv1a, unseededFnv1a32 } from '../helpers/hash-collisions.js';
 
 describe('layer/name-hash-set', () => {
   it('holds every name added, through many growths, and not the ones never added', () => {
@@ -61,6 +61,28 @@ describe('layer/name-hash-set', () => {
     expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-7.DLL').sort((x, y) => x - y)).to.deep.equal([2100, 0xffffffff]);
     expect(valuesOf(map, 'FILES/WINDOWS/SYSTEM32/FILE-50000.DLL')).to.deep.equal([]);
     expect(valuesOf(new NameHashMap(), 'A')).to.deep.equal([]);
+  });
+
+  it('gives names crafted to share an unseeded FNV-1a hash hashes of their own', () => {
+    const target = 'FILES/TARGET';
+    const names = namesSharingUnseededFnv1a(target, 'FILES/C', 64);
+    expect(new Set([target, ...names].map(unseededFnv1a32)).size).to.equal(1);
+    expect(new Set([target, ...names].map(hash32)).size).to.equal(names.length + 1);
+    expect(new Set([target, ...names].map((n) => hash64(n)[0])).size).to.equal(names.length + 1);
+    const set = new NameHashSet(32);
+    set.add(target);
+    expect(names.filter((n) => set.has(n))).to.deep.equal([]);
+    const map = new NameHashMap();
+    map.add(target, 1);
+    expect(names.filter((n) => map.valueAt(n, 0) !== undefined)).to.deep.equal([]);
+  });
+
+  it('spreads over the low bits names that differ only in the high bits of their units', () => {
+    // Their FNV-1a states agree in the low 15 bits whatever the seed: one slot for all.
+    const names = Array.from({ length: 256 }, (_, i) => Array.from({ length: 8 }, (_, bit) => ((i >> bit) & 1) === 1 ? '\u8041' : 'A').join(''));
+    expect(new Set(names.map((n) => unseededFnv1a32(n) & 0x7fff)).size).to.equal(1);
+    expect(new Set(names.map((n) => hash32(n) & 0xfff)).size).to.be.above(200);
+    expect(new Set(names.map((n) => hash64(n)[0] & 0xfff)).size).to.be.above(200);
   });
 
   it('keeps every value under a hash two names share, and takes only 32-bit unsigned values', () => {
