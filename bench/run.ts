@@ -14,8 +14,10 @@
  * (recently_deleted), so creating 20,000 files right after deleting 20,000 cost every tool
  * up to several times its kernel time, and the figures swung by 3× from run to run.
  *
- * Memory: two more layers, 100,000 small files and 30,000 directories, are imported once
- * each, for peak RSS only (the bound holds whatever the layer size).
+ * Memory: more layers (100,000 small files, 30,000 directories, hard links, and one of a
+ * Windows base layer's size) are imported and exported once each, for peak RSS (the bound
+ * holds whatever the layer size); over the base-layer-sized one, a read-write layer is
+ * mounted, edited, listed and exported once each, for the memory of the parent view.
  *
  * Fairness: an import flushes the layer to disk before it becomes visible (syncfs), which
  * GNU tar never does, so GNU tar is timed both bare and followed by `sync -f` on its
@@ -217,6 +219,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(aside);
   let asideCount = 0;
   const many: { title: string; tarMiB: number; ours: Measure; ourExport: Measure }[] = [];
+  /** A read-write layer over the base-layer-sized layer: mount (the view made), changes, export of one edit. */
+  let readWrite: { mount: Measure; changes: Measure; export: Measure } | undefined;
   let workers: WorkerBench | undefined;
   let tarReader: Awaited<ReturnType<typeof benchTarReader>> | undefined;
   try {
@@ -271,6 +275,17 @@ async function main(): Promise<void> {
       process.stderr.write(`  winlayer export              ${ourExport.wall.toFixed(3)} s  ${ourExport.rssKiB === undefined ? '' : (ourExport.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
       many.push({ title, tarMiB, ours, ourExport });
       fs.rmSync(tarFile, { force: true });
+      if (title.startsWith('base-layer size')) {
+        spawnSync('sh', ['-c', `node ${cli} create-rw --home ${home} --id rw --parent many`]);
+        const mount = measure(`node ${cli} mount --home ${home} --id rw > /dev/null`);
+        fs.writeFileSync(path.join(home, 'rw', 'rw', 'edited.txt'), 'an edit');
+        const changes = measure(`node ${cli} changes --home ${home} --id rw > /dev/null`);
+        const rwExport = measure(`node ${cli} export --home ${home} --id rw | cat > /dev/null`);
+        readWrite = { mount, changes, export: rwExport };
+        for (const [label, m] of [['read-write mount', mount], ['read-write changes', changes], ['read-write export', rwExport]] as const) {
+          process.stderr.write(`  ${label.padEnd(28)} ${m.wall.toFixed(3)} s  ${m.rssKiB === undefined ? '' : (m.rssKiB / 1024).toFixed(1) + ' MiB'}\n`);
+        }
+      }
     }
     process.stderr.write('workers: start-up and parallel imports\n');
     workers = await benchWorkers(work, quick);
@@ -294,6 +309,12 @@ async function main(): Promise<void> {
     lines.push('', '| memory (one run each) | tar | winlayer import | import peak RSS | winlayer export | export peak RSS |', '|---|---|---|---|---|---|');
     for (const m of many) {
       lines.push(`| ${m.title} | ${m.tarMiB.toFixed(0)} MiB | ${m.ours.wall.toFixed(2)} s | ${rss(m.ours)} | ${m.ourExport.wall.toFixed(2)} s | ${rss(m.ourExport)} |`);
+    }
+  }
+  if (readWrite !== undefined) {
+    lines.push('', '| read-write layer over the base-layer-sized one (one run each) | wall | peak RSS |', '|---|---|---|');
+    for (const [label, m] of [['mount (the parent view made)', readWrite.mount], ['changes (one file added)', readWrite.changes], ['export of that change', readWrite.export]] as const) {
+      lines.push(`| ${label} | ${m.wall.toFixed(2)} s | ${rss(m)} |`);
     }
   }
   const table =
