@@ -485,7 +485,7 @@ export class TransportLayerWriter {
       }
     }
     const existingDir = this.#dirs.get(key);
-    if (!isDirectory && existingDir !== undefined && this.#inherited?.has(key) !== true) {
+    if (!isDirectory && existingDir !== undefined && this.#holdsBelow(key)) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
     const known = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined);
@@ -801,7 +801,7 @@ export class TransportLayerWriter {
     const key = caseFoldKey(p.name);
     const prior = this.#seenEntry(key, p.name);
     if (prior !== undefined) throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: a second entry for ${prior.name}`, { entry: p.name, prior: prior.name });
-    if (this.#dirs.has(key) && this.#inherited?.has(key) !== true) {
+    if (this.#dirs.has(key) && this.#holdsBelow(key)) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
     const inFiles = (name: string): boolean => name.startsWith('Files/');
@@ -856,6 +856,15 @@ export class TransportLayerWriter {
     });
   }
 
+  /**
+   * Whether the directory `key` holds entries of this layer: any directory but one cloned
+   * from the parent's UtilityVM that the layer has not written into. Replacing it would
+   * take them away after their records were written.
+   */
+  #holdsBelow(key: string): boolean {
+    return this.#inherited?.has(key) !== true || this.#addedBelow.has(key);
+  }
+
   /** Records a deletion of `p` from the parent chain (FORMATS.md §3.3 Remove). */
   remove(p: LayerPath): void {
     this.#finishCurrent();
@@ -873,9 +882,17 @@ export class TransportLayerWriter {
       // The UtilityVM is a full clone, so a deletion removes the cloned copy now.
       this.#cloneUtilityVM();
       if (this.#removedFromUtilityVM.has(key)) return;
+      // What this layer wrote is in its index already, and hcsshim would delete it with the
+      // rest: the index would then name what is not there. Deletions come first in a layer.
       const inherited = this.#inherited?.get(key);
       if (inherited === undefined) {
+        if (this.#dirs.has(key) || this.#seenEntry(key, p.name) !== undefined) {
+          throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes what this layer wrote there before the deletion`, { entry: p.name });
+        }
         throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes something the parent's UtilityVM does not have`, { entry: p.name });
+      }
+      if (this.#addedBelow.has(key)) {
+        throw createError('ERR_WHITEOUT_INVALID', `${p.name}: deletes a directory this layer wrote entries into before the deletion`, { entry: p.name });
       }
       removeTreeSync(path.join(this.#root, inherited.host ?? inherited.name));
       this.#dropInheritedTree(p.name);

@@ -539,6 +539,43 @@ describe('store: round trip tar → layer → tar', function () {
       }
     });
 
+    it('refuses a deletion or replacement in the cloned UtilityVM of what the layer wrote there before it, leaving no layer', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const uvm: BuilderEntry[] = [
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+      ];
+      const newFile: BuilderEntry = { type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/new', data: 'new' };
+      const cases: [string, BuilderEntry[], string][] = [
+        ['a new file, then its directory deleted', [newFile, { type: 'whiteout', name: 'UtilityVM/Files/EFI' }], 'ERR_WHITEOUT_INVALID'],
+        ['a replaced file, then its directory deleted', [{ type: 'file', name: 'UtilityVM/Files/EFI/Microsoft/Boot/BCD', data: 'child bcd' }, { type: 'whiteout', name: 'UtilityVM/Files/EFI/Microsoft' }], 'ERR_WHITEOUT_INVALID'],
+        ['a new directory, then its parent deleted', [{ type: 'directory', name: 'UtilityVM/Files/EFI/nd' }, { type: 'whiteout', name: 'UtilityVM/Files/EFI' }], 'ERR_WHITEOUT_INVALID'],
+        ['a new symbolic link, then its directory deleted', [{ type: 'symlink', name: 'UtilityVM/Files/EFI/s', target: 'x' }, { type: 'whiteout', name: 'UtilityVM/Files/EFI' }], 'ERR_WHITEOUT_INVALID'],
+        ['a replaced file, then deleted', [{ type: 'file', name: 'UtilityVM/Files/big.bin', data: 'child' }, { type: 'whiteout', name: 'UtilityVM/Files/big.bin' }], 'ERR_WHITEOUT_INVALID'],
+        ['a new file, then its directory replaced by a file', [newFile, { type: 'file', name: 'UtilityVM/Files/EFI', data: 'a file' }], 'ERR_ENTRY_DUPLICATE'],
+        ['a new file, then its directory replaced by a hard link', [newFile, { type: 'link', name: 'UtilityVM/Files/EFI', target: 'UtilityVM/Files/big.bin' }], 'ERR_ENTRY_DUPLICATE'],
+      ];
+      for (const [title, entries, code] of cases) {
+        expect(await rejectionCode(async () => importTar(store, 'c', await buildLayerTar([...uvm, ...entries]), 'p')), title).to.equal(code);
+        expect(store.exists('c'), title).to.equal(false);
+      }
+      // Deletions first, then what the layer writes: the layer holds both.
+      const delta = await buildLayerTar([
+        ...uvm,
+        { type: 'whiteout', name: 'UtilityVM/Files/big.bin' },
+        { type: 'file', name: 'UtilityVM/Files/big.bin', data: 'child' },
+        { type: 'whiteout', name: 'UtilityVM/Files/EFI' },
+        { type: 'file', name: 'UtilityVM/Files/EFI/new', data: 'new' },
+      ]);
+      await importTar(store, 'c', delta, 'p');
+      const c = store.layerPath('c');
+      expect(fs.readFileSync(path.join(c, 'UtilityVM/Files/big.bin'), 'utf8')).to.equal('child');
+      expect(fs.readdirSync(path.join(c, 'UtilityVM/Files/EFI'))).to.deep.equal(['new']);
+      await expectReimportedAlike(store, await exportTar(store, 'c'), 'p');
+    });
+
     it('rewrites a cloned BCD without touching the parent copy', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
