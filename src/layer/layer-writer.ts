@@ -1395,9 +1395,14 @@ export class TransportLayerWriter {
         return;
       }
     } else if (link.path.root === 'Files') {
+      // Names are case-insensitive: the nearest parent that holds the name in any spelling
+      // holds the file, a farther one spelling it exactly being a copy it replaced.
       for (const parent of this.#parents) {
-        const candidate = path.join(parent, link.target.name);
-        const st = lstatOrUndefined(candidate);
+        const exact = path.join(parent, link.target.name);
+        let st = lstatOrUndefined(exact);
+        const candidate = st !== undefined ? exact : findFolded(parent, link.target.name);
+        if (candidate === undefined) continue;
+        st ??= lstatOrUndefined(candidate);
         if (st === undefined) continue;
         if (!st.isFile()) {
           throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is not a file in ${parent}`, {
@@ -1407,12 +1412,6 @@ export class TransportLayerWriter {
         }
         from = candidate;
         break;
-      }
-      // Names are case-insensitive: a parent may spell the target otherwise.
-      for (const parent of this.#parents) {
-        if (from !== undefined) break;
-        const found = findFolded(parent, link.target.name);
-        if (found !== undefined && lstatOrUndefined(found)?.isFile() === true) from = found;
       }
     } else {
       const inherited = this.#inherited?.get(targetKey);

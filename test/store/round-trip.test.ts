@@ -234,6 +234,15 @@ describe('store: round trip tar → layer → tar', function () {
     expect(await rejectionCode(() => importTar(store, 'case-missing', missing, 'case-parent'))).to.equal('ERR_LINK_TARGET_NOT_FOUND');
   });
 
+  it('links to the nearest parent that holds the target in any spelling, not to a farther one that spells it exactly', async () => {
+    const store = await openStore();
+    await importTar(store, 'l1', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/Windows' }, { type: 'file', name: 'Files/Windows/foo.dll', data: 'old' }]));
+    await importTar(store, 'l2', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/WINDOWS' }, { type: 'file', name: 'Files/WINDOWS/FOO.DLL', data: 'new' }]), 'l1');
+    await importTar(store, 'l3', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/app.dll', target: 'Files/Windows/foo.dll' }]), 'l2');
+    const inode = (id: string, name: string): number => fs.statSync(path.join(store.layerPath(id), name)).ino;
+    expect(inode('l3', 'Files/app.dll')).to.equal(inode('l2', 'Files/WINDOWS/FOO.DLL'));
+  });
+
   it('refuses an implicit directory where the parents show a file or a directory link, unless a deletion hides it', async () => {
     const store = await openStore();
     await importTar(
@@ -263,7 +272,7 @@ describe('store: round trip tar → layer → tar', function () {
     expect(await below('dir-case', [{ type: 'file', name: 'Files/D/new.txt', data: 'x' }])).to.equal('imported');
     // A hard link to the parent's file symbolic link, spelled otherwise (a directory link is a directory: none).
     expect(await below('link-to-link-case', [{ type: 'link', name: 'Files/l', target: 'Files/FSL' }])).to.equal('imported');
-    expect(await below('link-to-dir-link', [{ type: 'link', name: 'Files/l', target: 'Files/S' }])).to.equal('ERR_LINK_TARGET_NOT_FOUND');
+    expect(await below('link-to-dir-link', [{ type: 'link', name: 'Files/l', target: 'Files/S' }])).to.equal('ERR_LINK_TARGET_INVALID');
   });
 
   it('gives the same layer when the tar arrives one byte at a time', async () => {
