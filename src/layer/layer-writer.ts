@@ -475,10 +475,11 @@ export class TransportLayerWriter {
 
     const key = caseFoldKey(p.name);
     const prior = this.#seenEntry(key, p.name);
+    const isReparse = kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
     let isMerge = false;
     if (prior !== undefined) {
       // Linux-side producers (crane) emit `Files` twice: a repeated plain directory is merged.
-      if (prior.kind === 'directory' && kind === 'directory' && !prior.isReparse && prior.name === p.name) {
+      if (prior.kind === 'directory' && kind === 'directory' && !prior.isReparse && !isReparse && prior.name === p.name) {
         isMerge = true;
       } else {
         throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: a second entry for ${prior.name}`, { entry: p.name, prior: prior.name });
@@ -488,10 +489,14 @@ export class TransportLayerWriter {
     if (!isDirectory && existingDir !== undefined && this.#holdsBelow(key)) {
       throw createError('ERR_ENTRY_DUPLICATE', `${p.name}: entries below it came first, so it is already a directory`, { entry: p.name });
     }
+    if (isReparse && existingDir !== undefined && this.#holdsBelow(key)) {
+      // As an entry below a link that came first: its export would be refused.
+      throw createError('ERR_PATH_THROUGH_LINK', `${p.name}: a reparse point where entries below it came first`, { entry: p.name });
+    }
     const known = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined);
     // A directory's host path is kept until the end: flat, so it holds no piece of the entry's name.
     const host = known ?? (isDirectory ? flatString(this.#hostPathFor(p)) : this.#hostPathFor(p));
-    if (!isMerge) this.#replaceInherited(p, host, isDirectory);
+    if (!isMerge) this.#replaceInherited(p, host, isDirectory && !isReparse);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
     const transport = this.#isTransport(p.name);
@@ -566,7 +571,6 @@ export class TransportLayerWriter {
       this.#dirs.set(key, host);
       this.#pushDirTime(host, info);
     }
-    const isReparse = kind === 'symlink' || (info.fileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
     if (kind === 'file' && transport && !isReparse) {
       this.#plainFiles.add(key);
       return;
@@ -1269,8 +1273,11 @@ export class TransportLayerWriter {
     }
   }
 
-  /** A tar entry for a cloned UtilityVM path replaces the clone (FORMATS.md §3.3). */
-  #replaceInherited(p: LayerPath, host: string, isDirectory: boolean): void {
+  /**
+   * A tar entry for a cloned UtilityVM path replaces the clone (FORMATS.md §3.3); a plain
+   * directory (`isPlainDirectory`) over a plain directory keeps what the clone holds in it.
+   */
+  #replaceInherited(p: LayerPath, host: string, isPlainDirectory: boolean): void {
     // Only a UtilityVM cloned from a parent inherits entries; other layers skip the case folding.
     if (this.#inherited === undefined || this.#inherited.size === 0) return;
     const key = caseFoldKey(p.name);
@@ -1278,7 +1285,7 @@ export class TransportLayerWriter {
     const prior = this.#inherited.get(key);
     if (prior === undefined) return;
     const abs = path.join(this.#root, prior.host ?? host);
-    if (isDirectory && prior.kind === 'directory') {
+    if (isPlainDirectory && prior.kind === 'directory' && ((prior.attributes ?? 0) & FILE_ATTRIBUTE_REPARSE_POINT) === 0) {
       this.#inherited?.delete(key);
       this.#dirs.set(key, prior.host ?? host);
       return;

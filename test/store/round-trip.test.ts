@@ -585,6 +585,21 @@ describe('store: round trip tar → layer → tar', function () {
       await expectReimportedAlike(store, await exportTar(store, 'c'), 'p');
     });
 
+    it('replaces a cloned UtilityVM directory by a directory link with its clone emptied, and refuses one the layer wrote into', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const uvm: BuilderEntry[] = [{ type: 'directory', name: 'UtilityVM' }, { type: 'directory', name: 'UtilityVM/Files' }];
+      const link: BuilderEntry = { type: 'symlink', name: 'UtilityVM/Files/EFI', target: 'C:\\EFI', isDirectory: true };
+      const written = await buildLayerTar([...uvm, { type: 'file', name: 'UtilityVM/Files/EFI/new', data: 'new' }, link]);
+      expect(await rejectionCode(() => importTar(store, 'c', written, 'p'))).to.equal('ERR_PATH_THROUGH_LINK');
+      expect(store.exists('c')).to.equal(false);
+      await importTar(store, 'c', await buildLayerTar([...uvm, link]), 'p');
+      expect(fs.readdirSync(path.join(store.layerPath('c'), 'UtilityVM/Files/EFI'))).to.deep.equal([]);
+      const records = readIndexEntriesSync(store.layerPath('c')).map((r) => r.name);
+      expect(records.filter((n) => n.startsWith('UtilityVM/Files/EFI/'))).to.deep.equal([]);
+      await expectReimportedAlike(store, await exportTar(store, 'c'), 'p');
+    });
+
     it('rewrites a cloned BCD without touching the parent copy', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));

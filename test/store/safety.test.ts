@@ -17,6 +17,7 @@ import { cleanupTemp, importTar, listTree, openStore, rejection, rejectionCode, 
 import { MAX_STREAMS_PER_FILE } from '../../src/convert/import-tar.js';
 import { LayerStore, processAlive } from '../../src/store/layer-store.js';
 import { baseLayer } from '../helpers/layers.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT } from '../../src/util/windows.js';
 
 const good: BuilderEntry[] = [
   { type: 'directory', name: 'Files' },
@@ -62,6 +63,26 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
     title: 'an entry through a junction',
     code: 'ERR_PATH_THROUGH_LINK',
     entries: [...good, { type: 'symlink', name: 'Files/j', target: 'C:\\', isMountPoint: true }, { type: 'directory', name: 'Files/j/Windows' }],
+  },
+  {
+    title: 'a directory symlink after an entry below it',
+    code: 'ERR_PATH_THROUGH_LINK',
+    entries: [...good, { type: 'file', name: 'Files/d/x', data: 'x' }, { type: 'symlink', name: 'Files/d', target: 'C:\\', isDirectory: true }],
+  },
+  {
+    title: 'a junction after an entry below it',
+    code: 'ERR_PATH_THROUGH_LINK',
+    entries: [...good, { type: 'file', name: 'Files/d/x', data: 'x' }, { type: 'symlink', name: 'Files/d', target: 'C:\\', isMountPoint: true }],
+  },
+  {
+    title: 'a directory with the reparse-point attribute after an entry below it',
+    code: 'ERR_PATH_THROUGH_LINK',
+    entries: [...good, { type: 'file', name: 'Files/d/x', data: 'x' }, { type: 'directory', name: 'Files/d', attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT }],
+  },
+  {
+    title: 'a directory repeated with the reparse-point attribute',
+    code: 'ERR_ENTRY_DUPLICATE',
+    entries: [...good, { type: 'directory', name: 'Files/d' }, { type: 'file', name: 'Files/d/x', data: 'x' }, { type: 'directory', name: 'Files/d', attributes: FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT }],
   },
   { title: 'a hard link escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/../../etc/passwd' }] },
   { title: 'a hard link to an absolute path', code: 'ERR_PATH_ESCAPE', entries: [...good, { type: 'link', name: 'Files/l', target: '/etc/passwd' }] },
