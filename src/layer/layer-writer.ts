@@ -1393,7 +1393,11 @@ export class TransportLayerWriter {
         // Each copy is a name NTFS would count (one file there).
         this.#checkNames(from, link);
         const to = path.join(this.#root, link.host);
-        copyAcrossFormats(from, to, own, linkIsTransport, link);
+        try {
+          copyAcrossFormats(from, to, own, linkIsTransport, link);
+        } catch (cause) {
+          throw entryIoError(cause, link.path.name, 'copying its target');
+        }
         const origin = this.#originOf.get(from) ?? from;
         this.#originOf.set(to, origin);
         const copies = this.#copiesOf.get(origin);
@@ -1444,7 +1448,7 @@ export class TransportLayerWriter {
         }, cause);
       }
       // Parents on another file system, or a file system without hard links: copy.
-      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw cause;
+      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw entryIoError(cause, link.path.name, 'making it');
       fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
     }
   }

@@ -257,6 +257,29 @@ describe('store: safety', function () {
     expect(await rejectionCode(async () => importTar(store, 'child', await buildLayerTar(delta), 'most'))).to.equal('ERR_LINK_TARGET_INVALID');
   });
 
+  it('names a hard link whose path is longer than the host holds (ERR_PATH_TOO_LONG), in one format and across formats', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const home = path.join(tempDir(), 'home');
+    const store = await LayerStore.open(home);
+    // The staging directory: HOME/victim-importing-<pid>-<nonce>, about 40 characters below HOME.
+    const room = 4096 - (home.length + 60) - 150;
+    for (const root of ['Files', 'UtilityVM/Files']) {
+      const segments = Array.from({ length: Math.floor((room - root.length) / 201) }, (_, i) => String(i).padStart(200, 'd'));
+      const dirs = segments.map((_, i): BuilderEntry => ({ type: 'directory', name: `${root}/${segments.slice(0, i + 1).join('/')}` }));
+      const link = `${root}/${segments.join('/')}/${'l'.repeat(250)}`;
+      const tar = await buildLayerTar([
+        ...good,
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        ...dirs,
+        { type: 'link', name: link, target: 'Files/ok.txt' },
+      ]);
+      const e = await rejection(() => importTar(store, 'victim', tar));
+      expect([e.code, e.data['entry']], root).to.deep.equal(['ERR_PATH_TOO_LONG', link]);
+      expect(store.exists('victim')).to.equal(false);
+    }
+  });
+
   it('refuses an id that exists, and ids that are paths', async () => {
     const store = await openStore();
     const tar = await buildLayerTar(good);
