@@ -1376,8 +1376,10 @@ export class TransportLayerWriter {
         target: link.target.name,
       });
     }
-    if (own !== undefined) {
-      if (own.isDirectory) {
+    // A directory the layer made only for entries below it is one all the same.
+    const ownDirectory = own === undefined && !link.parentsOnly && this.#dirs.has(targetKey);
+    if (own !== undefined || ownDirectory) {
+      if (own === undefined || own.isDirectory) {
         throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is a directory`, {
           entry: link.path.name,
           target: link.target.name,
@@ -1426,10 +1428,17 @@ export class TransportLayerWriter {
       }
     } else {
       const inherited = this.#inherited?.get(targetKey);
-      if (inherited !== undefined && inherited.kind !== 'directory') from = path.join(this.#root, inherited.host ?? inherited.name);
+      if (inherited?.kind === 'directory') {
+        throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is a directory`, {
+          entry: link.path.name,
+          target: link.target.name,
+        });
+      }
+      if (inherited !== undefined) from = path.join(this.#root, inherited.host ?? inherited.name);
     }
     if (from === undefined) {
-      const where = link.parentsOnly ? 'in none of the parents (the layer adds it only after the link)' : 'in neither this layer nor its parents';
+      const addedLater = link.parentsOnly && this.#addedBefore(targetKey, link.target.name);
+      const where = addedLater ? 'in none of the parents (the layer adds it only after the link)' : 'in neither this layer nor its parents';
       throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is ${where}`, {
         entry: link.path.name,
         target: link.target.name,

@@ -600,6 +600,18 @@ describe('store: round trip tar → layer → tar', function () {
       await expectReimportedAlike(store, await exportTar(store, 'c'), 'p');
     });
 
+    it('refuses a hard link to a directory of the cloned UtilityVM as a link to a directory (ERR_LINK_TARGET_INVALID)', async () => {
+      const store = await openStore();
+      await importTar(store, 'p', await buildLayerTar(parentLayer));
+      const delta = await buildLayerTar([
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        { type: 'link', name: 'UtilityVM/Files/l', target: 'UtilityVM/Files/EFI/Microsoft' },
+      ]);
+      expect(await rejectionCode(() => importTar(store, 'c', delta, 'p'))).to.equal('ERR_LINK_TARGET_INVALID');
+      expect(store.exists('c')).to.equal(false);
+    });
+
     it('rewrites a cloned BCD without touching the parent copy', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));

@@ -99,6 +99,11 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
     entries: [...good, { type: 'link', name: 'Files/a', target: 'Files/b' }, { type: 'link', name: 'Files/b', target: 'Files/ok.txt' }],
   },
   { title: 'a hard link to a directory', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, { type: 'directory', name: 'Files/d' }, { type: 'link', name: 'Files/l', target: 'Files/d' }] },
+  {
+    title: 'a hard link to a directory made for the entries below it',
+    code: 'ERR_LINK_TARGET_INVALID',
+    entries: [...good, { type: 'file', name: 'Files/d/x', data: 'x' }, { type: 'link', name: 'Files/l', target: 'Files/d' }],
+  },
   { title: 'a hard link across roots', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, { type: 'directory', name: 'Hives' }, { type: 'link', name: 'Hives/h', target: 'Files/ok.txt' }] },
   { title: 'a whiteout escaping', code: 'ERR_PATH_ESCAPE', entries: [...good, raw({ name: 'Files/../.wh.etc' })], parent: true },
   { title: 'a whiteout in a base layer', code: 'ERR_WHITEOUT_INVALID', entries: [...good, { type: 'whiteout', name: 'Files/ok.txt' }] },
