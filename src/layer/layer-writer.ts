@@ -1185,6 +1185,11 @@ export class TransportLayerWriter {
       throw pathTooLongError(forEntry, undefined);
     }
     const missing: string[] = [];
+    // The missing directories below Files/, checked against the parents together (deepest first, as they come).
+    const checkParents = (): void => {
+      const below = missing.filter((name) => name.startsWith('Files/'));
+      if (this.#parents.length > 0 && below.length > 0) this.#checkParentsHoldDirectories(below, forEntry);
+    };
     let host: string | undefined;
     for (let name = dirName; name !== ''; name = parentName(name)) {
       const key = caseFoldKey(name);
@@ -1192,9 +1197,11 @@ export class TransportLayerWriter {
       const seen = this.#seenEntry(key, name);
       if (seen !== undefined) {
         if (seen.isReparse) {
+          checkParents();
           throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${seen.name} is a reparse point`, { entry: forEntry, parent: seen.name });
         }
         if (!seen.isDirectory) {
+          checkParents();
           throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${seen.name} is not a directory`, { entry: forEntry, parent: seen.name });
         }
       }
@@ -1204,11 +1211,12 @@ export class TransportLayerWriter {
       }
       const inherited = this.#inherited?.get(key);
       if (inherited !== undefined && inherited.kind !== 'directory') {
+        checkParents();
         throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${inherited.name} is not a directory`, { entry: forEntry, parent: inherited.name });
       }
-      if (this.#parents.length > 0 && name.startsWith('Files/')) this.#checkParentsHoldDirectory(name, key, forEntry);
       missing.push(name);
     }
+    checkParents();
     if (missing.length > 0) this.#settleDirs();
     for (let i = missing.length - 1; i >= 0; i--) {
       const name = missing[i] as string;
@@ -1307,40 +1315,67 @@ export class TransportLayerWriter {
   }
 
   /**
-   * An implicit directory `name` (no entry of this layer names it) merges with what the
-   * parents show there: refused when that is a file (it would take an entry for the
-   * directory to replace it) or a directory symbolic link or junction (the entry would be
-   * written through it). Probed in each parent, nearest first, by its spelling here; a
-   * deletion in this layer or a nearer parent hides what lies below it.
+   * Implicit directories `names` (no entry of this layer names them; deepest first, each
+   * the parent of the one before) merge with what the parents show there: refused when
+   * that is a file (it would take an entry for the directory to replace it) or a directory
+   * symbolic link or junction (the entry would be written through it). Probed in each
+   * parent, nearest first, by their spelling here; a deletion in this layer or a nearer
+   * parent hides what lies below it.
    */
-  #checkParentsHoldDirectory(name: string, key: string, forEntry: string): void {
+  #checkParentsHoldDirectories(names: readonly string[], forEntry: string): void {
     // Not an opaque whiteout's: it deletes only what the layer does not hold, and this
     // directory the layer holds (a parent's file there stays below it, which Windows
     // cannot merge; a reparse point would be written through).
-    if (deletedBy(this.#deletedHere, key)) return;
-    for (const parent of this.#parents) {
-      const at = findFolded(parent, name);
-      const st = at === undefined ? undefined : lstatOrUndefined(at);
-      if (st?.isFile() === true) {
-        throw createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${name} is a file in a parent layer (a directory entry would replace it)`, {
-          entry: forEntry,
-          parent: name,
-        });
+    // Walked down from the shallowest, one segment a step in each parent: probing each
+    // directory from the parent's root took time cubic in the depth (minutes at 2,000).
+    const above = parentName(names[names.length - 1] as string);
+    let deletedHere = deletedBy(this.#deletedHere, caseFoldKey(above));
+    const probes = this.#parents.map((parent): { parent: string; at: string | undefined; deleted: boolean | undefined } => ({ parent, at: findFolded(parent, above), deleted: undefined }));
+    let failure: WinLayerError | undefined;
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i] as string;
+      const key = caseFoldKey(name);
+      deletedHere ||= this.#deletedHere(key);
+      for (const probe of probes) {
+        if (probe.at !== undefined) probe.at = findFoldedSegment(probe.at, baseName(name));
+        if (probe.deleted === false) probe.deleted = this.#deletedIn(probe.parent).has(key);
       }
-      if (at !== undefined && st?.isDirectory() === true) {
-        if ((sidecarAttributes(at + WCIDIRS_SUFFIX) & FILE_ATTRIBUTE_REPARSE_POINT) !== 0) {
-          throw createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${name} is a reparse point in a parent layer`, { entry: forEntry, parent: name });
+      if (deletedHere) continue;
+      for (const probe of probes) {
+        const st = probe.at === undefined ? undefined : lstatOrUndefined(probe.at);
+        if (st?.isFile() === true) {
+          failure = createError('ERR_PARENT_NOT_DIRECTORY', `${forEntry}: its parent ${name} is a file in a parent layer (a directory entry would replace it)`, {
+            entry: forEntry,
+            parent: name,
+          });
+          break;
         }
-        return;
+        if (st?.isDirectory() === true) {
+          if ((sidecarAttributes(probe.at + WCIDIRS_SUFFIX) & FILE_ATTRIBUTE_REPARSE_POINT) !== 0) {
+            failure = createError('ERR_PATH_THROUGH_LINK', `${forEntry}: its parent ${name} is a reparse point in a parent layer`, { entry: forEntry, parent: name });
+          }
+          break;
+        }
+        // Read only where a parent lacks the directory; from then on kept up a segment at a time.
+        if (probe.deleted === undefined) {
+          const deleted = this.#deletedIn(probe.parent);
+          probe.deleted = deletedBy((k) => deleted.has(k), key);
+        }
+        if (probe.deleted) break;
       }
-      let deleted = this.#parentTombstones.get(parent);
-      if (deleted === undefined) {
-        deleted = DeletedNames.ofLayer(parent);
-        this.#parentTombstones.set(parent, deleted);
-      }
-      const parentDeleted = deleted;
-      if (deletedBy((k) => parentDeleted.has(k), key)) return;
     }
+    // The deepest directory's failure, as when they were checked deepest first.
+    if (failure !== undefined) throw failure;
+  }
+
+  /** The deletions of the parent layer `parent`, case-folded (read once). */
+  #deletedIn(parent: string): DeletedNames {
+    let deleted = this.#parentTombstones.get(parent);
+    if (deleted === undefined) {
+      deleted = DeletedNames.ofLayer(parent);
+      this.#parentTombstones.set(parent, deleted);
+    }
+    return deleted;
   }
 
   /** Whether this layer deletes `key` (a case-folded name). */
@@ -1577,24 +1612,26 @@ function deletedBy(deleted: (key: string) => boolean, key: string): boolean {
  * undefined. Used where a parent layer is probed by a name spelled in this one.
  */
 function findFolded(root: string, name: string): string | undefined {
-  let at = root;
+  let at: string | undefined = root;
   for (const segment of name.split('/')) {
-    const exact = path.join(at, segment);
-    if (lstatOrUndefined(exact) !== undefined) {
-      at = exact;
-      continue;
-    }
-    const want = caseFoldKey(segment);
-    let found: string | undefined;
-    try {
-      found = fs.readdirSync(at).find((entry) => caseFoldKey(entry) === want);
-    } catch {
-      return undefined;
-    }
-    if (found === undefined) return undefined;
-    at = path.join(at, found);
+    at = findFoldedSegment(at, segment);
+    if (at === undefined) return undefined;
   }
   return at;
+}
+
+/** What `segment` names in the directory `at` when compared as NTFS compares, or undefined (see findFolded). */
+function findFoldedSegment(at: string, segment: string): string | undefined {
+  const exact = path.join(at, segment);
+  if (lstatOrUndefined(exact) !== undefined) return exact;
+  const want = caseFoldKey(segment);
+  let found: string | undefined;
+  try {
+    found = fs.readdirSync(at).find((entry) => caseFoldKey(entry) === want);
+  } catch {
+    return undefined;
+  }
+  return found === undefined ? undefined : path.join(at, found);
 }
 
 /** The attributes at the start of a transport-format sidecar (0 when it cannot be read). */

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { readTar, type TarHeader } from '../../src/tar/reader.js';
@@ -241,6 +242,33 @@ describe('store: round trip tar → layer → tar', function () {
     await importTar(store, 'l3', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'link', name: 'Files/app.dll', target: 'Files/Windows/foo.dll' }]), 'l2');
     const inode = (id: string, name: string): number => fs.statSync(path.join(store.layerPath(id), name)).ino;
     expect(inode('l3', 'Files/app.dll')).to.equal(inode('l2', 'Files/WINDOWS/FOO.DLL'));
+  });
+
+  it('probes the parents a bounded number of times per implicit directory, however deep (it took time cubic in the depth)', async () => {
+    const depth = 200;
+    const store = await openStore();
+    await importTar(store, 'deep-parent', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: `Files/${'D/'.repeat(depth)}f`, data: 'p' }]));
+    const parentRoot = store.layerPath('deep-parent') + path.sep;
+    const cjs = createRequire(import.meta.url)('node:fs') as { lstatSync: (...a: unknown[]) => unknown; readdirSync: (...a: unknown[]) => unknown };
+    const { lstatSync, readdirSync } = cjs;
+    let probes = 0;
+    cjs.lstatSync = (p: unknown, ...rest: unknown[]) => {
+      if (String(p).startsWith(parentRoot)) probes++;
+      return lstatSync(p, ...rest);
+    };
+    cjs.readdirSync = (p: unknown, ...rest: unknown[]) => {
+      if (String(p).startsWith(parentRoot)) probes++;
+      return readdirSync(p, ...rest);
+    };
+    syncBuiltinESMExports();
+    try {
+      // Spelled in another case: each directory is found by a listing.
+      await importTar(store, 'deep-child', await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: `Files/${'d/'.repeat(depth)}g`, data: 'c' }]), 'deep-parent');
+    } finally {
+      Object.assign(cjs, { lstatSync, readdirSync });
+      syncBuiltinESMExports();
+    }
+    expect(probes).to.be.below(5 * depth);
   });
 
   it('refuses an implicit directory where the parents show a file or a directory link, unless a deletion hides it', async () => {
