@@ -41,6 +41,7 @@ import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, rea
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTreeGuarded } from '../util/remove-tree.js';
+import { checkFunction, checkOptions, checkString } from '../util/options.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -108,6 +109,8 @@ interface ReadWriteInfo {
 }
 
 const INDEX_DIR = '.winlayer';
+/** What the options of a worker's job (applyDiff, diff, diffTo) must be. */
+const JOB_OPTIONS = { signal: 'signal', onProgress: 'function' } as const;
 /** The sandbox size windowsfilter gives a read-write layer when none is asked for. */
 export const DEFAULT_SANDBOX_SIZE = 127 * 2 ** 30;
 
@@ -205,18 +208,18 @@ export class WindowsFilterDriver {
   }
 
   /** An empty read-only layer on `parentId` (windowsfilter Create); applyDiff may fill it later. */
-  async create(id: string, parentId?: string, options: CreateOptions = {}): Promise<void> {
+  async create(id: string, parentId?: string, options?: CreateOptions): Promise<void> {
     validateLayerId(id);
-    if (options.storageOpt !== undefined) parseStorageOptions(options.storageOpt);
+    parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     const parents = this.#parentChain(parentId);
     await importLayer(this.store, this.backend, id, emptyTar(), { parents });
   }
 
   /** A read-write layer on `parentId` (windowsfilter CreateReadWrite); storage option `size`. */
-  async createReadWrite(id: string, parentId?: string, options: CreateOptions = {}): Promise<void> {
+  async createReadWrite(id: string, parentId?: string, options?: CreateOptions): Promise<void> {
     validateLayerId(id);
-    const storage = parseStorageOptions(options.storageOpt);
+    const storage = parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     const parents = this.#parentChain(parentId);
     const stage = await this.store.beginImport(id, parents);
@@ -234,7 +237,7 @@ export class WindowsFilterDriver {
   // ---- import and export ----------------------------------------------------------------
 
   /** What a worker job of layer `id` needs from this driver and the caller's options. */
-  #workerJob(id: string, parents: readonly string[], options: ApplyDiffOptions) {
+  #workerJob(id: string, parents: readonly string[], options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined }) {
     return {
       home: this.home,
       id,
@@ -249,9 +252,10 @@ export class WindowsFilterDriver {
    * iterable of bytes, or `{fd}`: an open file or pipe the worker reads directly. An empty
    * layer made by create() is replaced; any other existing layer is an error.
    */
-  async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options: ApplyDiffOptions = {}): Promise<ApplyDiffResult> {
+  async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options?: ApplyDiffOptions): Promise<ApplyDiffResult> {
     validateLayerId(id);
     checkTarSource(tar);
+    const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
     const parents = this.#parentChain(parentId);
     let aside: string | undefined;
     if (this.exists(id)) {
@@ -286,10 +290,10 @@ export class WindowsFilterDriver {
     try {
       if (this.#inProcess) {
         const source = isFdSource(tar) ? fs.createReadStream('', { fd: tar.fd, highWaterMark: 1 << 20, autoClose: false }) : tar;
-        const r = await importLayer(this.store, this.backend, id, source, { parents, signal: options.signal, onProgress: options.onProgress });
+        const r = await importLayer(this.store, this.backend, id, source, { parents, signal, onProgress });
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
-      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, options), tar);
+      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), tar);
       const info = this.#layerInfo(id);
       return { size, entries: info.entries, digest: info.digest };
     } catch (error) {
@@ -310,17 +314,18 @@ export class WindowsFilterDriver {
    * The layer as a Windows layer tar, made by a worker: a read-only layer's export, or a
    * read-write layer's changes against its parent.
    */
-  diff(id: string, _parentId?: string, options: ApplyDiffOptions = {}): Readable {
+  diff(id: string, _parentId?: string, options?: ApplyDiffOptions): Readable {
     validateLayerId(id);
+    const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
     const self = this;
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
       if (self.#inProcess) {
-        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id), options.onProgress) : exportLayer(self.store, self.backend, id, options);
+        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id), onProgress) : exportLayer(self.store, self.backend, id, { signal, onProgress });
         return;
       }
       // A read-write layer's worker compares its directory with the parent view there.
-      const stream = await self.#controller.exportLayer(self.#workerJob(id, self.store.readChain(id), options));
+      const stream = await self.#controller.exportLayer(self.#workerJob(id, self.store.readChain(id), { signal, onProgress }));
       yield* stream as AsyncIterable<Uint8Array>;
     }
     return Readable.from(tar(), { objectMode: false });
@@ -330,8 +335,9 @@ export class WindowsFilterDriver {
    * Writes the layer tar to the open descriptor `fd` (a file or a pipe). A read-only
    * layer's worker writes it there itself, with no copy through this process.
    */
-  async diffTo(id: string, fd: number, options: ApplyDiffOptions = {}): Promise<void> {
+  async diffTo(id: string, fd: number, options?: ApplyDiffOptions): Promise<void> {
     validateLayerId(id);
+    const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
     this.#require(id);
     if (this.#inProcess) {
       const out = fs.createWriteStream('', { fd, autoClose: false });
@@ -344,7 +350,7 @@ export class WindowsFilterDriver {
       });
       return;
     }
-    await this.#controller.exportLayerTo(this.#workerJob(id, this.store.readChain(id), options), fd);
+    await this.#controller.exportLayerTo(this.#workerJob(id, this.store.readChain(id), { signal, onProgress }), fd);
   }
 
   /**
@@ -395,10 +401,12 @@ export class WindowsFilterDriver {
    * the promise `each` returns. `signal` cancels (ERR_CANCELED), the worker killed; what
    * `each` throws stops it too, and is what this rejects with.
    */
-  async forEachChange(id: string, each: (change: Change) => Promise<void> | void, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+  async forEachChange(id: string, each: (change: Change) => Promise<void> | void, options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    validateLayerId(id);
+    checkFunction(each, 'each');
+    const { signal } = checkOptions(options, 'options', { signal: 'signal' });
     this.#require(id);
     const chain = this.store.readChain(id);
-    const { signal } = options;
     if (this.#inProcess) {
       const canceled = (): WinLayerError => createError('ERR_CANCELED', `changes ${id}: canceled`, { id });
       // A function, read anew each time: the callback may abort between two reads.
@@ -452,7 +460,9 @@ export class WindowsFilterDriver {
    * HOME/.mounts/<id>; a read-write layer's writable directory is made from its parent
    * view at the first get and kept. Reference counted across processes.
    */
-  async get(id: string, options: { onProgress?: ((p: ImportProgress) => void) | undefined } = {}): Promise<string> {
+  async get(id: string, options?: { readonly onProgress?: ((p: ImportProgress) => void) | undefined }): Promise<string> {
+    validateLayerId(id);
+    const { onProgress } = checkOptions(options, 'options', { onProgress: 'function' });
     this.#require(id);
     return this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
@@ -470,7 +480,7 @@ export class WindowsFilterDriver {
             const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
             fs.mkdirSync(tmp, { mode: 0o755 });
             try {
-              materializeView(resolveView(layers), tmp, options.onProgress);
+              materializeView(resolveView(layers), tmp, onProgress);
               fs.renameSync(tmp, dir);
             } catch (error) {
               // Best effort, so that the mount's own error is the one reported: what stays is
@@ -481,7 +491,7 @@ export class WindowsFilterDriver {
           } else {
             // The view is resolved and written by a worker (seconds of work for a large
             // layer), which renames it to `dir` when whole.
-            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: dir, onProgress: options.onProgress });
+            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: dir, onProgress });
           }
         } catch (error) {
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
@@ -773,6 +783,7 @@ export class WindowsFilterDriver {
     return {
       get: (name: string): Readable => {
         if (closed) throw createError('ERR_ARGUMENT_INVALID', 'diffGetter is closed');
+        checkString(name, 'name');
         const colon = name.indexOf(':');
         const fileName = colon < 0 ? name : name.slice(0, colon);
         const stream = colon < 0 ? undefined : name.slice(colon + 1);

@@ -30,14 +30,18 @@ export interface StorageOptions {
   size?: number;
 }
 
-/** Parses `{size: '20GB'}` or `['size=20GB']`. */
+/** Parses `{size: '20GB'}` or `['size=20GB']`; anything else (null, a string, a number) is ERR_ARGUMENT_INVALID. */
 export function parseStorageOptions(input: Readonly<Record<string, string>> | readonly string[] | undefined): StorageOptions {
   if (input === undefined) return {};
+  if (typeof input !== 'object' || input === null) {
+    const got = input === null ? 'null' : `${JSON.stringify(input)} (${typeof input})`;
+    throw createError('ERR_ARGUMENT_INVALID', `Expected \`storageOpt\` to be an object such as {size: '20GB'} or an array such as ['size=20GB'], got ${got}`, { option: 'storageOpt' });
+  }
   const pairs: [string, string][] = Array.isArray(input)
-    ? (input as readonly string[]).map((kv) => {
-        const eq = kv.indexOf('=');
-        if (eq <= 0) throw createError('ERR_ARGUMENT_INVALID', `storage option ${JSON.stringify(kv)} is not key=value`, { option: kv });
-        return [kv.slice(0, eq), kv.slice(eq + 1)];
+    ? (input as readonly unknown[]).map((kv) => {
+        const eq = typeof kv === 'string' ? kv.indexOf('=') : -1;
+        if (eq <= 0) throw createError('ERR_ARGUMENT_INVALID', `storage option ${JSON.stringify(kv) ?? String(kv)} is not key=value`, { option: String(kv) });
+        return [(kv as string).slice(0, eq), (kv as string).slice(eq + 1)];
       })
     : Object.entries(input as Readonly<Record<string, string>>);
   const out: StorageOptions = {};

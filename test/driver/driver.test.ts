@@ -1372,6 +1372,64 @@ describe('driver: WindowsFilterDriver', function () {
     getter.close();
   });
 
+  describe('arguments of the wrong type', () => {
+    /**
+     * Every public method that takes options, a signal or a callback, with each of them
+     * wrong as a JavaScript caller (or a cast) may pass it: one rule for all, options may
+     * be undefined and anything else that is not an object is ERR_ARGUMENT_INVALID.
+     */
+    const bad: [string, (d: WindowsFilterDriver, fd: number) => Promise<unknown>][] = [
+      ['create: options null', (d) => d.create('x', undefined, null as never)],
+      ['create: options a string', (d) => d.create('x', undefined, 'size=1GB' as never)],
+      ['create: storageOpt 5', (d) => d.create('x', undefined, { storageOpt: 5 as never })],
+      ['createReadWrite: options null', (d) => d.createReadWrite('x', 'l1', null as never)],
+      ['createReadWrite: storageOpt null', (d) => d.createReadWrite('x', 'l1', { storageOpt: null as never })],
+      ['createReadWrite: storageOpt 5', (d) => d.createReadWrite('x', 'l1', { storageOpt: 5 as never })],
+      ['createReadWrite: storageOpt a string', (d) => d.createReadWrite('x', 'l1', { storageOpt: 'size=1GB' as never })],
+      ['createReadWrite: storageOpt [5]', (d) => d.createReadWrite('x', 'l1', { storageOpt: [5] as never })],
+      ['applyDiff: options null', async (d) => d.applyDiff('x', undefined, Readable.from([await buildLayerTar(baseLayer)]), null as never)],
+      ['applyDiff: options an array', async (d) => d.applyDiff('x', undefined, Readable.from([await buildLayerTar(baseLayer)]), [] as never)],
+      ['applyDiff: signal a string', async (d) => d.applyDiff('x', undefined, Readable.from([await buildLayerTar(baseLayer)]), { signal: 'abc' as never })],
+      ['applyDiff: onProgress 5', async (d) => d.applyDiff('x', undefined, Readable.from([await buildLayerTar(baseLayer)]), { onProgress: 5 as never })],
+      ['diff: options null', (d) => collect(d.diff('l1', undefined, null as never))],
+      ['diff: signal an object', (d) => collect(d.diff('l1', undefined, { signal: {} as never }))],
+      ['diffTo: options null', (d, fd) => d.diffTo('l1', fd, null as never)],
+      ['diffTo: onProgress a string', (d, fd) => d.diffTo('l1', fd, { onProgress: 'x' as never })],
+      ['forEachChange: each 5', (d) => d.forEachChange('l1', 5 as never)],
+      ['forEachChange: each missing', (d) => (d.forEachChange as (id: string) => Promise<void>)('l1')],
+      ['forEachChange: options null', (d) => d.forEachChange('l1', () => undefined, null as never)],
+      ['forEachChange: signal a string', (d) => d.forEachChange('l1', () => undefined, { signal: 'abc' as never })],
+      ['get: options null', (d) => d.get('l1', null as never)],
+      ['get: onProgress 5', (d) => d.get('l1', { onProgress: 5 as never })],
+      ['diffGetter().get: name 5', async (d) => d.diffGetter('l1').get(5 as never)],
+    ];
+
+    for (const inProcess of [false, true]) {
+      it(`refuses options, signals and callbacks of the wrong type with ERR_ARGUMENT_INVALID, doing nothing (${inProcess ? 'in process' : 'workers'})`, async () => {
+        const driver = await openDriver({ inProcess });
+        await driver.applyDiff('l1', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        const fd = fs.openSync('/dev/null', 'w');
+        try {
+          for (const [title, call] of bad) {
+            expect(await rejectionCode(() => call(driver, fd)), title).to.equal('ERR_ARGUMENT_INVALID');
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+        expect(driver.list().map((l) => [l.id, l.mounted])).to.deep.equal([['l1', 0]]);
+        // Undefined is no options, wherever options are taken.
+        await driver.create('c', undefined, undefined);
+        await driver.createReadWrite('rw', 'l1', undefined);
+        await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]), undefined);
+        expect((await collect(driver.diff('a', undefined, undefined))).length).to.be.greaterThan(0);
+        await driver.forEachChange('l1', () => undefined, undefined);
+        await driver.forEachChange('l1', () => undefined, { signal: undefined });
+        await driver.get('l1', undefined);
+        await driver.put('l1');
+      });
+    }
+  });
+
   describe('layers removed by another process while they are read', () => {
     it('list leaves out, and diffSize and changes say ERR_LAYER_NOT_FOUND for, a layer removed between the look and the read; a file gone since changes counts nothing', async () => {
       const driver = await openDriver();
