@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { createError, errorFromSerialized, toWinLayerError, type WinLayerError } from '../errors.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { readLayerInfo } from '../layer/metadata-index.js';
+import type { BackendName } from '../native/backend.js';
+import { NATIVE_BACKEND_ENV } from '../native/select.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
@@ -103,6 +105,8 @@ export interface WorkerJob {
   readonly onProgress?: ((p: ImportProgress) => void) | undefined;
   /** The worker script to run (tests substitute misbehaving workers). @default WORKER_ENTRY */
   readonly workerPath?: string | undefined;
+  /** The backend the worker runs, set as its NATIVE_BACKEND_ENV. @default the worker's own choice */
+  readonly backend?: BackendName | undefined;
 }
 
 /**
@@ -254,7 +258,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env, manyEntries = fa
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
   const paths = job.command === 'view' ? [job.dest ?? '', ...job.parents] : job.parents;
   return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
-    env: workerEnv(process.env, nodeOptions.length > 0),
+    env: workerEnv(job.backend === undefined ? process.env : { ...process.env, [NATIVE_BACKEND_ENV]: job.backend }, nodeOptions.length > 0),
     extendEnv: false,
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],

@@ -29,9 +29,9 @@ import { createError, isWinLayerError, toWinLayerError, type WinLayerError } fro
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
-import type { NativeBackend } from '../native/backend.js';
+import type { BackendName, NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
-import { selectBackend } from '../native/select.js';
+import { isBackendName, NATIVE_BACKEND_ENV, selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
 import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
@@ -41,7 +41,7 @@ import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, rea
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTreeGuarded } from '../util/remove-tree.js';
-import { checkFunction, checkOptions, checkString } from '../util/options.js';
+import { checkFunction, checkOptions, checkString, isOptionsObject, shown } from '../util/options.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -53,8 +53,13 @@ export interface DriverOptions {
   readonly timeout?: number;
   /** Kill a worker that has not started after this many milliseconds (ERR_WORKER_TIMEOUT). @default 30,000 */
   readonly startTimeout?: number;
-  /** The backend that writes and reads layers (in-process mode; workers choose by WINLAYER_NATIVE). @default selectBackend() */
-  readonly backend?: NativeBackend;
+  /**
+   * The backend that writes and reads layers: `'portable'`, `'edge'`, or a NativeBackend of
+   * one of those names. Workers run the backend of its name (WINLAYER_NATIVE in their
+   * environment); in process, this object. Anything else is ERR_ARGUMENT_INVALID.
+   * @default selectBackend(): WINLAYER_NATIVE, else edge on Windows and portable elsewhere
+   */
+  readonly backend?: NativeBackend | BackendName;
   /** Remove crash leftovers on open (staging of dead processes, half-made mounts), best effort. @default true */
   readonly cleanup?: boolean;
   /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
@@ -120,10 +125,13 @@ export class WindowsFilterDriver {
   readonly #controller: Controller;
   readonly #inProcess: boolean;
   readonly #mounts: MountTable;
+  /** The backend workers are told to run: the one open was given; unset, they choose by their environment. */
+  readonly #workerBackend: BackendName | undefined;
 
-  private constructor(store: LayerStore, options: DriverOptions) {
+  private constructor(store: LayerStore, backend: NativeBackend, options: DriverOptions) {
     this.store = store;
-    this.backend = options.backend ?? selectBackend();
+    this.backend = backend;
+    this.#workerBackend = options.backend === undefined ? undefined : backend.name;
     this.#inProcess = options.inProcess ?? (process.env[NO_REEXEC_ENV] !== undefined && process.env[NO_REEXEC_ENV] !== '');
     this.#controller = new Controller({
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
@@ -142,10 +150,11 @@ export class WindowsFilterDriver {
    */
   static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
     if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
+    const backend = backendOf(options.backend);
     const cleanup = options.cleanup !== false;
     refuseReFS(options.home);
     const store = await LayerStore.open(options.home, { cleanup });
-    const driver = new WindowsFilterDriver(store, options);
+    const driver = new WindowsFilterDriver(store, backend, options);
     // What it could not remove is left for later, not reported: see open's comment.
     if (cleanup) await driver.#cleanMounts();
     return driver;
@@ -237,11 +246,12 @@ export class WindowsFilterDriver {
   // ---- import and export ----------------------------------------------------------------
 
   /** What a worker job of layer `id` needs from this driver and the caller's options. */
-  #workerJob(id: string, parents: readonly string[], options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined }) {
+  #workerJob(id: string, parents: readonly string[], options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined } = {}) {
     return {
       home: this.home,
       id,
       parents,
+      ...(this.#workerBackend === undefined ? {} : { backend: this.#workerBackend }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     };
@@ -364,7 +374,7 @@ export class WindowsFilterDriver {
       const chain = this.store.readChain(id);
       // The whole chain's names, and for a read-write layer a stat of every file: in a worker.
       if (this.#inProcess) return [...layerChanges(this.store.layerPath(id), chain)];
-      return this.#controller.changes({ home: this.home, id, parents: chain });
+      return this.#controller.changes(this.#workerJob(id, chain));
     });
   }
 
@@ -422,7 +432,7 @@ export class WindowsFilterDriver {
       }
       return;
     }
-    await this.#controller.changes({ home: this.home, id, parents: chain, ...(signal === undefined ? {} : { signal }) }, each);
+    await this.#controller.changes(this.#workerJob(id, chain, { signal }), each);
   }
 
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */
@@ -491,7 +501,7 @@ export class WindowsFilterDriver {
           } else {
             // The view is resolved and written by a worker (seconds of work for a large
             // layer), which renames it to `dir` when whole.
-            await this.#controller.materializeView({ home: this.home, id, parents: layers, dest: dir, onProgress });
+            await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress }), dest: dir });
           }
         } catch (error) {
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
@@ -840,6 +850,15 @@ function layerIdOf(name: string): string {
     if (at > 0) return name.slice(0, at);
   }
   return name;
+}
+
+/** The backend `open` was given: a name, a backend of a known name, or undefined for selectBackend(). */
+function backendOf(value: unknown): NativeBackend {
+  if (value === undefined) return selectBackend();
+  if (isBackendName(value)) return selectBackend({ env: { [NATIVE_BACKEND_ENV]: value } });
+  const b = value as Partial<Record<keyof NativeBackend, unknown>>;
+  if (isOptionsObject(value) && isBackendName(b.name) && typeof b.writeLayer === 'function' && typeof b.readLayer === 'function') return value as NativeBackend;
+  throw createError('ERR_ARGUMENT_INVALID', `Expected \`backend\` to be 'portable', 'edge' or a NativeBackend of one of those names, got ${shown(value)}`, { option: 'backend' });
 }
 
 async function* emptyTar(): AsyncGenerator<Uint8Array> {

@@ -7,7 +7,7 @@
 import { createError } from '../errors.js';
 
 /** How a wrong value is shown in a message: `null`, an array, `"abc"` (string), `5` (number). */
-function shown(value: unknown): string {
+export function shown(value: unknown): string {
   if (value === null) return '`null`';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `\`${JSON.stringify(value).slice(0, 60)}\` (string)`;

@@ -17,6 +17,8 @@ import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
+import { portableBackend } from '../../src/native/portable.js';
+import { NATIVE_BACKEND_ENV } from '../../src/native/select.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
 import { cleanupTemp, listTree, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
@@ -250,6 +252,37 @@ describe('driver: WindowsFilterDriver', function () {
       expect(driver.exists('c')).to.equal(false);
       await driver.createReadWrite('c', undefined, { storageOpt: { size: '20GB' } });
       expect(driver.list().find((l) => l.id === 'c')?.kind).to.equal('read-write');
+    });
+  });
+
+  describe('the backend option', () => {
+    it('refuses a backend that is neither a known name nor a backend of one, before making the store', async () => {
+      for (const backend of ['nope', '', 5, null, {}, { name: 'edge' }, { ...portableBackend, name: 'other' }]) {
+        const home = path.join(tempDir(), 'home');
+        expect(await rejectionCode(() => WindowsFilterDriver.open({ home, backend: backend as never })), String(backend)).to.equal('ERR_ARGUMENT_INVALID');
+        expect(fs.existsSync(home)).to.equal(false);
+      }
+    });
+
+    it('runs the backend it was given, by name or as an object, in its workers whatever WINLAYER_NATIVE says', async () => {
+      const saved = process.env[NATIVE_BACKEND_ENV];
+      // A worker that went by this would fail every job (ERR_ARGUMENT_INVALID).
+      process.env[NATIVE_BACKEND_ENV] = 'no-such-backend';
+      try {
+        for (const backend of ['portable', portableBackend] as const) {
+          const driver = await openDriver({ backend });
+          expect(Object.fromEntries(driver.status())['Backend']).to.equal('portable');
+          const tar = await buildLayerTar(baseLayer);
+          await driver.applyDiff('base', undefined, Readable.from([tar]));
+          expect((await collect(driver.diff('base'))).equals(tar)).to.equal(true);
+          expect((await driver.changes('base')).length).to.be.greaterThan(0);
+          await driver.get('base');
+          await driver.put('base');
+        }
+      } finally {
+        if (saved === undefined) delete process.env[NATIVE_BACKEND_ENV];
+        else process.env[NATIVE_BACKEND_ENV] = saved;
+      }
     });
   });
 
