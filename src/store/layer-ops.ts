@@ -3,11 +3,13 @@
  * the atomic commit, and clean failure (nothing half-written stays visible).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
-import type { LayerStore } from './layer-store.js';
+import { checkOptions, isOptionsObject, shown } from '../util/options.js';
+import { validateLayerId, type LayerStore } from './layer-store.js';
 
 export interface ImportLayerOptions {
   /** The parent chain: layer paths, nearest first. Use `store.chainFor(parentId)`. */
@@ -32,6 +34,8 @@ export interface ImportLayerResult extends WriteLayerResult {
  * Imports the tar `source` as layer `id`; on any failure the store is left as it was. A
  * gzip-compressed tar (or zstd, where Node has it) is decompressed on the fly: the layer's
  * digest is then that of the tar inside (its DiffID), not of the compressed blob.
+ * `options.parents` must be a chain of this store's as `store.chainFor` gives it: anything
+ * else is refused (ERR_ARGUMENT_INVALID, ERR_PARENT_NOT_FOUND) before anything is written.
  */
 export async function importLayer(
   store: LayerStore,
@@ -40,6 +44,7 @@ export async function importLayer(
   source: AsyncIterable<Uint8Array>,
   options: ImportLayerOptions,
 ): Promise<ImportLayerResult> {
+  checkImport(store, source, options);
   const stage = await store.beginImport(id, options.parents);
   try {
     const result = await backend.writeLayer({
@@ -55,6 +60,57 @@ export async function importLayer(
   } catch (error) {
     await store.abort(stage);
     throw toWinLayerError(error, `import of layer ${id} failed`, { id });
+  }
+}
+
+/**
+ * Refuses arguments importLayer cannot use. A chain that names anything but the store's
+ * layers would be committed and then refused by every reader of it (ERR_LAYER_CORRUPT),
+ * so each parent is checked as `readChain` checks a stored one (an absolute path, here also
+ * without `.` or `..`, to a layer id in the store's directory), and the chain must be the
+ * nearest parent's own.
+ */
+function checkImport(store: LayerStore, source: unknown, options: unknown): asserts options is ImportLayerOptions {
+  if (typeof (source as { [Symbol.asyncIterator]?: unknown } | null | undefined)?.[Symbol.asyncIterator] !== 'function') {
+    const what = source instanceof Uint8Array ? 'a Buffer (pass Readable.from([buffer]))' : shown(source);
+    throw createError('ERR_ARGUMENT_INVALID', `the layer tar must be a Readable or an async iterable of bytes; got ${what}`);
+  }
+  if (!isOptionsObject(options)) throw createError('ERR_ARGUMENT_INVALID', `Expected \`options\` to be an object { parents }, got ${shown(options)}`, { option: 'options' });
+  checkOptions(options, 'options', { signal: 'signal', onProgress: 'function', beforeCommit: 'function' });
+  const { parents } = options as { parents?: unknown };
+  if (!Array.isArray(parents)) {
+    throw createError('ERR_ARGUMENT_INVALID', `Expected \`parents\` to be an array of layer paths (store.chainFor(parentId)), got ${shown(parents)}`, { option: 'parents' });
+  }
+  for (const p of parents as unknown[]) {
+    if (typeof p !== 'string' || path.resolve(p) !== p || !isLayerId(path.basename(p)) || !isDirectoryOf(path.dirname(p), store.home)) {
+      throw createError('ERR_ARGUMENT_INVALID', `parents: ${JSON.stringify(p) ?? String(p)} is not a layer of the store ${store.home}`, { option: 'parents', parent: String(p) });
+    }
+    if (!store.exists(path.basename(p))) throw createError('ERR_PARENT_NOT_FOUND', `parent layer ${path.basename(p)} does not exist`, { id: path.basename(p) });
+  }
+  const [nearest, ...rest] = parents as string[];
+  if (nearest === undefined) return;
+  const own = store.readChain(path.basename(nearest)).map((p) => path.basename(p));
+  if (own.length !== rest.length || rest.some((p, i) => path.basename(p) !== own[i])) {
+    throw createError('ERR_ARGUMENT_INVALID', `parents: not the chain of ${path.basename(nearest)} (${[nearest, ...own].map((p) => path.basename(p)).join(', ')})`, { option: 'parents' });
+  }
+}
+
+function isLayerId(name: string): boolean {
+  try {
+    validateLayerId(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `dir` is `home`: by name, else by what both resolve to (a store opened through a link). */
+function isDirectoryOf(dir: string, home: string): boolean {
+  if (dir === home) return true;
+  try {
+    return fs.realpathSync(dir) === fs.realpathSync(home);
+  } catch {
+    return false;
   }
 }
 

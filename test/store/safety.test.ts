@@ -10,12 +10,15 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
 import { cleanupTemp, importTar, listTree, openStore, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 import { MAX_STREAMS_PER_FILE } from '../../src/convert/import-tar.js';
 import { LayerStore, processAlive } from '../../src/store/layer-store.js';
+import { importLayer } from '../../src/store/layer-ops.js';
+import { portableBackend } from '../../src/native/portable.js';
 import { baseLayer } from '../helpers/layers.js';
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT } from '../../src/util/windows.js';
 
@@ -228,6 +231,43 @@ describe('store: safety', function () {
     }
     expect(store.exists('a')).to.equal(true);
     expect(store.exists('b')).to.equal(false);
+  });
+
+  it('importLayer refuses a chain that is not one of its store\'s, a source that is not bytes and options of the wrong type, before writing anything', async () => {
+    const store = await openStore();
+    const tar = await buildLayerTar(good);
+    await importTar(store, 'a', tar);
+    await importTar(store, 'b', tar, 'a');
+    const before = listTree(store.home);
+    const other = await openStore();
+    await importTar(other, 'a', tar);
+    const bytes = (): AsyncIterable<Uint8Array> => Readable.from([tar]);
+    const calls: [string, string, () => Promise<unknown>][] = [
+      ['paths outside the store', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: ['/etc', '/tmp'] })],
+      ['a layer of another store', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: other.chainFor('a') })],
+      ['a relative path', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: ['a'] })],
+      ['a path through ..', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [`${store.home}/../${path.basename(store.home)}/x/../a`] })],
+      ['a work name', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [path.join(store.home, 'a-importing-1-00')] })],
+      ['not a string', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [5] as never })],
+      ['parents not an array', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: store.layerPath('a') as never })],
+      ['a missing layer', 'ERR_PARENT_NOT_FOUND', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [store.layerPath('missing')] })],
+      ['a chain cut short', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [store.layerPath('b')] })],
+      ['a chain with another parent', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [store.layerPath('a'), store.layerPath('b')] })],
+      ['a Buffer source', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', tar as never, { parents: [] })],
+      ['a null source', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', null as never, { parents: [] })],
+      ['no options', 'ERR_ARGUMENT_INVALID', () => (importLayer as (...a: unknown[]) => Promise<unknown>)(store, portableBackend, 'c', bytes())],
+      ['a signal that is not one', 'ERR_ARGUMENT_INVALID', () => importLayer(store, portableBackend, 'c', bytes(), { parents: [], signal: 'abc' as never })],
+    ];
+    for (const [title, code, call] of calls) {
+      expect(await rejectionCode(call), title).to.equal(code);
+      expect(listTree(store.home), title).to.deep.equal(before);
+    }
+    // The chain chainFor gives, also as the store is reached through a symbolic link.
+    const link = path.join(tempDir(), 'link');
+    fs.symlinkSync(store.home, link);
+    const linked = await LayerStore.open(link);
+    await importLayer(linked, portableBackend, 'c', bytes(), { parents: store.chainFor('b'), durable: false });
+    expect(linked.readChain('c').map((p) => path.basename(p))).to.deep.equal(['b', 'a']);
   });
 
   it('gives a file at most 1,024 names, as NTFS does (ERR_LINK_TARGET_INVALID past that, no layer)', async () => {
