@@ -33,7 +33,7 @@ import type { BackendName, NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { isBackendName, NATIVE_BACKEND_ENV, selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -96,6 +96,12 @@ export interface LayerListing {
   digest: string | null;
   /** Mount count. */
   mounted: number;
+  /**
+   * True when the layer's `layerchain.json` cannot be used (not JSON, or naming anything but
+   * a layer of this store): its parent is then unknown (`parent` null), and what reads the
+   * chain (changes, get, diff, a layer made on it) fails with ERR_LAYER_CORRUPT.
+   */
+  corrupt: boolean;
 }
 
 /** What diffGetter returns: the bytes of a tar entry by its name. */
@@ -191,11 +197,11 @@ export class WindowsFilterDriver {
     return { dir: this.store.layerPath(id) };
   }
 
-  /** Key/value pairs describing the driver. */
+  /** Key/value pairs describing the driver. A layer this user may not read is ERR_IO, as for exists and list, not left out of the counts. */
   status(): [string, string][] {
     const names = listStore(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n));
-    const rw = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, RW_INFO))).length;
-    const ro = names.filter((n) => fs.existsSync(path.join(this.home, n, INDEX_DIR, 'layer.json'))).length;
+    const rw = names.filter((n) => present(path.join(this.home, n, INDEX_DIR, RW_INFO), `layer ${n}`)).length;
+    const ro = names.filter((n) => present(path.join(this.home, n, INDEX_DIR, 'layer.json'), `layer ${n}`)).length;
     return [
       ['Driver', 'windowsfilter (winlayer)'],
       ['Backend', this.backend.name],
@@ -537,7 +543,10 @@ export class WindowsFilterDriver {
     });
   }
 
-  /** Every layer, sorted by id: read-only ones with their summary, read-write ones with their parent. */
+  /**
+   * Every layer, sorted by id: read-only ones with their summary, read-write ones with their
+   * parent; a layer whose chain cannot be used is listed, marked `corrupt`.
+   */
   list(): LayerListing[] {
     const out: LayerListing[] = [];
     for (const name of listStore(this.home).sort()) {
@@ -547,11 +556,22 @@ export class WindowsFilterDriver {
       } catch {
         continue;
       }
-      const parents = fs.existsSync(path.join(this.home, name)) ? this.#chainOrEmpty(name) : [];
+      const rw = this.#isReadWrite(name);
+      if (!rw && !this.store.exists(name)) continue;
+      let parents: string[] = [];
+      let corrupt = false;
+      try {
+        parents = this.store.readChain(name);
+      } catch (error) {
+        if (isWinLayerError(error) && error.code === 'ERR_LAYER_NOT_FOUND') continue; // removed meanwhile
+        // Shown as what it is, not as a base layer; a chain that cannot be read (EACCES) is ERR_IO, as everywhere.
+        if (!isWinLayerError(error) || error.code !== 'ERR_LAYER_CORRUPT') throw error;
+        corrupt = true;
+      }
       const parent = parents[0] === undefined ? null : path.basename(parents[0]);
-      if (this.#isReadWrite(name)) {
-        out.push({ id: name, kind: 'read-write', parent, size: null, entries: null, digest: null, mounted: this.#mounts.refs(name) });
-      } else if (this.store.exists(name)) {
+      if (rw) {
+        out.push({ id: name, kind: 'read-write', parent, size: null, entries: null, digest: null, mounted: this.#mounts.refs(name), corrupt });
+      } else {
         let info: LayerInfo;
         try {
           info = this.#layerInfo(name);
@@ -559,18 +579,10 @@ export class WindowsFilterDriver {
           if (isWinLayerError(error) && error.code === 'ERR_LAYER_NOT_FOUND') continue; // removed meanwhile
           throw error;
         }
-        out.push({ id: name, kind: 'read-only', parent, size: info.size, entries: info.entries, digest: info.digest, mounted: this.#mounts.refs(name) });
+        out.push({ id: name, kind: 'read-only', parent, size: info.size, entries: info.entries, digest: info.digest, mounted: this.#mounts.refs(name), corrupt });
       }
     }
     return out;
-  }
-
-  #chainOrEmpty(id: string): string[] {
-    try {
-      return this.store.readChain(id);
-    } catch {
-      return [];
-    }
   }
 
   /** Mount count of `id`. */

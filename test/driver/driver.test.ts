@@ -1536,6 +1536,54 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(() => driver.changes('rw'))).to.equal('ERR_LAYER_CORRUPT');
       expect(await rejectionCode(() => collect(driver.diff('rw')))).to.equal('ERR_LAYER_CORRUPT');
     });
+
+    it('list shows a layer whose parent chain cannot be used as corrupt, not as a base layer', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      await driver.createReadWrite('rw', 'delta');
+      const rows = (): unknown[] => driver.list().map((l) => [l.id, l.parent, l.corrupt]);
+      expect(rows()).to.deep.equal([['base', null, false], ['delta', 'base', false], ['rw', 'delta', false]]);
+      for (const id of ['delta', 'rw']) {
+        const chainFile = path.join(driver.home, id, 'layerchain.json');
+        const good = fs.readFileSync(chainFile, 'utf8');
+        for (const bad of ['garbage', '{}', JSON.stringify(['/'])]) {
+          fs.writeFileSync(chainFile, bad);
+          expect(driver.list().find((l) => l.id === id), bad).to.include({ parent: null, corrupt: true });
+          expect(await rejectionCode(() => driver.changes(id)), bad).to.equal('ERR_LAYER_CORRUPT');
+        }
+        fs.writeFileSync(chainFile, good);
+      }
+      expect(rows()).to.deep.equal([['base', null, false], ['delta', 'base', false], ['rw', 'delta', false]]);
+    });
+
+    it('status counts a layer it may not read as exists and list do: ERR_IO (EACCES), not left out', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('b', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      expect(Object.fromEntries(driver.status())['Read-only layers']).to.equal('2');
+      // What a non-root user sees of a layer directory of mode 000.
+      const cjs = createRequire(import.meta.url)('node:fs') as { statSync: (...a: unknown[]) => unknown; existsSync: (...a: unknown[]) => unknown };
+      const { statSync, existsSync } = cjs;
+      const unreadable = (p: unknown): boolean => String(p).startsWith(path.join(driver.home, 'a') + path.sep);
+      cjs.statSync = (p: unknown, ...rest: unknown[]) => {
+        if (unreadable(p)) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+        return statSync(p, ...rest);
+      };
+      cjs.existsSync = (p: unknown) => !unreadable(p) && existsSync(p);
+      syncBuiltinESMExports();
+      try {
+        for (const call of [(): unknown => driver.status(), (): unknown => driver.exists('a'), (): unknown => driver.list()]) {
+          const e = await rejection(async () => call());
+          expect([e.code, e.data['errno']]).to.deep.equal(['ERR_IO', 'EACCES']);
+        }
+      } finally {
+        cjs.statSync = statSync;
+        cjs.existsSync = existsSync;
+        syncBuiltinESMExports();
+      }
+      expect(Object.fromEntries(driver.status())['Read-only layers']).to.equal('2');
+    });
   });
 
   describe('a full or read-only store', () => {
