@@ -94,7 +94,7 @@ async function* chunksOf(d: EntryData | undefined, name: string): AsyncGenerator
 }
 
 /** Streams the tar of `entries`. */
-export async function* streamLayerTar(entries: Iterable<BuilderEntry> | AsyncIterable<BuilderEntry>): AsyncGenerator<Uint8Array> {
+export async function* streamLayerTar(entries: Iterable<BuilderEntry> | AsyncIterable<BuilderEntry>): AsyncGenerator<Uint8Array, void, undefined> {
   for await (const e of entries) {
     switch (e.type) {
       case 'raw': {

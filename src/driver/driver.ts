@@ -48,29 +48,29 @@ export type { Change, ChangeKind } from './rw-diff.js';
 export interface DriverOptions {
   readonly home: string;
   /** Workers that may run at once. @default the number of CPUs */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /** Kill a worker that runs longer than this many milliseconds. @default none */
-  readonly timeout?: number;
+  readonly timeout?: number | undefined;
   /** Kill a worker that has not started after this many milliseconds (ERR_WORKER_TIMEOUT). @default 30,000 */
-  readonly startTimeout?: number;
+  readonly startTimeout?: number | undefined;
   /**
    * The backend that writes and reads layers: `'portable'`, `'edge'`, or a NativeBackend of
    * one of those names. Workers run the backend of its name (WINLAYER_NATIVE in their
    * environment); in process, this object. Anything else is ERR_ARGUMENT_INVALID.
    * @default selectBackend(): WINLAYER_NATIVE, else edge on Windows and portable elsewhere
    */
-  readonly backend?: NativeBackend | BackendName;
+  readonly backend?: NativeBackend | BackendName | undefined;
   /** Remove crash leftovers on open (staging of dead processes, half-made mounts), best effort. @default true */
-  readonly cleanup?: boolean;
+  readonly cleanup?: boolean | undefined;
   /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
-  readonly inProcess?: boolean;
+  readonly inProcess?: boolean | undefined;
   /** Worker script override (tests). */
-  readonly workerPath?: string;
+  readonly workerPath?: string | undefined;
 }
 
 export interface ApplyDiffOptions {
-  readonly signal?: AbortSignal;
-  readonly onProgress?: (p: ImportProgress) => void;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((p: ImportProgress) => void) | undefined;
 }
 
 export interface ApplyDiffResult {
@@ -81,7 +81,7 @@ export interface ApplyDiffResult {
 
 export interface CreateOptions {
   /** `{size: '20GB'}` or `['size=20GB']` (read-write layers only). */
-  readonly storageOpt?: Readonly<Record<string, string>> | readonly string[];
+  readonly storageOpt?: Readonly<Record<string, string>> | readonly string[] | undefined;
 }
 
 /** One row of `list()`. */

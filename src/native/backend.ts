@@ -42,5 +42,5 @@ export interface NativeBackend {
   /** Writes the layer from its tar into `req.root`. Flushing and the commit rename are the store's. */
   writeLayer(req: WriteLayerRequest): Promise<WriteLayerResult>;
   /** The layer as a tar, streamed. */
-  readLayer(req: ReadLayerRequest): AsyncGenerator<Buffer>;
+  readLayer(req: ReadLayerRequest): AsyncGenerator<Buffer, void, undefined>;
 }

@@ -17,7 +17,7 @@ export interface ImportLayerOptions {
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((p: ImportProgress) => void) | undefined;
   /** Flush to disk before the commit rename. @default true */
-  readonly durable?: boolean;
+  readonly durable?: boolean | undefined;
   /**
    * Called after the flush, just before the commit rename: throwing here aborts the import
    * (the worker refuses to commit once the controller that wanted the layer is gone).
@@ -120,7 +120,7 @@ export async function* exportLayer(
   backend: NativeBackend,
   id: string,
   options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined } = {},
-): AsyncGenerator<Buffer> {
+): AsyncGenerator<Buffer, void, undefined> {
   const root = store.stat(id).path;
   try {
     yield* backend.readLayer({ root, signal: options.signal, onProgress: options.onProgress });

@@ -133,7 +133,7 @@ export class LayerStore {
   }
 
   /** Opens (creating with mode 0700) the store at `home` and cleans crash leftovers. */
-  static async open(home: string, options: { cleanup?: boolean } = {}): Promise<LayerStore> {
+  static async open(home: string, options: { readonly cleanup?: boolean | undefined } = {}): Promise<LayerStore> {
     if (typeof home !== 'string' || home.length === 0) {
       throw createError('ERR_ARGUMENT_INVALID', 'Expected `home` to be a non-empty path', {});
     }
