@@ -11,7 +11,8 @@ export function shown(value: unknown): string {
   if (value === null) return '`null`';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `\`${JSON.stringify(value).slice(0, 60)}\` (string)`;
-  if (typeof value === 'object' || typeof value === 'function') return `a ${typeof value}`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
   return `\`${String(value)}\` (${typeof value})`;
 }
 
