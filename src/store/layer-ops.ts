@@ -9,7 +9,7 @@ import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
 import { checkOptions, isOptionsObject, shown } from '../util/options.js';
-import { validateLayerId, type LayerStore } from './layer-store.js';
+import { isLayerId, type LayerStore } from './layer-store.js';
 
 export interface ImportLayerOptions {
   /** The parent chain: layer paths, nearest first. Use `store.chainFor(parentId)`. */
@@ -92,15 +92,6 @@ function checkImport(store: LayerStore, source: unknown, options: unknown): asse
   const own = store.readChain(path.basename(nearest)).map((p) => path.basename(p));
   if (own.length !== rest.length || rest.some((p, i) => path.basename(p) !== own[i])) {
     throw createError('ERR_ARGUMENT_INVALID', `parents: not the chain of ${path.basename(nearest)} (${[nearest, ...own].map((p) => path.basename(p)).join(', ')})`, { option: 'parents' });
-  }
-}
-
-function isLayerId(name: string): boolean {
-  try {
-    validateLayerId(name);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -87,7 +87,8 @@ export function layerChainText(parents: readonly string[]): string {
   return parents.length === 0 ? 'null' : JSON.stringify(parents);
 }
 
-function isLayerId(id: string): boolean {
+/** Whether `id` is a valid layer id (validateLayerId without the error). */
+export function isLayerId(id: string): boolean {
   try {
     validateLayerId(id);
     return true;
