@@ -2,12 +2,41 @@
  * The controller: runs worker jobs with bounded concurrency. The only module that
  * imports p-queue. A job waiting in the queue can be canceled by its AbortSignal
  * before it starts; a running one is canceled by killing its worker (spawn-worker).
+ *
+ * A running job can wait on its caller: an export whose stream nobody reads, a `changes`
+ * whose callback has not returned, an import whose input gives no bytes. When the caller is
+ * itself waiting for a queued job (it copies a layer, `applyDiff(b, diff(a))`, or awaits
+ * another call in a `forEachChange` callback), neither would ever move: so when every
+ * running job has waited on its caller for CALLER_WAIT_MS, one queued job starts beyond
+ * the limit (#admit).
  */
 import * as os from 'node:os';
 import PQueue from 'p-queue';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
-import { checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
+import { checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type CallerWait, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
+import type { WorkerCommand } from './protocol.js';
+
+/**
+ * How long every running job must have waited on its caller before a queued job starts
+ * beyond the limit. Long enough that a consumer that reads on, only slower than the
+ * worker writes, does not count; short beside the work of any worker.
+ */
+export const CALLER_WAIT_MS = 50;
+
+/** What a job in a queue slot is doing: working, or since when it has waited on its caller, and for what. */
+interface RunningJob {
+  wait: CallerWait | undefined;
+  since: number;
+}
+
+/** A job in the queue, by its p-queue id. */
+interface QueuedJob {
+  readonly key: string;
+  readonly command: WorkerCommand;
+}
+
+type Job = Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath' | 'onCallerWait'>;
 
 export interface ControllerOptions {
   /**
@@ -25,9 +54,17 @@ export interface ControllerOptions {
 
 export class Controller {
   readonly #queue: PQueue;
+  readonly #concurrency: number;
   readonly #timeout: number | undefined;
   readonly #startTimeout: number | undefined;
   readonly #workerPath: string | undefined;
+  readonly #running = new Set<RunningJob>();
+  /** In the order p-queue starts them. */
+  readonly #queued: QueuedJob[] = [];
+  #nextKey = 0;
+  /** Slots lent beyond the limit (#admit), given back as jobs end. */
+  #lent = 0;
+  #admitTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ControllerOptions = {}) {
     const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism());
@@ -41,6 +78,7 @@ export class Controller {
       throw createError('ERR_ARGUMENT_INVALID', `Expected \`startTimeout\` to be a number > 0, got \`${String(options.startTimeout)}\` (${typeof options.startTimeout})`);
     }
     this.#queue = new PQueue({ concurrency });
+    this.#concurrency = concurrency;
     this.#timeout = options.timeout;
     this.#startTimeout = options.startTimeout;
     this.#workerPath = options.workerPath;
@@ -56,50 +94,130 @@ export class Controller {
   }
 
   /**
-   * Runs `task` in a queue slot. The caller's signal removes a job that has not started
-   * (p-queue's own signal would also abandon a running one, leaving its worker behind);
-   * a started job is canceled by the worker's kill, which cleans up after itself.
+   * Runs `task` in a queue slot; `task` is handed what reports the job's waits on its
+   * caller. The caller's signal removes a job that has not started (p-queue's own signal
+   * would also abandon a running one, leaving its worker behind); a started job is
+   * canceled by the worker's kill, which cleans up after itself.
    */
-  async #schedule<T>(what: string, id: string, signal: AbortSignal | undefined, task: () => Promise<T>): Promise<T> {
+  async #schedule<T>(command: WorkerCommand, id: string, signal: AbortSignal | undefined, task: (onCallerWait: (wait: CallerWait | undefined) => void) => Promise<T>): Promise<T> {
     const beforeStart = new AbortController();
     let started = false;
+    const queued: QueuedJob = { key: String(this.#nextKey++), command };
     const onAbort = (): void => {
-      if (!started) beforeStart.abort();
+      if (started) return;
+      // Still in p-queue until its turn, but never one to start beyond the limit.
+      this.#unqueue(queued);
+      beforeStart.abort();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    this.#queued.push(queued);
     try {
-      return await this.#queue.add(
-        () => {
+      const added = this.#queue.add(
+        async () => {
           started = true;
-          if (signal?.aborted === true) throw createError('ERR_CANCELED', `${what} ${id}: canceled before it started`, { id });
-          return task();
+          this.#unqueue(queued);
+          if (signal?.aborted === true) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id });
+          const running: RunningJob = { wait: undefined, since: 0 };
+          this.#running.add(running);
+          try {
+            return await task((wait) => this.#callerWait(running, wait));
+          } finally {
+            this.#running.delete(running);
+            if (this.#lent > 0) {
+              // Before p-queue counts this job out, so that it starts none in its place.
+              this.#lent--;
+              this.#queue.concurrency = this.#concurrency + this.#lent;
+            }
+            this.#watch();
+          }
         },
-        { throwOnTimeout: true, signal: beforeStart.signal },
+        { id: queued.key, throwOnTimeout: true, signal: beforeStart.signal },
       );
+      this.#watch();
+      return await added;
     } catch (error) {
-      if (!started && signal?.aborted === true) throw createError('ERR_CANCELED', `${what} ${id}: canceled before it started`, { id }, error);
+      if (!started && signal?.aborted === true) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id }, error);
       throw error;
     } finally {
+      this.#unqueue(queued);
       signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  /** Imports through a worker once a slot is free; resolves to the layer size. */
-  async writeLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, source: TarSource): Promise<number> {
-    checkTarSource(source);
-    return this.#schedule('write-layer', job.id, job.signal, () => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer' }), source));
+  #unqueue(job: QueuedJob): void {
+    const at = this.#queued.indexOf(job);
+    if (at >= 0) this.#queued.splice(at, 1);
   }
 
-  /** Exports through a worker once a slot is free; the slot is held until the tar stream closes. */
-  exportLayer(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>): Promise<Readable> {
+  /** A running job starts (`wait`) or stops (undefined) waiting on its caller. */
+  #callerWait(job: RunningJob, wait: CallerWait | undefined): void {
+    if (job.wait === wait) return;
+    job.wait = wait;
+    job.since = Date.now();
+    if (wait !== undefined) this.#watch();
+  }
+
+  /** Arms #admit for when every running job will have waited CALLER_WAIT_MS, if they all wait and a job is queued. */
+  #watch(): void {
+    if (this.#admitTimer !== undefined || this.#queued.length === 0 || this.#running.size === 0) return;
+    let latest = 0;
+    for (const job of this.#running) {
+      if (job.wait === undefined) return;
+      latest = Math.max(latest, job.since);
+    }
+    this.#admitTimer = setTimeout(
+      () => {
+        this.#admitTimer = undefined;
+        this.#admit();
+      },
+      Math.max(0, latest + CALLER_WAIT_MS - Date.now()),
+    );
+  }
+
+  /**
+   * Starts one queued job beyond the limit when every running job has waited on its caller
+   * for CALLER_WAIT_MS: the caller may be waiting for that job. An import waiting for its
+   * input lets only an export start (the one thing of this controller that can feed it):
+   * imports of slow downloads stay within the limit.
+   */
+  #admit(): void {
+    if (this.#queued.length === 0 || this.#running.size === 0) return;
+    const now = Date.now();
+    let inputOnly = false;
+    for (const job of this.#running) {
+      if (job.wait === undefined) return;
+      if (now - job.since < CALLER_WAIT_MS) {
+        this.#watch();
+        return;
+      }
+      if (job.wait === 'input') inputOnly = true;
+    }
+    const next = inputOnly ? this.#queued.find((q) => q.command === 'export-layer') : this.#queued[0];
+    if (next === undefined) return;
+    this.#queue.setPriority(next.key, 1);
+    this.#lent++;
+    this.#queue.concurrency = this.#concurrency + this.#lent;
+  }
+
+  /** Imports through a worker once a slot is free; resolves to the layer size. */
+  async writeLayer(job: Job, source: TarSource): Promise<number> {
+    checkTarSource(source);
+    return this.#schedule('write-layer', job.id, job.signal, (onCallerWait) => runWriteLayerWorker(this.#job({ ...job, command: 'write-layer', onCallerWait }), source));
+  }
+
+  /**
+   * Exports through a worker once a slot is free; the slot is held until the tar stream
+   * closes; while nobody reads the stream, the job waits on its caller.
+   */
+  exportLayer(job: Job): Promise<Readable> {
     return new Promise<Readable>((resolve, reject) => {
       this.#schedule(
         'export-layer',
         job.id,
         job.signal,
-        () =>
+        (onCallerWait) =>
           new Promise<void>((done) => {
-            const stream = runExportLayerWorker(this.#job({ ...job, command: 'export-layer' }));
+            const stream = runExportLayerWorker(this.#job({ ...job, command: 'export-layer', onCallerWait }));
             stream.once('close', () => done());
             resolve(stream);
           }),
@@ -108,18 +226,18 @@ export class Controller {
   }
 
   /** Exports through a worker whose stdout is the open descriptor `fd`; resolves when it is written. */
-  async exportLayerTo(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, fd: number): Promise<void> {
+  async exportLayerTo(job: Job, fd: number): Promise<void> {
     await this.#schedule('export-layer', job.id, job.signal, () => runExportLayerWorkerTo(this.#job({ ...job, command: 'export-layer' }), fd));
   }
 
   /** Makes `job.dest`, a new directory, the merged view of `job.parents` through a worker. */
-  async materializeView(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'> & { dest: string }): Promise<void> {
+  async materializeView(job: Job & { dest: string }): Promise<void> {
     await this.#schedule('view', job.id, job.signal, () => runViewWorker(this.#job({ ...job, command: 'view' })));
   }
 
-  /** The changes of layer `job.id` against `job.parents`, listed by a worker. */
-  async changes(job: Omit<WorkerJob, 'command' | 'timeout' | 'startTimeout' | 'workerPath'>, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
-    return this.#schedule('changes', job.id, job.signal, () => runChangesWorker(this.#job({ ...job, command: 'changes' }), each));
+  /** The changes of layer `job.id` against `job.parents`, listed by a worker; while `each` runs, the job waits on its caller. */
+  async changes(job: Job, each?: (change: WorkerChange) => Promise<void> | void): Promise<WorkerChange[]> {
+    return this.#schedule('changes', job.id, job.signal, (onCallerWait) => runChangesWorker(this.#job({ ...job, command: 'changes', onCallerWait }), each));
   }
 
   /** Waits until every job has finished. */

@@ -107,7 +107,18 @@ export interface WorkerJob {
   readonly workerPath?: string | undefined;
   /** The backend the worker runs, set as its NATIVE_BACKEND_ENV. @default the worker's own choice */
   readonly backend?: BackendName | undefined;
+  /**
+   * Told when the job starts (a CallerWait) and stops (undefined) waiting on its caller:
+   * the controller starts a queued job beyond its limit when every running one waits so.
+   */
+  readonly onCallerWait?: ((wait: CallerWait | undefined) => void) | undefined;
 }
+
+/**
+ * What a running job waits on: its `caller` (an export's stream nobody reads, a `changes`
+ * callback that has not returned) or its `input` (an import's stream that gives no bytes).
+ */
+export type CallerWait = 'caller' | 'input';
 
 /**
  * Where a worker's tar comes from: bytes the controller streams into its stdin, or an open
@@ -414,7 +425,7 @@ const PEEK_WAIT_MS = 100;
  * read and the rest of the stream. A stream slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
  * and cancellation keep their meaning, and start-up hides behind the wait for data.
  */
-async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string): Promise<{ small: boolean; stream: Readable; failure: () => unknown }> {
+async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string, onCallerWait?: WorkerJob['onCallerWait']): Promise<{ small: boolean; stream: Readable; failure: () => unknown }> {
   const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let bytes = 0;
@@ -427,7 +438,8 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
   try {
     while (bytes <= SMALL_TAR_BYTES) {
       pending = it.next();
-      const r = await Promise.race([pending, waited]);
+      onCallerWait?.('input');
+      const r = await Promise.race([pending, waited]).finally(() => onCallerWait?.(undefined));
       if (r === 'waited') break; // `pending` is replayed below
       pending = undefined;
       if (r.done === true) {
@@ -448,12 +460,15 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
   // The source's next chunk; what goes wrong there is remembered as the source's failure
   // (an error the pipe's end throws into replay() at a yield is not).
   const read = async (next: Promise<IteratorResult<Uint8Array>>): Promise<Uint8Array | undefined> => {
+    onCallerWait?.('input');
     try {
       const r = await next;
       return r.done === true ? undefined : tarChunk(r.value);
     } catch (error) {
       failure = error;
       throw error;
+    } finally {
+      onCallerWait?.(undefined);
     }
   };
   async function* replay(): AsyncGenerator<Uint8Array> {
@@ -491,7 +506,7 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   if (direct) {
     defaultHeap = fewEntriesIn(source.fd);
   } else {
-    ({ small: defaultHeap, stream, failure: sourceFailure } = await peekSmall(source, job.id));
+    ({ small: defaultHeap, stream, failure: sourceFailure } = await peekSmall(source, job.id, job.onCallerWait));
   }
   // A small tar on a large chain can make the worker read much of the chain (an opaque
   // whiteout over a directory of 200,000 names peaked at 126 MiB with V8's defaults, 99 MiB
@@ -681,10 +696,13 @@ export async function runChangesWorker(job: WorkerJob, each?: (change: WorkerCha
       else if (each === undefined) out.push(c);
       else {
         // Its pace is the worker's: the pipe fills while it waits.
+        job.onCallerWait?.('caller');
         try {
           await each(c);
         } catch (error) {
           throw new CallerError(error);
+        } finally {
+          job.onCallerWait?.(undefined);
         }
       }
     }
@@ -711,12 +729,18 @@ function parseChange(line: string): WorkerChange | undefined {
 /** Runs `export-layer`; the returned stream is the tar, and errors if the worker fails. */
 export function runExportLayerWorker(job: WorkerJob): Readable {
   async function* tar(): AsyncGenerator<Buffer> {
+    job.onCallerWait?.(undefined);
     const { subprocess } = await spawn(job, 'pipe', 'pipe', exportHeapOptions(job));
     watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
     const stdout = subprocess.stdout as Readable;
     let drained = false;
     try {
-      for await (const chunk of stdout) yield chunk as Buffer;
+      for await (const chunk of stdout) {
+        // Suspended here for longer than a moment only while nobody reads the stream.
+        job.onCallerWait?.('caller');
+        yield chunk as Buffer;
+        job.onCallerWait?.(undefined);
+      }
       drained = true;
     } finally {
       // The consumer stopped early: the worker is no longer wanted.
@@ -724,6 +748,10 @@ export function runExportLayerWorker(job: WorkerJob): Readable {
     }
     const result = await subprocess;
     if (result.failed) throw errorFromResult(result, job);
+    // The worker is done: what holds the slot now is the caller's reading of the rest.
+    job.onCallerWait?.('caller');
   }
+  // Nothing runs until the stream is first read.
+  job.onCallerWait?.('caller');
   return Readable.from(tar(), { objectMode: false });
 }

@@ -644,6 +644,71 @@ describe('controller: worker processes', function () {
       expect(c.pending).to.deep.equal({ running: 2, queued: 1 });
       await Promise.all(jobs);
     });
+
+    // Without the rule that lets a queued job start beside jobs that all wait on their
+    // caller, each of these waits for ever: the mocha timeout is the guard.
+    it('copies a layer, applyDiff(b, diff(a)), with one worker at a time', async function () {
+      this.timeout(20_000);
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 1 });
+      const tar = await buildLayerTar(filesLayer(40, 64 * 1024));
+      await driver.applyDiff('a', undefined, Readable.from([tar]));
+      expect((await driver.applyDiff('b', undefined, driver.diff('a'))).size).to.equal(40 * 64 * 1024);
+      // Through a stream of the caller's too, which nothing can tell from any other input.
+      async function* through(r: Readable): AsyncGenerator<Uint8Array> {
+        for await (const chunk of r) yield chunk as Uint8Array;
+      }
+      await driver.applyDiff('c', undefined, through(driver.diff('b')));
+      expect((await collect(driver.diff('c'))).equals(tar)).to.equal(true);
+      expect(driver.workers).to.deep.equal({ running: 0, queued: 0 });
+    });
+
+    it('with one worker at a time, a call awaited in a forEachChange callback, or while a diff() stream is unread, runs', async function () {
+      this.timeout(20_000);
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 1 });
+      const tar = await buildLayerTar(filesLayer(200, 4096));
+      await driver.applyDiff('a', undefined, Readable.from([tar]));
+      const listed = (await driver.changes('a')).length;
+      let inner = 0;
+      let seen = 0;
+      await driver.forEachChange('a', async () => {
+        if (seen++ === 0) inner = (await driver.changes('a')).length;
+      });
+      expect([inner, seen]).to.deep.equal([listed, listed]);
+      // The export holds its slot until its stream closes: here, after the changes.
+      const stream = driver.diff('a');
+      const chunks = stream[Symbol.asyncIterator]();
+      const first = await chunks.next();
+      expect((await driver.changes('a')).length).to.equal(listed);
+      const rest = [first.value as Buffer];
+      for (let r = await chunks.next(); r.done !== true; r = await chunks.next()) rest.push(r.value as Buffer);
+      expect(Buffer.concat(rest).equals(tar)).to.equal(true);
+    });
+
+    it('the limit holds for jobs that wait on nothing of the caller, and for imports waiting for their input', async () => {
+      const home = path.join(tempDir(), 'home');
+      await LayerStore.open(home);
+      const c = new Controller({ concurrency: 1 });
+      const tar = await buildLayerTar(filesLayer(4, 1024));
+      let release = (): void => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      // An import whose input is slow to come (a download) holds its slot: another import waits.
+      async function* slow(): AsyncGenerator<Uint8Array> {
+        await gate;
+        yield tar;
+      }
+      const first = c.writeLayer({ home, id: 'slow', parents: [] }, slow());
+      const second = c.writeLayer({ home, id: 'next', parents: [] }, Readable.from([tar]));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(c.pending).to.deep.equal({ running: 1, queued: 1 });
+      release();
+      expect(await Promise.all([first, second])).to.deep.equal([4096, 4096]);
+      // Workers that work: one at a time.
+      const hung = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1, timeout: 1000 });
+      const jobs = [1, 2].map((i) => hung.writeLayer({ home: tempDir(), id: `j${i}`, parents: [] }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(hung.pending).to.deep.equal({ running: 1, queued: 1 });
+      await Promise.all(jobs);
+    });
   });
 
   it('rejects a bad concurrency or timeout with ERR_ARGUMENT_INVALID', async () => {
