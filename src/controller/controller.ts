@@ -24,6 +24,9 @@ import type { WorkerCommand } from './protocol.js';
  */
 export const CALLER_WAIT_MS = 50;
 
+/** The longest timer Node keeps (a longer one fires after 1 ms). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** What a job in a queue slot is doing: working, or since when it has waited on its caller, and for what. */
 interface RunningJob {
   wait: CallerWait | undefined;
@@ -44,9 +47,9 @@ export interface ControllerOptions {
    * @default the number of CPUs
    */
   readonly concurrency?: number;
-  /** Kill a worker that runs longer than this (milliseconds, > 0). @default no timeout */
+  /** Kill a worker that runs longer than this (milliseconds, > 0 and at most MAX_TIMEOUT_MS, ~24.8 days). @default no timeout */
   readonly timeout?: number;
-  /** Kill a worker that has not said it started after this many milliseconds (> 0). @default 30,000 */
+  /** Kill a worker that has not said it started after this many milliseconds (> 0 and at most MAX_TIMEOUT_MS). @default 30,000 */
   readonly startTimeout?: number;
   /** The worker script (tests substitute misbehaving workers). */
   readonly workerPath?: string;
@@ -71,12 +74,8 @@ export class Controller {
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw createError('ERR_ARGUMENT_INVALID', `Expected \`concurrency\` to be an integer >= 1, got \`${String(concurrency)}\` (${typeof concurrency})`);
     }
-    if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0)) {
-      throw createError('ERR_ARGUMENT_INVALID', `Expected \`timeout\` to be a number > 0, got \`${String(options.timeout)}\` (${typeof options.timeout})`);
-    }
-    if (options.startTimeout !== undefined && !(Number.isFinite(options.startTimeout) && options.startTimeout > 0)) {
-      throw createError('ERR_ARGUMENT_INVALID', `Expected \`startTimeout\` to be a number > 0, got \`${String(options.startTimeout)}\` (${typeof options.startTimeout})`);
-    }
+    checkTimeout('timeout', options.timeout);
+    checkTimeout('startTimeout', options.startTimeout);
     this.#queue = new PQueue({ concurrency });
     this.#concurrency = concurrency;
     this.#timeout = options.timeout;
@@ -244,4 +243,10 @@ export class Controller {
   async idle(): Promise<void> {
     await this.#queue.onIdle();
   }
+}
+
+/** Throws ERR_ARGUMENT_INVALID unless `value` is undefined or a timer length Node keeps: > 0 and at most MAX_TIMEOUT_MS. */
+function checkTimeout(name: string, value: unknown): void {
+  if (value === undefined || (typeof value === 'number' && value > 0 && value <= MAX_TIMEOUT_MS)) return;
+  throw createError('ERR_ARGUMENT_INVALID', `Expected \`${name}\` to be a number > 0 and <= ${MAX_TIMEOUT_MS} (~24.8 days), got \`${String(value)}\` (${typeof value})`);
 }

@@ -714,5 +714,14 @@ describe('controller: worker processes', function () {
   it('rejects a bad concurrency or timeout with ERR_ARGUMENT_INVALID', async () => {
     expect(await rejectionCode(async () => new Controller({ concurrency: 0 }))).to.equal('ERR_ARGUMENT_INVALID');
     expect(await rejectionCode(async () => new Controller({ timeout: -1 }))).to.equal('ERR_ARGUMENT_INVALID');
+    // Node would fire a longer timer after 1 ms, killing every worker at once.
+    for (const name of ['timeout', 'startTimeout']) {
+      expect(await rejectionCode(async () => new Controller({ [name]: 2 ** 31 })), name).to.equal('ERR_ARGUMENT_INVALID');
+      expect(await rejectionCode(async () => new Controller({ [name]: Infinity })), name).to.equal('ERR_ARGUMENT_INVALID');
+    }
+    const longest = new Controller({ timeout: 2 ** 31 - 1, startTimeout: 2 ** 31 - 1 });
+    const home = path.join(tempDir(), 'home');
+    await LayerStore.open(home);
+    expect(await longest.writeLayer({ home, id: 'a', parents: [] }, Readable.from([await buildLayerTar(filesLayer(2, 10))]))).to.equal(20);
   });
 });
