@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import PQueue from 'p-queue';
 import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
-import { checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type CallerWait, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
+import { checkDescriptor, checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type CallerWait, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
 import type { WorkerCommand } from './protocol.js';
 
 /**
@@ -226,6 +226,7 @@ export class Controller {
 
   /** Exports through a worker whose stdout is the open descriptor `fd`; resolves when it is written. */
   async exportLayerTo(job: Job, fd: number): Promise<void> {
+    checkDescriptor(fd, `export-layer ${job.id}`);
     await this.#schedule('export-layer', job.id, job.signal, () => runExportLayerWorkerTo(this.#job({ ...job, command: 'export-layer' }), fd));
   }
 

@@ -132,6 +132,12 @@ export function isFdSource(source: TarSource): source is { readonly fd: number }
   return typeof source === 'object' && source !== null && typeof (source as { fd?: unknown }).fd === 'number' && !(source instanceof Readable);
 }
 
+/** Throws ERR_ARGUMENT_INVALID unless `fd` is a file descriptor: an integer ≥ 0. */
+export function checkDescriptor(fd: unknown, what: string): asserts fd is number {
+  if (typeof fd === 'number' && Number.isInteger(fd) && fd >= 0) return;
+  throw createError('ERR_ARGUMENT_INVALID', `${what}: expected an open file descriptor (an integer >= 0), got \`${String(fd)}\` (${typeof fd})`);
+}
+
 /** Throws ERR_ARGUMENT_INVALID unless `source` is a TarSource: a stream, an async iterable of bytes, or `{ fd }`. */
 export function checkTarSource(source: unknown): asserts source is TarSource {
   if (typeof source === 'object' && source !== null) {

@@ -23,7 +23,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { Controller } from '../controller/controller.js';
-import { checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
+import { checkDescriptor, checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
@@ -354,6 +354,7 @@ export class WindowsFilterDriver {
   async diffTo(id: string, fd: number, options?: ApplyDiffOptions): Promise<void> {
     validateLayerId(id);
     const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
+    checkDescriptor(fd, `export-layer ${id}`);
     this.#require(id);
     if (this.#inProcess) {
       const out = fs.createWriteStream('', { fd, autoClose: false });

@@ -724,4 +724,15 @@ describe('controller: worker processes', function () {
     await LayerStore.open(home);
     expect(await longest.writeLayer({ home, id: 'a', parents: [] }, Readable.from([await buildLayerTar(filesLayer(2, 10))]))).to.equal(20);
   });
+
+  it('diffTo refuses what is not a file descriptor with ERR_ARGUMENT_INVALID, in a worker or in process', async () => {
+    const tar = await buildLayerTar(filesLayer(2, 10));
+    for (const inProcess of [false, true]) {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), inProcess });
+      await driver.applyDiff('a', undefined, Readable.from([tar]));
+      for (const fd of [-1, null, 1.5, '1', undefined]) {
+        expect(await rejectionCode(() => driver.diffTo('a', fd as number)), `${String(fd)}, in process: ${inProcess}`).to.equal('ERR_ARGUMENT_INVALID');
+      }
+    }
+  });
 });
