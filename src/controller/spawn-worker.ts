@@ -272,11 +272,23 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env, manyEntries = fa
   return out;
 }
 
+/**
+ * The directory a worker starts in: the root of the store's file system when every path it
+ * is given is absolute (the caller's own directory may have been removed, and execa then
+ * refuses to start anything), else the caller's.
+ */
+export function workerCwd(job: Pick<WorkerJob, 'home' | 'parents' | 'dest' | 'workerPath'>): string | undefined {
+  const paths = [job.home, ...job.parents, job.workerPath ?? WORKER_ENTRY, ...(job.dest === undefined ? [] : [job.dest])];
+  return paths.every((p) => path.isAbsolute(p)) ? path.parse(job.home).root : undefined;
+}
+
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
   const paths = job.command === 'view' ? [job.dest ?? '', ...job.parents] : job.parents;
+  const cwd = workerCwd(job);
   return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
     env: workerEnv(job.backend === undefined ? process.env : { ...process.env, [NATIVE_BACKEND_ENV]: job.backend }, nodeOptions.length > 0),
     extendEnv: false,
+    ...(cwd === undefined ? {} : { cwd }),
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
     ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),

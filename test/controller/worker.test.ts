@@ -735,4 +735,24 @@ describe('controller: worker processes', function () {
       }
     }
   });
+
+  it('starts its workers where they are not disturbed by a removed current directory', () => {
+    const index = pathToFileURL(path.join(here, '..', '..', 'src', 'index.js')).href;
+    const cwd = tempDir();
+    const home = path.join(tempDir(), 'home');
+    const script = `
+      import { WindowsFilterDriver, buildLayerTar } from ${JSON.stringify(index)};
+      import * as fs from 'node:fs';
+      import { Readable } from 'node:stream';
+      fs.rmdirSync(${JSON.stringify(cwd)});
+      const driver = await WindowsFilterDriver.open({ home: ${JSON.stringify(home)} });
+      const tar = await buildLayerTar([{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/a', data: 'abc' }]);
+      try {
+        console.log(JSON.stringify({ size: (await driver.applyDiff('a', undefined, Readable.from([tar]))).size, changes: (await driver.changes('a')).length }));
+      } catch (e) {
+        console.log(JSON.stringify({ code: e.code }));
+      }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8' });
+    expect({ status: r.status, outcome: JSON.parse(r.stdout.trim() || '{}') as unknown }, r.stderr).to.deep.equal({ status: 0, outcome: { size: 3, changes: 2 } });
+  });
 });
