@@ -51,7 +51,11 @@ export interface ControllerOptions {
   readonly timeout?: number;
   /** Kill a worker that has not said it started after this many milliseconds (> 0 and at most MAX_TIMEOUT_MS). @default 30,000 */
   readonly startTimeout?: number;
-  /** The worker script (tests substitute misbehaving workers). */
+  /**
+   * The worker script: `dist/worker/start.cjs` of this package (`winlayer/worker`), for a
+   * tool that bundles winlayer, where the default (found beside this module) is not
+   * there; tests substitute misbehaving workers.
+   */
   readonly workerPath?: string;
 }
 
@@ -76,6 +80,9 @@ export class Controller {
     }
     checkTimeout('timeout', options.timeout);
     checkTimeout('startTimeout', options.startTimeout);
+    if (options.workerPath !== undefined && (typeof options.workerPath !== 'string' || options.workerPath === '')) {
+      throw createError('ERR_ARGUMENT_INVALID', `Expected \`workerPath\` to be a path, got \`${String(options.workerPath)}\` (${typeof options.workerPath})`);
+    }
     this.#queue = new PQueue({ concurrency });
     this.#concurrency = concurrency;
     this.#timeout = options.timeout;

@@ -181,6 +181,7 @@ async function spawn(job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | nu
   } catch (error) {
     throw toWinLayerError(error, context, { id: job.id, command: job.command });
   }
+  checkWorkerPath(job);
   checkDescriptorsFree(context, job);
   let subprocess: ReturnType<typeof start>;
   try {
@@ -215,6 +216,21 @@ function watchStart(subprocess: ReturnType<typeof start>, job: WorkerJob): void 
   // Read from here on, by watchProgress (attached in this same turn, before any data).
   progress.once('data', started);
   progress.once('close', started);
+}
+
+/**
+ * Throws ERR_IO (ENOENT) when the worker script is not there, naming it: Node would start,
+ * fail to load it and exit without the protocol's error line. That is what a tool that
+ * bundles winlayer meets, where the default is looked for beside the bundle.
+ */
+function checkWorkerPath(job: WorkerJob): void {
+  const script = job.workerPath ?? WORKER_ENTRY;
+  if (fs.existsSync(script)) return;
+  throw createError(
+    'ERR_IO',
+    `${job.command} ${job.id}: the worker could not be started: ${script} does not exist (where winlayer is bundled into another file, pass the \`workerPath\` option: the path \`winlayer/worker\` resolves to, dist/worker/start.cjs of the installed package)`,
+    { id: job.id, command: job.command, errno: 'ENOENT', path: script },
+  );
 }
 
 /**

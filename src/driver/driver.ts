@@ -64,7 +64,7 @@ export interface DriverOptions {
   readonly cleanup?: boolean | undefined;
   /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
   readonly inProcess?: boolean | undefined;
-  /** Worker script override (tests). */
+  /** The worker script: for a tool that bundles winlayer, the path `winlayer/worker` resolves to (ControllerOptions.workerPath). */
   readonly workerPath?: string | undefined;
 }
 

@@ -755,4 +755,17 @@ describe('controller: worker processes', function () {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8' });
     expect({ status: r.status, outcome: JSON.parse(r.stdout.trim() || '{}') as unknown }, r.stderr).to.deep.equal({ status: 0, outcome: { size: 3, changes: 2 } });
   });
+
+  it('a worker script that is not there is ERR_IO (ENOENT) naming it, not a worker that exits without a word', async () => {
+    const missing = path.join(tempDir(), 'bundle', 'worker', 'main.js');
+    const c = new Controller({ workerPath: missing });
+    const home = path.join(tempDir(), 'home');
+    await LayerStore.open(home);
+    const e = await caught(() => c.writeLayer({ home, id: 'a', parents: [] }, Readable.from([Buffer.alloc(1024)])));
+    expect([e.code, e.data['errno'], e.data['path']]).to.deep.equal(['ERR_IO', 'ENOENT', missing]);
+    expect((await caught(() => c.changes({ home, id: 'a', parents: [] }))).code).to.equal('ERR_IO');
+    // What the error tells a tool that bundles winlayer to pass: the worker the build makes.
+    const pkg = JSON.parse(fs.readFileSync(path.join(here, '..', '..', '..', 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+    expect(path.join(here, '..', '..', '..', String(pkg.exports['./worker']))).to.equal(WORKER_BUNDLE_ENTRY);
+  });
 });
