@@ -26,6 +26,7 @@ import { sizeOf, streamLayerTar, type BuilderEntry } from '../convert/layer-tar-
 import { MAX_FILETIME } from '../convert/file-info.js';
 import { encodeReparsePoint } from '../backup/reparse.js';
 import { ChainView } from '../layer/chain-view.js';
+import { exportError } from '../store/layer-ops.js';
 import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
 import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
@@ -70,9 +71,7 @@ export async function* readWriteLayerTar(
     yield* streamLayerTar(counted(entriesOfChanges(rw, view, comparison), onProgress));
   } catch (error) {
     const id = path.basename(layerRoot);
-    // A removal renames the layer away first: what the export then fails to find is gone, not damaged.
-    if (!fs.existsSync(layerRoot)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
-    throw toWinLayerError(error, `export of read-write layer ${id} failed`, { id });
+    throw exportError(layerRoot, error) ?? toWinLayerError(error, `export of read-write layer ${id} failed`, { id });
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError, toWinLayerError } from '../errors.js';
+import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
@@ -116,9 +116,17 @@ export async function* exportLayer(
   try {
     yield* backend.readLayer({ root, signal: options.signal, onProgress: options.onProgress });
   } catch (error) {
-    // A removal renames the layer away first: what the reader then fails to open is gone,
-    // not damaged.
-    if (!fs.existsSync(root)) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
-    throw error;
+    throw exportError(root, error) ?? error;
   }
+}
+
+/**
+ * ERR_LAYER_NOT_FOUND for an export of the layer at `root` that failed with `error` because
+ * the layer is no longer there: a removal renames the layer away first, and what the
+ * reader then fails to open is gone, not damaged. Undefined when the layer is still there.
+ */
+export function exportError(root: string, error: unknown): WinLayerError | undefined {
+  if (fs.existsSync(root)) return undefined;
+  const id = path.basename(root);
+  return createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
 }
