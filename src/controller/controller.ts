@@ -92,7 +92,8 @@ export class Controller {
 
   /** Jobs running and waiting. */
   get pending(): { running: number; queued: number } {
-    return { running: this.#queue.pending, queued: this.#queue.size };
+    // Queued: those not canceled (p-queue holds a canceled one until its turn).
+    return { running: this.#queue.pending, queued: this.#queued.length };
   }
 
   #job(job: Omit<WorkerJob, 'timeout' | 'startTimeout' | 'workerPath'>): WorkerJob {
@@ -140,7 +141,14 @@ export class Controller {
         { id: queued.key, throwOnTimeout: true, signal: beforeStart.signal },
       );
       this.#watch();
-      return await added;
+      // p-queue keeps an aborted job until its turn, and rejects it only then: the caller
+      // hears of the cancel now, and the job, when its turn comes, ends at once.
+      const canceled = new Promise<never>((_resolve, reject) => {
+        beforeStart.signal.addEventListener('abort', () => reject(createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id })), { once: true });
+      });
+      added.catch(() => undefined);
+      canceled.catch(() => undefined);
+      return await Promise.race([added, canceled]);
     } catch (error) {
       if (!started && signal?.aborted === true) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id }, error);
       throw error;

@@ -515,17 +515,20 @@ describe('controller: worker processes', function () {
       expect(listTree(driver.home).filter((n) => n.startsWith('c'))).to.deep.equal([]);
     });
 
-    it('a queued job is canceled before it starts', async () => {
-      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1, timeout: 2000 });
+    it('a queued job is canceled before it starts, at once, while the running job keeps its slot', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
       const home = tempDir();
-      const first = c.writeLayer({ home, id: 'a', parents: [] }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
+      const acFirst = new AbortController();
+      const first = c.writeLayer({ home, id: 'a', parents: [], signal: acFirst.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
       const ac = new AbortController();
       const second = c.writeLayer({ home, id: 'b', parents: [], signal: ac.signal }, Readable.from([Buffer.alloc(1)]));
       expect(c.pending).to.deep.equal({ running: 1, queued: 1 });
       ac.abort();
+      // The first job hangs until it is canceled below: the second is settled before that.
       expect((await caught(() => second)).code).to.equal('ERR_CANCELED');
-      expect(c.pending.queued).to.equal(0);
-      await first;
+      expect(c.pending).to.deep.equal({ running: 1, queued: 0 });
+      acFirst.abort();
+      expect(((await first) as { code?: string }).code).to.equal('ERR_CANCELED');
     });
   });
 
