@@ -13,7 +13,7 @@
  * implicitly (it holds `a/b/c` and not `a/b`) are nodes of kind IMPLICIT.
  */
 import { createError } from '../errors.js';
-import { NAME_HASH_SEED, mixHash32, mustGrow } from '../layer/name-hash-set.js';
+import { keyedHash32, mustGrow } from '../layer/name-hash-set.js';
 import { caseFoldKey } from '../util/safe-path.js';
 
 export const NONE = -1;
@@ -330,15 +330,9 @@ export class ViewTree {
     return id;
   }
 
-  /**
-   * A 32-bit hash of the case-folded name `key` below `parent`: FNV-1a from the parent,
-   * keyed by the process's seed so that a layer cannot be made of names that share one
-   * (see name-hash-set.ts), then mixed.
-   */
+  /** A 32-bit hash of the case-folded name `key` below `parent`, keyed as the name tables' are (see name-hash-set.ts). */
   #hash(parent: number, key: string): number {
-    let h = Math.imul(0x811c9dc5 ^ NAME_HASH_SEED ^ (parent + 2), 0x01000193);
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    return mixHash32(h);
+    return keyedHash32(key, parent);
   }
 
   #insert(h: number, value: number): void {

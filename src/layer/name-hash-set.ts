@@ -12,18 +12,19 @@
  * never false for one that was. Callers confirm a hit
  * before acting on it.
  *
- * The hashes are keyed by a seed drawn at random once a process. Confirming a hit costs
- * more than a probe (a wait for the file thread and a directory listing, a link record
- * read back), and unkeyed FNV-1a is inverted in a moment: a tar could give thousands of
- * names one hash and make the import quadratic (8,000 such names: 88 s instead of 1 s).
- * No hash is stored or leaves the process, so a seed of its own costs nothing.
+ * The hashes are keyed: HalfSipHash-1-3 (the 32-bit SipHash, made against hash flooding)
+ * under a 64-bit key drawn at random once a process. Confirming a hit costs more than a
+ * probe (a wait for the file thread and a directory listing, a link record read back),
+ * and unkeyed FNV-1a is inverted in a moment: a tar could give thousands of names one
+ * hash and make the import quadratic (8,000 such names: 88 s instead of 1 s). FNV-1a
+ * with a seed was not enough: names crafted against it kept sharing hashes under 1.1% of
+ * seeds. No hash is stored or leaves the process, so a key of its own costs nothing.
  */
 import { randomBytes } from 'node:crypto';
 
-const SEED = randomBytes(8);
-/** This process's seed of the name hashes (also the view tree's, see ViewTree). */
-export const NAME_HASH_SEED = SEED.readUInt32LE(0);
-const SEED_B = SEED.readUInt32LE(4);
+const KEY = randomBytes(8);
+const K0 = KEY.readInt32LE(0);
+const K1 = KEY.readInt32LE(4);
 
 const EMPTY = 0;
 const INITIAL_SLOTS = 1 << 12;
@@ -39,38 +40,68 @@ export function mustGrow(used: number, slots: number): boolean {
 }
 
 /**
- * Murmur3's finalizer, a bijection: every bit of FNV-1a's state reaches the low bits a
- * table indexes by. FNV-1a's low bits depend only on the low bits of the seed and the
- * units, so names that differ only in the high bits of their units would otherwise all
- * fall on one slot, whatever the seed.
+ * HalfSipHash-1-3 under this process's key of `first` (a 32-bit word: the view tree's
+ * parent node) followed by the UTF-16 code units of `s`, two to a word, little-endian.
+ * One SipRound a word and three to finish, as SipHash-1-3 (what Rust's HashMap uses).
  */
-export function mixHash32(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+export function keyedHash32(s: string, first = 0): number {
+  return halfSipHash32(K0, K1, s, first, 1, 3);
 }
 
-/** The first of hash64's two hashes (seeded FNV-1a of the UTF-16 code units, mixed), never 0. */
-export function hash32(s: string): number {
-  let a = 0x811c9dc5 ^ NAME_HASH_SEED;
-  for (let i = 0; i < s.length; i++) a = Math.imul(a ^ s.charCodeAt(i), 0x01000193);
-  return mixHash32(a) || 1;
-}
-
-/** Two independent seeded 32-bit hashes of the UTF-16 code units (hash32's, and a multiplicative mix). */
-export function hash64(s: string): [number, number] {
-  let a = 0x811c9dc5 ^ NAME_HASH_SEED;
-  let b = 0x9e3779b9 ^ SEED_B ^ s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
+/**
+ * HalfSipHash-c-d with the key (`k0`, `k1`) of the bytes of `first` (4, little-endian)
+ * then of `s`'s UTF-16 code units (2 each, little-endian); sets `second` too.
+ */
+export function halfSipHash32(k0: number, k1: number, s: string, first: number, c: number, d: number): number {
+  let v0 = k0 | 0;
+  let v1 = k1 | 0;
+  let v2 = 0x6c796765 ^ k0;
+  let v3 = 0x74656462 ^ k1;
+  const n = s.length;
+  // Words: `first`, the full pairs of units, then the last block (a last unit, and the
+  // message's length in bytes); then the finishing rounds.
+  const words = (n >> 1) + 2;
+  for (let w = 0; w < words + 1; w++) {
+    let m = 0;
+    let rounds = c;
+    if (w === 0) m = first | 0;
+    else if (w < words - 1) m = s.charCodeAt(2 * w - 2) | (s.charCodeAt(2 * w - 1) << 16);
+    else if (w === words - 1) m = ((((4 + 2 * n) & 0xff) << 24) | ((n & 1) === 1 ? s.charCodeAt(n - 1) : 0)) | 0;
+    else {
+      v2 ^= 0xff;
+      rounds = d;
+    }
+    v3 ^= m;
+    for (let r = 0; r < rounds; r++) {
+      v0 = (v0 + v1) | 0;
+      v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+      v0 = (v0 << 16) | (v0 >>> 16);
+      v2 = (v2 + v3) | 0;
+      v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+      v0 = (v0 + v3) | 0;
+      v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+      v2 = (v2 + v1) | 0;
+      v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+      v2 = (v2 << 16) | (v2 >>> 16);
+    }
+    v0 ^= m;
   }
-  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
-  b ^= b >>> 16;
-  // 0 marks an empty slot: nudge a zero hash.
-  return [mixHash32(a) || 1, b >>> 0];
+  second = (v0 ^ v2) >>> 0;
+  return (v1 ^ v3) >>> 0;
+}
+
+/** The other half of the last state halfSipHash32 reached, for hash64: a second hash of the same name at no cost. */
+let second = 0;
+
+/** The first of hash64's two hashes (keyedHash32), never 0. */
+export function hash32(s: string): number {
+  return keyedHash32(s) || 1;
+}
+
+/** Two 32-bit hashes of the UTF-16 code units: hash32's, which places a name, and a second from the same state, which spares confirming most hits the first leaves. */
+export function hash64(s: string): [number, number] {
+  const a = hash32(s);
+  return [a, second];
 }
 
 export class NameHashSet {
