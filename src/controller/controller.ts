@@ -46,17 +46,31 @@ export interface ControllerOptions {
    * How many workers may run at once. An integer ≥ 1.
    * @default the number of CPUs
    */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /** Kill a worker that runs longer than this (milliseconds, > 0 and at most MAX_TIMEOUT_MS, ~24.8 days). @default no timeout */
-  readonly timeout?: number;
+  readonly timeout?: number | undefined;
   /** Kill a worker that has not said it started after this many milliseconds (> 0 and at most MAX_TIMEOUT_MS). @default 30,000 */
-  readonly startTimeout?: number;
+  readonly startTimeout?: number | undefined;
   /**
    * The worker script: `dist/worker/start.cjs` of this package (`winlayer/worker`), for a
    * tool that bundles winlayer, where the default (found beside this module) is not
    * there; tests substitute misbehaving workers.
    */
-  readonly workerPath?: string;
+  readonly workerPath?: string | undefined;
+}
+
+/** The concurrency of `options`, once every option is checked (ERR_ARGUMENT_INVALID naming the first that is wrong). */
+export function checkControllerOptions(options: ControllerOptions): number {
+  const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism());
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw createError('ERR_ARGUMENT_INVALID', `Expected \`concurrency\` to be an integer >= 1, got \`${String(concurrency)}\` (${typeof concurrency})`);
+  }
+  checkTimeout('timeout', options.timeout);
+  checkTimeout('startTimeout', options.startTimeout);
+  if (options.workerPath !== undefined && (typeof options.workerPath !== 'string' || options.workerPath === '')) {
+    throw createError('ERR_ARGUMENT_INVALID', `Expected \`workerPath\` to be a path, got \`${String(options.workerPath)}\` (${typeof options.workerPath})`);
+  }
+  return concurrency;
 }
 
 export class Controller {
@@ -74,15 +88,7 @@ export class Controller {
   #admitTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ControllerOptions = {}) {
-    const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism());
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw createError('ERR_ARGUMENT_INVALID', `Expected \`concurrency\` to be an integer >= 1, got \`${String(concurrency)}\` (${typeof concurrency})`);
-    }
-    checkTimeout('timeout', options.timeout);
-    checkTimeout('startTimeout', options.startTimeout);
-    if (options.workerPath !== undefined && (typeof options.workerPath !== 'string' || options.workerPath === '')) {
-      throw createError('ERR_ARGUMENT_INVALID', `Expected \`workerPath\` to be a path, got \`${String(options.workerPath)}\` (${typeof options.workerPath})`);
-    }
+    const concurrency = checkControllerOptions(options);
     this.#queue = new PQueue({ concurrency });
     this.#concurrency = concurrency;
     this.#timeout = options.timeout;

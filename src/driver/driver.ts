@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
-import { Controller } from '../controller/controller.js';
+import { checkControllerOptions, Controller } from '../controller/controller.js';
 import { checkDescriptor, checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
@@ -157,6 +157,12 @@ export class WindowsFilterDriver {
   static async open(options: DriverOptions): Promise<WindowsFilterDriver> {
     if (typeof options !== 'object' || options === null) throw createError('ERR_ARGUMENT_INVALID', 'Expected options `{ home }`');
     const backend = backendOf(options.backend);
+    // Every option is checked before the store is made: a wrong one leaves no directory behind.
+    checkControllerOptions(options);
+    for (const name of ['cleanup', 'inProcess'] as const) {
+      const v: unknown = options[name];
+      if (v !== undefined && typeof v !== 'boolean') throw createError('ERR_ARGUMENT_INVALID', `Expected \`${name}\` to be a boolean or undefined, got ${shown(v)}`, { option: name });
+    }
     const cleanup = options.cleanup !== false;
     refuseReFS(options.home);
     const store = await LayerStore.open(options.home, { cleanup });

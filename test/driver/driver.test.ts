@@ -1406,6 +1406,15 @@ describe('driver: WindowsFilterDriver', function () {
   });
 
   describe('arguments of the wrong type', () => {
+    it('open refuses a wrong option before it makes the store: nothing is left behind', async () => {
+      const home = path.join(tempDir(), 'not-made');
+      const wrong: Record<string, unknown>[] = [{ concurrency: 0 }, { concurrency: 1.5 }, { timeout: -1 }, { startTimeout: 2 ** 31 }, { workerPath: '' }, { cleanup: 'yes' }, { inProcess: 1 }];
+      for (const extra of wrong) {
+        expect(await rejectionCode(() => WindowsFilterDriver.open({ home, ...extra } as never)), JSON.stringify(extra)).to.equal('ERR_ARGUMENT_INVALID');
+        expect(fs.existsSync(home), JSON.stringify(extra)).to.equal(false);
+      }
+    });
+
     /**
      * Every public method that takes options, a signal or a callback, with each of them
      * wrong as a JavaScript caller (or a cast) may pass it: one rule for all, options may
