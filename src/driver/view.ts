@@ -186,7 +186,8 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     }
     return byName;
   };
-  const resolveLink = (link: number, target: string, layer: number): void => {
+  /** The node of the file the hard link `linkName` of layer `layer` names as `target` (ERR_LAYER_CORRUPT if none). */
+  const linkTarget = (linkName: string, target: string, layer: number): number => {
     const layerRoot = layers[layer] as string;
     let t: number = NONE;
     if (target.startsWith(FILES_PREFIX)) {
@@ -208,10 +209,9 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
     const resolved = t !== NONE && tree.kind(t) === 'link' ? tree.linkTo(t) : t;
     // A hard link to a symbolic link (NTFS makes one) is that link again.
     if (resolved === NONE || (tree.kind(resolved) !== 'file' && tree.kind(resolved) !== 'symlink')) {
-      const name = `Files/${tree.pathOf(link)}`;
-      throw createError('ERR_LAYER_CORRUPT', `${name}: hard link target ${target} is not a file of the chain`, { entry: name });
+      throw createError('ERR_LAYER_CORRUPT', `${linkName}: hard link target ${target} is not a file of the chain`, { entry: linkName });
     }
-    tree.setLinkTo(link, resolved);
+    return resolved;
   };
   for (let i = layers.length - 1; i >= 0; i--) {
     const layerRoot = layers[i] as string;
@@ -241,16 +241,18 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       // A merged directory's record is in layer.json, not at this line: kept whole (there are few).
       const offset = mergedRecord === undefined ? line.offset : -1;
       const length = mergedRecord === undefined ? line.length : 0;
+      // A link to the parents' file (its layer added the name only after it) is resolved
+      // where it stands, before it takes its place: the link may have the target's own name
+      // (`Files/A` → `Files/a`, the parent's file, which it then replaces).
+      const early = r.kind === 'link' && r.parentTarget === true ? linkTarget(r.name, r.target ?? '', i) : NONE;
       const id = place(tree, name, r.kind, isDir, i, offset, length, dying);
       if (mergedRecord !== undefined) kept.set(id, mergedRecord);
-      // A link to the parents' file (its layer added the name only after it) is resolved
-      // where it stands: the entries placed so far are not of that name.
-      if (r.kind === 'link' && r.parentTarget === true) resolveLink(id, r.target ?? '', i);
+      if (early !== NONE) tree.setLinkTo(id, early);
       else if (r.kind === 'link') links.push({ id, target: r.target ?? '' });
     }
     // Links last: their targets are this layer's files or the lower layers' (or, in a base
     // layer, a file of its UtilityVM).
-    for (const link of links) resolveLink(link.id, link.target, i);
+    for (const link of links) tree.setLinkTo(link.id, linkTarget(`Files/${tree.pathOf(link.id)}`, link.target, i));
   }
   return new View(tree, layers, kept);
 }

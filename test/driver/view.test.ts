@@ -84,6 +84,17 @@ describe('driver/view: resolveView', () => {
     expect(view.has(caseFoldKey('Windows/keep.txt'))).to.equal(false);
   });
 
+  it("resolves a hard link named as its parent's target (`Files/A` → the parent's `Files/a`, which it replaces)", () => {
+    const base = layerOf([{ kind: 'directory', name: 'Files', attributes: FILE_ATTRIBUTE_DIRECTORY }, { kind: 'file', name: 'Files/a' }]);
+    const delta = layerOf([
+      { kind: 'directory', name: 'Files', attributes: FILE_ATTRIBUTE_DIRECTORY },
+      { kind: 'link', name: 'Files/A', target: 'Files/a', parentTarget: true },
+    ]);
+    const view = resolveView([delta, base]);
+    const link = view.get(caseFoldKey('a'));
+    expect([link?.kind, link?.linkTo?.record.name, link?.linkTo?.layerRoot]).to.deep.equal(['link', 'Files/a', base]);
+  });
+
   it('resolves a 60,000-entry layer under deletions and case-changed replacements', () => {
     // Each non-directory and each deletion once scanned the whole view (about 30 s here).
     const base: IndexEntry[] = [{ kind: 'directory', name: 'Files', attributes: FILE_ATTRIBUTE_DIRECTORY }];
