@@ -114,9 +114,28 @@ export function layerChanges(layerRoot: string, parents: readonly string[], chec
 /** A read-only layer's changes, as its index is read: none is held (a base layer of 200,000 entries took 112 MB as a list). */
 function* readOnlyLayerChanges(layerRoot: string, parents: readonly string[], checkpoint?: () => void): Generator<Change> {
   const parentView = new ChainView(parents, checkpoint);
+  // Directories the layer holds without a record (a tar that never named them: Windows
+  // made them, and the export writes them): listed before the first name below them, as
+  // the changes of that export imported again are. Only the layer's directories are held.
+  const named = new Set<string>();
+  for (const r of indexEntriesSync(layerRoot)) if (r.kind === 'directory') named.add(caseFoldKey(r.name));
+  const made = new Set<string>();
   for (const r of indexEntriesSync(layerRoot)) {
     checkpoint?.();
     if (r.inherited === true) continue;
+    if (r.name.startsWith('Files/')) {
+      const missing: string[] = [];
+      for (let dir = parentName(r.name); dir !== 'Files' && dir !== ''; dir = parentName(dir)) {
+        const key = caseFoldKey(dir);
+        if (named.has(key) || made.has(key)) break;
+        made.add(key);
+        missing.push(dir);
+      }
+      for (let i = missing.length - 1; i >= 0; i--) {
+        const dir = missing[i] as string;
+        yield { path: dir, kind: parentView.has(dir) ? 'modify' : 'add' };
+      }
+    }
     if (r.kind === 'whiteout') yield { path: r.name, kind: 'delete' };
     else yield { path: r.name, kind: parentView.has(r.name) ? 'modify' : 'add' };
   }

@@ -703,6 +703,22 @@ describe('driver: WindowsFilterDriver', function () {
   });
 
   describe('changes, diffSize, diffGetter', () => {
+    it('lists the directories a layer holds without naming them, as its export (and that export imported again) does', async () => {
+      const driver = await openDriver();
+      await applyEntries(driver, 'base', undefined, [{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/Windows' }]);
+      // Files/WINDOWS (the parent's) and Files/WINDOWS/new are not named: Windows makes them.
+      await applyEntries(driver, 'delta', 'base', [{ type: 'directory', name: 'Files' }, { type: 'file', name: 'Files/WINDOWS/new/f.txt', data: 'x' }]);
+      const want = [
+        { path: 'Files', kind: 'modify' },
+        { path: 'Files/WINDOWS', kind: 'modify' },
+        { path: 'Files/WINDOWS/new', kind: 'add' },
+        { path: 'Files/WINDOWS/new/f.txt', kind: 'add' },
+      ];
+      expect(await driver.changes('delta')).to.deep.equal(want);
+      await driver.applyDiff('again', 'base', driver.diff('delta'));
+      expect(await driver.changes('again')).to.deep.equal(want);
+    });
+
     it('tells additions, modifications and deletions apart', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
