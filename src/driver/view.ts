@@ -246,7 +246,9 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       // (`Files/A` → `Files/a`, the parent's file, which it then replaces).
       const early = r.kind === 'link' && r.parentTarget === true ? linkTarget(r.name, r.target ?? '', i) : NONE;
       const id = place(tree, name, r.kind, isDir, i, offset, length, dying);
+      // A directory a nearer layer names again keeps its node: not the record kept for it below.
       if (mergedRecord !== undefined) kept.set(id, mergedRecord);
+      else kept.delete(id);
       if (early !== NONE) tree.setLinkTo(id, early);
       else if (r.kind === 'link') links.push({ id, target: r.target ?? '' });
     }
@@ -453,7 +455,15 @@ function materialize(
   for (const id of order) {
     const e = view.entry(id);
     step(e, true);
-    if (e.name === '') continue;
+    if (e.name === '') {
+      // The root's times too, at the end (the view's directory exists already).
+      const it = items.of(e);
+      if (it.kind === 'entry') {
+        dirs.push(id);
+        dirTimes.push(secondsOf(it.info.lastAccessTime), secondsOf(it.info.lastWriteTime));
+      }
+      continue;
+    }
     const at = path.join(dest, e.name);
     // Parents a layer created implicitly have no record of their own. They are made now for
     // hard and symbolic links too, while no symbolic link exists that a path could pass through.

@@ -702,6 +702,25 @@ describe('driver: WindowsFilterDriver', function () {
     expect((await WindowsFilterDriver.open({ home: driver.home })).list().map((l) => l.id)).to.deep.equal(['base']);
   });
 
+  it("mounts a directory a layer named twice (kept merged) with its nearest layer's record: spelling and times", async () => {
+    const driver = await openDriver();
+    const at = (seconds: bigint) => {
+      const t = filetimeFromUnixNs(seconds * 1_000_000_000n);
+      return { creationTime: t, lastAccessTime: t, lastWriteTime: t, changeTime: t };
+    };
+    // As crane writes a base: Files twice.
+    await applyEntries(driver, 'base', undefined, [
+      { type: 'directory', name: 'Files', times: at(1_000_000_000n) },
+      { type: 'directory', name: 'Files', times: at(1_000_000_000n) },
+      { type: 'directory', name: 'Files/x' },
+      { type: 'directory', name: 'Files/x' },
+    ]);
+    await applyEntries(driver, 'child', 'base', [{ type: 'directory', name: 'Files', times: at(1_600_000_000n) }, { type: 'directory', name: 'Files/X' }]);
+    const view = await driver.get('child');
+    expect(fs.readdirSync(view)).to.deep.equal(['X']);
+    expect(fs.statSync(view).mtimeMs).to.equal(1_600_000_000_000);
+  });
+
   describe('changes, diffSize, diffGetter', () => {
     it('lists the directories a layer holds without naming them, as its export (and that export imported again) does', async () => {
       const driver = await openDriver();
