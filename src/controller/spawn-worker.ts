@@ -597,12 +597,22 @@ export const MANY_EXPORT_RECORDS = 20_000;
  * view it is compared with.
  */
 export function exportHeapOptions(job: Pick<WorkerJob, 'home' | 'id' | 'parents'>): readonly string[] {
+  return isReadOnlyLayer(path.join(job.home, job.id)) ? EXPORT_NODE_OPTIONS : MANY_ENTRIES_NODE_OPTIONS;
+}
+
+/**
+ * Whether the layer at `root` is a read-only one (its summary reads). Anything else, a
+ * read-write layer above all, holds what no count tells ahead: a container may have
+ * written 200,000 files over a parent of ten, and V8's default heap took their export
+ * to 299 MiB (173 with small semi-spaces).
+ */
+function isReadOnlyLayer(root: string): boolean {
   try {
-    readLayerInfo(path.join(job.home, job.id));
+    readLayerInfo(root);
+    return true;
   } catch {
-    return heapOptionsFor(recordsOf(job.parents));
+    return false;
   }
-  return EXPORT_NODE_OPTIONS;
 }
 
 /** Small semi-spaces for a worker that reads `records` index records or more than MANY_EXPORT_RECORDS; else V8's defaults. */
@@ -643,7 +653,7 @@ export async function runExportLayerWorkerTo(job: WorkerJob, fd: number): Promis
  * signal) cannot, and its directory is removed here.
  */
 export async function runViewWorker(job: WorkerJob): Promise<void> {
-  await runWithoutInput(job, job.parents, (pid) => {
+  await runWithoutInput(job, heapOptionsFor(recordsOf(job.parents)), (pid) => {
     if (job.dest !== undefined) removeViewLeftover(job.dest, pid);
   });
 }
@@ -663,11 +673,11 @@ function removeViewLeftover(dest: string, pid: number | undefined): void {
 }
 
 /**
- * Runs a worker that reads no input, its heap sized by the records of `layers`; its
- * result, or its error (after `killed` for a worker that was killed).
+ * Runs a worker that reads no input, with the V8 options `heap`; its result, or its
+ * error (after `killed` for a worker that was killed).
  */
-async function runWithoutInput(job: WorkerJob, layers: readonly string[], killed?: (pid: number | undefined) => void, read?: (stdout: Readable) => Promise<void>) {
-  const { subprocess } = await spawn(job, 'pipe', 'pipe', heapOptionsFor(recordsOf(layers)));
+async function runWithoutInput(job: WorkerJob, heap: readonly string[], killed?: (pid: number | undefined) => void, read?: (stdout: Readable) => Promise<void>) {
+  const { subprocess } = await spawn(job, 'pipe', 'pipe', heap);
   watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   (subprocess.stdin as Writable | null)?.end();
   // Settles with what went wrong, so that a failed read waits (handled) for the worker's
@@ -741,7 +751,9 @@ export async function runChangesWorker(job: WorkerJob, each?: (change: WorkerCha
       }
     }
   };
-  await runWithoutInput(job, [path.join(job.home, job.id), ...job.parents], undefined, read);
+  const root = path.join(job.home, job.id);
+  const heap = isReadOnlyLayer(root) ? heapOptionsFor(recordsOf([root, ...job.parents])) : MANY_ENTRIES_NODE_OPTIONS;
+  await runWithoutInput(job, heap, undefined, read);
   if (garbage !== undefined) {
     throw createError('ERR_WORKER_PROTOCOL', `changes ${job.id}: the worker printed ${JSON.stringify(garbage.slice(0, 200))}, not a change`, { id: job.id, command: job.command });
   }

@@ -529,19 +529,35 @@ function hostTimes(s: fs.BigIntStats, creation: bigint | undefined): BuilderTime
   };
 }
 
-/** The security descriptor of the nearest directory above `name` in the view (a directory there too). */
-function inheritedSecurity(name: string, view: View, items: ViewItems): Uint8Array | undefined {
-  let dir = parentName(name);
-  for (;;) {
-    const e = view.get(caseFoldKey(dir));
+/**
+ * The security descriptor of the nearest directory above `name` in the view (a directory
+ * there too). `found` remembers it for each directory asked about, and for those passed on
+ * the way up: the changes in one directory ask once, and a new tree thousands of levels
+ * deep is walked up once, not once a level.
+ */
+function inheritedSecurity(name: string, view: View, items: ViewItems, found: Map<string, Uint8Array | undefined>): Uint8Array | undefined {
+  const passed: string[] = [];
+  let sd: Uint8Array | undefined;
+  for (let dir = parentName(name); ; dir = parentName(dir)) {
+    const key = caseFoldKey(dir);
+    if (found.has(key)) {
+      sd = found.get(key);
+      break;
+    }
+    passed.push(key);
+    const e = view.get(key);
     // The view's entry of that name, if a directory: a file the container replaced by a directory is not one.
     if (e !== undefined && e.kind === 'directory') {
       const item = items.of(e);
-      if (item.kind === 'entry' && item.meta.securityDescriptor !== undefined) return item.meta.securityDescriptor;
+      if (item.kind === 'entry' && item.meta.securityDescriptor !== undefined) {
+        sd = item.meta.securityDescriptor;
+        break;
+      }
     }
-    if (dir === '') return undefined;
-    dir = parentName(dir);
+    if (dir === '') break;
   }
+  for (const key of passed) found.set(key, sd);
+  return sd;
 }
 
 /**
@@ -644,7 +660,7 @@ function windowsLinkTarget(target: string): string {
  * most 63 of them. A dangling or looping link is a file link. (Following it on the host instead made `/etc` a directory
  * link and `/Windows` a file link, whatever the container held.)
  */
-function linkLeadsToDirectory(rwDir: string, name: string): boolean {
+function linkLeadsToDirectory(rwDir: string, name: string, listings: DirectoryListings): boolean {
   let parts = lexicalParts(name.split('/'));
   let hops = 0;
   for (let i = 0; i < parts.length; i++) {
@@ -652,7 +668,7 @@ function linkLeadsToDirectory(rwDir: string, name: string): boolean {
     let s = reachableStat(at);
     if (s === undefined) {
       // Windows compares names without case: `windows` finds `Windows`.
-      const spelled = spelledInDirectory(path.join(rwDir, ...parts.slice(0, i)), parts[i] as string);
+      const spelled = listings.spelled(path.join(rwDir, ...parts.slice(0, i)), parts[i] as string);
       if (spelled === undefined) return false;
       parts[i] = spelled;
       at = path.join(rwDir, ...parts.slice(0, i + 1));
@@ -690,13 +706,32 @@ function reachableStat(file: string): fs.Stats | undefined {
   }
 }
 
-/** The name in directory `dir` that is `name` without regard to case, if there is one. */
-function spelledInDirectory(dir: string, name: string): string | undefined {
-  const key = caseFoldKey(name);
-  try {
-    return fs.readdirSync(dir).find((n) => caseFoldKey(n) === key);
-  } catch {
-    return undefined;
+/**
+ * Names in directories by case-folded name, for links whose targets are spelled in another
+ * case: a directory read and folded once for all the links that look in it, not once a
+ * link (20,000 such links into one directory took 6.5 minutes to export). The last few
+ * directories are kept.
+ */
+class DirectoryListings {
+  readonly #byDir = new Map<string, Map<string, string> | undefined>();
+
+  /** The name in directory `dir` that is `name` without regard to case, if there is one. */
+  spelled(dir: string, name: string): string | undefined {
+    let names = this.#byDir.get(dir);
+    if (!this.#byDir.has(dir)) {
+      try {
+        names = new Map();
+        for (const n of fs.readdirSync(dir)) {
+          const key = caseFoldKey(n);
+          if (!names.has(key)) names.set(key, n);
+        }
+      } catch {
+        names = undefined;
+      }
+      if (this.#byDir.size >= 4) this.#byDir.delete(this.#byDir.keys().next().value as string);
+      this.#byDir.set(dir, names);
+    }
+    return names?.get(caseFoldKey(name));
   }
 }
 
@@ -746,6 +781,8 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
   // directory starts empty), and Windows' own exports have them. An unchanged one keeps
   // its record from the parent view, whole.
   const emitted = new Set<string>();
+  const securityAbove = new Map<string, Uint8Array | undefined>();
+  const listings = new DirectoryListings();
   const directory = (name: string): Extract<BuilderEntry, { type: 'directory' }> => {
     const e = view.get(caseFoldKey(name));
     const item = e !== undefined && e.kind === 'directory' ? items.of(e) : undefined;
@@ -765,7 +802,7 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
     // A directory no layer named (Windows made it), or the root of a chain without one
     // (with the builder's times when the container was never mounted).
     const st = fs.lstatSync(path.join(rwDir, name), { bigint: true, throwIfNoEntry: false });
-    const securityDescriptor = name === '' ? undefined : inheritedSecurity(name, view, items);
+    const securityDescriptor = name === '' ? undefined : inheritedSecurity(name, view, items, securityAbove);
     return {
       type: 'directory',
       name: layerPath,
@@ -775,11 +812,17 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
     };
   };
   function* ancestors(name: string): Generator<BuilderEntry> {
-    for (let slash = name.indexOf('/'); slash !== -1; slash = name.indexOf('/', slash + 1)) {
-      const dir = name.slice(0, slash);
+    // Up to the nearest one already written (all above it are too), then down: one fold a
+    // level for a change in a new directory, not one a level for every change.
+    const missing: string[] = [];
+    for (let dir = parentName(name); dir !== ''; dir = parentName(dir)) {
       const key = caseFoldKey(dir);
-      if (emitted.has(key)) continue;
+      if (emitted.has(key)) break;
       emitted.add(key);
+      missing.push(dir);
+    }
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const dir = missing[i] as string;
       if (!fs.lstatSync(path.join(rwDir, dir), { throwIfNoEntry: false })?.isDirectory()) continue;
       yield directory(dir);
     }
@@ -811,7 +854,7 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
       const priorItem = prior === undefined || kindOf(prior) !== kind ? undefined : items.of(prior);
       const own = priorItem?.kind === 'entry' ? priorItem : undefined;
       const times = hostTimes(s, own?.info.creationTime);
-      const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items);
+      const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items, securityAbove);
       // Alternate data streams are not in the container's directory: a file or directory
       // edited in place (or renamed in case) keeps its parent's, as it would on Windows.
       const streams = own !== undefined ? own.streams.map(builderStream) : [];
@@ -827,7 +870,7 @@ export function* entriesOfChanges(rwDir: string, view: View, { changes, found, k
         yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
       } else if (kind === 'symlink') {
         const target = windowsLinkTarget(fs.readlinkSync(path.join(rwDir, name)));
-        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name) };
+        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name, listings) };
       } else if (kind === 'file') {
         const file = path.join(rwDir, name);
         const size = Number(s.size);
