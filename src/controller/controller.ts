@@ -8,7 +8,7 @@
  * itself waiting for a queued job (it copies a layer, `applyDiff(b, diff(a))`, or awaits
  * another call in a `forEachChange` callback), neither would ever move: so when every
  * running job has waited on its caller for CALLER_WAIT_MS, one queued job starts beyond
- * the limit (#admit).
+ * the limit (#admit), up to as many again as the limit.
  */
 import * as os from 'node:os';
 import PQueue from 'p-queue';
@@ -122,6 +122,8 @@ export class Controller {
       this.#unqueue(queued);
       beforeStart.abort();
     };
+    // Aborted already: the listener below would never hear it.
+    if (isAborted(signal)) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id });
     signal?.addEventListener('abort', onAbort, { once: true });
     this.#queued.push(queued);
     try {
@@ -196,12 +198,15 @@ export class Controller {
 
   /**
    * Starts one queued job beyond the limit when every running job has waited on its caller
-   * for CALLER_WAIT_MS: the caller may be waiting for that job. An import waiting for its
-   * input lets only an export start (the one thing of this controller that can feed it):
-   * imports of slow downloads stay within the limit.
+   * for CALLER_WAIT_MS: the caller may be waiting for that job. An export first when an
+   * import waits for its input (the one thing of this controller that can feed it), else
+   * the next in line. At most as many beyond the limit as the limit itself: readers that
+   * only read slowly look like readers that wait, and twenty slow uploads at a limit of 2
+   * ran twenty workers (1 GiB) before; any job, not exports alone, since the code that
+   * feeds an import may itself be waiting for a `changes` or a mount.
    */
   #admit(): void {
-    if (this.#queued.length === 0 || this.#running.size === 0) return;
+    if (this.#queued.length === 0 || this.#running.size === 0 || this.#lent >= Math.max(2, this.#concurrency)) return;
     const now = Date.now();
     let inputOnly = false;
     for (const job of this.#running) {
@@ -212,7 +217,7 @@ export class Controller {
       }
       if (job.wait === 'input') inputOnly = true;
     }
-    const next = inputOnly ? this.#queued.find((q) => q.command === 'export-layer') : this.#queued[0];
+    const next = (inputOnly ? this.#queued.find((q) => q.command === 'export-layer') : undefined) ?? this.#queued[0];
     if (next === undefined) return;
     this.#queue.setPriority(next.key, 1);
     this.#lent++;
@@ -271,4 +276,9 @@ export class Controller {
 function checkTimeout(name: string, value: unknown): void {
   if (value === undefined || (typeof value === 'number' && value > 0 && value <= MAX_TIMEOUT_MS)) return;
   throw createError('ERR_ARGUMENT_INVALID', `Expected \`${name}\` to be a number > 0 and <= ${MAX_TIMEOUT_MS} (~24.8 days), got \`${String(value)}\` (${typeof value})`);
+}
+
+/** Whether `signal` is aborted (a call, not a property test TypeScript would narrow for the rest of the function). */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }

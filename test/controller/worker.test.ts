@@ -666,6 +666,31 @@ describe('controller: worker processes', function () {
       expect(driver.workers).to.deep.equal({ running: 0, queued: 0 });
     });
 
+    it('with one worker at a time, an import whose source first awaits another call runs', async function () {
+      this.timeout(20_000);
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 1 });
+      const tar = await buildLayerTar(filesLayer(20, 4096));
+      await driver.applyDiff('a', undefined, Readable.from([tar]));
+      async function* afterChanges(): AsyncGenerator<Uint8Array> {
+        // The import holds the only slot, waiting for this source, which waits for a worker.
+        expect((await driver.changes('a')).length).to.be.above(0);
+        yield tar;
+      }
+      expect((await driver.applyDiff('b', undefined, afterChanges())).size).to.equal(20 * 4096);
+      expect(driver.workers).to.deep.equal({ running: 0, queued: 0 });
+    });
+
+    it('a job whose signal is aborted already is canceled at once, never queued', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
+      const acFirst = new AbortController();
+      const first = c.writeLayer({ home: tempDir(), id: 'a', parents: [], signal: acFirst.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
+      const aborted = AbortSignal.abort();
+      expect((await caught(() => c.writeLayer({ home: tempDir(), id: 'b', parents: [], signal: aborted }, Readable.from([Buffer.alloc(1)])))).code).to.equal('ERR_CANCELED');
+      expect(c.pending).to.deep.equal({ running: 1, queued: 0 });
+      acFirst.abort();
+      expect(((await first) as { code?: string }).code).to.equal('ERR_CANCELED');
+    });
+
     it('with one worker at a time, a call awaited in a forEachChange callback, or while a diff() stream is unread, runs', async function () {
       this.timeout(20_000);
       const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 1 });
@@ -688,24 +713,24 @@ describe('controller: worker processes', function () {
       expect(Buffer.concat(rest).equals(tar)).to.equal(true);
     });
 
-    it('the limit holds for jobs that wait on nothing of the caller, and for imports waiting for their input', async () => {
+    it('the limit holds for jobs that wait on nothing of the caller, and bends by at most the limit (or 2) for jobs that wait', async () => {
       const home = path.join(tempDir(), 'home');
       await LayerStore.open(home);
       const c = new Controller({ concurrency: 1 });
       const tar = await buildLayerTar(filesLayer(4, 1024));
       let release = (): void => undefined;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      // An import whose input is slow to come (a download) holds its slot: another import waits.
+      // Imports whose input is slow to come (downloads, or a source waiting for another call):
+      // two more start beside the first, no more.
       async function* slow(): AsyncGenerator<Uint8Array> {
         await gate;
         yield tar;
       }
-      const first = c.writeLayer({ home, id: 'slow', parents: [] }, slow());
-      const second = c.writeLayer({ home, id: 'next', parents: [] }, Readable.from([tar]));
-      await new Promise((r) => setTimeout(r, 400));
-      expect(c.pending).to.deep.equal({ running: 1, queued: 1 });
+      const imports = [1, 2, 3, 4, 5].map((i) => c.writeLayer({ home, id: `slow${i}`, parents: [] }, slow()));
+      await new Promise((r) => setTimeout(r, 600));
+      expect(c.pending).to.deep.equal({ running: 3, queued: 2 });
       release();
-      expect(await Promise.all([first, second])).to.deep.equal([4096, 4096]);
+      expect(await Promise.all(imports)).to.deep.equal([4096, 4096, 4096, 4096, 4096]);
       // Workers that work: one at a time.
       const hung = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1, timeout: 1000 });
       const jobs = [1, 2].map((i) => hung.writeLayer({ home: tempDir(), id: `j${i}`, parents: [] }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e));
