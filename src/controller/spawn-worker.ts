@@ -739,6 +739,8 @@ export async function runChangesWorker(job: WorkerJob, each?: (change: WorkerCha
       if (c === undefined) garbage = line;
       else if (each === undefined) out.push(c);
       else {
+        // Canceled: no change more for the callback, though the worker wrote them already.
+        if (job.signal?.aborted === true) throw new CallerError(createError('ERR_CANCELED', `changes ${job.id}: canceled`, { id: job.id }));
         // Its pace is the worker's: the pipe fills while it waits.
         job.onCallerWait?.('caller');
         try {

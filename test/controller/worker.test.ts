@@ -680,6 +680,27 @@ describe('controller: worker processes', function () {
       expect(driver.workers).to.deep.equal({ running: 0, queued: 0 });
     });
 
+    it('forEachChange aborted from its callback calls it no more and rejects ERR_CANCELED, though the worker wrote every change', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home'), concurrency: 1 });
+      await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(filesLayer(40, 16))]));
+      const ac = new AbortController();
+      let calls = 0;
+      const e = await caught(() =>
+        driver.forEachChange(
+          'a',
+          async () => {
+            calls++;
+            // The 41 changes are in the pipe by now.
+            await new Promise((r) => setTimeout(r, 200));
+            ac.abort();
+          },
+          { signal: ac.signal },
+        ),
+      );
+      expect([e.code, calls]).to.deep.equal(['ERR_CANCELED', 1]);
+      expect(driver.workers).to.deep.equal({ running: 0, queued: 0 });
+    });
+
     it('a job whose signal is aborted already is canceled at once, never queued', async () => {
       const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
       const acFirst = new AbortController();
