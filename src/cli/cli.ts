@@ -196,7 +196,7 @@ const COMMANDS: Record<string, Command> = {
       const progress = new ProgressLine('mount', undefined);
       let dir: string;
       try {
-        dir = await driver.get(id, { onProgress: (p) => progress.update(p) });
+        dir = await driver.get(id, { onProgress: (p) => progress.update(p), signal: interruption() });
         progress.done();
       } finally {
         progress.stop();

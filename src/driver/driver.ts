@@ -483,9 +483,9 @@ export class WindowsFilterDriver {
    * HOME/.mounts/<id>; a read-write layer's writable directory is made from its parent
    * view at the first get and kept. Reference counted across processes.
    */
-  async get(id: string, options?: { readonly onProgress?: ((p: ImportProgress) => void) | undefined }): Promise<string> {
+  async get(id: string, options?: { readonly onProgress?: ((p: ImportProgress) => void) | undefined; readonly signal?: AbortSignal | undefined }): Promise<string> {
     validateLayerId(id);
-    const { onProgress } = checkOptions(options, 'options', { onProgress: 'function' });
+    const { onProgress, signal } = checkOptions(options, 'options', { onProgress: 'function', signal: 'signal' });
     this.#require(id);
     return this.#mounts.withLock(id, async () => {
       const refs = this.#mounts.refs(id);
@@ -503,7 +503,10 @@ export class WindowsFilterDriver {
             const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
             fs.mkdirSync(tmp, { mode: 0o755 });
             try {
-              materializeView(resolveView(layers), tmp, onProgress);
+              const checkpoint = (): void => {
+                if (signal?.aborted === true) throw createError('ERR_CANCELED', `mount of layer ${id}: canceled`, { id });
+              };
+              materializeView(resolveView(layers, checkpoint), tmp, onProgress, checkpoint);
               fs.renameSync(tmp, dir);
             } catch (error) {
               // Best effort, so that the mount's own error is the one reported: what stays is
@@ -514,7 +517,7 @@ export class WindowsFilterDriver {
           } else {
             // The view is resolved and written by a worker (seconds of work for a large
             // layer), which renames it to `dir` when whole.
-            await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress }), dest: dir });
+            await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress, signal }), dest: dir });
           }
         } catch (error) {
           throw toWinLayerError(error, `mount of layer ${id} failed`, { id });

@@ -721,6 +721,17 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.statSync(view).mtimeMs).to.equal(1_600_000_000_000);
   });
 
+  it('get with a signal aborted while its view is written: ERR_CANCELED, no view, no leftover, the layer mounts again', async () => {
+    const driver = await openDriver();
+    await driver.applyDiff('many', undefined, Readable.from([await buildLayerTar(filesLayer(20_000, 16))]));
+    const ac = new AbortController();
+    // The first progress comes while the worker writes (every 100 ms at most).
+    const e = await rejection(() => driver.get('many', { signal: ac.signal, onProgress: () => ac.abort() }));
+    expect(e.code).to.equal('ERR_CANCELED');
+    expect(listTree(path.join(driver.home, '.mounts')).filter((n) => n.startsWith('many'))).to.deep.equal([]);
+    expect(fs.readdirSync(await driver.get('many')).length).to.equal(20_000);
+  });
+
   describe('changes, diffSize, diffGetter', () => {
     it('lists the directories a layer holds without naming them, as its export (and that export imported again) does', async () => {
       const driver = await openDriver();
