@@ -47,8 +47,16 @@ export class ChainView {
       // Streamed twice (deletions, then entries) rather than read whole beside the view.
       for (const r of indexEntriesSync(layer)) {
         this.#checkpoint?.();
-        if (r.kind !== 'whiteout') continue;
         const key = caseFoldKey(r.name);
+        if (r.kind !== 'whiteout') {
+          // A file or link in place of a directory takes what the layers below had in it.
+          const kids = r.kind === 'directory' ? undefined : children.get(key);
+          if (kids !== undefined) {
+            children.delete(key);
+            for (const k of kids) drop(k);
+          }
+          continue;
+        }
         drop(key);
         children.get(caseFoldKey(parentName(r.name)))?.delete(key);
       }
@@ -160,6 +168,9 @@ export class ChainView {
           kidsOf.get(parentName(key))?.delete(key);
           continue;
         }
+        // A file or link in place of a directory takes what the layers below had in it (its
+        // own layer has nothing below it).
+        if (r.kind !== 'directory' && !base) for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
         // Every directory of the set that the entry is below (they may nest) sees one child.
         for (let dk = dirAbove(key); dk !== undefined; dk = dirAbove(dk)) {
           const slash = key.indexOf('/', dk.length + 1);

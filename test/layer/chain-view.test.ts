@@ -59,6 +59,17 @@ describe('layer/chain-view', () => {
     );
   });
 
+  it('drops what a directory held once a nearer layer puts a file in its place, streamed or whole', () => {
+    const l0 = layerOf([{ kind: 'directory', name: 'Files' }, { kind: 'directory', name: 'Files/d' }, { kind: 'file', name: 'Files/d/f' }]);
+    const l1 = layerOf([{ kind: 'directory', name: 'Files' }, { kind: 'file', name: 'Files/d' }]);
+    const s = new ChainView([l1, l0]);
+    expect(s.childrenOf('Files/d')).to.deep.equal([]);
+    expect(s.childrenOf('Files')).to.deep.equal(['Files/d']);
+    const w = new ChainView([l1, l0]);
+    expect([w.has('Files/d'), w.has('Files/d/f')]).to.deep.equal([true, false]);
+    expect(w.childrenOf('Files/d')).to.deep.equal([]);
+  });
+
   it('keeps answering the same once it has built the whole view, after its streamed queries', () => {
     const parent = layerOf([
       { kind: 'directory', name: 'Files' },
