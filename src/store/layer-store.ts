@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { createError, toWinLayerError } from '../errors.js';
+import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import { crashPoint } from '../util/crash-point.js';
 import { firstEntriesSync, removeTreeGuarded } from '../util/remove-tree.js';
@@ -369,8 +369,15 @@ export class LayerStore {
   chainFor(parentId: string | undefined): string[] {
     if (parentId === undefined || parentId === '') return [];
     validateLayerId(parentId, 'parent');
-    if (!this.exists(parentId)) throw createError('ERR_PARENT_NOT_FOUND', `parent layer ${parentId} does not exist`, { id: parentId });
-    return [this.layerPath(parentId), ...this.readChain(parentId)];
+    const gone = (cause?: unknown): WinLayerError => createError('ERR_PARENT_NOT_FOUND', `parent layer ${parentId} does not exist`, { id: parentId }, cause);
+    if (!this.exists(parentId)) throw gone();
+    try {
+      return [this.layerPath(parentId), ...this.readChain(parentId)];
+    } catch (error) {
+      // Removed (renamed away) between the look and the read: still the parent that is missing.
+      if ((error as WinLayerError).code === 'ERR_LAYER_NOT_FOUND') throw gone(error);
+      throw error;
+    }
   }
 
   /** Layer summary of `id`. */

@@ -405,6 +405,13 @@ describe('store: safety', function () {
     expect(await (await LayerStore.open(home, { cleanup: false })).cleanup()).to.deep.equal(['b-removing']);
   });
 
+  it('a parent removed between the look and the reading of its chain is ERR_PARENT_NOT_FOUND', async () => {
+    const store = await LayerStore.open(path.join(tempDir(), 'home'));
+    // What another process's remove does between the two: the look still sees the layer.
+    (store as unknown as { exists: (id: string) => boolean }).exists = () => true;
+    expect(await rejectionCode(async () => store.chainFor('gone'))).to.equal('ERR_PARENT_NOT_FOUND');
+  });
+
   it("cleans a staging directory whose owner is a zombie, and keeps a running owner's", async function () {
     if (process.platform !== 'linux') this.skip();
     // `true` exits and its parent, a Node process blocked in Atomics.wait, never collects it: a
