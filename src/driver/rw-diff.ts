@@ -170,7 +170,7 @@ type HostKind = 'file' | 'directory' | 'symlink' | 'other';
  * changed files by case-folded name; and the names of the container's files with more
  * than one name that it left as the parent view has them, by inode (for changedLinks).
  */
-export interface Comparison {
+interface Comparison {
   changes: Change[];
   found: Map<string, Found>;
   /** The view's nodes of such files, by `dev:ino`, for the inodes of changed files only. */
@@ -332,7 +332,7 @@ function writableMadeNs(layerRoot: string): bigint | undefined {
  * longer than the host's system calls take (a tree made with relative paths can be
  * deeper than PATH_MAX).
  */
-export function compareWithView(rwDir: string, view: View, checkpoint?: () => void): Comparison {
+function compareWithView(rwDir: string, view: View, checkpoint?: () => void): Comparison {
   // A link put in its place would have the walk list, and the export read, where it leads.
   if (fs.lstatSync(rwDir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw createError('ERR_LAYER_CORRUPT', `${rwDir}: the writable directory is a symbolic link`, { path: rwDir });
@@ -739,7 +739,7 @@ class DirectoryListings {
  * The tar entries of the changes (deletions as whiteouts), in path order. Every change is
  * checked before the first entry: a refused one fails the export before any byte of it.
  */
-export function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLinks }: Comparison): Generator<BuilderEntry> {
+function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLinks }: Comparison): Generator<BuilderEntry> {
   for (const c of changes) {
     if (c.kind === 'delete') continue;
     checkExportable(c.path);
