@@ -274,16 +274,17 @@ function sameFile(entry: ViewEntry, kind: HostKind, stat: fs.BigIntStats, rwDir:
  * cannot be read (`chmod 000`) or is no longer a file counts as changed.
  */
 function sameBytes(range: ByteRange, at: string, rwDir: string): boolean {
-  let fd: number;
+  let opened: { fd: number; now: fs.BigIntStats } | undefined;
   try {
-    fd = fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+    opened = openContainerFile(at, rwDir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ENXIO') return false;
     throw error;
   }
+  if (opened === undefined) return false;
+  const { fd } = opened;
   try {
-    if (!fs.fstatSync(fd).isFile() || !openedInside(fd, rwDir)) return false;
     let done = 0;
     let ours = Buffer.alloc(0);
     for (const expected of rangeChunks(range)) {
@@ -430,17 +431,18 @@ function compareWithView(rwDir: string, view: View, checkpoint?: () => void): Co
  * bytes in the tar (or stall the export).
  */
 export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: string, rwDir: string): AsyncGenerator<Uint8Array> {
-  let fd: number;
+  let opened: { fd: number; now: fs.BigIntStats } | undefined;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+    opened = openContainerFile(file, rwDir);
   } catch (cause) {
     throw toWinLayerError(cause, `container file ${entry}: cannot open it`, { entry });
   }
+  if (opened === undefined || opened.now.ino !== st.ino || opened.now.dev !== st.dev) {
+    if (opened !== undefined) fs.closeSync(opened.fd);
+    throw createError('ERR_IO', `container file ${entry} was replaced while it was exported`, { entry });
+  }
+  const { fd } = opened;
   try {
-    const now = fs.fstatSync(fd, { bigint: true });
-    if (!now.isFile() || now.ino !== st.ino || now.dev !== st.dev || !openedInside(fd, rwDir)) {
-      throw createError('ERR_IO', `container file ${entry} was replaced while it was exported`, { entry });
-    }
     // Its size when found: a file that grew since gives what it held then.
     const size = Number(st.size);
     for (let pos = 0; pos < size; ) {
@@ -453,6 +455,24 @@ export async function* hostFileChunks(file: string, st: fs.BigIntStats, entry: s
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The container's file `file` opened for reading, and its stat: without following a link
+ * or blocking (a FIFO swapped in), and only when it is a regular file below `rwDir`
+ * (undefined else, nothing left open). A failure to open is thrown as it is.
+ */
+function openContainerFile(file: string, rwDir: string): { fd: number; now: fs.BigIntStats } | undefined {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    const now = fs.fstatSync(fd, { bigint: true });
+    if (now.isFile() && openedInside(fd, rwDir)) return { fd, now };
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  fs.closeSync(fd);
+  return undefined;
 }
 
 /**
