@@ -127,14 +127,19 @@ export class View {
     return new ViewEntry(id, name, layerRoot, kind === 'implicit' ? 'directory' : kind, to === NONE ? undefined : this.entry(to), line);
   }
 
-  /** The nodes of the view's entries, a directory before what it holds. */
-  *ids(): Generator<number> {
+  /** Every live node of the tree, the root first, a directory before what it holds. */
+  *#nodes(): Generator<number> {
     const t = this.tree;
     const stack = [t.root];
     for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
-      if (t.isEntry(id)) yield id;
+      yield id;
       for (const c of t.children(id)) stack.push(c);
     }
+  }
+
+  /** The nodes of the view's entries, a directory before what it holds. */
+  *ids(): Generator<number> {
+    for (const id of this.#nodes()) if (this.tree.isEntry(id)) yield id;
   }
 
   *values(): Generator<ViewEntry> {
@@ -149,11 +154,7 @@ export class View {
   /** The directories no layer names, each as the first name that needed it spells it. */
   *implicitDirectories(): Generator<string> {
     const t = this.tree;
-    const stack = [t.root];
-    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
-      if (id !== t.root && t.kind(id) === 'implicit') yield t.pathOf(id);
-      for (const c of t.children(id)) stack.push(c);
-    }
+    for (const id of this.#nodes()) if (id !== t.root && t.kind(id) === 'implicit') yield t.pathOf(id);
   }
 }
 
