@@ -487,70 +487,83 @@ export class WindowsFilterDriver {
     validateLayerId(id);
     const { onProgress, signal } = checkOptions(options, 'options', { onProgress: 'function', signal: 'signal' });
     this.#require(id);
-    return this.#mounts.withLock(id, async () => {
-      const refs = this.#mounts.refs(id);
-      const rw = this.#isReadWrite(id);
-      const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
-      // A view nobody counts was left by a mount that ended between writing it and counting
-      // it (a signal, a kill): the layer may have changed since (applyDiff after create), so
-      // it is never handed out, but made again.
-      if (!rw && refs === 0 && fs.existsSync(dir)) await this.#removeView(id);
-      if (!fs.existsSync(dir)) {
-        const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
-        try {
-          if (this.#inProcess) {
-            // Named by the process that writes it (this one), as a worker names its own.
-            const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-            fs.mkdirSync(tmp, { mode: 0o755 });
-            try {
-              const checkpoint = (): void => {
-                if (signal?.aborted === true) throw createError('ERR_CANCELED', `mount of layer ${id}: canceled`, { id });
-              };
-              materializeView(resolveView(layers, checkpoint), tmp, onProgress, checkpoint);
-              fs.renameSync(tmp, dir);
-            } catch (error) {
-              // Best effort, so that the mount's own error is the one reported: what stays is
-              // a `-tmp-` leftover, removed by the next open or cleanup once this process is gone.
-              await removeTreeGuarded(tmp).catch(() => undefined);
-              throw error;
+    if (signal?.aborted === true) throw createError('ERR_CANCELED', `mount of layer ${id}: canceled`, { id });
+    // Another get of the layer may hold the lock for as long as its view takes to write
+    // (seconds for a base layer, longer behind a full worker queue): waited for as Docker's
+    // per-layer lock is, not failed after the table's wait; a holder that died is broken.
+    return this.#mounts.withLock(
+      id,
+      async () => {
+        const refs = this.#mounts.refs(id);
+        const rw = this.#isReadWrite(id);
+        const dir = rw ? path.join(this.store.layerPath(id), RW_DIR) : this.#mounts.viewPath(id);
+        // A view nobody counts was left by a mount that ended between writing it and counting
+        // it (a signal, a kill): the layer may have changed since (applyDiff after create), so
+        // it is never handed out, but made again.
+        if (!rw && refs === 0 && fs.existsSync(dir)) await this.#removeView(id);
+        if (!fs.existsSync(dir)) {
+          const layers = rw ? this.store.readChain(id) : [this.store.layerPath(id), ...this.store.readChain(id)];
+          try {
+            if (this.#inProcess) {
+              // Named by the process that writes it (this one), as a worker names its own.
+              const tmp = `${dir}-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+              fs.mkdirSync(tmp, { mode: 0o755 });
+              try {
+                const checkpoint = (): void => {
+                  if (signal?.aborted === true) throw createError('ERR_CANCELED', `mount of layer ${id}: canceled`, { id });
+                };
+                materializeView(resolveView(layers, checkpoint), tmp, onProgress, checkpoint);
+                fs.renameSync(tmp, dir);
+              } catch (error) {
+                // Best effort, so that the mount's own error is the one reported: what stays is
+                // a `-tmp-` leftover, removed by the next open or cleanup once this process is gone.
+                await removeTreeGuarded(tmp).catch(() => undefined);
+                throw error;
+              }
+            } else {
+              // The view is resolved and written by a worker (seconds of work for a large
+              // layer), which renames it to `dir` when whole.
+              await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress, signal }), dest: dir });
             }
-          } else {
-            // The view is resolved and written by a worker (seconds of work for a large
-            // layer), which renames it to `dir` when whole.
-            await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress, signal }), dest: dir });
+          } catch (error) {
+            throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
           }
-        } catch (error) {
-          throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
         }
-      }
-      // What the container writes from now on is told from what the view made by this mark,
-      // left once the directory is whole: also by the first mount after one killed before it
-      // could (the container has not run yet: it never got the directory).
-      if (rw && !isWritableMarked(this.store.layerPath(id))) {
-        try {
-          markWritableMade(this.store.layerPath(id));
-        } catch (cause) {
-          throw toWinLayerError(cause, `layer ${id}: cannot mark its writable directory`, { id });
+        // What the container writes from now on is told from what the view made by this mark,
+        // left once the directory is whole: also by the first mount after one killed before it
+        // could (the container has not run yet: it never got the directory).
+        if (rw && !isWritableMarked(this.store.layerPath(id))) {
+          try {
+            markWritableMade(this.store.layerPath(id));
+          } catch (cause) {
+            throw toWinLayerError(cause, `layer ${id}: cannot mark its writable directory`, { id });
+          }
         }
-      }
-      this.#mounts.setRefs(id, refs + 1);
-      return dir;
-    });
+        this.#mounts.setRefs(id, refs + 1);
+        return dir;
+      },
+      { waitMs: Infinity, signal },
+    );
   }
 
   /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted removes only a view nobody counts. */
   async put(id: string): Promise<void> {
     validateLayerId(id);
-    await this.#mounts.withLock(id, async () => {
-      const refs = this.#mounts.refs(id);
-      if (refs === 0) {
-        // Not mounted; a view nobody counts (see get) goes.
-        if (!this.#isReadWrite(id)) await this.#removeView(id);
-        return;
-      }
-      this.#mounts.setRefs(id, refs - 1);
-      if (refs - 1 === 0 && !this.#isReadWrite(id)) await this.#removeView(id);
-    });
+    // Behind a get of the same layer that is writing its view (see get).
+    await this.#mounts.withLock(
+      id,
+      async () => {
+        const refs = this.#mounts.refs(id);
+        if (refs === 0) {
+          // Not mounted; a view nobody counts (see get) goes.
+          if (!this.#isReadWrite(id)) await this.#removeView(id);
+          return;
+        }
+        this.#mounts.setRefs(id, refs - 1);
+        if (refs - 1 === 0 && !this.#isReadWrite(id)) await this.#removeView(id);
+      },
+      { waitMs: Infinity },
+    );
   }
 
   /**

@@ -140,8 +140,12 @@ export class MountTable {
     }
   }
 
-  /** Runs `fn` holding the lock of `id`, waiting for it `waitMs` at most (the table's wait by default). */
-  async withLock<T>(id: string, fn: () => T | Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
+  /**
+   * Runs `fn` holding the lock of `id`, waiting for it `waitMs` at most (the table's wait by
+   * default; Infinity: as long as its holder lives and keeps it fresh). `signal` ends the
+   * wait (ERR_CANCELED).
+   */
+  async withLock<T>(id: string, fn: () => T | Promise<T>, options: { waitMs?: number; signal?: AbortSignal | undefined } = {}): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Made since the store was opened, it is checked as the open checks it.
     checkStoreOwnership(path.dirname(this.dir));
@@ -187,6 +191,7 @@ export class MountTable {
         } catch (cause) {
           if (!isTaken(cause)) throw toWinLayerError(cause, `layer ${id}: cannot take the mount lock`, { id });
           this.#breakIfStale(id, lock);
+          if (options.signal?.aborted === true) throw createError('ERR_CANCELED', `layer ${id}: canceled while waiting for its mount lock`, { id });
           if (Date.now() >= deadline) throw createError('ERR_LAYER_IN_USE', `layer ${id}: mount lock held for over ${waitMs} ms`, { id });
           await new Promise((r) => setTimeout(r, 20));
         }

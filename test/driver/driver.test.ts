@@ -732,6 +732,24 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.readdirSync(await driver.get('many')).length).to.equal(20_000);
   });
 
+  it("get waits for another process's mount of the layer rather than failing, and its signal ends that wait", async () => {
+    const driver = await openDriver();
+    await applyEntries(driver, 'base', undefined, [{ type: 'file', name: 'Files/a.txt', data: 'a' }]);
+    // Another process's mount in progress: the layer's lock held by a live process.
+    const lock = path.join(driver.home, '.mounts', 'base.lock');
+    fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, 'owner'), `${process.pid} 0123456789abcdef`);
+    const ac = new AbortController();
+    const started = Date.now();
+    setTimeout(() => ac.abort(), 300);
+    expect(await rejectionCode(() => driver.get('base', { signal: ac.signal }))).to.equal('ERR_CANCELED');
+    expect(Date.now() - started).to.be.below(5_000);
+    const mounted = driver.get('base');
+    setTimeout(() => fs.rmSync(lock, { recursive: true }), 300);
+    expect(fs.readdirSync(await mounted)).to.deep.equal(['a.txt']);
+    await driver.put('base');
+  });
+
   describe('changes, diffSize, diffGetter', () => {
     it('lists the directories a layer holds without naming them, as its export (and that export imported again) does', async () => {
       const driver = await openDriver();

@@ -202,6 +202,27 @@ describe('driver/mounts: the mount lock', () => {
     expect(fs.readdirSync(path.join(home, '.mounts')).filter((n) => n !== '.break-x')).to.deep.equal([]);
   });
 
+  it("with waitMs Infinity waits past the table's wait for a live holder, and a signal ends that wait with ERR_CANCELED", async () => {
+    const table = new MountTable(tempDir(), { waitMs: 50 });
+    let release: () => void = () => undefined;
+    const held = table.withLock('x', () => new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setTimeout(r, 20));
+    const waiting = table.withLock('x', () => 'mine', { waitMs: Infinity });
+    const ac = new AbortController();
+    const canceled = table.withLock('x', () => 'mine', { waitMs: Infinity, signal: ac.signal }).then(
+      () => 'taken',
+      (e: { code?: string }) => e.code,
+    );
+    setTimeout(() => ac.abort(), 150);
+    expect(await canceled).to.equal('ERR_CANCELED');
+    // Well past the table's 50 ms.
+    await new Promise((r) => setTimeout(r, 150));
+    release();
+    await held;
+    expect(await waiting).to.equal('mine');
+    expect(fs.readdirSync(table.dir).filter((n) => !n.endsWith('.refs'))).to.deep.equal([]);
+  });
+
   it('lets one holder at a time in, and the next after it', async () => {
     const table = new MountTable(tempDir());
     const order: string[] = [];
