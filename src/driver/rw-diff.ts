@@ -28,7 +28,7 @@ import { encodeReparsePoint } from '../backup/reparse.js';
 import { ChainView } from '../layer/chain-view.js';
 import { exportError } from '../store/layer-ops.js';
 import { present } from '../store/layer-store.js';
-import { INDEX_DIR, indexEntriesSync } from '../layer/metadata-index.js';
+import { INDEX_DIR, indexEntriesSync, infoFromRecord } from '../layer/metadata-index.js';
 import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
 import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
@@ -259,6 +259,16 @@ function sameFile(entry: ViewEntry, kind: HostKind, stat: fs.BigIntStats, rwDir:
   const k = kindOf(e);
   if (k !== kind) return false;
   if (k === 'directory') return true;
+  if (k === 'file') {
+    // Size and time are in the index record: the layer's file that holds the data (and its
+    // streams) is opened only to compare bytes. Opening it for every file took 35 of the 50 s
+    // of `changes` over a 440,000-entry parent whose files were not in the page cache.
+    const r = items.record(e);
+    if (r.kind === 'file' && typeof r.size === 'number') {
+      if (BigInt(r.size) !== stat.size || !mtimeMatches(unixNsFromFiletime(infoFromRecord(r).lastWriteTime), stat.mtimeNs / 1000n)) return false;
+      if (madeNs === undefined || stat.ctimeNs < madeNs) return true;
+    }
+  }
   const item = items.of(e);
   if (item.kind !== 'entry') return false;
   if (k === 'symlink') return fs.readlinkSync(at) === posixLinkTarget(item.meta.reparse?.target ?? '');

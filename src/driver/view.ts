@@ -327,12 +327,21 @@ export class ViewItems {
   }
 
   of(e: ViewEntry): ExportItem {
-    let reader = this.#readers.get(e.layerRoot);
+    return itemOf(e, this.#reader(e.layerRoot));
+  }
+
+  /** The record of `e` alone: its index line, without opening the file that holds its streams. */
+  record(e: ViewEntry): IndexEntry {
+    return e.recordFrom(this.#reader(e.layerRoot));
+  }
+
+  #reader(layerRoot: string): IndexRecordReader {
+    let reader = this.#readers.get(layerRoot);
     if (reader === undefined) {
-      reader = new IndexRecordReader(e.layerRoot, this.#readAhead);
-      this.#readers.set(e.layerRoot, reader);
+      reader = new IndexRecordReader(layerRoot, this.#readAhead);
+      this.#readers.set(layerRoot, reader);
     }
-    return itemOf(e, reader);
+    return reader;
   }
 
   close(): void {
