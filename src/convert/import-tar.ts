@@ -17,7 +17,7 @@ import type { FileBasicInfo } from '../util/windows.js';
 import { fileInfoFromTarHeader } from './file-info.js';
 import { encodeMetadataStreams, metadataFromTarHeader } from './metadata.js';
 import { MODE_REGULAR, MODE_TYPE_BITS, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './pax-keys.js';
-import { adsStreamName } from './tar-header.js';
+import { adsStreamName, DATA_STREAM_TYPE, hasDataStreamType } from './tar-header.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { UTILITY_VM_FILES } from '../layer/utility-vm.js';
 
@@ -231,9 +231,9 @@ function streamPrefixLength(entry: string, name: string, rawName: string): numbe
 
 const COLON = 0x3a;
 
-/** Validates the stream part of `file:stream` (a trailing `:$DATA` is accepted and dropped). */
+/** Validates the stream part of `file:stream` (a trailing `:$DATA`, in any case as NTFS reads it, is accepted and dropped). */
 function adsName(raw: string, entry: string): string {
-  const name = raw.endsWith(':$DATA') ? raw.slice(0, -':$DATA'.length) : raw;
+  const name = hasDataStreamType(raw) ? raw.slice(0, -DATA_STREAM_TYPE.length) : raw;
   if (name.length === 0 || INVALID_STREAM_CHARS.test(name) || name.length > MAX_SEGMENT_UNITS) {
     throw createError('ERR_PATH_INVALID', `${entry}: ${JSON.stringify(raw)} is not a valid alternate data stream name`, { entry });
   }

@@ -62,7 +62,9 @@ export function metadataFromTarHeader(h: TarHeader, entry: string): EntryMetadat
   const sddl = h.pax[PAX_SECURITY_DESCRIPTOR_SDDL];
   // Keyed by the record's own text (no prefixed copy per entry): one map per record kind.
   const known = rawsd !== undefined ? knownRawSecurityDescriptors : knownSddlSecurityDescriptors;
-  const sdText = rawsd ?? sddl;
+  // An empty MSWINDOWS.rawsd is no descriptor, as go-winio reads it (it writes a security
+  // stream only when the decoded bytes are not empty), and is preferred to an SDDL one.
+  const sdText = rawsd === '' ? undefined : (rawsd ?? sddl);
   let securityDescriptor = sdText === undefined ? undefined : known.get(sdText);
   if (securityDescriptor === undefined && sdText !== undefined) {
     securityDescriptor = securityDescriptorOf(rawsd, sddl, entry);

@@ -80,6 +80,13 @@ export function adsTarHeader(main: TarHeaderInput, streamName: string, size: num
   return h;
 }
 
+export const DATA_STREAM_TYPE = ':$DATA';
+
+/** Whether `name` ends in the `:$DATA` stream type, in any case (NTFS reads type names so). */
+export function hasDataStreamType(name: string): boolean {
+  return name.length >= DATA_STREAM_TYPE.length && name.slice(-DATA_STREAM_TYPE.length).toUpperCase() === DATA_STREAM_TYPE;
+}
+
 /** `:name:$DATA` (backup stream) → `:name` (tar suffix). */
 export function adsTarSuffix(streamName: string): string {
   return streamName.endsWith(':$DATA') ? streamName.slice(0, -':$DATA'.length) : streamName;

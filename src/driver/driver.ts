@@ -25,6 +25,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import { checkControllerOptions, Controller } from '../controller/controller.js';
 import { checkDescriptor, checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
 import { NO_REEXEC_ENV } from '../controller/protocol.js';
+import { DATA_STREAM_TYPE, hasDataStreamType } from '../convert/tar-header.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
 import type { LineSpan } from '../util/lines.js';
@@ -831,7 +832,9 @@ export class WindowsFilterDriver {
         checkString(name, 'name');
         const colon = name.indexOf(':');
         const fileName = colon < 0 ? name : name.slice(0, colon);
-        const stream = colon < 0 ? undefined : name.slice(colon + 1);
+        // `file:stream:$DATA` (the stream's full NTFS name, as Windows opens it) is `file:stream`.
+        const named = colon < 0 ? undefined : name.slice(colon + 1);
+        const stream = named !== undefined && hasDataStreamType(named) ? named.slice(0, -DATA_STREAM_TYPE.length) : named;
         const p = parseLayerPath(fileName);
         const backup = MUTATED_UTILITY_VM_FILES.get(p.name);
         if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {

@@ -37,6 +37,14 @@ describe('convert/metadata', () => {
     expect(d?.equals(CRANE_SECURITY_DESCRIPTOR)).to.equal(true);
   });
 
+  it('takes an empty MSWINDOWS.rawsd for no descriptor, as go-winio does, even beside an SDDL one', () => {
+    expect(metadataFromTarHeader(header({ [PAX_RAW_SECURITY_DESCRIPTOR]: '' }), 'Files/e').securityDescriptor).to.equal(undefined);
+    const both = header({ [PAX_RAW_SECURITY_DESCRIPTOR]: '', [PAX_SECURITY_DESCRIPTOR_SDDL]: 'O:BAG:SYD:(A;;FA;;;SY)' });
+    expect(metadataFromTarHeader(both, 'Files/f').securityDescriptor).to.equal(undefined);
+    // Not empty and not a descriptor: still refused.
+    expect(codeOf(() => metadataFromTarHeader(header({ [PAX_RAW_SECURITY_DESCRIPTOR]: 'AAAA' }), 'Files/g'))).to.equal('ERR_SECURITY_DESCRIPTOR_INVALID');
+  });
+
   it('names the entry whose link target does not fit a reparse buffer, and keeps the target out of the error data', () => {
     const meta = metadataFromTarHeader({ ...header({}), name: 'Files/s', typeflag: '2', linkname: 'x'.repeat(40_000) }, 'Files/s');
     let error: unknown;

@@ -850,6 +850,10 @@ describe('driver: WindowsFilterDriver', function () {
       const g = driver.diffGetter('base');
       expect((await collect(g.get('Files/Windows/win.ini'))).toString()).to.equal('[fonts]\r\n');
       expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier'))).toString()).to.equal('zone');
+      // The stream's full NTFS name, as a tar entry may spell it and Windows opens it, in any case.
+      expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier:$DATA'))).toString()).to.equal('zone');
+      expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier:$data'))).toString()).to.equal('zone');
+      expect(await rejectionCode(async () => g.get('Files/Windows/win.ini:Zone.Identifier:$INDEX_ALLOCATION'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect((await collect(g.get('Hives/System_Delta'))).toString()).to.equal('regf');
       expect((await collect(g.get('UtilityVM/Files/EFI/Microsoft/Boot/BCD'))).toString()).to.equal('original bcd');
       // An empty file backed up without a DATA stream is served empty, as its tar entry is.

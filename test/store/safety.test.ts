@@ -14,12 +14,14 @@ import { Readable } from 'node:stream';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
-import { cleanupTemp, importTar, listTree, openStore, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { cleanupTemp, exportTar, importTar, listTree, openStore, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
 import { MAX_STREAMS_PER_FILE } from '../../src/convert/import-tar.js';
 import { LayerStore, processAlive } from '../../src/store/layer-store.js';
 import { importLayer } from '../../src/store/layer-ops.js';
 import { portableBackend } from '../../src/native/portable.js';
 import { baseLayer } from '../helpers/layers.js';
+import { feedInChunks } from '../helpers/chunks.js';
+import { readTar } from '../../src/tar/reader.js';
 import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT } from '../../src/util/windows.js';
 
 const good: BuilderEntry[] = [
@@ -181,6 +183,17 @@ describe('store: safety', function () {
       });
       expect([data['entry'], data['prior']], second).to.deep.equal([second, first]);
     }
+  });
+
+  it('takes a stream entry named with its :$DATA type, in any case, as the stream itself', async () => {
+    const store = await openStore();
+    await importTar(store, 'typed', await buildLayerTar([...good, raw({ name: 'Files/ok.txt:s:$DATA' }, 'one'), raw({ name: 'Files/ok.txt:t:$data' }, 'two')]));
+    const names: string[] = [];
+    for await (const e of readTar(feedInChunks(await exportTar(store, 'typed'), 1 << 16))) {
+      names.push(e.header.name);
+      for await (const _ of e.body) void _;
+    }
+    expect(names.filter((n) => n.includes(':'))).to.deep.equal(['Files/ok.txt:s', 'Files/ok.txt:t']);
   });
 
   it('rejects an ADS entry that follows its file with an invalid stream name', async () => {
