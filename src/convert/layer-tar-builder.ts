@@ -105,8 +105,9 @@ export async function* streamLayerTar(entries: Iterable<BuilderEntry> | AsyncIte
         continue;
       }
       case 'whiteout': {
+        // A name without a directory (`Files`, which no import takes) is whited out where it is.
         const i = e.name.lastIndexOf('/');
-        yield encodeTarHeader(whiteoutTarHeader(`${e.name.slice(0, i)}/${WHITEOUT_PREFIX}${e.name.slice(i + 1)}`));
+        yield encodeTarHeader(whiteoutTarHeader(`${e.name.slice(0, i + 1)}${WHITEOUT_PREFIX}${e.name.slice(i + 1)}`));
         continue;
       }
       case 'link':

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { fileInfoFromTarHeader } from '../../src/convert/file-info.js';
+import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { linkTarHeader, tarHeaderFromEntry } from '../../src/convert/tar-header.js';
 import { encodeTarHeader } from '../../src/tar/encode.js';
 import { readTar, type TarHeader } from '../../src/tar/reader.js';
@@ -46,5 +47,20 @@ describe('convert/tar-header: modes as go-winio and hcsshim write them', () => {
       const ours = encodeTarHeader(tarHeaderFromEntry(h.name, fileInfoFromTarHeader(h, h.name), 0, hasData, noMeta));
       expect(ours.equals(go), name).to.equal(true);
     }
+  });
+});
+
+describe('convert/layer-tar-builder: whiteouts', () => {
+  it('puts the .wh. prefix on the last name, a name without a directory included', async () => {
+    const names: string[] = [];
+    const tar = await buildLayerTar([
+      { type: 'whiteout', name: 'Files/a/b.txt' },
+      { type: 'whiteout', name: 'Files' },
+    ]);
+    for await (const e of readTar(feedInChunks(tar, 1 << 16))) {
+      names.push(e.header.name);
+      for await (const _ of e.body) void _;
+    }
+    expect(names).to.deep.equal(['Files/a/.wh.b.txt', '.wh.Files']);
   });
 });
