@@ -229,7 +229,8 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       const id = tree.find(caseFoldKey(r.name.slice(FILES_PREFIX.length)));
       if (id !== NONE) tree.remove(id, dying);
     }
-    const links: { id: number; target: string }[] = [];
+    /** This layer's hard links, by node: their targets are read back after (a base layer's 100,000 held 18 MB as strings). */
+    const links: number[] = [];
     const line: LineSpan = { offset: 0, length: 0 };
     for (const raw of indexEntriesSync(layerRoot, line)) {
       checkpoint?.();
@@ -251,14 +252,30 @@ export function resolveView(layers: readonly string[], checkpoint?: () => void):
       if (mergedRecord !== undefined) kept.set(id, mergedRecord);
       else kept.delete(id);
       if (early !== NONE) tree.setLinkTo(id, early);
-      else if (r.kind === 'link') links.push({ id, target: r.target ?? '' });
+      else if (r.kind === 'link') links.push(id);
     }
     // Links last: their targets are this layer's files or the lower layers' (or, in a base
     // layer, a file of its UtilityVM).
-    for (const link of links) tree.setLinkTo(link.id, linkTarget(`Files/${tree.pathOf(link.id)}`, link.target, i));
+    if (links.length > 0) {
+      // In index order: the reader takes the file in blocks. A link's node keeps its record's
+      // place (a link is never updated in place, only replaced by a new node).
+      const reader = new IndexRecordReader(layerRoot, LINK_READ_AHEAD);
+      try {
+        for (const id of links) {
+          checkpoint?.();
+          const name = `Files/${tree.pathOf(id)}`;
+          const r = reader.at({ offset: tree.offset(id), length: tree.length(id) }, name);
+          tree.setLinkTo(id, linkTarget(name, r.target ?? '', i));
+        }
+      } finally {
+        reader.close();
+      }
+    }
   }
   return new View(tree, layers, kept);
 }
+
+const LINK_READ_AHEAD = 64 * 1024;
 
 /**
  * Puts the record of `name` (`kind`, of layer `layer`, at `offset`/`length` of its index)
