@@ -153,7 +153,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const rows = [['ID', 'KIND', 'SIZE', 'ENTRIES', 'PARENT', 'MOUNTED', 'DIGEST']];
       for (const l of layers) {
-        rows.push([l.id, l.kind, l.size === null ? '-' : String(l.size), l.entries === null ? '-' : String(l.entries), l.corrupt ? '? (corrupt chain)' : (l.parent ?? '-'), String(l.mounted), l.digest?.slice(0, 19) ?? '-']);
+        rows.push([l.id, l.kind, l.size === null ? '-' : String(l.size), l.entries === null ? '-' : String(l.entries), l.corrupt ? (l.kind === 'read-only' && l.size === null ? `${l.parent ?? '-'} (corrupt)` : '? (corrupt chain)') : (l.parent ?? '-'), String(l.mounted), l.digest?.slice(0, 19) ?? '-']);
       }
       await writeOut(table(rows));
     },

@@ -100,7 +100,9 @@ export interface LayerListing {
   /**
    * True when the layer's `layerchain.json` cannot be used (not JSON, or naming anything but
    * a layer of this store): its parent is then unknown (`parent` null), and what reads the
-   * chain (changes, get, diff, a layer made on it) fails with ERR_LAYER_CORRUPT.
+   * chain (changes, get, diff, a layer made on it) fails with ERR_LAYER_CORRUPT. Also when a
+   * read-only layer's `layer.json` cannot be read or used: its size, entries and digest are
+   * then null.
    */
   corrupt: boolean;
 }
@@ -596,14 +598,25 @@ export class WindowsFilterDriver {
       if (rw) {
         out.push({ id: name, kind: 'read-write', parent, size: null, entries: null, digest: null, mounted: this.#mounts.refs(name), corrupt });
       } else {
-        let info: LayerInfo;
+        let info: LayerInfo | undefined;
         try {
           info = this.#layerInfo(name);
         } catch (error) {
           if (isWinLayerError(error) && error.code === 'ERR_LAYER_NOT_FOUND') continue; // removed meanwhile
-          throw error;
+          // One damaged layer does not hide the others: listed, marked, without its summary.
+          if (!isWinLayerError(error) || error.code !== 'ERR_LAYER_CORRUPT') throw error;
+          corrupt = true;
         }
-        out.push({ id: name, kind: 'read-only', parent, size: info.size, entries: info.entries, digest: info.digest, mounted: this.#mounts.refs(name), corrupt });
+        out.push({
+          id: name,
+          kind: 'read-only',
+          parent,
+          size: info?.size ?? null,
+          entries: info?.entries ?? null,
+          digest: info?.digest ?? null,
+          mounted: this.#mounts.refs(name),
+          corrupt,
+        });
       }
     }
     return out;

@@ -1634,6 +1634,22 @@ describe('driver: WindowsFilterDriver', function () {
       expect(rows()).to.deep.equal([['base', null, false], ['delta', 'base', false], ['rw', 'delta', false]]);
     });
 
+    it('list shows a read-only layer whose layer.json cannot be read or used as corrupt, and the other layers', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('b', 'a', Readable.from([await buildLayerTar(deltaLayer)]));
+      const info = path.join(driver.home, 'b', '.winlayer', 'layer.json');
+      for (const damage of [() => fs.writeFileSync(info, 'garbage'), () => fs.mkdirSync(info)]) {
+        fs.rmSync(info, { recursive: true, force: true });
+        damage();
+        const listed = driver.list();
+        expect(listed.map((l) => l.id)).to.deep.equal(['a', 'b']);
+        expect(listed[0]).to.include({ corrupt: false });
+        expect(listed[1]).to.include({ parent: 'a', corrupt: true, size: null, entries: null, digest: null });
+        expect(await rejectionCode(() => collect(driver.diff('b')))).to.equal('ERR_LAYER_CORRUPT');
+      }
+    });
+
     it('status counts a layer it may not read as exists and list do: ERR_IO (EACCES), not left out', async () => {
       const driver = await openDriver();
       await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]));
