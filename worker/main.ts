@@ -15,7 +15,8 @@ import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_EN
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { stdinStream } from '../src/util/stdin.js';
-import { LayerStore, validateLayerId } from '../src/store/layer-store.js';
+import { IMPORTING_INFIX, LayerStore, validateLayerId } from '../src/store/layer-store.js';
+import { removeTreeSync } from '../src/util/remove-tree.js';
 
 function progressWriter(): ((p: { entries: number; bytes: number }) => void) | undefined {
   try {
@@ -56,6 +57,13 @@ function releaseSemiSpaceFlag(): void {
 const PARENT_POLL_MS = 100;
 /** How long an orphaned import may take to stop by itself. */
 const ORPHAN_EXIT_MS = 2000;
+/** Signals a worker stops at its next check for, rather than at once (see parentGuard). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+/**
+ * How long a signaled import may take to stop at a check of its own before it removes its
+ * staging directory and ends (before the controller's SIGKILL, 2 s after its SIGTERM).
+ */
+const STOP_GRACE_MS = 1000;
 /**
  * Entries of synchronous work between two checks of the parent (`tick`). A read of
  * process.ppid costs ~0.6 µs here (getppid); 64 entries of a view (open, write, utimes,
@@ -74,12 +82,37 @@ const TICK_ENTRIES = 64;
  * read-write layer's comparison), where no timer fires, calls `tick` once an entry,
  * which checks every TICK_ENTRIES calls.
  */
-function parentGuard(): { signal: AbortSignal; check: () => void; tick: () => void } {
+function parentGuard(importing?: { home: string; id: string }): { signal: AbortSignal; check: () => void; tick: () => void; beforeCommit: () => void } {
   // The controller says who it is: by the time this runs, a dead one's place may be init's.
   const given = Number(process.env[CONTROLLER_PID_ENV]);
   const parent = Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
   const controller = new AbortController();
   const gone = () => createError('ERR_CANCELED', `the controller (process ${parent}) that started this worker exited`, { parent });
+  // A termination signal (the controller canceling or timing out a job, a terminal's
+  // Ctrl-C or hang-up reaching the whole process group) stops the work at its next check,
+  // as a gone controller does: the staging or view directory is removed by the worker
+  // itself, and once an import passed its last check before the commit rename, the
+  // import completes and prints its size. Killed at once, a worker could die between the
+  // rename and the size, and its controller report ERR_CANCELED for a committed layer.
+  let stoppedBy: NodeJS.Signals | undefined;
+  /** Past the last check before the commit rename: the import completes, signal or not. */
+  let committing = false;
+  const stopped = () => createError('ERR_CANCELED', `worker stopped by ${stoppedBy ?? 'a signal'}`, { signal: stoppedBy });
+  // An import only: an export or a view has no commit to finish, and a signal ends it at once.
+  for (const name of importing === undefined ? [] : STOP_SIGNALS) {
+    process.on(name, () => {
+      if (stoppedBy !== undefined) return;
+      stoppedBy = name;
+      if (!controller.signal.aborted) controller.abort(stopped());
+      // Blocked where no check comes (a read of a stalled pipe, which no signal ends, and
+      // which process.exit would wait for): its staging directory removed here, and ended.
+      setTimeout(() => {
+        if (committing || importing === undefined) return;
+        removeOwnStaging(importing.home, importing.id);
+        process.stderr.write('\n' + JSON.stringify(stopped().toJSON()) + '\n', () => process.kill(process.pid, 'SIGKILL'));
+      }, STOP_GRACE_MS).unref();
+    });
+  }
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);
@@ -94,6 +127,7 @@ function parentGuard(): { signal: AbortSignal; check: () => void; tick: () => vo
   timer.unref();
   const check = (): void => {
     if (process.ppid !== parent) throw gone();
+    if (stoppedBy !== undefined) throw stopped();
   };
   check();
   let ticks = 0;
@@ -103,7 +137,22 @@ function parentGuard(): { signal: AbortSignal; check: () => void; tick: () => vo
     tick: () => {
       if (++ticks % TICK_ENTRIES === 0) check();
     },
+    beforeCommit: () => {
+      check();
+      committing = true;
+    },
   };
+}
+
+/** Removes this process's staging directories of `id` (`<id>-importing-<pid>-<nonce>`), best effort. */
+function removeOwnStaging(home: string, id: string): void {
+  try {
+    for (const name of fs.readdirSync(home)) {
+      if (name.startsWith(`${id}${IMPORTING_INFIX}${process.pid}-`)) removeTreeSync(path.join(home, name));
+    }
+  } catch {
+    // left for the next open's sweep: its owner, this process, is about to be gone
+  }
 }
 
 const OUTPUT_CHUNK = 1024 * 1024;
@@ -260,7 +309,7 @@ async function run(argv: readonly string[]): Promise<void> {
   const backend = selectBackend();
   // The controller opened the store (and cleaned it); a worker must not remove another worker's staging directory.
   const store = await LayerStore.open(home, { cleanup: false });
-  const guard = parentGuard();
+  const guard = parentGuard(command === 'write-layer' ? { home, id } : undefined);
   if (command === 'view') {
     await writeView(home, id, parents, guard);
     return;
@@ -287,7 +336,7 @@ async function run(argv: readonly string[]): Promise<void> {
     const manyEntries = MANY_ENTRIES_NODE_OPTIONS.every((option) => process.execArgv.includes(option));
     if (manyEntries) releaseSemiSpaceFlag();
     const input = manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream();
-    const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.check });
+    const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.beforeCommit });
     process.stdout.write(`${result.size}\n`);
     return;
   }

@@ -3,7 +3,7 @@
  * timeouts, SIGKILL at several points of an import, and imports and removes in parallel.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -515,6 +515,70 @@ describe('controller: worker processes', function () {
       expect(driver.exists('c')).to.equal(false);
       expect(listTree(driver.home).filter((n) => n.startsWith('c'))).to.deep.equal([]);
     });
+
+    it('a cancellation as the layer is renamed into place is either a success with the layer or ERR_CANCELED without it, never ERR_CANCELED with it', async () => {
+      const driver = await WindowsFilterDriver.open({ home: path.join(tempDir(), 'home') });
+      const tar = await buildLayerTar(filesLayer(2000, 100));
+      for (let i = 0; i < 4; i++) {
+        const id = `race${i}`;
+        const ac = new AbortController();
+        // The worker has renamed its staging directory into place and not yet printed its size.
+        const watcher = fs.watch(driver.home, (_event, name) => {
+          if (name === id) ac.abort();
+        });
+        let outcome: string;
+        try {
+          await driver.applyDiff(id, undefined, Readable.from([tar]), { signal: ac.signal });
+          outcome = 'committed';
+        } catch (error) {
+          outcome = isWinLayerError(error) ? error.code : String(error);
+        } finally {
+          watcher.close();
+        }
+        expect([outcome, driver.exists(id)], id).to.deep.oneOf([
+          ['committed', true],
+          ['ERR_CANCELED', false],
+        ]);
+      }
+    });
+
+    for (const [signal, stalled] of [
+      ['SIGTERM', false],
+      ['SIGINT', false],
+      ['SIGHUP', false],
+      ['SIGTERM', true],
+    ] as const) {
+      it(`an import worker sent ${signal} mid-import${stalled ? ' while its input stalls' : ''} stops with ERR_CANCELED and removes its staging directory itself`, async () => {
+        const home = path.join(tempDir(), 'home');
+        fs.mkdirSync(home);
+        const tar = await buildLayerTar(filesLayer(400, 16 * 1024));
+        const child = spawn(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'sig'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, WINLAYER_CONTROLLER_PID: String(process.pid) } });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        child.stdin.on('error', () => undefined);
+        let feeding = true;
+        const feed = (async () => {
+          // Stalled: half the tar, then nothing. Else a chunk every 10 ms until the worker stops.
+          const end = stalled ? tar.length >> 1 : tar.length;
+          for (let at = 0; at < end && feeding; at += 64 * 1024) {
+            child.stdin.write(tar.subarray(at, Math.min(end, at + 64 * 1024)));
+            if (!stalled) await new Promise((r) => setTimeout(r, 10));
+          }
+        })();
+        for (let i = 0; i < 200 && !fs.readdirSync(home).some((n) => n.includes('-importing-')); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(fs.readdirSync(home).some((n) => n.includes('-importing-'))).to.equal(true);
+        await new Promise((r) => setTimeout(r, 100));
+        child.kill(signal);
+        const code = await exited;
+        feeding = false;
+        await feed;
+        // A worker that can stop at a check of its own exits 1; one blocked in a read is ended.
+        if (!stalled) expect(code).to.equal(1);
+        expect((JSON.parse(stderr.trim().split('\n').pop() as string) as { code: string }).code).to.equal('ERR_CANCELED');
+        expect(fs.readdirSync(home)).to.deep.equal([]);
+      });
+    }
 
     it('a queued job is canceled before it starts, at once, while the running job keeps its slot', async () => {
       const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
