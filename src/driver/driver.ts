@@ -42,7 +42,7 @@ import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, rea
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
 import { removeTreeGuarded } from '../util/remove-tree.js';
-import { checkFunction, checkOptions, checkString, isOptionsObject, shown } from '../util/options.js';
+import { checkFunction, checkOptions, checkString, isOptionsObject, quietProgress, shown } from '../util/options.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
 
@@ -346,7 +346,7 @@ export class WindowsFilterDriver {
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
       if (self.#inProcess) {
-        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id), onProgress) : exportLayer(self.store, self.backend, id, { signal, onProgress });
+        yield* self.#isReadWrite(id) ? readWriteLayerTar(self.store.layerPath(id), self.store.readChain(id), quietProgress(onProgress)) : exportLayer(self.store, self.backend, id, { signal, onProgress });
         return;
       }
       // A read-write layer's worker compares its directory with the parent view there.
@@ -515,7 +515,7 @@ export class WindowsFilterDriver {
                 const checkpoint = (): void => {
                   if (signal?.aborted === true) throw createError('ERR_CANCELED', `mount of layer ${id}: canceled`, { id });
                 };
-                materializeView(resolveView(layers, checkpoint), tmp, onProgress, checkpoint);
+                materializeView(resolveView(layers, checkpoint), tmp, quietProgress(onProgress), checkpoint);
                 fs.renameSync(tmp, dir);
               } catch (error) {
                 // Best effort, so that the mount's own error is the one reported: what stays is

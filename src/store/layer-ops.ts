@@ -8,7 +8,7 @@ import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
-import { checkOptions, isOptionsObject, shown } from '../util/options.js';
+import { checkOptions, isOptionsObject, quietProgress, shown } from '../util/options.js';
 import { isLayerId, type LayerStore } from './layer-store.js';
 
 export interface ImportLayerOptions {
@@ -53,7 +53,7 @@ export async function importLayer(
       source: decompressIfNeeded(source),
       id,
       signal: options.signal,
-      onProgress: options.onProgress,
+      onProgress: quietProgress(options.onProgress),
     });
     const path = await store.commit(stage, options.parents, { durable: options.durable ?? true, beforeRename: options.beforeCommit });
     return { ...result, id, path };
@@ -114,7 +114,7 @@ export async function* exportLayer(
 ): AsyncGenerator<Buffer, void, undefined> {
   const root = store.stat(id).path;
   try {
-    yield* backend.readLayer({ root, signal: options.signal, onProgress: options.onProgress });
+    yield* backend.readLayer({ root, signal: options.signal, onProgress: quietProgress(options.onProgress) });
   } catch (error) {
     throw exportError(root, error) ?? error;
   }

@@ -55,3 +55,19 @@ export function checkFunction(fn: unknown, what: string): void {
 export function checkString(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string') throw createError('ERR_ARGUMENT_INVALID', `Expected \`${what}\` to be a string, got ${shown(value)}`, { option: what });
 }
+
+/**
+ * `onProgress` as the work calls it: one that throws is ignored, as the worker's progress
+ * pipe ignores it. Progress never fails the work it reports on (a drawing error must not
+ * undo a 10-minute import), in a worker or in process alike.
+ */
+export function quietProgress<P>(onProgress: ((p: P) => void) | undefined): ((p: P) => void) | undefined {
+  if (onProgress === undefined) return undefined;
+  return (p) => {
+    try {
+      onProgress(p);
+    } catch {
+      // see above
+    }
+  };
+}

@@ -129,6 +129,24 @@ describe('driver: WindowsFilterDriver', function () {
       expect(seen[seen.length - 1]).to.be.at.most(10);
     });
 
+    for (const inProcess of [false, true]) {
+      it(`an onProgress that throws is ignored ${inProcess ? 'in process' : 'through a worker'}: import, mount and export complete`, async () => {
+        const driver = await openDriver({ inProcess });
+        let calls = 0;
+        const boom = (): void => {
+          calls++;
+          throw new Error('drawing failed');
+        };
+        const tar = await buildLayerTar(filesLayer(3000, 16));
+        const r = await driver.applyDiff('p', undefined, Readable.from([tar]), { onProgress: boom });
+        expect([r.entries, r.size]).to.deep.equal([3001, 3000 * 16]);
+        expect(driver.exists('p')).to.equal(true);
+        expect(fs.readdirSync(await driver.get('p', { onProgress: boom })).length).to.be.greaterThan(0);
+        expect((await collect(driver.diff('p', undefined, { onProgress: boom }))).equals(tar)).to.equal(true);
+        expect(calls).to.be.greaterThan(0);
+      });
+    }
+
     it('rebuilds the worker error with its code, and leaves no layer', async () => {
       const driver = await openDriver();
       const bad = await buildLayerTar([{ type: 'file', name: 'Files/../escape', data: 'x' } as BuilderEntry]).catch(() => undefined);
