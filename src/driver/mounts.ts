@@ -34,6 +34,9 @@ const STALE_BREAK_MS = 5_000;
  */
 const UNOWNED_LOCK_MS = 2_000;
 
+/** A count written beside its place before the rename: `<id>.refs.tmp-<pid>`. */
+const REFS_TMP = /\.refs\.tmp-(\d+)$/;
+
 /** The file in a lock directory that names its owner: `<pid> <nonce>`. */
 const OWNER_FILE = 'owner';
 
@@ -136,6 +139,8 @@ export class MountTable {
       fs.writeFileSync(tmp, String(n));
       fs.renameSync(tmp, file);
     } catch (cause) {
+      // A full disk fails the write half-way: nothing of it stays (sweepLocks takes a dead writer's).
+      fs.rmSync(tmp, { force: true });
       throw toWinLayerError(cause, `layer ${id}: cannot record its mount count`, { id });
     }
   }
@@ -254,6 +259,16 @@ export class MountTable {
         if (pid <= 0 || processAlive(pid)) continue;
         try {
           removeLock(path.join(this.dir, n));
+          removed.push(n);
+        } catch (error) {
+          failed.push({ name: n, error });
+        }
+      } else if (REFS_TMP.test(n)) {
+        // A count being written by a process killed before its rename.
+        const pid = Number(REFS_TMP.exec(n)?.[1] ?? 0);
+        if (pid <= 0 || processAlive(pid)) continue;
+        try {
+          fs.rmSync(path.join(this.dir, n), { force: true });
           removed.push(n);
         } catch (error) {
           failed.push({ name: n, error });

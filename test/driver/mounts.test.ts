@@ -223,6 +223,27 @@ describe('driver/mounts: the mount lock', () => {
     expect(fs.readdirSync(table.dir).filter((n) => !n.endsWith('.refs'))).to.deep.equal([]);
   });
 
+  it("leaves no count half-written: a failed write removes its temporary file, and the sweep removes a dead writer's", () => {
+    const table = new MountTable(tempDir());
+    fs.mkdirSync(table.dir, { recursive: true });
+    // The rename fails (its place is a directory that is not empty), as a full disk fails the write.
+    fs.mkdirSync(path.join(table.dir, 'x.refs', 'in-the-way'), { recursive: true });
+    let code: string | undefined;
+    try {
+      table.setRefs('x', 1);
+    } catch (e) {
+      code = (e as { code?: string }).code;
+    }
+    expect(code).to.equal('ERR_IO');
+    expect(fs.readdirSync(table.dir).filter((n) => n.includes('.tmp-'))).to.deep.equal([]);
+    const dead = path.join(table.dir, `y.refs.tmp-${deadPid()}`);
+    const live = path.join(table.dir, `z.refs.tmp-${process.pid}`);
+    fs.writeFileSync(dead, '1');
+    fs.writeFileSync(live, '1');
+    expect(table.sweepLocks().removed).to.deep.equal([path.basename(dead)]);
+    expect(fs.existsSync(live)).to.equal(true);
+  });
+
   it('lets one holder at a time in, and the next after it', async () => {
     const table = new MountTable(tempDir());
     const order: string[] = [];
