@@ -138,9 +138,13 @@ export class LayerStore {
     if (typeof home !== 'string' || home.length === 0) {
       throw createError('ERR_ARGUMENT_INVALID', 'Expected `home` to be a non-empty path', {});
     }
-    const abs = path.resolve(home);
+    let abs = path.resolve(home);
     try {
       await makeDirectories(abs, 0o700);
+      // Chains name their parents by absolute path: through a symbolic link to the store,
+      // they would break when the link goes or changes (every child then corrupt). The
+      // store's real directory is named instead, as Docker resolves its data root.
+      abs = fs.realpathSync(abs);
     } catch (cause) {
       throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
     }
@@ -254,7 +258,11 @@ export class LayerStore {
     // (cheap), then same directory.
     const real = realOrSelf(layerPath);
     const base = path.basename(layerPath);
-    const names = (parent: unknown): boolean => typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && realOrSelf(parent) === real));
+    // A chain written through a link that is gone now (or a store since moved) names a
+    // directory that no longer resolves: taken to name this layer when the name is its own,
+    // so that such a child keeps its parent rather than lose it to a removal.
+    const names = (parent: unknown): boolean =>
+      typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && (realOrSelf(parent) === real || !fs.existsSync(path.dirname(parent)))));
     // A name that moves between the listing and the read of its chain (renamed by a commit,
     // a set-aside, a removal) is looked for again: the listing is taken anew, a few times.
     for (let scan = 0; ; scan++) {

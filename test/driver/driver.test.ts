@@ -1652,6 +1652,28 @@ describe('driver: WindowsFilterDriver', function () {
       expect(rows()).to.deep.equal([['base', null, false], ['delta', 'base', false], ['rw', 'delta', false]]);
     });
 
+    it('a store opened through a symbolic link names its real directory in chains: the link can go; a chain through a gone link still guards its parent', async () => {
+      const root = tempDir();
+      fs.mkdirSync(path.join(root, 'real'));
+      fs.symlinkSync('real', path.join(root, 'link'));
+      const driver = await WindowsFilterDriver.open({ home: path.join(root, 'link') });
+      expect(driver.home).to.equal(fs.realpathSync(path.join(root, 'real')));
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      fs.rmSync(path.join(root, 'link'));
+      const real = await WindowsFilterDriver.open({ home: path.join(root, 'real') });
+      expect(real.list().map((l) => [l.id, l.parent, l.corrupt])).to.deep.equal([
+        ['base', null, false],
+        ['delta', 'base', false],
+      ]);
+      // A chain written through a link that is gone (by an older store, or a moved one).
+      await real.createReadWrite('rw', 'base');
+      fs.writeFileSync(path.join(real.home, 'rw', 'layerchain.json'), JSON.stringify([path.join(root, 'gone', 'base')]));
+      fs.writeFileSync(path.join(real.home, 'delta', 'layerchain.json'), JSON.stringify([path.join(root, 'gone', 'base')]));
+      expect(await rejectionCode(() => real.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+      expect(real.exists('base')).to.equal(true);
+    });
+
     it('list shows a read-only layer whose layer.json cannot be read or used as corrupt, and the other layers', async () => {
       const driver = await openDriver();
       await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]));
