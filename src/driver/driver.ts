@@ -113,6 +113,11 @@ export interface FileGetter {
   close(): void;
 }
 
+/** ERR_ARGUMENT_INVALID for a layer named as its own parent (applyDiff onto a layer `create` made would set it aside, then miss it as the parent). */
+function checkNotOwnParent(id: string, parentId: string | undefined): void {
+  if (parentId === id) throw createError('ERR_ARGUMENT_INVALID', `layer ${id} cannot be its own parent`, { id });
+}
+
 /** `.winlayer/rw.json` of a read-write layer. */
 interface ReadWriteInfo {
   version: 1;
@@ -234,6 +239,7 @@ export class WindowsFilterDriver {
   /** An empty read-only layer on `parentId` (windowsfilter Create); applyDiff may fill it later. */
   async create(id: string, parentId?: string, options?: CreateOptions): Promise<void> {
     validateLayerId(id);
+    checkNotOwnParent(id, parentId);
     parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     const parents = this.#parentChain(parentId);
@@ -243,6 +249,7 @@ export class WindowsFilterDriver {
   /** A read-write layer on `parentId` (windowsfilter CreateReadWrite); storage option `size`. */
   async createReadWrite(id: string, parentId?: string, options?: CreateOptions): Promise<void> {
     validateLayerId(id);
+    checkNotOwnParent(id, parentId);
     const storage = parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
     const parents = this.#parentChain(parentId);
@@ -279,6 +286,7 @@ export class WindowsFilterDriver {
    */
   async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options?: ApplyDiffOptions): Promise<ApplyDiffResult> {
     validateLayerId(id);
+    checkNotOwnParent(id, parentId);
     checkTarSource(tar);
     const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
     const parents = this.#parentChain(parentId);

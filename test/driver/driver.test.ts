@@ -1674,6 +1674,16 @@ describe('driver: WindowsFilterDriver', function () {
       expect(real.exists('base')).to.equal(true);
     });
 
+    it('refuses a layer named as its own parent (ERR_ARGUMENT_INVALID), and a layer create made stays as it was', async () => {
+      const driver = await openDriver();
+      await driver.create('cr');
+      expect(await rejectionCode(() => driver.applyDiff('cr', 'cr', Readable.from([Buffer.alloc(1024)])))).to.equal('ERR_ARGUMENT_INVALID');
+      expect(await rejectionCode(() => driver.create('self', 'self'))).to.equal('ERR_ARGUMENT_INVALID');
+      expect(await rejectionCode(() => driver.createReadWrite('self', 'self'))).to.equal('ERR_ARGUMENT_INVALID');
+      expect(driver.list().map((l) => l.id)).to.deep.equal(['cr']);
+      expect(driver.exists('cr')).to.equal(true);
+    });
+
     it('list shows a read-only layer whose layer.json cannot be read or used as corrupt, and the other layers', async () => {
       const driver = await openDriver();
       await driver.applyDiff('a', undefined, Readable.from([await buildLayerTar(baseLayer)]));
