@@ -62,8 +62,14 @@ export const MANY_ENTRIES_NODE_OPTIONS: readonly string[] = ['--max-semi-space-s
 export const EXPORT_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=50', '--max-inlined-bytecode-size=230'];
 export const MANY_ENTRIES_READ_BYTES = 256 * 1024;
 
-/** Set to run imports in the controller's process instead of a worker (debugging only). */
+/** Set (to anything but empty or `0`) to run imports in the controller's process instead of a worker (debugging only). */
 export const NO_REEXEC_ENV = 'WINLAYER_NOREEXEC';
+
+/** Whether NO_REEXEC_ENV asks for in-process work: `WINLAYER_NOREEXEC=0` does not. */
+export function noReexecAsked(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[NO_REEXEC_ENV];
+  return v !== undefined && v !== '' && v !== '0';
+}
 
 /**
  * The controller's pid, set in every worker's environment: an import worker whose parent

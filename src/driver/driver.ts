@@ -24,7 +24,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ImportProgress } from '../convert/import-tar.js';
 import { checkControllerOptions, Controller } from '../controller/controller.js';
 import { checkDescriptor, checkTarSource, isFdSource, type TarSource } from '../controller/spawn-worker.js';
-import { NO_REEXEC_ENV } from '../controller/protocol.js';
+import { noReexecAsked } from '../controller/protocol.js';
 import { DATA_STREAM_TYPE, hasDataStreamType } from '../convert/tar-header.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
@@ -63,7 +63,7 @@ export interface DriverOptions {
   readonly backend?: NativeBackend | BackendName | undefined;
   /** Remove crash leftovers on open (staging of dead processes, half-made mounts), best effort. @default true */
   readonly cleanup?: boolean | undefined;
-  /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set */
+  /** Run imports and exports in this process. @default process.env.WINLAYER_NOREEXEC is set, to anything but empty or `0` */
   readonly inProcess?: boolean | undefined;
   /** The worker script: for a tool that bundles winlayer, the path `winlayer/worker` resolves to (ControllerOptions.workerPath). */
   readonly workerPath?: string | undefined;
@@ -146,7 +146,7 @@ export class WindowsFilterDriver {
     this.store = store;
     this.backend = backend;
     this.#workerBackend = options.backend === undefined ? undefined : backend.name;
-    this.#inProcess = options.inProcess ?? (process.env[NO_REEXEC_ENV] !== undefined && process.env[NO_REEXEC_ENV] !== '');
+    this.#inProcess = options.inProcess ?? noReexecAsked();
     this.#controller = new Controller({
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { noReexecAsked } from '../../src/controller/protocol.js';
 import type { WinLayerError } from '../../src/errors.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
@@ -215,6 +216,8 @@ describe('driver: WindowsFilterDriver', function () {
       await driver.applyDiff('inproc', undefined, Readable.from([tar]));
       expect((await collect(driver.diff('inproc'))).equals(tar)).to.equal(true);
       expect(Object.fromEntries(driver.status())['Workers']).to.equal('in process');
+      // As the environment asks: set to anything but empty or 0.
+      expect([undefined, '', '0', '1', 'yes'].map((v) => noReexecAsked(v === undefined ? {} : { WINLAYER_NOREEXEC: v }))).to.deep.equal([false, false, false, true, true]);
     });
   });
 
