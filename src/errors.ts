@@ -190,7 +190,16 @@ export function errorFromSerialized(value: unknown): WinLayerError {
  * entry near PATH_MAX made it 4 KB); `data.entry` holds it whole.
  */
 export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
-  return createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: the path is longer than this host's file system can hold`, { entry }, cause);
+  // A name of up to 255 bytes is too long here only with the `.$wcidirs$` (10 bytes) a
+  // directory's metadata takes beside it: say so, not that the path is too long.
+  const bytes = Buffer.byteLength(entry.slice(entry.lastIndexOf('/') + 1));
+  const why =
+    bytes > 255
+      ? `its name is ${bytes} bytes, past the 255 this host's file system gives a name`
+      : bytes + '.$wcidirs$'.length > 255
+        ? `its name (${bytes} bytes) and the .$wcidirs$ a directory's metadata takes beside it pass the 255 bytes this host's file system gives a name`
+        : "the path is longer than this host's file system can hold";
+  return createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: ${why}`, { entry }, cause);
 }
 
 /** An entry name for a message: whole up to 160 characters, else its start and end. */

@@ -252,8 +252,10 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** With --json, a command that prints nothing on success prints what it did. */
-async function reportDone(v: Values, report: Record<string, unknown>): Promise<void> {
-  if (v['json'] === true) await writeOut(JSON.stringify(report) + '\n');
+async function reportDone(v: Values, report: { id: string } & Record<string, unknown>): Promise<void> {
+  // What was done stands when its report cannot be written: the error says so.
+  const done = Object.keys(report).find((k) => k !== 'id') ?? 'done';
+  if (v['json'] === true) await writeOut(JSON.stringify(report) + '\n', `layer ${report.id} was ${done}, but `);
 }
 
 function table(rows: readonly (readonly string[])[]): string {

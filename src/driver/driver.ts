@@ -855,7 +855,9 @@ export class WindowsFilterDriver {
         const fileName = colon < 0 ? name : name.slice(0, colon);
         // `file:stream:$DATA` (the stream's full NTFS name, as Windows opens it) is `file:stream`.
         const named = colon < 0 ? undefined : name.slice(colon + 1);
-        const stream = named !== undefined && hasDataStreamType(named) ? named.slice(0, -DATA_STREAM_TYPE.length) : named;
+        const typed = named !== undefined && hasDataStreamType(named) ? named.slice(0, -DATA_STREAM_TYPE.length) : named;
+        // `file::$DATA` is the file's own data, as Windows names it.
+        const stream = typed === '' && named !== '' ? undefined : typed;
         const p = parseLayerPath(fileName);
         const backup = MUTATED_UTILITY_VM_FILES.get(p.name);
         if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {

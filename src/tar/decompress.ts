@@ -77,7 +77,9 @@ export async function* decompressIfNeeded(
     const first = head.length === 1 ? (head[0] as Uint8Array) : Buffer.concat(head);
     const kind = sniffCompression(first);
     if (kind === 'xz' || kind === 'bzip2') {
-      throw createError('ERR_COMPRESSION_UNSUPPORTED', `the input is ${kind}-compressed: decompress it first (winlayer reads tar, tar+gzip and tar+zstd)`, {
+      const zstd = zstdFactory(createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')) !== undefined;
+      const reads = zstd ? 'tar, tar+gzip and tar+zstd' : 'tar and tar+gzip, and tar+zstd on Node 22.15 or later';
+      throw createError('ERR_COMPRESSION_UNSUPPORTED', `the input is ${kind}-compressed: decompress it first (winlayer reads ${reads})`, {
         compression: kind,
       });
     }

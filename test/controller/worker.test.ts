@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -881,5 +882,7 @@ describe('controller: worker processes', function () {
     // What the error tells a tool that bundles winlayer to pass: the worker the build makes.
     const pkg = JSON.parse(fs.readFileSync(path.join(here, '..', '..', '..', 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
     expect(path.join(here, '..', '..', '..', String(pkg.exports['./worker']))).to.equal(WORKER_BUNDLE_ENTRY);
+    // And the package's own description, which tools read for its version.
+    expect((createRequire(import.meta.url)('winlayer/package.json') as { name: string }).name).to.equal('winlayer');
   });
 });

@@ -874,6 +874,8 @@ describe('driver: WindowsFilterDriver', function () {
       // The stream's full NTFS name, as a tar entry may spell it and Windows opens it, in any case.
       expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier:$DATA'))).toString()).to.equal('zone');
       expect((await collect(g.get('Files/Windows/win.ini:Zone.Identifier:$data'))).toString()).to.equal('zone');
+      expect((await collect(g.get('Files/Windows/win.ini::$DATA'))).toString()).to.equal('[fonts]\r\n');
+      expect(await rejectionCode(async () => g.get('Files/Windows/win.ini:'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect(await rejectionCode(async () => g.get('Files/Windows/win.ini:Zone.Identifier:$INDEX_ALLOCATION'))).to.equal('ERR_LAYER_NOT_FOUND');
       expect((await collect(g.get('Hives/System_Delta'))).toString()).to.equal('regf');
       expect((await collect(g.get('UtilityVM/Files/EFI/Microsoft/Boot/BCD'))).toString()).to.equal('original bcd');
