@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError, pathTooLongError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { itemFromRecord, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
@@ -441,8 +441,10 @@ export function materializeView(
       progress(false);
     });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(current?.recordName ?? 'Files', error);
-    throw error;
+    const entry = current?.recordName ?? 'Files';
+    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') throw pathTooLongError(entry, error);
+    // A system error (a full disk) names the entry it came at, as an import's does.
+    throw toWinLayerError(error, `${entry}: writing the view failed`, { entry });
   } finally {
     items.close();
   }

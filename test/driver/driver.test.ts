@@ -742,6 +742,28 @@ describe('driver: WindowsFilterDriver', function () {
     expect(fs.statSync(view).mtimeMs).to.equal(1_600_000_000_000);
   });
 
+  it('a view that cannot be written (a full disk) is ERR_IO naming the entry it came at; nothing stays, and the layer mounts again', async () => {
+    const driver = await openDriver({ inProcess: true });
+    await driver.applyDiff('v', undefined, Readable.from([await buildLayerTar(filesLayer(5, 8))]));
+    const cjs = createRequire(import.meta.url)('node:fs') as { openSync: (...a: unknown[]) => number };
+    const openSync = cjs.openSync;
+    cjs.openSync = (...a: unknown[]) => {
+      if (String(a[0]).endsWith(`${path.sep}f2.bin`) && String(a[0]).includes('.mounts')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return openSync(...a);
+    };
+    syncBuiltinESMExports();
+    let e: WinLayerError;
+    try {
+      e = await rejection(() => driver.get('v'));
+    } finally {
+      cjs.openSync = openSync;
+      syncBuiltinESMExports();
+    }
+    expect([e.code, e.data['entry'], e.data['errno']]).to.deep.equal(['ERR_IO', 'Files/f2.bin', 'ENOSPC']);
+    expect(fs.readdirSync(path.join(driver.home, '.mounts')).filter((n) => n.startsWith('v'))).to.deep.equal([]);
+    expect(fs.readdirSync(await driver.get('v')).length).to.equal(5);
+  });
+
   it('get with a signal aborted while its view is written: ERR_CANCELED, no view, no leftover, the layer mounts again', async () => {
     const driver = await openDriver();
     await driver.applyDiff('many', undefined, Readable.from([await buildLayerTar(filesLayer(20_000, 16))]));
