@@ -240,6 +240,20 @@ function flatString(s: string): string {
   return Buffer.from(s, 'utf16le').toString('utf16le');
 }
 
+/** The name of the regular file in `dir` whose case-folded name is `key`, read through the directory without keeping it. */
+function findFoldedFile(dir: string, key: string): string | undefined {
+  const d = fs.opendirSync(dir, { bufferSize: 256 });
+  try {
+    for (let e = d.readSync(); e !== null; e = d.readSync()) {
+      // Folding keeps the length (one UTF-16 unit for one).
+      if (e.name.length === key.length && e.isFile() && caseFoldKey(e.name) === key) return e.name;
+    }
+    return undefined;
+  } finally {
+    d.closeSync();
+  }
+}
+
 /** Names kept from directory listings at most (see #plainFilePath). */
 const PLAIN_FILE_LISTING_NAMES = 100_000;
 
@@ -655,21 +669,27 @@ export class TransportLayerWriter {
       const guess = this.#abs(hostOf(spelledBase));
       if (lstatOrUndefined(guess)?.isFile() === true) return guess;
     }
-    let listing = this.#listingsValid ? this.#listings.get(parentHost) : undefined;
+    const dir = parentHost === '' ? this.#root : this.#abs(parentHost);
+    // While files are still written a listing goes stale at once: the directory is read
+    // through for this one name, holding none. A false hit of the 32-bit hashes (a new
+    // name that shares an earlier one's) comes here: listing a directory of 400,000 files
+    // into a Map each time (~19 times there) took that import to 191 MiB peak RSS.
+    if (!this.#listingsValid) {
+      const base = findFoldedFile(dir, baseKey);
+      return base === undefined ? undefined : this.#abs(hostOf(base));
+    }
+    let listing = this.#listings.get(parentHost);
     if (listing === undefined) {
       if (this.#listed > PLAIN_FILE_LISTING_NAMES) {
         this.#listings = new Map();
         this.#listed = 0;
       }
       listing = new Map();
-      for (const d of fs.readdirSync(parentHost === '' ? this.#root : this.#abs(parentHost), { withFileTypes: true })) {
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
         if (d.isFile()) listing.set(caseFoldKey(d.name), d.name);
       }
-      // While files are still written, a listing goes stale at once: kept only at close.
-      if (this.#listingsValid) {
-        this.#listings.set(parentHost, listing);
-        this.#listed += listing.size;
-      }
+      this.#listings.set(parentHost, listing);
+      this.#listed += listing.size;
     }
     const base = listing.get(baseKey);
     return base === undefined ? undefined : this.#abs(hostOf(base));

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
@@ -230,7 +231,23 @@ describe('layer writer: small files through the file thread', function () {
     const fill = Array.from({ length: FILE_THREAD_AFTER * 2 }, (_, i) => `Files/d/fill-${i}.txt`); // the file thread runs
     const entries: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/d' }, ...files([pair[0], ...fill, pair[1]])];
     const tar = await buildLayerTar(entries);
-    await importTar(store, 'shared-hash', tar);
+    // The hit is confirmed by reading the directory through, not by listing it whole into
+    // memory (a directory of 400,000 files, listed at each such hit, took 191 MiB).
+    const cjs = createRequire(import.meta.url)('node:fs') as { readdirSync: (...a: unknown[]) => unknown };
+    const readdirSync = cjs.readdirSync;
+    const listed: string[] = [];
+    cjs.readdirSync = (...a: unknown[]) => {
+      if (String(a[0]).endsWith(`${path.sep}Files${path.sep}d`)) listed.push(String(a[0]));
+      return readdirSync(...a);
+    };
+    syncBuiltinESMExports();
+    try {
+      await importTar(store, 'shared-hash', tar);
+    } finally {
+      cjs.readdirSync = readdirSync;
+      syncBuiltinESMExports();
+    }
+    expect(listed).to.deep.equal([]);
     expect((await exportTar(store, 'shared-hash')).equals(tar)).to.equal(true);
     for (const name of pair) {
       const again = await buildLayerTar([...entries, { type: 'file', name: name.replace('Files/d/f', 'Files/D/F'), data: 'again' }]);
