@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { shownPath } from '../../src/cli/cli.js';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
+import { View } from '../../src/driver/view.js';
 import { securityDescriptorFromSddl } from '../../src/security/sddl-parse.js';
 import { readTar } from '../../src/tar/reader.js';
 import { feedInChunks } from '../helpers/chunks.js';
@@ -167,6 +168,24 @@ describe('driver: read-write layer edits', function () {
       { path: 'Files/d/f3.txt', kind: 'modify' },
       { path: 'Files/d/f4.txt', kind: 'modify' },
     ]);
+  });
+
+  it('compares a deep chain of directories by the tree alone: an entry (and its whole path) is made only for files', async () => {
+    const depth = 300;
+    const dirs = Array.from({ length: depth }, (_, i): BuilderEntry => ({ type: 'directory', name: `Files/${'d/'.repeat(i)}d` }));
+    const { driver } = await mounted([{ type: 'directory', name: 'Files' }, ...dirs, { type: 'file', name: `Files/${'d/'.repeat(depth)}f.txt`, data: 'deep' }], true);
+    const entry = View.prototype.entry;
+    let made = 0;
+    View.prototype.entry = function (this: View, ...a: Parameters<typeof entry>) {
+      made++;
+      return entry.apply(this, a);
+    };
+    try {
+      expect(await driver.changes('rw')).to.deep.equal([]);
+    } finally {
+      View.prototype.entry = entry;
+    }
+    expect(made).to.be.at.most(2);
   });
 
   it('a read-write layer removed while it is exported is ERR_LAYER_NOT_FOUND', async () => {
