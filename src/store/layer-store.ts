@@ -51,6 +51,17 @@ export function present(p: string, what: string): boolean {
   }
 }
 
+/**
+ * Whether the directories `a` and `b` are one: the same path, the same real path (a
+ * symbolic link), or the same device and inode (a bind mount, which no path resolution sees).
+ */
+function sameDirectory(a: string, b: string): boolean {
+  if (a === b || realOrSelf(a) === realOrSelf(b)) return true;
+  const sa = fs.statSync(a, { throwIfNoEntry: false, bigint: true });
+  const sb = fs.statSync(b, { throwIfNoEntry: false, bigint: true });
+  return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
 /** `p` with symbolic links resolved; for a path that is gone, its directory's (a removed layer's, say). */
 function realOrSelf(p: string): string {
   try {
@@ -253,16 +264,22 @@ export class LayerStore {
    * undefined when none does.
    */
   dependentOf(layerPath: string): string | undefined {
-    // The store may be opened through a symbolic link on one day and by its real path on
-    // another: chains name their parents as the store was opened then. Same name first
-    // (cheap), then same directory.
-    const real = realOrSelf(layerPath);
+    // The store may be reached through a symbolic link or a bind mount on one day and by
+    // its real path on another: chains name their parents as the store was opened then.
+    // Same name first (cheap), then same directory.
     const base = path.basename(layerPath);
-    // A chain written through a link that is gone now (or a store since moved) names a
-    // directory that no longer resolves: taken to name this layer when the name is its own,
-    // so that such a child keeps its parent rather than lose it to a removal.
-    const names = (parent: unknown): boolean =>
-      typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && (realOrSelf(parent) === real || !fs.existsSync(path.dirname(parent)))));
+    const home = path.dirname(layerPath);
+    /** Directories of chain entries judged so far: one chain names the same one many times. */
+    const judged = new Map<string, boolean>();
+    const isHome = (dir: string): boolean => {
+      let same = judged.get(dir);
+      // A chain written through a link that is gone now (or a store since moved) names a
+      // directory that no longer resolves: taken for this one when the name is the layer's,
+      // so that such a child keeps its parent rather than lose it to a removal.
+      if (same === undefined) judged.set(dir, (same = !fs.existsSync(dir) || sameDirectory(dir, home)));
+      return same;
+    };
+    const names = (parent: unknown): boolean => typeof parent === 'string' && (parent === layerPath || (path.basename(parent) === base && isHome(path.dirname(parent))));
     // A name that moves between the listing and the read of its chain (renamed by a commit,
     // a set-aside, a removal) is looked for again: the listing is taken anew, a few times.
     for (let scan = 0; ; scan++) {
@@ -369,8 +386,7 @@ export class LayerStore {
 
   /** Whether `dir` is this store's directory: by name, else by what both resolve to (a store opened through a link). */
   #isHome(dir: string): boolean {
-    if (dir === this.home) return true;
-    return realOrSelf(dir) === realOrSelf(this.home);
+    return sameDirectory(dir, this.home);
   }
 
   /** The chain a new layer on top of `parentId` gets: [parent path, ...parent's chain]. */

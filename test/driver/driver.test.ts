@@ -1701,6 +1701,28 @@ describe('driver: WindowsFilterDriver', function () {
       expect(real.exists('base')).to.equal(true);
     });
 
+    it('a store reached through a bind mount is one store by either path: chains resolve, a parent is guarded', async function () {
+      const root = tempDir();
+      fs.mkdirSync(path.join(root, 'real'));
+      fs.mkdirSync(path.join(root, 'mnt'));
+      if (spawnSync('mount', ['--bind', path.join(root, 'real'), path.join(root, 'mnt')]).status !== 0) this.skip();
+      try {
+        const bound = await WindowsFilterDriver.open({ home: path.join(root, 'mnt') });
+        await bound.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        await bound.applyDiff('delta', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+        const real = await WindowsFilterDriver.open({ home: path.join(root, 'real') });
+        expect(real.list().map((l) => [l.id, l.parent, l.corrupt])).to.deep.equal([
+          ['base', null, false],
+          ['delta', 'base', false],
+        ]);
+        expect(await real.changes('delta')).to.not.deep.equal([]);
+        expect(await rejectionCode(() => real.remove('base'))).to.equal('ERR_LAYER_IN_USE');
+        expect(real.exists('base')).to.equal(true);
+      } finally {
+        spawnSync('umount', [path.join(root, 'mnt')]);
+      }
+    });
+
     it('refuses a layer named as its own parent (ERR_ARGUMENT_INVALID), and a layer create made stays as it was', async () => {
       const driver = await openDriver();
       await driver.create('cr');
