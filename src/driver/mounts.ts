@@ -2,14 +2,14 @@
  * Mount reference counts, shared by every process that opens the same store (the CLI's
  * `mount` in one process and `unmount` in another must agree). A count lives in
  * `HOME/.mounts/<id>.refs`, changed under a lock directory `HOME/.mounts/<id>.lock`. The
- * lock holds its owner's pid and a nonce; it is made whole beside its place
- * (`.lock-<id>-<pid>-<hex>`) and renamed there (atomic, and refused while another's lock
- * is there), so that no lock is ever without its owner: a lock whose owner is gone
- * (killed in the middle of a mount) is broken at once, one older than STALE_LOCK_MS as
- * well (a pid from another host), and one without an owner (left half-removed, or by an
- * older winlayer that made the directory first) after UNOWNED_LOCK_MS.
+ * lock holds its owner's pid, a nonce, its host and the process's start time; it is made
+ * whole beside its place (`.lock-<id>-<pid>-<hex>`) and renamed there (atomic, and refused
+ * while another's lock is there), so that no lock is ever without its owner: a lock whose
+ * owner is gone (killed in the middle of a mount) is broken at once, one of another host
+ * once older than STALE_LOCK_MS, and one without an owner (left half-removed, or by an
+ * older winlayer that made the directory first) after UNOWNED_LOCK_MS (see lockStale).
  * The holder refreshes its lock's time while it works (a large mount takes seconds), so a
- * live holder's lock never looks stale.
+ * live holder's lock never looks stale to another host either.
  *
  * Breaking is serialized: a waiter breaks a lock only while it holds `HOME/.mounts/.break-<id>`
  * (no layer id starts with a dot), and judges the lock there, so two waiters that both saw
@@ -18,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createError, toWinLayerError } from '../errors.js';
 import { checkStoreOwnership, processAlive } from '../store/layer-store.js';
@@ -89,12 +90,36 @@ function ownerStamp(lock: string): string | undefined {
   }
 }
 
-/** True when the lock is past its time (shorter without an owner), or its owner's process is gone. */
+/**
+ * True when the lock's owner is gone: on this host, its process (the same pid and start
+ * time) is no longer running; on another host (a store on a shared file system), the lock
+ * is past its time. A live owner here keeps its lock however long it holds it: stopped
+ * (Ctrl-Z) or busy in synchronous work it cannot refresh the lock's time, and a waiter
+ * that broke it by age would count its mount over the holder's. A lock without an owner
+ * goes after a shorter time; one of an older winlayer (pid and nonce only) by either rule.
+ */
 function lockStale(lock: string): boolean {
   const age = Date.now() - fs.statSync(lock).mtimeMs;
   const owner = ownerOf(lock);
   if (owner === undefined) return age > UNOWNED_LOCK_MS;
-  return age > STALE_LOCK_MS || !processAlive(Number(owner.split(' ')[0]));
+  const [pid, , host, started] = owner.split(' ');
+  if (host === undefined) return age > STALE_LOCK_MS || !processAlive(Number(pid));
+  if (host !== HOST) return age > STALE_LOCK_MS;
+  return !processAlive(Number(pid)) || (started !== undefined && started !== '-' && started !== processStartTime(Number(pid)));
+}
+
+/** This host, as lock owners name it (no spaces). */
+const HOST = encodeURIComponent(os.hostname());
+
+/** Linux: when process `pid` started (clock ticks since boot, /proc/<pid>/stat), telling it from a later one of its pid; '-' elsewhere. */
+function processStartTime(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The fields after the command (which may hold spaces and parentheses); starttime is the 22nd field.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '-';
+  } catch {
+    return '-';
+  }
 }
 
 export class MountTable {
@@ -155,7 +180,7 @@ export class MountTable {
     // Made since the store was opened, it is checked as the open checks it.
     checkStoreOwnership(path.dirname(this.dir));
     const lock = path.join(this.dir, `${id}.lock`);
-    const token = `${process.pid} ${randomBytes(8).toString('hex')}`;
+    const token = `${process.pid} ${randomBytes(8).toString('hex')} ${HOST} ${processStartTime(process.pid)}`;
     const waitMs = options.waitMs ?? this.#waitMs;
     const deadline = Date.now() + waitMs;
     let stamp: string | undefined;

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MountTable } from '../../src/driver/mounts.js';
@@ -200,6 +201,33 @@ describe('driver/mounts: the mount lock', () => {
     expect(left.every((n) => n.startsWith('.lock-x-') || n === '.break-x'), left.join(' ')).to.equal(true);
     table.sweepLocks();
     expect(fs.readdirSync(path.join(home, '.mounts')).filter((n) => n !== '.break-x')).to.deep.equal([]);
+  });
+
+  it("keeps a live holder's lock on this host however old (stopped, or busy without refreshing it); breaks another host's by age and a reused pid's at once", async () => {
+    const table = new MountTable(tempDir(), { waitMs: 300 });
+    let owner = '';
+    await table.withLock('x', () => {
+      owner = fs.readFileSync(path.join(table.dir, 'x.lock', 'owner'), 'utf8');
+    });
+    const [pid, , host, started] = owner.split(' ');
+    expect([pid, host]).to.deep.equal([String(process.pid), encodeURIComponent(os.hostname())]);
+    const lock = path.join(table.dir, 'x.lock');
+    const hold = (text: string, ageMs: number): void => {
+      fs.mkdirSync(lock, { recursive: true });
+      fs.writeFileSync(path.join(lock, 'owner'), text);
+      const then = new Date(Date.now() - ageMs);
+      fs.utimesSync(lock, then, then);
+    };
+    const attempt = (): Promise<string> => table.withLock('x', () => 'taken').then((v) => v, (e: { code?: string }) => String(e.code));
+    // This process, a minute into its hold: still its own.
+    hold(`${process.pid} 0123456789abcdef ${host} ${started}`, 60_000);
+    expect(await attempt()).to.equal('ERR_LAYER_IN_USE');
+    // Another host's lock, a minute old: its holder stopped refreshing it.
+    hold(`${process.pid} 0123456789abcdef another-host ${started}`, 60_000);
+    expect(await attempt()).to.equal('taken');
+    // This host's pid, started at another time: a later process that reused the pid.
+    hold(`${process.pid} 0123456789abcdef ${host} 1`, 0);
+    expect(await attempt()).to.equal(process.platform === 'linux' ? 'taken' : 'ERR_LAYER_IN_USE');
   });
 
   it("with waitMs Infinity waits past the table's wait for a live holder, and a signal ends that wait with ERR_CANCELED", async () => {
