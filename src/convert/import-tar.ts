@@ -124,7 +124,14 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
         if (skipped !== undefined) await skipped;
         continue;
       }
-      const base = baseName(h.name.endsWith('/') ? h.name.slice(0, -1) : h.name);
+      const trimmed = h.name.endsWith('/') ? h.name.slice(0, -1) : h.name;
+      const base = baseName(trimmed);
+      // A directory named like a whiteout (`.wh.d/x` makes `.wh.d`) exports as a deletion of
+      // `d`: the layer could not be given back as it came.
+      const dirs = trimmed.slice(0, trimmed.length - base.length);
+      if (dirs.startsWith(WHITEOUT_PREFIX) || dirs.includes(`/${WHITEOUT_PREFIX}`)) {
+        throw createError('ERR_PATH_INVALID', `${h.name}: a directory named ${WHITEOUT_PREFIX}… reads as a deletion in a layer tar`, { entry: h.name });
+      }
 
       if (base.startsWith(WHITEOUT_PREFIX)) {
         const skipped = skipEntry(entry);

@@ -145,6 +145,8 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'a symlink without target', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, raw({ name: 'Files/s', typeflag: '2' })] },
   { title: 'a UtilityVM file before its directory', code: 'ERR_UTILITYVM_INVALID', entries: [...good, { type: 'file', name: 'UtilityVM/Files/x', data: 'x' }], parent: true },
   { title: 'an invalid ADS name', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/ok.txt:a/b' }, 'x')] },
+  { title: 'a directory named like a whiteout (it would export as a deletion)', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/.wh.d/x' }, 'x')] },
+  { title: 'a whiteout inside a directory named like one', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/a/.wh.d/.wh.x' })] },
 ];
 
 describe('store: safety', function () {
