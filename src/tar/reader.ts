@@ -109,6 +109,15 @@ const HEADER_ONLY_TYPES: ReadonlySet<string> = new Set(['1', '2', '3', '4', '5',
  */
 const GLOBAL_KEYS_REJECTED: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE, 'mtime', 'atime', 'ctime']);
 const GLOBAL_PREFIXES_REJECTED: readonly string[] = ['MSWINDOWS.', 'LIBARCHIVE.', PAX_GNU_SPARSE_PREFIX];
+/**
+ * The PAX keys whose values anything here reads (the header fields, Windows metadata, sparse
+ * maps): another key's long value (a `comment` of a megabyte) is not kept (see forEachPaxRecord).
+ */
+const READ_PAX_KEYS: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE, 'mtime', 'atime', 'ctime', 'uid', 'gid', 'uname', 'gname']);
+const READ_PAX_PREFIXES: readonly string[] = ['MSWINDOWS.', 'LIBARCHIVE.', 'SCHILY.', PAX_GNU_SPARSE_PREFIX];
+function isReadPaxKey(key: string): boolean {
+  return READ_PAX_KEYS.has(key) || READ_PAX_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
 const NS_PER_SECOND = 1_000_000_000n;
 const DIGIT_ZERO = 0x30;
 const DIGIT_SEVEN = 0x37;
@@ -854,7 +863,7 @@ class TarReader {
         if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
         else if (key === PAX_LINKPATH) ext.paxLinkpath = data.subarray(start, end);
         else if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) ext.sparse = true;
-      });
+      }, isReadPaxKey);
       if (sparse00 !== undefined) pax[PAX_SPARSE_MAP] = sparse00.join(',');
       ext.pax = pax;
     } else if (flag === TYPE_PAX_GLOBAL) {

@@ -124,6 +124,21 @@ describe('tar/reader', () => {
       }
     });
 
+    it('keeps long values only of the PAX keys it reads: a comment of 900 KB is not held', async () => {
+      const big = 'c'.repeat(900_000);
+      const sd = Buffer.alloc(40_000, 7).toString('base64');
+      const entries = [
+        { input: fileInput('Files/a', 3, { linkname: '', paxRecords: { comment: big, 'MSWINDOWS.rawsd': sd, 'VENDOR.small': 'kept' } }), body: Buffer.from('abc') },
+      ];
+      for (const chunk of [4096, 1 << 20]) {
+        const [read] = await readChunked(buildTar(entries), chunk);
+        expect(read?.header.pax['comment'], `chunks of ${chunk}`).to.equal('');
+        expect(read?.header.pax['MSWINDOWS.rawsd']).to.equal(sd);
+        expect(read?.header.pax['VENDOR.small']).to.equal('kept');
+        expect(read?.body.toString()).to.equal('abc');
+      }
+    });
+
     it('hands out views of the input, not copies', async () => {
       const input = buildTar([{ input: fileInput('f', 5000), body: Buffer.alloc(5000, 7) }]);
       async function* whole(): AsyncGenerator<Buffer> {
