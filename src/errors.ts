@@ -189,14 +189,19 @@ export function errorFromSerialized(value: unknown): WinLayerError {
  * shows a long entry by its two ends (the CLI prints the message as one line: a whole
  * entry near PATH_MAX made it 4 KB); `data.entry` holds it whole.
  */
+/** Entry paths shorter than this fit a Linux path (4,096 bytes) below any store directory of reasonable length. */
+const PATH_BYTES_SURELY_FIT = 3000;
+
 export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
   // A name of up to 255 bytes is too long here only with the `.$wcidirs$` (10 bytes) a
   // directory's metadata takes beside it: say so, not that the path is too long.
   const bytes = Buffer.byteLength(entry.slice(entry.lastIndexOf('/') + 1));
+  // The store's own directory comes before the entry's path: ~4,000 bytes of path is the
+  // path's length, whatever its name.
   const why =
     bytes > 255
       ? `its name is ${bytes} bytes, past the 255 this host's file system gives a name`
-      : bytes + '.$wcidirs$'.length > 255
+      : bytes + '.$wcidirs$'.length > 255 && Buffer.byteLength(entry) < PATH_BYTES_SURELY_FIT
         ? `its name (${bytes} bytes) and the .$wcidirs$ a directory's metadata takes beside it pass the 255 bytes this host's file system gives a name`
         : "the path is longer than this host's file system can hold";
   return createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: ${why}`, { entry }, cause);
