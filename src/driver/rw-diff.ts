@@ -106,7 +106,7 @@ export function layerChanges(layerRoot: string, parents: readonly string[], chec
   if (isReadWriteLayer(layerRoot)) {
     const rw = path.join(layerRoot, RW_DIR);
     if (!fs.existsSync(rw)) return [];
-    return compareWithView(rw, resolveView(parents, checkpoint), checkpoint).changes;
+    return compareWithView(rw, resolveView(parents, checkpoint), checkpoint, false).changes;
   }
   return readOnlyLayerChanges(layerRoot, parents, checkpoint);
 }
@@ -344,7 +344,7 @@ function writableMadeNs(layerRoot: string): bigint | undefined {
  * longer than the host's system calls take (a tree made with relative paths can be
  * deeper than PATH_MAX).
  */
-function compareWithView(rwDir: string, view: View, checkpoint?: () => void): Comparison {
+function compareWithView(rwDir: string, view: View, checkpoint?: () => void, forExport = true): Comparison {
   // A link put in its place would have the walk list, and the export read, where it leads.
   if (fs.lstatSync(rwDir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw createError('ERR_LAYER_CORRUPT', `${rwDir}: the writable directory is a symbolic link`, { path: rwDir });
@@ -404,8 +404,9 @@ function compareWithView(rwDir: string, view: View, checkpoint?: () => void): Co
       if (change !== undefined) {
         const c: Change = { path: `Files/${r}`, kind: change };
         changes.push(c);
-        found.set(c, { kind, ...(inode === undefined ? {} : { inode, links: Number(stat.nlink) }) });
-      } else if (inode !== undefined) {
+        // Only an export reads what was found of a file (`changes` lists paths alone).
+        if (forExport) found.set(c, { kind, ...(inode === undefined ? {} : { inode, links: Number(stat.nlink) }) });
+      } else if (inode !== undefined && forExport) {
         linked.push(Number(stat.dev), Number(stat.ino), child);
       }
       if (kind === 'directory') visit(r, child);
