@@ -188,6 +188,43 @@ describe('driver: read-write layer edits', function () {
     expect(made).to.be.at.most(2);
   });
 
+  it('gives changes in path order as it walks: a name, then names that sort between it and its own, then what is below it', async () => {
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files' },
+      { type: 'directory', name: 'Files/a' },
+      { type: 'file', name: 'Files/a/old', data: 'x' },
+      { type: 'file', name: 'Files/a-gone', data: 'x' },
+      { type: 'directory', name: 'Files/a.d' },
+      { type: 'file', name: 'Files/a.d/x', data: 'x' },
+      { type: 'file', name: 'Files/b', data: 'x' },
+    ]);
+    fs.rmSync(path.join(dir, 'a-gone'));
+    fs.rmSync(path.join(dir, 'a.d'), { recursive: true });
+    fs.rmSync(path.join(dir, 'a/old'));
+    fs.writeFileSync(path.join(dir, 'a/new'), 'n');
+    fs.mkdirSync(path.join(dir, 'a-c/e'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'a0'), 'n');
+    fs.writeFileSync(path.join(dir, 'a/~'), 'n');
+    fs.writeFileSync(path.join(dir, 'A-é'), 'n');
+    const got = await driver.changes('rw');
+    const paths = got.map((c) => c.path);
+    expect(paths).to.deep.equal([...paths].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+    expect(got).to.deep.include.members([
+      { path: 'Files/A-é', kind: 'add' },
+      { path: 'Files/a-c', kind: 'add' },
+      { path: 'Files/a-c/e', kind: 'add' },
+      { path: 'Files/a-gone', kind: 'delete' },
+      { path: 'Files/a.d', kind: 'delete' },
+      { path: 'Files/a/new', kind: 'add' },
+      { path: 'Files/a/old', kind: 'delete' },
+      { path: 'Files/a/~', kind: 'add' },
+      { path: 'Files/a0', kind: 'add' },
+    ]);
+    // The export lists them in the same order (with the directory above `a/new` before it).
+    const names = [...(await entries(await collect(driver.diff('rw')))).keys()].filter((n) => n !== 'Files' && n !== 'Hives' && n !== 'Files/a');
+    expect(names.map((n) => n.replace('/.wh.', '/'))).to.deep.equal(paths);
+  });
+
   it('a read-write layer removed while it is exported is ERR_LAYER_NOT_FOUND', async () => {
     // In this process: the worker's export runs the same code, and reports what it throws.
     const { driver, dir } = await mounted(baseLayer, true);
