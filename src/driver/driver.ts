@@ -611,8 +611,9 @@ export class WindowsFilterDriver {
           info = this.#layerInfo(name);
         } catch (error) {
           if (isWinLayerError(error) && error.code === 'ERR_LAYER_NOT_FOUND') continue; // removed meanwhile
-          // One damaged layer does not hide the others: listed, marked, without its summary.
-          if (!isWinLayerError(error) || error.code !== 'ERR_LAYER_CORRUPT') throw error;
+          // One damaged layer (or one of a newer winlayer's index) does not hide the others:
+          // listed, marked, without its summary.
+          if (!isWinLayerError(error) || (error.code !== 'ERR_LAYER_CORRUPT' && error.code !== 'ERR_INDEX_VERSION')) throw error;
           corrupt = true;
         }
         out.push({

@@ -236,6 +236,22 @@ export function readLayerInfo(layerRoot: string): LayerInfo {
       version: info.version,
     });
   }
+  // Each field as the writer writes it: an edited summary must not pass its wrong size or
+  // digest on (to diff-size, ls, an import's result) as if it were the layer's.
+  const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (
+    typeof info.id !== 'string' ||
+    !count(info.size) ||
+    !count(info.entries) ||
+    !count(info.records) ||
+    typeof info.digest !== 'string' ||
+    !/^sha256:[0-9a-f]{64}$/.test(info.digest) ||
+    typeof info.hasUtilityVM !== 'boolean' ||
+    typeof info.isBaseLayer !== 'boolean' ||
+    (info.merged !== undefined && !Array.isArray(info.merged))
+  ) {
+    throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: ${LAYER_INFO_FILE} has a field missing or of the wrong type`, { path: layerRoot });
+  }
   return info as LayerInfo;
 }
 

@@ -21,7 +21,7 @@ import { isWinLayerError } from '../../src/errors.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
 import { splitChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+import { cleanupTemp, layerSummary, listTree, rejectionCode, tempDir } from '../helpers/store.js';
 import { LayerStore } from '../../src/store/layer-store.js';
 import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
 
@@ -332,7 +332,7 @@ describe('controller: worker processes', function () {
       const parent = path.join(tempDir(), 'p');
       fs.mkdirSync(path.join(parent, '.winlayer'), { recursive: true });
       for (const [records, want] of [[MANY_EXPORT_RECORDS - 1, small], [MANY_EXPORT_RECORDS, large]] as const) {
-        fs.writeFileSync(path.join(parent, '.winlayer', 'layer.json'), JSON.stringify({ version: 1, records }));
+        fs.writeFileSync(path.join(parent, '.winlayer', 'layer.json'), JSON.stringify(layerSummary(records)));
         const onChain = (await caught(() => c.writeLayer({ ...job(), parents: [parent] }, Readable.from([Buffer.alloc(10)])))).data;
         expect(onChain, `a small tar on ${records} parent records`).to.deep.equal(want);
       }
@@ -378,7 +378,7 @@ describe('controller: worker processes', function () {
         const j = job();
         const dir = path.join(j.home, j.id, '.winlayer');
         fs.mkdirSync(dir, { recursive: true });
-        if (records !== undefined) fs.writeFileSync(path.join(dir, 'layer.json'), JSON.stringify({ version: 1, records }));
+        if (records !== undefined) fs.writeFileSync(path.join(dir, 'layer.json'), JSON.stringify(layerSummary(records)));
         if (where === 'garbage') fs.writeFileSync(path.join(dir, 'layer.json'), '{not json');
         const toFile = path.join(tempDir(), 'out.tar');
         const fd = fs.openSync(toFile, 'w');

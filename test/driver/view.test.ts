@@ -3,16 +3,16 @@ import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveView } from '../../src/driver/view.js';
-import { ENTRIES_FILE, INDEX_DIR, INDEX_VERSION, LAYER_INFO_FILE, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { ENTRIES_FILE, INDEX_DIR, LAYER_INFO_FILE, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
 import { caseFoldKey } from '../../src/util/safe-path.js';
 import { FILE_ATTRIBUTE_DIRECTORY } from '../../src/util/windows.js';
-import { cleanupTemp, tempDir } from '../helpers/store.js';
+import { cleanupTemp, layerSummary, tempDir } from '../helpers/store.js';
 
 /** A layer directory holding only a summary and an index with `records`. */
 function layerOf(records: IndexEntry[]): string {
   const root = tempDir();
   fs.mkdirSync(path.join(root, INDEX_DIR));
-  fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify({ version: INDEX_VERSION, id: 'x', records: records.length }));
+  fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify(layerSummary(records.length)));
   fs.writeFileSync(path.join(root, INDEX_DIR, ENTRIES_FILE), records.map((r) => recordLine(r) + '\n').join(''));
   return root;
 }

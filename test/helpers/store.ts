@@ -141,3 +141,8 @@ export async function withUnremovable<T>(suffixes: readonly string[], fn: () => 
     syncBuiltinESMExports();
   }
 }
+
+/** A layer.json that readLayerInfo takes, for a hand-made index of `records` records. */
+export function layerSummary(records: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { version: 1, id: 'x', size: 0, entries: records, digest: `sha256:${'0'.repeat(64)}`, records, hasUtilityVM: false, isBaseLayer: true, ...extra };
+}

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ENTRIES_FILE, indexEntriesSync, indexEntryAt, INDEX_DIR, INDEX_VERSION, LAYER_INFO_FILE, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
+import { ENTRIES_FILE, indexEntriesSync, indexEntryAt, INDEX_DIR, LAYER_INFO_FILE, readIndexEntries, readIndexEntriesSync, recordLine, type IndexEntry } from '../../src/layer/metadata-index.js';
 import type { LineSpan } from '../../src/util/lines.js';
-import { cleanupTemp, rejectionCode, tempDir } from '../helpers/store.js';
+import { cleanupTemp, layerSummary, rejectionCode, tempDir } from '../helpers/store.js';
 
 /** Any string, with the characters JSON escapes (quotes, backslashes, controls, lone surrogates) often. */
 const text = fc.oneof(
@@ -71,7 +71,7 @@ describe('layer/metadata-index reading', () => {
     fs.mkdirSync(path.join(root, INDEX_DIR));
     fs.writeFileSync(path.join(root, INDEX_DIR, ENTRIES_FILE), text);
     const records = text.toString().split('\n').filter((l) => l.length > 0).length;
-    fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify({ version: INDEX_VERSION, records }));
+    fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify(layerSummary(records)));
     return root;
   }
 
@@ -152,7 +152,7 @@ describe('layer/metadata-index reading', () => {
     }
     for (const records of [0, 2]) {
       const root = layerWithIndex(recordLine(ok) + '\n');
-      fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify({ version: INDEX_VERSION, records }));
+      fs.writeFileSync(path.join(root, INDEX_DIR, LAYER_INFO_FILE), JSON.stringify(layerSummary(records)));
       expect(await rejectionCode(() => readAll(root))).to.equal('ERR_LAYER_CORRUPT');
       expect(() => [...indexEntriesSync(root)]).to.throw().with.property('code', 'ERR_LAYER_CORRUPT');
     }
