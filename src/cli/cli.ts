@@ -530,12 +530,12 @@ export async function main(argv: readonly string[]): Promise<number> {
  * A path as a `changes` line shows it: as it is, or as a JSON string when it holds a
  * control character (a container file named `x\nD Files` would print a second, forged
  * line), a backslash, or starts with a quote; a path shown starting with `"` is JSON.
- * C1 controls and the line and paragraph separators (U+0085, U+2028, U+2029 end a line
- * for Python's splitlines and others) are control characters here too, and escaped in the
- * JSON string, where JSON.stringify leaves them as they are.
+ * DEL, C1 controls and the line and paragraph separators (U+0085, U+2028, U+2029 end a
+ * line for Python's splitlines and others) are control characters here too, and escaped
+ * in the JSON string, where JSON.stringify leaves them as they are.
  */
 export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
-  return JSON.stringify(p).replace(/[\u0080-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(p).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/;
