@@ -89,12 +89,12 @@ export function hasDataStreamType(name: string): boolean {
 
 /** `:name:$DATA` (backup stream) → `:name` (tar suffix). */
 export function adsTarSuffix(streamName: string): string {
-  return streamName.endsWith(':$DATA') ? streamName.slice(0, -':$DATA'.length) : streamName;
+  return streamName.endsWith(DATA_STREAM_TYPE) ? streamName.slice(0, -DATA_STREAM_TYPE.length) : streamName;
 }
 
 /** `name` (tar suffix without the colon) → `:name:$DATA` (backup stream). */
 export function adsStreamName(tarSuffix: string): string {
-  return ':' + tarSuffix + ':$DATA';
+  return ':' + tarSuffix + DATA_STREAM_TYPE;
 }
 
 /** A moby-style whiteout: a bare header with only the name (Go promotes it to a USTAR regular file). */

@@ -32,7 +32,7 @@ import {
   BLOCK_SIZE, FIELD, blockPaddingLength, checksumMatches, isAllZero, readNumericField, readStringField, type BlockField,
 } from './block.js';
 import {
-  PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID,
+  PAX_ATIME, PAX_CTIME, PAX_GID, PAX_GNAME, PAX_GNU_SPARSE_PREFIX, PAX_LINKPATH, PAX_MTIME, PAX_PATH, PAX_SIZE, PAX_UID, PAX_UNAME,
   forEachPaxRecord, parseGoInt64, parsePaxTime, paxSubjectText,
 } from './pax.js';
 import {
@@ -113,7 +113,7 @@ const GLOBAL_PREFIXES_REJECTED: readonly string[] = ['MSWINDOWS.', 'LIBARCHIVE.'
  * The PAX keys whose values anything here reads (the header fields, Windows metadata, sparse
  * maps): another key's long value (a `comment` of a megabyte) is not kept (see forEachPaxRecord).
  */
-const READ_PAX_KEYS: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE, 'mtime', 'atime', 'ctime', 'uid', 'gid', 'uname', 'gname']);
+const READ_PAX_KEYS: ReadonlySet<string> = new Set([PAX_PATH, PAX_LINKPATH, PAX_SIZE, PAX_MTIME, PAX_ATIME, PAX_CTIME, PAX_UID, PAX_GID, PAX_UNAME, PAX_GNAME]);
 const READ_PAX_PREFIXES: readonly string[] = ['MSWINDOWS.', 'LIBARCHIVE.', 'SCHILY.', PAX_GNU_SPARSE_PREFIX];
 function isReadPaxKey(key: string): boolean {
   return READ_PAX_KEYS.has(key) || READ_PAX_PREFIXES.some((prefix) => key.startsWith(prefix));
