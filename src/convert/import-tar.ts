@@ -30,7 +30,8 @@ export const MAX_STREAMS_PER_FILE = 16_384;
 
 /** What the conversion needs from a layer writer (hcsshim's LayerWriter shape). */
 export interface LayerSink {
-  add(path: LayerPath, info: FileBasicInfo, kind: 'file' | 'directory' | 'symlink'): void;
+  /** `dataless`: a file whose tar header says its backup stream had no DATA stream (its export keeps mode 0). */
+  add(path: LayerPath, info: FileBasicInfo, kind: 'file' | 'directory' | 'symlink', dataless?: boolean): void;
   write(chunk: Buffer): void;
   /** A promise to wait on before the next write (the sink is behind), or undefined. */
   whenWritable?(): Promise<void> | undefined;
@@ -68,15 +69,16 @@ export interface ImportTarResult {
 const INVALID_STREAM_CHARS = /[\u0000-\u001f<>:"|?*\\/]/;
 
 /**
- * Whether a file entry's backup stream has a DATA stream. go-winio's backuptar gives a
- * file's header the regular-file mode bit only when the stream it read had one, and some
- * Windows builds back an empty file up without: such a file comes as size 0 and mode 0
- * (FORMATS.md §2.3). Its stream is written without a DATA stream, so that its export has
- * mode 0 again; go-winio's own reader always writes one, and the export then says
- * 0100000 where the layer said 0.
+ * Whether a file entry says its backup stream had no DATA stream. go-winio's backuptar
+ * gives a file's header the regular-file mode bit only when the stream it read had one,
+ * and some Windows builds back an empty file up without: such a file comes as size 0 and
+ * mode 0 (FORMATS.md §2.3). Its backup stream still gets an empty DATA stream, as
+ * go-winio's writer gives every file, so that `Files/` holds what hcsshim hands
+ * `ImportLayer`; the index remembers the mode (`dataless`), so that its export has mode 0
+ * again.
  */
-function hasDataStream(h: { size: number; mode: number }): boolean {
-  return h.size > 0 || (h.mode & MODE_TYPE_BITS) === MODE_REGULAR;
+function saysDataless(h: { size: number; mode: number }): boolean {
+  return h.size === 0 && (h.mode & MODE_TYPE_BITS) !== MODE_REGULAR;
 }
 
 /** Converts a tar into calls on `sink`; returns the layer size and the entry count. */
@@ -169,9 +171,9 @@ export async function writeLayerFromTar(entries: AsyncIterable<TarEntry>, sink: 
       const meta = metadataFromTarHeader(h, p.name);
       const kind = h.typeflag === '5' ? 'directory' : h.typeflag === '2' ? 'symlink' : 'file';
       if (kind !== 'directory') checkRootIsDirectory(p, kind === 'file' ? 'a file' : 'a symbolic link');
-      sink.add(p, info, kind);
+      sink.add(p, info, kind, kind === 'file' && saysDataless(h));
       const streams = encodeMetadataStreams(meta, p.name);
-      if (kind === 'file' && hasDataStream(h)) streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
+      if (kind === 'file') streams.push(encodeBackupHeader({ id: BackupStreamId.Data, size: h.size }));
       if (streams.length > 0) sink.write(streams.length === 1 ? (streams[0] as Buffer) : Buffer.concat(streams));
       // Either returns undefined when the entry's bytes were at hand (an await would still cost a turn).
       const read = kind === 'file' ? forEachBodyChunk(entry, write) : skipEntry(entry);

@@ -185,7 +185,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
       if (attrBytes !== 4) throw createError('ERR_LAYER_CORRUPT', `${r.name}: ${file} is shorter than its attributes`, { entry: r.name });
       info.fileAttributes = attrs.readUInt32LE(0);
       const scan = scanBackupStream(fd, file, 4, whole?.length ?? size, r.name, whole);
-      return { kind: 'entry', name: r.name, info, hasData: scan.data !== undefined, data: scan.data, meta: scan.meta, streams: scan.streams };
+      return { kind: 'entry', name: r.name, info, hasData: scan.data !== undefined && r.dataless !== true, data: scan.data, meta: scan.meta, streams: scan.streams };
     } finally {
       fs.closeSync(fd);
     }

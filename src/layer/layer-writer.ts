@@ -318,6 +318,8 @@ interface CurrentEntry {
   streamsStart: number;
   dataSize: number;
   sawData: boolean;
+  /** A file the tar said had no DATA stream (its backup stream may still have an empty one). */
+  dataless: boolean;
   sawReparse: boolean;
   bcdBackup: FdSink | undefined;
   isMerge: boolean;
@@ -473,7 +475,7 @@ export class TransportLayerWriter {
   }
 
   /** Starts a file, directory or reparse point; its backup stream follows through write(). */
-  add(p: LayerPath, info: FileBasicInfo, kind: AddKind): void {
+  add(p: LayerPath, info: FileBasicInfo, kind: AddKind, dataless = false): void {
     this.#finishCurrent();
     // A directory or reparse point may change what a name below it resolves to.
     if (kind !== 'file') this.#lastParent = undefined;
@@ -573,6 +575,7 @@ export class TransportLayerWriter {
       streamsStart: this.#index.streamsOffset,
       dataSize: 0,
       sawData: false,
+      dataless,
       sawReparse: false,
       bcdBackup,
       isMerge,
@@ -807,7 +810,7 @@ export class TransportLayerWriter {
     }
     if (e.host !== e.path.name) record.host = e.host;
     if (!e.transport && isTransportName(e.path.name)) record.direct = true;
-    if (e.kind === 'file' && !e.transport && !e.sawData) record.dataless = true;
+    if (e.kind === 'file' && (e.dataless || (!e.transport && !e.sawData))) record.dataless = true;
     if (e.isMerge) {
       this.#merged.set(e.path.name, record);
       // The earlier record keeps its place; its times are replaced, as its sidecar was.

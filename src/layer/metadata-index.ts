@@ -58,9 +58,11 @@ export interface IndexEntry {
    */
   direct?: boolean;
   /**
-   * A file whose backup stream had no DATA stream (kind 'file', not of the transport
-   * format, whose own backup stream says so): an empty file as some Windows builds back
-   * it up. Its tar header then has no regular-file mode bit, as go-winio writes it.
+   * A file whose backup stream had no DATA stream: an empty file as some Windows builds
+   * back it up, said by its tar header (mode without the regular-file bit) or, outside the
+   * transport format, by the backup stream itself. Its tar header then has no regular-file
+   * mode bit again, as go-winio writes it. A transport-format file keeps an empty DATA
+   * stream all the same, as hcsshim's writer gives every file.
    */
   dataless?: boolean;
   /**
