@@ -6,4 +6,6 @@
 import * as path from 'node:path';
 import { startBundle } from '../src/util/start-bundle.cjs';
 
-startBundle(path.join(__dirname, 'bundle', 'worker.cjs'));
+// Only as the program Node runs: `winlayer/worker` is there to be resolved (a workerPath),
+// and a module that imports it must not run a worker in its own process.
+if (require.main === module) startBundle(path.join(__dirname, 'bundle', 'worker.cjs'));

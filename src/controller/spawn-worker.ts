@@ -132,18 +132,24 @@ export function isFdSource(source: TarSource): source is { readonly fd: number }
   return typeof source === 'object' && source !== null && typeof (source as { fd?: unknown }).fd === 'number' && !(source instanceof Readable);
 }
 
-/** Throws ERR_ARGUMENT_INVALID unless `fd` is a file descriptor: an integer ≥ 0. */
+/** The largest file descriptor: a C int. A larger number would wrap to another descriptor in the worker's stdio. */
+const MAX_DESCRIPTOR = 2 ** 31 - 1;
+
+function isDescriptor(fd: unknown): fd is number {
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 && fd <= MAX_DESCRIPTOR;
+}
+
+/** Throws ERR_ARGUMENT_INVALID unless `fd` is a file descriptor: an integer from 0 to 2^31 - 1. */
 export function checkDescriptor(fd: unknown, what: string): asserts fd is number {
-  if (typeof fd === 'number' && Number.isInteger(fd) && fd >= 0) return;
-  throw createError('ERR_ARGUMENT_INVALID', `${what}: expected an open file descriptor (an integer >= 0), got \`${String(fd)}\` (${typeof fd})`);
+  if (isDescriptor(fd)) return;
+  throw createError('ERR_ARGUMENT_INVALID', `${what}: expected an open file descriptor (an integer from 0 to ${MAX_DESCRIPTOR}), got \`${String(fd)}\` (${typeof fd})`);
 }
 
 /** Throws ERR_ARGUMENT_INVALID unless `source` is a TarSource: a stream, an async iterable of bytes, or `{ fd }`. */
 export function checkTarSource(source: unknown): asserts source is TarSource {
   if (typeof source === 'object' && source !== null) {
     if (isFdSource(source as TarSource)) {
-      const fd = (source as { fd: number }).fd;
-      if (Number.isInteger(fd) && fd >= 0) return;
+      if (isDescriptor((source as { fd: number }).fd)) return;
     } else if (typeof (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function') {
       return;
     }

@@ -847,44 +847,51 @@ export class WindowsFilterDriver {
       // Directories and symbolic links too: they may have alternate data streams (`Files/dir:s`).
       served.set(caseFoldKey(r.name), { name: r.name, line: { offset: span.offset, length: span.length } });
     }
+    const open = (name: string): Readable => {
+      const colon = name.indexOf(':');
+      const fileName = colon < 0 ? name : name.slice(0, colon);
+      // `file:stream:$DATA` (the stream's full NTFS name, as Windows opens it) is `file:stream`.
+      const named = colon < 0 ? undefined : name.slice(colon + 1);
+      const typed = named !== undefined && hasDataStreamType(named) ? named.slice(0, -DATA_STREAM_TYPE.length) : named;
+      // `file::$DATA` is the file's own data, as Windows names it.
+      const stream = typed === '' && named !== '' ? undefined : typed;
+      const p = parseLayerPath(fileName);
+      const backup = MUTATED_UTILITY_VM_FILES.get(p.name);
+      if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {
+        return fs.createReadStream(path.join(root, backup));
+      }
+      const r = served.get(caseFoldKey(p.name));
+      if (r === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such file in layer ${id}`, { id, entry: name });
+      let rec = indexEntryAt(root, r.line, r.name);
+      if (rec.kind === 'link') {
+        // A hard link is its target's content: this layer's file of that name, or else
+        // (a parent's file, or one the layer added only after the link) the link's own
+        // name in the layer's directory, which the import linked to that file.
+        const t = rec.parentTarget === true ? undefined : served.get(caseFoldKey(rec.target ?? ''));
+        const target = t === undefined ? undefined : indexEntryAt(root, t.line, t.name);
+        const { target: _named, parentTarget: _parents, ...asFile } = rec;
+        // A link to this layer's symbolic link is one too: not a file, as the link itself.
+        rec = target !== undefined && (target.kind === 'file' || target.kind === 'symlink') ? target : { ...asFile, kind: 'file' };
+      }
+      const item = itemOf(ViewEntry.ofRecord(root, rec));
+      if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
+      const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
+      const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;
+      // An empty file backed up without a DATA stream: its tar entry is empty too.
+      if (range === undefined && streamKey === undefined && rec.kind === 'file') return Readable.from([]);
+      if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
+      return Readable.from(readFileRange(range));
+    };
     let closed = false;
     return {
       get: (name: string): Readable => {
         if (closed) throw createError('ERR_ARGUMENT_INVALID', 'diffGetter is closed');
         checkString(name, 'name');
-        const colon = name.indexOf(':');
-        const fileName = colon < 0 ? name : name.slice(0, colon);
-        // `file:stream:$DATA` (the stream's full NTFS name, as Windows opens it) is `file:stream`.
-        const named = colon < 0 ? undefined : name.slice(colon + 1);
-        const typed = named !== undefined && hasDataStreamType(named) ? named.slice(0, -DATA_STREAM_TYPE.length) : named;
-        // `file::$DATA` is the file's own data, as Windows names it.
-        const stream = typed === '' && named !== '' ? undefined : typed;
-        const p = parseLayerPath(fileName);
-        const backup = MUTATED_UTILITY_VM_FILES.get(p.name);
-        if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {
-          return fs.createReadStream(path.join(root, backup));
+        try {
+          return open(name);
+        } catch (error) {
+          throw this.#unlessGone(id, error);
         }
-        const r = served.get(caseFoldKey(p.name));
-        if (r === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such file in layer ${id}`, { id, entry: name });
-        let rec = indexEntryAt(root, r.line, r.name);
-        if (rec.kind === 'link') {
-          // A hard link is its target's content: this layer's file of that name, or else
-          // (a parent's file, or one the layer added only after the link) the link's own
-          // name in the layer's directory, which the import linked to that file.
-          const t = rec.parentTarget === true ? undefined : served.get(caseFoldKey(rec.target ?? ''));
-          const target = t === undefined ? undefined : indexEntryAt(root, t.line, t.name);
-          const { target: _named, parentTarget: _parents, ...asFile } = rec;
-          // A link to this layer's symbolic link is one too: not a file, as the link itself.
-          rec = target !== undefined && (target.kind === 'file' || target.kind === 'symlink') ? target : { ...asFile, kind: 'file' };
-        }
-        const item = itemOf(ViewEntry.ofRecord(root, rec));
-        if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
-        const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
-        const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;
-        // An empty file backed up without a DATA stream: its tar entry is empty too.
-        if (range === undefined && streamKey === undefined && rec.kind === 'file') return Readable.from([]);
-        if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
-        return Readable.from(readFileRange(range));
       },
       close: () => {
         closed = true;

@@ -885,4 +885,12 @@ describe('controller: worker processes', function () {
     // And the package's own description, which tools read for its version.
     expect((createRequire(import.meta.url)('winlayer/package.json') as { name: string }).name).to.equal('winlayer');
   });
+
+  it('the worker entry runs only as a program: a module that loads it gets no worker in its own process', () => {
+    // As a worker with no command it would print its usage and set exit status 2.
+    const asProgram = spawnSync(process.execPath, [WORKER_BUNDLE_ENTRY], { encoding: 'utf8' });
+    expect(asProgram.status).to.not.equal(0);
+    const loaded = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(WORKER_BUNDLE_ENTRY)})`], { encoding: 'utf8' });
+    expect([loaded.status, loaded.stderr, loaded.stdout]).to.deep.equal([0, '', '']);
+  });
 });

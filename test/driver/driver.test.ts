@@ -913,6 +913,14 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(async () => g.get('Files/dir/link'))).to.equal('ERR_LAYER_NOT_FOUND');
       g.close();
     });
+
+    it('a getter whose layer is removed meanwhile says the layer is not found, not corrupt', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const g = driver.diffGetter('base');
+      await driver.remove('base');
+      expect(await rejectionCode(async () => g.get('Files/Windows/win.ini'))).to.equal('ERR_LAYER_NOT_FOUND');
+    });
   });
 
   describe('read-write layers', () => {
@@ -1550,6 +1558,10 @@ describe('driver: WindowsFilterDriver', function () {
       ['diff: signal an object', (d) => collect(d.diff('l1', undefined, { signal: {} as never }))],
       ['diffTo: options null', (d, fd) => d.diffTo('l1', fd, null as never)],
       ['diffTo: onProgress a string', (d, fd) => d.diffTo('l1', fd, { onProgress: 'x' as never })],
+      // Past a C int, a descriptor would wrap to another one (2^32 + 2 is stderr) in the worker's stdio.
+      ['diffTo: descriptor 2^31', (d) => d.diffTo('l1', 2 ** 31)],
+      ['diffTo: descriptor 2^32 + 2', (d) => d.diffTo('l1', 2 ** 32 + 2)],
+      ['applyDiff: descriptor 2^32', (d) => d.applyDiff('x', undefined, { fd: 2 ** 32 })],
       ['forEachChange: each 5', (d) => d.forEachChange('l1', 5 as never)],
       ['forEachChange: each missing', (d) => (d.forEachChange as (id: string) => Promise<void>)('l1')],
       ['forEachChange: options null', (d) => d.forEachChange('l1', () => undefined, null as never)],
