@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type * as V8 from 'node:v8';
 import { createError, toWinLayerError } from '../src/errors.js';
-import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD } from '../src/controller/protocol.js';
+import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { stdinStream } from '../src/util/stdin.js';
@@ -82,7 +82,7 @@ const TICK_ENTRIES = 64;
  * read-write layer's comparison), where no timer fires, calls `tick` once an entry,
  * which checks every TICK_ENTRIES calls.
  */
-function parentGuard(importing?: { home: string; id: string }): { signal: AbortSignal; check: () => void; tick: () => void; beforeCommit: () => void } {
+function parentGuard(importing?: { home: string; id: string }): { signal: AbortSignal; check: () => void; tick: () => void; beforeCommit: (staging: string) => void } {
   // The controller says who it is: by the time this runs, a dead one's place may be init's.
   const given = Number(process.env[CONTROLLER_PID_ENV]);
   const parent = Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
@@ -137,9 +137,10 @@ function parentGuard(importing?: { home: string; id: string }): { signal: AbortS
     tick: () => {
       if (++ticks % TICK_ENTRIES === 0) check();
     },
-    beforeCommit: () => {
+    beforeCommit: (staging) => {
       check();
       committing = true;
+      announceCommit(staging);
     },
   };
 }
@@ -287,6 +288,22 @@ async function writeView(home: string, id: string, paths: readonly string[], gua
       // The view's own error is the one to report; a `-tmp-` leftover goes in a later sweep.
     }
     throw error;
+  }
+}
+
+/**
+ * Tells the controller which directory the commit renames (see protocol.ts): killed after
+ * the rename and before the size is printed, the import still committed, and the
+ * controller reports it so, not a failure for a layer that is there. Written before the
+ * rename, so it is in the pipe whenever the rename happened.
+ */
+function announceCommit(staging: string): void {
+  try {
+    const st = fs.statSync(staging, { bigint: true });
+    const commit: CommitIdentity = { dev: String(st.dev), ino: String(st.ino) };
+    fs.writeSync(PROGRESS_FD, JSON.stringify({ commit }) + '\n');
+  } catch {
+    // run by hand, without a progress pipe: nobody to tell
   }
 }
 

@@ -12,7 +12,11 @@
  * layerchain.json; those given are informational, as windowsfilter's re-exec passes them.
  * Failure: non-zero exit, and the last line of stderr is one JSON object
  * {"name","code","message","data"}. Progress: JSON lines {"entries","bytes"} on fd 3
- * when the controller opened it (PROGRESS_FD), throttled by the worker.
+ * when the controller opened it (PROGRESS_FD), throttled by the worker. Also on fd 3:
+ * `{}` once the worker runs, and, just before an import's commit rename, one line
+ * {"commit":{"dev","ino"}} (decimal strings) naming its staging directory: a worker
+ * killed after the rename and before its size reached stdout committed its layer when the
+ * layer's directory is that one (the rename keeps device and inode).
  */
 import type { SerializedError } from '../errors.js';
 
@@ -21,6 +25,12 @@ export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export
 
 /** The file descriptor a worker writes progress lines to, when open. */
 export const PROGRESS_FD = 3;
+
+/** A staging directory as the commit line names it: st_dev and st_ino, as decimal strings. */
+export interface CommitIdentity {
+  readonly dev: string;
+  readonly ino: string;
+}
 
 /**
  * The Node options of an import worker whose tar has many entries, or may have (see

@@ -23,7 +23,7 @@ import { NATIVE_BACKEND_ENV } from '../native/select.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
-import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type WorkerCommand } from './protocol.js';
+import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type CommitIdentity, type WorkerCommand } from './protocol.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
@@ -323,21 +323,57 @@ function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pi
   });
 }
 
-function watchProgress(stream: Readable | null | undefined, onProgress: ((p: ImportProgress) => void) | undefined): void {
-  if (stream === null || stream === undefined) return;
-  if (onProgress === undefined) {
-    stream.resume();
-    return;
-  }
+function watchProgress(stream: Readable | null | undefined, onProgress: ((p: ImportProgress) => void) | undefined): ProgressWatch {
+  const watch: ProgressWatch = { commit: undefined, closed: Promise.resolve() };
+  if (stream === null || stream === undefined) return watch;
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  watch.closed = new Promise((resolve) => {
+    lines.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
   lines.on('line', (line) => {
     try {
-      const p = JSON.parse(line) as Partial<ImportProgress>;
-      if (typeof p.entries === 'number' && typeof p.bytes === 'number') onProgress({ entries: p.entries, bytes: p.bytes });
+      const p = JSON.parse(line) as Partial<ImportProgress> & { commit?: Partial<CommitIdentity> };
+      if (typeof p.entries === 'number' && typeof p.bytes === 'number') onProgress?.({ entries: p.entries, bytes: p.bytes });
+      else if (typeof p.commit?.dev === 'string' && typeof p.commit.ino === 'string') watch.commit = { dev: p.commit.dev, ino: p.commit.ino };
     } catch {
       // a garbled progress line is not worth failing an import for
     }
   });
+  return watch;
+}
+
+/** What a worker said on its progress pipe beside progress. */
+interface ProgressWatch {
+  /** The staging directory an import announced just before its commit rename. */
+  commit: CommitIdentity | undefined;
+  /** Settles once the worker's end of the pipe is closed (it exited), and every line was read. */
+  closed: Promise<void>;
+}
+
+/** How long a dead worker's progress pipe may take to close (only a process it left behind would hold it). */
+const PIPE_CLOSE_MS = 2000;
+
+/**
+ * The size of `job`'s layer when the worker that ended without printing it had committed
+ * it (killed between the rename and the print): the layer's directory is the staging
+ * directory the worker announced. Undefined when it did not commit, or the layer is not
+ * that one (another import's, made meanwhile).
+ */
+async function committedSize(job: WorkerJob, watch: ProgressWatch): Promise<number | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([watch.closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, PIPE_CLOSE_MS)))]);
+  clearTimeout(timer);
+  const commit = watch.commit;
+  if (commit === undefined) return undefined;
+  const dir = path.join(job.home, job.id);
+  try {
+    const st = fs.lstatSync(dir, { bigint: true });
+    if (!st.isDirectory() || String(st.dev) !== commit.dev || String(st.ino) !== commit.ino) return undefined;
+    return readLayerInfo(dir).size;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The error of a failed worker, from its result. */
@@ -553,7 +589,7 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   // with the options): the parents' records count too (~10 ms more to start).
   if (defaultHeap && recordsOf(job.parents) >= MANY_EXPORT_RECORDS) defaultHeap = false;
   const { subprocess } = await spawn(job, 'pipe', direct ? source.fd : 'pipe', defaultHeap ? [] : MANY_ENTRIES_NODE_OPTIONS);
-  watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
+  const watch = watchProgress(subprocess.stdio[PROGRESS_FD] as Readable | undefined, job.onProgress);
   // A failure of the pipe that is not the source's is the worker no longer reading: its
   // own result says why.
   const feeding =
@@ -572,6 +608,9 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   // import's success. ERR_CANCELED promises that nothing was committed.
   if (result.failed && (result.isCanceled || result.timedOut || result.signal !== undefined) && /^\d+\n$/.test(out)) return Number(out.trim());
   if (result.failed) {
+    // Killed after the rename, before the size reached stdout: committed all the same.
+    const size = await committedSize(job, watch);
+    if (size !== undefined) return size;
     if (result.isCanceled || result.timedOut || result.signal !== undefined) removeStaging(job.home, job.id, subprocess.pid);
     const failed = sourceFailure();
     if (failed === undefined || result.isCanceled || result.timedOut) throw errorFromResult(result, job);

@@ -242,6 +242,7 @@ export class WindowsFilterDriver {
     checkNotOwnParent(id, parentId);
     parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+    this.#refuseIfSetAside(id);
     const parents = this.#parentChain(parentId);
     await importLayer(this.store, this.backend, id, emptyTar(), { parents });
   }
@@ -252,6 +253,7 @@ export class WindowsFilterDriver {
     checkNotOwnParent(id, parentId);
     const storage = parseStorageOptions(checkOptions(options, 'options').storageOpt);
     if (this.exists(id)) throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists`, { id });
+    this.#refuseIfSetAside(id);
     const parents = this.#parentChain(parentId);
     const stage = await this.store.beginImport(id, parents);
     try {
@@ -320,25 +322,29 @@ export class WindowsFilterDriver {
         return name;
       });
     }
+    if (aside === undefined) this.#refuseIfSetAside(id);
+    let committed = false;
     try {
       if (this.#inProcess) {
         const source = isFdSource(tar) ? fs.createReadStream('', { fd: tar.fd, highWaterMark: 1 << 20, autoClose: false }) : tar;
         const r = await importLayer(this.store, this.backend, id, source, { parents, signal, onProgress });
+        committed = true;
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
       const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), tar);
+      committed = true;
       const info = this.#layerInfo(id);
       return { size, entries: info.entries, digest: info.digest };
     } catch (error) {
-      if (aside !== undefined && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
+      if (aside !== undefined && !committed && !fs.existsSync(this.store.layerPath(id))) await fsp.rename(aside, this.store.layerPath(id)).catch(() => undefined);
       throw error;
     } finally {
       if (aside !== undefined) {
         workingCopies.delete(path.basename(aside));
-        // Only once the layer is there (the import committed, or its copy went back): a copy
-        // that could not go back stays, the layer itself, for remove or the next open to put
-        // back. Best effort: the import's outcome stands.
-        if (fs.existsSync(this.store.layerPath(id))) await removeTreeGuarded(aside).catch(() => undefined);
+        // Only once this import committed: a copy that could not go back stays, the layer
+        // itself, for remove or the next open to put back (a layer of that id made by
+        // someone else meanwhile is not this one). Best effort: the import's outcome stands.
+        if (committed) await removeTreeGuarded(aside).catch(() => undefined);
       }
     }
   }
@@ -733,6 +739,20 @@ export class WindowsFilterDriver {
       await fsp.rename(interim, dir).catch(() => undefined);
       throw toWinLayerError(error, `cannot remove layer ${id}`, { id });
     }
+  }
+
+  /**
+   * Refuses to make layer `id` (not there) while a copy of it is set aside: that copy is the
+   * layer, which an import that replaces it (or a removal) works on, or which the next open
+   * puts back when that process died. Made meanwhile, a second layer of that id would
+   * have the set-aside one thrown away.
+   */
+  #refuseIfSetAside(id: string): void {
+    const aside = this.#setAside(id)[0];
+    if (aside === undefined) return;
+    const pid = /-(\d+)-[0-9a-f]+$/.exec(aside)?.[1] ?? '?';
+    const why = ownerAlive(aside) ? `is being replaced by an import, or removed, in process ${pid}` : `was set aside by process ${pid}, which died: cleanup puts it back`;
+    throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists: it ${why}`, { id });
   }
 
   /** The names of `id`'s layer set aside by imports that replace it (`<id>-replacing-<pid>-<nonce>`). */

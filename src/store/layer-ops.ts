@@ -19,10 +19,11 @@ export interface ImportLayerOptions {
   /** Flush to disk before the commit rename. @default true */
   readonly durable?: boolean | undefined;
   /**
-   * Called after the flush, just before the commit rename: throwing here aborts the import
-   * (the worker refuses to commit once the controller that wanted the layer is gone).
+   * Called after the flush, just before the commit rename, with the staging directory:
+   * throwing here aborts the import (the worker refuses to commit once the controller that
+   * wanted the layer is gone).
    */
-  readonly beforeCommit?: (() => void) | undefined;
+  readonly beforeCommit?: ((staging: string) => void) | undefined;
 }
 
 export interface ImportLayerResult extends WriteLayerResult {

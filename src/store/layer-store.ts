@@ -217,6 +217,8 @@ export class LayerStore {
         await removeTreeGuarded(path.join(this.home, name));
         sweep.removed.push(name);
       } catch (error) {
+        // Gone meanwhile: another process's sweep (or the owner's put-back) took it.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
         sweep.failed.push({ name, error });
       }
     }
@@ -316,7 +318,7 @@ export class LayerStore {
   }
 
   /** Writes layerchain.json, flushes the staging tree and renames it into place. */
-  async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean; beforeRename?: (() => void) | undefined } = {}): Promise<string> {
+  async commit(stage: Staging, parents: readonly string[], options: { durable?: boolean; beforeRename?: ((staging: string) => void) | undefined } = {}): Promise<string> {
     const durable = options.durable ?? true;
     writeFileDurable(path.join(stage.path, LAYER_CHAIN_FILE), layerChainText(parents), durable);
     if (durable) flushFileSystem(stage.path);
@@ -325,7 +327,7 @@ export class LayerStore {
     for (const parent of parents) {
       if (!fs.existsSync(parent)) throw createError('ERR_PARENT_NOT_FOUND', `parent layer ${path.basename(parent)} was removed during the import of ${stage.id}`, { id: path.basename(parent) });
     }
-    options.beforeRename?.();
+    options.beforeRename?.(stage.path);
     const target = this.layerPath(stage.id);
     try {
       // rename(2) replaces an empty directory; a layer never is one, but refuse anyway.
@@ -338,6 +340,7 @@ export class LayerStore {
       throw toWinLayerError(cause, `cannot commit layer ${stage.id}`, { id: stage.id });
     }
     if (durable) fsyncDirectory(this.home);
+    crashPoint('committed');
     return target;
   }
 

@@ -637,6 +637,45 @@ describe('controller: worker processes', function () {
         await driver.applyDiff('l', undefined, Readable.from([tar]));
       });
     }
+
+    it('killed after its commit rename, before it printed the size: the import succeeded, and says so', async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home });
+      const tar = await buildLayerTar(baseLayer);
+      const expected = await driver.applyDiff('reference', undefined, Readable.from([tar]));
+      await driver.create('l');
+      for (const id of ['new', 'l']) {
+        // A new id, and one an import replaces (set aside, then made anew).
+        process.env['WINLAYER_CRASH_AT'] = 'committed';
+        let r;
+        try {
+          r = await driver.applyDiff(id, undefined, Readable.from([tar]));
+        } finally {
+          delete process.env['WINLAYER_CRASH_AT'];
+        }
+        expect(r.size).to.equal(expected.size);
+        expect((await collect(driver.diff(id))).equals(tar)).to.equal(true);
+      }
+      expect(fs.readdirSync(home).filter((n) => n !== '.mounts').sort()).to.deep.equal(['l', 'new', 'reference']);
+    });
+
+    it('killed just before its commit rename, where a layer of that id is back (the one it was to replace): a failure, and that layer stays', async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home });
+      const tar = await buildLayerTar(baseLayer);
+      await driver.create('l');
+      // The worker named its staging directory and died; the layer there now is the one put
+      // back, not that directory.
+      process.env['WINLAYER_CRASH_AT'] = 'rename';
+      let e;
+      try {
+        e = await caught(() => driver.applyDiff('l', undefined, Readable.from([tar])));
+      } finally {
+        delete process.env['WINLAYER_CRASH_AT'];
+      }
+      expect(e.code).to.equal('ERR_WORKER_EXITED');
+      expect(driver.list().map((l) => [l.id, l.entries])).to.deep.equal([['l', 0]]);
+    });
   });
 
   it('a file-writing thread that ends with an error fails its import at once with ERR_IO, not after a stall; nothing stays', async () => {

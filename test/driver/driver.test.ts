@@ -375,11 +375,18 @@ describe('driver: WindowsFilterDriver', function () {
       try {
         expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
         expect(await rejectionCode(() => driver.remove('child'))).to.equal('ERR_LAYER_IN_USE');
+        // Nor can the id be made again meanwhile, by this driver or another process's: the
+        // import would fail at its commit and the set-aside layer be lost.
+        const other = await WindowsFilterDriver.open({ home: driver.home });
+        expect(await rejectionCode(() => other.create('child'))).to.equal('ERR_LAYER_EXISTS');
+        expect(await rejectionCode(() => other.createReadWrite('child', 'base'))).to.equal('ERR_LAYER_EXISTS');
+        expect(await rejectionCode(() => other.applyDiff('child', undefined, Readable.from([tar])))).to.equal('ERR_LAYER_EXISTS');
       } finally {
         release();
       }
       await importing;
       expect(driver.store.readChain('child')).to.deep.equal([driver.store.layerPath('base')]);
+      expect(driver.list().find((l) => l.id === 'child')?.entries).to.be.greaterThan(0);
       // An import that fails puts the empty layer back; the removal asked for meanwhile was refused, not lost.
       await driver.remove('child');
       await driver.create('child', 'base');
@@ -398,6 +405,8 @@ describe('driver: WindowsFilterDriver', function () {
       // Set aside by an importer that died: it is the layer, and remove() removes it.
       const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
       fs.renameSync(driver.store.layerPath('child'), path.join(driver.home, `child-replacing-${dead}-000000000000`));
+      // It is the layer: not made again beside it (the next open puts it back).
+      expect(await rejectionCode(() => driver.create('child'))).to.equal('ERR_LAYER_EXISTS');
       await driver.remove('child');
       expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
       // Beside its layer (an importer killed after its commit), it is a leftover: it holds no
@@ -1856,6 +1865,26 @@ describe('driver: WindowsFilterDriver', function () {
       await reopened.applyDiff('l2', 'base', Readable.from([delta]));
       expect((await collect(reopened.diff('l2'))).equals(delta)).to.equal(true);
       expect(await rejectionCode(async () => reopened.create('x-replacing-1-ab'))).to.equal('ERR_ID_INVALID');
+    });
+
+    it('a cleanup whose leftover another process put back first counts it as handled, not as one it could not remove', async () => {
+      const driver = await openDriver();
+      await driver.create('l');
+      fs.renameSync(driver.store.layerPath('l'), path.join(driver.home, 'l-replacing-999999999-abcdef'));
+      // Another process's sweep puts the copy back between this sweep's look and its rename.
+      const rename = fs.promises.rename;
+      fs.promises.rename = async (from: fs.PathLike, to: fs.PathLike) => {
+        if (String(from).endsWith('l-replacing-999999999-abcdef')) await rename(from, to);
+        return rename(from, to);
+      };
+      syncBuiltinESMExports();
+      try {
+        expect(await driver.store.cleanup()).to.deep.equal([]);
+      } finally {
+        fs.promises.rename = rename;
+        syncBuiltinESMExports();
+      }
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['l']);
     });
 
     it('an export whose layer is removed under it fails with ERR_LAYER_NOT_FOUND, not as a damaged layer', async () => {
