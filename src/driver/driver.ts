@@ -41,7 +41,7 @@ import { refuseReFS } from './refs.js';
 import { isReadWriteLayer, isWritableMarked, layerChanges, markWritableMade, readWriteLayerTar, RW_DIR, RW_INFO, type Change } from './rw-diff.js';
 import { parseStorageOptions, type StorageOptions } from './storage-opt.js';
 import { itemOf, materializeView, resolveView, ViewEntry } from './view.js';
-import { removeTreeGuarded } from '../util/remove-tree.js';
+import { mountPointsWithin, removeTreeGuarded } from '../util/remove-tree.js';
 import { checkFunction, checkOptions, checkString, isOptionsObject, quietProgress, shown } from '../util/options.js';
 
 export type { Change, ChangeKind } from './rw-diff.js';
@@ -679,6 +679,9 @@ export class WindowsFilterDriver {
       }
       if (!fs.existsSync(dir)) return; // another remove took it while this one waited
       if (this.#mounts.refs(id) > 0) throw createError('ERR_LAYER_IN_USE', `layer ${id} is mounted`, { id });
+      // A container's volume left mounted in a read-write layer: its files are not the layer's.
+      const mounted = mountPointsWithin(dir)[0];
+      if (mounted !== undefined) throw createError('ERR_LAYER_IN_USE', `layer ${id}: a file system is mounted at ${mounted} (unmount it first)`, { id, mountPoint: mounted });
       // A leftover of an earlier removal goes first (best effort): nothing slow may come
       // between the check for layers and imports on this one and the rename.
       const removing = path.join(this.home, `${id}${REMOVING_SUFFIX}`);

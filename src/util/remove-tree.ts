@@ -91,13 +91,14 @@ const AS_BYTES = { bufferSize: 256, encoding: 'buffer' as BufferEncoding };
  * The removal, one call at a time: it yields after each (an unlink, a listing, an rmdir,
  * a rename), so that the asynchronous form can let the event loop run between calls.
  */
-function* removal(target: string, listBatch: number): Generator<void, void, void> {
-  const isDirectory = absentAsUndefined(() => fs.lstatSync(target).isDirectory());
-  if (isDirectory === undefined) return;
-  if (!isDirectory) {
+function* removal(target: string, listBatch: number, oneDevice = false): Generator<void, void, void> {
+  const st = absentAsUndefined(() => fs.lstatSync(target));
+  if (st === undefined) return;
+  if (!st.isDirectory()) {
     unlinkIfThere(target);
     return;
   }
+  const rootDevice = oneDevice ? st.dev : undefined;
   const relocation = { root: target, next: 0 };
   // Subdirectories are above their directory on the stack.
   const stack: Pending[] = [{ dir: target, listed: false }];
@@ -125,6 +126,7 @@ function* removal(target: string, listBatch: number): Generator<void, void, void
         yield;
         continue;
       }
+      refuseOtherDevice(child, rootDevice);
       if (top.dir === relocation.root || byteLength(child) <= RELOCATE_PAST) {
         stack.push({ dir: child, listed: false });
         continue;
@@ -242,9 +244,9 @@ export function removeTreeSync(target: string, listBatch = LIST_BATCH): void {
  * has worked `sliceMs` since it last did, checked after each call, so one slice lasts
  * `sliceMs` and one call at most. `sliceMs` 0 yields after every call (tests).
  */
-export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS): Promise<void> {
+export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS, oneDevice = false): Promise<void> {
   let since = performance.now();
-  for (const _ of removal(target, listBatch)) {
+  for (const _ of removal(target, listBatch, oneDevice)) {
     if (performance.now() - since < sliceMs) continue;
     await new Promise((resolve) => setImmediate(resolve));
     since = performance.now();
@@ -263,13 +265,16 @@ export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs
  * directory its owner may not enter when the process is not root) goes through removeTree.
  */
 export async function removeTreeGuarded(target: string): Promise<void> {
+  refuseMountPoints(target);
   if (process.platform !== 'win32') {
     // Loaded on first use: a worker removes only trees it made, with removeTreeSync.
     const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     await new Promise<void>((resolve) => {
       try {
         // By its absolute path where it has one (a PATH could name another).
-        const rm = spawn(fs.existsSync('/bin/rm') ? '/bin/rm' : 'rm', ['-rf', '--', target], { stdio: 'ignore' });
+        // BSD's rm crosses no mount point with -x (Linux's are refused above, by the table).
+        const options = BSD_RM ? ['-rfx', '--', target] : ['-rf', '--', target];
+        const rm = spawn(fs.existsSync('/bin/rm') ? '/bin/rm' : 'rm', options, { stdio: 'ignore' });
         rm.once('error', () => resolve());
         rm.once('close', () => resolve());
       } catch {
@@ -277,7 +282,63 @@ export async function removeTreeGuarded(target: string): Promise<void> {
       }
     });
   }
-  await removeTree(target);
+  // Linux's mount points were looked for above; elsewhere the walk stays on the root's device.
+  await removeTree(target, LIST_BATCH, SLICE_MS, process.platform !== 'linux');
+}
+
+const BSD_RM = process.platform === 'darwin' || process.platform === 'freebsd' || process.platform === 'openbsd';
+
+/**
+ * The mount points at `dir` or below it, from Linux's /proc/self/mountinfo (empty
+ * elsewhere, or when it cannot be read). A container's volume bind-mounted into its
+ * read-write layer, and left mounted, is such a one: a removal would delete what the
+ * volume holds, outside the store. A bind mount of the same file system has the same
+ * device number as its surroundings, so only the kernel's table tells it.
+ */
+export function mountPointsWithin(dir: string): string[] {
+  if (process.platform !== 'linux') return [];
+  let table: string;
+  try {
+    table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const root = path.resolve(dir);
+  const below = root === '/' ? root : root + '/';
+  const found: string[] = [];
+  for (const line of table.split('\n')) {
+    // Fields: id, parent id, major:minor, root, mount point, ... (octal escapes for space, tab, newline, backslash).
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    if (point === root || point.startsWith(below)) found.push(point);
+  }
+  return found;
+}
+
+/**
+ * Refuses (EBUSY, nothing removed) to remove a tree that holds a mount point: the walk,
+ * and the system's rm before it, would go into what is mounted there.
+ */
+function refuseMountPoints(target: string): void {
+  const point = mountPointsWithin(target)[0];
+  if (point !== undefined) throw busy(point);
+}
+
+/** The error of a removal that stops at the mount point `at` (as the system's rmdir would). */
+function busy(at: WalkPath): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EBUSY: a file system is mounted at ${String(at)} (unmount it first), not removed`), { code: 'EBUSY', path: String(at) });
+}
+
+/**
+ * Where mountinfo cannot be read (macOS, the BSDs): a directory on another device than
+ * the tree's root is not entered. A removal that meets one throws (EBUSY).
+ */
+function refuseOtherDevice(child: WalkPath, rootDevice: number | undefined): void {
+  if (rootDevice === undefined) return;
+  const st = absentAsUndefined(() => fs.lstatSync(child));
+  if (st === undefined || st.dev === rootDevice) return;
+  throw busy(child);
 }
 
 function isAbsent(error: unknown): boolean {

@@ -933,6 +933,37 @@ describe('driver: WindowsFilterDriver', function () {
   });
 
   describe('read-write layers', () => {
+    it('a read-write layer with a file system still mounted in it is not removed: what the mount holds is not the layer\'s (Linux)', async function () {
+      if (process.platform !== 'linux') this.skip();
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      const volume = path.join(tempDir(), 'a volume');
+      fs.mkdirSync(volume);
+      fs.writeFileSync(path.join(volume, 'data.txt'), 'kept');
+      fs.mkdirSync(path.join(dir, 'vol 1'));
+      // A container's volume, left mounted; the mount point's name has a space (escaped in mountinfo).
+      const bound = spawnSync('mount', ['--bind', volume, path.join(dir, 'vol 1')]);
+      if (bound.status !== 0) this.skip(); // no privilege to mount here
+      try {
+        await driver.put('rw');
+        const e = await rejection(() => driver.remove('rw'));
+        expect([e.code, e.data['mountPoint']]).to.deep.equal(['ERR_LAYER_IN_USE', path.join(fs.realpathSync(dir), 'vol 1')]);
+        expect(driver.exists('rw')).to.equal(true);
+        // Nor does a removal of such a tree through any other way go into it.
+        const { removeTreeGuarded } = await import('../../src/util/remove-tree.js');
+        const e2 = (await removeTreeGuarded(dir).then(() => undefined, (error: unknown) => error)) as NodeJS.ErrnoException | undefined;
+        expect(e2?.code).to.equal('EBUSY');
+        expect(fs.readFileSync(path.join(volume, 'data.txt'), 'utf8')).to.equal('kept');
+      } finally {
+        spawnSync('umount', [path.join(dir, 'vol 1')]);
+      }
+      await driver.remove('rw');
+      expect(driver.exists('rw')).to.equal(false);
+      expect(fs.readFileSync(path.join(volume, 'data.txt'), 'utf8')).to.equal('kept');
+    });
+
     it('gives a writable copy of the parent view whose changes export as a Windows layer', async () => {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { removeTree, removeTreeGuarded, removeTreeSync } from '../../src/util/remove-tree.js';
@@ -249,5 +249,26 @@ describe('util/remove-tree', () => {
     done = true;
     expect(fs.existsSync(root)).to.equal(false);
     expect(turns).to.be.greaterThan(1000);
+  });
+
+  it('stays on the tree\'s device where it may not see the mount table (the walk of macOS and the BSDs): a mounted file system stops it (EBUSY)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const root = path.join(tempDir(), 'tree');
+    fs.mkdirSync(path.join(root, 'a', 'mnt'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'a', 'f'), 'x');
+    if (spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', path.join(root, 'a', 'mnt')]).status !== 0) this.skip(); // no privilege to mount here
+    try {
+      fs.writeFileSync(path.join(root, 'a', 'mnt', 'kept'), 'kept');
+      const error = (await removeTree(root, 64, 4, true).then(() => undefined, (e: unknown) => e)) as NodeJS.ErrnoException | undefined;
+      expect(error?.code).to.equal('EBUSY');
+      expect(fs.readFileSync(path.join(root, 'a', 'mnt', 'kept'), 'utf8')).to.equal('kept');
+      // And on Linux the table says so before anything is removed.
+      const guarded = (await removeTreeGuarded(root).then(() => undefined, (e: unknown) => e)) as NodeJS.ErrnoException | undefined;
+      expect(guarded?.code).to.equal('EBUSY');
+    } finally {
+      spawnSync('umount', [path.join(root, 'a', 'mnt')]);
+    }
+    await removeTreeGuarded(root);
+    expect(fs.existsSync(root)).to.equal(false);
   });
 });
