@@ -136,7 +136,7 @@ namespace WinLayer.Native
             });
         }
 
-        /// <summary>Ends the stream, sets the times, closes the file: {dataSize, streams}.</summary>
+        /// <summary>Ends the stream, sets the times, closes the file: {dataSize}.</summary>
         public Task<object> RestoreFinish(object input)
         {
             return Run("RestoreFinish", input, delegate (IDictionary<string, object> a)
@@ -147,7 +147,6 @@ namespace WinLayer.Native
                     RestoreResult done = t.Finish(Args.BasicInfo(a, "RestoreFinish"));
                     Dictionary<string, object> r = new Dictionary<string, object>();
                     r["dataSize"] = done.DataSize;
-                    r["streams"] = done.Streams;
                     return r;
                 }
                 finally

@@ -5,10 +5,10 @@
 // A directory is created by the caller (its children need it before its metadata is
 // final) and opened here; a file is created here, and must not exist.
 //
-// Both platforms run the same parser over the bytes, so both hand back the same thing:
-// the data size, and every non-data sub-stream re-encoded (header, name, payload) in
-// stream order, which the caller keeps in the layer's metadata index. What differs is
-// where the bytes go:
+// Both platforms run the same parser over the bytes, so both report the same thing: the
+// data size. The non-data sub-streams are not held here (an alternate data stream may be
+// gigabytes): the caller parses the same bytes and keeps them in the layer's metadata
+// index as they come. What differs is where the bytes go:
 //   Windows  every byte goes to BackupWrite on a handle opened with
 //            FILE_FLAG_BACKUP_SEMANTICS, so the OS restores data, ADS, EAs, reparse data
 //            and (with processSecurity) the security descriptor; FILE_BASIC_INFO is set
@@ -26,7 +26,6 @@ namespace WinLayer.Native
     internal sealed class RestoreResult
     {
         public long DataSize;
-        public byte[] Streams;
     }
 
     /// <summary>The four FILETIMEs and the attributes the caller wants on the file.</summary>
@@ -43,12 +42,10 @@ namespace WinLayer.Native
     {
         private const int TargetNone = 0;
         private const int TargetData = 1;
-        private const int TargetStreams = 2;
 
         protected readonly string FilePath;
         protected readonly string Entry;
         private readonly BackupStreamParser parser;
-        private readonly MemoryStream streams = new MemoryStream();
         private int target = TargetNone;
         private long dataSize;
         private bool isDone;
@@ -77,7 +74,6 @@ namespace WinLayer.Native
             Complete(info);
             RestoreResult r = new RestoreResult();
             r.DataSize = dataSize;
-            r.Streams = streams.ToArray();
             return r;
         }
 
@@ -95,14 +91,13 @@ namespace WinLayer.Native
                 target = TargetNone;
                 return;
             }
-            streams.Write(h.Encoded, 0, h.Encoded.Length);
-            target = TargetStreams;
+            // The caller keeps the other sub-streams from its own parse: none is held here.
+            target = TargetNone;
         }
 
         public void OnData(byte[] buffer, int offset, int count)
         {
             if (target == TargetData) WriteData(buffer, offset, count);
-            else if (target == TargetStreams) streams.Write(buffer, offset, count);
         }
 
         /// <summary>Every byte of the stream, after it parsed (Windows: BackupWrite).</summary>
@@ -201,7 +196,7 @@ namespace WinLayer.Native
         }
     }
 
-    /// <summary>The portable restore of a directory the caller made: its streams are handed back, its times set.</summary>
+    /// <summary>The portable restore of a directory the caller made: its times set (the caller keeps its streams).</summary>
     internal sealed class UnixDirectoryRestoreTarget : RestoreTarget
     {
         public UnixDirectoryRestoreTarget(string dirPath, string entry) : base(dirPath, entry)

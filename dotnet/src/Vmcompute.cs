@@ -116,7 +116,7 @@ namespace WinLayer.Native
         private static extern int ExportLayerNative(ref DriverInfo info, string id, string path, IntPtr descriptors, uint descriptorCount);
 
         [DllImport(Dll, EntryPoint = "GetLayerMountPath", CharSet = CharSet.Unicode, ExactSpelling = true)]
-        private static extern int GetLayerMountPathNative(ref DriverInfo info, string id, ref UIntPtr length, char[] buffer);
+        private static extern int GetLayerMountPathNative(ref DriverInfo info, string id, ref UIntPtr length, [Out] char[] buffer);
 
         [DllImport(Dll, EntryPoint = "ImportLayer", CharSet = CharSet.Unicode, ExactSpelling = true)]
         private static extern int ImportLayerNative(ref DriverInfo info, string id, string path, IntPtr descriptors, uint descriptorCount);

@@ -51,7 +51,7 @@ namespace WinLayer.Native
 
         [DllImport("kernel32.dll", SetLastError = true, ExactSpelling = true)]
         [return: MarshalAs(UnmanagedType.Bool)]
-        private static extern bool BackupRead(SafeFileHandle file, byte[] buffer, uint numberOfBytesToRead, out uint numberOfBytesRead,
+        private static extern bool BackupRead(SafeFileHandle file, [Out] byte[] buffer, uint numberOfBytesToRead, out uint numberOfBytesRead,
             [MarshalAs(UnmanagedType.Bool)] bool abort, [MarshalAs(UnmanagedType.Bool)] bool processSecurity, ref IntPtr context);
 
         [DllImport("kernel32.dll", SetLastError = true, ExactSpelling = true)]

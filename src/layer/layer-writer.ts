@@ -98,10 +98,11 @@ export interface RestoreTarget {
   /** The next bytes of the entry's backup stream (already validated by the writer's parser). */
   write(chunk: Buffer): void;
   /**
-   * Sets the host times and closes the file. Returns the data size written and the non-data
-   * sub-streams, re-encoded in stream order, which go into the metadata index.
+   * Sets the host times and closes the file; returns the data size written. The non-data
+   * sub-streams go into the metadata index from the writer's own parse, as they come: a
+   * restore holds none of them (an alternate data stream may be gigabytes).
    */
-  finish(info: FileBasicInfo): { dataSize: number; streams: Buffer };
+  finish(info: FileBasicInfo): { dataSize: number };
   /** Closes the file after a failure (the caller removes the staging directory). */
   abort(): void;
 }
@@ -730,10 +731,8 @@ export class TransportLayerWriter {
       e.target = e.data === undefined ? 'none' : 'data';
       return;
     }
-    if (e.restore !== undefined) {
-      e.target = 'none';
-      return;
-    }
+    // Restored by a native backend too: it writes the file (on Windows, every sub-stream
+    // with it), the index keeps the rest.
     e.target = 'streams';
     this.#index.appendStreams(encodeBackupHeader(h));
   }
@@ -763,7 +762,6 @@ export class TransportLayerWriter {
             entry: e.path.name,
           });
         }
-        if (done.streams.length > 0) this.#index.appendStreams(done.streams);
       }
     } finally {
       for (const sink of [e.content, e.data, e.bcdBackup]) {

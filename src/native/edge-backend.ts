@@ -3,8 +3,9 @@
  * (Hives/, UtilityVM/) restored by the C# helper instead of node:fs. On Windows the helper
  * restores them with BackupWrite on a backup-semantics handle, so the OS applies security
  * descriptors, EAs, ADS and reparse data; on Mono it restores with portable semantics.
- * Either way it parses each stream itself and hands back the non-data sub-streams, so the
- * metadata index is byte-identical to the portable backend's (test/native/conformance).
+ * Either way the layer writer keeps the non-data sub-streams from its own parse, as they
+ * come (none is held whole: an alternate data stream may be gigabytes), so the metadata
+ * index is byte-identical to the portable backend's (test/native/conformance).
  *
  * Files/ of a delta layer is written by the layer writer: the transport format is a byte
  * layout, not a restore. Off Windows that is the whole import, and export is the portable
@@ -131,7 +132,7 @@ class EdgeRestoreTarget implements RestoreTarget {
     this.#used += chunk.length;
   }
 
-  finish(info: FileBasicInfo): { dataSize: number; streams: Buffer } {
+  finish(info: FileBasicInfo): { dataSize: number } {
     this.#flush();
     // The helper closes the handle whether or not finishing succeeds.
     this.#isOpen = false;

@@ -88,11 +88,9 @@ export interface ParsedSubStream {
   payloadBytes: number;
 }
 
-/** What a finished restore reports. */
+/** What a finished restore reports: the data bytes written (the caller keeps the other sub-streams). */
 export interface RestoreResult {
   dataSize: number;
-  /** Every non-data sub-stream, re-encoded (header, name, payload) in stream order. */
-  streams: Buffer;
 }
 
 /** WC_LAYER_DESCRIPTOR as marshalled by the helper, read back from unmanaged memory. */
@@ -171,8 +169,8 @@ export class NativeHelper {
 
   /** Ends the stream, sets the times, closes the file; the handle is closed either way. */
   restoreFinish(handle: number, info: FileBasicInfo): RestoreResult {
-    const r = this.#call('RestoreFinish', { handle, ...basicInfoPayload(info) }) as { dataSize: number; streams: Buffer | null };
-    return { dataSize: r.dataSize, streams: r.streams ?? Buffer.alloc(0) };
+    const r = this.#call('RestoreFinish', { handle, ...basicInfoPayload(info) }) as { dataSize: number };
+    return { dataSize: r.dataSize };
   }
 
   /** Closes a restore after a failure. */

@@ -60,8 +60,8 @@ function hcsError(method: string, failure: { win32Error: number; hresult: number
 }
 
 /**
- * Restores written here: the data payload into the file, the other sub-streams handed back;
- * a directory (made by the writer) only gets its times.
+ * Restores written here: the data payload into the file (the writer keeps the other
+ * sub-streams); a directory (made by the writer) only gets its times.
  */
 class InTestRestores {
   #next = 1;
@@ -88,20 +88,16 @@ class InTestRestores {
     this.#open.delete(handle);
     try {
       let dataSize = 0;
-      const streams: Buffer[] = [];
       for (const s of parseBackupStreamBuffer(Buffer.concat(r.chunks))) {
-        if (s.header.id === BackupStreamId.Data) {
-          if (r.fd === undefined) throw new Error(`${r.dir}: a directory with a data stream`);
-          dataSize = s.header.size;
-          fs.writeSync(r.fd, s.payload);
-        } else {
-          streams.push(encodeBackupHeader(s.header), s.payload);
-        }
+        if (s.header.id !== BackupStreamId.Data) continue;
+        if (r.fd === undefined) throw new Error(`${r.dir}: a directory with a data stream`);
+        dataSize = s.header.size;
+        fs.writeSync(r.fd, s.payload);
       }
       const seconds = (ft: bigint): number => Number(ft - 116444736000000000n) / 1e7;
       if (r.fd === undefined) fs.utimesSync(r.dir, seconds(info.lastAccessTime), seconds(info.lastWriteTime));
       else fs.futimesSync(r.fd, seconds(info.lastAccessTime), seconds(info.lastWriteTime));
-      return { dataSize, streams: Buffer.concat(streams) };
+      return { dataSize };
     } finally {
       if (r.fd !== undefined) fs.closeSync(r.fd);
     }
