@@ -824,10 +824,18 @@ class DirectoryListings {
  * checked before the first entry: a refused one fails the export before any byte of it.
  */
 function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLinks }: Comparison): Generator<BuilderEntry> {
+  /**
+   * By inode, the first name of a file with several that the parent held (a modify): the
+   * file is that one, whichever of its names comes first in the tar. Its streams, security
+   * descriptor, creation time and attributes are the file's, on every name of it, as NTFS
+   * keeps them: a new name (`ln x.txt A.txt`) that sorts first must not take them away.
+   */
+  const identity = new Map<string, Change>();
   for (const c of changes) {
     if (c.kind === 'delete') continue;
     checkExportable(c.path);
     const f = found.get(c);
+    if (c.kind === 'modify' && f?.inode !== undefined && !identity.has(f.inode)) identity.set(f.inode, c);
     const name = c.path.slice('Files/'.length);
     if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, name), { bigint: true }));
     if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, name, c.path));
@@ -933,7 +941,8 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         yield { type: 'link', name: c.path, target: target.path, times: target.times, attributes: target.attributes };
         continue;
       }
-      const seen = c.kind === 'modify' ? view.get(caseFoldKey(name)) : undefined;
+      const as = kind === 'file' && f.inode !== undefined ? (identity.get(f.inode) ?? c) : c;
+      const seen = as.kind === 'modify' ? view.get(caseFoldKey(as.path.slice('Files/'.length))) : undefined;
       const prior = seen === undefined ? undefined : resolveLink(seen);
       // What replaced an entry of another kind is a new object: none of that entry's metadata.
       const priorItem = prior === undefined || kindOf(prior) !== kind ? undefined : items.of(prior);

@@ -17,6 +17,7 @@ import type { WinLayerError } from '../../src/errors.js';
 import { parseRamSize, parseStorageOptions } from '../../src/driver/storage-opt.js';
 import { fileSystemNameFromFsutil, refuseReFS } from '../../src/driver/refs.js';
 import { readTar } from '../../src/tar/reader.js';
+import { readIndexEntriesSync } from '../../src/layer/metadata-index.js';
 import { FILE_ATTRIBUTE_DIRECTORY, filetimeFromUnixNs } from '../../src/util/windows.js';
 import { portableBackend } from '../../src/native/portable.js';
 import { NATIVE_BACKEND_ENV } from '../../src/native/select.js';
@@ -1301,6 +1302,39 @@ describe('driver: WindowsFilterDriver', function () {
       expect((await collect(g.get('Files/RENAMED.txt:Zone.Identifier'))).toString()).to.equal('zone 2');
       expect(await rejectionCode(async () => g.get('Files/replaced:Zone.Identifier'))).to.equal('ERR_LAYER_NOT_FOUND');
       g.close();
+    });
+
+    it('a parent\'s file edited in place keeps its streams and metadata when a new name of it sorts first (the file is one, whichever name comes first)', async () => {
+      const driver = await openDriver();
+      const created = filetimeFromUnixNs(1_000_000_000_123_456_700n);
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar([
+        { type: 'directory', name: 'Files', securityDescriptor: sd },
+        { type: 'directory', name: 'Files/d', securityDescriptor: sd },
+        { type: 'file', name: 'Files/d/x.txt', data: 'old', securityDescriptor: CRANE_SECURITY_DESCRIPTOR, attributes: 0x21, times: { creationTime: created }, streams: [{ name: 'Zone.Identifier', data: 'zone' }] },
+        { type: 'file', name: 'Files/d/y.txt', data: 'old y', securityDescriptor: CRANE_SECURITY_DESCRIPTOR, streams: [{ name: 'Zone.Identifier', data: 'zone y' }] },
+      ])]));
+      await driver.createReadWrite('rw', 'base');
+      const dir = await driver.get('rw');
+      // A new name that sorts before the edited one, and a case rename with a new name too.
+      fs.linkSync(path.join(dir, 'd/x.txt'), path.join(dir, 'A.txt'));
+      fs.appendFileSync(path.join(dir, 'd/x.txt'), ' and more');
+      fs.renameSync(path.join(dir, 'd/y.txt'), path.join(dir, 'd/Y.TXT'));
+      fs.linkSync(path.join(dir, 'd/Y.TXT'), path.join(dir, 'B.txt'));
+      const tar = await collect(driver.diff('rw'));
+      const headers: Record<string, { link: string; pax: Record<string, string> }> = {};
+      for await (const e of readTar(feedInChunks(tar, 1 << 20))) headers[e.header.name] = { link: e.header.linkname, pax: e.header.pax };
+      expect(headers['Files/d/x.txt']?.link).to.equal('Files/A.txt');
+      expect(headers['Files/A.txt']?.pax['MSWINDOWS.fileattr']).to.equal(String(0x21));
+      expect(headers['Files/A.txt']?.pax['MSWINDOWS.rawsd']).to.equal(Buffer.from(CRANE_SECURITY_DESCRIPTOR).toString('base64'));
+      await driver.applyDiff('built', 'base', Readable.from([tar]));
+      const g = driver.diffGetter('built');
+      expect((await collect(g.get('Files/d/x.txt'))).toString()).to.equal('old and more');
+      expect((await collect(g.get('Files/d/x.txt:Zone.Identifier'))).toString()).to.equal('zone');
+      expect((await collect(g.get('Files/A.txt:Zone.Identifier'))).toString()).to.equal('zone');
+      expect((await collect(g.get('Files/d/Y.TXT:Zone.Identifier'))).toString()).to.equal('zone y');
+      g.close();
+      const built = readIndexEntriesSync(driver.store.layerPath('built'));
+      expect(built.find((r) => r.name === 'Files/A.txt')?.times?.[0]).to.equal(String(created));
     });
 
     it('hard links made in the container export as hard links: to a name written before, or to the parent\'s file left as it was', async () => {
