@@ -677,7 +677,16 @@ function linkTargetOf(rwDir: string, name: string, layerPath: string): string {
  * would come back as `C:\x`, not as the directory `C:` beside the link).
  */
 function checkLinkTarget(layerPath: string, target: string): void {
-  const why = target.includes('\\') ? 'a backslash reads as a separator' : /^[A-Za-z]:/.test(target) ? 'a target starting with a drive letter and a colon names a drive' : undefined;
+  // An absolute Windows target (`C:\Users`, `\\server\share`) is how the view spells a
+  // parent's link or junction that has no POSIX form: moved or copied in the container, it
+  // means there what it meant in the parent.
+  const why = WINDOWS_ABSOLUTE.test(target)
+    ? undefined
+    : target.includes('\\')
+      ? 'a backslash reads as a separator'
+      : /^[A-Za-z]:/.test(target)
+        ? 'a target starting with a drive letter and a colon names a drive'
+        : undefined;
   if (why !== undefined) throw createError('ERR_PATH_INVALID', `container symbolic link ${JSON.stringify(layerPath)} -> ${JSON.stringify(target)}: on Windows ${why}`, { entry: layerPath, target });
   // Its reparse point must fit 16 KiB, as an import checks (a target of ~4,000 characters).
   try {
@@ -686,6 +695,9 @@ function checkLinkTarget(layerPath: string, target: string): void {
     throw createError('ERR_REPARSE_INVALID', `container symbolic link ${JSON.stringify(layerPath)}: its target of ${target.length} characters does not fit a Windows reparse point`, { entry: layerPath }, cause);
   }
 }
+
+/** A link target the view kept as Windows spelled it (posixLinkTarget): a drive's root and a path below it, or a UNC or device path. */
+const WINDOWS_ABSOLUTE = /^[A-Za-z]:\\|^\\\\/;
 
 /** The most names NTFS gives one file (an import refuses a link past it). */
 const MAX_NAMES = 1024;

@@ -122,6 +122,29 @@ describe('driver: read-write layer edits', function () {
     expect([got.get('Files/pub')?.pax['MSWINDOWS.fileattr'], got.get('Files/pub2')?.pax['MSWINDOWS.fileattr']]).to.deep.equal(['1040', '1040']);
   });
 
+  it('a parent\'s junction to C:\\… moved or copied in the container keeps its target, as the view spells it: a directory link', async () => {
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/Users', securityDescriptor: sd },
+      { type: 'symlink', name: 'Files/Documents and Settings', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
+      { type: 'symlink', name: 'Files/share', target: '\\\\server\\share', isDirectory: true, securityDescriptor: sd },
+    ]);
+    fs.renameSync(path.join(dir, 'Documents and Settings'), path.join(dir, 'moved'));
+    fs.renameSync(path.join(dir, 'share'), path.join(dir, 'share2'));
+    const tar = await collect(driver.diff('rw'));
+    const targets = new Map<string, string>();
+    for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
+      targets.set(e.header.name, e.header.linkname);
+      for await (const _ of e.body) void _;
+    }
+    expect([targets.get('Files/moved'), targets.get('Files/share2')]).to.deep.equal(['C:\\Users', '\\\\server\\share']);
+    const got = await entries(tar);
+    // FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT: C:\Users is the container's Users.
+    expect(got.get('Files/moved')?.pax['MSWINDOWS.fileattr']).to.equal('1040');
+    await driver.applyDiff('built', 'base', Readable.from([tar]));
+    expect(fs.readlinkSync(path.join(await driver.get('built'), 'moved'))).to.equal('C:\\Users');
+  });
+
   it('refuses a file with more names than NTFS gives one (1,024)', async () => {
     const { driver, dir } = await mounted(baseLayer);
     fs.mkdirSync(path.join(dir, 'many'));
