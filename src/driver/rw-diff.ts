@@ -309,6 +309,11 @@ function sameBytes(range: ByteRange, at: string, rwDir: string): boolean {
   }
 }
 
+/** Whether the host file `stat` was made before the mark `madeNs`: by the view, not the container (false where no birth time is kept). */
+function bornInView(stat: fs.BigIntStats | undefined, madeNs: bigint | undefined): boolean {
+  return stat !== undefined && madeNs !== undefined && stat.birthtimeNs > 0n && stat.birthtimeNs < madeNs;
+}
+
 /** Where markWritableMade leaves its mark: its change time is when the writable directory was whole. */
 const WRITABLE_MADE = 'rw-made';
 
@@ -837,21 +842,27 @@ class DirectoryListings {
  */
 function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLinks }: Comparison): Generator<BuilderEntry> {
   /**
-   * By inode, the first name of a file with several that the parent held (a modify): the
-   * file is that one, whichever of its names comes first in the tar. Its streams, security
-   * descriptor, creation time and attributes are the file's, on every name of it, as NTFS
-   * keeps them: a new name (`ln x.txt A.txt`) that sorts first must not take them away.
+   * By inode, the first name of a file with several that the parent held (a modify), when
+   * the file is the one the view made for it (born before the writable directory's mark):
+   * the file is that one, whichever of its names comes first in the tar. Its streams,
+   * security descriptor, creation time and attributes are the file's, on every name of it,
+   * as NTFS keeps them: a new name (`ln x.txt A.txt`) that sorts first must not take them
+   * away. A file the container made and linked over a parent's name (`ln -f new a.txt`)
+   * is a new object, as on Windows. Where the file system keeps no birth time, no name
+   * lends its parent's metadata to another.
    */
   const identity = new Map<string, Change>();
+  const madeNs = writableMadeNs(path.dirname(rwDir));
   for (const c of changes) {
     if (c.kind === 'delete') continue;
     checkExportable(c.path);
     const f = found.get(c);
-    if (c.kind === 'modify' && f?.inode !== undefined && !identity.has(f.inode)) identity.set(f.inode, c);
     const name = c.path.slice('Files/'.length);
-    if (f?.kind === 'other') checkFileType(c.path, fs.lstatSync(path.join(rwDir, name), { bigint: true }));
+    const stat = f === undefined ? undefined : fs.lstatSync(path.join(rwDir, name), { bigint: true });
+    if (c.kind === 'modify' && f?.inode !== undefined && !identity.has(f.inode) && bornInView(stat, madeNs)) identity.set(f.inode, c);
+    if (f?.kind === 'other') checkFileType(c.path, stat as fs.BigIntStats);
     if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, name, c.path));
-    if (f !== undefined && f.kind !== 'other') checkTimes(c.path, fs.lstatSync(path.join(rwDir, name), { bigint: true }));
+    if (f !== undefined && f.kind !== 'other') checkTimes(c.path, stat as fs.BigIntStats);
     if (f?.links !== undefined && f.links > MAX_NAMES) {
       throw createError('ERR_LINK_TARGET_INVALID', `container file ${JSON.stringify(c.path)} has ${f.links} names: NTFS gives a file at most ${MAX_NAMES}`, { entry: c.path, links: f.links });
     }
@@ -976,7 +987,10 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
       } else if (kind === 'symlink') {
         const target = windowsLinkTarget(fs.readlinkSync(path.join(rwDir, name)));
-        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name, listings) };
+        // A parent's junction renamed in case (or edited back to its target) stays one, as a
+        // rename on Windows keeps it; a link made or moved in the container is a symbolic link.
+        const mountPoint = own?.meta.reparse?.isMountPoint === true && own.meta.reparse.target === target;
+        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name, listings), ...(mountPoint ? { isMountPoint: true } : {}) };
       } else if (kind === 'file') {
         const file = path.join(rwDir, name);
         const size = Number(s.size);

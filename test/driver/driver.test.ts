@@ -1312,6 +1312,7 @@ describe('driver: WindowsFilterDriver', function () {
         { type: 'directory', name: 'Files/d', securityDescriptor: sd },
         { type: 'file', name: 'Files/d/x.txt', data: 'old', securityDescriptor: CRANE_SECURITY_DESCRIPTOR, attributes: 0x21, times: { creationTime: created }, streams: [{ name: 'Zone.Identifier', data: 'zone' }] },
         { type: 'file', name: 'Files/d/y.txt', data: 'old y', securityDescriptor: CRANE_SECURITY_DESCRIPTOR, streams: [{ name: 'Zone.Identifier', data: 'zone y' }] },
+        { type: 'file', name: 'Files/d/z.txt', data: 'old z', attributes: 0x21, streams: [{ name: 'Zone.Identifier', data: 'zone z' }] },
       ])]));
       await driver.createReadWrite('rw', 'base');
       const dir = await driver.get('rw');
@@ -1320,12 +1321,18 @@ describe('driver: WindowsFilterDriver', function () {
       fs.appendFileSync(path.join(dir, 'd/x.txt'), ' and more');
       fs.renameSync(path.join(dir, 'd/y.txt'), path.join(dir, 'd/Y.TXT'));
       fs.linkSync(path.join(dir, 'd/Y.TXT'), path.join(dir, 'B.txt'));
+      // But a file the container made, linked over a parent's name, is a new object (the
+      // parent's file of that name is gone), whichever name sorts first.
+      fs.writeFileSync(path.join(dir, 'C.txt'), 'brand new');
+      fs.rmSync(path.join(dir, 'd/z.txt'));
+      fs.linkSync(path.join(dir, 'C.txt'), path.join(dir, 'd/z.txt'));
       const tar = await collect(driver.diff('rw'));
       const headers: Record<string, { link: string; pax: Record<string, string> }> = {};
       for await (const e of readTar(feedInChunks(tar, 1 << 20))) headers[e.header.name] = { link: e.header.linkname, pax: e.header.pax };
       expect(headers['Files/d/x.txt']?.link).to.equal('Files/A.txt');
       expect(headers['Files/A.txt']?.pax['MSWINDOWS.fileattr']).to.equal(String(0x21));
       expect(headers['Files/A.txt']?.pax['MSWINDOWS.rawsd']).to.equal(Buffer.from(CRANE_SECURITY_DESCRIPTOR).toString('base64'));
+      expect([headers['Files/d/z.txt']?.link, headers['Files/C.txt']?.pax['MSWINDOWS.fileattr'], headers['Files/C.txt:Zone.Identifier']]).to.deep.equal(['Files/C.txt', '32', undefined]);
       await driver.applyDiff('built', 'base', Readable.from([tar]));
       const g = driver.diffGetter('built');
       expect((await collect(g.get('Files/d/x.txt'))).toString()).to.equal('old and more');

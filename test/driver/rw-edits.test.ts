@@ -128,9 +128,11 @@ describe('driver: read-write layer edits', function () {
       { type: 'directory', name: 'Files/Users', securityDescriptor: sd },
       { type: 'symlink', name: 'Files/Documents and Settings', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
       { type: 'symlink', name: 'Files/share', target: '\\\\server\\share', isDirectory: true, securityDescriptor: sd },
+      { type: 'symlink', name: 'Files/Junction', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
     ]);
     fs.renameSync(path.join(dir, 'Documents and Settings'), path.join(dir, 'moved'));
     fs.renameSync(path.join(dir, 'share'), path.join(dir, 'share2'));
+    fs.renameSync(path.join(dir, 'Junction'), path.join(dir, 'JUNCTION'));
     const tar = await collect(driver.diff('rw'));
     const targets = new Map<string, string>();
     for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
@@ -141,6 +143,8 @@ describe('driver: read-write layer edits', function () {
     const got = await entries(tar);
     // FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT: C:\Users is the container's Users.
     expect(got.get('Files/moved')?.pax['MSWINDOWS.fileattr']).to.equal('1040');
+    // Moved, it is a link the container made; renamed in case, still the parent's junction.
+    expect([got.get('Files/moved')?.pax['MSWINDOWS.mountpoint'], got.get('Files/JUNCTION')?.pax['MSWINDOWS.mountpoint']]).to.deep.equal([undefined, '1']);
     await driver.applyDiff('built', 'base', Readable.from([tar]));
     expect(fs.readlinkSync(path.join(await driver.get('built'), 'moved'))).to.equal('C:\\Users');
   });
