@@ -1503,6 +1503,10 @@ export class TransportLayerWriter {
       if (inherited !== undefined) from = path.join(this.#root, inherited.host ?? inherited.name);
     }
     if (from === undefined) {
+      // Its own name, which no parent holds: the layer's entry of that name is this link.
+      if (targetKey === link.key) {
+        throw createError('ERR_LINK_TARGET_INVALID', `${link.path.name}: hard link target ${link.target.name} is the link itself`, { entry: link.path.name, target: link.target.name });
+      }
       const addedLater = link.parentsOnly && this.#addedBefore(targetKey, link.target.name);
       const where = addedLater ? 'in none of the parents (the layer adds it only after the link)' : 'in neither this layer nor its parents';
       throw createError('ERR_LINK_TARGET_NOT_FOUND', `${link.path.name}: hard link target ${link.target.name} is ${where}`, {

@@ -93,6 +93,7 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'a hard link to an absolute path', code: 'ERR_PATH_ESCAPE', entries: [...good, { type: 'link', name: 'Files/l', target: '/etc/passwd' }] },
   { title: 'a hard link to nothing', code: 'ERR_LINK_TARGET_NOT_FOUND', entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/missing' }] },
   { title: 'a hard link to itself', code: 'ERR_LINK_TARGET_INVALID', entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/l' }] },
+  { title: 'a hard link to itself in a delta whose parents have no such name', code: 'ERR_LINK_TARGET_INVALID', parent: true, entries: [...good, { type: 'link', name: 'Files/l', target: 'Files/l' }] },
   {
     title: 'two hard links to each other (the first before its target, in a base layer)',
     code: 'ERR_LINK_TARGET_NOT_FOUND',
