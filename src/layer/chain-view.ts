@@ -146,6 +146,13 @@ export class ChainView {
     /** case-folded directory → (case-folded child → name as spelled by the layer that added it) */
     const kidsOf = new Map<string, Map<string, string>>();
     for (const d of dirs) kidsOf.set(caseFoldKey(d), new Map());
+    /** The directories of `kidsOf` and all their ancestors: only a deletion or a file at one of these names can empty one. */
+    const covers = new Set<string>();
+    for (const dk of kidsOf.keys()) for (let p = dk; p !== '' && !covers.has(p); p = parentName(p)) covers.add(p);
+    const clearAtOrBelow = (key: string): void => {
+      if (!covers.has(key)) return;
+      for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
+    };
     /** The directory of `kidsOf` that `key` is below (itself excluded), the nearest, or undefined. */
     const dirAbove = (key: string): string | undefined => {
       for (let p = parentName(key); p !== ''; p = parentName(p)) if (kidsOf.has(p)) return p;
@@ -164,13 +171,13 @@ export class ChainView {
         if (r.kind === 'whiteout') {
           if (base) continue;
           // A directory itself or one of its ancestors: everything below it goes.
-          for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
+          clearAtOrBelow(key);
           kidsOf.get(parentName(key))?.delete(key);
           continue;
         }
         // A file or link in place of a directory takes what the layers below had in it (its
         // own layer has nothing below it).
-        if (r.kind !== 'directory' && !base) for (const [dk, kids] of kidsOf) if (key === dk || dk.startsWith(key + '/')) kids.clear();
+        if (r.kind !== 'directory' && !base) clearAtOrBelow(key);
         // Every directory of the set that the entry is below (they may nest) sees one child.
         for (let dk = dirAbove(key); dk !== undefined; dk = dirAbove(dk)) {
           const slash = key.indexOf('/', dk.length + 1);

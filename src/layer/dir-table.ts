@@ -64,6 +64,11 @@ export class DirTable {
     if (i !== -1) this.#flags[i] = 1;
   }
 
+  /** The host path of every directory recorded and not deleted, in the order they were set. */
+  *hosts(): Generator<string> {
+    for (const host of this.#hosts) if (host !== undefined) yield host;
+  }
+
   delete(key: string): void {
     const i = this.#find(key);
     if (i === -1) return;

@@ -1014,21 +1014,25 @@ export class TransportLayerWriter {
   }
 
   /**
-   * Has the chain find, a level at a time and one pass over the parents' indexes a level,
-   * the children of every directory #removeNotHeld will visit from `dirs`: the directories
-   * themselves, then those the layer holds among their children, and so on.
+   * Has the chain find, in one pass over the parents' indexes, the children of every
+   * directory #removeNotHeld may visit from the opaque directories `dirs`: they, and every
+   * directory the layer holds below them (not a reparse point). A pass a level took
+   * depth × the parents' records: a delta re-filling 40 levels below an opaque whiteout
+   * over a 160,000-entry parent took 9.3 s.
    */
-  #prefetchNotHeld(dirs: readonly string[], held: (key: string, name: string) => boolean): void {
-    for (let level = dirs; level.length > 0; ) {
-      const next: string[] = [];
-      for (const kids of this.chain.prefetchChildren(level).values()) {
-        for (const child of kids) {
-          const key = caseFoldKey(child);
-          if (held(key, child) && this.#dirs.has(key) && this.#seen.get(key)?.isReparse !== true) next.push(child);
-        }
-      }
-      level = next;
+  #prefetchNotHeld(dirs: readonly string[]): void {
+    if (dirs.length === 0) return;
+    const opaque = new Set(dirs.map(caseFoldKey));
+    const belowOpaque = (key: string): boolean => {
+      for (let p = parentName(key); p !== ''; p = parentName(p)) if (opaque.has(p)) return true;
+      return false;
+    };
+    const all = [...dirs];
+    for (const host of this.#dirs.hosts()) {
+      const key = caseFoldKey(host);
+      if (!opaque.has(key) && belowOpaque(key) && this.#seen.get(key)?.isReparse !== true) all.push(host);
     }
+    this.chain.prefetchChildren(all);
   }
 
   /** Finishes the layer: tombstones, links, directory times, index. */
@@ -1036,7 +1040,7 @@ export class TransportLayerWriter {
     this.#finishCurrent();
     if (this.#closing.size > 0) throw createError('ERR_ARGUMENT_INVALID', 'layer writer: close() before settled() while data is still being written');
     const heldHere = (key: string, name: string): boolean => this.#addedBefore(key, name);
-    this.#prefetchNotHeld(this.#opaque, heldHere);
+    this.#prefetchNotHeld(this.#opaque);
     for (const dir of this.#opaque) this.#removeNotHeld(dir, heldHere);
     // Links, directory times and the index need every file on disk.
     this.#drainFiles();

@@ -468,6 +468,25 @@ describe('store: round trip tar → layer → tar', function () {
       expect(readTombstones(store.layerPath('again'))).to.deep.equal(readTombstones(store.layerPath('c')));
     });
 
+    it('deletes what the parents hold at every level of a tree the layer fills again below an opaque whiteout, and nothing below a link it puts there', async () => {
+      const store = await openStore();
+      const level = (depth: number): string => 'Files/t' + '/L'.repeat(depth);
+      const parent: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, { type: 'directory', name: 'Files/t' }];
+      for (let depth = 0; depth < 6; depth++) {
+        if (depth > 0) parent.push({ type: 'directory', name: level(depth) });
+        parent.push({ type: 'file', name: `${level(depth)}/old${depth}`, data: 'x' });
+      }
+      parent.push({ type: 'directory', name: `${level(2)}/j` }, { type: 'file', name: `${level(2)}/j/under`, data: 'x' });
+      await importTar(store, 'p', await buildLayerTar(parent));
+      const delta: BuilderEntry[] = [{ type: 'directory', name: 'Files' }, opaque('Files/t')];
+      // Filled again 4 levels deep (spelled in another case on the way), the old files not.
+      for (let depth = 1; depth <= 4; depth++) delta.push({ type: 'directory', name: depth === 2 ? level(depth).toUpperCase().replace('FILES', 'Files') : level(depth) });
+      delta.push({ type: 'symlink', name: `${level(2)}/j`, target: 'elsewhere', isDirectory: true });
+      await importTar(store, 'c', await buildLayerTar(delta), 'p');
+      expect(readTombstones(store.layerPath('c'))).to.deep.equal(['\\t\\L\\L\\L\\L\\L', '\\t\\L\\L\\L\\L\\old4', '\\t\\L\\L\\L\\old3', '\\t\\L\\L\\old2', '\\t\\L\\old1', '\\t\\old0']);
+      await expectReimportedAlike(store, await exportTar(store, 'c'), 'p');
+    });
+
     it('keeps what the layer adds to the cloned UtilityVM out of an opaque whiteout there', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
