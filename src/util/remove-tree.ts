@@ -245,8 +245,13 @@ export function removeTreeSync(target: string, listBatch = LIST_BATCH): void {
  * `sliceMs` and one call at most. `sliceMs` 0 yields after every call (tests).
  */
 export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS, oneDevice = false): Promise<void> {
+  await sliced(removal(target, listBatch, oneDevice), sliceMs);
+}
+
+/** Runs the calls of `walk`, letting the event loop run whenever `sliceMs` have passed since it last did. */
+async function sliced(walk: Generator<void, void, void>, sliceMs: number): Promise<void> {
   let since = performance.now();
-  for (const _ of removal(target, listBatch, oneDevice)) {
+  for (const _ of walk) {
     if (performance.now() - since < sliceMs) continue;
     await new Promise((resolve) => setImmediate(resolve));
     since = performance.now();
@@ -261,10 +266,13 @@ export async function removeTree(target: string, listBatch = LIST_BATCH, sliceMs
  * (the walk addresses entries by path: Node has no openat/unlinkat), and the walk would
  * then remove what the link leads to. On Linux and macOS the system's `rm -rf` goes
  * first: GNU's and BSD's walk by descriptors (fts, physical) and check each directory they
- * enter, so a link swapped in is removed, never followed. What it leaves (no `rm`, or a
- * directory its owner may not enter when the process is not root) goes through removeTree.
+ * enter, so a link swapped in is removed, never followed. What it leaves (a container
+ * still writing keeps a directory from emptying, a directory its owner may not enter when
+ * the process is not root, no `rm` at all) goes, on Linux, through removeTreeByDescriptors,
+ * which is as safe; elsewhere through removeTree, by path (a container racing it there
+ * could lead it out: one in 10–30 tries removed files outside the tree on Linux before).
  */
-export async function removeTreeGuarded(target: string): Promise<void> {
+export async function removeTreeGuarded(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS): Promise<void> {
   refuseMountPoints(target);
   if (process.platform !== 'win32') {
     // Loaded on first use: a worker removes only trees it made, with removeTreeSync.
@@ -282,8 +290,152 @@ export async function removeTreeGuarded(target: string): Promise<void> {
       }
     });
   }
-  // Linux's mount points were looked for above; elsewhere the walk stays on the root's device.
-  await removeTree(target, LIST_BATCH, SLICE_MS, process.platform !== 'linux');
+  // What rm left (a container still writing there, a directory its owner may not enter,
+  // or no rm at all). On Linux, by descriptors: nothing swapped in can lead the walk out.
+  if (canWalkByDescriptors()) {
+    await removeTreeByDescriptors(target, listBatch, sliceMs);
+    return;
+  }
+  // Elsewhere by path, on the root's device (no mount table to look in).
+  await removeTree(target, listBatch, sliceMs, true);
+}
+
+/** Linux's directory of this process's open descriptors, each a link to what it has open (the object, not a path). */
+const PROC_FD = '/proc/self/fd';
+
+/** Whether removeTreeByDescriptors can run here: Linux with /proc. */
+export function canWalkByDescriptors(): boolean {
+  return process.platform === 'linux' && fs.existsSync(PROC_FD);
+}
+
+/** removeTree by descriptors (removalByDescriptors), a slice at a time; Linux only (canWalkByDescriptors). */
+export async function removeTreeByDescriptors(target: string, listBatch = LIST_BATCH, sliceMs = SLICE_MS): Promise<void> {
+  await sliced(removalByDescriptors(target, listBatch), sliceMs);
+}
+
+/** Linux's O_PATH (open for a place, not for reading: a directory its owner may not read opens too); Node names no constant for it. */
+const O_PATH = 0o10000000;
+
+/** Flags of a directory opened for the walk: never through a link in its own place. */
+const DIRECTORY_FLAGS = O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+
+/** `name` (string or bytes) in the directory open as `fd`, as a path the system resolves through the descriptor. */
+function inDescriptor(fd: number, name: string | Buffer): WalkPath {
+  return typeof name === 'string' ? `${PROC_FD}/${fd}/${name}` : Buffer.concat([Buffer.from(`${PROC_FD}/${fd}/`), name]);
+}
+
+/**
+ * The removal of a tree something else may be writing (a running container), by
+ * descriptors: each directory is opened inside its parent's open descriptor without
+ * following a link in its place, listed and emptied through that descriptor, and removed
+ * by name inside its parent's. Node has no openat/unlinkat, but Linux resolves
+ * `/proc/self/fd/<fd>/<name>` as `name` inside the directory `fd` has open, whatever path
+ * leads there now: a directory swapped for a link to the host between the listing and
+ * the next call is a link there, unlinked, never entered. (By path, such a swap made the
+ * walk delete the files the link led to.) A directory on the stack keeps a descriptor
+ * open: a tree 2,000 levels deep holds 2,000.
+ */
+function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<void, void, void> {
+  const st = absentAsUndefined(() => fs.lstatSync(target));
+  if (st === undefined) return;
+  if (!st.isDirectory()) {
+    unlinkIfThere(target);
+    return;
+  }
+  /**
+   * Directories, subdirectories above their directory (siblings side by side): `name` in
+   * the directory open as `parent` (undefined for the root). Each is opened when it comes
+   * to the top (`fd`), so that only the directories on the way down are open, not every
+   * subdirectory of a wide one.
+   */
+  const stack: { fd: number | undefined; parent: number | undefined; name: string | Buffer; listed: boolean }[] = [];
+  const root = absentAsUndefined(() => fs.openSync(target, DIRECTORY_FLAGS));
+  if (root === undefined) return;
+  stack.push({ fd: root, parent: undefined, name: '', listed: false });
+  try {
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as (typeof stack)[number];
+      if (top.fd === undefined) {
+        // What is there now: a link or file swapped in is removed as such, never entered.
+        top.fd = openChildDirectory(top.parent as number, top.name);
+        if (top.fd === undefined) {
+          stack.pop();
+          removeEntry(top.parent as number, top.name, false);
+          yield;
+          continue;
+        }
+      }
+      if (top.listed) {
+        stack.pop();
+        fs.closeSync(top.fd);
+        if (top.parent === undefined) absentAsUndefined(() => fs.rmdirSync(target));
+        else removeEntry(top.parent, top.name, true);
+        yield;
+        continue;
+      }
+      const batch = nextBatch(`${PROC_FD}/${top.fd}`, listBatch);
+      yield;
+      if (batch.entries.length < listBatch) top.listed = true;
+      for (const entry of batch.entries) {
+        const name = entry.name as string | Buffer;
+        if (entry.isDirectory()) {
+          stack.push({ fd: undefined, parent: top.fd, name, listed: false });
+          continue;
+        }
+        removeEntry(top.fd, name, false);
+        yield;
+      }
+    }
+  } finally {
+    for (const open of stack) if (open.fd !== undefined) fs.closeSync(open.fd);
+  }
+}
+
+/**
+ * Opens the directory `name` inside the directory open as `parent`; undefined when what is
+ * there now is no directory (a link or file swapped in: removed as such) or nothing.
+ */
+function openChildDirectory(parent: number, name: string | Buffer): number | undefined {
+  try {
+    return fs.openSync(inDescriptor(parent, name), DIRECTORY_FLAGS);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Removes `name` inside the directory open as `parent`: an empty directory (`directory`)
+ * or anything else, as it is there now (a directory swapped in for a file is left to the
+ * next pass: its rmdir fails with ENOTEMPTY). Refused for want of permission (EACCES), the
+ * parent is opened up to its owner and the call tried once more.
+ */
+function removeEntry(parent: number, name: string | Buffer, directory: boolean): void {
+  const at = inDescriptor(parent, name);
+  const remove = (): void => {
+    try {
+      if (directory) fs.rmdirSync(at);
+      else fs.unlinkSync(at);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      // The kind changed since the listing: the other call (rmdir never follows a link,
+      // unlink never removes a directory).
+      if (code === 'ENOTDIR' && directory) return fs.unlinkSync(at);
+      if ((code === 'EISDIR' || code === 'EPERM') && !directory && absentAsUndefined(() => fs.lstatSync(at))?.isDirectory() === true) return removeDirectoryHere(parent, name);
+      throw error;
+    }
+  };
+  withAccess(`${PROC_FD}/${parent}`, remove);
+}
+
+/** A directory found where the listing saw a file: emptied by descriptors too, then removed. */
+function removeDirectoryHere(parent: number, name: string | Buffer): void {
+  const fd = openChildDirectory(parent, name);
+  if (fd === undefined) return;
+  fs.closeSync(fd);
+  for (const _ of removalByDescriptors(inDescriptor(parent, name), LIST_BATCH));
 }
 
 const BSD_RM = process.platform === 'darwin' || process.platform === 'freebsd' || process.platform === 'openbsd';

@@ -2,13 +2,15 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { removeTree, removeTreeGuarded, removeTreeSync } from '../../src/util/remove-tree.js';
+import { canWalkByDescriptors, removeTree, removeTreeByDescriptors, removeTreeGuarded, removeTreeSync } from '../../src/util/remove-tree.js';
 import { cleanupTemp, listTree, tempDir } from '../helpers/store.js';
 
 const forms: [string, (target: string, listBatch?: number) => void | Promise<void>][] = [
   ['removeTreeSync', removeTreeSync],
   ['removeTree', removeTree],
   ['removeTreeGuarded', (target) => removeTreeGuarded(target)],
+  // What removeTreeGuarded does after the system's rm, or without one, on Linux.
+  ...(canWalkByDescriptors() ? [['removeTreeByDescriptors', removeTreeByDescriptors] as [string, (target: string, listBatch?: number) => Promise<void>]] : []),
 ];
 
 describe('util/remove-tree', () => {
@@ -156,12 +158,12 @@ describe('util/remove-tree', () => {
     fs.chmodSync(base, 0o755);
     const copy = path.join(base, 'remove-tree.mjs');
     fs.copyFileSync(new URL('../../src/util/remove-tree.js', import.meta.url), copy);
-    const trees = ['sync', 'async', 'other', 'kept/tree'].map((name) => path.join(base, name));
+    const trees = ['sync', 'async', 'other', 'kept/tree', 'descriptors'].map((name) => path.join(base, name));
     for (const t of trees) fs.mkdirSync(t, { recursive: true });
     if (asRoot) for (const d of [base, path.join(base, 'kept'), ...trees]) fs.chownSync(d, 65534, 65534);
     const script = `
       import * as fs from 'node:fs';
-      import { removeTree, removeTreeSync } from ${JSON.stringify(copy)};
+      import { canWalkByDescriptors, removeTree, removeTreeByDescriptors, removeTreeSync } from ${JSON.stringify(copy)};
       const make = (t) => {
         fs.mkdirSync(t + '/locked/inner', { recursive: true });
         fs.writeFileSync(t + '/locked/inner/f', 'x');
@@ -172,19 +174,22 @@ describe('util/remove-tree', () => {
         fs.chmodSync(t + '/locked', 0o000);
         for (const d of ['/mod/pkg@v1/sub', '/mod/pkg@v1', '/mod']) fs.chmodSync(t + d, 0o555);
       };
-      const [sync, async_, other, kept] = process.argv.slice(1);
+      const [sync, async_, other, kept, descriptors] = process.argv.slice(1);
       make(sync);
       make(async_);
       make(kept);
+      make(descriptors);
       removeTreeSync(sync);
       await removeTree(async_, 1, 0);
+      if (canWalkByDescriptors()) await removeTreeByDescriptors(descriptors, 1, 0);
+      else removeTreeSync(descriptors);
       let code = 'none';
       try { removeTreeSync(other); } catch (e) { code = e.code; }
       // A tree in a directory its owner made read-only: emptied, but that directory is not the removal's to open.
       fs.chmodSync(kept + '/..', 0o555);
       let keptCode = 'none';
       try { removeTreeSync(kept); } catch (e) { keptCode = e.code; }
-      process.stdout.write(JSON.stringify({ sync: fs.existsSync(sync), async: fs.existsSync(async_), other: code, kept: keptCode, keptEntries: fs.readdirSync(kept).length }));`;
+      process.stdout.write(JSON.stringify({ sync: fs.existsSync(sync), async: fs.existsSync(async_), descriptors: fs.existsSync(descriptors), other: code, kept: keptCode, keptEntries: fs.readdirSync(kept).length }));`;
     if (asRoot) {
       // A directory of root's in the other tree: its owner alone may open it up.
       fs.mkdirSync(path.join(trees[2] as string, 'roots'));
@@ -192,7 +197,7 @@ describe('util/remove-tree', () => {
       fs.chmodSync(path.join(trees[2] as string, 'roots'), 0o700);
     }
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, ...trees], asRoot ? { uid: 65534, gid: 65534 } : {});
-    expect(JSON.parse(out.toString())).to.deep.equal({ sync: false, async: false, other: asRoot ? 'EACCES' : 'none', kept: 'EACCES', keptEntries: 0 });
+    expect(JSON.parse(out.toString())).to.deep.equal({ sync: false, async: false, descriptors: false, other: asRoot ? 'EACCES' : 'none', kept: 'EACCES', keptEntries: 0 });
     // The directories that held the trees are outside them: left as they were.
     expect(fs.statSync(base).mode & 0o777).to.equal(0o755);
     expect(fs.statSync(path.join(base, 'kept')).mode & 0o777).to.equal(0o555);
@@ -200,7 +205,11 @@ describe('util/remove-tree', () => {
     if (asRoot) expect(fs.readdirSync(path.join(trees[2] as string, 'roots'))).to.deep.equal(['f']);
   });
 
-  it('removeTreeGuarded removes a tree whose directories another process swaps for links to outside it, and nothing outside', async function () {
+  const guardedForms: [string, (target: string) => Promise<void>][] = [
+    ['removeTreeGuarded', (target) => removeTreeGuarded(target)],
+    ...(canWalkByDescriptors() ? [['removeTreeByDescriptors (its walk after rm, or without one)', (target: string) => removeTreeByDescriptors(target)] as [string, (target: string) => Promise<void>]] : []),
+  ];
+  for (const [label, removeGuarded] of guardedForms) it(`${label} removes a tree whose directories another process swaps for links to outside it, and nothing outside`, async function () {
     if (process.platform === 'win32') this.skip();
     this.timeout(30_000);
     const base = tempDir();
@@ -224,9 +233,9 @@ describe('util/remove-tree', () => {
       }`;
     const child = (await import('node:child_process')).spawn(process.execPath, ['-e', swapper, root, outside], { stdio: 'ignore' });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    for (let i = 0; i < 20 && fs.existsSync(root); i++) await removeTreeGuarded(root).catch(() => undefined);
+    for (let i = 0; i < 20 && fs.existsSync(root); i++) await removeGuarded(root).catch(() => undefined);
     await new Promise((resolve) => child.once('close', resolve));
-    await removeTreeGuarded(root);
+    await removeGuarded(root);
     expect(fs.existsSync(root)).to.equal(false);
     expect(fs.readdirSync(outside)).to.have.length(50);
   });
