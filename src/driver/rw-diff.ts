@@ -321,10 +321,25 @@ const WRITABLE_MADE = 'rw-made';
  * Marks the writable directory of the read-write layer at `layerRoot` as just made, once
  * whole: a file whose inode changes in the mark's tick of the file system's clock or
  * after may have been written by the container, and is compared byte for byte (sameFile).
+ * The mark's change time is taken past the tick in which it was first written (the
+ * kernel stamps files from a clock of a few milliseconds a tick), so that every file the
+ * view made was born before it, and a file born at the mark or after is the container's
+ * (bornInView); waiting for the tick takes at most one, a few milliseconds.
  */
 export function markWritableMade(layerRoot: string): void {
-  fs.writeFileSync(path.join(layerRoot, INDEX_DIR, WRITABLE_MADE), '');
+  const mark = path.join(layerRoot, INDEX_DIR, WRITABLE_MADE);
+  fs.writeFileSync(mark, '');
+  const first = fs.statSync(mark, { bigint: true }).ctimeNs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < MARK_TICK_TRIES; i++) {
+    Atomics.wait(pause, 0, 0, 1);
+    fs.chmodSync(mark, 0o644); // a change of the inode: a new change time
+    if (fs.statSync(mark, { bigint: true }).ctimeNs > first) return;
+  }
 }
+
+/** Milliseconds markWritableMade waits at most for the file system's clock to tick. */
+const MARK_TICK_TRIES = 100;
 
 /** Whether the writable directory of the read-write layer at `layerRoot` has its mark. */
 export function isWritableMarked(layerRoot: string): boolean {

@@ -1316,6 +1316,13 @@ describe('driver: WindowsFilterDriver', function () {
       ])]));
       await driver.createReadWrite('rw', 'base');
       const dir = await driver.get('rw');
+      // The writable directory's mark comes after every file the view made, past the file
+      // system's clock tick: a file born at it or after is the container's.
+      const mark = fs.statSync(path.join(driver.store.layerPath('rw'), '.winlayer', 'rw-made'), { bigint: true }).ctimeNs;
+      for (const name of ['d/x.txt', 'd/y.txt', 'd/z.txt', 'd']) {
+        const born = fs.statSync(path.join(dir, name), { bigint: true }).birthtimeNs;
+        if (born > 0n) expect(born < mark, name).to.equal(true);
+      }
       // A new name that sorts before the edited one, and a case rename with a new name too.
       fs.linkSync(path.join(dir, 'd/x.txt'), path.join(dir, 'A.txt'));
       fs.appendFileSync(path.join(dir, 'd/x.txt'), ' and more');
