@@ -599,6 +599,16 @@ describe('controller: worker processes', function () {
   });
 
   describe('crash safety: SIGKILL during an import', () => {
+    /** Runs `fn` with the workers it starts killing themselves at `point` (src/util/crash-point.ts). */
+    async function crashingAt<T>(point: string, fn: () => Promise<T>): Promise<T> {
+      process.env['WINLAYER_CRASH_AT'] = point;
+      try {
+        return await fn();
+      } finally {
+        delete process.env['WINLAYER_CRASH_AT'];
+      }
+    }
+
     for (const point of ['data', 'index', 'rename'] as const) {
       it(`killed at "${point}": no layer is visible, the next open removes the leftovers, re-import works`, async () => {
         const home = path.join(tempDir(), 'home');
@@ -624,13 +634,7 @@ describe('controller: worker processes', function () {
         const home = path.join(tempDir(), 'home');
         const driver = await WindowsFilterDriver.open({ home });
         const tar = await buildLayerTar(baseLayer);
-        process.env['WINLAYER_CRASH_AT'] = point;
-        let e;
-        try {
-          e = await caught(() => driver.applyDiff('l', undefined, Readable.from([tar])));
-        } finally {
-          delete process.env['WINLAYER_CRASH_AT'];
-        }
+        const e = await crashingAt(point, () => caught(() => driver.applyDiff('l', undefined, Readable.from([tar]))));
         expect(e.code).to.equal('ERR_WORKER_EXITED');
         expect(e.data['signal']).to.equal('SIGKILL');
         expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
@@ -646,13 +650,7 @@ describe('controller: worker processes', function () {
       await driver.create('l');
       for (const id of ['new', 'l']) {
         // A new id, and one an import replaces (set aside, then made anew).
-        process.env['WINLAYER_CRASH_AT'] = 'committed';
-        let r;
-        try {
-          r = await driver.applyDiff(id, undefined, Readable.from([tar]));
-        } finally {
-          delete process.env['WINLAYER_CRASH_AT'];
-        }
+        const r = await crashingAt('committed', () => driver.applyDiff(id, undefined, Readable.from([tar])));
         expect(r.size).to.equal(expected.size);
         expect((await collect(driver.diff(id))).equals(tar)).to.equal(true);
       }
@@ -666,13 +664,7 @@ describe('controller: worker processes', function () {
       await driver.create('l');
       // The worker named its staging directory and died; the layer there now is the one put
       // back, not that directory.
-      process.env['WINLAYER_CRASH_AT'] = 'rename';
-      let e;
-      try {
-        e = await caught(() => driver.applyDiff('l', undefined, Readable.from([tar])));
-      } finally {
-        delete process.env['WINLAYER_CRASH_AT'];
-      }
+      const e = await crashingAt('rename', () => caught(() => driver.applyDiff('l', undefined, Readable.from([tar]))));
       expect(e.code).to.equal('ERR_WORKER_EXITED');
       expect(driver.list().map((l) => [l.id, l.entries])).to.deep.equal([['l', 0]]);
     });
