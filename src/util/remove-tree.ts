@@ -342,68 +342,104 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
     unlinkIfThere(target);
     return;
   }
-  /**
-   * Directories, subdirectories above their directory (siblings side by side): `name` in
-   * the directory open as `parent` (undefined for the root). Each is opened when it comes
-   * to the top (`fd`), so that only the directories on the way down are open, not every
-   * subdirectory of a wide one.
-   */
-  const stack: { fd: number | undefined; parent: number | undefined; name: string | Buffer; listed: boolean }[] = [];
-  const root = absentAsUndefined(() => fs.openSync(target, DIRECTORY_FLAGS));
-  if (root === undefined) return;
-  stack.push({ fd: root, parent: undefined, name: '', listed: false });
+  const rootFd = absentAsUndefined(() => fs.openSync(target, DIRECTORY_FLAGS));
+  if (rootFd === undefined) return;
+  const root: DescriptorDirectory = { fd: rootFd, parent: undefined, name: '', listed: false };
+  const rootDevice = fs.fstatSync(rootFd).dev;
+  /** Directories, subdirectories above their directory (siblings side by side). */
+  const stack: DescriptorDirectory[] = [root];
+  /** The directories with a descriptor open, oldest first (the root always). */
+  const open: DescriptorDirectory[] = [root];
+  /** `p`'s descriptor, opened again (inside its parent's, itself opened again if need be) when it was closed. */
+  const fdOf = (p: DescriptorDirectory): number => {
+    const missing: DescriptorDirectory[] = [];
+    for (let q: DescriptorDirectory | undefined = p; q !== undefined && q.fd === undefined; q = q.parent) missing.push(q);
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const q = missing[i] as DescriptorDirectory;
+      const parent = q.parent as DescriptorDirectory;
+      const parentFd = parent.fd as number;
+      q.fd = withAccess(`${PROC_FD}/${parentFd}`, () => fs.openSync(inDescriptor(parentFd, q.name), DIRECTORY_FLAGS));
+      open.push(q);
+      // A file system mounted there since the mount table was read (another device): not entered.
+      if (fs.fstatSync(q.fd).dev !== rootDevice) throw busy(inDescriptor(parentFd, q.name));
+      // A tree thousands of levels deep would hold a descriptor a level: the oldest (nearest
+      // the root, but the root) are closed, and opened again when their turn comes.
+      if (open.length > MAX_OPEN_DIRECTORIES) trim(q);
+    }
+    return p.fd as number;
+  };
+  /** Closes the oldest half of the open directories but the root and `keep`. */
+  const trim = (keep: DescriptorDirectory): void => {
+    let closing = open.length - MAX_OPEN_DIRECTORIES / 2;
+    for (const q of open) {
+      if (closing === 0) break;
+      if (q === root || q === keep || q.fd === undefined) continue;
+      fs.closeSync(q.fd);
+      q.fd = undefined;
+      closing--;
+    }
+    open.splice(0, open.length, ...open.filter((q) => q.fd !== undefined));
+  };
+  const close = (p: DescriptorDirectory): void => {
+    if (p.fd === undefined) return;
+    fs.closeSync(p.fd);
+    p.fd = undefined;
+    const at = open.lastIndexOf(p);
+    if (at !== -1) open.splice(at, 1);
+  };
   try {
     while (stack.length > 0) {
-      const top = stack[stack.length - 1] as (typeof stack)[number];
-      if (top.fd === undefined) {
-        // What is there now: a link or file swapped in is removed as such, never entered.
-        top.fd = openChildDirectory(top.parent as number, top.name);
-        if (top.fd === undefined) {
-          stack.pop();
-          removeEntry(top.parent as number, top.name, false);
-          yield;
-          continue;
-        }
-      }
-      if (top.listed) {
+      const top = stack[stack.length - 1] as DescriptorDirectory;
+      const parent = top.parent;
+      let fd: number;
+      try {
+        fd = fdOf(top);
+      } catch (error) {
+        // What is there now is no directory (a link or file swapped in): removed as such,
+        // never entered. Only a subdirectory can be: the root stays open.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (parent === undefined || (code !== 'ENOENT' && code !== 'ELOOP' && code !== 'ENOTDIR')) throw error;
         stack.pop();
-        fs.closeSync(top.fd);
-        if (top.parent === undefined) absentAsUndefined(() => fs.rmdirSync(target));
-        else removeEntry(top.parent, top.name, true);
+        removeEntry(fdOf(parent), top.name, false);
         yield;
         continue;
       }
-      const batch = nextBatch(`${PROC_FD}/${top.fd}`, listBatch);
+      if (top.listed) {
+        stack.pop();
+        close(top);
+        if (parent === undefined) absentAsUndefined(() => fs.rmdirSync(target));
+        else removeEntry(fdOf(parent), top.name, true);
+        yield;
+        continue;
+      }
+      const batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
       yield;
       if (batch.entries.length < listBatch) top.listed = true;
       for (const entry of batch.entries) {
         const name = entry.name as string | Buffer;
         if (entry.isDirectory()) {
-          stack.push({ fd: undefined, parent: top.fd, name, listed: false });
+          stack.push({ fd: undefined, parent: top, name, listed: false });
           continue;
         }
-        removeEntry(top.fd, name, false);
+        removeEntry(fdOf(top), name, false);
         yield;
       }
     }
   } finally {
-    for (const open of stack) if (open.fd !== undefined) fs.closeSync(open.fd);
+    for (const p of open) if (p.fd !== undefined) fs.closeSync(p.fd);
   }
 }
 
-/**
- * Opens the directory `name` inside the directory open as `parent`; undefined when what is
- * there now is no directory (a link or file swapped in: removed as such) or nothing.
- */
-function openChildDirectory(parent: number, name: string | Buffer): number | undefined {
-  try {
-    return fs.openSync(inDescriptor(parent, name), DIRECTORY_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
-    throw error;
-  }
+/** A directory of removalByDescriptors: `name` in `parent` (undefined for the root), `fd` while it is open. */
+interface DescriptorDirectory {
+  fd: number | undefined;
+  readonly parent: DescriptorDirectory | undefined;
+  readonly name: string | Buffer;
+  listed: boolean;
 }
+
+/** Descriptors removalByDescriptors keeps open at most (a process may have as few as 1,024). */
+const MAX_OPEN_DIRECTORIES = 128;
 
 /**
  * Removes `name` inside the directory open as `parent`: an empty directory (`directory`)
@@ -432,9 +468,6 @@ function removeEntry(parent: number, name: string | Buffer, directory: boolean):
 
 /** A directory found where the listing saw a file: emptied by descriptors too, then removed. */
 function removeDirectoryHere(parent: number, name: string | Buffer): void {
-  const fd = openChildDirectory(parent, name);
-  if (fd === undefined) return;
-  fs.closeSync(fd);
   for (const _ of removalByDescriptors(inDescriptor(parent, name), LIST_BATCH));
 }
 

@@ -179,6 +179,11 @@ describe('util/remove-tree', () => {
       make(async_);
       make(kept);
       make(descriptors);
+      // Readable but not searchable (a container's \`chmod -R 644\`): what is below it cannot be opened until it is.
+      fs.mkdirSync(descriptors + '/ro/sub/deeper', { recursive: true });
+      fs.writeFileSync(descriptors + '/ro/sub/deeper/f', 'x');
+      fs.chmodSync(descriptors + '/ro/sub', 0o400);
+      fs.chmodSync(descriptors + '/ro', 0o400);
       removeTreeSync(sync);
       await removeTree(async_, 1, 0);
       if (canWalkByDescriptors()) await removeTreeByDescriptors(descriptors, 1, 0);
@@ -203,6 +208,18 @@ describe('util/remove-tree', () => {
     expect(fs.statSync(path.join(base, 'kept')).mode & 0o777).to.equal(0o555);
     fs.chmodSync(path.join(base, 'kept'), 0o755);
     if (asRoot) expect(fs.readdirSync(path.join(trees[2] as string, 'roots'))).to.deep.equal(['f']);
+  });
+
+  it('the walk by descriptors removes a tree deeper than the descriptors the process may open (1,000 levels under `ulimit -n 200`)', function () {
+    if (!canWalkByDescriptors()) this.skip();
+    const root = path.join(tempDir(), 'deep');
+    fs.mkdirSync(path.join(root, ...Array.from({ length: 1000 }, () => 'd')), { recursive: true });
+    fs.writeFileSync(path.join(root, ...Array.from({ length: 1000 }, () => 'd'), 'f'), 'x');
+    const module = new URL('../../src/util/remove-tree.js', import.meta.url).href;
+    const script = `import { removeTreeByDescriptors } from ${JSON.stringify(module)}; await removeTreeByDescriptors(${JSON.stringify(root)});`;
+    const r = spawnSync('sh', ['-c', 'ulimit -n 200 && exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).to.deep.equal([0, '']);
+    expect(fs.existsSync(root)).to.equal(false);
   });
 
   const guardedForms: [string, (target: string) => Promise<void>][] = [
@@ -274,6 +291,10 @@ describe('util/remove-tree', () => {
       // And on Linux the table says so before anything is removed.
       const guarded = (await removeTreeGuarded(root).then(() => undefined, (e: unknown) => e)) as NodeJS.ErrnoException | undefined;
       expect(guarded?.code).to.equal('EBUSY');
+      // The walk by descriptors (a mount made after the table was read) stops at the device too.
+      const walked = (await removeTreeByDescriptors(root).then(() => undefined, (e: unknown) => e)) as NodeJS.ErrnoException | undefined;
+      expect(walked?.code).to.equal('EBUSY');
+      expect(fs.readFileSync(path.join(root, 'a', 'mnt', 'kept'), 'utf8')).to.equal('kept');
     } finally {
       spawnSync('umount', [path.join(root, 'a', 'mnt')]);
     }
