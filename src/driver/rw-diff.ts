@@ -1002,10 +1002,17 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         yield { ...common, type: 'directory', attributes: keep !== undefined && (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0 ? keep & ~FILE_ATTRIBUTE_REPARSE_POINT : FILE_ATTRIBUTE_DIRECTORY };
       } else if (kind === 'symlink') {
         const target = windowsLinkTarget(fs.readlinkSync(path.join(rwDir, name)));
-        // A parent's junction renamed in case (or edited back to its target) stays one, as a
-        // rename on Windows keeps it; a link made or moved in the container is a symbolic link.
-        const mountPoint = own?.meta.reparse?.isMountPoint === true && own.meta.reparse.target === target;
-        yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name, listings), ...(mountPoint ? { isMountPoint: true } : {}) };
+        // A parent's link renamed in case (or edited back to its target) is that link, as a
+        // rename on Windows keeps it: a junction stays one, a directory link stays one (its
+        // target may be nowhere the container can see, `\\server\share`), and its attributes
+        // stay. A link made or moved in the container is a symbolic link of its own.
+        const same = own?.meta.reparse !== undefined && own.meta.reparse.target === target && keep !== undefined && (keep & FILE_ATTRIBUTE_REPARSE_POINT) !== 0;
+        if (same) {
+          const isDirectory = (keep & FILE_ATTRIBUTE_DIRECTORY) !== 0;
+          yield { ...common, type: 'symlink', target, attributes: keep, isDirectory, ...(own.meta.reparse?.isMountPoint === true ? { isMountPoint: true } : {}) };
+        } else {
+          yield { ...common, type: 'symlink', target, isDirectory: linkLeadsToDirectory(rwDir, name, listings) };
+        }
       } else if (kind === 'file') {
         const file = path.join(rwDir, name);
         const size = Number(s.size);

@@ -128,11 +128,14 @@ describe('driver: read-write layer edits', function () {
       { type: 'directory', name: 'Files/Users', securityDescriptor: sd },
       { type: 'symlink', name: 'Files/Documents and Settings', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
       { type: 'symlink', name: 'Files/share', target: '\\\\server\\share', isDirectory: true, securityDescriptor: sd },
-      { type: 'symlink', name: 'Files/Junction', target: 'C:\\Users', isMountPoint: true, isDirectory: true, securityDescriptor: sd },
+      // As real base images have it: hidden, system, not content-indexed.
+      { type: 'symlink', name: 'Files/Junction', target: 'C:\\Users', isMountPoint: true, isDirectory: true, attributes: 0x2416, securityDescriptor: sd },
+      { type: 'symlink', name: 'Files/unc', target: '\\\\server\\share', isDirectory: true, securityDescriptor: sd },
     ]);
     fs.renameSync(path.join(dir, 'Documents and Settings'), path.join(dir, 'moved'));
     fs.renameSync(path.join(dir, 'share'), path.join(dir, 'share2'));
     fs.renameSync(path.join(dir, 'Junction'), path.join(dir, 'JUNCTION'));
+    fs.renameSync(path.join(dir, 'unc'), path.join(dir, 'UNC'));
     const tar = await collect(driver.diff('rw'));
     const targets = new Map<string, string>();
     for await (const e of readTar(feedInChunks(tar, 1 << 20))) {
@@ -145,6 +148,9 @@ describe('driver: read-write layer edits', function () {
     expect(got.get('Files/moved')?.pax['MSWINDOWS.fileattr']).to.equal('1040');
     // Moved, it is a link the container made; renamed in case, still the parent's junction.
     expect([got.get('Files/moved')?.pax['MSWINDOWS.mountpoint'], got.get('Files/JUNCTION')?.pax['MSWINDOWS.mountpoint']]).to.deep.equal([undefined, '1']);
+    // Renamed in case, a link keeps its attributes, a directory link to what the container
+    // cannot see included (moved, the container's own resolution decides: a file link here).
+    expect([got.get('Files/JUNCTION')?.pax['MSWINDOWS.fileattr'], got.get('Files/UNC')?.pax['MSWINDOWS.fileattr']]).to.deep.equal([String(0x2416), '1040']);
     await driver.applyDiff('built', 'base', Readable.from([tar]));
     expect(fs.readlinkSync(path.join(await driver.get('built'), 'moved'))).to.equal('C:\\Users');
   });
