@@ -358,7 +358,16 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
       const q = missing[i] as DescriptorDirectory;
       const parent = q.parent as DescriptorDirectory;
       const parentFd = parent.fd as number;
-      q.fd = withAccess(`${PROC_FD}/${parentFd}`, () => fs.openSync(inDescriptor(parentFd, q.name), DIRECTORY_FLAGS));
+      const openQ = (): number => withAccess(`${PROC_FD}/${parentFd}`, () => fs.openSync(inDescriptor(parentFd, q.name), DIRECTORY_FLAGS));
+      try {
+        q.fd = openQ();
+      } catch (error) {
+        // A process allowed fewer descriptors than the walk keeps: all but the root and
+        // this parent are closed, and the open tried again.
+        if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
+        trim(parent, 0);
+        q.fd = openQ();
+      }
       open.push(q);
       // A file system mounted there since the mount table was read (another device): not entered.
       if (fs.fstatSync(q.fd).dev !== rootDevice) throw busy(inDescriptor(parentFd, q.name));
@@ -368,9 +377,9 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
     }
     return p.fd as number;
   };
-  /** Closes the oldest half of the open directories but the root and `keep`. */
-  const trim = (keep: DescriptorDirectory): void => {
-    let closing = open.length - MAX_OPEN_DIRECTORIES / 2;
+  /** Closes the oldest open directories but the root and `keep`, until `left` (and those two) stay open. */
+  const trim = (keep: DescriptorDirectory, left = MAX_OPEN_DIRECTORIES / 2): void => {
+    let closing = open.length - left;
     for (const q of open) {
       if (closing === 0) break;
       if (q === root || q === keep || q.fd === undefined) continue;
@@ -412,7 +421,14 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
         yield;
         continue;
       }
-      const batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
+      let batch: ReturnType<typeof nextBatch>;
+      try {
+        batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
+        trim(top, 0); // as in fdOf: fewer descriptors allowed than the walk keeps
+        batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
+      }
       yield;
       if (batch.entries.length < listBatch) top.listed = true;
       for (const entry of batch.entries) {
