@@ -370,7 +370,7 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
       }
       open.push(q);
       // A file system mounted there since the mount table was read (another device): not entered.
-      if (fs.fstatSync(q.fd).dev !== rootDevice) throw busy(inDescriptor(parentFd, q.name));
+      if (fs.fstatSync(q.fd).dev !== rootDevice) throw busy(absentAsUndefined(() => fs.readlinkSync(`${PROC_FD}/${q.fd}`)) ?? inDescriptor(parentFd, q.name));
       // A tree thousands of levels deep would hold a descriptor a level: the oldest (nearest
       // the root, but the root) are closed, and opened again when their turn comes.
       if (open.length > MAX_OPEN_DIRECTORIES) trim(q);
