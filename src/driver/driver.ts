@@ -34,7 +34,7 @@ import type { BackendName, NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { isBackendName, NATIVE_BACKEND_ENV, selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, ownerPid, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -753,7 +753,7 @@ export class WindowsFilterDriver {
   #refuseIfSetAside(id: string): void {
     const aside = this.#setAside(id)[0];
     if (aside === undefined) return;
-    const pid = /-(\d+)-[0-9a-f]+$/.exec(aside)?.[1] ?? '?';
+    const pid = ownerPid(aside) ?? '?';
     const why = ownerAlive(aside) ? `is being replaced by an import, or removed, in process ${pid}` : `was set aside by process ${pid}, which died: cleanup puts it back`;
     throw createError('ERR_LAYER_EXISTS', `layer ${id} already exists: it ${why}`, { id });
   }

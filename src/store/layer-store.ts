@@ -533,8 +533,13 @@ async function makeDirectories(dir: string, mode: number): Promise<void> {
  * process. A reused pid keeps a leftover until that process ends: never the reverse.
  */
 export function ownerAlive(name: string): boolean {
+  return processAlive(ownerPid(name) ?? 0);
+}
+
+/** The process whose work `name` (`…-importing-`, `…-replacing-` or `…-tmp-<pid>-<nonce>`) is, or undefined for another name. */
+export function ownerPid(name: string): number | undefined {
   const m = /-(?:importing|replacing|tmp)-(\d+)-[0-9a-f]+$/.exec(name);
-  return processAlive(m === null ? 0 : Number(m[1]));
+  return m === null ? undefined : Number(m[1]);
 }
 
 /**

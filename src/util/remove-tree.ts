@@ -358,16 +358,7 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
       const q = missing[i] as DescriptorDirectory;
       const parent = q.parent as DescriptorDirectory;
       const parentFd = parent.fd as number;
-      const openQ = (): number => withAccess(`${PROC_FD}/${parentFd}`, () => fs.openSync(inDescriptor(parentFd, q.name), DIRECTORY_FLAGS));
-      try {
-        q.fd = openQ();
-      } catch (error) {
-        // A process allowed fewer descriptors than the walk keeps: all but the root and
-        // this parent are closed, and the open tried again.
-        if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
-        trim(parent, 0);
-        q.fd = openQ();
-      }
+      q.fd = sparing(parent, () => withAccess(`${PROC_FD}/${parentFd}`, () => fs.openSync(inDescriptor(parentFd, q.name), DIRECTORY_FLAGS)));
       open.push(q);
       // A file system mounted there since the mount table was read (another device): not entered.
       if (fs.fstatSync(q.fd).dev !== rootDevice) throw busy(absentAsUndefined(() => fs.readlinkSync(`${PROC_FD}/${q.fd}`)) ?? inDescriptor(parentFd, q.name));
@@ -388,6 +379,19 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
       closing--;
     }
     open.splice(0, open.length, ...open.filter((q) => q.fd !== undefined));
+  };
+  /**
+   * `call`, which opens a descriptor; tried again, once all open directories but the root
+   * and `keep` are closed, when the process may open fewer than the walk keeps (EMFILE).
+   */
+  const sparing = <T>(keep: DescriptorDirectory, call: () => T): T => {
+    try {
+      return call();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
+      trim(keep, 0);
+      return call();
+    }
   };
   const close = (p: DescriptorDirectory): void => {
     if (p.fd === undefined) return;
@@ -421,14 +425,7 @@ function* removalByDescriptors(target: WalkPath, listBatch: number): Generator<v
         yield;
         continue;
       }
-      let batch: ReturnType<typeof nextBatch>;
-      try {
-        batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
-        trim(top, 0); // as in fdOf: fewer descriptors allowed than the walk keeps
-        batch = nextBatch(`${PROC_FD}/${fd}`, listBatch);
-      }
+      const batch = sparing(top, () => nextBatch(`${PROC_FD}/${fd}`, listBatch));
       yield;
       if (batch.entries.length < listBatch) top.listed = true;
       for (const entry of batch.entries) {
