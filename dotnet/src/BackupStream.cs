@@ -62,8 +62,13 @@ namespace WinLayer.Native
         public const int SparseOffsetSize = 8;
         /// <summary>Cap on a stream name in bytes, as src/backup/constants.ts.</summary>
         public const int MaxNameBytes = 1024;
-        /// <summary>NTFS's own limits: 64 KiB for an EA set or a security descriptor, 16 KiB of reparse data.</summary>
+        /// <summary>NTFS's own limits: 64 KiB for a security descriptor, 16 KiB of reparse data.</summary>
         public const int MaxMetadataBytes = 65536;
+        /// <summary>
+        /// An EA set of at most 65,535 bytes packed (NTFS's cap) as FILE_FULL_EA_INFORMATION, where each EA
+        /// gains a 4-byte link and up to 3 bytes of padding: twice that at most (src/backup/ea.ts).
+        /// </summary>
+        public const int MaxEaStreamBytes = 2 * 65535 + 2;
         public const int MaxReparseBytes = 16 * 1024;
 
         private const int StateHeader = 0;
@@ -200,7 +205,7 @@ namespace WinLayer.Native
             {
                 throw Error(NativeError.StreamInvalid, "sparse block of " + size + " bytes cannot hold its 8-byte offset");
             }
-            long cap = id == BackupStreamId.ReparseData ? MaxReparseBytes : MaxMetadataBytes;
+            long cap = id == BackupStreamId.ReparseData ? MaxReparseBytes : id == BackupStreamId.EaData ? MaxEaStreamBytes : MaxMetadataBytes;
             bool isMetadata = id == BackupStreamId.SecurityData || id == BackupStreamId.EaData || id == BackupStreamId.ReparseData;
             if (isMetadata && size > cap) throw Error(NativeError.MetadataTooLarge, "backup stream " + id + " of " + size + " bytes exceeds " + cap);
             name = "";

@@ -16,6 +16,23 @@ export interface ExtendedAttribute {
 const ENTRY_HEADER = 8;
 export const MAX_EA_NAME_BYTES = 255;
 export const MAX_EA_VALUE_BYTES = 65535;
+/**
+ * NTFS caps a file's EA set by its packed size (flags, name length, value length, name,
+ * NUL, value: 4 + name + 1 + value bytes an EA), held in 16 bits.
+ */
+export const MAX_EA_PACKED_BYTES = 65535;
+/**
+ * The most bytes such a set takes as FILE_FULL_EA_INFORMATION (a backup stream's EA_DATA):
+ * each EA gains a 4-byte link and up to 3 of padding, at most twice its packed size.
+ */
+export const MAX_EA_STREAM_BYTES = 2 * MAX_EA_PACKED_BYTES + 2;
+
+/** The packed size NTFS counts against MAX_EA_PACKED_BYTES. */
+export function packedEaSize(eas: readonly ExtendedAttribute[]): number {
+  let total = 0;
+  for (const ea of eas) total += 4 + ea.name.length + 1 + ea.value.length;
+  return total;
+}
 
 /** Printable ASCII (space included, as FAT names allow) without the characters NTFS forbids in EA names. */
 const EA_NAME = /^[\x20-\x7e]{1,255}$/;

@@ -11,9 +11,14 @@ import {
   SPARSE_OFFSET_SIZE,
   STREAM_ID_SIZE,
 } from './constants.js';
+import { MAX_EA_STREAM_BYTES } from './ea.js';
 import type { BackupHeader } from './header.js';
 
-/** NTFS's own limits on the metadata sub-streams (64 KiB EA set and SD; 16 KiB reparse buffer). */
+/**
+ * NTFS's own limits on the metadata sub-streams: 64 KiB of security descriptor, 16 KiB of
+ * reparse buffer, and an EA set of 64 KiB packed, which its FILE_FULL_EA_INFORMATION form
+ * (the stream's) may double (MAX_EA_STREAM_BYTES).
+ */
 export const DEFAULT_MAX_METADATA_BYTES = 65536;
 export const MAX_REPARSE_DATA_BYTES = 16 * 1024;
 
@@ -27,7 +32,10 @@ export interface BackupStreamSink {
 export interface BackupStreamParserOptions {
   /** Cap on a sub-stream name, in bytes (default 1024). */
   maxNameBytes?: number;
-  /** Cap on a SECURITY or EA payload, in bytes (default 64 KiB); reparse data is capped at 16 KiB. */
+  /**
+   * Cap on a SECURITY or EA payload, in bytes (default 64 KiB for a security descriptor,
+   * MAX_EA_STREAM_BYTES for EAs); reparse data is capped at 16 KiB.
+   */
   maxMetadataBytes?: number;
   /** Entry the stream belongs to, for error messages. */
   entryName?: string;
@@ -47,7 +55,7 @@ const enum State {
 export class BackupStreamParser {
   readonly #sink: BackupStreamSink;
   readonly #maxName: number;
-  readonly #maxMeta: number;
+  readonly #maxMeta: number | undefined;
   #entry: string;
   #state = State.Header;
   /** Header, name or offset bytes gathered so far (they may straddle chunks). */
@@ -65,7 +73,7 @@ export class BackupStreamParser {
   constructor(sink: BackupStreamSink, options: BackupStreamParserOptions = {}) {
     this.#sink = sink;
     this.#maxName = options.maxNameBytes ?? DEFAULT_MAX_NAME_BYTES;
-    this.#maxMeta = options.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
+    this.#maxMeta = options.maxMetadataBytes;
     this.#entry = options.entryName ?? '';
   }
 
@@ -155,7 +163,10 @@ export class BackupStreamParser {
         if (id === BackupStreamId.SparseBlock && this.#size < SPARSE_OFFSET_SIZE) {
           throw this.#error('ERR_BACKUP_STREAM_INVALID', `sparse block of ${this.#size} bytes cannot hold its 8-byte offset`, { id });
         }
-        const cap = id === BackupStreamId.ReparseData ? Math.min(MAX_REPARSE_DATA_BYTES, this.#maxMeta) : this.#maxMeta;
+        const cap =
+          id === BackupStreamId.ReparseData
+            ? Math.min(MAX_REPARSE_DATA_BYTES, this.#maxMeta ?? MAX_REPARSE_DATA_BYTES)
+            : (this.#maxMeta ?? (id === BackupStreamId.EaData ? MAX_EA_STREAM_BYTES : DEFAULT_MAX_METADATA_BYTES));
         if ((id === BackupStreamId.SecurityData || id === BackupStreamId.EaData || id === BackupStreamId.ReparseData) && this.#size > cap) {
           throw this.#error('ERR_METADATA_TOO_LARGE', `backup stream ${id} of ${this.#size} bytes exceeds ${cap}`, { id, size: this.#size });
         }

@@ -3,7 +3,7 @@
  * their tar form (PAX records, linkname) and their backup-stream form.
  */
 import { BackupStreamId } from '../backup/constants.js';
-import { encodeExtendedAttributes, decodeExtendedAttributes, type ExtendedAttribute } from '../backup/ea.js';
+import { encodeExtendedAttributes, decodeExtendedAttributes, MAX_EA_PACKED_BYTES, packedEaSize, type ExtendedAttribute } from '../backup/ea.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import { decodeReparsePoint, encodeReparsePoint, type ReparsePoint } from '../backup/reparse.js';
 import { createError } from '../errors.js';
@@ -16,8 +16,7 @@ import {
   PAX_SECURITY_DESCRIPTOR_SDDL,
 } from './pax-keys.js';
 
-/** NTFS caps the whole EA set of a file at 64 KiB; a security descriptor's ACLs likewise. */
-export const MAX_EA_BYTES = 65536;
+/** NTFS caps a security descriptor's ACLs at 64 KiB (and a file's EA set: MAX_EA_PACKED_BYTES). */
 export const MAX_SECURITY_DESCRIPTOR_BYTES = 65536;
 
 /** The metadata streams of one entry. */
@@ -133,8 +132,9 @@ export function encodeMetadataStreams(meta: EntryMetadata, entry: string): Buffe
     } catch (cause) {
       throw createError('ERR_EA_INVALID', `${entry}: ${(cause as Error).message}`, { entry }, cause);
     }
-    if (ea.length > MAX_EA_BYTES) {
-      throw createError('ERR_METADATA_TOO_LARGE', `${entry}: extended attributes of ${ea.length} bytes exceed ${MAX_EA_BYTES}`, { entry });
+    const packed = packedEaSize(meta.extendedAttributes);
+    if (packed > MAX_EA_PACKED_BYTES) {
+      throw createError('ERR_METADATA_TOO_LARGE', `${entry}: extended attributes of ${packed} bytes (packed, as NTFS counts them) exceed ${MAX_EA_PACKED_BYTES}`, { entry });
     }
     out.push(encodeBackupHeader({ id: BackupStreamId.EaData, size: ea.length }), ea);
   }

@@ -13,7 +13,7 @@ import { isUtilityVMFilesName } from '../layer/layer-writer.js';
 import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
 import { writeAll, type LineSpan } from '../util/lines.js';
 import { caseFoldKey } from '../util/safe-path.js';
-import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime } from '../util/windows.js';
+import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime, utimesTime } from '../util/windows.js';
 import { NONE, ViewTree } from './view-tree.js';
 
 const FILES_PREFIX = 'Files/';
@@ -379,8 +379,7 @@ export function posixLinkTarget(target: string): string {
  * rw-diff compares the view's mtimes with their records (mtimeMatches).
  */
 function secondsOf(filetime: bigint): number | Date {
-  const seconds = clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9);
-  return seconds < 0 ? new Date(Math.round(seconds * 1000)) : seconds;
+  return utimesTime(clampHostSeconds(Number(unixNsFromFiletime(filetime)) / 1e9));
 }
 
 /**

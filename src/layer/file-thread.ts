@@ -114,6 +114,8 @@ process.on('exit', () => {
   Atomics.store(state, slots.exited, 1);
   for (const slot of [slots.done, slots.hashed, slots.digested]) Atomics.notify(state, slot);
 });
+// Node's utimes takes a negative number for "now": a time before 1970 goes as a Date (see utimesTime in src/util/windows.ts).
+const utimesTime = (seconds) => (seconds < 0 ? new Date(Math.round(seconds * 1000)) : seconds);
 // Fault injection (src/util/crash-point.ts): a throw out of the handler ends the thread.
 const crash = process.env.WINLAYER_CRASH_AT === 'file-thread';
 parentPort.on('message', (b) => {
@@ -152,7 +154,7 @@ parentPort.on('message', (b) => {
         try {
           let at = start;
           while (at < end) at += fs.writeSync(fd, bytes, at, end - at);
-          fs.futimesSync(fd, b.times[2 * i], b.times[2 * i + 1]);
+          fs.futimesSync(fd, utimesTime(b.times[2 * i]), utimesTime(b.times[2 * i + 1]));
         } finally {
           fs.closeSync(fd);
         }

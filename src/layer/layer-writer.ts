@@ -48,7 +48,7 @@ import {
   windowsPathBelowFiles,
   type LayerPath,
 } from '../util/safe-path.js';
-import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, type FileBasicInfo } from '../util/windows.js';
+import { FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, hostSecondsFromFiletime, utimesTime, type FileBasicInfo } from '../util/windows.js';
 import { ChainView } from './chain-view.js';
 import {
   indexEntriesSync,
@@ -1060,7 +1060,7 @@ export class TransportLayerWriter {
     // Last: making links and deleting entries bumped their parents' times.
     const times = this.#dirTimeValues;
     for (let i = this.#dirTimeHosts.length - 1; i >= 0; i--) {
-      fs.utimesSync(this.#abs(this.#dirTimeHosts[i] as string), times[2 * i] as number, times[2 * i + 1] as number);
+      fs.utimesSync(this.#abs(this.#dirTimeHosts[i] as string), utimesTime(times[2 * i] as number), utimesTime(times[2 * i + 1] as number));
     }
     const merged = [...this.#merged.values()];
     this.#index.finish(
@@ -1763,7 +1763,8 @@ function hostTimes(info: FileBasicInfo): [number, number] {
 const HOST_PATH_MAX = process.platform === 'linux' ? 4096 : undefined;
 
 function setHostTimes(fd: number, info: FileBasicInfo): void {
-  fs.futimesSync(fd, ...hostTimes(info));
+  const [atime, mtime] = hostTimes(info);
+  fs.futimesSync(fd, utimesTime(atime), utimesTime(mtime));
 }
 
 /** Hard-links a tree, copying directories' structure and the mutated BCD files. */

@@ -42,6 +42,14 @@ export function hostSecondsFromFiletime(filetime: bigint): number {
   return clampHostSeconds(Number(filetime) / FILETIME_TICKS_PER_SECOND - FILETIME_UNIX_EPOCH_SECONDS);
 }
 
+/**
+ * `seconds` as utimes must be given it: Node takes a negative number of seconds for "now",
+ * so a time before 1970 goes as a Date (to the ms; after 1970, a double keeps the µs).
+ */
+export function utimesTime(seconds: number): number | Date {
+  return seconds < 0 ? new Date(Math.round(seconds * 1000)) : seconds;
+}
+
 /** `seconds` within ±2^34 (see hostSecondsFromFiletime). */
 export function clampHostSeconds(seconds: number): number {
   return Math.min(HOST_SECONDS_LIMIT, Math.max(-HOST_SECONDS_LIMIT, seconds));

@@ -308,6 +308,60 @@ describe('store: round trip tar → layer → tar', function () {
     expect(await below('link-to-dir-link', [{ type: 'link', name: 'Files/l', target: 'Files/S' }])).to.equal('ERR_LINK_TARGET_INVALID');
   });
 
+  it("takes an EA set up to NTFS's packed cap, which its backup-stream form passes, and refuses one byte more", async () => {
+    // One EA of 65,535 bytes packed (4 + name + NUL + value); 4,000 small ones, 52,000
+    // packed and 80,000 as FILE_FULL_EA_INFORMATION. NTFS holds both.
+    const many = Array.from({ length: 4000 }, (_, i) => ({ name: `E${String(i).padStart(5, '0')}`, value: Buffer.from([i & 255, i >> 8]) }));
+    const layer: BuilderEntry[] = [
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/one.bin', data: 'x', extendedAttributes: [{ name: 'X', value: Buffer.alloc(65_529, 7) }] },
+      { type: 'file', name: 'Files/many.bin', data: 'y', extendedAttributes: many },
+      { type: 'directory', name: 'Files/dir', extendedAttributes: many },
+    ];
+    const tar = await buildLayerTar(layer);
+    const store = await openStore();
+    await importTar(store, 'eas', tar);
+    expect(firstDifference(await exportTar(store, 'eas'), tar)).to.equal(-1);
+    const over = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/over.bin', data: 'z', extendedAttributes: [{ name: 'XY', value: Buffer.alloc(65_529, 7) }] },
+    ]);
+    expect(await rejectionCode(() => importTar(store, 'over', over))).to.equal('ERR_METADATA_TOO_LARGE');
+    expect(fs.existsSync(store.layerPath('over'))).to.equal(false);
+  });
+
+  it('gives host files and directories their write times from before 1970, not the time of the import', async () => {
+    const ns = (iso: string) => BigInt(Date.parse(iso)) * 1_000_000n;
+    const t1969 = filetimeFromUnixNs(ns('1969-07-20T20:17:40.123Z'));
+    const t1965 = filetimeFromUnixNs(ns('1965-03-18T07:34:00Z'));
+    const t1980 = filetimeFromUnixNs(ns('1980-01-01T00:00:00Z'));
+    const names = Array.from({ length: 100 }, (_, i) => `Files/many/f${i}.txt`);
+    const files = names.map((name): BuilderEntry => ({ type: 'file', name, data: 'small', times: { lastWriteTime: t1969, lastAccessTime: t1969 } }));
+    const tar = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'directory', name: 'Files/olddir', times: { lastWriteTime: t1965, lastAccessTime: t1965 } },
+      { type: 'file', name: 'Files/olddir/old1969.txt', data: 'moon', times: { lastWriteTime: t1969, lastAccessTime: t1969 } },
+      { type: 'file', name: 'Files/old1980.txt', data: 'pc', times: { lastWriteTime: t1980, lastAccessTime: t1980 } },
+      { type: 'directory', name: 'Files/many', times: { lastWriteTime: t1965, lastAccessTime: t1965 } },
+      // Past the first few small files, they are written on the file thread.
+      ...files,
+      { type: 'directory', name: 'Hives' },
+      { type: 'file', name: 'Hives/old_Delta', data: 'hive', times: { lastWriteTime: t1969, lastAccessTime: t1969 } },
+    ]);
+    const store = await openStore();
+    await importTar(store, 'old', tar);
+    const root = store.layerPath('old');
+    const mtimeMs = (p: string) => fs.statSync(path.join(root, p)).mtimeMs;
+    expect(mtimeMs('Files/olddir/old1969.txt')).to.equal(Date.parse('1969-07-20T20:17:40.123Z'));
+    expect(mtimeMs('Files/olddir')).to.equal(Date.parse('1965-03-18T07:34:00Z'));
+    expect(mtimeMs('Files/olddir.$wcidirs$')).to.equal(Date.parse('1965-03-18T07:34:00Z'));
+    expect(mtimeMs('Files/old1980.txt')).to.equal(Date.parse('1980-01-01T00:00:00Z'));
+    expect(mtimeMs('Hives/old_Delta')).to.equal(Date.parse('1969-07-20T20:17:40.123Z'));
+    expect(new Set(names.map((name) => mtimeMs(name)))).to.deep.equal(new Set([Date.parse('1969-07-20T20:17:40.123Z')]));
+    expect(mtimeMs('Files/many')).to.equal(Date.parse('1965-03-18T07:34:00Z'));
+    expect(firstDifference(await exportTar(store, 'old'), tar)).to.equal(-1);
+  });
+
   it('gives the same layer when the tar arrives one byte at a time', async () => {
     const small: BuilderEntry[] = everythingLayer.filter((e) => e.type !== 'file' || e.name !== 'Files/dir/all.bin').filter((e) => e.type !== 'link' || e.target !== 'Files/dir/all.bin');
     const tar = await buildLayerTar(small);
