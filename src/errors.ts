@@ -207,9 +207,21 @@ export function pathTooLongError(entry: string, cause: unknown): WinLayerError {
   return createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: ${why}`, { entry }, cause);
 }
 
-/** An entry name for a message: whole up to 160 characters, else its start and end. */
+/**
+ * An entry name for a message: whole up to 160 characters, else its start and end, cut
+ * between characters (never inside a surrogate pair, which no UTF-8 could carry).
+ */
 export function shownEntry(entry: string): string {
-  return entry.length <= SHOWN_ENTRY_CHARS ? entry : `${entry.slice(0, SHOWN_ENTRY_CHARS / 2)}…${entry.slice(-SHOWN_ENTRY_CHARS / 2)} (${entry.length} characters)`;
+  if (entry.length <= SHOWN_ENTRY_CHARS) return entry;
+  let head = SHOWN_ENTRY_CHARS / 2;
+  let tail = entry.length - SHOWN_ENTRY_CHARS / 2;
+  if (isHighSurrogate(entry.charCodeAt(head - 1))) head--;
+  if (isHighSurrogate(entry.charCodeAt(tail - 1))) tail++;
+  return `${entry.slice(0, head)}…${entry.slice(tail)} (${entry.length} characters)`;
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }
 
 /** The most characters of an entry name shownEntry keeps. */

@@ -6,6 +6,7 @@ import {
   ErrorCodes,
   InvalidArchiveError,
   isWinLayerError,
+  shownEntry,
   toWinLayerError,
   UnsafePathError,
   type ErrorCode,
@@ -18,6 +19,18 @@ describe('errors', () => {
     for (const m of doc.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| (\w+) \|/gm)) documented.set(m[1] as string, m[2] as string);
     expect([...documented.keys()].sort()).to.deep.equal(Object.keys(ErrorCodes).sort());
     for (const [code, cls] of Object.entries(ErrorCodes)) expect(documented.get(code), code).to.equal(cls);
+  });
+
+  it('shortens a long entry name in a message between characters, never inside a surrogate pair', () => {
+    for (const prefix of ['Files/', 'Files/a']) {
+      const entry = prefix + '\u{1F600}'.repeat(127) + 'a';
+      const message = createError('ERR_PATH_TOO_LONG', `${shownEntry(entry)}: too long`).message;
+      expect(message.length, prefix).to.be.below(entry.length);
+      expect(Buffer.from(message, 'utf8').toString('utf8'), prefix).to.equal(message); // no lone surrogate
+      expect(message.startsWith(prefix), prefix).to.equal(true);
+      expect(message.includes(`(${entry.length} characters)`), prefix).to.equal(true);
+    }
+    expect(shownEntry('Files/short')).to.equal('Files/short');
   });
 
   it('builds the class the table names, branded', () => {

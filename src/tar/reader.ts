@@ -860,6 +860,10 @@ class TarReader {
         } else {
           pax[key] = value;
         }
+        if (key === PAX_SPARSE_NAME && !isUtf8(data.subarray(start, end))) {
+          // The name the entry takes, as `path` is: one that is not UTF-8 is refused alike.
+          throw createError('ERR_PAX_RECORD_INVALID', `${paxSubjectText(subject)}: PAX ${key} is not valid UTF-8`, { offset, key });
+        }
         if (key === PAX_PATH) ext.paxPath = data.subarray(start, end);
         else if (key === PAX_LINKPATH) ext.paxLinkpath = data.subarray(start, end);
         else if (key.startsWith(PAX_GNU_SPARSE_PREFIX)) ext.sparse = true;

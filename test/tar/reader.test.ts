@@ -250,6 +250,21 @@ describe('tar/reader', () => {
       }
     });
 
+    it('refuses a sparse file name (GNU.sparse.name) that is not UTF-8, as a PAX path, and takes one that is', async () => {
+      const named = (name: Buffer): Buffer => {
+        const records = Buffer.concat([
+          Buffer.from(rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', '0,5') + rec('GNU.sparse.size', '5')),
+          Buffer.from(`${' GNU.sparse.name=\n'.length + name.length + 2} GNU.sparse.name=`),
+          name,
+          Buffer.from('\n'),
+        ]);
+        return Buffer.concat([metaEntry('x', records), entryBytes({ input: { name: 's', typeflag: '0', mode: 0, size: 5, mtime: 0n, format: 'unknown' }, body: Buffer.from('hello') }), tail]);
+      };
+      const [ok] = await readChunked(named(Buffer.from('Files/é.txt')), 100);
+      expect(ok?.header.name).to.equal('Files/é.txt');
+      await expectCode(readChunked(named(Buffer.from('Files/\xff.txt', 'latin1')), 100), 'ERR_PAX_RECORD_INVALID');
+    });
+
     it('refuses holes past a cap (4 GiB by default) before writing any: a few KB of tar could claim terabytes of zeros', async () => {
       const map = (realsize: number): string => rec('GNU.sparse.major', '0') + rec('GNU.sparse.minor', '1') + rec('GNU.sparse.numblocks', '1') + rec('GNU.sparse.map', `${realsize - 5},5`) + rec('GNU.sparse.size', String(realsize));
       await expectCode(readChunked(Buffer.concat([sparseEntry(map(2 ** 40), Buffer.from('hello')), tail]), Infinity), 'ERR_SPARSE_UNSUPPORTED');
