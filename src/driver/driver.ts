@@ -411,12 +411,13 @@ export class WindowsFilterDriver {
   /**
    * `work` on layer `id`; when it fails and the layer is gone meanwhile (another process
    * removed it), ERR_LAYER_NOT_FOUND: what failed was reading a layer being deleted.
+   * A cancellation, and an error `passOn` names (a caller's own), go on as they are.
    */
-  async #whileThere<T>(id: string, work: () => Promise<T>): Promise<T> {
+  async #whileThere<T>(id: string, work: () => Promise<T>, passOn?: (error: unknown) => boolean): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      if (isWinLayerError(error) && error.code === 'ERR_CANCELED') throw error;
+      if ((isWinLayerError(error) && error.code === 'ERR_CANCELED') || passOn?.(error) === true) throw error;
       throw this.#unlessGone(id, error);
     }
   }
@@ -446,23 +447,39 @@ export class WindowsFilterDriver {
     checkFunction(each, 'each');
     const { signal } = checkOptions(options, 'options', { signal: 'signal' });
     this.#require(id);
-    const chain = this.store.readChain(id);
-    if (this.#inProcess) {
-      const canceled = (): WinLayerError => createError('ERR_CANCELED', `changes ${id}: canceled`, { id });
-      // A function, read anew each time: the callback may abort between two reads.
-      const aborted = (): boolean => signal?.aborted === true;
-      for (const c of layerChanges(this.store.layerPath(id), chain)) {
-        if (aborted()) throw canceled();
-        // A callback that stops on the abort (throwIfAborted) is a cancellation too.
-        try {
-          await each(c);
-        } catch (error) {
-          throw aborted() && !isWinLayerError(error) ? canceled() : error;
-        }
+    // What `each` throws is passed on as it is, even when the layer went meanwhile.
+    const thrown = new Set<unknown>();
+    const guarded = async (c: Change): Promise<void> => {
+      try {
+        await each(c);
+      } catch (error) {
+        thrown.add(error);
+        throw error;
       }
-      return;
-    }
-    await this.#controller.changes(this.#workerJob(id, chain, { signal }), each);
+    };
+    await this.#whileThere(
+      id,
+      async () => {
+        const chain = this.store.readChain(id);
+        if (this.#inProcess) {
+          const canceled = (): WinLayerError => createError('ERR_CANCELED', `changes ${id}: canceled`, { id });
+          // A function, read anew each time: the callback may abort between two reads.
+          const aborted = (): boolean => signal?.aborted === true;
+          for (const c of layerChanges(this.store.layerPath(id), chain)) {
+            if (aborted()) throw canceled();
+            // A callback that stops on the abort (throwIfAborted) is a cancellation too.
+            try {
+              await guarded(c);
+            } catch (error) {
+              throw aborted() && !isWinLayerError(error) ? canceled() : error;
+            }
+          }
+          return;
+        }
+        await this.#controller.changes(this.#workerJob(id, chain, { signal }), guarded);
+      },
+      (error) => thrown.has(error),
+    );
   }
 
   /** Bytes of the layer's own data: regular-file data of a read-only layer, or of the changed files of a read-write one. */

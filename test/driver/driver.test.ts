@@ -1729,6 +1729,55 @@ describe('driver: WindowsFilterDriver', function () {
     });
   });
 
+  describe('forEachChange on a layer removed by another process while it runs', () => {
+    it('says ERR_LAYER_NOT_FOUND (not a corrupt layer or a failed read), in a worker and in process, and passes the callback\'s own error on as it is', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const inProcess = await WindowsFilterDriver.open({ home: driver.home, inProcess: true });
+      const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown };
+      const { readFileSync } = cjs;
+      for (const [title, d] of [['worker', driver], ['in process', inProcess]] as const) {
+        for (const id of ['ro', 'rw']) {
+          if (id === 'ro') await driver.applyDiff(id, 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+          else {
+            await driver.createReadWrite(id, 'base');
+            fs.writeFileSync(path.join(await driver.get(id), 'new.txt'), 'new');
+            await driver.put(id);
+          }
+          const layer = path.join(driver.home, id);
+          // Another process's remove renames the layer away once its chain was read.
+          cjs.readFileSync = (p: unknown, ...rest: unknown[]) => {
+            const out = readFileSync(p, ...rest);
+            if (String(p) === path.join(layer, 'layerchain.json') && fs.existsSync(layer)) fs.renameSync(layer, `${layer}-removing`);
+            return out;
+          };
+          syncBuiltinESMExports();
+          try {
+            expect(await rejectionCode(() => d.forEachChange(id, () => undefined)), `${title} ${id}`).to.equal('ERR_LAYER_NOT_FOUND');
+          } finally {
+            cjs.readFileSync = readFileSync;
+            syncBuiltinESMExports();
+          }
+          fs.renameSync(`${layer}-removing`, layer);
+          // The callback's own failure, thrown once the layer went: its own, not ERR_LAYER_NOT_FOUND.
+          const mine = new Error('the consumer gave up');
+          const e = await d
+            .forEachChange(id, () => {
+              if (fs.existsSync(layer)) fs.renameSync(layer, `${layer}-removing`);
+              throw mine;
+            })
+            .then(
+              () => undefined,
+              (error: unknown) => error,
+            );
+          expect(e === mine, `${title} ${id}`).to.equal(true);
+          fs.renameSync(`${layer}-removing`, layer);
+          await driver.remove(id);
+        }
+      }
+    });
+  });
+
   describe('a store edited by hand', () => {
     it('refuses a parent chain that names a directory outside the store, and a writable directory that is a link (ERR_LAYER_CORRUPT)', async () => {
       const driver = await openDriver();
