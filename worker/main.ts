@@ -14,6 +14,7 @@ import { createError, toWinLayerError } from '../src/errors.js';
 import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
+import { ScavengeMeter, scavengingAsRead } from '../src/util/scavenge.js';
 import { stdinStream } from '../src/util/stdin.js';
 import { IMPORTING_INFIX, LayerStore, validateLayerId } from '../src/store/layer-store.js';
 import { removeTreeSync } from '../src/util/remove-tree.js';
@@ -352,7 +353,7 @@ async function run(argv: readonly string[]): Promise<void> {
     // Started for a tar of many entries: smaller reads (see MANY_ENTRIES_READ_BYTES).
     const manyEntries = MANY_ENTRIES_NODE_OPTIONS.every((option) => process.execArgv.includes(option));
     if (manyEntries) releaseSemiSpaceFlag();
-    const input = manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream();
+    const input = scavengingAsRead(manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream());
     const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.beforeCommit });
     process.stdout.write(`${result.size}\n`);
     return;
@@ -365,6 +366,7 @@ async function run(argv: readonly string[]): Promise<void> {
   const root = store.layerPath(id);
   const { isReadWriteLayer, readWriteLayerTar } = await import('../src/driver/rw-diff.js');
   const chunks = isReadWriteLayer(root) ? readWriteLayerTar(root, store.readChain(id), onProgress, guard.tick) : exportLayer(store, backend, id, { onProgress });
+  const meter = new ScavengeMeter();
   for await (const chunk of chunks) {
     // A tar written for nobody (to a file the controller handed over) stops here.
     guard.tick();
@@ -373,6 +375,7 @@ async function run(argv: readonly string[]): Promise<void> {
     gathered += chunk.length;
     if (gathered >= OUTPUT_CHUNK || parts.length >= OUTPUT_PARTS) {
       await writeStdout(`export-layer ${id}`, parts);
+      meter.passed(gathered);
       parts = [];
       gathered = 0;
     }
