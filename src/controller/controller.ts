@@ -82,6 +82,8 @@ export class Controller {
   readonly #running = new Set<RunningJob>();
   /** In the order p-queue starts them. */
   readonly #queued: QueuedJob[] = [];
+  /** The one abort listener on each caller's signal, and the jobs it tells (see #onAbort). */
+  readonly #abortHooks = new WeakMap<AbortSignal, { fns: Set<() => void>; listener: () => void }>();
   #nextKey = 0;
   /** Slots lent beyond the limit (#admit), given back as jobs end. */
   #lent = 0;
@@ -124,7 +126,7 @@ export class Controller {
     };
     // Aborted already: the listener below would never hear it.
     if (isAborted(signal)) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id });
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unhook = signal === undefined ? undefined : this.#onAbort(signal, onAbort);
     this.#queued.push(queued);
     try {
       const added = this.#queue.add(
@@ -162,8 +164,35 @@ export class Controller {
       throw error;
     } finally {
       this.#unqueue(queued);
-      signal?.removeEventListener('abort', onAbort);
+      unhook?.();
     }
+  }
+
+  /**
+   * Calls `fn` when `signal` aborts, until the returned function is called. One listener on
+   * the signal however many jobs share it (an application's one shutdown signal passed to
+   * every call): a listener each made Node warn of a leak past ten queued jobs.
+   */
+  #onAbort(signal: AbortSignal, fn: () => void): () => void {
+    let hook = this.#abortHooks.get(signal);
+    if (hook === undefined) {
+      const fns = new Set<() => void>();
+      const listener = (): void => {
+        this.#abortHooks.delete(signal);
+        for (const f of [...fns]) f();
+      };
+      hook = { fns, listener };
+      this.#abortHooks.set(signal, hook);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    const { fns, listener } = hook;
+    fns.add(fn);
+    return () => {
+      fns.delete(fn);
+      if (fns.size > 0 || this.#abortHooks.get(signal)?.fns !== fns) return;
+      this.#abortHooks.delete(signal);
+      signal.removeEventListener('abort', listener);
+    };
   }
 
   #unqueue(job: QueuedJob): void {

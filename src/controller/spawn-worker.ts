@@ -24,6 +24,7 @@ import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
 import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type CommitIdentity, type WorkerCommand } from './protocol.js';
+import { quietProgress } from '../util/options.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
@@ -323,7 +324,8 @@ function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pi
   });
 }
 
-function watchProgress(stream: Readable | null | undefined, onProgress: ((p: ImportProgress) => void) | undefined): ProgressWatch {
+function watchProgress(stream: Readable | null | undefined, callersProgress: ((p: ImportProgress) => void) | undefined): ProgressWatch {
+  const onProgress = quietProgress(callersProgress);
   const watch: ProgressWatch = { commit: undefined, closed: Promise.resolve() };
   if (stream === null || stream === undefined) return watch;
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
@@ -501,7 +503,11 @@ const PEEK_WAIT_MS = 100;
  * read and the rest of the stream. A stream slower than PEEK_WAIT_MS is taken for a large one: its worker starts then, so timeouts
  * and cancellation keep their meaning, and start-up hides behind the wait for data.
  */
-async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: string, onCallerWait?: WorkerJob['onCallerWait']): Promise<{ small: boolean; stream: Readable; failure: () => unknown }> {
+async function peekSmall(
+  source: AsyncIterable<Uint8Array> | Readable,
+  jobId: string,
+  onCallerWait?: WorkerJob['onCallerWait'],
+): Promise<{ small: boolean; stream: Readable; failure: () => unknown; release: () => void }> {
   const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let bytes = 0;
@@ -533,22 +539,24 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
     clearTimeout(timer);
   }
   let failure: unknown;
+  let done = ended;
+  let released = false;
   // The source's next chunk; what goes wrong there is remembered as the source's failure
-  // (an error the pipe's end throws into replay() at a yield is not).
+  // (an error the pipe's end throws into replay() at a yield is not, nor one that comes of
+  // releasing the source).
   const read = async (next: Promise<IteratorResult<Uint8Array>>): Promise<Uint8Array | undefined> => {
     onCallerWait?.('input');
     try {
       const r = await next;
       return r.done === true ? undefined : tarChunk(r.value);
     } catch (error) {
-      failure = error;
+      if (!released) failure = error;
       throw error;
     } finally {
       onCallerWait?.(undefined);
     }
   };
   async function* replay(): AsyncGenerator<Uint8Array> {
-    let done = ended;
     try {
       yield* head;
       if (done) return;
@@ -556,10 +564,22 @@ async function peekSmall(source: AsyncIterable<Uint8Array> | Readable, jobId: st
       done = true;
     } finally {
       // The worker stopped reading (it failed, or was killed): release the source.
-      if (!done) it.return?.()?.catch(() => undefined);
+      release();
     }
   }
-  return { small: ended && smallInput(firstBytes(head, 8), bytes), stream: Readable.from(replay(), { objectMode: false }), failure: () => failure };
+  /**
+   * Releases the source unless it was read to its end. A Node stream is destroyed: its
+   * iterator's return() would wait behind a read of a stalled source (a registry download
+   * that stopped sending) for as long as that read waits.
+   */
+  const release = (): void => {
+    if (done || released) return;
+    released = true;
+    const destroy = (source as { destroy?: unknown }).destroy;
+    if (typeof destroy === 'function') (destroy as () => void).call(source);
+    void Promise.resolve(it.return?.()).catch(() => undefined);
+  };
+  return { small: ended && smallInput(firstBytes(head, 8), bytes), stream: Readable.from(replay(), { objectMode: false }), failure: () => failure, release };
 }
 
 /** The first `n` bytes of `chunks` (fewer when they hold fewer). */
@@ -579,10 +599,11 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   // The source failing mid-way (a stream error, a chunk that is not bytes) is what to
   // report, not the cut tar the worker would then see: the worker is stopped at once.
   let sourceFailure: () => unknown = () => undefined;
+  let releaseSource = (): void => undefined;
   if (direct) {
     defaultHeap = fewEntriesIn(source.fd);
   } else {
-    ({ small: defaultHeap, stream, failure: sourceFailure } = await peekSmall(source, job.id, job.onCallerWait));
+    ({ small: defaultHeap, stream, failure: sourceFailure, release: releaseSource } = await peekSmall(source, job.id, job.onCallerWait));
   }
   // A small tar on a large chain can make the worker read much of the chain (an opaque
   // whiteout over a directory of 200,000 names peaked at 126 MiB with V8's defaults, 99 MiB
@@ -599,6 +620,9 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
           if (sourceFailure() !== undefined) subprocess.kill();
         });
   const result = await subprocess;
+  // The worker is done reading: a source it did not read to the end (it failed, was
+  // canceled or timed out, or the tar ended before the source) is released now.
+  releaseSource();
   await feeding;
   // A worker that committed read a whole tar (its end-of-archive and only zeros after it):
   // the layer stands, whatever the source did after that.

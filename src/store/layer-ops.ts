@@ -51,7 +51,7 @@ export async function importLayer(
     const result = await backend.writeLayer({
       root: stage.path,
       parents: options.parents,
-      source: decompressIfNeeded(source),
+      source: decompressIfNeeded(untilAborted(source, options.signal)),
       id,
       signal: options.signal,
       onProgress: quietProgress(options.onProgress),
@@ -61,6 +61,48 @@ export async function importLayer(
   } catch (error) {
     await store.abort(stage);
     throw toWinLayerError(error, `import of layer ${id} failed`, { id });
+  }
+}
+
+/**
+ * `source` until `signal` aborts. The import looks at the signal between entries, but a
+ * source that stops sending (a stalled download) would keep it waiting for its next chunk
+ * for ever: that wait ends at the abort, with ERR_CANCELED, and the source is released
+ * (a Node stream destroyed, since its iterator's return() would wait behind the read).
+ */
+async function* untilAborted(source: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  if (signal === undefined) {
+    yield* source;
+    return;
+  }
+  const it = source[Symbol.asyncIterator]();
+  const canceled = (): WinLayerError => createError('ERR_CANCELED', 'import canceled', {});
+  // The wait for the chunk being read, which the abort ends.
+  let stopWaiting: ((error: unknown) => void) | undefined;
+  const onAbort = (): void => stopWaiting?.(canceled());
+  signal.addEventListener('abort', onAbort, { once: true });
+  let ended = false;
+  try {
+    for (;;) {
+      if (signal.aborted) throw canceled();
+      const r = await new Promise<IteratorResult<Uint8Array>>((resolve, reject) => {
+        stopWaiting = reject;
+        it.next().then(resolve, reject);
+      });
+      stopWaiting = undefined;
+      if (r.done === true) {
+        ended = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (!ended) {
+      const destroy = (source as { destroy?: unknown }).destroy;
+      if (typeof destroy === 'function') (destroy as () => void).call(source);
+      void Promise.resolve(it.return?.()).catch(() => undefined);
+    }
   }
 }
 

@@ -65,7 +65,11 @@ export function quietProgress<P>(onProgress: ((p: P) => void) | undefined): ((p:
   if (onProgress === undefined) return undefined;
   return (p) => {
     try {
-      onProgress(p);
+      // An async callback's rejection too: left alone, it would end the process (unhandled).
+      const returned = onProgress(p) as unknown;
+      if (typeof (returned as PromiseLike<unknown> | null | undefined)?.then === 'function') {
+        Promise.resolve(returned).catch(() => undefined);
+      }
     } catch {
       // see above
     }

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import { getEventListeners } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
@@ -580,6 +581,98 @@ describe('controller: worker processes', function () {
         expect(fs.readdirSync(home)).to.deep.equal([]);
       });
     }
+
+    it('an import whose source stalls is canceled at once, in a worker and in process, and the source is released', async () => {
+      const home = path.join(tempDir(), 'home');
+      const tar = await buildLayerTar(filesLayer(20, 4096));
+      for (const inProcess of [false, true]) {
+        const driver = await WindowsFilterDriver.open({ home, inProcess });
+        // A download that sends the first KiB and then nothing, never ending.
+        const source = new PassThrough();
+        source.write(tar.subarray(0, 1024));
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 300);
+        const started = Date.now();
+        expect((await caught(() => driver.applyDiff('stalled', undefined, source, { signal: ac.signal }))).code, `inProcess ${inProcess}`).to.equal('ERR_CANCELED');
+        expect(Date.now() - started, `inProcess ${inProcess}`).to.be.below(5000);
+        expect(source.destroyed, `inProcess ${inProcess}`).to.equal(true);
+        expect(fs.readdirSync(home).filter((n) => n.startsWith('stalled')), `inProcess ${inProcess}`).to.deep.equal([]);
+      }
+      // And past the driver's timeout: the worker killed, the source released too.
+      const timed = await WindowsFilterDriver.open({ home, timeout: 1000 });
+      const source = new PassThrough();
+      source.write(tar.subarray(0, 1024));
+      expect((await caught(() => timed.applyDiff('stalled', undefined, source))).code).to.equal('ERR_WORKER_TIMEOUT');
+      expect(source.destroyed).to.equal(true);
+    });
+
+    it('an async onProgress that rejects is ignored as a throwing one is, in a worker and in process', async () => {
+      const home = path.join(tempDir(), 'home');
+      const tar = await buildLayerTar(filesLayer(300, 64 * 1024));
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => {
+        unhandled.push(reason);
+      };
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        for (const inProcess of [false, true]) {
+          const driver = await WindowsFilterDriver.open({ home, inProcess });
+          let calls = 0;
+          const id = inProcess ? 'in-process' : 'worker';
+          // Fed in pieces, so that progress is reported more than once.
+          async function* slow(): AsyncGenerator<Buffer> {
+            for (let i = 0; i < tar.length; i += 256 * 1024) {
+              yield tar.subarray(i, i + 256 * 1024);
+              await new Promise((r) => setTimeout(r, 2));
+            }
+          }
+          const r = await driver.applyDiff(id, undefined, slow(), {
+            onProgress: async () => {
+              calls++;
+              throw new Error('the progress bar broke');
+            },
+          });
+          expect(r.entries, id).to.be.above(300);
+          expect(calls, id).to.be.above(0);
+          for (const d of [await collect(driver.diff(id, undefined, { onProgress: async () => Promise.reject(new Error('again')) }))]) expect(d.length).to.be.above(0);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        expect(unhandled).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    });
+
+    it('one signal shared by many queued jobs has one listener of this controller, and no leak warning', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
+      const home = tempDir();
+      const shutdown = new AbortController();
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w.name);
+      };
+      process.on('warning', onWarning);
+      try {
+        const jobs = Array.from({ length: 15 }, (_, i) => c.writeLayer({ home, id: `j${i}`, parents: [], signal: shutdown.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e));
+        expect(c.pending).to.deep.equal({ running: 1, queued: 14 });
+        // This controller's one, and the running worker's (execa's).
+        expect(getEventListeners(shutdown.signal, 'abort').length).to.be.at.most(2);
+        shutdown.abort();
+        for (const e of await Promise.all(jobs)) expect((e as { code?: string }).code).to.equal('ERR_CANCELED');
+        expect(getEventListeners(shutdown.signal, 'abort')).to.deep.equal([]);
+        await new Promise((r) => setImmediate(r));
+        expect(warnings.filter((w) => w === 'MaxListenersExceededWarning')).to.deep.equal([]);
+        // A signal whose jobs all ended keeps no listener of this controller.
+        const later = new AbortController();
+        const one = c.writeLayer({ home, id: 'k', parents: [], signal: later.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
+        const two = c.writeLayer({ home, id: 'l', parents: [], signal: later.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e);
+        later.abort();
+        await Promise.all([one, two]);
+        expect(getEventListeners(later.signal, 'abort')).to.deep.equal([]);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
 
     it('a queued job is canceled before it starts, at once, while the running job keeps its slot', async () => {
       const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
