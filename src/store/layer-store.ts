@@ -87,6 +87,64 @@ const MOUNT_NAME = /(\.lock|\.refs|\.refs\.tmp-\d+|-tmp-\d+-[0-9a-f]{8})$/;
 export function isWorkName(name: string): boolean {
   return name.includes(IMPORTING_INFIX) || name.includes(REPLACING_INFIX) || name.endsWith(REMOVING_SUFFIX);
 }
+
+/**
+ * True for a name of exactly the shape the store gives its work: `<id>-importing-<pid>-<hex>`,
+ * `<id>-replacing-<pid>-<hex>`, `<id>-removing`, `<id>` a layer id. Only these are swept.
+ */
+export function isLeftoverName(name: string): boolean {
+  const m = LEFTOVER_NAME.exec(name);
+  return m !== null && ID_PATTERN.test(m[1] as string) && !isWorkName(m[1] as string);
+}
+const LEFTOVER_NAME = /^(.+?)(?:-importing-\d+-[0-9a-f]+|-replacing-\d+-[0-9a-f]+|-removing)$/;
+
+/** The file that marks a directory as a store, written by its first open. */
+export const STORE_MARKER = '.winlayer-store';
+
+/**
+ * Makes `home` a store, or refuses it. A store's open removes what looks like the leftovers
+ * of its work (`*-removing`, ...): in a directory that is not a store (`--home .` by
+ * mistake) those would be a user's own files. So a directory is a store once its first
+ * open, new or empty, marked it (STORE_MARKER), or when it holds what only a store makes
+ * (one made before the mark: a layer, `.mounts`, an import's staging directory); any other
+ * directory with files in it is refused, ERR_STORE_UNSAFE, before anything is touched. A
+ * store where the mark cannot be written (read-only) is used as it is.
+ */
+function claimStore(home: string): void {
+  const marker = path.join(home, STORE_MARKER);
+  if (present(marker, 'the store mark')) return;
+  let names: string[];
+  try {
+    names = fs.readdirSync(home);
+  } catch (cause) {
+    throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
+  }
+  if (names.length > 0 && !names.some((name) => madeByAStore(home, name))) {
+    const shown = names.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
+    throw createError(
+      'ERR_STORE_UNSAFE',
+      `${home} is not a winlayer store: it holds other files (${shown}), which the store's clean-up could take for its own leftovers; give a new or empty directory, or a store's`,
+      { path: home, entries: names.length },
+    );
+  }
+  try {
+    fs.writeFileSync(marker, 'winlayer store\n', { flag: 'a', mode: 0o600 });
+  } catch {
+    // a read-only store: used as it is
+  }
+}
+
+/** Whether `name` in `home` is something only a store makes. */
+function madeByAStore(home: string, name: string): boolean {
+  if (name === '.mounts') return true;
+  if (/-(?:importing|replacing)-\d+-[0-9a-f]+$/.test(name) && isLeftoverName(name)) return true;
+  if (!ID_PATTERN.test(name)) return false;
+  try {
+    return fs.statSync(path.join(home, name, '.winlayer'), { throwIfNoEntry: false })?.isDirectory() === true || fs.existsSync(path.join(home, name, LAYER_CHAIN_FILE));
+  } catch {
+    return false;
+  }
+}
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const MAX_ID_LENGTH = 128;
 
@@ -160,6 +218,7 @@ export class LayerStore {
       throw toWinLayerError(cause, `cannot create store ${abs}`, { path: abs });
     }
     checkStoreOwnership(abs);
+    claimStore(abs);
     const store = new LayerStore(abs);
     // Best effort: what cannot be removed now is tried again by the next open or cleanup.
     if (options.cleanup !== false) await store.sweep();
@@ -201,7 +260,7 @@ export class LayerStore {
     // Staging first: a dead import of the id whose layer goes back in place must be gone.
     names.sort((a, b) => Number(a.includes(REPLACING_INFIX)) - Number(b.includes(REPLACING_INFIX)));
     for (const name of names) {
-      if (!isWorkName(name)) continue;
+      if (!isLeftoverName(name)) continue;
       if (ownerAlive(name)) continue;
       try {
         const at = name.indexOf(REPLACING_INFIX);

@@ -10,7 +10,7 @@ import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-bu
 import { processAlive } from '../../src/store/layer-store.js';
 import { compileBundle, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, importTar, openStore, tempDir, unremovablePreload } from '../helpers/store.js';
+import { cleanupTemp, importTar, openStore, storeEntries, tempDir, unremovablePreload } from '../helpers/store.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
 
@@ -134,7 +134,7 @@ describe('cli: winlayer', function () {
     } finally {
       fs.closeSync(fd);
     }
-    expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+    expect(storeEntries(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
   });
 
   it('leaves a pipe it shares as stdin blocking while it runs (another reader of it would get EAGAIN)', async function () {
@@ -252,8 +252,8 @@ describe('cli: winlayer', function () {
 
     const status = JSON.parse(run(['status', '--home', home, '--json']).stdout.toString()) as Record<string, string>;
     expect(status['Read-only layers']).to.equal('3');
-    fs.mkdirSync(path.join(home, 'zz-importing-0000'));
-    expect(JSON.parse(run(['cleanup', '--home', home, '--json']).stdout.toString())).to.deep.equal({ removed: ['zz-importing-0000'] });
+    fs.mkdirSync(path.join(home, 'zz-importing-999999999-0000'));
+    expect(JSON.parse(run(['cleanup', '--home', home, '--json']).stdout.toString())).to.deep.equal({ removed: ['zz-importing-999999999-0000'] });
   });
 
   it('a leftover that cannot be removed fails no other command; cleanup prints what it removed and names the rest', async () => {
@@ -297,7 +297,7 @@ describe('cli: winlayer', function () {
     expect(lines).to.have.length(1);
     expect(lines[0]).to.include('ERR_PATH_ESCAPE');
     expect(lines[0]).to.include('Files/../../escape');
-    expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+    expect(storeEntries(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
     const j = run(['import', '--home', home, '--id', 'x', '--json'], Buffer.from('garbage'));
     expect(lastJson(j.stderr)['code']).to.equal('ERR_TAR_TRUNCATED');
   });
@@ -429,7 +429,7 @@ describe('cli: winlayer', function () {
     const readEnd = fs.openSync(fifo, 'r');
     const cliProcess = spawn(process.execPath, [cli, 'import', '--home', home, '--id', 'orphan'], { stdio: [readEnd, 'ignore', 'ignore'] });
     fs.closeSync(readEnd);
-    const staging = (): string[] => (fs.existsSync(home) ? fs.readdirSync(home).filter((n) => n.startsWith('orphan-importing-')) : []);
+    const staging = (): string[] => (fs.existsSync(home) ? storeEntries(home).filter((n) => n.startsWith('orphan-importing-')) : []);
     const until = async (what: () => boolean, ms: number): Promise<boolean> => {
       for (const end = Date.now() + ms; Date.now() < end; ) {
         if (what()) return true;
@@ -488,14 +488,14 @@ describe('cli: winlayer', function () {
     fs.closeSync(readEnd);
     try {
       fs.writeSync(writeEnd, tar, 0, 1024); // a part of the tar, then nothing: a stalled download
-      expect(await until(() => fs.existsSync(home) && fs.readdirSync(home).some((n) => n.startsWith('child-importing-')), 20_000), 'the import started').to.equal(true);
+      expect(await until(() => fs.existsSync(home) && storeEntries(home).some((n) => n.startsWith('child-importing-')), 20_000), 'the import started').to.equal(true);
       const exited = new Promise((resolve) => cliProcess.once('exit', resolve));
       cliProcess.kill('SIGKILL');
       await exited;
       // The worker, blocked reading the pipe its producer keeps open, ends by itself.
       expect(await until(() => processesOf(home).length === 0, 10_000), 'the worker ended').to.equal(true);
       expect(run(['cleanup', '--home', home]).status).to.equal(0);
-      expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal(['parent']);
+      expect(storeEntries(home).filter((n) => !n.startsWith('.'))).to.deep.equal(['parent']);
       expect(run(['remove', '--home', home, '--id', 'parent']).status).to.equal(0);
     } finally {
       fs.closeSync(writeEnd);
@@ -565,14 +565,14 @@ describe('cli: winlayer', function () {
       cliProcess.stdin.on('error', () => undefined);
       // Half the tar, and the rest never: the worker waits mid-import.
       cliProcess.stdin.write(tar.subarray(0, Math.floor(tar.length / 2 / 512) * 512));
-      const staging = (): string[] => (fs.existsSync(home) ? fs.readdirSync(home).filter((n) => n.startsWith('stopped-importing-')) : []);
+      const staging = (): string[] => (fs.existsSync(home) ? storeEntries(home).filter((n) => n.startsWith('stopped-importing-')) : []);
       for (const end = Date.now() + 20_000; staging().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
       expect(staging(), 'the worker started its import').to.have.length(1);
       const exited = new Promise<number | null>((resolve) => cliProcess.once('close', (code) => resolve(code)));
       cliProcess.kill(signal);
       expect(await exited).to.equal(status);
       expect(lastJson(Buffer.from(stderr))['code']).to.equal('ERR_CANCELED');
-      expect(fs.readdirSync(home).filter((n) => n.startsWith('stopped')), 'no staging directory, no layer').to.deep.equal([]);
+      expect(storeEntries(home).filter((n) => n.startsWith('stopped')), 'no staging directory, no layer').to.deep.equal([]);
       cliProcess.stdin.destroy();
     });
   }

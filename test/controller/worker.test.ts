@@ -22,7 +22,7 @@ import { isWinLayerError } from '../../src/errors.js';
 import { FILE_THREAD_AFTER } from '../../src/layer/layer-writer.js';
 import { splitChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, layerSummary, listTree, rejectionCode, tempDir } from '../helpers/store.js';
+import { cleanupTemp, layerSummary, listTree, rejectionCode, storeEntries, tempDir } from '../helpers/store.js';
 import { LayerStore } from '../../src/store/layer-store.js';
 import { requireHelperOrSkip, skipNote } from '../native/native-backends.js';
 
@@ -70,7 +70,7 @@ describe('controller: worker processes', function () {
       const w = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: tar, env: { ...process.env, WINLAYER_CONTROLLER_PID: '1' } });
       expect(w.status).to.equal(1);
       expect((JSON.parse(w.stderr.toString().trim().split('\n').pop() as string) as { code: string }).code).to.equal('ERR_CANCELED');
-      expect(fs.readdirSync(home)).to.deep.equal([]);
+      expect(storeEntries(home)).to.deep.equal([]);
       const ok = spawnSync(process.execPath, [WORKER_ENTRY, 'write-layer', home, 'l1'], { input: tar, env: { ...process.env, WINLAYER_CONTROLLER_PID: String(process.pid) } });
       expect(ok.status).to.equal(0);
     });
@@ -186,7 +186,7 @@ describe('controller: worker processes', function () {
       expect(fs.readFileSync(path.join(dest, 'Windows/win.ini'), 'utf8')).to.equal('[fonts]\r\n');
       expect(fs.readFileSync(path.join(dest, 'Program Files/app.exe')).length).to.equal(3000);
       // Written beside DEST under the worker's own name, then renamed: nothing else is left.
-      expect(fs.readdirSync(home).sort()).to.deep.equal(['l1', 'view-1']);
+      expect(storeEntries(home).sort()).to.deep.equal(['l1', 'view-1']);
     });
 
     it('a view, changes or export worker whose controller is not its parent (it died) does nothing: ERR_CANCELED', async () => {
@@ -202,7 +202,7 @@ describe('controller: worker processes', function () {
         expect((JSON.parse(w.stderr.toString().trim().split('\n').pop() as string) as { code: string }).code, args[0]).to.equal('ERR_CANCELED');
         expect(w.stdout.length, args[0]).to.equal(0);
       }
-      expect(fs.readdirSync(home)).to.deep.equal(['l1']);
+      expect(storeEntries(home)).to.deep.equal(['l1']);
     });
 
     it('refuses a destination outside HOME or one that exists, and removes what a failed view wrote', async () => {
@@ -227,7 +227,7 @@ describe('controller: worker processes', function () {
       expect(broken.status).to.not.equal(0);
       expect(lastCode(broken)).to.equal('ERR_LAYER_CORRUPT');
       expect(fs.existsSync(dest)).to.equal(false);
-      expect(fs.readdirSync(home).filter((n) => n.startsWith('view-2'))).to.deep.equal([]);
+      expect(storeEntries(home).filter((n) => n.startsWith('view-2'))).to.deep.equal([]);
     });
   });
 
@@ -568,8 +568,8 @@ describe('controller: worker processes', function () {
             if (!stalled) await new Promise((r) => setTimeout(r, 10));
           }
         })();
-        for (let i = 0; i < 200 && !fs.readdirSync(home).some((n) => n.includes('-importing-')); i++) await new Promise((r) => setTimeout(r, 20));
-        expect(fs.readdirSync(home).some((n) => n.includes('-importing-'))).to.equal(true);
+        for (let i = 0; i < 200 && !storeEntries(home).some((n) => n.includes('-importing-')); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(storeEntries(home).some((n) => n.includes('-importing-'))).to.equal(true);
         await new Promise((r) => setTimeout(r, 100));
         child.kill(signal);
         const code = await exited;
@@ -578,7 +578,7 @@ describe('controller: worker processes', function () {
         // A worker that can stop at a check of its own exits 1; one blocked in a read is ended.
         if (!stalled) expect(code).to.equal(1);
         expect((JSON.parse(stderr.trim().split('\n').pop() as string) as { code: string }).code).to.equal('ERR_CANCELED');
-        expect(fs.readdirSync(home)).to.deep.equal([]);
+        expect(storeEntries(home)).to.deep.equal([]);
       });
     }
 
@@ -596,7 +596,7 @@ describe('controller: worker processes', function () {
         expect((await caught(() => driver.applyDiff('stalled', undefined, source, { signal: ac.signal }))).code, `inProcess ${inProcess}`).to.equal('ERR_CANCELED');
         expect(Date.now() - started, `inProcess ${inProcess}`).to.be.below(5000);
         expect(source.destroyed, `inProcess ${inProcess}`).to.equal(true);
-        expect(fs.readdirSync(home).filter((n) => n.startsWith('stalled')), `inProcess ${inProcess}`).to.deep.equal([]);
+        expect(storeEntries(home).filter((n) => n.startsWith('stalled')), `inProcess ${inProcess}`).to.deep.equal([]);
       }
       // And past the driver's timeout: the worker killed, the source released too.
       const timed = await WindowsFilterDriver.open({ home, timeout: 1000 });
@@ -716,9 +716,9 @@ describe('controller: worker processes', function () {
         expect(w.signal).to.equal('SIGKILL');
         expect(driver.exists('delta')).to.equal(false);
         expect(driver.list().map((l) => l.id)).to.deep.equal(['base']);
-        expect(fs.readdirSync(home).filter((n) => n.startsWith('delta-importing-'))).to.have.length(1);
+        expect(storeEntries(home).filter((n) => n.startsWith('delta-importing-'))).to.have.length(1);
         const reopened = await WindowsFilterDriver.open({ home });
-        expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal(['base']);
+        expect(storeEntries(home).filter((n) => n !== '.mounts')).to.deep.equal(['base']);
         await reopened.applyDiff('delta', 'base', Readable.from([tar]));
         expect((await collect(reopened.diff('delta'))).equals(tar)).to.equal(true);
       });
@@ -730,7 +730,7 @@ describe('controller: worker processes', function () {
         const e = await crashingAt(point, () => caught(() => driver.applyDiff('l', undefined, Readable.from([tar]))));
         expect(e.code).to.equal('ERR_WORKER_EXITED');
         expect(e.data['signal']).to.equal('SIGKILL');
-        expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+        expect(storeEntries(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
         await driver.applyDiff('l', undefined, Readable.from([tar]));
       });
     }
@@ -747,7 +747,7 @@ describe('controller: worker processes', function () {
         expect(r.size).to.equal(expected.size);
         expect((await collect(driver.diff(id))).equals(tar)).to.equal(true);
       }
-      expect(fs.readdirSync(home).filter((n) => n !== '.mounts').sort()).to.deep.equal(['l', 'new', 'reference']);
+      expect(storeEntries(home).filter((n) => n !== '.mounts').sort()).to.deep.equal(['l', 'new', 'reference']);
     });
 
     it('killed just before its commit rename, where a layer of that id is back (the one it was to replace): a failure, and that layer stays', async () => {
@@ -773,7 +773,7 @@ describe('controller: worker processes', function () {
     expect(w.status).to.equal(1);
     const last = w.stderr.toString().trim().split('\n').at(-1) ?? '';
     expect((JSON.parse(last) as { code: string }).code).to.equal('ERR_IO');
-    expect(fs.readdirSync(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
+    expect(storeEntries(home).filter((n) => n !== '.mounts')).to.deep.equal([]);
     await driver.applyDiff('l', undefined, Readable.from([tar]));
   });
 

@@ -23,7 +23,7 @@ import { portableBackend } from '../../src/native/portable.js';
 import { NATIVE_BACKEND_ENV } from '../../src/native/select.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer, deltaLayer, filesLayer } from '../helpers/layers.js';
-import { cleanupTemp, listTree, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { cleanupTemp, listTree, rejection, rejectionCode, storeEntries, tempDir, withUnremovable } from '../helpers/store.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
 
@@ -339,7 +339,7 @@ describe('driver: WindowsFilterDriver', function () {
       const importing = driver.applyDiff('delta', 'base', slow());
       try {
         // Started, and its chain written: before that, the commit is what refuses the gone parent (below).
-        const staging = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('delta-importing-') && fs.existsSync(path.join(driver.home, n, 'layerchain.json')));
+        const staging = (): boolean => storeEntries(driver.home).some((n) => n.startsWith('delta-importing-') && fs.existsSync(path.join(driver.home, n, 'layerchain.json')));
         for (let i = 0; i < 500 && !staging(); i++) await new Promise((r) => setTimeout(r, 10));
         expect(staging(), 'the import started').to.equal(true);
         expect(await rejectionCode(() => driver.remove('base'))).to.equal('ERR_LAYER_IN_USE');
@@ -369,7 +369,7 @@ describe('driver: WindowsFilterDriver', function () {
         await gate;
         yield bytes;
       }
-      const setAside = (): boolean => fs.readdirSync(driver.home).some((n) => n.startsWith('child-replacing-'));
+      const setAside = (): boolean => storeEntries(driver.home).some((n) => n.startsWith('child-replacing-'));
       let importing = driver.applyDiff('child', 'base', slow(tar));
       for (let i = 0; i < 500 && !setAside(); i++) await new Promise((r) => setTimeout(r, 10));
       expect(setAside(), 'the empty layer is set aside').to.equal(true);
@@ -409,7 +409,7 @@ describe('driver: WindowsFilterDriver', function () {
       // It is the layer: not made again beside it (the next open puts it back).
       expect(await rejectionCode(() => driver.create('child'))).to.equal('ERR_LAYER_EXISTS');
       await driver.remove('child');
-      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
+      expect(storeEntries(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['base']);
       // Beside its layer (an importer killed after its commit), it is a leftover: it holds no
       // parent, and goes with the layer instead of coming back at the next open.
       await driver.applyDiff('child', 'base', Readable.from([tar]));
@@ -422,7 +422,7 @@ describe('driver: WindowsFilterDriver', function () {
       await driver.remove('child');
       await driver.remove('base');
       await WindowsFilterDriver.open({ home: driver.home });
-      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+      expect(storeEntries(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
     });
 
     /** Runs `fn` with fs.promises.rename failing (EPERM) for the renames `fails` picks. */
@@ -440,7 +440,7 @@ describe('driver: WindowsFilterDriver', function () {
         syncBuiltinESMExports();
       }
     }
-    const visible = (home: string): string[] => fs.readdirSync(home).filter((n) => !n.startsWith('.'));
+    const visible = (home: string): string[] => storeEntries(home).filter((n) => !n.startsWith('.'));
 
     it('a removal that fails after the layer went out of sight puts the layer back (a typed error, and a retry works)', async () => {
       const driver = await openDriver();
@@ -486,7 +486,7 @@ describe('driver: WindowsFilterDriver', function () {
       let during: string[] = [];
       store.dependentOf = (layerPath: string) => {
         if (looks++ === 0) return undefined;
-        during = fs.readdirSync(driver.home);
+        during = storeEntries(driver.home);
         return look(layerPath);
       };
       const e = await rejection(() => driver.remove('base'));
@@ -712,7 +712,7 @@ describe('driver: WindowsFilterDriver', function () {
     await driver.remove('rw');
     expect(driver.exists('rw')).to.equal(false);
     // Nothing left behind to fail the next open.
-    expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+    expect(storeEntries(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
     expect(fs.readdirSync(path.join(driver.home, '.mounts'))).to.deep.equal([]);
     const reopened = await WindowsFilterDriver.open({ home: driver.home });
     expect(reopened.list().map((l) => l.id)).to.deep.equal(['base']);
@@ -729,7 +729,7 @@ describe('driver: WindowsFilterDriver', function () {
     await driver.put('rw');
     await driver.remove('rw');
     expect(driver.exists('rw')).to.equal(false);
-    expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+    expect(storeEntries(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
     expect((await WindowsFilterDriver.open({ home: driver.home })).list().map((l) => l.id)).to.deep.equal(['base']);
   });
 
@@ -1958,16 +1958,16 @@ describe('driver: WindowsFilterDriver', function () {
         cjs.openSync = openSync;
         syncBuiltinESMExports();
       }
-      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.')).sort()).to.deep.equal(['base']);
+      expect(storeEntries(driver.home).filter((n) => !n.startsWith('.')).sort()).to.deep.equal(['base']);
     });
   });
 
   describe('cleanup', () => {
     it('removes staging, removing and half-made mount directories', async () => {
       const driver = await openDriver();
-      for (const d of ['x-importing-abc123', 'y-removing', '.mounts/z-tmp-999999999-0123abcd']) fs.mkdirSync(path.join(driver.home, d), { recursive: true });
+      for (const d of ['x-importing-999999999-abc123', 'y-removing', '.mounts/z-tmp-999999999-0123abcd']) fs.mkdirSync(path.join(driver.home, d), { recursive: true });
       const removed = await driver.cleanup();
-      expect(removed.sort()).to.deep.equal(['.mounts/z-tmp-999999999-0123abcd', 'x-importing-abc123', 'y-removing']);
+      expect(removed.sort()).to.deep.equal(['.mounts/z-tmp-999999999-0123abcd', 'x-importing-999999999-abc123', 'y-removing']);
       expect(listTree(driver.home)).to.deep.equal(['.mounts']);
     });
 
@@ -2012,7 +2012,7 @@ describe('driver: WindowsFilterDriver', function () {
         fs.promises.rename = rename;
         syncBuiltinESMExports();
       }
-      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['l']);
+      expect(storeEntries(driver.home).filter((n) => !n.startsWith('.'))).to.deep.equal(['l']);
     });
 
     it('an export whose layer is removed under it fails with ERR_LAYER_NOT_FOUND, not as a damaged layer', async () => {
@@ -2109,7 +2109,7 @@ describe('driver: WindowsFilterDriver', function () {
       });
       // Once they can go, they do.
       expect((await driver.cleanup()).sort()).to.deep.equal([...stuck].sort());
-      expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+      expect(storeEntries(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
     });
 
     it('removes and unmounts a layer whose deletion fails: the layer is gone, its directory a leftover', async () => {
@@ -2137,7 +2137,7 @@ describe('driver: WindowsFilterDriver', function () {
       expect(driver.list().map((l) => l.id)).to.deep.equal(['base']);
       // The views set aside are this process's (`-tmp-<pid>-`): a later process removes them.
       expect(await driver.cleanup()).to.deep.equal(['rw-removing']);
-      expect(fs.readdirSync(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
+      expect(storeEntries(driver.home).sort()).to.deep.equal(['.mounts', 'base']);
     });
 
     it('leaves the staging directory of a live import alone (another process may be importing)', async () => {

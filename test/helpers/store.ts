@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { isWinLayerError, type WinLayerError } from '../../src/errors.js';
 import { portableBackend } from '../../src/native/portable.js';
 import { exportLayer, importLayer, type ImportLayerResult } from '../../src/store/layer-ops.js';
-import { LayerStore } from '../../src/store/layer-store.js';
+import { LayerStore, STORE_MARKER } from '../../src/store/layer-store.js';
 import { removeTreeSync } from '../../src/util/remove-tree.js';
 import { feedInChunks } from './chunks.js';
 
@@ -63,10 +63,17 @@ export async function rejectionCode(fn: () => Promise<unknown>): Promise<string>
 }
 
 /** Every path below `dir`, relative, sorted (for "nothing else was written" checks). */
+/** The names in a store's home, its mark left out (every store has it). */
+export function storeEntries(home: string): string[] {
+  return fs.readdirSync(home).filter((n) => n !== STORE_MARKER);
+}
+
 export function listTree(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string, rel: string): void => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      // A store's mark (every store has it): what a test looks for is the rest.
+      if (rel === '' && e.name === STORE_MARKER) continue;
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
       out.push(r);
       if (e.isDirectory()) walk(path.join(d, e.name), r);

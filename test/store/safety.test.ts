@@ -14,9 +14,9 @@ import { Readable } from 'node:stream';
 import { buildLayerTar, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { isWinLayerError } from '../../src/errors.js';
 import type { TarHeaderInput } from '../../src/tar/encode.js';
-import { cleanupTemp, exportTar, importTar, listTree, openStore, rejection, rejectionCode, tempDir, withUnremovable } from '../helpers/store.js';
+import { cleanupTemp, exportTar, importTar, listTree, openStore, rejection, rejectionCode, storeEntries, tempDir, withUnremovable } from '../helpers/store.js';
 import { MAX_STREAMS_PER_FILE } from '../../src/convert/import-tar.js';
-import { LayerStore, processAlive } from '../../src/store/layer-store.js';
+import { LayerStore, processAlive, STORE_MARKER } from '../../src/store/layer-store.js';
 import { importLayer } from '../../src/store/layer-ops.js';
 import { portableBackend } from '../../src/native/portable.js';
 import { baseLayer } from '../helpers/layers.js';
@@ -360,10 +360,41 @@ describe('store: safety', function () {
 
   it('cleans -importing- and -removing leftovers when a store opens', async () => {
     const home = path.join(tempDir(), 'home');
-    fs.mkdirSync(path.join(home, 'a-importing-123', 'Files'), { recursive: true });
-    fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
     await LayerStore.open(home);
-    expect(listTree(home)).to.deep.equal([]);
+    fs.mkdirSync(path.join(home, 'a-importing-123-0a1b2c', 'Files'), { recursive: true });
+    fs.mkdirSync(path.join(home, 'b-removing'), { recursive: true });
+    // Only the shapes the store gives its work: a name that merely contains them is not its.
+    fs.mkdirSync(path.join(home, 'x-importing-y'));
+    fs.writeFileSync(path.join(home, 'x-importing-y', 'kept'), 'kept');
+    await LayerStore.open(home);
+    expect(listTree(home)).to.deep.equal(['x-importing-y', 'x-importing-y/kept']);
+  });
+
+  it('refuses a home that holds files a store never made, touching nothing; takes a store made before the mark', async () => {
+    // `--home .` by mistake: a user's `*-removing` and `*-replacing-*` must not be swept.
+    const mine = tempDir();
+    fs.mkdirSync(path.join(mine, 'docs-removing'));
+    fs.writeFileSync(path.join(mine, 'docs-removing', 'thesis.txt'), 'years of work');
+    fs.writeFileSync(path.join(mine, 'report-removing'), 'report');
+    fs.mkdirSync(path.join(mine, 'a-replacing-b'));
+    const before = listTree(mine);
+    expect(await rejectionCode(() => LayerStore.open(mine))).to.equal('ERR_STORE_UNSAFE');
+    const { WindowsFilterDriver } = await import('../../src/driver/driver.js');
+    expect(await rejectionCode(() => WindowsFilterDriver.open({ home: mine }))).to.equal('ERR_STORE_UNSAFE');
+    expect(listTree(mine)).to.deep.equal(before);
+    expect(fs.existsSync(path.join(mine, STORE_MARKER))).to.equal(false);
+    // A store without the mark (made by an earlier version): known by its layers, then marked.
+    const store = await LayerStore.open(path.join(tempDir(), 'home'));
+    await importTar(store, 'base', await buildLayerTar(baseLayer));
+    fs.rmSync(path.join(store.home, STORE_MARKER));
+    fs.mkdirSync(path.join(store.home, 'gone-removing'));
+    await LayerStore.open(store.home);
+    expect(storeEntries(store.home)).to.deep.equal(['base']);
+    expect(fs.existsSync(path.join(store.home, STORE_MARKER))).to.equal(true);
+    // A new or empty directory is marked at its first open.
+    const empty = tempDir();
+    await LayerStore.open(empty);
+    expect(fs.readdirSync(empty)).to.deep.equal([STORE_MARKER]);
   });
 
   it("refuses a store whose .mounts is a link or another user's, or that another user owns (ERR_STORE_UNSAFE), touching nothing", async function () {
@@ -398,18 +429,19 @@ describe('store: safety', function () {
     const home = path.join(tempDir(), 'home');
     const outside = tempDir();
     fs.writeFileSync(path.join(outside, 'keep'), 'keep');
-    fs.mkdirSync(home);
+    await LayerStore.open(home);
     fs.symlinkSync(outside, path.join(home, 'evil-replacing-999999999-abcdef'));
     fs.writeFileSync(path.join(home, 'plain-replacing-999999999-abcdef'), 'x');
     fs.mkdirSync(path.join(home, '.x-replacing-999999999-abcdef'));
     await LayerStore.open(home);
-    expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+    expect(storeEntries(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
     expect(fs.readdirSync(outside)).to.deep.equal(['keep']);
   });
 
   it('leaves a leftover it cannot remove when a store opens; cleanup() then reports it (ERR_CLEANUP_INCOMPLETE)', async () => {
     const home = path.join(tempDir(), 'home');
-    fs.mkdirSync(path.join(home, 'a-importing-123', 'Files'), { recursive: true });
+    await LayerStore.open(home);
+    fs.mkdirSync(path.join(home, 'a-importing-123-0a1b2c', 'Files'), { recursive: true });
     fs.mkdirSync(path.join(home, 'b-removing', 'Files'), { recursive: true });
     await withUnremovable(['/b-removing'], async () => {
       const store = await LayerStore.open(home);
@@ -442,6 +474,7 @@ describe('store: safety', function () {
       expect(processAlive(zombie)).to.equal(false);
       expect(processAlive(child.pid as number)).to.equal(true);
       const home = path.join(tempDir(), 'home');
+      await LayerStore.open(home);
       fs.mkdirSync(path.join(home, `a-importing-${zombie}-0a1b`, 'Files'), { recursive: true });
       fs.mkdirSync(path.join(home, `b-importing-${child.pid as number}-0a1b`), { recursive: true });
       await LayerStore.open(home);
@@ -486,6 +519,6 @@ describe('store: safety', function () {
       ),
       { numRuns: 150 },
     );
-    for (const name of fs.readdirSync(store.home)) expect(name).to.not.include('-importing-');
+    for (const name of storeEntries(store.home)) expect(name).to.not.include('-importing-');
   });
 });
