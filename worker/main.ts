@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import type * as V8 from 'node:v8';
 import { createError, toWinLayerError } from '../src/errors.js';
 import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
@@ -353,7 +354,9 @@ async function run(argv: readonly string[]): Promise<void> {
     // Started for a tar of many entries: smaller reads (see MANY_ENTRIES_READ_BYTES).
     const manyEntries = MANY_ENTRIES_NODE_OPTIONS.every((option) => process.execArgv.includes(option));
     if (manyEntries) releaseSemiSpaceFlag();
-    const input = scavengingAsRead(manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream());
+    const stdin = manyEntries ? stdinStream(MANY_ENTRIES_READ_BYTES) : stdinStream();
+    importInput = stdin;
+    const input = scavengingAsRead(stdin);
     const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.beforeCommit });
     process.stdout.write(`${result.size}\n`);
     return;
@@ -383,9 +386,27 @@ async function run(argv: readonly string[]): Promise<void> {
   if (parts.length > 0) await writeStdout(`export-layer ${id}`, parts);
 }
 
+/** An import's standard input, once it reads it. */
+let importInput: Readable | undefined;
+/** How long a failed import waits for its input's last read to return before it ends anyway. */
+const INPUT_CLOSE_WAIT_MS = 500;
+
 // No top-level await: the build bundles this file as CommonJS (see scripts/bundle.mjs).
 run(process.argv.slice(2)).catch((error: unknown) => {
   const e = toWinLayerError(error, 'worker failed');
+  // Its reader may be gone (a controller killed): a failed write of the report must not
+  // end the worker as an uncaught error, whose exit would wait for the read below.
+  process.stderr.on('error', () => undefined);
   process.stderr.write('\n' + JSON.stringify(e.toJSON()) + '\n');
   process.exitCode = 1;
+  // An import that stopped before its input ended (it failed, or was canceled) may still
+  // have a read of that input waiting on the thread pool, which a process's exit joins: a
+  // producer that stalls with the pipe open would keep the worker for as long as it does.
+  // The input closes once that read returns; if it has not within a moment, the worker
+  // ends without the wait (its report is out).
+  const input = importInput;
+  if (input === undefined || input.readableEnded || input.closed) return;
+  const stuck = setTimeout(() => process.kill(process.pid, 'SIGKILL'), INPUT_CLOSE_WAIT_MS);
+  input.once('close', () => clearTimeout(stuck));
+  input.destroy();
 });
