@@ -252,6 +252,8 @@ const WIDE_CHARACTER = /[^\u0000-\u00ff]/;
  */
 class InheritedRecords {
   readonly #lines = new Map<string, string>();
+  /** The keys in order, once deleteTree needs them (deleted ones stay in it). */
+  #sorted: string[] | undefined;
 
   get size(): number {
     return this.#lines.size;
@@ -274,8 +276,29 @@ class InheritedRecords {
     return this.#lines.delete(key);
   }
 
-  keys(): IterableIterator<string> {
-    return this.#lines.keys();
+  /**
+   * Deletes `key` and every key below it (`key/…`); returns those it deleted. The keys in
+   * order are made once, at the first call (records are only deleted once loaded): a
+   * subtree is then one run of them, found by a binary search, and a delta deleting D
+   * directories of a UtilityVM of R records costs D × log R, not D × R (20,000 of 40,000
+   * took 40 s).
+   */
+  deleteTree(key: string): string[] {
+    const sorted = (this.#sorted ??= [...this.#lines.keys()].sort());
+    const deleted: string[] = [];
+    if (this.#lines.delete(key)) deleted.push(key);
+    const prefix = key + '/';
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((sorted[mid] as string) < prefix) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < sorted.length && (sorted[i] as string).startsWith(prefix); i++) {
+      if (this.#lines.delete(sorted[i] as string)) deleted.push(sorted[i] as string);
+    }
+    return deleted;
   }
 
   *values(): Generator<IndexEntry> {
@@ -1384,13 +1407,7 @@ export class TransportLayerWriter {
       this.#dirs.delete(key);
       return;
     }
-    const prefix = key + '/';
-    for (const k of [...(this.#inherited?.keys() ?? [])]) {
-      if (k === key || k.startsWith(prefix)) {
-        this.#inherited?.delete(k);
-        this.#dirs.delete(k);
-      }
-    }
+    for (const k of this.#inherited?.deleteTree(key) ?? []) this.#dirs.delete(k);
   }
 
   /**

@@ -611,6 +611,34 @@ describe('store: round trip tar → layer → tar', function () {
       expect(fs.existsSync(path.join(store.layerPath('c'), 'UtilityVM/Files/EFI/Microsoft'))).to.equal(false);
     });
 
+    it('deletes a UtilityVM directory with its subtree only, however many are deleted (a name it begins stays)', async () => {
+      const store = await openStore();
+      const dirs = ['Dir', 'Dir/sub', 'Dir2', 'Dir.x', 'Dir-', 'Dirt', 'E'];
+      const parent: BuilderEntry[] = [...parentLayer];
+      for (const d of dirs) parent.push({ type: 'directory', name: `UtilityVM/Files/${d}` }, { type: 'file', name: `UtilityVM/Files/${d}/f.bin`, data: d });
+      for (let i = 0; i < 300; i++) parent.push({ type: 'directory', name: `UtilityVM/Files/E/m${i}` }, { type: 'file', name: `UtilityVM/Files/E/m${i}/f.bin`, data: `m${i}` });
+      await importTar(store, 'p', await buildLayerTar(parent));
+      const delta: BuilderEntry[] = [
+        { type: 'directory', name: 'Files' },
+        { type: 'directory', name: 'UtilityVM' },
+        { type: 'directory', name: 'UtilityVM/Files' },
+        // Spelled in another case, as NTFS matches it; and one deleted after another.
+        { type: 'whiteout', name: 'UtilityVM/Files/dir' },
+        { type: 'whiteout', name: 'UtilityVM/Files/Dir-' },
+      ];
+      for (let i = 0; i < 300; i += 2) delta.push({ type: 'whiteout', name: `UtilityVM/Files/E/m${i}` });
+      await importTar(store, 'c', await buildLayerTar(delta), 'p');
+      const uvm = readIndexEntriesSync(store.layerPath('c'))
+        .filter((r) => r.kind !== 'whiteout' && r.name.startsWith('UtilityVM/Files/') && !r.name.startsWith('UtilityVM/Files/EFI'))
+        .map((r) => r.name);
+      const kept = ['Dir2', 'Dir.x', 'Dirt'].flatMap((d) => [`UtilityVM/Files/${d}`, `UtilityVM/Files/${d}/f.bin`]);
+      for (let i = 1; i < 300; i += 2) kept.push(`UtilityVM/Files/E/m${i}`, `UtilityVM/Files/E/m${i}/f.bin`);
+      const want = [...kept, 'UtilityVM/Files/E', 'UtilityVM/Files/E/f.bin', 'UtilityVM/Files/big.bin', 'UtilityVM/Files/gone.bin'].sort();
+      expect([...uvm].sort()).to.deep.equal(want);
+      for (const gone of ['Dir', 'Dir-', 'E/m0']) expect(fs.existsSync(path.join(store.layerPath('c'), 'UtilityVM/Files', gone)), gone).to.equal(false);
+      for (const there of ['Dir2/f.bin', 'Dir.x/f.bin', 'Dirt/f.bin', 'E/m1/f.bin']) expect(fs.existsSync(path.join(store.layerPath('c'), 'UtilityVM/Files', there)), there).to.equal(true);
+    });
+
     it('clones the parent UtilityVM: links files, copies the mutated BCD files, applies deletions', async () => {
       const store = await openStore();
       await importTar(store, 'p', await buildLayerTar(parentLayer));
