@@ -57,7 +57,7 @@ const COMMANDS: Record<string, Command> = {
         // The layer is committed and whole by now: it stays even if its report cannot be
         // printed. Removing it again would race with whoever already found it (a mount, an
         // import onto it); `winlayer exists` tells a caller who lost the report.
-        await writeOut(v['json'] === true ? JSON.stringify({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`, `layer ${id} was imported, but `);
+        await writeOut(v['json'] === true ? oneJsonLine({ id, size: r.size, entries: r.entries, digest: r.digest }) + '\n' : `${r.size}\n`, `layer ${id} was imported, but `);
       } finally {
         progress.stop();
       }
@@ -138,7 +138,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const id = requireId(v);
       const exists = (await openDriver(v)).exists(id);
-      await writeOut(v['json'] === true ? JSON.stringify({ id, exists }) + '\n' : `${exists}\n`);
+      await writeOut(v['json'] === true ? oneJsonLine({ id, exists }) + '\n' : `${exists}\n`);
     },
   },
   ls: {
@@ -148,7 +148,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const layers = (await openDriver(v)).list();
       if (v['json'] === true) {
-        await writeOut(JSON.stringify(layers) + '\n');
+        await writeOut(oneJsonLine(layers) + '\n');
         return;
       }
       const rows = [['ID', 'KIND', 'SIZE', 'ENTRIES', 'PARENT', 'MOUNTED', 'DIGEST']];
@@ -171,7 +171,7 @@ const COMMANDS: Record<string, Command> = {
       const letter = { add: 'A', modify: 'C', delete: 'D' } as const;
       const json = v['json'] === true;
       let count = 0;
-      await driver.forEachChange(id, (c) => out.add(json ? (count++ === 0 ? '[' : ',') + JSON.stringify(c) : `${letter[c.kind]} ${shownPath(c.path)}\n`));
+      await driver.forEachChange(id, (c) => out.add(json ? (count++ === 0 ? '[' : ',') + oneJsonLine(c) : `${letter[c.kind]} ${shownPath(c.path)}\n`));
       await out.end(json ? (count === 0 ? '[]\n' : ']\n') : '');
     },
   },
@@ -182,7 +182,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const id = requireId(v);
       const size = await (await openDriver(v)).diffSize(id);
-      await writeOut(v['json'] === true ? JSON.stringify({ id, size }) + '\n' : `${size}\n`);
+      await writeOut(v['json'] === true ? oneJsonLine({ id, size }) + '\n' : `${size}\n`);
     },
   },
   mount: {
@@ -202,7 +202,7 @@ const COMMANDS: Record<string, Command> = {
         progress.stop();
       }
       try {
-        await writeOut(v['json'] === true ? JSON.stringify({ id, path: dir }) + '\n' : `${dir}\n`, `layer ${id} was unmounted again: `);
+        await writeOut(v['json'] === true ? oneJsonLine({ id, path: dir }) + '\n' : `${dir}\n`, `layer ${id} was unmounted again: `);
       } catch (error) {
         // Nobody learned the directory, so nobody will unmount it: the mount is undone here,
         // or the layer would stay in use (a later remove fails with ERR_LAYER_IN_USE).
@@ -230,7 +230,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'winlayer cleanup --home DIR [--json]',
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
-      const print = (removed: readonly string[]): Promise<void> => writeOut(v['json'] === true ? JSON.stringify({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
+      const print = (removed: readonly string[]): Promise<void> => writeOut(v['json'] === true ? oneJsonLine({ removed }) + '\n' : removed.map((r) => `${r}\n`).join(''));
       try {
         await print(await (await openDriver(v, { cleanup: false })).cleanup());
       } catch (error) {
@@ -246,7 +246,7 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, json: JSON_OPTION },
     async run(v) {
       const status = (await openDriver(v)).status();
-      await writeOut(v['json'] === true ? JSON.stringify(Object.fromEntries(status)) + '\n' : table(status));
+      await writeOut(v['json'] === true ? oneJsonLine(Object.fromEntries(status)) + '\n' : table(status));
     },
   },
 };
@@ -255,7 +255,7 @@ const COMMANDS: Record<string, Command> = {
 async function reportDone(v: Values, report: { id: string } & Record<string, unknown>): Promise<void> {
   // What was done stands when its report cannot be written: the error says so.
   const done = Object.keys(report).find((k) => k !== 'id') ?? 'done';
-  if (v['json'] === true) await writeOut(JSON.stringify(report) + '\n', `layer ${report.id} was ${done}, but `);
+  if (v['json'] === true) await writeOut(oneJsonLine(report) + '\n', `layer ${report.id} was ${done}, but `);
 }
 
 function table(rows: readonly (readonly string[])[]): string {
@@ -465,7 +465,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   shieldStdin();
   watchStdio();
   const command = name === undefined ? undefined : COMMANDS[name];
-  const wantsJson = rest.includes('--json');
+  // What follows `--` is positional: never an option, --json and --help included.
+  const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  const wantsJson = options.includes('--json');
   try {
     // No command is a wrong command line: its one error line, on stderr.
     if (name === undefined) throw usage(`no command given; commands: ${Object.keys(COMMANDS).join(', ')} (winlayer --help)`);
@@ -482,7 +484,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (command === undefined) throw usage(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}`);
-    const help = rest.findIndex((w) => w === '--help' || w === '-h');
+    const help = options.findIndex((w) => w === '--help' || w === '-h');
     if (help !== -1) {
       if (rest.slice(help + 1).some((w) => w !== '--json')) throw usage(`${rest[help] as string} takes nothing after it`);
       await writeOut(commandHelp(name, command));
@@ -516,14 +518,32 @@ export async function main(argv: readonly string[]): Promise<number> {
     // tell, so nothing is printed, and the status is the one a shell reports for a process
     // killed by SIGPIPE, which is how tools that do not catch it end there.
     if (isBrokenStdout(e)) return interruptedBy === 'SIGINT' ? 130 : interruptedBy === 'SIGTERM' ? 143 : 141;
-    if (wantsJson) process.stderr.write(JSON.stringify(e.toJSON()) + '\n');
-    else process.stderr.write(`winlayer${name === undefined ? '' : ` ${name}`}: ${e.code}: ${e.message.replaceAll('\n', ' ')}\n`);
+    if (wantsJson) process.stderr.write(oneJsonLine(e.toJSON()) + '\n');
+    else process.stderr.write(`winlayer${name === undefined ? '' : ` ${name}`}: ${e.code}: ${oneTextLine(e.message)}\n`);
     // A wrong command line: its shape, or an id that is not one. The same ERR_ARGUMENT_INVALID
     // from the store's state (a parent that is a read-write layer) is a failure like another.
     const isUsage = isWinLayerError(e) && (e.code === 'ERR_ID_INVALID' || commandLineErrors.has(e));
     if (interruptedBy !== undefined) return interruptedBy === 'SIGINT' ? 130 : 143;
     return isUsage ? 2 : 1;
   }
+}
+
+/**
+ * An error message as one line of text: a newline becomes a space, and every other
+ * control character (a tar entry named with a carriage return or a terminal escape would
+ * redraw what the user sees), DEL, C1 controls and U+2028/U+2029 are shown escaped.
+ */
+export function oneTextLine(message: string): string {
+  return message.replaceAll('\n', ' ').replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A value as one JSON line: JSON.stringify leaves U+0085, U+2028 and U+2029 as they are,
+ * which end a line for Python's splitlines and others (an entry named with one split the
+ * error line); they, DEL and C1 controls are escaped (still the same JSON value).
+ */
+export function oneJsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
@@ -536,6 +556,6 @@ export async function main(argv: readonly string[]): Promise<number> {
  */
 export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
-  return JSON.stringify(p).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return oneJsonLine(p);
 }
 const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/;

@@ -302,6 +302,46 @@ describe('cli: winlayer', function () {
     expect(lastJson(j.stderr)['code']).to.equal('ERR_TAR_TRUNCATED');
   });
 
+  it('takes what follows -- as positional: --help and --json there are not options', () => {
+    const home = path.join(tempDir(), 'home');
+    const help = run(['exists', '--home', home, '--id', 'x', '--', '--help']);
+    expect([help.status, help.stdout.toString()]).to.deep.equal([2, '']);
+    expect(help.stderr.toString()).to.include('ERR_ARGUMENT_INVALID');
+    const json = run(['ls', '--home', home, '--', '--json']);
+    expect(json.status).to.equal(2);
+    expect(json.stderr.toString().startsWith('winlayer ls: ERR_ARGUMENT_INVALID')).to.equal(true);
+  });
+
+  it('keeps an entry name with control or line-separating characters from forging or splitting its error line', async () => {
+    const home = path.join(tempDir(), 'home');
+    // An orphan stream named with a carriage return and a terminal escape (they would redraw
+    // the line on a terminal), and a duplicate named with U+2028 and U+0085 (legal on Windows,
+    // a line end for Python's splitlines and others).
+    const orphan = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'raw', header: { name: 'Files/a\rwinlayer import: ok\u001b[2K:s', typeflag: '0', size: 0, mode: 0o100644, mtime: 0n, format: 'pax' } },
+    ]);
+    const duplicate = await buildLayerTar([
+      { type: 'directory', name: 'Files' },
+      { type: 'file', name: 'Files/A\u2028\u0085B', data: '1' },
+      { type: 'file', name: 'Files/a\u2028\u0085b', data: '2' },
+    ]);
+    for (const [title, tar, code] of [['orphan', orphan, 'ERR_ADS_ORPHAN'], ['duplicate', duplicate, 'ERR_ENTRY_DUPLICATE']] as const) {
+      const text = run(['import', '--home', home, '--id', 'x'], tar);
+      expect(text.status, title).to.equal(1);
+      const line = text.stderr.toString();
+      expect(line.endsWith('\n') && line.indexOf('\n') === line.length - 1, title).to.equal(true);
+      expect(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/.test(line), title).to.equal(false);
+      expect(line, title).to.include(code);
+      const json = run(['import', '--home', home, '--id', 'x', '--json'], tar).stderr.toString();
+      expect(json.split(/\r\n|[\n\r\u0085\u2028\u2029]/).filter((l) => l !== ''), title).to.have.length(1);
+      const error = lastJson(Buffer.from(json));
+      expect(error['code'], title).to.equal(code);
+      // The same name, once parsed.
+      expect(String((error['data'] as Record<string, unknown>)['entry']), title).to.match(title === 'orphan' ? /\r/ : /\u2028\u0085/);
+    }
+  });
+
   /** Runs the CLI with its stdout on /dev/full, where every write fails with ENOSPC. */
   function runToFull(args: string[], input?: Buffer, env?: NodeJS.ProcessEnv): SpawnSyncReturns<Buffer> {
     const full = fs.openSync('/dev/full', 'w');
