@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { Controller } from '../../src/controller/controller.js';
-import { MANY_EXPORT_RECORDS, MANY_HEADER_BLOCKS, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
+import { MANY_EXPORT_RECORDS, MANY_HEADER_BLOCKS, MANY_INDEX_BYTES, SMALL_COMPRESSED_BYTES, SMALL_TAR_BYTES, untouchedFileOf, WORKER_BUNDLE, WORKER_BUNDLE_ENTRY, WORKER_ENTRY, WORKER_MODULE_ENTRY, workerEnv, type TarSource } from '../../src/controller/spawn-worker.js';
 import { EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS } from '../../src/controller/protocol.js';
 import { codeCacheFile, compileBundle, decodeCodeCache, encodeCodeCache, readCodeCache } from '../../src/util/start-bundle.cjs';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
@@ -336,6 +336,13 @@ describe('controller: worker processes', function () {
         fs.writeFileSync(path.join(parent, '.winlayer', 'layer.json'), JSON.stringify(layerSummary(records)));
         const onChain = (await caught(() => c.writeLayer({ ...job(), parents: [parent] }, Readable.from([Buffer.alloc(10)])))).data;
         expect(onChain, `a small tar on ${records} parent records`).to.deep.equal(want);
+      }
+      // Or few records holding much (long names): told by the bytes of the parents' index.
+      fs.writeFileSync(path.join(parent, '.winlayer', 'layer.json'), JSON.stringify(layerSummary(100)));
+      for (const [bytes, want] of [[MANY_INDEX_BYTES - 1, small], [MANY_INDEX_BYTES, large]] as const) {
+        fs.writeFileSync(path.join(parent, '.winlayer', 'entries.jsonl'), Buffer.alloc(bytes, 0x20));
+        const onChain = (await caught(() => c.writeLayer({ ...job(), parents: [parent] }, Readable.from([Buffer.alloc(10)])))).data;
+        expect(onChain, `a small tar on a parent index of ${bytes} bytes`).to.deep.equal(want);
       }
     });
 
