@@ -27,7 +27,8 @@ import { checkDescriptor, checkTarSource, isFdSource, type TarSource } from '../
 import { noReexecAsked } from '../controller/protocol.js';
 import { DATA_STREAM_TYPE, hasDataStreamType } from '../convert/tar-header.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { indexEntriesSync, indexEntryAt, readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
+import { indexEntriesSync, indexEntryAt, readLayerInfo, type IndexEntry, type LayerInfo } from '../layer/metadata-index.js';
+import type { ByteRange } from '../layer/layer-reader.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { BackendName, NativeBackend } from '../native/backend.js';
@@ -900,8 +901,32 @@ export class WindowsFilterDriver {
       if (backup !== undefined && stream === undefined && fs.existsSync(path.join(root, backup))) {
         return fs.createReadStream(path.join(root, backup));
       }
-      const r = served.get(caseFoldKey(p.name));
+      const fileKey = caseFoldKey(p.name);
+      const r = served.get(fileKey);
       if (r === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such file in layer ${id}`, { id, entry: name });
+      const { rec, item } = last?.key === fileKey ? last : (last = { key: fileKey, ...fileOf(r), streams: undefined });
+      if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
+      let range = item.data;
+      if (stream !== undefined) {
+        // The streams by case-folded name, made once for the file: a tar's streams follow
+        // their file, each asked for in turn (16,000 of them took minutes, each looked up
+        // by parsing the file's backup stream again).
+        if (last.streams === undefined) {
+          last.streams = new Map();
+          for (const s of item.streams) {
+            const k = caseFoldKey(s.name);
+            if (!last.streams.has(k)) last.streams.set(k, s.range);
+          }
+        }
+        range = last.streams.get(caseFoldKey(`:${stream}:$data`));
+      }
+      // An empty file backed up without a DATA stream: its tar entry is empty too.
+      if (range === undefined && stream === undefined && rec.kind === 'file') return Readable.from([]);
+      if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
+      return Readable.from(readFileRange(range));
+    };
+    /** The record of a served name (a hard link's target's), and what the view makes of it. */
+    const fileOf = (r: { name: string; line: LineSpan }): { rec: IndexEntry; item: ReturnType<typeof itemOf> } => {
       let rec = indexEntryAt(root, r.line, r.name);
       if (rec.kind === 'link') {
         // A hard link is its target's content: this layer's file of that name, or else
@@ -913,15 +938,10 @@ export class WindowsFilterDriver {
         // A link to this layer's symbolic link is one too: not a file, as the link itself.
         rec = target !== undefined && (target.kind === 'file' || target.kind === 'symlink') ? target : { ...asFile, kind: 'file' };
       }
-      const item = itemOf(ViewEntry.ofRecord(root, rec));
-      if (item.kind !== 'entry' || (rec.kind !== 'file' && stream === undefined)) throw createError('ERR_LAYER_NOT_FOUND', `${name}: not a file`, { id, entry: name });
-      const streamKey = stream === undefined ? undefined : caseFoldKey(`:${stream}:$data`);
-      const range = streamKey === undefined ? item.data : item.streams.find((s) => caseFoldKey(s.name) === streamKey)?.range;
-      // An empty file backed up without a DATA stream: its tar entry is empty too.
-      if (range === undefined && streamKey === undefined && rec.kind === 'file') return Readable.from([]);
-      if (range === undefined) throw createError('ERR_LAYER_NOT_FOUND', `${name}: no such stream in layer ${id}`, { id, entry: name });
-      return Readable.from(readFileRange(range));
+      return { rec, item: itemOf(ViewEntry.ofRecord(root, rec)) };
     };
+    /** The file asked for last: its record, its view, and its streams once one was asked for. */
+    let last: { key: string; rec: IndexEntry; item: ReturnType<typeof itemOf>; streams: Map<string, ByteRange> | undefined } | undefined;
     let closed = false;
     return {
       get: (name: string): Readable => {

@@ -884,6 +884,38 @@ describe('driver: WindowsFilterDriver', function () {
       }
     });
 
+    it('serves every stream of files with thousands of them, asked for in any order and spelling', async () => {
+      const driver = await openDriver();
+      const streams = (tag: string, n: number) => Array.from({ length: n }, (_, i) => ({ name: `s${i}`, data: `${tag}${i}`.repeat(1 + (i % 7)) }));
+      const a = streams('a', 3000);
+      const b = streams('b', 40);
+      await driver.applyDiff(
+        'many',
+        undefined,
+        Readable.from([
+          await buildLayerTar([
+            { type: 'directory', name: 'Files' },
+            { type: 'file', name: 'Files/a.bin', data: 'A', streams: a },
+            { type: 'file', name: 'Files/b.bin', data: 'B', streams: b },
+            { type: 'link', name: 'Files/l.bin', target: 'Files/b.bin' },
+          ]),
+        ]),
+      );
+      const g = driver.diffGetter('many');
+      const text = async (name: string): Promise<string> => (await collect(g.get(name))).toString();
+      for (const s of a) expect(await text(`Files/a.bin:${s.name}`), s.name).to.equal(s.data);
+      // Another file, a hard link to it, and back: each answers with its own streams.
+      expect(await text('Files/b.bin:s39')).to.equal(b[39]?.data);
+      expect(await text('Files/L.BIN:S7:$DATA')).to.equal(b[7]?.data);
+      expect(await text('Files/A.bin:S2999')).to.equal(a[2999]?.data);
+      expect(await text('Files/a.bin')).to.equal('A');
+      expect(await text('Files/a.bin::$DATA')).to.equal('A');
+      expect(await rejectionCode(async () => g.get('Files/a.bin:s3000'))).to.equal('ERR_LAYER_NOT_FOUND');
+      expect(await rejectionCode(async () => g.get('Files/b.bin:s40'))).to.equal('ERR_LAYER_NOT_FOUND');
+      expect(await text('Files/b.bin:s0')).to.equal(b[0]?.data);
+      g.close();
+    });
+
     it('serves file data, alternate streams and original BCD bytes by tar name', async () => {
       const driver = await openDriver();
       const uvm: BuilderEntry[] = [
