@@ -90,13 +90,15 @@ export function isWorkName(name: string): boolean {
 
 /**
  * True for a name of exactly the shape the store gives its work: `<id>-importing-<pid>-<hex>`,
- * `<id>-replacing-<pid>-<hex>`, `<id>-removing`, `<id>` a layer id. Only these are swept.
+ * `<id>-replacing-<pid>-<hex>`, `<id>-removing`, `<id>` a layer id, and the edge backend's
+ * folders beside a layer (`<id>-importing-<pid>-<hex>-tmp-<pid>-<hex>`, for an import,
+ * `<id>-importing-export-tmp-<pid>-<hex>`, for an export). Only these are swept.
  */
 export function isLeftoverName(name: string): boolean {
   const m = LEFTOVER_NAME.exec(name);
   return m !== null && ID_PATTERN.test(m[1] as string) && !isWorkName(m[1] as string);
 }
-const LEFTOVER_NAME = /^(.+?)(?:-importing-\d+-[0-9a-f]+|-replacing-\d+-[0-9a-f]+|-removing)$/;
+const LEFTOVER_NAME = /^(.+?)(?:-importing-\d+-[0-9a-f]+(?:-tmp-\d+-[0-9a-f]+)?|-importing-export-tmp-\d+-[0-9a-f]+|-replacing-\d+-[0-9a-f]+|-removing)$/;
 
 /** The file that marks a directory as a store, written by its first open. */
 export const STORE_MARKER = '.winlayer-store';
@@ -119,12 +121,14 @@ function claimStore(home: string): void {
   } catch (cause) {
     throw toWinLayerError(cause, `cannot read store ${home}`, { path: home });
   }
-  if (names.length > 0 && !names.some((name) => madeByAStore(home, name))) {
-    const shown = names.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
+  // What a new file system holds at its root (a volume formatted for the store) is not a user's.
+  const theirs = names.filter((name) => name !== 'lost+found');
+  if (theirs.length > 0 && !theirs.some((name) => madeByAStore(home, name))) {
+    const shown = theirs.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (theirs.length > 3 ? `, and ${theirs.length - 3} more` : '');
     throw createError(
       'ERR_STORE_UNSAFE',
       `${home} is not a winlayer store: it holds other files (${shown}), which the store's clean-up could take for its own leftovers; give a new or empty directory, or a store's`,
-      { path: home, entries: names.length },
+      { path: home, entries: theirs.length },
     );
   }
   try {
@@ -136,7 +140,8 @@ function claimStore(home: string): void {
 
 /** Whether `name` in `home` is something only a store makes. */
 function madeByAStore(home: string, name: string): boolean {
-  if (name === '.mounts') return true;
+  // The mark itself: another process's open wrote it between this one's look and its listing.
+  if (name === '.mounts' || name === STORE_MARKER) return true;
   if (/-(?:importing|replacing)-\d+-[0-9a-f]+$/.test(name) && isLeftoverName(name)) return true;
   if (!ID_PATTERN.test(name)) return false;
   try {

@@ -397,6 +397,45 @@ describe('store: safety', function () {
     expect(fs.readdirSync(empty)).to.deep.equal([STORE_MARKER]);
   });
 
+  it("takes a new file system's lost+found for nothing, and the mark another process wrote after this one looked", async () => {
+    const volume = tempDir();
+    fs.mkdirSync(path.join(volume, 'lost+found'));
+    await LayerStore.open(volume);
+    expect(fs.readdirSync(volume).sort()).to.deep.equal([STORE_MARKER, 'lost+found']);
+    // Two opens of a new directory at once: one looks for the mark, the other writes it,
+    // then the first lists the directory and finds the mark alone.
+    const home = tempDir();
+    const cjs = createRequire(import.meta.url)('node:fs') as { statSync: (...a: unknown[]) => unknown };
+    const { statSync } = cjs;
+    cjs.statSync = (p: unknown, ...rest: unknown[]) => {
+      if (String(p) === path.join(home, STORE_MARKER)) {
+        fs.writeFileSync(String(p), 'winlayer store\n');
+        const error = new Error(`ENOENT: ${String(p)}`) as NodeJS.ErrnoException;
+        error.code = 'ENOENT';
+        throw error;
+      }
+      return statSync(p, ...rest);
+    };
+    syncBuiltinESMExports();
+    try {
+      await LayerStore.open(home);
+    } finally {
+      cjs.statSync = statSync;
+      syncBuiltinESMExports();
+    }
+    expect(fs.readdirSync(home)).to.deep.equal([STORE_MARKER]);
+  });
+
+  it("sweeps the edge backend's folders beside a layer, once their process is gone", async () => {
+    const home = path.join(tempDir(), 'home');
+    await LayerStore.open(home);
+    for (const name of ['x-importing-999999999-abcdef-tmp-999999998-0a1b2c3d', 'x-importing-export-tmp-999999998-0a1b2c3d', `y-importing-export-tmp-${process.pid}-0a1b2c3d`]) {
+      fs.mkdirSync(path.join(home, name, 'Files'), { recursive: true });
+    }
+    await LayerStore.open(home);
+    expect(storeEntries(home)).to.deep.equal([`y-importing-export-tmp-${process.pid}-0a1b2c3d`]);
+  });
+
   it("refuses a store whose .mounts is a link or another user's, or that another user owns (ERR_STORE_UNSAFE), touching nothing", async function () {
     const outside = tempDir();
     fs.mkdirSync(path.join(outside, 'sub'));
