@@ -150,7 +150,9 @@ export function checkDescriptor(fd: unknown, what: string): asserts fd is number
 export function checkTarSource(source: unknown): asserts source is TarSource {
   if (typeof source === 'object' && source !== null) {
     if (isFdSource(source as TarSource)) {
-      if (isDescriptor((source as { fd: number }).fd)) return;
+      const fd = (source as { fd: unknown }).fd;
+      if (isDescriptor(fd as number)) return;
+      throw createError('ERR_ARGUMENT_INVALID', `the layer tar { fd }: expected an open file descriptor (an integer from 0 to 2147483647), got ${String(fd)}`, { option: 'fd' });
     } else if (typeof (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function') {
       return;
     }

@@ -29,6 +29,7 @@ import { DATA_STREAM_TYPE, hasDataStreamType } from '../convert/tar-header.js';
 import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type IndexEntry, type LayerInfo } from '../layer/metadata-index.js';
 import type { ByteRange } from '../layer/layer-reader.js';
+import { descriptorWritable, readDescriptor } from '../util/descriptor.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { BackendName, NativeBackend } from '../native/backend.js';
@@ -327,7 +328,7 @@ export class WindowsFilterDriver {
     let committed = false;
     try {
       if (this.#inProcess) {
-        const source = isFdSource(tar) ? fs.createReadStream('', { fd: tar.fd, highWaterMark: 1 << 20, autoClose: false }) : tar;
+        const source = isFdSource(tar) ? readDescriptor(tar.fd) : tar;
         const r = await importLayer(this.store, this.backend, id, source, { parents, signal, onProgress });
         committed = true;
         return { size: r.size, entries: r.entries, digest: r.digest };
@@ -381,7 +382,7 @@ export class WindowsFilterDriver {
     checkDescriptor(fd, `export-layer ${id}`);
     this.#require(id);
     if (this.#inProcess) {
-      const out = fs.createWriteStream('', { fd, autoClose: false });
+      const out = descriptorWritable(fd);
       let outError: NodeJS.ErrnoException | undefined;
       out.once('error', (error) => (outError = error));
       await pipeline(this.diff(id, undefined, options), out).catch((error: unknown) => {

@@ -87,7 +87,8 @@ async function* untilAborted(source: AsyncIterable<Uint8Array>, signal: AbortSig
       if (signal.aborted) throw canceled();
       const r = await new Promise<IteratorResult<Uint8Array>>((resolve, reject) => {
         stopWaiting = reject;
-        it.next().then(resolve, reject);
+        // A next() may answer with a plain result, as `for await` takes it.
+        Promise.resolve(it.next()).then(resolve, reject);
       });
       stopWaiting = undefined;
       if (r.done === true) {

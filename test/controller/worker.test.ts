@@ -613,6 +613,72 @@ describe('controller: worker processes', function () {
       expect(source.destroyed).to.equal(true);
     });
 
+    it("leaves the caller's descriptor open when an import from it or an export to it fails, in process as in a worker", async () => {
+      const home = path.join(tempDir(), 'home');
+      const bad = path.join(tempDir(), 'bad.tar');
+      fs.writeFileSync(bad, Buffer.alloc(5000, 7));
+      for (const inProcess of [false, true]) {
+        const driver = await WindowsFilterDriver.open({ home, inProcess });
+        const fd = fs.openSync(bad, 'r');
+        try {
+          expect((await caught(() => driver.applyDiff('bad', undefined, { fd }))).code, `inProcess ${inProcess}`).to.not.equal(undefined);
+          expect(() => fs.fstatSync(fd), `inProcess ${inProcess}`).to.not.throw();
+        } finally {
+          fs.closeSync(fd);
+        }
+        if (!driver.exists('ok')) await driver.applyDiff('ok', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        // Opened for reading: every write to it fails (EBADF).
+        const readOnly = fs.openSync(bad, 'r');
+        try {
+          expect((await caught(() => driver.diffTo('ok', readOnly))).code, `inProcess ${inProcess}`).to.equal('ERR_IO');
+          expect(() => fs.fstatSync(readOnly), `inProcess ${inProcess}`).to.not.throw();
+        } finally {
+          fs.closeSync(readOnly);
+        }
+      }
+    });
+
+    it('takes an async iterable whose next() answers with a plain result, as for await does, with a signal too', async () => {
+      const tar = await buildLayerTar(baseLayer);
+      const plain = (): AsyncIterable<Uint8Array> => ({
+        [Symbol.asyncIterator]() {
+          let done = false;
+          return {
+            next: (() => {
+              if (done) return { value: undefined, done: true };
+              done = true;
+              return { value: tar, done: false };
+            }) as unknown as () => Promise<IteratorResult<Uint8Array>>,
+          };
+        },
+      });
+      const home = path.join(tempDir(), 'home');
+      for (const inProcess of [false, true]) {
+        const driver = await WindowsFilterDriver.open({ home, inProcess });
+        const id = inProcess ? 'in-process' : 'worker';
+        await driver.applyDiff(id, undefined, plain(), { signal: new AbortController().signal });
+        expect((await collect(driver.diff(id))).equals(tar), id).to.equal(true);
+      }
+    });
+
+    it('runs the compiled modules through winlayer/worker where the build made no bundle', () => {
+      // A copy of the build without the bundles (an install whose build had no esbuild).
+      const root = tempDir();
+      const dist = path.join(here, '..', '..');
+      fs.cpSync(dist, path.join(root, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}bundle`) && !src.endsWith('.map') });
+      fs.symlinkSync(path.join(dist, '..', 'node_modules'), path.join(root, 'node_modules'));
+      fs.copyFileSync(path.join(dist, '..', 'package.json'), path.join(root, 'package.json'));
+      const entry = path.join(root, 'dist', 'worker', 'start.cjs');
+      expect(fs.existsSync(path.join(root, 'dist', 'worker', 'bundle'))).to.equal(false);
+      const home = path.join(tempDir(), 'home');
+      return buildLayerTar(baseLayer).then((tar) => {
+        const r = spawnSync(process.execPath, [entry, 'write-layer', home, 'l'], { input: tar });
+        expect(r.status, r.stderr.toString()).to.equal(0);
+        expect(r.stdout.toString()).to.match(/^\d+\n$/);
+        expect(fs.existsSync(path.join(home, 'l', '.winlayer', 'layer.json'))).to.equal(true);
+      });
+    });
+
     it('an async onProgress that rejects is ignored as a throwing one is, in a worker and in process', async () => {
       const home = path.join(tempDir(), 'home');
       const tar = await buildLayerTar(filesLayer(300, 64 * 1024));
