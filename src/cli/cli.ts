@@ -534,28 +534,37 @@ export async function main(argv: readonly string[]): Promise<number> {
  * redraw what the user sees), DEL, C1 controls and U+2028/U+2029 are shown escaped.
  */
 export function oneTextLine(message: string): string {
-  return message.replaceAll('\n', ' ').replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return message.replaceAll('\n', ' ').replace(SHOWN_ESCAPED, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * What text lines show escaped: control characters, DEL, C1 controls, the line and
+ * paragraph separators, and the invisible format characters that reorder or hide text on
+ * a terminal (bidirectional overrides and isolates, zero-width characters, the BOM).
+ */
+const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
 
 /**
  * A value as one JSON line: JSON.stringify leaves U+0085, U+2028 and U+2029 as they are,
  * which end a line for Python's splitlines and others (an entry named with one split the
- * error line); they, DEL and C1 controls are escaped (still the same JSON value).
+ * error line); they, DEL, C1 controls and the format characters of SHOWN_ESCAPED are
+ * escaped (still the same JSON value).
  */
 export function oneJsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
  * A path as a `changes` line shows it: as it is, or as a JSON string when it holds a
  * control character (a container file named `x\nD Files` would print a second, forged
  * line), a backslash, or starts with a quote; a path shown starting with `"` is JSON.
- * DEL, C1 controls and the line and paragraph separators (U+0085, U+2028, U+2029 end a
- * line for Python's splitlines and others) are control characters here too, and escaped
- * in the JSON string, where JSON.stringify leaves them as they are.
+ * DEL, C1 controls, the line and paragraph separators (U+0085, U+2028, U+2029 end a
+ * line for Python's splitlines and others) and the format characters that reorder or
+ * hide text (SHOWN_ESCAPED) count here too, and are escaped in the JSON string, where
+ * JSON.stringify leaves them as they are.
  */
 export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
   return oneJsonLine(p);
 }
-const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/;
+const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\\]/;
