@@ -540,9 +540,10 @@ export function oneTextLine(message: string): string {
 /**
  * What text lines show escaped: control characters, DEL, C1 controls, the line and
  * paragraph separators, and the invisible format characters that reorder or hide text on
- * a terminal (bidirectional overrides and isolates, zero-width characters, the BOM).
+ * a terminal (bidirectional marks, overrides and isolates, zero-width characters and
+ * joiners, the soft hyphen, the BOM).
  */
-const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g;
 
 /**
  * A value as one JSON line: JSON.stringify leaves U+0085, U+2028 and U+2029 as they are,
@@ -551,7 +552,7 @@ const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u20
  * escaped (still the same JSON value).
  */
 export function oneJsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
@@ -567,4 +568,4 @@ export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
   return oneJsonLine(p);
 }
-const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff\\]/;
+const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\\]/;

@@ -36,7 +36,7 @@ import type { BackendName, NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { isBackendName, NATIVE_BACKEND_ENV, selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isWorkName, LayerStore, listStore, ownerAlive, ownerPid, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { finishCleanup, IMPORTING_INFIX, isLayerId, isWorkName, LayerStore, listStore, ownerAlive, ownerPid, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -215,7 +215,7 @@ export class WindowsFilterDriver {
 
   /** Key/value pairs describing the driver. A layer this user may not read is ERR_IO, as for exists and list, not left out of the counts. */
   status(): [string, string][] {
-    const names = listStore(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n));
+    const names = listStore(this.home).filter((n) => !n.startsWith('.') && !isWorkName(n) && isLayerId(n));
     const rw = names.filter((n) => present(path.join(this.home, n, INDEX_DIR, RW_INFO), `layer ${n}`)).length;
     const ro = names.filter((n) => present(path.join(this.home, n, INDEX_DIR, 'layer.json'), `layer ${n}`)).length;
     return [
@@ -382,13 +382,15 @@ export class WindowsFilterDriver {
     checkDescriptor(fd, `export-layer ${id}`);
     this.#require(id);
     if (this.#inProcess) {
-      const out = descriptorWritable(fd);
       let outError: NodeJS.ErrnoException | undefined;
-      out.once('error', (error) => (outError = error));
-      await pipeline(this.diff(id, undefined, options), out).catch((error: unknown) => {
-        // Marked as a worker marks a failed write to its stdout, which is `fd` there.
+      const out = descriptorWritable(fd, (error) => (outError = error));
+      // The signal ends the copy too, inside an entry: the export itself looks only between entries.
+      await pipeline(this.diff(id, undefined, options), out, ...(signal === undefined ? [] : [{ signal }])).catch((error: unknown) => {
+        if (signal?.aborted === true && outError === undefined) throw createError('ERR_CANCELED', `export-layer ${id}: canceled`, { id }, error);
+        // Marked as a worker marks a failed write to its stdout, which is `fd` there; a
+        // failure of the export itself is that failure.
         if (outError === undefined) throw error;
-        throw createError('ERR_IO', `export-layer ${id}: writing to stdout failed: ${outError.message}`, { id, errno: outError.code ?? null, stream: 'stdout' }, outError);
+        throw createError('ERR_IO', `export-layer ${id}: writing to descriptor ${fd} failed: ${outError.message}`, { id, errno: outError.code ?? null, stream: 'stdout' }, outError);
       });
       return;
     }

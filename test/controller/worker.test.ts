@@ -638,6 +638,56 @@ describe('controller: worker processes', function () {
       }
     });
 
+    it("exports in process to a pipe in non-blocking mode, ends at an abort inside an entry, and tells the export's failure from the pipe's", async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home, inProcess: true });
+      await driver.applyDiff('big', undefined, Readable.from([await buildLayerTar(filesLayer(1, 48 << 20))]));
+      const want = await collect(driver.diff('big'));
+      const fifo = path.join(tempDir(), 'out.fifo');
+      expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+      const readAll = async (slowly: boolean): Promise<number> => {
+        let bytes = 0;
+        for await (const chunk of fs.createReadStream(fifo)) {
+          bytes += (chunk as Buffer).length;
+          if (slowly) await new Promise((r) => setTimeout(r, 5));
+        }
+        return bytes;
+      };
+      // Non-blocking (opened so, as Node makes its own stdout): a full pipe answers EAGAIN.
+      let reading = readAll(false);
+      let fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      try {
+        await driver.diffTo('big', fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      expect(await reading).to.equal(want.length);
+      // Aborted while a 48 MiB file is being copied: ERR_CANCELED, at once.
+      reading = readAll(true);
+      fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      try {
+        const e = await caught(() => driver.diffTo('big', fd, { signal: ac.signal }));
+        expect(e.code).to.equal('ERR_CANCELED');
+      } finally {
+        fs.closeSync(fd);
+      }
+      expect(await reading).to.be.below(want.length);
+      // A failure of the export itself is that failure, not one of writing (data.stream): a
+      // container file named with a character Windows forbids.
+      await driver.createReadWrite('rw', 'big');
+      fs.writeFileSync(path.join(await driver.get('rw'), '"quoted'), 'x');
+      await driver.put('rw');
+      fd = fs.openSync(path.join(tempDir(), 'out.tar'), 'w');
+      try {
+        const e = await caught(() => driver.diffTo('rw', fd));
+        expect([e.code, e.data['stream']]).to.deep.equal(['ERR_PATH_INVALID', undefined]);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+
     it('takes an async iterable whose next() answers with a plain result, as for await does, with a signal too', async () => {
       const tar = await buildLayerTar(baseLayer);
       const plain = (): AsyncIterable<Uint8Array> => ({
