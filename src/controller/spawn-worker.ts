@@ -25,6 +25,7 @@ import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
 import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type CommitIdentity, type WorkerCommand } from './protocol.js';
 import { quietProgress } from '../util/options.js';
+import { releaseSource } from '../util/release-source.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
 const WORKER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'worker');
@@ -569,17 +570,11 @@ async function peekSmall(
       release();
     }
   }
-  /**
-   * Releases the source unless it was read to its end. A Node stream is destroyed: its
-   * iterator's return() would wait behind a read of a stalled source (a registry download
-   * that stopped sending) for as long as that read waits.
-   */
+  /** Releases the source unless it was read to its end (see releaseSource). */
   const release = (): void => {
     if (done || released) return;
     released = true;
-    const destroy = (source as { destroy?: unknown }).destroy;
-    if (typeof destroy === 'function') (destroy as () => void).call(source);
-    void Promise.resolve(it.return?.()).catch(() => undefined);
+    releaseSource(source, it);
   };
   return { small: ended && smallInput(firstBytes(head, 8), bytes), stream: Readable.from(replay(), { objectMode: false }), failure: () => failure, release };
 }

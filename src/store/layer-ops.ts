@@ -9,6 +9,7 @@ import { decompressIfNeeded } from '../tar/decompress.js';
 import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
 import { checkOptions, isOptionsObject, quietProgress, shown } from '../util/options.js';
+import { releaseSource } from '../util/release-source.js';
 import { isLayerId, type LayerStore } from './layer-store.js';
 
 export interface ImportLayerOptions {
@@ -99,11 +100,7 @@ async function* untilAborted(source: AsyncIterable<Uint8Array>, signal: AbortSig
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
-    if (!ended) {
-      const destroy = (source as { destroy?: unknown }).destroy;
-      if (typeof destroy === 'function') (destroy as () => void).call(source);
-      void Promise.resolve(it.return?.()).catch(() => undefined);
-    }
+    if (!ended) releaseSource(source, it);
   }
 }
 
