@@ -30,6 +30,7 @@ import { createError, isWinLayerError, toWinLayerError, type WinLayerError } fro
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type IndexEntry, type LayerInfo } from '../layer/metadata-index.js';
 import type { ByteRange } from '../layer/layer-reader.js';
 import { descriptorWritable, readDescriptor } from '../util/descriptor.js';
+import { releasableSource } from '../util/release-source.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { BackendName, NativeBackend } from '../native/backend.js';
@@ -328,12 +329,12 @@ export class WindowsFilterDriver {
     let committed = false;
     try {
       if (this.#inProcess) {
-        const source = isFdSource(tar) ? readDescriptor(tar.fd) : tar;
+        const source = isFdSource(tar) ? readDescriptor(tar.fd) : releasableSource(tar);
         const r = await importLayer(this.store, this.backend, id, source, { parents, signal, onProgress });
         committed = true;
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
-      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), tar);
+      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), isFdSource(tar) ? tar : releasableSource(tar));
       committed = true;
       const info = this.#layerInfo(id);
       return { size, entries: info.entries, digest: info.digest };

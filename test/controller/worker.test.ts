@@ -605,6 +605,24 @@ describe('controller: worker processes', function () {
         expect(source.destroyed, `inProcess ${inProcess}`).to.equal(true);
         expect(storeEntries(home).filter((n) => n.startsWith('stalled')), `inProcess ${inProcess}`).to.deep.equal([]);
       }
+      // A web stream (a fetch() body) that stalls is canceled, its connection let go.
+      for (const inProcess of [false, true]) {
+        const driver = await WindowsFilterDriver.open({ home, inProcess });
+        let canceled = false;
+        const web = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(tar.subarray(0, 1024));
+          },
+          cancel() {
+            canceled = true;
+          },
+        });
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 300);
+        expect((await caught(() => driver.applyDiff('stalled', undefined, web, { signal: ac.signal }))).code, `inProcess ${inProcess}`).to.equal('ERR_CANCELED');
+        await new Promise((r) => setTimeout(r, 50));
+        expect(canceled, `inProcess ${inProcess}`).to.equal(true);
+      }
       // And past the driver's timeout: the worker killed, the source released too.
       const timed = await WindowsFilterDriver.open({ home, timeout: 1000 });
       const source = new PassThrough();
