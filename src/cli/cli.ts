@@ -530,29 +530,34 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /**
  * An error message as one line of text: a newline becomes a space, and every other
- * control character (a tar entry named with a carriage return or a terminal escape would
- * redraw what the user sees), DEL, C1 controls and U+2028/U+2029 are shown escaped.
+ * character of SHOWN_ESCAPED (a tar entry named with a carriage return or a terminal
+ * escape would redraw what the user sees) is shown escaped.
  */
 export function oneTextLine(message: string): string {
-  return message.replaceAll('\n', ' ').replace(SHOWN_ESCAPED, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return message.replaceAll('\n', ' ').replace(SHOWN_ESCAPED, escapedUnit);
 }
-
-/**
- * What text lines show escaped: control characters, DEL, C1 controls, the line and
- * paragraph separators, and the invisible format characters that reorder or hide text on
- * a terminal (bidirectional marks, overrides and isolates, zero-width characters and
- * joiners, the soft hyphen, the BOM).
- */
-const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g;
 
 /**
  * A value as one JSON line: JSON.stringify leaves U+0085, U+2028 and U+2029 as they are,
  * which end a line for Python's splitlines and others (an entry named with one split the
- * error line); they, DEL, C1 controls and the format characters of SHOWN_ESCAPED are
- * escaped (still the same JSON value).
+ * error line); they and the other characters of SHOWN_ESCAPED are escaped (still the same
+ * JSON value; C0 controls JSON.stringify escapes itself).
  */
 export function oneJsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(SHOWN_ESCAPED, escapedUnit);
+}
+
+/**
+ * The characters lines show escaped: control characters, DEL, C1 controls, the line and
+ * paragraph separators, and the invisible format characters that reorder or hide text on
+ * a terminal (bidirectional marks, overrides and isolates, zero-width characters and
+ * joiners, the soft hyphen, the BOM).
+ */
+const ESCAPED_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff';
+const SHOWN_ESCAPED = new RegExp(`[${ESCAPED_CHARACTERS}]`, 'g');
+
+function escapedUnit(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /**
@@ -568,4 +573,4 @@ export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
   return oneJsonLine(p);
 }
-const SHOWN_AS_JSON = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\\]/;
+const SHOWN_AS_JSON = new RegExp(`[${ESCAPED_CHARACTERS}\\\\]`);
