@@ -13,7 +13,8 @@
  * made implicitly (no entry of their own) are part of the view: neither added nor lost.
  *
  * Metadata of what the tar says: a modified entry keeps its own security descriptor,
- * attributes, EAs and creation time from the parent view; a new entry takes the security
+ * attributes, EAs and creation time from the parent view (a file whose data changed less
+ * the EAs NTFS purges then: keptExtendedAttributes); a new entry takes the security
  * descriptor of its nearest parent directory in the view, ARCHIVE (files) or DIRECTORY
  * (directories), and its creation time from the host (birth time where it exists); the
  * last access time is the last write time (see hostTimes). The tar holds `Files`, the
@@ -29,7 +30,8 @@ import { ChainView } from '../layer/chain-view.js';
 import { exportError } from '../store/layer-ops.js';
 import { present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync, infoFromRecord } from '../layer/metadata-index.js';
-import type { ByteRange, ExportAlternateStream } from '../layer/layer-reader.js';
+import type { ByteRange, ExportAlternateStream, ExportItem } from '../layer/layer-reader.js';
+import type { ExtendedAttribute } from '../backup/ea.js';
 import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import { baseName, caseFoldKey, parentName, parseLayerPath, WCIDIRS_SUFFIX } from '../util/safe-path.js';
@@ -624,6 +626,28 @@ function timesOf(info: FileBasicInfo): BuilderTimes {
  * the last write: reading the file for the export moves the host's access time (relatime),
  * so the host's would make two exports of one layer differ.
  */
+/**
+ * The EA name prefix NTFS purges: it deletes every EA named so (case-insensitive) once the
+ * file's data changes. Windows keeps code-integrity caches there ($KERNEL.PURGE.ESBCACHE,
+ * $KERNEL.PURGE.APPXFICACHE), which vouch for the bytes they were made for.
+ */
+const PURGED_EA_PREFIX = '$KERNEL.PURGE.';
+
+/**
+ * The EAs an entry that changed in the container keeps from its parent's: all of them,
+ * less, on a file whose data changed (its size or last write time), those NTFS would have
+ * purged. A file renamed in case, or whose metadata alone changed, keeps them all.
+ */
+function keptExtendedAttributes(own: Extract<ExportItem, { kind: 'entry' }>, kind: HostKind, s: fs.BigIntStats): { extendedAttributes?: ExtendedAttribute[] } {
+  let eas = own.meta.extendedAttributes;
+  if (kind === 'file' && eas.length > 0) {
+    const size = BigInt(own.data?.length ?? 0);
+    const written = size !== s.size || !mtimeMatches(unixNsFromFiletime(own.info.lastWriteTime), s.mtimeNs / 1000n);
+    if (written) eas = eas.filter((ea) => !ea.name.toUpperCase().startsWith(PURGED_EA_PREFIX));
+  }
+  return eas.length > 0 ? { extendedAttributes: eas } : {};
+}
+
 function hostTimes(s: fs.BigIntStats, creation: bigint | undefined): BuilderTimes {
   return {
     creationTime: creation ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
@@ -994,7 +1018,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         name: c.path,
         times,
         ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
-        ...(own !== undefined && own.meta.extendedAttributes.length > 0 ? { extendedAttributes: own.meta.extendedAttributes } : {}),
+        ...(own !== undefined ? keptExtendedAttributes(own, kind, s) : {}),
         ...(streams.length > 0 ? { streams } : {}),
       };
       const keep = own?.info.fileAttributes;

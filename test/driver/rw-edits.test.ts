@@ -63,6 +63,31 @@ describe('driver: read-write layer edits', function () {
     expect(Object.keys(got.get('Files/d/f')?.pax ?? {}).filter((k) => k.startsWith('MSWINDOWS.xattr.'))).to.deep.equal([]);
   });
 
+  it('a file whose data changed loses the $Kernel.Purge. EAs NTFS purges, and keeps its others; a case rename keeps them all', async () => {
+    const purge = { name: '$KERNEL.PURGE.ESBCACHE', value: Buffer.from('cache') };
+    const purgeMixed = { name: '$Kernel.Purge.AppxFiCache', value: Buffer.from('appx') };
+    const other = { name: 'EA1', value: Buffer.from('v') };
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd, extendedAttributes: [purge] },
+      { type: 'file', name: 'Files/edited.dll', data: 'old', securityDescriptor: sd, extendedAttributes: [purge, other, purgeMixed] },
+      { type: 'file', name: 'Files/touched.dll', data: 'same', securityDescriptor: sd, extendedAttributes: [purge] },
+      { type: 'file', name: 'Files/renamed.dll', data: 'kept', securityDescriptor: sd, extendedAttributes: [purge, other] },
+      { type: 'directory', name: 'Files/dir', securityDescriptor: sd, extendedAttributes: [purge] },
+    ]);
+    fs.appendFileSync(path.join(dir, 'edited.dll'), ' and new');
+    // Same bytes, a new last write time: NTFS purges on a write whatever it writes.
+    fs.utimesSync(path.join(dir, 'touched.dll'), new Date(Date.UTC(2030, 0, 1)), new Date(Date.UTC(2030, 0, 1)));
+    fs.renameSync(path.join(dir, 'renamed.dll'), path.join(dir, 'RENAMED.dll'));
+    fs.writeFileSync(path.join(dir, 'dir/new.txt'), 'new');
+    const got = await entries(await collect(driver.diff('rw')));
+    const eas = (name: string): string[] => Object.keys(got.get(name)?.pax ?? {}).filter((k) => k.startsWith('MSWINDOWS.xattr.')).sort();
+    expect(eas('Files/edited.dll')).to.deep.equal(['MSWINDOWS.xattr.EA1']);
+    expect(eas('Files/touched.dll')).to.deep.equal([]);
+    expect(eas('Files/RENAMED.dll')).to.deep.equal(['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE', 'MSWINDOWS.xattr.EA1']);
+    expect(eas('Files/dir')).to.deep.equal(['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE']);
+    expect(got.get('Files/edited.dll')?.pax['MSWINDOWS.xattr.EA1']).to.equal(Buffer.from('v').toString('base64'));
+  });
+
   it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
     const { driver, dir } = await mounted([
       { type: 'directory', name: 'Files', securityDescriptor: sd },
