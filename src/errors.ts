@@ -234,3 +234,22 @@ export function toWinLayerError(error: unknown, context: string, data: ErrorData
   const detail = e instanceof Error ? e.message : String(error);
   return createError('ERR_IO', `${context}: ${detail}`, { ...data, errno: e?.code ?? null }, error);
 }
+
+/** What a file of a stored layer that fails to open or read this way says of the layer: it is not (or not a file) where the layer has it. */
+const LAYER_DAMAGE_ERRNOS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP']);
+
+/**
+ * The error for a file of a stored layer that could not be opened or read (`context:
+ * cause`): ERR_LAYER_CORRUPT when the layer is damaged (the file is missing, is not a
+ * file, or is a link where the layer never makes one: LAYER_DAMAGE_ERRNOS; or what was
+ * read did not parse, an error without an errno), else ERR_IO with the errno: a
+ * permission, too many open files or a failing disk says nothing of the layer, which
+ * reads whole once the cause is gone.
+ */
+export function layerFileError(cause: unknown, context: string, data: ErrorData = {}): WinLayerError {
+  if (isWinLayerError(cause)) return cause;
+  const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (errno !== undefined && !LAYER_DAMAGE_ERRNOS.has(errno)) return toWinLayerError(cause, context, data);
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  return createError('ERR_LAYER_CORRUPT', `${context}: ${detail}`, { ...data, ...(errno === undefined ? {} : { errno }) }, cause);
+}

@@ -6,6 +6,7 @@ import {
   ErrorCodes,
   InvalidArchiveError,
   isWinLayerError,
+  layerFileError,
   shownEntry,
   toWinLayerError,
   UnsafePathError,
@@ -19,6 +20,19 @@ describe('errors', () => {
     for (const m of doc.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| (\w+) \|/gm)) documented.set(m[1] as string, m[2] as string);
     expect([...documented.keys()].sort()).to.deep.equal(Object.keys(ErrorCodes).sort());
     for (const [code, cls] of Object.entries(ErrorCodes)) expect(documented.get(code), code).to.equal(cls);
+  });
+
+  it('a stored layer\'s file that fails: damage (missing, not a file, does not parse) is ERR_LAYER_CORRUPT, the system\'s failures ERR_IO with their errno', () => {
+    const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: failed`), { code });
+    const seen = (cause: unknown) => {
+      const e = layerFileError(cause, 'l1: cannot open f', { path: 'l1' });
+      return [e.code, e.data['errno'] ?? null, e.data['path']];
+    };
+    for (const code of ['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP']) expect(seen(errno(code)), code).to.deep.equal(['ERR_LAYER_CORRUPT', code, 'l1']);
+    expect(seen(new SyntaxError('Unexpected token'))).to.deep.equal(['ERR_LAYER_CORRUPT', null, 'l1']);
+    for (const code of ['EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'EIO', 'ENOMEM']) expect(seen(errno(code)), code).to.deep.equal(['ERR_IO', code, 'l1']);
+    const own = createError('ERR_CANCELED', 'canceled');
+    expect(layerFileError(own, 'x')).to.equal(own);
   });
 
   it('shortens a long entry name in a message between characters, never inside a surrogate pair', () => {

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
-import { createError } from '../errors.js';
+import { createError, layerFileError } from '../errors.js';
 import { metadataFromPayloads, type EntryMetadata } from '../convert/metadata.js';
 import { FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../util/windows.js';
 import { readAt } from '../util/lines.js';
@@ -208,7 +208,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
     try {
       st = fs.lstatSync(host);
     } catch (cause) {
-      throw createError('ERR_LAYER_CORRUPT', `${r.name}: its data file is missing`, { entry: r.name }, cause);
+      throw layerFileError(cause, `${r.name}: its data file ${host}`, { entry: r.name });
     }
     data = { file: host, offset: 0, length: st.size };
   }
@@ -219,7 +219,7 @@ function openExisting(file: string, entry: string): number {
   try {
     return fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (cause) {
-    throw createError('ERR_LAYER_CORRUPT', `${entry}: cannot open ${file}: ${(cause as Error).message}`, { entry }, cause);
+    throw layerFileError(cause, `${entry}: cannot open ${file}`, { entry });
   }
 }
 

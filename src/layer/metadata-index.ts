@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
-import { createError } from '../errors.js';
+import { createError, layerFileError } from '../errors.js';
 import { LineWriter, readAt, readLinesSync, type LineSpan } from '../util/lines.js';
 import { recentTexts } from '../util/recent-texts.js';
 import type { FileBasicInfo } from '../util/windows.js';
@@ -226,7 +226,7 @@ export function readLayerInfo(layerRoot: string): LayerInfo {
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot }, cause);
-    throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: unreadable ${LAYER_INFO_FILE}: ${(cause as Error).message}`, { path: layerRoot }, cause);
+    throw layerFileError(cause, `${layerRoot}: unreadable ${LAYER_INFO_FILE}`, { path: layerRoot });
   }
   const info = parsed as Partial<LayerInfo>;
   if (typeof info !== 'object' || info === null || typeof info.version !== 'number') {
@@ -443,16 +443,21 @@ function openIndexSync(layerRoot: string): { file: string; fd: number } {
   }
 }
 
-/** A missing entries.jsonl is a damaged layer; other failures stay what they are. */
+/** A missing entries.jsonl is a damaged layer; one the system cannot read now is ERR_IO (layerFileError). */
 function indexOpenError(layerRoot: string, cause: unknown): unknown {
-  if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') return cause;
+  if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') return layerFileError(cause, `${layerRoot}: cannot open ${INDEX_DIR}/${ENTRIES_FILE}`, { path: layerRoot });
   return createError('ERR_LAYER_CORRUPT', `${layerRoot}: no ${ENTRIES_FILE}`, { path: layerRoot }, cause);
 }
 
 /** Reads all records synchronously (small layers, chain lookups). */
 export function readIndexEntriesSync(layerRoot: string): IndexEntry[] {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
-  const text = fs.readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw indexOpenError(layerRoot, cause);
+  }
   const out: IndexEntry[] = [];
   let start = 0;
   let n = 0;

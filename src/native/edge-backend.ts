@@ -32,7 +32,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tarFromLayerEntries } from '../convert/export-tar.js';
 import { writeLayerFromTar } from '../convert/import-tar.js';
-import { createError, type WinLayerError } from '../errors.js';
+import { createError, layerFileError, type WinLayerError } from '../errors.js';
 import { BackupStreamId } from '../backup/constants.js';
 import { BackupStreamParser } from '../backup/parser.js';
 import { itemFromRecord, readLayerEntries, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
@@ -529,7 +529,7 @@ function readLayerChain(root: string): string[] {
   try {
     chain = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (cause) {
-    throw createError('ERR_LAYER_CORRUPT', `${root}: a delta layer needs its ${LAYER_CHAIN_FILE} to be exported: ${(cause as Error).message}`, { path: root }, cause);
+    throw layerFileError(cause, `${root}: a delta layer needs its ${LAYER_CHAIN_FILE} to be exported`, { path: root });
   }
   if (!Array.isArray(chain) || chain.length === 0 || !chain.every((p) => typeof p === 'string')) {
     throw createError('ERR_LAYER_CORRUPT', `${file}: not a list of parent layer paths`, { path: root });

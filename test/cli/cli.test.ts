@@ -436,6 +436,39 @@ describe('cli: winlayer', function () {
     return { status, signal, stderr, ms: Date.now() - closedAt, chunk };
   }
 
+  it('a layer this user may not read exports as ERR_IO with EACCES, not as a damaged layer, and whole once it may', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const nobody = 65534;
+    const home = path.join(tempDir(), 'home');
+    const tar = await buildLayerTar(baseLayer);
+    expect(run(['import', '--home', home, '--id', 'base'], tar).status).to.equal(0);
+    const exported = run(['export', '--home', home, '--id', 'base']).stdout;
+    fs.chmodSync(path.dirname(home), 0o755);
+    const chown = (dir: string): void => {
+      fs.lchownSync(dir, nobody, nobody);
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (d.isDirectory()) chown(path.join(dir, d.name));
+        else fs.lchownSync(path.join(dir, d.name), nobody, nobody);
+      }
+    };
+    chown(home);
+    const asNobody = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { input: Buffer.alloc(0), maxBuffer: 1 << 26, uid: nobody, gid: nobody });
+    const dataFile = path.join(home, 'base', 'Files', 'Program Files', 'app.exe');
+    expect(fs.statSync(dataFile).isFile()).to.equal(true);
+    for (const file of [dataFile, path.join(home, 'base', '.winlayer', 'layer.json')]) {
+      const mode = fs.statSync(file).mode & 0o777;
+      fs.chmodSync(file, 0);
+      const r = asNobody(['export', '--home', home, '--id', 'base', '--json']);
+      expect(r.status, path.basename(file)).to.equal(1);
+      const e = lastJson(r.stderr);
+      expect([e['code'], (e['data'] as Record<string, unknown>)['errno']], path.basename(file)).to.deep.equal(['ERR_IO', 'EACCES']);
+      fs.chmodSync(file, mode);
+    }
+    const whole = asNobody(['export', '--home', home, '--id', 'base']);
+    expect(whole.status).to.equal(0);
+    expect(whole.stdout.equals(exported)).to.equal(true);
+  });
+
   it('a reader that goes away mid-output (EPIPE) ends export and changes at once: exit 141, nothing on stderr, no worker left', async function () {
     if (!fs.existsSync('/proc/self/cmdline')) this.skip();
     const home = path.join(tempDir(), 'home');
