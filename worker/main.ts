@@ -358,7 +358,7 @@ async function run(argv: readonly string[]): Promise<void> {
     importInput = stdin;
     const input = scavengingAsRead(stdin);
     const result = await importLayer(store, backend, id, input, { parents: parentPaths, onProgress, signal: guard.signal, beforeCommit: guard.beforeCommit });
-    process.stdout.write(`${result.size}\n`);
+    await writeStdout(`write-layer ${id}`, [Buffer.from(`${result.size}\n`)]);
     return;
   }
   // Headers, data and padding arrive as separate chunks: gather them into writev calls of
@@ -391,8 +391,20 @@ let importInput: Readable | undefined;
 /** How long a failed import waits for its input's last read to return before it ends anyway. */
 const INPUT_CLOSE_WAIT_MS = 500;
 
+/**
+ * Ends a worker whose work is done and reported. Node's own end, once nothing is left to
+ * run, frees every heap page and handle one by one before the process exits: 5–10 ms
+ * after the report of a large import, which its controller waits for. Everything the
+ * worker wrote is out by then: its report and data through writevAll (synchronous writes
+ * to the descriptor), progress lines through writeSync, and the layer itself flushed
+ * before its commit. A failure keeps the ordinary end (see below).
+ */
+function exitDone(): void {
+  process.exit();
+}
+
 // No top-level await: the build bundles this file as CommonJS (see scripts/bundle.mjs).
-run(process.argv.slice(2)).catch((error: unknown) => {
+run(process.argv.slice(2)).then(exitDone, (error: unknown) => {
   const e = toWinLayerError(error, 'worker failed');
   // Its reader may be gone (a controller killed): a failed write of the report must not
   // end the worker as an uncaught error, whose exit would wait for the read below.
