@@ -30,7 +30,7 @@ import { createError, isWinLayerError, toWinLayerError, type WinLayerError } fro
 import { indexEntriesSync, indexEntryAt, readLayerInfo, type IndexEntry, type LayerInfo } from '../layer/metadata-index.js';
 import type { ByteRange } from '../layer/layer-reader.js';
 import { descriptorWritable, readDescriptor } from '../util/descriptor.js';
-import { releasableSource } from '../util/release-source.js';
+import { releasableSource, releaseUnread } from '../util/release-source.js';
 import type { LineSpan } from '../util/lines.js';
 import { MUTATED_UTILITY_VM_FILES } from '../layer/utility-vm.js';
 import type { BackendName, NativeBackend } from '../native/backend.js';
@@ -287,9 +287,20 @@ export class WindowsFilterDriver {
   /**
    * Imports `tar` as layer `id` on `parentId` through a worker. `tar` is a stream or
    * iterable of bytes, or `{fd}`: an open file or pipe the worker reads directly. An empty
-   * layer made by create() is replaced; any other existing layer is an error.
+   * layer made by create() is replaced; any other existing layer is an error. A stream or
+   * iterable is let go of (destroyed, canceled) when the import fails, also before it read
+   * any of it (a bad id, a missing parent, a cancel while queued); `{fd}` stays the caller's.
    */
   async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options?: ApplyDiffOptions): Promise<ApplyDiffResult> {
+    try {
+      return await this.#applyDiff(id, parentId, tar, options);
+    } catch (error) {
+      releaseUnread(tar);
+      throw error;
+    }
+  }
+
+  async #applyDiff(id: string, parentId: string | undefined, tar: TarSource, options: ApplyDiffOptions | undefined): Promise<ApplyDiffResult> {
     validateLayerId(id);
     checkNotOwnParent(id, parentId);
     checkTarSource(tar);

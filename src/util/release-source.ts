@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 
 /**
@@ -20,4 +21,35 @@ export function releaseSource(source: unknown, it: AsyncIterator<unknown>): void
   const destroy = (source as { destroy?: unknown } | null | undefined)?.destroy;
   if (typeof destroy === 'function') (destroy as () => void).call(source);
   void Promise.resolve(it.return?.()).catch(() => undefined);
+}
+
+/**
+ * Lets go of what was given as an import's source, read or not, once the import failed:
+ * a Node stream is destroyed (an unread file stream would otherwise keep its descriptor),
+ * and what it reports after that goes unheard (a file stream that fails to open would
+ * throw its error where nobody listens, ending the process); a web stream
+ * canceled, an async iterator ended. Anything else, `{fd}` included (the caller's
+ * descriptor), is left as it is. Safe on a source already released.
+ */
+export function releaseUnread(source: unknown): void {
+  if (typeof source !== 'object' || source === null) return;
+  try {
+    if (source instanceof ReadableStream) {
+      if (!source.locked) void source.cancel().catch(() => undefined);
+      return;
+    }
+    const destroy = (source as { destroy?: unknown }).destroy;
+    if (typeof destroy === 'function') {
+      // A file stream destroyed while it opens still reports the open's failure.
+      if (source instanceof EventEmitter) source.on('error', () => undefined);
+      (destroy as () => void).call(source);
+      return;
+    }
+    const iterate = (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator];
+    if (typeof iterate !== 'function') return;
+    const it = (iterate as () => AsyncIterator<unknown>).call(source);
+    void Promise.resolve(it.return?.()).catch(() => undefined);
+  } catch {
+    // a source that throws as it is let go of: nothing more to do with it
+  }
 }

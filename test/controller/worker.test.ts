@@ -631,6 +631,64 @@ describe('controller: worker processes', function () {
       expect(source.destroyed).to.equal(true);
     });
 
+    it('an import refused before it read anything (bad id, missing parent, existing layer, canceled while queued) still lets go of its source', async () => {
+      const home = path.join(tempDir(), 'home');
+      const missing = path.join(tempDir(), 'missing.tar');
+      for (const inProcess of [false, true]) {
+        const driver = await WindowsFilterDriver.open({ home, inProcess, concurrency: 1 });
+        if (!driver.exists('base')) await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        // A file stream that will fail to open: unreleased, its ENOENT was thrown where nobody listened.
+        const refusals: [string, string | undefined, string][] = [
+          ['x', 'no-such-parent', 'ERR_PARENT_NOT_FOUND'],
+          ['bad/id', undefined, 'ERR_ID_INVALID'],
+          ['base', undefined, 'ERR_LAYER_EXISTS'],
+        ];
+        for (const [id, parent, code] of refusals) {
+          const file = fs.createReadStream(missing);
+          expect((await caught(() => driver.applyDiff(id, parent, file))).code, `${id} inProcess ${inProcess}`).to.equal(code);
+          expect(file.destroyed, `${id} inProcess ${inProcess}`).to.equal(true);
+          let canceled = false;
+          const web = new ReadableStream<Uint8Array>({ cancel: () => void (canceled = true) });
+          expect((await caught(() => driver.applyDiff(id, parent, web))).code, `web ${id} inProcess ${inProcess}`).to.equal(code);
+          await new Promise((r) => setTimeout(r, 10));
+          expect(canceled, `web ${id} inProcess ${inProcess}`).to.equal(true);
+          let returned = false;
+          const iterable: AsyncIterable<Uint8Array> = {
+            [Symbol.asyncIterator]: () => ({
+              next: () => Promise.resolve({ done: true, value: undefined }),
+              return: () => {
+                returned = true;
+                return Promise.resolve({ done: true, value: undefined });
+              },
+            }),
+          };
+          expect((await caught(() => driver.applyDiff(id, parent, iterable))).code, `iterable ${id} inProcess ${inProcess}`).to.equal(code);
+          expect(returned, `iterable ${id} inProcess ${inProcess}`).to.equal(true);
+        }
+        // Canceled while a job holds the one slot: never started, its source released too.
+        if (!inProcess) {
+          const stall = new PassThrough();
+          const first = driver.applyDiff('first', undefined, stall);
+          const ac = new AbortController();
+          const queued = fs.createReadStream(missing);
+          const second = driver.applyDiff('second', undefined, queued, { signal: ac.signal });
+          ac.abort();
+          expect((await caught(() => second)).code).to.equal('ERR_CANCELED');
+          expect(queued.destroyed).to.equal(true);
+          stall.end(await buildLayerTar(baseLayer));
+          await first;
+        }
+        // What it did not release: a descriptor, the caller's.
+        const fd = fs.openSync(process.execPath, 'r');
+        try {
+          expect((await caught(() => driver.applyDiff('y', 'no-such-parent', { fd }))).code).to.equal('ERR_PARENT_NOT_FOUND');
+          expect(() => fs.fstatSync(fd)).to.not.throw();
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    });
+
     it("leaves the caller's descriptor open when an import from it or an export to it fails, in process as in a worker", async () => {
       const home = path.join(tempDir(), 'home');
       const bad = path.join(tempDir(), 'bad.tar');
