@@ -37,7 +37,7 @@ import type { BackendName, NativeBackend } from '../native/backend.js';
 import { readFileRange } from '../native/portable.js';
 import { isBackendName, NATIVE_BACKEND_ENV, selectBackend } from '../native/select.js';
 import { exportLayer, importLayer } from '../store/layer-ops.js';
-import { finishCleanup, IMPORTING_INFIX, isLayerId, isWorkName, LayerStore, listStore, ownerAlive, ownerPid, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
+import { directoryIdentity, finishCleanup, IMPORTING_INFIX, isLayerId, isWorkName, LayerStore, listStore, ownerAlive, ownerPid, present, REMOVING_SUFFIX, REPLACING_INFIX, validateLayerId, type Sweep } from '../store/layer-store.js';
 import { caseFoldKey, parseLayerPath } from '../util/safe-path.js';
 import { MountTable, MOUNTS_DIR } from './mounts.js';
 import { refuseReFS } from './refs.js';
@@ -430,26 +430,39 @@ export class WindowsFilterDriver {
    * A cancellation, and an error `passOn` names (a caller's own), go on as they are.
    */
   async #whileThere<T>(id: string, work: () => Promise<T>, passOn?: (error: unknown) => boolean): Promise<T> {
+    const identity = this.#identity(id);
     try {
       return await work();
     } catch (error) {
       if ((isWinLayerError(error) && error.code === 'ERR_CANCELED') || passOn?.(error) === true) throw error;
-      throw this.#unlessGone(id, error);
+      throw this.#unlessGone(id, error, identity);
     }
   }
 
   /** The summary of read-only layer `id` (ERR_LAYER_NOT_FOUND when it is removed meanwhile). */
   #layerInfo(id: string): LayerInfo {
+    const identity = this.#identity(id);
     try {
       return readLayerInfo(this.store.layerPath(id));
     } catch (error) {
-      throw this.#unlessGone(id, error);
+      throw this.#unlessGone(id, error, identity);
     }
   }
 
-  /** `error`, or ERR_LAYER_NOT_FOUND (caused by it) when layer `id` is gone: another process removed it while it was read. */
-  #unlessGone(id: string, error: unknown): unknown {
-    return this.exists(id) ? error : createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
+  /** Which directory layer `id` is now (directoryIdentity); undefined when there is none. */
+  #identity(id: string): string | undefined {
+    return directoryIdentity(this.store.layerPath(id));
+  }
+
+  /**
+   * `error`, or ERR_LAYER_NOT_FOUND (caused by it) when layer `id` is gone: another process
+   * removed it while it was read, or removed it and made it again (it is no longer the
+   * directory `identity` it was when the read began).
+   */
+  #unlessGone(id: string, error: unknown, identity?: string): unknown {
+    const now = this.exists(id) ? this.#identity(id) : undefined;
+    if (now !== undefined && (identity === undefined || now === identity)) return error;
+    return createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed while it was read`, { id }, error);
   }
 
   /**
@@ -503,6 +516,7 @@ export class WindowsFilterDriver {
     this.#require(id);
     if (!this.#isReadWrite(id)) return this.#layerInfo(id).size;
     const rw = path.join(this.store.layerPath(id), RW_DIR);
+    const identity = this.#identity(id);
     let total = 0;
     /** Files with more than one name, counted once (as Docker's ChangesSize and the export do). */
     const counted = new Set<string>();
@@ -513,7 +527,7 @@ export class WindowsFilterDriver {
         // A file a running container removed since it was listed counts for nothing.
         st = fs.lstatSync(path.join(rw, c.path.slice('Files/'.length)), { throwIfNoEntry: false });
       } catch (cause) {
-        throw this.#unlessGone(id, toWinLayerError(cause, `layer ${id}: cannot read ${c.path}`, { id, entry: c.path }));
+        throw this.#unlessGone(id, toWinLayerError(cause, `layer ${id}: cannot read ${c.path}`, { id, entry: c.path }), identity);
       }
       if (st === undefined || !st.isFile()) continue;
       if (st.nlink > 1) {
@@ -891,6 +905,7 @@ export class WindowsFilterDriver {
     this.#require(id);
     if (this.#isReadWrite(id)) throw createError('ERR_ARGUMENT_INVALID', `layer ${id} is read-write: diffGetter serves read-only layers`, { id });
     const root = this.store.layerPath(id);
+    const identity = this.#identity(id);
     /**
      * Where each file's record is in the index, and each hard link's target: not the records
      * themselves: for a 105,000-entry layer, 32 MB of heap instead of 62 MB. A record is read
@@ -965,7 +980,7 @@ export class WindowsFilterDriver {
         try {
           return open(name);
         } catch (error) {
-          throw this.#unlessGone(id, error);
+          throw this.#unlessGone(id, error, identity);
         }
       },
       close: () => {

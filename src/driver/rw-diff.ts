@@ -28,7 +28,7 @@ import { MAX_FILETIME } from '../convert/file-info.js';
 import { encodeReparsePoint } from '../backup/reparse.js';
 import { ChainView } from '../layer/chain-view.js';
 import { exportError } from '../store/layer-ops.js';
-import { present } from '../store/layer-store.js';
+import { directoryIdentity, present } from '../store/layer-store.js';
 import { INDEX_DIR, indexEntriesSync, infoFromRecord } from '../layer/metadata-index.js';
 import type { ByteRange, ExportAlternateStream, ExportItem } from '../layer/layer-reader.js';
 import type { ExtendedAttribute } from '../backup/ea.js';
@@ -66,6 +66,7 @@ export async function* readWriteLayerTar(
   checkpoint?: () => void,
 ): AsyncGenerator<Uint8Array> {
   const rw = path.join(layerRoot, RW_DIR);
+  const identity = directoryIdentity(layerRoot);
   try {
     const view = resolveView(parents, checkpoint);
     // Never mounted: no change, and the same tar as a container mounted and left as it was.
@@ -73,7 +74,7 @@ export async function* readWriteLayerTar(
     yield* streamLayerTar(counted(entriesOfChanges(rw, view, comparison), onProgress));
   } catch (error) {
     const id = path.basename(layerRoot);
-    throw exportError(layerRoot, error) ?? toWinLayerError(error, `export of read-write layer ${id} failed`, { id });
+    throw exportError(layerRoot, error, identity) ?? toWinLayerError(error, `export of read-write layer ${id} failed`, { id });
   }
 }
 

@@ -10,7 +10,7 @@ import type { ImportProgress } from '../convert/import-tar.js';
 import type { NativeBackend, WriteLayerResult } from '../native/backend.js';
 import { checkOptions, isOptionsObject, quietProgress, shown } from '../util/options.js';
 import { releaseSource } from '../util/release-source.js';
-import { isLayerId, type LayerStore } from './layer-store.js';
+import { directoryIdentity, isLayerId, type LayerStore } from './layer-store.js';
 
 export interface ImportLayerOptions {
   /** The parent chain: layer paths, nearest first. Use `store.chainFor(parentId)`. */
@@ -154,20 +154,24 @@ export async function* exportLayer(
   options: { signal?: AbortSignal | undefined; onProgress?: ((p: ImportProgress) => void) | undefined } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const root = store.stat(id).path;
+  const identity = directoryIdentity(root);
   try {
     yield* backend.readLayer({ root, signal: options.signal, onProgress: quietProgress(options.onProgress) });
   } catch (error) {
-    throw exportError(root, error) ?? error;
+    throw exportError(root, error, identity) ?? error;
   }
 }
 
 /**
  * ERR_LAYER_NOT_FOUND for an export of the layer at `root` that failed with `error` because
  * the layer is no longer there: a removal renames the layer away first, and what the
- * reader then fails to open is gone, not damaged. Undefined when the layer is still there.
+ * reader then fails to open is gone, not damaged. So is a layer made again under its id
+ * since the export began, when it was the directory `identity` (directoryIdentity).
+ * Undefined when the layer the export read is still there.
  */
-export function exportError(root: string, error: unknown): WinLayerError | undefined {
-  if (fs.existsSync(root)) return undefined;
+export function exportError(root: string, error: unknown, identity?: string): WinLayerError | undefined {
+  const now = directoryIdentity(root);
+  if (now !== undefined && (identity === undefined || now === identity)) return undefined;
   const id = path.basename(root);
   return createError('ERR_LAYER_NOT_FOUND', `layer ${id} was removed during its export`, { id }, error);
 }

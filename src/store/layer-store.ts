@@ -40,6 +40,21 @@ export const REPLACING_INFIX = '-replacing-';
  * store whose layers this user may not read: EACCES) is ERR_IO naming `what`, never
  * taken for a missing layer, as fs.existsSync would.
  */
+/**
+ * Which directory `dir` is (device, inode and, where the file system keeps one, birth
+ * time), or undefined when there is none: a layer removed and made again under its id,
+ * maybe on the inode the old one freed, is another directory, and what went wrong
+ * reading the old one is that it went, not damage in the new one.
+ */
+export function directoryIdentity(dir: string): string | undefined {
+  try {
+    const st = fs.lstatSync(dir, { bigint: true });
+    return st.isDirectory() ? `${st.dev}:${st.ino}:${st.birthtimeNs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function present(p: string, what: string): boolean {
   try {
     fs.statSync(p);

@@ -2063,6 +2063,27 @@ describe('driver: WindowsFilterDriver', function () {
       }
     });
 
+    it('an export or diffGetter whose layer is removed and made again under its id meanwhile fails with ERR_LAYER_NOT_FOUND, not as a damaged layer', async () => {
+      for (const inProcess of [false, true]) {
+        const driver = await openDriver();
+        const d = inProcess ? await WindowsFilterDriver.open({ home: driver.home, inProcess: true }) : driver;
+        await d.applyDiff('again', undefined, Readable.from([await buildLayerTar(filesLayer(400, 64 * 1024))]));
+        const getter = d.diffGetter('again');
+        const stream = d.diff('again');
+        const it = stream[Symbol.asyncIterator]();
+        await it.next();
+        await d.remove('again');
+        // Another layer of that id, whole, without the files the export has still to read.
+        await d.applyDiff('again', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+        const e = await rejection(async () => {
+          for (let r = await it.next(); r.done !== true; r = await it.next());
+        });
+        expect(e.code, inProcess ? 'in process' : 'worker').to.equal('ERR_LAYER_NOT_FOUND');
+        expect(await rejectionCode(async () => getter.get('Files/f100.bin')), inProcess ? 'in process' : 'worker').to.equal('ERR_LAYER_NOT_FOUND');
+        getter.close();
+      }
+    });
+
     it('two removes of one layer at once both succeed; a store opened through a symbolic link still protects parents', async () => {
       const driver = await openDriver();
       const tar = await buildLayerTar(baseLayer);
