@@ -227,6 +227,8 @@ export class LayerStore {
     if (typeof home !== 'string' || home.length === 0) {
       throw createError('ERR_ARGUMENT_INVALID', 'Expected `home` to be a non-empty path', {});
     }
+    // No file system takes it: Node refuses such a path with an argument error, not an errno.
+    if (home.includes('\0')) throw createError('ERR_ARGUMENT_INVALID', '`home` must not contain a NUL character', { option: 'home' });
     let abs = path.resolve(home);
     try {
       await makeDirectories(abs, 0o700);

@@ -370,6 +370,16 @@ describe('store: safety', function () {
     expect(listTree(home)).to.deep.equal(['x-importing-y', 'x-importing-y/kept']);
   });
 
+  it('refuses a home that is no path (empty, not a string, a NUL inside) as ERR_ARGUMENT_INVALID, making nothing', async () => {
+    const { WindowsFilterDriver } = await import('../../src/driver/driver.js');
+    const parent = tempDir();
+    for (const home of ['', 42, `${parent}/a\0b`]) {
+      expect(await rejectionCode(() => LayerStore.open(home as string)), JSON.stringify(home)).to.equal('ERR_ARGUMENT_INVALID');
+      expect(await rejectionCode(() => WindowsFilterDriver.open({ home: home as string })), JSON.stringify(home)).to.equal('ERR_ARGUMENT_INVALID');
+    }
+    expect(fs.readdirSync(parent)).to.deep.equal([]);
+  });
+
   it('refuses a home that holds files a store never made, touching nothing; takes a store made before the mark', async () => {
     // `--home .` by mistake: a user's `*-removing` and `*-replacing-*` must not be swept.
     const mine = tempDir();
