@@ -224,22 +224,21 @@ function decodeKey(data: Buffer, start: number, end: number): string {
 }
 
 /**
- * The record length before the space, as Go's ParseInt reads it (plain digits take a fast
- * path); a value beyond 2^53 comes back as Infinity (longer than any data).
+ * The record length before the space: decimal digits only. Go's ParseInt also takes a sign
+ * (`+21`), which GNU tar refuses and libarchive skips the record for: the name such a
+ * record gives would depend on the reader. A value beyond 2^53 comes back as Infinity
+ * (longer than any data).
  */
 function readRecordLength(data: Buffer, start: number, end: number): number | undefined {
-  if (end - start > 0 && end - start <= MAX_FAST_DIGITS) {
-    let n = 0;
-    let i = start;
-    for (; i < end; i++) {
-      const c = data[i] ?? 0;
-      if (c < DIGIT_ZERO || c > DIGIT_NINE) break;
-      n = n * 10 + (c - DIGIT_ZERO);
-    }
-    if (i === end) return n;
+  if (end <= start) return undefined;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = data[i] ?? 0;
+    if (c < DIGIT_ZERO || c > DIGIT_NINE) return undefined;
+    n = n * 10 + (c - DIGIT_ZERO);
   }
-  const value = parseGoInt64(data.toString('latin1', start, end));
-  if (value === undefined) return undefined;
+  if (end - start <= MAX_FAST_DIGITS) return n;
+  const value = BigInt(data.toString('latin1', start, end));
   return value > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(value);
 }
 

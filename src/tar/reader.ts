@@ -26,7 +26,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import { createError, type WinLayerError } from '../errors.js';
+import { createError, isWinLayerError, shownEntry, type WinLayerError } from '../errors.js';
 import { tarChunk } from './decompress.js';
 import {
   BLOCK_SIZE, FIELD, blockPaddingLength, checksumMatches, isAllZero, readNumericField, readStringField, type BlockField,
@@ -185,6 +185,20 @@ interface Extensions {
 }
 
 /** The entry's name as extended headers read so far give it (for errors), if they do. */
+/**
+ * `error`, naming the entry whose header it is about (data.entry) when it does not and the
+ * header's name can be read: the extended headers' name, else the name field as UTF-8 text
+ * (a header refused for its checksum or a field names its entry as far as it can).
+ */
+function namingEntry(error: unknown, block: Buffer, ext: Extensions | null): unknown {
+  if (!isWinLayerError(error) || error.data['entry'] !== undefined || (error.code !== 'ERR_TAR_HEADER_INVALID' && error.code !== 'ERR_ENTRY_TYPE_UNSUPPORTED')) return error;
+  const end = block.indexOf(0, FIELD.name.offset);
+  const field = block.subarray(FIELD.name.offset, end === -1 || end > FIELD.name.offset + FIELD.name.length ? FIELD.name.offset + FIELD.name.length : end);
+  const name = (ext === null ? undefined : extensionsName(ext)) ?? (field.length > 0 && isUtf8(field) ? field.toString('utf8') : undefined);
+  if (name === undefined || isAllZero(block)) return error;
+  return createError(error.code, `${shownEntry(name)}: ${error.message}`, { ...error.data, entry: name }, error);
+}
+
 function extensionsName(ext: Extensions): string | undefined {
   const name = ext.longName !== null && ext.longName.length > 0 ? ext.longName : ext.paxPath;
   return name !== null && name.length > 0 && isUtf8(name) ? name.toString('utf8') : undefined;
@@ -707,6 +721,14 @@ class TarReader {
    * that entry follow (extended headers) or the input must be waited for (#pending).
    */
   #frame(block: Buffer, offset: number): ReaderEntry | undefined {
+    try {
+      return this.#frameOf(block, offset);
+    } catch (error) {
+      throw namingEntry(error, block, this.#ext);
+    }
+  }
+
+  #frameOf(block: Buffer, offset: number): ReaderEntry | undefined {
     if (isAllZero(block)) {
       if (this.#ext !== null) throw truncated(offset, 'after extended headers, without their entry', extensionsName(this.#ext));
       this.#wait(this.#finishArchive(offset));
@@ -974,8 +996,10 @@ class TarReader {
     if (!Number.isSafeInteger(mode)) throw headerInvalid(offset, `mode ${mode} is out of range`);
     const dataSize = Number(size);
     const headerOnly = HEADER_ONLY_TYPES.has(typeflag);
-    if (headerOnly && dataSize > 0 && rawType !== TYPE_DIR) {
+    if (headerOnly && dataSize > 0) {
       // E.g. a symlink with a size: Go reads no data, GNU tar, tar-stream and node-tar do.
+      // A directory too: Go and GNU tar read none, tar-stream and bsdtar (given the size in
+      // a PAX record) take the next blocks for its data, so the entry there is theirs unseen.
       throw headerInvalid(offset, `type '${typeflag}' with size ${dataSize}: tar readers disagree on whether data follows`, { entry: name });
     }
 

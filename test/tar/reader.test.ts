@@ -380,6 +380,15 @@ describe('tar/reader', () => {
       { title: 'a PAX uid that is not a number', tar: () => Buffer.concat([metaEntry('x', rec('uid', 'x')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a PAX record with a wrong length', tar: () => Buffer.concat([metaEntry('x', '99 path=abc\n'), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a PAX record without "="', tar: () => Buffer.concat([metaEntry('x', '10 pathabc\n'), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      // Go's ParseInt takes the sign; GNU tar refuses the record, bsdtar skips it (and names the entry f).
+      { title: 'a PAX record length with a sign', tar: () => Buffer.concat([metaEntry('x', '+13 path=abc\n'), plain]), code: 'ERR_PAX_RECORD_INVALID' },
+      // Go and GNU tar read no data after a directory; tar-stream (and bsdtar, given a PAX size) take the next header for it.
+      {
+        title: 'a directory with a size',
+        tar: () => Buffer.concat([patchField(one({ name: 'd', typeflag: '5', mode: 0o40000, size: 0, mtime: 0n, format: 'unknown' }).subarray(0, 512), 0, FIELD.size, '00000001000\0'), plain]),
+        code: 'ERR_TAR_HEADER_INVALID',
+      },
+      { title: 'a directory with a PAX size', tar: () => Buffer.concat([metaEntry('x', rec('size', '512')), one({ name: 'd', typeflag: '5', mode: 0o40000, size: 0, mtime: 0n, format: 'unknown' }).subarray(0, 512), plain]), code: 'ERR_TAR_HEADER_INVALID' },
       { title: 'a PAX path with NUL', tar: () => Buffer.concat([metaEntry('x', Buffer.from('13 path=a\0bc\n', 'latin1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a PAX path that is not UTF-8', tar: () => Buffer.concat([metaEntry('x', Buffer.from('12 path=a\xffc\n', 'latin1')), plain]), code: 'ERR_PAX_RECORD_INVALID' },
       { title: 'a ustar name that is not UTF-8', tar: () => patchField(plain, 0, FIELD.name, Buffer.from([0x66, 0xc3])), code: 'ERR_TAR_HEADER_INVALID' },
@@ -470,10 +479,23 @@ describe('tar/reader', () => {
       await expectCode(readAll(feedInChunks(flood, 65536), { maxPaxBytes: 20000 }), 'ERR_METADATA_TOO_LARGE');
     });
 
-    it("reads a directory with a size as Go and GNU tar do: no data follows", async () => {
-      const dir = patchField(one({ name: 'd', typeflag: '5', mode: 0o40000, size: 0, mtime: 0n, format: 'unknown' }).subarray(0, 512), 0, FIELD.size, '00000001000\0');
-      const entries = await readChunked(Buffer.concat([dir, plain]), 321);
-      expect(entries.map((e) => [e.header.name, e.header.typeflag, e.header.size])).to.deep.equal([['d', '5', 0], ['f', '0', 3]]);
+    it('names the entry of a header it refuses for a field or its checksum, as far as the header names it', async () => {
+      const named = one({ name: 'Files/a b.txt', typeflag: '0', mode: 0o100000, size: 3, mtime: 7n * S, format: 'unknown' }, Buffer.from('abc'));
+      for (const [title, tar] of [
+        ['checksum', patchField(named, 0, FIELD.checksum, '0000001\0 ', false)],
+        ['mode', patchField(named, 0, FIELD.mode, 'zzzzzzz\0')],
+        ['size', patchField(named, 0, FIELD.size, '00000000003x')],
+        ['format', patchField(named, 0, FIELD.magic, 'xxxxx\0')],
+        ['PAX path', Buffer.concat([metaEntry('x', rec('path', 'Files/long')), patchField(named, 0, FIELD.mode, 'zzzzzzz\0')])],
+      ] as const) {
+        const e = await expectCode(readChunked(tar, 321), 'ERR_TAR_HEADER_INVALID');
+        expect(e.data['entry'], title).to.equal(title === 'PAX path' ? 'Files/long' : 'Files/a b.txt');
+      }
+      const unsupported = await expectCode(readChunked(Buffer.concat([metaEntry('N', 'name\0', 'Files/n'), plain]), 321), 'ERR_ENTRY_TYPE_UNSUPPORTED');
+      expect(unsupported.data['entry']).to.equal('Files/n');
+      // A name field that is not text names nothing.
+      const garbled = await expectCode(readChunked(patchField(patchField(named, 0, FIELD.name, Buffer.from([0x66, 0xc3, 0])), 0, FIELD.mode, 'zzzzzzz\0'), 321), 'ERR_TAR_HEADER_INVALID');
+      expect(garbled.data['entry']).to.equal(undefined);
     });
 
     it("keeps a '0' with a trailing slash a regular file with its data (Go, tar-stream)", async () => {
