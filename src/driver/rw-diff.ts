@@ -649,6 +649,17 @@ function keptExtendedAttributes(own: Extract<ExportItem, { kind: 'entry' }>, kin
   return eas.length > 0 ? { extendedAttributes: eas } : {};
 }
 
+/**
+ * `times` of a changed entry of the parent's whose host modification time is still the
+ * parent's (renamed in case, its metadata alone changed): the parent's last write time to
+ * 100 ns, which the host, given it through utimes, holds to the microsecond only. Its last
+ * access time is that last write time too (hostTimes).
+ */
+function keptTimes(times: BuilderTimes, own: Extract<ExportItem, { kind: 'entry' }> | undefined, s: fs.BigIntStats): BuilderTimes {
+  if (own === undefined || !mtimeMatches(unixNsFromFiletime(own.info.lastWriteTime), s.mtimeNs / 1000n)) return times;
+  return { ...times, lastWriteTime: own.info.lastWriteTime, lastAccessTime: own.info.lastWriteTime };
+}
+
 function hostTimes(s: fs.BigIntStats, creation: bigint | undefined): BuilderTimes {
   return {
     creationTime: creation ?? filetimeOfNs(s.birthtimeNs > 0n ? s.birthtimeNs : s.ctimeNs),
@@ -1010,8 +1021,9 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
       // What replaced an entry of another kind is a new object: none of that entry's metadata.
       const priorItem = prior === undefined || kindOf(prior) !== kind ? undefined : items.of(prior);
       const own = priorItem?.kind === 'entry' ? priorItem : undefined;
-      const times = hostTimes(s, own?.info.creationTime);
-      const securityDescriptor = own?.meta.securityDescriptor ?? inheritedSecurity(name, view, items, securityAbove);
+      const times = keptTimes(hostTimes(s, own?.info.creationTime), own, s);
+      // An entry of the parent's keeps its descriptor, none included.
+      const securityDescriptor = own !== undefined ? own.meta.securityDescriptor : inheritedSecurity(name, view, items, securityAbove);
       // Alternate data streams are not in the container's directory: a file or directory
       // edited in place (or renamed in case) keeps its parent's, as it would on Windows.
       const streams = own !== undefined ? own.streams.map(builderStream) : [];

@@ -12,6 +12,7 @@ import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { View } from '../../src/driver/view.js';
 import { securityDescriptorFromSddl } from '../../src/security/sddl-parse.js';
 import { readTar } from '../../src/tar/reader.js';
+import { filetimeFromUnixNs } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
 import { baseLayer } from '../helpers/layers.js';
 import { cleanupTemp, rejection, tempDir } from '../helpers/store.js';
@@ -86,6 +87,27 @@ describe('driver: read-write layer edits', function () {
     expect(eas('Files/RENAMED.dll')).to.deep.equal(['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE', 'MSWINDOWS.xattr.EA1']);
     expect(eas('Files/dir')).to.deep.equal(['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE']);
     expect(got.get('Files/edited.dll')?.pax['MSWINDOWS.xattr.EA1']).to.equal(Buffer.from('v').toString('base64'));
+  });
+
+  it('an entry renamed in case keeps its parent\'s times to 100 ns and its descriptor, none included', async () => {
+    // 2001-09-09T01:46:40.1234567Z: past what utimes gives the host (1 µs).
+    const t = filetimeFromUnixNs(1_000_000_000_123_456_700n);
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'file', name: 'Files/a.txt', data: 'a', securityDescriptor: sd, times: { lastWriteTime: t, lastAccessTime: t } },
+      { type: 'directory', name: 'Files/Users', securityDescriptor: sd, times: { lastWriteTime: t, lastAccessTime: t } },
+      { type: 'directory', name: 'Files/ProgramData' },
+      { type: 'file', name: 'Files/ProgramData/cfg.ini', data: 'x' },
+    ]);
+    fs.renameSync(path.join(dir, 'a.txt'), path.join(dir, 'A.TXT'));
+    fs.renameSync(path.join(dir, 'Users'), path.join(dir, 'USERS'));
+    fs.appendFileSync(path.join(dir, 'ProgramData/cfg.ini'), 'more');
+    const got = await entries(await collect(driver.diff('rw')));
+    for (const name of ['Files/A.TXT', 'Files/USERS']) {
+      expect([got.get(name)?.pax['mtime'], got.get(name)?.pax['atime']], name).to.deep.equal(['1000000000.1234567', '1000000000.1234567']);
+    }
+    expect(got.get('Files/ProgramData/cfg.ini')?.pax['MSWINDOWS.rawsd'], 'no descriptor of its own, none inherited').to.equal(undefined);
+    expect(got.get('Files/A.TXT')?.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
   });
 
   it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
