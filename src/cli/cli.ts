@@ -221,8 +221,9 @@ const COMMANDS: Record<string, Command> = {
     options: { home: HOME_OPTION, id: ID_OPTION, json: JSON_OPTION },
     async run(v) {
       const id = requireId(v);
-      await (await openDriver(v)).put(id);
-      await reportDone(v, { id, unmounted: true });
+      // Not mounted, or no such layer: not an error (as windowsfilter's Put), and said so.
+      const unmounted = await (await openDriver(v)).put(id);
+      await reportDone(v, { id, unmounted });
     },
   },
   cleanup: {
@@ -467,7 +468,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const command = name === undefined ? undefined : COMMANDS[name];
   // What follows `--` is positional: never an option, --json and --help included.
   const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  const wantsJson = options.includes('--json');
+  // `winlayer --json` (no command) is a wrong command line reported as JSON too.
+  const wantsJson = options.includes('--json') || name === '--json';
   try {
     // No command is a wrong command line: its one error line, on stderr.
     if (name === undefined) throw usage(`no command given; commands: ${Object.keys(COMMANDS).join(', ')} (winlayer --help)`);
@@ -487,6 +489,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     const help = options.findIndex((w) => w === '--help' || w === '-h');
     if (help !== -1) {
       if (rest.slice(help + 1).some((w) => w !== '--json')) throw usage(`${rest[help] as string} takes nothing after it`);
+      // An option before it that the command does not take is a wrong command line still.
+      const takes = new Set(['json', ...Object.keys(command.options)]);
+      const unknown = options.slice(0, help).find((w) => w.startsWith('--') && !takes.has(w.slice(2).split('=')[0] as string));
+      if (unknown !== undefined) throw usage(`unknown option ${JSON.stringify(unknown)}; winlayer ${name} takes ${[...takes].map((o) => `--${o}`).join(', ')}`);
       await writeOut(commandHelp(name, command));
       return 0;
     }
@@ -551,13 +557,19 @@ export function oneJsonLine(value: unknown): string {
  * The characters lines show escaped: control characters, DEL, C1 controls, the line and
  * paragraph separators, and the invisible format characters that reorder or hide text on
  * a terminal (bidirectional marks, overrides and isolates, zero-width characters and
- * joiners, the soft hyphen, the BOM).
+ * joiners, the soft hyphen, the BOM, the interlinear annotation marks, and the tag
+ * characters U+E0000–U+E007F).
  */
-const ESCAPED_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff';
-const SHOWN_ESCAPED = new RegExp(`[${ESCAPED_CHARACTERS}]`, 'g');
+const ESCAPED_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb';
+/** The tag characters, U+E0000–U+E007F (invisible, and the usual way to hide text), as UTF-16. */
+const TAG_CHARACTERS = '\\udb40[\\udc00-\\udc7f]';
+const SHOWN_ESCAPED = new RegExp(`[${ESCAPED_CHARACTERS}]|${TAG_CHARACTERS}`, 'g');
 
+/** `\uXXXX` for each UTF-16 unit of `c` (a tag character is two: a JSON string's own spelling of it). */
 function escapedUnit(c: string): string {
-  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
 }
 
 /**
@@ -573,4 +585,4 @@ export function shownPath(p: string): string {
   if (!SHOWN_AS_JSON.test(p) && !p.startsWith('"')) return p;
   return oneJsonLine(p);
 }
-const SHOWN_AS_JSON = new RegExp(`[${ESCAPED_CHARACTERS}\\\\]`);
+const SHOWN_AS_JSON = new RegExp(`[${ESCAPED_CHARACTERS}\\\\]|${TAG_CHARACTERS}`);

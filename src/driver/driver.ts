@@ -610,21 +610,26 @@ export class WindowsFilterDriver {
     );
   }
 
-  /** Unmounts: at a count of zero a read-only view is removed. Unmounting what is not mounted removes only a view nobody counts. */
-  async put(id: string): Promise<void> {
+  /**
+   * Unmounts: at a count of zero a read-only view is removed. Resolves to whether a mount
+   * was released: unmounting what is not mounted, or no layer at all, is not an error (as
+   * windowsfilter's Put), and removes only a view nobody counts.
+   */
+  async put(id: string): Promise<boolean> {
     validateLayerId(id);
     // Behind a get of the same layer that is writing its view (see get).
-    await this.#mounts.withLock(
+    return this.#mounts.withLock(
       id,
       async () => {
         const refs = this.#mounts.refs(id);
         if (refs === 0) {
           // Not mounted; a view nobody counts (see get) goes.
           if (!this.#isReadWrite(id)) await this.#removeView(id);
-          return;
+          return false;
         }
         this.#mounts.setRefs(id, refs - 1);
         if (refs - 1 === 0 && !this.#isReadWrite(id)) await this.#removeView(id);
+        return true;
       },
       { waitMs: Infinity },
     );

@@ -436,6 +436,23 @@ describe('cli: winlayer', function () {
     return { status, signal, stderr, ms: Date.now() - closedAt, chunk };
   }
 
+  it('a wrong command line is one: an unknown option before --help exits 2, `winlayer --json` answers in JSON; unmount says whether it released a mount', async () => {
+    const bad = run(['import', '--bogus', '--help']);
+    expect(bad.status).to.equal(2);
+    expect(run(['import', '--id', 'x', '--help']).status).to.equal(0);
+    expect(run(['import', '--json', '--help']).status).to.equal(0);
+    const json = run(['--json']);
+    expect(json.status).to.equal(2);
+    expect(lastJson(json.stderr)['code']).to.equal('ERR_ARGUMENT_INVALID');
+    const home = path.join(tempDir(), 'home');
+    const none = run(['unmount', '--home', home, '--id', 'nosuch', '--json']);
+    expect([none.status, JSON.parse(none.stdout.toString())]).to.deep.equal([0, { id: 'nosuch', unmounted: false }]);
+    expect(run(['import', '--home', home, '--id', 'base'], await buildLayerTar(baseLayer)).status).to.equal(0);
+    expect(run(['mount', '--home', home, '--id', 'base']).status).to.equal(0);
+    expect(JSON.parse(run(['unmount', '--home', home, '--id', 'base', '--json']).stdout.toString())).to.deep.equal({ id: 'base', unmounted: true });
+    expect(JSON.parse(run(['unmount', '--home', home, '--id', 'base', '--json']).stdout.toString())).to.deep.equal({ id: 'base', unmounted: false });
+  });
+
   it('a layer this user may not read exports as ERR_IO with EACCES, not as a damaged layer, and whole once it may', async function () {
     if (process.getuid?.() !== 0) this.skip();
     const nobody = 65534;

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { shownPath } from '../../src/cli/cli.js';
+import { oneJsonLine, oneTextLine, shownPath } from '../../src/cli/cli.js';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { View } from '../../src/driver/view.js';
@@ -338,5 +338,14 @@ describe('driver: read-write layer edits', function () {
       expect(/[\u007f-\u009f\u2028\u2029]/.test(shown)).to.equal(false);
     }
     expect(shownPath('Files/é 𝄞')).to.equal('Files/é 𝄞');
+    // Invisible format characters: interlinear annotation marks, and tag characters (astral: two UTF-16 units).
+    for (const c of ['\ufff9', '\ufffb', '\u{E0041}', '\u{E007F}', '\u{E0000}']) {
+      const shown = shownPath(`Files/ok${c}x`);
+      expect(JSON.parse(shown), c).to.equal(`Files/ok${c}x`);
+      expect(shown.includes(c), c).to.equal(false);
+      expect(oneTextLine(`Files/ok${c}x`).includes(c), c).to.equal(false);
+      expect(JSON.parse(oneJsonLine(`Files/ok${c}x`)), c).to.equal(`Files/ok${c}x`);
+    }
+    expect(shownPath('Files/\u{E0100}')).to.equal('Files/\u{E0100}'); // a variation selector past the tags: shown
   });
 });
