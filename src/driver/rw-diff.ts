@@ -888,6 +888,60 @@ class DirectoryListings {
 }
 
 /**
+ * The parent's files the container moved to a name the parent did not hold (`mv a.txt
+ * b/c.txt`), each new name's change with the view's entry of the file: Windows keeps a
+ * file's metadata across a rename (streams, descriptor, attributes, EAs, creation time).
+ * Such a file is one the view made (born before the writable directory's mark) that no
+ * name of the parent's holds any more (not in `identity`); which one it was is told by
+ * the deleted names: the one file among them of its size and modification time. With
+ * none, or several, or its data since changed, it is a new object, as before.
+ */
+function movedFiles(
+  rwDir: string, view: View, items: ViewItems, changes: readonly Change[], found: ReadonlyMap<Change, Found>, identity: ReadonlyMap<string, Change>, madeNs: bigint | undefined,
+): Map<Change, ViewEntry> {
+  const out = new Map<Change, ViewEntry>();
+  if (madeNs === undefined) return out;
+  /** By inode (a file of one name: by its name), the new names of each such file (`ln` may have given it several) and its stat. */
+  const added = new Map<string, { cs: Change[]; s: fs.BigIntStats }>();
+  for (const c of changes) {
+    const f = found.get(c);
+    if (c.kind !== 'add' || f?.kind !== 'file' || (f.inode !== undefined && identity.has(f.inode))) continue;
+    const key = f.inode ?? c.path;
+    const known = added.get(key);
+    if (known !== undefined) {
+      known.cs.push(c);
+      continue;
+    }
+    const s = fs.lstatSync(path.join(rwDir, c.path.slice('Files/'.length)), { bigint: true });
+    if (bornInView(s, madeNs)) added.set(key, { cs: [c], s });
+  }
+  if (added.size === 0) return out;
+  /** Deleted files of the parent's, by size: each with its last write time (ns since 1970). */
+  const deleted = new Map<bigint, { e: ViewEntry; ns: bigint }[]>();
+  for (const c of changes) {
+    if (c.kind !== 'delete') continue;
+    const seen = view.get(caseFoldKey(c.path.slice('Files/'.length)));
+    const e = seen === undefined ? undefined : resolveLink(seen);
+    if (e === undefined || kindOf(e) !== 'file') continue;
+    const r = items.record(e);
+    if (r.kind !== 'file' || typeof r.size !== 'number') continue;
+    const size = BigInt(r.size);
+    const list = deleted.get(size) ?? [];
+    list.push({ e, ns: unixNsFromFiletime(infoFromRecord(r).lastWriteTime) });
+    deleted.set(size, list);
+  }
+  const claims = new Map<ViewEntry, Change[][]>();
+  for (const { cs, s } of added.values()) {
+    const matches = (deleted.get(s.size) ?? []).filter((d) => mtimeMatches(d.ns, s.mtimeNs / 1000n));
+    const only = matches.length === 1 ? matches[0] : undefined;
+    if (only !== undefined) claims.set(only.e, [...(claims.get(only.e) ?? []), cs]);
+  }
+  // Two files on one deleted name (one moved, another copied with its times?) tell nothing.
+  for (const [e, files] of claims) if (files.length === 1) for (const c of files[0] as Change[]) out.set(c, e);
+  return out;
+}
+
+/**
  * The tar entries of the changes (deletions as whiteouts), in path order. Every change is
  * checked before the first entry: a refused one fails the export before any byte of it.
  */
@@ -929,6 +983,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
   /** Each file written, by inode: its name and basic info, which a later name of it (a link) shares. */
   const written = new Map<string, LinkTarget>();
   const items = new ViewItems();
+  const moved = movedFiles(rwDir, view, items, changes, found, identity, madeNs);
   /** What a name of the parent's that the container left as it was holds (its record), for links to it. */
   const keptTarget = (f: Found): LinkTarget | undefined => {
     if (f.inode === undefined) return undefined;
@@ -1016,7 +1071,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         continue;
       }
       const as = kind === 'file' && f.inode !== undefined ? (identity.get(f.inode) ?? c) : c;
-      const seen = as.kind === 'modify' ? view.get(caseFoldKey(as.path.slice('Files/'.length))) : undefined;
+      const seen = as.kind === 'modify' ? view.get(caseFoldKey(as.path.slice('Files/'.length))) : moved.get(as);
       const prior = seen === undefined ? undefined : resolveLink(seen);
       // What replaced an entry of another kind is a new object: none of that entry's metadata.
       const priorItem = prior === undefined || kindOf(prior) !== kind ? undefined : items.of(prior);

@@ -110,6 +110,38 @@ describe('driver: read-write layer edits', function () {
     expect(got.get('Files/A.TXT')?.pax['MSWINDOWS.rawsd']).to.equal(sd.toString('base64'));
   });
 
+  it('a parent file moved to a new name keeps its streams, attributes, EAs, descriptor and times; one that cannot be told apart is a new file', async () => {
+    const t = filetimeFromUnixNs(1_000_000_000_123_456_700n);
+    const made = filetimeFromUnixNs(900_000_000_000_000_000n);
+    const times = { creationTime: made, lastWriteTime: t, lastAccessTime: t };
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/sub', securityDescriptor: sd },
+      { type: 'file', name: 'Files/b.dll', data: 'bbbbbb', securityDescriptor: fileSd, attributes: 0x21, times, streams: [{ name: 'Zone.Identifier', data: 'zone' }], extendedAttributes: [{ name: 'EA1', value: Buffer.from('v') }] },
+      // Two of one size and time, both moved: which is which cannot be told.
+      { type: 'file', name: 'Files/twin1', data: 'tttt', securityDescriptor: fileSd, times, streams: [{ name: 's', data: '1' }] },
+      { type: 'file', name: 'Files/twin2', data: 'uuuu', securityDescriptor: fileSd, times, streams: [{ name: 's', data: '2' }] },
+    ]);
+    fs.renameSync(path.join(dir, 'b.dll'), path.join(dir, 'sub/c.dll'));
+    fs.renameSync(path.join(dir, 'twin1'), path.join(dir, 'sub/t1'));
+    fs.renameSync(path.join(dir, 'twin2'), path.join(dir, 'sub/t2'));
+    const tar = await collect(driver.diff('rw'));
+    const got = await entries(tar);
+    const c = got.get('Files/sub/c.dll')?.pax ?? {};
+    expect([c['MSWINDOWS.fileattr'], c['MSWINDOWS.rawsd'], c['MSWINDOWS.xattr.EA1'], c['mtime'], c['LIBARCHIVE.creationtime']]).to.deep.equal(['33', fileSd.toString('base64'), Buffer.from('v').toString('base64'), '1000000000.1234567', '900000000']);
+    expect(got.has('Files/sub/c.dll:Zone.Identifier')).to.equal(true);
+    expect(got.has('Files/b.dll') || got.has('Files/.wh.b.dll')).to.equal(true);
+    for (const twin of ['Files/sub/t1', 'Files/sub/t2']) {
+      expect(got.get(twin)?.pax['MSWINDOWS.rawsd'], twin).to.equal(sd.toString('base64'));
+      expect(got.has(`${twin}:s`), twin).to.equal(false);
+    }
+    // Imported on the parent, the moved file is the parent's file under its new name.
+    await driver.applyDiff('built', 'base', Readable.from([tar]));
+    const getter = driver.diffGetter('built');
+    expect((await collect(getter.get('Files/sub/c.dll:Zone.Identifier'))).toString()).to.equal('zone');
+    getter.close();
+  });
+
   it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
     const { driver, dir } = await mounted([
       { type: 'directory', name: 'Files', securityDescriptor: sd },
