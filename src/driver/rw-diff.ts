@@ -887,6 +887,14 @@ class DirectoryListings {
   }
 }
 
+/** A name the parent did not hold, on a file born before the writable directory's mark. */
+interface BornAdded {
+  c: Change;
+  /** Its inode when it has several names (Found). */
+  inode: string | undefined;
+  s: fs.BigIntStats;
+}
+
 /**
  * The parent's files the container moved to a name the parent did not hold (`mv a.txt
  * b/c.txt`), each new name's change with the view's entry of the file: Windows keeps a
@@ -896,24 +904,15 @@ class DirectoryListings {
  * the deleted names: the one file among them of its size and modification time. With
  * none, or several, or its data since changed, it is a new object, as before.
  */
-function movedFiles(
-  rwDir: string, view: View, items: ViewItems, changes: readonly Change[], found: ReadonlyMap<Change, Found>, identity: ReadonlyMap<string, Change>, madeNs: bigint | undefined,
-): Map<Change, ViewEntry> {
+function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bornAdded: readonly BornAdded[], identity: ReadonlyMap<string, Change>): Map<Change, ViewEntry> {
   const out = new Map<Change, ViewEntry>();
-  if (madeNs === undefined) return out;
   /** By inode (a file of one name: by its name), the new names of each such file (`ln` may have given it several) and its stat. */
   const added = new Map<string, { cs: Change[]; s: fs.BigIntStats }>();
-  for (const c of changes) {
-    const f = found.get(c);
-    if (c.kind !== 'add' || f?.kind !== 'file' || (f.inode !== undefined && identity.has(f.inode))) continue;
-    const key = f.inode ?? c.path;
-    const known = added.get(key);
-    if (known !== undefined) {
-      known.cs.push(c);
-      continue;
-    }
-    const s = fs.lstatSync(path.join(rwDir, c.path.slice('Files/'.length)), { bigint: true });
-    if (bornInView(s, madeNs)) added.set(key, { cs: [c], s });
+  for (const { c, inode, s } of bornAdded) {
+    if (inode !== undefined && identity.has(inode)) continue;
+    const known = added.get(inode ?? c.path);
+    if (known !== undefined) known.cs.push(c);
+    else added.set(inode ?? c.path, { cs: [c], s });
   }
   if (added.size === 0) return out;
   /** Deleted files of the parent's, by size: each with its last write time (ns since 1970). */
@@ -958,6 +957,8 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
    */
   const identity = new Map<string, Change>();
   const madeNs = writableMadeNs(path.dirname(rwDir));
+  /** New names of files the view made (movedFiles). */
+  const bornAdded: BornAdded[] = [];
   for (const c of changes) {
     if (c.kind === 'delete') continue;
     checkExportable(c.path);
@@ -965,6 +966,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
     const name = c.path.slice('Files/'.length);
     const stat = f === undefined ? undefined : fs.lstatSync(path.join(rwDir, name), { bigint: true });
     if (c.kind === 'modify' && f?.inode !== undefined && !identity.has(f.inode) && bornInView(stat, madeNs)) identity.set(f.inode, c);
+    if (c.kind === 'add' && f?.kind === 'file' && bornInView(stat, madeNs)) bornAdded.push({ c, inode: f.inode, s: stat as fs.BigIntStats });
     if (f?.kind === 'other') checkFileType(c.path, stat as fs.BigIntStats);
     if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, name, c.path));
     if (f !== undefined && f.kind !== 'other') checkTimes(c.path, stat as fs.BigIntStats);
@@ -983,7 +985,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
   /** Each file written, by inode: its name and basic info, which a later name of it (a link) shares. */
   const written = new Map<string, LinkTarget>();
   const items = new ViewItems();
-  const moved = movedFiles(rwDir, view, items, changes, found, identity, madeNs);
+  const moved = movedFiles(view, items, changes, bornAdded, identity);
   /** What a name of the parent's that the container left as it was holds (its record), for links to it. */
   const keptTarget = (f: Found): LinkTarget | undefined => {
     if (f.inode === undefined) return undefined;
