@@ -165,6 +165,8 @@ interface Found {
   inode?: string;
   /** Its number of names, for a regular file with more than one. */
   links?: number;
+  /** A file of the parent's name whose kind, size, time or bytes differ from the parent's file there. */
+  dataChanged?: boolean;
 }
 
 type HostKind = 'file' | 'directory' | 'symlink' | 'other';
@@ -471,6 +473,7 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
       }
       const kind = hostKind(stat);
       let change: ChangeKind | undefined;
+      let dataChanged = false;
       if (child === NONE) {
         change = 'add';
       } else if (!tree.isEntry(child)) {
@@ -483,9 +486,18 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
         // renamed directory is the same.
         // A directory is compared by its name and kind alone, from the tree: its entry (made
         // with its whole path) at every level of a chain 2,000 deep took `changes` to 177 MiB.
-        if (tree.name(child) !== name) change = 'modify';
-        else if (tree.kind(child) === 'directory') change = kind === 'directory' ? undefined : 'modify';
-        else if (!sameFile(view.entry(child), kind, stat, rwDir, path.join(rwDir, r), items, madeNs)) change = 'modify';
+        const renamed = tree.name(child) !== name;
+        if (tree.kind(child) === 'directory') {
+          if (renamed || kind !== 'directory') change = 'modify';
+        } else if (renamed && forExport === undefined) {
+          change = 'modify';
+        } else {
+          // An export compares a file renamed in case too: what NTFS purges when the data
+          // changes goes (keptExtendedAttributes).
+          const same = sameFile(view.entry(child), kind, stat, rwDir, path.join(rwDir, r), items, madeNs);
+          if (renamed || !same) change = 'modify';
+          dataChanged = !same;
+        }
       }
       const inode = forExport !== undefined && kind === 'file' && stat.nlink > 1n ? `${stat.dev}:${stat.ino}` : undefined;
       if (kind === 'directory') {
@@ -497,7 +509,7 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
       if (change !== undefined) {
         const c: Change = { path: `Files/${r}`, kind: change };
         // Only an export reads what was found of a file (`changes` lists paths alone).
-        forExport?.found.set(c, { kind, ...(inode === undefined ? {} : { inode, links: Number(stat.nlink) }) });
+        forExport?.found.set(c, { kind, ...(inode === undefined ? {} : { inode, links: Number(stat.nlink) }), ...(dataChanged ? { dataChanged } : {}) });
         yield c;
       } else if (inode !== undefined) {
         forExport?.linked.push(Number(stat.dev), Number(stat.ino), child);
@@ -636,14 +648,17 @@ const PURGED_EA_PREFIX = '$KERNEL.PURGE.';
 
 /**
  * The EAs an entry that changed in the container keeps from its parent's: all of them,
- * less, on a file whose data changed (its size or last write time), those NTFS would have
- * purged. A file renamed in case, or whose metadata alone changed, keeps them all.
+ * less, on a file whose data may have been written (its size, last write time or bytes
+ * differ: `dataChanged`, from the comparison), those NTFS purges then. A file renamed in
+ * case with its bytes as they were, or whose metadata alone changed, keeps them all. A new
+ * last write time on the same bytes drops them too: a write of the same bytes purges, and
+ * a cache dropped is only made again, where one kept for other bytes would vouch for them.
  */
-function keptExtendedAttributes(own: Extract<ExportItem, { kind: 'entry' }>, kind: HostKind, s: fs.BigIntStats): { extendedAttributes?: ExtendedAttribute[] } {
+function keptExtendedAttributes(own: Extract<ExportItem, { kind: 'entry' }>, kind: HostKind, s: fs.BigIntStats, dataChanged: boolean): { extendedAttributes?: ExtendedAttribute[] } {
   let eas = own.meta.extendedAttributes;
   if (kind === 'file' && eas.length > 0) {
     const size = BigInt(own.data?.length ?? 0);
-    const written = size !== s.size || !mtimeMatches(unixNsFromFiletime(own.info.lastWriteTime), s.mtimeNs / 1000n);
+    const written = dataChanged || size !== s.size || !mtimeMatches(unixNsFromFiletime(own.info.lastWriteTime), s.mtimeNs / 1000n);
     if (written) eas = eas.filter((ea) => !ea.name.toUpperCase().startsWith(PURGED_EA_PREFIX));
   }
   return eas.length > 0 ? { extendedAttributes: eas } : {};
@@ -901,8 +916,9 @@ interface BornAdded {
  * file's metadata across a rename (streams, descriptor, attributes, EAs, creation time).
  * Such a file is one the view made (born before the writable directory's mark) that no
  * name of the parent's holds any more (not in `identity`); which one it was is told by
- * the deleted names: the one file among them of its size and modification time. With
- * none, or several, or its data since changed, it is a new object, as before.
+ * the names that lost their file (deleted, a deleted directory's, or changed): the one
+ * file among them of its size and modification time. With none, or several, or its data
+ * since changed, it is a new object, as before.
  */
 function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bornAdded: readonly BornAdded[], identity: ReadonlyMap<string, Change>): Map<Change, ViewEntry> {
   const out = new Map<Change, ViewEntry>();
@@ -915,28 +931,45 @@ function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bo
     else added.set(inode ?? c.path, { cs: [c], s });
   }
   if (added.size === 0) return out;
-  /** Deleted files of the parent's, by size: each with its last write time (ns since 1970). */
-  const deleted = new Map<bigint, { e: ViewEntry; ns: bigint }[]>();
-  for (const c of changes) {
-    if (c.kind !== 'delete') continue;
-    const seen = view.get(caseFoldKey(c.path.slice('Files/'.length)));
-    const e = seen === undefined ? undefined : resolveLink(seen);
-    if (e === undefined || kindOf(e) !== 'file') continue;
+  /**
+   * The parent's files the moved one may be, by size, each once (by its node: two names of
+   * one file are one file): under a deleted name, a deleted directory's included, or under
+   * a changed name. The file there may be the parent's edited in place, or another moved
+   * over it (`mv a x; mv c a`: x is a's, and a's name is changed, not deleted): every
+   * file that may have left its name counts, so that a look-alike makes the move unknown
+   * rather than wrongly attributed.
+   */
+  const gone = new Map<bigint, Map<number, { e: ViewEntry; ns: bigint }>>();
+  const consider = (seen: ViewEntry): void => {
+    const e = resolveLink(seen);
+    if (e === undefined || kindOf(e) !== 'file') return;
     const r = items.record(e);
-    if (r.kind !== 'file' || typeof r.size !== 'number') continue;
+    if (r.kind !== 'file' || typeof r.size !== 'number') return;
     const size = BigInt(r.size);
-    const list = deleted.get(size) ?? [];
-    list.push({ e, ns: unixNsFromFiletime(infoFromRecord(r).lastWriteTime) });
-    deleted.set(size, list);
+    let files = gone.get(size);
+    if (files === undefined) gone.set(size, (files = new Map()));
+    files.set(e.id, { e, ns: unixNsFromFiletime(infoFromRecord(r).lastWriteTime) });
+  };
+  const tree = view.tree;
+  for (const c of changes) {
+    const top = c.kind === 'add' ? NONE : tree.find(caseFoldKey(c.path.slice('Files/'.length)));
+    const stack = top === NONE ? [] : [top];
+    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+      if (tree.isEntry(id)) consider(view.entry(id));
+      if (c.kind === 'delete') for (const child of tree.children(id)) stack.push(child);
+    }
   }
-  const claims = new Map<ViewEntry, Change[][]>();
+  const claims = new Map<number, { e: ViewEntry; files: Change[][] }>();
   for (const { cs, s } of added.values()) {
-    const matches = (deleted.get(s.size) ?? []).filter((d) => mtimeMatches(d.ns, s.mtimeNs / 1000n));
+    const matches = [...(gone.get(s.size)?.values() ?? [])].filter((d) => mtimeMatches(d.ns, s.mtimeNs / 1000n));
     const only = matches.length === 1 ? matches[0] : undefined;
-    if (only !== undefined) claims.set(only.e, [...(claims.get(only.e) ?? []), cs]);
+    if (only === undefined) continue;
+    const claim = claims.get(only.e.id) ?? { e: only.e, files: [] };
+    claim.files.push(cs);
+    claims.set(only.e.id, claim);
   }
-  // Two files on one deleted name (one moved, another copied with its times?) tell nothing.
-  for (const [e, files] of claims) if (files.length === 1) for (const c of files[0] as Change[]) out.set(c, e);
+  // Two files on one gone file (one moved, another copied with its times?) tell nothing.
+  for (const { e, files } of claims.values()) if (files.length === 1) for (const c of files[0] as Change[]) out.set(c, e);
   return out;
 }
 
@@ -1088,7 +1121,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
         name: c.path,
         times,
         ...(securityDescriptor === undefined ? {} : { securityDescriptor }),
-        ...(own !== undefined ? keptExtendedAttributes(own, kind, s) : {}),
+        ...(own !== undefined ? keptExtendedAttributes(own, kind, s, f.dataChanged === true) : {}),
         ...(streams.length > 0 ? { streams } : {}),
       };
       const keep = own?.info.fileAttributes;

@@ -76,7 +76,7 @@ describe('driver: read-write layer edits', function () {
       { type: 'directory', name: 'Files/dir', securityDescriptor: sd, extendedAttributes: [purge] },
     ]);
     fs.appendFileSync(path.join(dir, 'edited.dll'), ' and new');
-    // Same bytes, a new last write time: NTFS purges on a write whatever it writes.
+    // Same bytes, a new last write time: maybe a write of the same bytes, which purges; a cache dropped is only made again.
     fs.utimesSync(path.join(dir, 'touched.dll'), new Date(Date.UTC(2030, 0, 1)), new Date(Date.UTC(2030, 0, 1)));
     fs.renameSync(path.join(dir, 'renamed.dll'), path.join(dir, 'RENAMED.dll'));
     fs.writeFileSync(path.join(dir, 'dir/new.txt'), 'new');
@@ -140,6 +140,51 @@ describe('driver: read-write layer edits', function () {
     const getter = driver.diffGetter('built');
     expect((await collect(getter.get('Files/sub/c.dll:Zone.Identifier'))).toString()).to.equal('zone');
     getter.close();
+  });
+
+  it('moves told only where they can be: a moved directory\'s files and both names of a linked file keep theirs; a file whose name was taken again is not another\'s', async () => {
+    const t = filetimeFromUnixNs(1_000_000_000_123_456_700n);
+    const times = { creationTime: filetimeFromUnixNs(800_000_000_000_000_000n), lastWriteTime: t, lastAccessTime: t };
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'directory', name: 'Files/d', securityDescriptor: sd },
+      { type: 'file', name: 'Files/d/f.dll', data: 'FFFFF', securityDescriptor: fileSd, attributes: 0x21, times, streams: [{ name: 'zone', data: 'z' }] },
+      { type: 'file', name: 'Files/h1', data: 'HHHHHHH', securityDescriptor: fileSd, attributes: 0x21, times, streams: [{ name: 'hs', data: 'h' }] },
+      { type: 'link', name: 'Files/h2', target: 'Files/h1' },
+      // Alike in size and time: a.txt moved away and made again, b.txt deleted.
+      { type: 'file', name: 'Files/a.txt', data: 'AAAA', securityDescriptor: sd, times, streams: [{ name: 'fromA', data: 'a' }] },
+      { type: 'file', name: 'Files/b.txt', data: 'BBBB', securityDescriptor: fileSd, attributes: 0x21, times, streams: [{ name: 'fromB', data: 'b' }] },
+    ]);
+    fs.renameSync(path.join(dir, 'd'), path.join(dir, 'e'));
+    fs.renameSync(path.join(dir, 'h1'), path.join(dir, 'm1'));
+    fs.renameSync(path.join(dir, 'h2'), path.join(dir, 'm2'));
+    fs.renameSync(path.join(dir, 'a.txt'), path.join(dir, 'x.txt'));
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'new a');
+    fs.rmSync(path.join(dir, 'b.txt'));
+    const got = await entries(await collect(driver.diff('rw')));
+    for (const name of ['Files/e/f.dll', 'Files/m1']) {
+      expect([got.get(name)?.pax['MSWINDOWS.fileattr'], got.get(name)?.pax['MSWINDOWS.rawsd']], name).to.deep.equal(['33', fileSd.toString('base64')]);
+    }
+    expect([got.has('Files/e/f.dll:zone'), got.has('Files/m1:hs'), got.get('Files/m2')?.type]).to.deep.equal([true, true, '1']);
+    const x = got.get('Files/x.txt')?.pax ?? {};
+    expect([x['MSWINDOWS.fileattr'], x['MSWINDOWS.rawsd'], got.has('Files/x.txt:fromB')], 'never b.txt\'s').to.deep.equal(['32', sd.toString('base64'), false]);
+  });
+
+  it('a file whose bytes changed under the same size and time loses its $Kernel.Purge. EAs', async () => {
+    const t = filetimeFromUnixNs(1_000_000_000_123_456_000n);
+    const { driver, dir } = await mounted([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'file', name: 'Files/k.dll', data: 'OLDBYTES', securityDescriptor: sd, times: { lastWriteTime: t }, extendedAttributes: [{ name: '$KERNEL.PURGE.ESBCACHE', value: Buffer.from('c') }, { name: 'KEEP', value: Buffer.from('k') }] },
+      { type: 'file', name: 'Files/r.dll', data: 'SAME', securityDescriptor: sd, times: { lastWriteTime: t }, extendedAttributes: [{ name: '$KERNEL.PURGE.ESBCACHE', value: Buffer.from('c') }] },
+    ]);
+    const k = path.join(dir, 'k.dll');
+    const seconds = Number(fs.statSync(k, { bigint: true }).mtimeNs / 1000n) / 1e6;
+    fs.writeFileSync(k, 'NEWBYTES');
+    fs.utimesSync(k, seconds, seconds); // as tar x, rsync -t or cp -p leave it
+    fs.renameSync(path.join(dir, 'r.dll'), path.join(dir, 'R.DLL'));
+    const got = await entries(await collect(driver.diff('rw')));
+    expect(Object.keys(got.get('Files/k.dll')?.pax ?? {}).filter((key) => key.startsWith('MSWINDOWS.xattr.'))).to.deep.equal(['MSWINDOWS.xattr.KEEP']);
+    expect(got.get('Files/R.DLL')?.pax['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE'], 'renamed in case, its bytes as they were').to.equal(Buffer.from('c').toString('base64'));
   });
 
   it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
