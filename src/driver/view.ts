@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { createError, pathTooLongError, toWinLayerError } from '../errors.js';
 import { itemFromRecord, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
 import { isUtilityVMFilesName } from '../layer/layer-writer.js';
-import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
+import { INDEX_DIR, indexEntriesSync, indexEntryAt, IndexRecordReader, openLayerFile, readLayerInfo, STREAMS_FILE, type EntryKind, type IndexEntry } from '../layer/metadata-index.js';
 import { writeAll, type LineSpan } from '../util/lines.js';
 import { caseFoldKey } from '../util/safe-path.js';
 import { clampHostSeconds, FILE_ATTRIBUTE_DIRECTORY, unixNsFromFiletime, utimesTime } from '../util/windows.js';
@@ -620,7 +620,7 @@ export function* rangeChunks(range: ByteRange, checkpoint?: () => void): Generat
     yield range.bytes;
     return;
   }
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = openLayerFile(file, 'view');
   const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, length));
   try {
     let done = 0;

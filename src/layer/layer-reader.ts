@@ -18,6 +18,7 @@ import {
   INDEX_DIR,
   STREAMS_FILE,
   infoFromRecord,
+  openLayerFile,
   readIndexEntries,
   readLayerInfo,
   type IndexEntry,
@@ -216,11 +217,7 @@ export function itemFromRecord(layerRoot: string, streamsFile: string, r: IndexE
 }
 
 function openExisting(file: string, entry: string): number {
-  try {
-    return fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (cause) {
-    throw layerFileError(cause, `${entry}: cannot open ${file}`, { entry });
-  }
+  return openLayerFile(file, entry, { entry });
 }
 
 interface ScanResult {

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crashPoint } from '../util/crash-point.js';
 import { createRequire } from 'node:module';
-import { createError, layerFileError } from '../errors.js';
+import { createError, isWinLayerError, layerFileError } from '../errors.js';
 import { LineWriter, readAt, readLinesSync, type LineSpan } from '../util/lines.js';
 import { recentTexts } from '../util/recent-texts.js';
 import type { FileBasicInfo } from '../util/windows.js';
@@ -217,15 +217,54 @@ export class MetadataIndexWriter {
   }
 }
 
+/**
+ * Opens `file`, a file of a stored layer, for reading: never through a symbolic link, and
+ * only a regular file. A directory, FIFO, socket or device where the layer has a file is
+ * damage (ERR_LAYER_CORRUPT; a FIFO opened for reading would wait for a writer for ever),
+ * as is a file that is not there; a failure of the system's is ERR_IO (layerFileError).
+ */
+export function openLayerFile(file: string, context: string, data: Record<string, string> = {}): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (cause) {
+    throw layerFileError(cause, `${context}: cannot open ${file}`, data);
+  }
+  let regular: boolean;
+  try {
+    regular = fs.fstatSync(fd).isFile();
+  } catch (cause) {
+    fs.closeSync(fd);
+    throw layerFileError(cause, `${context}: cannot open ${file}`, data);
+  }
+  if (!regular) {
+    fs.closeSync(fd);
+    throw createError('ERR_LAYER_CORRUPT', `${context}: ${file} is not a regular file`, data);
+  }
+  return fd;
+}
+
+/** The text of `file`, a file of a stored layer (openLayerFile). */
+export function readLayerText(file: string, context: string, data: Record<string, string> = {}): string {
+  const fd = openLayerFile(file, context, data);
+  try {
+    return fs.readFileSync(fd, 'utf8');
+  } catch (cause) {
+    throw layerFileError(cause, `${context}: cannot read ${file}`, data);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads layer.json and checks its version. */
 export function readLayerInfo(layerRoot: string): LayerInfo {
   const file = path.join(layerRoot, INDEX_DIR, LAYER_INFO_FILE);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    parsed = JSON.parse(readLayerText(file, layerRoot, { path: layerRoot }));
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot }, cause);
+    const errno = (isWinLayerError(cause) ? cause.data['errno'] : undefined) ?? (cause as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT') throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot, errno }, cause);
     throw layerFileError(cause, `${layerRoot}: unreadable ${LAYER_INFO_FILE}`, { path: layerRoot });
   }
   const info = parsed as Partial<LayerInfo>;
@@ -270,9 +309,15 @@ export async function* readIndexEntries(layerRoot: string): AsyncGenerator<Index
   const { StringDecoder } = createRequire(import.meta.url)('node:string_decoder') as typeof import('node:string_decoder');
   let handle: import('node:fs/promises').FileHandle;
   try {
-    handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (cause) {
     throw indexOpenError(layerRoot, cause);
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: ${file} is not a regular file`, { path: layerRoot });
+  } catch (error) {
+    await handle.close();
+    throw layerFileError(error, `${layerRoot}: cannot open ${file}`, { path: layerRoot });
   }
   try {
     const buffer = Buffer.allocUnsafe(INDEX_READ_BYTES);
@@ -281,7 +326,9 @@ export async function* readIndexEntries(layerRoot: string): AsyncGenerator<Index
     let n = 0;
     let count = 0;
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null).catch((cause: unknown) => {
+        throw layerFileError(cause, `${layerRoot}: cannot read ${file}`, { path: layerRoot });
+      });
       const text = bytesRead === 0 ? carry + decoder.end() : carry + decoder.write(buffer.subarray(0, bytesRead));
       let start = 0;
       for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
@@ -436,11 +483,7 @@ export class IndexRecordReader {
 /** entries.jsonl of `layerRoot`, opened for reading (never through a symbolic link). */
 function openIndexSync(layerRoot: string): { file: string; fd: number } {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
-  try {
-    return { file, fd: fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) };
-  } catch (cause) {
-    throw indexOpenError(layerRoot, cause);
-  }
+  return { file, fd: openLayerFile(file, layerRoot, { path: layerRoot }) };
 }
 
 /** A missing entries.jsonl is a damaged layer; one the system cannot read now is ERR_IO (layerFileError). */
@@ -452,12 +495,7 @@ function indexOpenError(layerRoot: string, cause: unknown): unknown {
 /** Reads all records synchronously (small layers, chain lookups). */
 export function readIndexEntriesSync(layerRoot: string): IndexEntry[] {
   const file = path.join(layerRoot, INDEX_DIR, ENTRIES_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw indexOpenError(layerRoot, cause);
-  }
+  const text = readLayerText(file, layerRoot, { path: layerRoot });
   const out: IndexEntry[] = [];
   let start = 0;
   let n = 0;

@@ -6,6 +6,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { ChunkHasher } from '../layer/file-thread.js';
 import type { ByteRange } from '../layer/layer-reader.js';
+import { openLayerFile } from '../layer/metadata-index.js';
 import type { NativeBackend, ReadLayerRequest, WriteLayerRequest, WriteLayerResult } from './backend.js';
 
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -94,7 +95,7 @@ export async function* readFileRange(range: ByteRange): AsyncGenerator<Buffer> {
     if (range.bytes.length > 0) yield range.bytes;
     return;
   }
-  const fd = fs.openSync(range.file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = openLayerFile(range.file, 'export');
   try {
     let pos = range.offset;
     let left = range.length;

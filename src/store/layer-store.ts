@@ -25,8 +25,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { readLayerInfo, type LayerInfo } from '../layer/metadata-index.js';
+import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { readLayerInfo, readLayerText, type LayerInfo } from '../layer/metadata-index.js';
 import { crashPoint } from '../util/crash-point.js';
 import { firstEntriesSync, removeTreeGuarded } from '../util/remove-tree.js';
 
@@ -35,11 +35,6 @@ export const IMPORTING_INFIX = '-importing-';
 export const REMOVING_SUFFIX = '-removing';
 export const REPLACING_INFIX = '-replacing-';
 
-/**
- * Whether `p` exists: false only when it does not (ENOENT, ENOTDIR). Another error (a
- * store whose layers this user may not read: EACCES) is ERR_IO naming `what`, never
- * taken for a missing layer, as fs.existsSync would.
- */
 /**
  * Which directory `dir` is (device, inode and, where the file system keeps one, birth
  * time), or undefined when there is none: a layer removed and made again under its id,
@@ -55,6 +50,11 @@ export function directoryIdentity(dir: string): string | undefined {
   }
 }
 
+/**
+ * Whether `p` exists: false only when it does not (ENOENT, ENOTDIR). Another error (a
+ * store whose layers this user may not read: EACCES) is ERR_IO naming `what`, never
+ * taken for a missing layer, as fs.existsSync would.
+ */
 export function present(p: string, what: string): boolean {
   try {
     fs.statSync(p);
@@ -438,13 +438,13 @@ export class LayerStore {
     const file = path.join(this.layerPath(id), LAYER_CHAIN_FILE);
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readLayerText(file, `layer ${id}`, { id });
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') {
         if (!fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
         return [];
       }
-      throw toWinLayerError(cause, `cannot read ${file}`, { id });
+      throw cause;
     }
     let chain: unknown;
     try {

@@ -1722,14 +1722,14 @@ describe('driver: WindowsFilterDriver', function () {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
       await driver.applyDiff('x', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
-      const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown; lstatSync: (...a: unknown[]) => unknown };
-      const { readFileSync, lstatSync } = cjs;
-      // Another process's remove renames the layer away just as this one reads its summary.
-      cjs.readFileSync = (p: unknown, ...rest: unknown[]) => {
+      const cjs = createRequire(import.meta.url)('node:fs') as { openSync: (...a: unknown[]) => number; lstatSync: (...a: unknown[]) => unknown };
+      const { openSync, lstatSync } = cjs;
+      // Another process's remove renames the layer away just as this one opens its summary.
+      cjs.openSync = (p: unknown, ...rest: unknown[]) => {
         if (String(p).endsWith(path.join('x', '.winlayer', 'layer.json')) && fs.existsSync(path.join(driver.home, 'x'))) {
           fs.renameSync(path.join(driver.home, 'x'), path.join(driver.home, 'x-removing'));
         }
-        return readFileSync(p, ...rest);
+        return openSync(p, ...rest);
       };
       syncBuiltinESMExports();
       try {
@@ -1737,7 +1737,7 @@ describe('driver: WindowsFilterDriver', function () {
         fs.renameSync(path.join(driver.home, 'x-removing'), path.join(driver.home, 'x'));
         expect(await rejectionCode(() => driver.diffSize('x'))).to.equal('ERR_LAYER_NOT_FOUND');
       } finally {
-        cjs.readFileSync = readFileSync;
+        cjs.openSync = openSync;
         syncBuiltinESMExports();
       }
       fs.renameSync(path.join(driver.home, 'x-removing'), path.join(driver.home, 'x'));
@@ -1766,8 +1766,10 @@ describe('driver: WindowsFilterDriver', function () {
       const driver = await openDriver();
       await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
       const inProcess = await WindowsFilterDriver.open({ home: driver.home, inProcess: true });
-      const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown };
-      const { readFileSync } = cjs;
+      const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown; openSync: (...a: unknown[]) => number };
+      const { readFileSync, openSync } = cjs;
+      /** The path each descriptor was opened with: a layer's files are read through one. */
+      const opened = new Map<number, string>();
       for (const [title, d] of [['worker', driver], ['in process', inProcess]] as const) {
         for (const id of ['ro', 'rw']) {
           if (id === 'ro') await driver.applyDiff(id, 'base', Readable.from([await buildLayerTar(deltaLayer)]));
@@ -1778,9 +1780,15 @@ describe('driver: WindowsFilterDriver', function () {
           }
           const layer = path.join(driver.home, id);
           // Another process's remove renames the layer away once its chain was read.
+          cjs.openSync = (p: unknown, ...rest: unknown[]) => {
+            const fd = openSync(p, ...rest);
+            opened.set(fd, String(p));
+            return fd;
+          };
           cjs.readFileSync = (p: unknown, ...rest: unknown[]) => {
             const out = readFileSync(p, ...rest);
-            if (String(p) === path.join(layer, 'layerchain.json') && fs.existsSync(layer)) fs.renameSync(layer, `${layer}-removing`);
+            const name = typeof p === 'number' ? opened.get(p) : String(p);
+            if (name === path.join(layer, 'layerchain.json') && fs.existsSync(layer)) fs.renameSync(layer, `${layer}-removing`);
             return out;
           };
           syncBuiltinESMExports();
@@ -1788,6 +1796,7 @@ describe('driver: WindowsFilterDriver', function () {
             expect(await rejectionCode(() => d.forEachChange(id, () => undefined)), `${title} ${id}`).to.equal('ERR_LAYER_NOT_FOUND');
           } finally {
             cjs.readFileSync = readFileSync;
+            cjs.openSync = openSync;
             syncBuiltinESMExports();
           }
           fs.renameSync(`${layer}-removing`, layer);
