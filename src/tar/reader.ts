@@ -184,7 +184,6 @@ interface Extensions {
   sparse: boolean;
 }
 
-/** The entry's name as extended headers read so far give it (for errors), if they do. */
 /**
  * `error`, naming the entry whose header it is about (data.entry) when it does not and the
  * header's name can be read: the extended headers' name, else the name field as UTF-8 text
@@ -192,13 +191,21 @@ interface Extensions {
  */
 function namingEntry(error: unknown, block: Buffer, ext: Extensions | null): unknown {
   if (!isWinLayerError(error) || error.data['entry'] !== undefined || (error.code !== 'ERR_TAR_HEADER_INVALID' && error.code !== 'ERR_ENTRY_TYPE_UNSUPPORTED')) return error;
-  const end = block.indexOf(0, FIELD.name.offset);
-  const field = block.subarray(FIELD.name.offset, end === -1 || end > FIELD.name.offset + FIELD.name.length ? FIELD.name.offset + FIELD.name.length : end);
-  const name = (ext === null ? undefined : extensionsName(ext)) ?? (field.length > 0 && isUtf8(field) ? field.toString('utf8') : undefined);
+  const text = (field: BlockField): string | undefined => {
+    const end = block.indexOf(0, field.offset);
+    const bytes = block.subarray(field.offset, end === -1 || end > field.offset + field.length ? field.offset + field.length : end);
+    return bytes.length > 0 && isUtf8(bytes) ? bytes.toString('utf8') : undefined;
+  };
+  // A ustar header ("ustar\0") may hold the start of a long name in its prefix field.
+  const m = MAGIC_OFFSET;
+  const prefix = block[m] === 0x75 && block[m + 1] === 0x73 && block[m + 2] === 0x74 && block[m + 3] === 0x61 && block[m + 4] === 0x72 && block[m + 5] === 0 ? text(FIELD.prefix) : undefined;
+  const field = text(FIELD.name);
+  const name = (ext === null ? undefined : extensionsName(ext)) ?? (field === undefined ? undefined : prefix === undefined ? field : `${prefix}/${field}`);
   if (name === undefined || isAllZero(block)) return error;
   return createError(error.code, `${shownEntry(name)}: ${error.message}`, { ...error.data, entry: name }, error);
 }
 
+/** The entry's name as extended headers read so far give it (for errors), if they do. */
 function extensionsName(ext: Extensions): string | undefined {
   const name = ext.longName !== null && ext.longName.length > 0 ? ext.longName : ext.paxPath;
   return name !== null && name.length > 0 && isUtf8(name) ? name.toString('utf8') : undefined;

@@ -493,6 +493,13 @@ describe('tar/reader', () => {
       }
       const unsupported = await expectCode(readChunked(Buffer.concat([metaEntry('N', 'name\0', 'Files/n'), plain]), 321), 'ERR_ENTRY_TYPE_UNSUPPORTED');
       expect(unsupported.data['entry']).to.equal('Files/n');
+      // A ustar name split into prefix and name is named whole.
+      const long = `Files/${'d'.repeat(90)}/${'f'.repeat(90)}.txt`;
+      const short = one({ name: 'x', typeflag: '0', mode: 0o100000, size: 3, mtime: 7n * S, format: 'unknown' }, Buffer.from('abc'));
+      const split = patchField(patchField(short, 0, FIELD.name, `${'f'.repeat(90)}.txt\0`), 0, FIELD.prefix, `Files/${'d'.repeat(90)}\0`);
+      expect((await readChunked(split, 321))[0]?.header.name).to.equal(long);
+      const splitError = await expectCode(readChunked(patchField(split, 0, FIELD.checksum, '0000001\0 ', false), 321), 'ERR_TAR_HEADER_INVALID');
+      expect(splitError.data['entry']).to.equal(long);
       // A name field that is not text names nothing.
       const garbled = await expectCode(readChunked(patchField(patchField(named, 0, FIELD.name, Buffer.from([0x66, 0xc3, 0])), 0, FIELD.mode, 'zzzzzzz\0'), 321), 'ERR_TAR_HEADER_INVALID');
       expect(garbled.data['entry']).to.equal(undefined);
