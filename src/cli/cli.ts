@@ -435,6 +435,29 @@ function commandHelp(name: string, c: Command): string {
 /** The first of SIGINT and SIGTERM the running command was interrupted by, if any. */
 let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;
 
+/** The options of `args` for `command` (ERR_ARGUMENT_INVALID for a wrong command line: an unknown option, a word that is none, a missing value, an option given twice). */
+function parseCommandLine(command: Command, args: readonly string[]): Values {
+  try {
+    const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+    for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}) };
+    // Every command takes --json: at least its error is then one JSON line.
+    options['json'] ??= { type: 'boolean' };
+    const parsed = parseArgs({ args: [...args], options, allowPositionals: false, strict: true, tokens: true });
+    // parseArgs keeps the last of a repeated option: `import --id c --id d` would import
+    // d, hiding a mistake in the script that wrote it. Only options marked repeatable repeat.
+    const seen = new Set<string>();
+    for (const token of parsed.tokens) {
+      if (token.kind !== 'option' || options[token.name]?.type !== 'string' || options[token.name]?.multiple === true) continue;
+      if (seen.has(token.name)) throw usage(`--${token.name} given more than once`);
+      seen.add(token.name);
+    }
+    return parsed.values as Values;
+  } catch (cause) {
+    if (isWinLayerError(cause)) throw cause;
+    throw usage((cause as Error).message);
+  }
+}
+
 /**
  * A signal that SIGINT or SIGTERM aborts, for a command that runs a worker (import,
  * export): the worker is then killed and an import's staging directory removed before
@@ -487,34 +510,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (command === undefined) throw usage(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}`);
     const help = options.findIndex((w) => w === '--help' || w === '-h');
+    if (help !== -1 && rest.slice(help + 1).some((w) => w !== '--json')) throw usage(`${rest[help] as string} takes nothing after it`);
+    // What comes before --help is checked as any command line is: a wrong one exits 2.
+    const values = parseCommandLine(command, help === -1 ? rest : options.slice(0, help));
     if (help !== -1) {
-      if (rest.slice(help + 1).some((w) => w !== '--json')) throw usage(`${rest[help] as string} takes nothing after it`);
-      // An option before it that the command does not take is a wrong command line still.
-      const takes = new Set(['json', ...Object.keys(command.options)]);
-      const unknown = options.slice(0, help).find((w) => w.startsWith('--') && !takes.has(w.slice(2).split('=')[0] as string));
-      if (unknown !== undefined) throw usage(`unknown option ${JSON.stringify(unknown)}; winlayer ${name} takes ${[...takes].map((o) => `--${o}`).join(', ')}`);
       await writeOut(commandHelp(name, command));
       return 0;
-    }
-    let values: Values;
-    try {
-      const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
-      for (const [k, o] of Object.entries(command.options)) options[k] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}) };
-      // Every command takes --json: at least its error is then one JSON line.
-      options['json'] ??= { type: 'boolean' };
-      const parsed = parseArgs({ args: [...rest], options, allowPositionals: false, strict: true, tokens: true });
-      // parseArgs keeps the last of a repeated option: `import --id c --id d` would import
-      // d, hiding a mistake in the script that wrote it. Only options marked repeatable repeat.
-      const seen = new Set<string>();
-      for (const token of parsed.tokens) {
-        if (token.kind !== 'option' || options[token.name]?.type !== 'string' || options[token.name]?.multiple === true) continue;
-        if (seen.has(token.name)) throw usage(`--${token.name} given more than once`);
-        seen.add(token.name);
-      }
-      values = parsed.values as Values;
-    } catch (cause) {
-      if (isWinLayerError(cause)) throw cause;
-      throw usage((cause as Error).message);
     }
     await command.run(values);
     return 0;

@@ -437,8 +437,9 @@ describe('cli: winlayer', function () {
   }
 
   it('a wrong command line is one: an unknown option before --help exits 2, `winlayer --json` answers in JSON; unmount says whether it released a mount', async () => {
-    const bad = run(['import', '--bogus', '--help']);
-    expect(bad.status).to.equal(2);
+    for (const words of [['import', '--bogus', '--help'], ['ls', '-x', '--help'], ['ls', 'foo', '--help'], ['ls', '--json=1', '--help'], ['import', '--id', '--help']]) {
+      expect(run(words).status, words.join(' ')).to.equal(2);
+    }
     expect(run(['import', '--id', 'x', '--help']).status).to.equal(0);
     expect(run(['import', '--json', '--help']).status).to.equal(0);
     const json = run(['--json']);
@@ -484,6 +485,27 @@ describe('cli: winlayer', function () {
     const whole = asNobody(['export', '--home', home, '--id', 'base']);
     expect(whole.status).to.equal(0);
     expect(whole.stdout.equals(exported)).to.equal(true);
+  });
+
+  it('a stored file that is not a file (a directory, a FIFO) is a damaged layer, in a worker and in process, and never waits', async () => {
+    for (const [what, make] of [
+      ['Files/Windows/win.ini', 'dir'],
+      ['.winlayer/entries.jsonl', 'dir'],
+      ['layerchain.json', 'dir'],
+      ['Files/Program Files/app.exe', 'fifo'],
+      ['Hives/System_Delta', 'fifo'],
+    ] as const) {
+      const home = path.join(tempDir(), 'home');
+      expect(run(['import', '--home', home, '--id', 'base'], await buildLayerTar(baseLayer)).status).to.equal(0);
+      const file = path.join(home, 'base', what);
+      fs.rmSync(file);
+      if (make === 'dir') fs.mkdirSync(file);
+      else spawnSync('mkfifo', [file]);
+      for (const env of [{}, { WINLAYER_NOREEXEC: '1' }]) {
+        const r = spawnSync(process.execPath, [cli, 'export', '--home', home, '--id', 'base', '--json'], { input: Buffer.alloc(0), env: { ...process.env, ...env }, timeout: 30_000, maxBuffer: 1 << 26 });
+        expect([r.status, lastJson(r.stderr)['code']], `${what} ${JSON.stringify(env)}`).to.deep.equal([1, 'ERR_LAYER_CORRUPT']);
+      }
+    }
   });
 
   it('a reader that goes away mid-output (EPIPE) ends export and changes at once: exit 141, nothing on stderr, no worker left', async function () {
