@@ -902,12 +902,16 @@ class DirectoryListings {
   }
 }
 
-/** A name the parent did not hold, on a file born before the writable directory's mark. */
+/**
+ * A name the parent did not hold, on a file born before the writable directory's mark: its
+ * size and modification time (µs since 1970). Numbers, not BigInts: one per moved file.
+ */
 interface BornAdded {
   c: Change;
   /** Its inode when it has several names (Found). */
   inode: string | undefined;
-  s: fs.BigIntStats;
+  size: number;
+  us: number;
 }
 
 /**
@@ -923,12 +927,12 @@ interface BornAdded {
 function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bornAdded: readonly BornAdded[], identity: ReadonlyMap<string, Change>): Map<Change, ViewEntry> {
   const out = new Map<Change, ViewEntry>();
   /** By inode (a file of one name: by its name), the new names of each such file (`ln` may have given it several) and its stat. */
-  const added = new Map<string, { cs: Change[]; s: fs.BigIntStats }>();
-  for (const { c, inode, s } of bornAdded) {
-    if (inode !== undefined && identity.has(inode)) continue;
-    const known = added.get(inode ?? c.path);
-    if (known !== undefined) known.cs.push(c);
-    else added.set(inode ?? c.path, { cs: [c], s });
+  const added = new Map<string, { cs: Change[]; file: BornAdded }>();
+  for (const file of bornAdded) {
+    if (file.inode !== undefined && identity.has(file.inode)) continue;
+    const known = added.get(file.inode ?? file.c.path);
+    if (known !== undefined) known.cs.push(file.c);
+    else added.set(file.inode ?? file.c.path, { cs: [file.c], file });
   }
   if (added.size === 0) return out;
   /**
@@ -939,16 +943,20 @@ function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bo
    * file that may have left its name counts, so that a look-alike makes the move unknown
    * rather than wrongly attributed.
    */
-  const gone = new Map<bigint, Map<number, { e: ViewEntry; ns: bigint }>>();
+  /** By size and millisecond: the node of each file (its entry is made again for a match), with its time. */
+  const gone = new Map<string, LookAlike[]>();
+  const counted = new Set<number>();
   const consider = (seen: ViewEntry): void => {
     const e = resolveLink(seen);
-    if (e === undefined || kindOf(e) !== 'file') return;
+    if (e === undefined || kindOf(e) !== 'file' || counted.has(e.id)) return;
+    counted.add(e.id);
     const r = items.record(e);
     if (r.kind !== 'file' || typeof r.size !== 'number') return;
-    const size = BigInt(r.size);
-    let files = gone.get(size);
-    if (files === undefined) gone.set(size, (files = new Map()));
-    files.set(e.id, { e, ns: unixNsFromFiletime(infoFromRecord(r).lastWriteTime) });
+    const us = Number(floorDiv(unixNsFromFiletime(infoFromRecord(r).lastWriteTime), 1000n));
+    const key = lookAlikeKey(r.size, Math.floor(us / 1000));
+    const files = gone.get(key);
+    if (files === undefined) gone.set(key, [{ id: e.id, us }]);
+    else files.push({ id: e.id, us });
   };
   const tree = view.tree;
   for (const c of changes) {
@@ -959,18 +967,54 @@ function movedFiles(view: View, items: ViewItems, changes: readonly Change[], bo
       if (c.kind === 'delete') for (const child of tree.children(id)) stack.push(child);
     }
   }
-  const claims = new Map<number, { e: ViewEntry; files: Change[][] }>();
-  for (const { cs, s } of added.values()) {
-    const matches = [...(gone.get(s.size)?.values() ?? [])].filter((d) => mtimeMatches(d.ns, s.mtimeNs / 1000n));
-    const only = matches.length === 1 ? matches[0] : undefined;
-    if (only === undefined) continue;
-    const claim = claims.get(only.e.id) ?? { e: only.e, files: [] };
-    claim.files.push(cs);
-    claims.set(only.e.id, claim);
+  const claims = new Map<number, Change[][]>();
+  for (const { cs, file } of added.values()) {
+    const only = onlyLookAlike(gone, file);
+    if (only !== undefined) claims.set(only.id, [...(claims.get(only.id) ?? []), cs]);
   }
   // Two files on one gone file (one moved, another copied with its times?) tell nothing.
-  for (const { e, files } of claims.values()) if (files.length === 1) for (const c of files[0] as Change[]) out.set(c, e);
+  for (const [id, files] of claims) {
+    if (files.length !== 1) continue;
+    const e = view.entry(id);
+    for (const c of files[0] as Change[]) out.set(c, e);
+  }
   return out;
+}
+
+/** A candidate of movedFiles: the view's node of a parent's file, and its last write time (µs since 1970). */
+interface LookAlike {
+  id: number;
+  us: number;
+}
+
+/** The bucket of movedFiles' candidates of size `size` and modification time in millisecond `ms`. */
+function lookAlikeKey(size: number, ms: number): string {
+  return `${size}:${ms}`;
+}
+
+/** `a / b` rounded down (BigInt division rounds toward zero: times before 1970 are negative). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n ? q - 1n : q;
+}
+
+/**
+ * The one candidate of `gone` of the host file `s`'s size whose time matches its
+ * (mtimeMatches: within 1 µs, 1 ms before 1970), or undefined when none or several do.
+ * Looks in the buckets of the neighbouring milliseconds only, and stops at a second match:
+ * thousands of empty files of one time, moved, cost a look each, not one per pair.
+ */
+function onlyLookAlike(gone: ReadonlyMap<string, readonly LookAlike[]>, s: { size: number; us: number }): LookAlike | undefined {
+  const ms = Math.floor(s.us / 1000);
+  let found: LookAlike | undefined;
+  for (const m of [ms - 1, ms, ms + 1]) {
+    for (const d of gone.get(lookAlikeKey(s.size, m)) ?? []) {
+      if (!mtimeMatches(BigInt(d.us) * 1000n, BigInt(s.us))) continue;
+      if (found !== undefined) return undefined;
+      found = d;
+    }
+  }
+  return found;
 }
 
 /**
@@ -999,7 +1043,7 @@ function* entriesOfChanges(rwDir: string, view: View, { changes, found, keptLink
     const name = c.path.slice('Files/'.length);
     const stat = f === undefined ? undefined : fs.lstatSync(path.join(rwDir, name), { bigint: true });
     if (c.kind === 'modify' && f?.inode !== undefined && !identity.has(f.inode) && bornInView(stat, madeNs)) identity.set(f.inode, c);
-    if (c.kind === 'add' && f?.kind === 'file' && bornInView(stat, madeNs)) bornAdded.push({ c, inode: f.inode, s: stat as fs.BigIntStats });
+    if (c.kind === 'add' && f?.kind === 'file' && bornInView(stat, madeNs)) bornAdded.push({ c, inode: f.inode, size: Number((stat as fs.BigIntStats).size), us: Number(floorDiv((stat as fs.BigIntStats).mtimeNs, 1000n)) });
     if (f?.kind === 'other') checkFileType(c.path, stat as fs.BigIntStats);
     if (f?.kind === 'symlink') checkLinkTarget(c.path, linkTargetOf(rwDir, name, c.path));
     if (f !== undefined && f.kind !== 'other') checkTimes(c.path, stat as fs.BigIntStats);
