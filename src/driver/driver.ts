@@ -16,6 +16,7 @@
  *   driver.diff('c1').pipe(fs.createWriteStream('c1.tar'));   // … and get a Windows layer tar
  */
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -292,10 +293,19 @@ export class WindowsFilterDriver {
    * any of it (a bad id, a missing parent, a cancel while queued); `{fd}` stays the caller's.
    */
   async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options?: ApplyDiffOptions): Promise<ApplyDiffResult> {
+    // A web stream is read as the Node stream made of it, whose destruction cancels it.
+    const source = releasableSource(tar);
+    // Heard from now on: a source that fails while its job waits in the queue (an upload
+    // cut off, a file that is not there) must not reach its process as an uncaught error.
+    // The import reports it when it reads the source.
+    const unheard = (): void => undefined;
+    if (source instanceof EventEmitter) source.on('error', unheard);
     try {
-      return await this.#applyDiff(id, parentId, tar, options);
+      const result = await this.#applyDiff(id, parentId, source, options);
+      if (source instanceof EventEmitter) source.off('error', unheard);
+      return result;
     } catch (error) {
-      releaseUnread(tar);
+      releaseUnread(source);
       throw error;
     }
   }
@@ -340,12 +350,12 @@ export class WindowsFilterDriver {
     let committed = false;
     try {
       if (this.#inProcess) {
-        const source = isFdSource(tar) ? readDescriptor(tar.fd) : releasableSource(tar);
+        const source = isFdSource(tar) ? readDescriptor(tar.fd) : tar;
         const r = await importLayer(this.store, this.backend, id, source, { parents, signal, onProgress });
         committed = true;
         return { size: r.size, entries: r.entries, digest: r.digest };
       }
-      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), isFdSource(tar) ? tar : releasableSource(tar));
+      const size = await this.#controller.writeLayer(this.#workerJob(id, parents, { signal, onProgress }), tar);
       committed = true;
       const info = this.#layerInfo(id);
       return { size, entries: info.entries, digest: info.digest };
@@ -590,6 +600,10 @@ export class WindowsFilterDriver {
               await this.#controller.materializeView({ ...this.#workerJob(id, layers, { onProgress, signal }), dest: dir });
             }
           } catch (error) {
+            // Canceled or timed out just after its worker put the view in place: nobody counts
+            // it, and this process may never open the store again to find it. A read-write
+            // layer's writable directory, whole once renamed, stays: the next mount marks it.
+            if (!rw) await this.#removeView(id).catch(() => undefined);
             throw toWinLayerError(error, `mount of layer ${id} failed`, { id });
           }
         }

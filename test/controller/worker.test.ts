@@ -689,6 +689,66 @@ describe('controller: worker processes', function () {
       }
     });
 
+    it('a source that fails or is canceled while its import waits in the queue never reaches the process as an uncaught error, and is let go of', async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home, concurrency: 1 });
+      const uncaught: unknown[] = [];
+      const listener = (error: unknown): void => void uncaught.push(error);
+      process.on('uncaughtException', listener);
+      try {
+        // The one slot held by an import whose source has not ended.
+        const stall = new PassThrough();
+        const first = driver.applyDiff('first', undefined, stall);
+        // A file stream that fails to open while queued.
+        const missing = caught(() => driver.applyDiff('second', undefined, fs.createReadStream(path.join(tempDir(), 'missing.tar'))));
+        // A web stream canceled while queued, whose body fails after.
+        let canceled = false;
+        let fail: ((e: Error) => void) | undefined;
+        const web = new ReadableStream<Uint8Array>({
+          start: (controller) => void (fail = (e) => controller.error(e)),
+          cancel: () => void (canceled = true),
+        });
+        const ac = new AbortController();
+        const third = driver.applyDiff('third', undefined, web, { signal: ac.signal });
+        ac.abort();
+        expect((await caught(() => third)).code).to.equal('ERR_CANCELED');
+        // And one aborted before the call.
+        const early = new ReadableStream<Uint8Array>({ cancel: () => void (canceled &&= true) });
+        expect((await caught(() => driver.applyDiff('fourth', undefined, early, { signal: AbortSignal.abort() }))).code).to.equal('ERR_CANCELED');
+        await new Promise((r) => setTimeout(r, 100));
+        fail?.(new Error('connection reset'));
+        await new Promise((r) => setTimeout(r, 100));
+        expect(canceled, 'the web stream canceled').to.equal(true);
+        stall.end(await buildLayerTar(baseLayer));
+        await first;
+        expect((await missing).code).to.equal('ERR_IO');
+        expect(uncaught).to.deep.equal([]);
+      } finally {
+        process.off('uncaughtException', listener);
+      }
+    });
+
+    it('a mount canceled or timed out once its worker put the view in place leaves no view nobody counts', async () => {
+      const home = path.join(tempDir(), 'home');
+      const real = await WindowsFilterDriver.open({ home });
+      await real.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const driver = await WindowsFilterDriver.open({ home, workerPath: fixture('view-then-hang.mjs') });
+      const view = path.join(home, '.mounts', 'base');
+      const ac = new AbortController();
+      const mounting = driver.get('base', { signal: ac.signal });
+      for (let i = 0; i < 500 && !fs.existsSync(path.join(view, 'file.txt')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(fs.existsSync(path.join(view, 'file.txt')), 'the view in place').to.equal(true);
+      ac.abort();
+      expect((await caught(() => mounting)).code).to.equal('ERR_CANCELED');
+      expect(fs.existsSync(view)).to.equal(false);
+      const timed = await WindowsFilterDriver.open({ home, workerPath: fixture('view-then-hang.mjs'), timeout: 1000 });
+      expect((await caught(() => timed.get('base'))).code).to.equal('ERR_WORKER_TIMEOUT');
+      expect(fs.existsSync(view)).to.equal(false);
+      // The store's own mount still works, counted once.
+      expect(fs.readFileSync(path.join(await real.get('base'), 'Windows', 'keep.txt'), 'utf8')).to.equal('keep');
+      expect(await real.put('base')).to.equal(true);
+    });
+
     it("leaves the caller's descriptor open when an import from it or an export to it fails, in process as in a worker", async () => {
       const home = path.join(tempDir(), 'home');
       const bad = path.join(tempDir(), 'bad.tar');
