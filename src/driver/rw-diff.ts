@@ -396,6 +396,21 @@ interface PendingDirectory {
   node: number;
 }
 
+/** Where walkChanges is in one directory (see its `opened`). */
+interface WalkFrame {
+  prefix: string;
+  names: string[];
+  /** The view's node of each name, or NONE. */
+  children: Int32Array;
+  /** The view's names there that the container's directory no longer holds, sorted. */
+  deleted: string[];
+  /** Directories found there, to walk in their place in path order. */
+  pending: PendingDirectory[];
+  /** The next name and the next deleted name. */
+  i: number;
+  j: number;
+}
+
 /**
  * The changes of `rwDir` against the view, one at a time, in path order (see
  * compareWithView): nothing is held but the directories being walked. Path order without
@@ -414,8 +429,13 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
   const tree = view.tree;
   // Each parent layer's index is opened once for the comparison, not once a file.
   const items = new ViewItems();
-  /** `rel`: a directory below the writable directory; `node`: the view's node of that name, or NONE. */
-  function* visit(rel: string, node: number): Generator<Change> {
+  /**
+   * The walk of the directory `rel` below the writable directory, whose node in the view is
+   * `node` (or NONE): its names, their nodes, the view's names it no longer holds, and the
+   * directories below it still to walk, in path order. Walked from a stack of these, not by
+   * recursion: a parent's directories 1,750 levels deep overflowed the call stack.
+   */
+  const opened = (rel: string, node: number): WalkFrame => {
     const dir = path.join(rwDir, rel);
     const prefix = rel === '' ? '' : `${rel}/`;
     const names = namesIn(dir, rel).sort();
@@ -443,26 +463,31 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
     const deleted: string[] = [];
     if (node !== NONE) for (const c of tree.children(node)) if (!tree.isMarked(c)) deleted.push(tree.name(c));
     deleted.sort();
-    const pending: PendingDirectory[] = [];
-    let i = 0;
-    let j = 0;
-    for (;;) {
-      const name = names[i];
-      const gone = deleted[j];
+    return { prefix, names, children, deleted, pending: [], i: 0, j: 0 };
+  };
+  function* walk(): Generator<Change> {
+    const stack = [opened('', tree.root)];
+    for (let frame = stack[0]; frame !== undefined; frame = stack[stack.length - 1]) {
+      const { prefix, names, children, deleted, pending } = frame;
+      const name = names[frame.i];
+      const gone = deleted[frame.j];
       const next = pending[0];
-      if (name === undefined && gone === undefined && next === undefined) return;
+      if (name === undefined && gone === undefined && next === undefined) {
+        stack.pop();
+        continue;
+      }
       if (next !== undefined && (name === undefined || next.key < name) && (gone === undefined || next.key < gone)) {
         pending.shift();
-        yield* visit(next.rel, next.node);
+        stack.push(opened(next.rel, next.node));
         continue;
       }
       if (gone !== undefined && (name === undefined || gone < name)) {
-        j++;
+        frame.j++;
         yield { path: `Files/${prefix}${gone}`, kind: 'delete' };
         continue;
       }
-      const child = children[i] as number;
-      i++;
+      const child = children[frame.i] as number;
+      frame.i++;
       checkpoint?.();
       const r = `${prefix}${name as string}`;
       let stat: fs.BigIntStats;
@@ -517,7 +542,7 @@ function* walkChanges(rwDir: string, view: View, checkpoint?: () => void, forExp
     }
   }
   try {
-    yield* visit('', tree.root);
+    yield* walk();
   } finally {
     items.close();
   }

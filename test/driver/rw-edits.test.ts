@@ -187,6 +187,22 @@ describe('driver: read-write layer edits', function () {
     expect(got.get('Files/R.DLL')?.pax['MSWINDOWS.xattr.$KERNEL.PURGE.ESBCACHE'], 'renamed in case, its bytes as they were').to.equal(Buffer.from('c').toString('base64'));
   });
 
+  it('walks a parent 1,900 directories deep without running out of stack: changes and export', async () => {
+    const deep: BuilderEntry[] = [{ type: 'directory', name: 'Files', securityDescriptor: sd }];
+    let name = 'Files';
+    for (let i = 0; i < 1900; i++) deep.push({ type: 'directory', name: (name += '/d') });
+    deep.push({ type: 'file', name: `${name}/leaf.txt`, data: 'leaf' });
+    const { driver, dir } = await mounted(deep);
+    fs.writeFileSync(path.join(dir, 'new.txt'), 'new');
+    fs.writeFileSync(path.join(dir, name.slice('Files/'.length), 'leaf.txt'), 'edited');
+    expect(await driver.changes('rw')).to.deep.equal([
+      { path: `${name}/leaf.txt`, kind: 'modify' },
+      { path: 'Files/new.txt', kind: 'add' },
+    ]);
+    const got = await entries(await collect(driver.diff('rw')));
+    expect([got.has('Files/new.txt'), got.has(`${name}/leaf.txt`)]).to.deep.equal([true, true]);
+  });
+
   it('a directory no layer names, renamed in case or replaced by a file, is modified', async () => {
     const { driver, dir } = await mounted([
       { type: 'directory', name: 'Files', securityDescriptor: sd },
