@@ -25,6 +25,7 @@ import { countHeaderBlocks } from '../tar/count-headers.js';
 import { sniffCompression, tarChunk } from '../tar/decompress.js';
 import { CONTROLLER_PID_ENV, EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type CommitIdentity, type WorkerCommand } from './protocol.js';
 import { quietProgress } from '../util/options.js';
+import { derivedSignal } from '../util/derived-signal.js';
 import { releaseSource } from '../util/release-source.js';
 import { removeTreeSync } from '../util/remove-tree.js';
 
@@ -311,13 +312,16 @@ export function workerCwd(job: Pick<WorkerJob, 'home' | 'parents' | 'dest' | 'wo
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
   const paths = job.command === 'view' ? [job.dest ?? '', ...job.parents] : job.parents;
   const cwd = workerCwd(job);
-  return execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
+  // execa listens on its cancelSignal: one signal of its own per worker (derivedSignal).
+  const cancel = job.signal === undefined ? undefined : derivedSignal(job.signal);
+  const launch = () =>
+    execa(process.execPath, [...nodeOptions, job.workerPath ?? WORKER_ENTRY, job.command, job.home, job.id, ...paths], {
     env: workerEnv(job.backend === undefined ? process.env : { ...process.env, [NATIVE_BACKEND_ENV]: job.backend }, nodeOptions.length > 0),
     extendEnv: false,
     ...(cwd === undefined ? {} : { cwd }),
     // execa takes a file descriptor number for stdin; its option types do not spell that case.
     stdio: [stdin as 'pipe', stdout as 'pipe', 'pipe', 'pipe'],
-    ...(job.signal === undefined ? {} : { cancelSignal: job.signal }),
+    ...(cancel === undefined ? {} : { cancelSignal: cancel.signal }),
     ...(job.timeout === undefined ? {} : { timeout: job.timeout }),
     forceKillAfterDelay: FORCE_KILL_AFTER_MS,
     reject: false,
@@ -325,6 +329,15 @@ function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pi
     encoding: 'utf8',
     buffer: { stdout: job.command === 'write-layer' && stdout === 'pipe', stderr: true, fd3: false },
   });
+  let subprocess: ReturnType<typeof launch>;
+  try {
+    subprocess = launch();
+  } catch (error) {
+    cancel?.release();
+    throw error;
+  }
+  if (cancel !== undefined) subprocess.then(cancel.release, cancel.release);
+  return subprocess;
 }
 
 function watchProgress(stream: Readable | null | undefined, callersProgress: ((p: ImportProgress) => void) | undefined): ProgressWatch {

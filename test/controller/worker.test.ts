@@ -902,6 +902,29 @@ describe('controller: worker processes', function () {
       }
     });
 
+    it('one signal shared by many running jobs has two listeners however many workers run, and no leak warning', async () => {
+      const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 12 });
+      const home = tempDir();
+      const shutdown = new AbortController();
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => void warnings.push(w.name);
+      process.on('warning', onWarning);
+      try {
+        const jobs = Array.from({ length: 12 }, (_, i) => c.writeLayer({ home, id: `r${i}`, parents: [], signal: shutdown.signal }, Readable.from([Buffer.alloc(1)])).catch((e: unknown) => e));
+        for (let i = 0; i < 100 && c.pending.running < 12; i++) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(c.pending.running).to.equal(12);
+        // The controller's one, and the one every worker's signal is derived from.
+        expect(getEventListeners(shutdown.signal, 'abort').length).to.be.at.most(2);
+        shutdown.abort();
+        for (const e of await Promise.all(jobs)) expect((e as { code?: string }).code).to.equal('ERR_CANCELED');
+        await new Promise((r) => setImmediate(r));
+        expect(warnings.filter((w) => w === 'MaxListenersExceededWarning')).to.deep.equal([]);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+
     it('one signal shared by many queued jobs has one listener of this controller, and no leak warning', async () => {
       const c = new Controller({ workerPath: fixture('hang.mjs'), concurrency: 1 });
       const home = tempDir();
