@@ -379,7 +379,11 @@ export class WindowsFilterDriver {
    */
   diff(id: string, _parentId?: string, options?: ApplyDiffOptions): Readable {
     validateLayerId(id);
-    const { signal, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
+    const { signal: callers, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
+    // The stream destroyed before its end (a client that went away) cancels its job too: one
+    // still queued never starts a worker.
+    const destroyed = new AbortController();
+    const signal = callers === undefined ? destroyed.signal : AbortSignal.any([callers, destroyed.signal]);
     const self = this;
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
@@ -391,7 +395,15 @@ export class WindowsFilterDriver {
       const stream = await self.#controller.exportLayer(self.#workerJob(id, self.store.readChain(id), { signal, onProgress }));
       yield* stream as AsyncIterable<Uint8Array>;
     }
-    return Readable.from(tar(), { objectMode: false });
+    const out = Readable.from(tar(), { objectMode: false });
+    // At destroy, not at 'close': a stream made of a generator closes only once the
+    // generator has returned, which a job waiting for its turn does when the turn comes.
+    const destroy = out._destroy.bind(out);
+    out._destroy = (error, callback) => {
+      if (!out.readableEnded) destroyed.abort();
+      destroy(error, callback);
+    };
+    return out;
   }
 
   /**

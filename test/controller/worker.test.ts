@@ -728,6 +728,36 @@ describe('controller: worker processes', function () {
       }
     });
 
+    it('an export stream destroyed while its job is queued drops the job: no worker starts for it', async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home, concurrency: 1 });
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(filesLayer(200, 64 * 1024))]));
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown): void => void unhandled.push(e);
+      process.on('unhandledRejection', onUnhandled);
+      let holder: Readable | undefined;
+      const queued: Readable[] = [];
+      try {
+        // The one slot held by an export nobody reads yet.
+        holder = driver.diff('base');
+        holder.once('readable', () => undefined);
+        for (let i = 0; i < 100 && driver.workers.running < 1; i++) await new Promise((r) => setTimeout(r, 10));
+        queued.push(...Array.from({ length: 5 }, () => driver.diff('base')));
+        for (const q of queued) q.on('error', () => undefined).resume();
+        await new Promise((r) => setTimeout(r, 50));
+        expect(driver.workers).to.deep.equal({ running: 1, queued: 5 });
+        for (const q of queued) q.destroy();
+        await new Promise((r) => setTimeout(r, 50));
+        expect(driver.workers).to.deep.equal({ running: 1, queued: 0 });
+        expect((await collect(holder)).length).to.be.above(200 * 64 * 1024);
+        expect(unhandled).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        holder?.destroy();
+        for (const q of queued) q.destroy();
+      }
+    });
+
     it('a mount canceled or timed out once its worker put the view in place leaves no view nobody counts', async () => {
       const home = path.join(tempDir(), 'home');
       const real = await WindowsFilterDriver.open({ home });
