@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { createError } from '../errors.js';
 import { checkDescriptor, checkTarSource, runChangesWorker, runExportLayerWorker, runExportLayerWorkerTo, runViewWorker, runWriteLayerWorker, type CallerWait, type TarSource, type WorkerChange, type WorkerJob } from './spawn-worker.js';
 import type { WorkerCommand } from './protocol.js';
+import { onAbort } from '../util/derived-signal.js';
 
 /**
  * How long every running job must have waited on its caller before a queued job starts
@@ -82,8 +83,6 @@ export class Controller {
   readonly #running = new Set<RunningJob>();
   /** In the order p-queue starts them. */
   readonly #queued: QueuedJob[] = [];
-  /** The one abort listener on each caller's signal, and the jobs it tells (see #onAbort). */
-  readonly #abortHooks = new WeakMap<AbortSignal, { fns: Set<() => void>; listener: () => void }>();
   #nextKey = 0;
   /** Slots lent beyond the limit (#admit), given back as jobs end. */
   #lent = 0;
@@ -118,7 +117,7 @@ export class Controller {
     const beforeStart = new AbortController();
     let started = false;
     const queued: QueuedJob = { key: String(this.#nextKey++), command };
-    const onAbort = (): void => {
+    const onAbortBeforeStart = (): void => {
       if (started) return;
       // Still in p-queue until its turn, but never one to start beyond the limit.
       this.#unqueue(queued);
@@ -126,7 +125,7 @@ export class Controller {
     };
     // Aborted already: the listener below would never hear it.
     if (isAborted(signal)) throw createError('ERR_CANCELED', `${command} ${id}: canceled before it started`, { id });
-    const unhook = signal === undefined ? undefined : this.#onAbort(signal, onAbort);
+    const unhook = signal === undefined ? undefined : onAbort(signal, onAbortBeforeStart);
     this.#queued.push(queued);
     try {
       const added = this.#queue.add(
@@ -168,32 +167,7 @@ export class Controller {
     }
   }
 
-  /**
-   * Calls `fn` when `signal` aborts, until the returned function is called. One listener on
-   * the signal however many jobs share it (an application's one shutdown signal passed to
-   * every call): a listener each made Node warn of a leak past ten queued jobs.
-   */
-  #onAbort(signal: AbortSignal, fn: () => void): () => void {
-    let hook = this.#abortHooks.get(signal);
-    if (hook === undefined) {
-      const fns = new Set<() => void>();
-      const listener = (): void => {
-        this.#abortHooks.delete(signal);
-        for (const f of [...fns]) f();
-      };
-      hook = { fns, listener };
-      this.#abortHooks.set(signal, hook);
-      signal.addEventListener('abort', listener, { once: true });
-    }
-    const { fns, listener } = hook;
-    fns.add(fn);
-    return () => {
-      fns.delete(fn);
-      if (fns.size > 0 || this.#abortHooks.get(signal)?.fns !== fns) return;
-      this.#abortHooks.delete(signal);
-      signal.removeEventListener('abort', listener);
-    };
-  }
+
 
   #unqueue(job: QueuedJob): void {
     const at = this.#queued.indexOf(job);
