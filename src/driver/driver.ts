@@ -17,6 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { onAbort } from '../util/derived-signal.js';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -293,6 +294,9 @@ export class WindowsFilterDriver {
    * any of it (a bad id, a missing parent, a cancel while queued); `{fd}` stays the caller's.
    */
   async applyDiff(id: string, parentId: string | undefined, tar: TarSource, options?: ApplyDiffOptions): Promise<ApplyDiffResult> {
+    if (tar instanceof ReadableStream && tar.locked) {
+      throw createError('ERR_ARGUMENT_INVALID', 'the layer tar is a web ReadableStream already being read (locked): pass one nobody reads', { id: String(id) });
+    }
     // A web stream is read as the Node stream made of it, whose destruction cancels it.
     const source = releasableSource(tar);
     // Heard from now on: a source that fails while its job waits in the queue (an upload
@@ -305,6 +309,7 @@ export class WindowsFilterDriver {
       if (source instanceof EventEmitter) source.off('error', unheard);
       return result;
     } catch (error) {
+      if (source instanceof EventEmitter) source.off('error', unheard);
       releaseUnread(source);
       throw error;
     }
@@ -381,9 +386,14 @@ export class WindowsFilterDriver {
     validateLayerId(id);
     const { signal: callers, onProgress } = checkOptions(options, 'options', JOB_OPTIONS);
     // The stream destroyed before its end (a client that went away) cancels its job too: one
-    // still queued never starts a worker.
+    // still queued never starts a worker. The caller's signal is followed through onAbort,
+    // which lets go when the stream closes: AbortSignal.any kept a reference in the caller's
+    // signal for every export made with it (a daemon's one signal grew ~65 bytes a call).
     const destroyed = new AbortController();
-    const signal = callers === undefined ? destroyed.signal : AbortSignal.any([callers, destroyed.signal]);
+    const signal = destroyed.signal;
+    let unfollow: (() => void) | undefined;
+    if (callers?.aborted === true) destroyed.abort(callers.reason);
+    else if (callers !== undefined) unfollow = onAbort(callers, () => destroyed.abort(callers.reason));
     const self = this;
     async function* tar(): AsyncGenerator<Uint8Array> {
       self.#require(id);
@@ -403,6 +413,7 @@ export class WindowsFilterDriver {
       if (!out.readableEnded) destroyed.abort();
       destroy(error, callback);
     };
+    out.once('close', () => unfollow?.());
     return out;
   }
 

@@ -758,6 +758,23 @@ describe('controller: worker processes', function () {
       }
     });
 
+    it('a web stream already being read is ERR_ARGUMENT_INVALID; a caller\'s signal shared by exports keeps no listener once they close, and still cancels one', async () => {
+      const home = path.join(tempDir(), 'home');
+      const driver = await WindowsFilterDriver.open({ home });
+      const web = new ReadableStream<Uint8Array>();
+      web.getReader();
+      expect((await caught(() => driver.applyDiff('locked', undefined, web))).code).to.equal('ERR_ARGUMENT_INVALID');
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      const shared = new AbortController();
+      for (let i = 0; i < 20; i++) driver.diff('base', undefined, { signal: shared.signal }).destroy();
+      expect((await collect(driver.diff('base', undefined, { signal: shared.signal }))).length).to.be.above(0);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(getEventListeners(shared.signal, 'abort')).to.deep.equal([]);
+      const running = driver.diff('base', undefined, { signal: shared.signal });
+      shared.abort();
+      expect((await caught(() => collect(running))).code).to.equal('ERR_CANCELED');
+    });
+
     it('a mount canceled or timed out once its worker put the view in place leaves no view nobody counts', async () => {
       const home = path.join(tempDir(), 'home');
       const real = await WindowsFilterDriver.open({ home });
