@@ -37,7 +37,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, isWinLayerError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
@@ -54,6 +54,7 @@ import {
   indexEntriesSync,
   INDEX_DIR,
   MetadataIndexWriter,
+  openLayerFile,
   recordLine,
   timesFromInfo,
   type EntryKind,
@@ -1355,7 +1356,7 @@ export class TransportLayerWriter {
         if (r.kind === 'whiteout' || !isUtilityVMFilesName(r.name)) continue;
         const copy: IndexEntry = { ...r, inherited: true };
         if (r.streams !== undefined) {
-          streamsFd ??= fs.openSync(parentStreams, 'r');
+          streamsFd ??= openLayerFile(parentStreams, parent, { path: parent });
           const buf = Buffer.allocUnsafe(r.streams[1]);
           fs.readSync(streamsFd, buf, 0, buf.length, r.streams[0]);
           copy.streams = [this.#index.appendStreams(buf), buf.length];
@@ -1614,7 +1615,7 @@ const NTFS_MAX_LINKS = 1024;
 function copyAcrossFormats(from: string, to: string, target: SeenEntry, toTransport: boolean, link: PendingLink): void {
   let start = 0;
   let length: number;
-  const src = fs.openSync(from, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const src = openLayerFile(from, target.name, { entry: target.name });
   try {
     if (target.transport) {
       const size = fs.fstatSync(src).size;
@@ -1739,9 +1740,11 @@ function sidecarAttributes(file: string): number {
   const head = Buffer.alloc(4);
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch {
-    return 0;
+    fd = openLayerFile(file, 'sidecar');
+  } catch (cause) {
+    // None: a directory a layer made implicitly. Anything else there is the layer's damage.
+    if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return 0;
+    throw cause;
   }
   try {
     return fs.readSync(fd, head, 0, 4, 0) === 4 ? head.readUInt32LE(0) : 0;

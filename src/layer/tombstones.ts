@@ -4,7 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError } from '../errors.js';
+import { createError, isWinLayerError } from '../errors.js';
+import { openLayerFile, readLayerText } from './metadata-index.js';
 import { LineWriter, readLinesSync } from '../util/lines.js';
 import { caseFoldKey, layerNameBelowFiles } from '../util/safe-path.js';
 import { NameHashSet } from './name-hash-set.js';
@@ -100,9 +101,9 @@ export function readTombstones(layerRoot: string): string[] {
   const file = path.join(layerRoot, TOMBSTONES_FILE);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readLayerText(file, layerRoot, { path: layerRoot });
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return [];
     throw cause;
   }
   return parseTombstones(text, file);
@@ -138,9 +139,9 @@ export class DeletedNames {
     const set = new DeletedNames(path.join(layerRoot, TOMBSTONES_FILE));
     let fd: number;
     try {
-      fd = fs.openSync(set.#file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      fd = openLayerFile(set.#file, layerRoot, { path: layerRoot });
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return set;
+      if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return set;
       throw cause;
     }
     try {

@@ -508,6 +508,25 @@ describe('cli: winlayer', function () {
     }
   });
 
+  it('a child import over a parent whose sidecar or tombstones is a FIFO or a directory says ERR_LAYER_CORRUPT at once', async () => {
+    // An entry below Files/Windows with none for the directory: its attributes come from the parent's sidecar.
+    const child = await buildLayerTar([{ type: 'file', name: 'Files/Windows/child.txt', data: 'c' }]);
+    for (const [what, make] of [
+      ['base/Files/Windows.$wcidirs$', 'fifo'],
+      ['base/Files/Windows.$wcidirs$', 'dir'],
+    ] as const) {
+      const home = path.join(tempDir(), 'home');
+      expect(run(['import', '--home', home, '--id', 'base'], await buildLayerTar(baseLayer)).status).to.equal(0);
+      const file = path.join(home, what);
+      fs.rmSync(file);
+      if (make === 'dir') fs.mkdirSync(file);
+      else spawnSync('mkfifo', [file]);
+      const r = spawnSync(process.execPath, [cli, 'import', '--home', home, '--id', 'child', '--parent', 'base', '--json'], { input: child, timeout: 30_000, maxBuffer: 1 << 26 });
+      expect([r.status, lastJson(r.stderr)['code']], `${what} ${make}`).to.deep.equal([1, 'ERR_LAYER_CORRUPT']);
+      expect(storeEntries(home).filter((n) => n.startsWith('child')), 'nothing left').to.deep.equal([]);
+    }
+  });
+
   it('a reader that goes away mid-output (EPIPE) ends export and changes at once: exit 141, nothing on stderr, no worker left', async function () {
     if (!fs.existsSync('/proc/self/cmdline')) this.skip();
     const home = path.join(tempDir(), 'home');
