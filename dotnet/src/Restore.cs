@@ -183,10 +183,22 @@ namespace WinLayer.Native
             file = null;
         }
 
+        /// <summary>1970-01-01 as a FILETIME: before it, Mono refuses a time with a fraction of a second (EINVAL).</summary>
+        private const long UnixEpochFiletime = 116444736000000000L;
+        private const long FiletimeTicksPerSecond = 10000000L;
+
         internal static DateTime HostTime(long filetime)
         {
             if (filetime <= 0) return DateTime.FromFileTimeUtc(0);
             if (filetime > DateTime.MaxValue.ToFileTimeUtc()) return DateTime.MaxValue;
+            // Before 1970, the host gets the whole second at or before it (the index keeps the exact time).
+            if (filetime < UnixEpochFiletime)
+            {
+                long before = UnixEpochFiletime - filetime;
+                long whole = (before + FiletimeTicksPerSecond - 1) / FiletimeTicksPerSecond * FiletimeTicksPerSecond;
+                filetime = UnixEpochFiletime - whole;
+                if (filetime <= 0) return DateTime.FromFileTimeUtc(0);
+            }
             return DateTime.FromFileTimeUtc(filetime);
         }
 

@@ -412,6 +412,19 @@ describe(`native/edge: the C# helper through edge-js${skipNote()}`, function () 
       expect(helper.info().openHandles).to.equal(0);
     });
 
+    it('gives the host a time before 1970 with a fraction of a second as the whole second before it (Mono refuses the fraction)', () => {
+      for (const ns of [-500_000_000n, -631_151_999_876_543_300n]) {
+        const file = path.join(tempDir(), 'old');
+        const handle = helper.restoreCreate(file, 'Hives/old', false);
+        helper.restoreWrite(handle, encodeStream(restoreStream));
+        const t = filetimeFromUnixNs(ns);
+        expect(helper.restoreFinish(handle, { ...info, lastWriteTime: t, lastAccessTime: t }).dataSize).to.equal(11);
+        const whole = ns / 1_000_000_000n - (ns % 1_000_000_000n === 0n ? 0n : 1n);
+        if (onUnix) expect(fs.statSync(file, { bigint: true }).mtimeNs, String(ns)).to.equal(whole * 1_000_000_000n);
+        expect(helper.info().openHandles).to.equal(0);
+      }
+    });
+
     it('reports a stream that ends inside a sub-stream with ERR_BACKUP_STREAM_TRUNCATED and closes the file', () => {
       const file = path.join(tempDir(), 'f');
       const handle = helper.restoreCreate(file, 'UtilityVM/Files/f', true);
