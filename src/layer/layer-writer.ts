@@ -37,7 +37,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError, isWinLayerError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
@@ -53,6 +53,7 @@ import { ChainView } from './chain-view.js';
 import {
   indexEntriesSync,
   INDEX_DIR,
+  isMissingLayerFile,
   MetadataIndexWriter,
   openLayerFile,
   recordLine,
@@ -1743,7 +1744,7 @@ function sidecarAttributes(file: string): number {
     fd = openLayerFile(file, 'sidecar');
   } catch (cause) {
     // None: a directory a layer made implicitly. Anything else there is the layer's damage.
-    if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return 0;
+    if (isMissingLayerFile(cause)) return 0;
     throw cause;
   }
   try {

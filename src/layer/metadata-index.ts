@@ -244,6 +244,11 @@ export function openLayerFile(file: string, context: string, data: Record<string
   return fd;
 }
 
+/** Whether `error`, from openLayerFile or readLayerText, says the file is not there (a layer may lack it). */
+export function isMissingLayerFile(error: unknown): boolean {
+  return isWinLayerError(error) && error.data['errno'] === 'ENOENT';
+}
+
 /** The text of `file`, a file of a stored layer (openLayerFile). */
 export function readLayerText(file: string, context: string, data: Record<string, string> = {}): string {
   const fd = openLayerFile(file, context, data);
@@ -263,8 +268,7 @@ export function readLayerInfo(layerRoot: string): LayerInfo {
   try {
     parsed = JSON.parse(readLayerText(file, layerRoot, { path: layerRoot }));
   } catch (cause) {
-    const errno = (isWinLayerError(cause) ? cause.data['errno'] : undefined) ?? (cause as NodeJS.ErrnoException).code;
-    if (errno === 'ENOENT') throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot, errno }, cause);
+    if (isMissingLayerFile(cause)) throw createError('ERR_LAYER_CORRUPT', `${layerRoot}: no metadata index (${INDEX_DIR}/${LAYER_INFO_FILE})`, { path: layerRoot, errno: 'ENOENT' }, cause);
     throw layerFileError(cause, `${layerRoot}: unreadable ${LAYER_INFO_FILE}`, { path: layerRoot });
   }
   const info = parsed as Partial<LayerInfo>;

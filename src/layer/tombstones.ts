@@ -4,8 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createError, isWinLayerError } from '../errors.js';
-import { openLayerFile, readLayerText } from './metadata-index.js';
+import { createError } from '../errors.js';
+import { isMissingLayerFile, openLayerFile, readLayerText } from './metadata-index.js';
 import { LineWriter, readLinesSync } from '../util/lines.js';
 import { caseFoldKey, layerNameBelowFiles } from '../util/safe-path.js';
 import { NameHashSet } from './name-hash-set.js';
@@ -103,7 +103,7 @@ export function readTombstones(layerRoot: string): string[] {
   try {
     text = readLayerText(file, layerRoot, { path: layerRoot });
   } catch (cause) {
-    if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return [];
+    if (isMissingLayerFile(cause)) return [];
     throw cause;
   }
   return parseTombstones(text, file);
@@ -141,7 +141,7 @@ export class DeletedNames {
     try {
       fd = openLayerFile(set.#file, layerRoot, { path: layerRoot });
     } catch (cause) {
-      if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') return set;
+      if (isMissingLayerFile(cause)) return set;
       throw cause;
     }
     try {

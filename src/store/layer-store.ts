@@ -25,8 +25,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { createError, isWinLayerError, toWinLayerError, type WinLayerError } from '../errors.js';
-import { readLayerInfo, readLayerText, type LayerInfo } from '../layer/metadata-index.js';
+import { createError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { isMissingLayerFile, readLayerInfo, readLayerText, type LayerInfo } from '../layer/metadata-index.js';
 import { crashPoint } from '../util/crash-point.js';
 import { firstEntriesSync, removeTreeGuarded } from '../util/remove-tree.js';
 
@@ -440,7 +440,7 @@ export class LayerStore {
     try {
       text = readLayerText(file, `layer ${id}`, { id });
     } catch (cause) {
-      if (isWinLayerError(cause) && cause.data['errno'] === 'ENOENT') {
+      if (isMissingLayerFile(cause)) {
         if (!fs.existsSync(this.layerPath(id))) throw createError('ERR_LAYER_NOT_FOUND', `layer ${id} does not exist`, { id });
         return [];
       }
