@@ -480,7 +480,19 @@ export class LayerStore {
     const gone = (cause?: unknown): WinLayerError => createError('ERR_PARENT_NOT_FOUND', `parent layer ${parentId} does not exist`, { id: parentId }, cause);
     if (!this.exists(parentId)) throw gone();
     try {
-      return [this.layerPath(parentId), ...this.readChain(parentId)];
+      const chain = [this.layerPath(parentId), ...this.readChain(parentId)];
+      // A layer made on a parent whose summary is damaged would commit and then fail every
+      // mount (ERR_LAYER_CORRUPT there): refused here, naming that layer, before anything
+      // is written. One small read per layer of the chain.
+      for (const layer of chain) {
+        try {
+          readLayerInfo(layer);
+        } catch (error) {
+          if (layer === chain[0] && !present(layer, `layer ${parentId}`)) throw gone(error);
+          throw error;
+        }
+      }
+      return chain;
     } catch (error) {
       // Removed (renamed away) between the look and the read: still the parent that is missing.
       if ((error as WinLayerError).code === 'ERR_LAYER_NOT_FOUND') throw gone(error);

@@ -211,6 +211,29 @@ describe('driver: WindowsFilterDriver', function () {
       expect(await rejectionCode(() => driver.applyDiff('../x', undefined, Readable.from([tar])))).to.equal('ERR_ID_INVALID');
     });
 
+    it('refuses a parent chain holding a layer with a damaged layer.json, writing nothing', async () => {
+      const driver = await openDriver();
+      await driver.applyDiff('base', undefined, Readable.from([await buildLayerTar(baseLayer)]));
+      await driver.applyDiff('mid', 'base', Readable.from([await buildLayerTar(deltaLayer)]));
+      const summary = path.join(driver.store.layerPath('base'), '.winlayer', 'layer.json');
+      const good = fs.readFileSync(summary);
+      fs.writeFileSync(summary, 'garbage{');
+      const tar = await buildLayerTar(deltaLayer);
+      // The parent itself, and a layer further down its chain.
+      for (const parent of ['base', 'mid']) {
+        const e = await rejection(() => driver.applyDiff(`on-${parent}`, parent, Readable.from([tar])));
+        expect(e.code).to.equal('ERR_LAYER_CORRUPT');
+        expect(e.data['path']).to.equal(driver.store.layerPath('base'));
+        expect(await rejectionCode(() => driver.create(`empty-${parent}`, parent))).to.equal('ERR_LAYER_CORRUPT');
+        expect(await rejectionCode(() => driver.createReadWrite(`rw-${parent}`, parent))).to.equal('ERR_LAYER_CORRUPT');
+      }
+      expect(fs.readdirSync(driver.home).filter((n) => !n.startsWith('.')).sort()).to.deep.equal(['base', 'mid']);
+      // Mended, the same imports go through.
+      fs.writeFileSync(summary, good);
+      await driver.applyDiff('on-mid', 'mid', Readable.from([tar]));
+      expect(driver.exists('on-mid')).to.equal(true);
+    });
+
     it('runs in process when asked (WINLAYER_NOREEXEC)', async () => {
       const driver = await openDriver({ inProcess: true });
       const tar = await buildLayerTar(baseLayer);
