@@ -22,6 +22,8 @@ namespace WinLayer.Native
         public const string SparseUnsupported = "ERR_SPARSE_UNSUPPORTED";
         public const string UnsupportedPlatform = "ERR_UNSUPPORTED_PLATFORM";
         public const string ArgumentInvalid = "ERR_ARGUMENT_INVALID";
+        /// <summary>An operating-system error of a file the helper writes itself (the portable restore).</summary>
+        public const string Io = "ERR_IO";
 
         /// <summary>ERROR_NOT_SUPPORTED: what a Windows-only call reports elsewhere.</summary>
         public const int ErrorNotSupported = 50;
@@ -50,6 +52,28 @@ namespace WinLayer.Native
         /// <summary>The Win32 error code (GetLastError, or an HRESULT's FACILITY_WIN32 code); 0 if none.</summary>
         public int Win32Error { get { return win32Error; } }
 
+        /// <summary>The layer entry being restored when the error happened; null if none.</summary>
+        public string Entry { get; private set; }
+
+        /// <summary>
+        /// An operating-system error (an IOException: a full disk, a file too large, a denied
+        /// open) of `entry`'s file, which the helper opens and writes itself. Mono and .NET give
+        /// such an exception a FACILITY_WIN32 HRESULT, whose low word is the Win32 code.
+        /// </summary>
+        public static NativeError FromIo(string operation, string entry, string message, Exception e)
+        {
+            int hresult = e.HResult;
+            NativeError error = new NativeError(Io, operation, message, Win32FromHResult(hresult), hresult);
+            error.Entry = entry;
+            return error;
+        }
+
+        /// <summary>The Win32 code of a FACILITY_WIN32 HRESULT; 0 for any other.</summary>
+        public static int Win32FromHResult(int hresult)
+        {
+            return (hresult & 0x1fff0000) == 0x00070000 ? hresult & 0xffff : 0;
+        }
+
         /// <summary>A Win32 failure of `function` on `subject`, with the system's message for the code.</summary>
         public static NativeError FromWin32(string function, string subject, int error)
         {
@@ -63,7 +87,7 @@ namespace WinLayer.Native
         /// </summary>
         public static NativeError FromHResult(string function, string subject, int hresult)
         {
-            int win32 = (hresult & 0x1fff0000) == 0x00070000 ? hresult & 0xffff : 0;
+            int win32 = Win32FromHResult(hresult);
             string message = subject + ": " + function + " failed: " + SystemMessage(win32 != 0 ? win32 : hresult)
                 + " (HRESULT 0x" + hresult.ToString("x8") + ")";
             return new NativeError(CallFailed, function, message, win32, hresult);

@@ -204,7 +204,7 @@ namespace WinLayer.Native
 
         private NativeError Io(string what, Exception e)
         {
-            return new NativeError(NativeError.CallFailed, "Restore", Entry + ": cannot " + what + " " + FilePath + ": " + e.Message, 0, e.HResult);
+            return NativeError.FromIo("Restore", Entry, Entry + ": cannot " + what + " " + FilePath + ": " + e.Message, e);
         }
     }
 
@@ -221,7 +221,7 @@ namespace WinLayer.Native
             }
             catch (IOException e)
             {
-                throw new NativeError(NativeError.CallFailed, "RestoreCreate", entry + ": cannot open directory " + dirPath + ": " + e.Message, 0, e.HResult);
+                throw NativeError.FromIo("RestoreCreate", entry, entry + ": cannot open directory " + dirPath + ": " + e.Message, e);
             }
             if ((a & FileAttributes.Directory) == 0 || (a & FileAttributes.ReparsePoint) != 0)
             {
@@ -252,7 +252,7 @@ namespace WinLayer.Native
             }
             catch (IOException e)
             {
-                throw new NativeError(NativeError.CallFailed, "RestoreFinish", Entry + ": cannot set the times of " + FilePath + ": " + e.Message, 0, e.HResult);
+                throw NativeError.FromIo("RestoreFinish", Entry, Entry + ": cannot set the times of " + FilePath + ": " + e.Message, e);
             }
         }
 

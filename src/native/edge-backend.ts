@@ -32,7 +32,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tarFromLayerEntries } from '../convert/export-tar.js';
 import { writeLayerFromTar } from '../convert/import-tar.js';
-import { createError, layerFileError, type WinLayerError } from '../errors.js';
+import { createError, isWinLayerError, layerFileError, type WinLayerError } from '../errors.js';
 import { BackupStreamId } from '../backup/constants.js';
 import { BackupStreamParser } from '../backup/parser.js';
 import { itemFromRecord, readLayerEntries, type ByteRange, type ExportItem } from '../layer/layer-reader.js';
@@ -111,13 +111,15 @@ export interface EdgeBackendOptions {
 class EdgeRestoreTarget implements RestoreTarget {
   readonly #helper: EdgeHelper;
   readonly #handle: number;
+  readonly #entry: string;
   readonly #buf: Buffer;
   #used = 0;
   #isOpen = true;
 
-  constructor(helper: EdgeHelper, handle: number, chunkBytes: number) {
+  constructor(helper: EdgeHelper, handle: number, entry: string, chunkBytes: number) {
     this.#helper = helper;
     this.#handle = handle;
+    this.#entry = entry;
     this.#buf = Buffer.allocUnsafe(chunkBytes);
   }
 
@@ -136,7 +138,11 @@ class EdgeRestoreTarget implements RestoreTarget {
     this.#flush();
     // The helper closes the handle whether or not finishing succeeds.
     this.#isOpen = false;
-    return this.#helper.restoreFinish(this.#handle, info);
+    try {
+      return this.#helper.restoreFinish(this.#handle, info);
+    } catch (error) {
+      throw naming(error, this.#entry);
+    }
   }
 
   abort(): void {
@@ -158,9 +164,18 @@ class EdgeRestoreTarget implements RestoreTarget {
     } catch (error) {
       // A failed write closes the handle in the helper.
       this.#isOpen = false;
-      throw error;
+      throw naming(error, this.#entry);
     }
   }
+}
+
+/**
+ * `error` with `data.entry`: the helper names the entry of a file it writes itself, a
+ * Win32 call's failure (BackupWrite on a full disk) names none.
+ */
+function naming(error: unknown, entry: string): unknown {
+  if (!isWinLayerError(error) || error.data['entry'] !== undefined) return error;
+  return createError(error.code, error.message.includes(entry) ? error.message : `${entry}: ${error.message}`, { ...error.data, entry }, error);
 }
 
 /**
@@ -179,11 +194,19 @@ class EdgeRestorer implements HostRestorer {
   }
 
   create(file: string, entry: string): RestoreTarget {
-    return new EdgeRestoreTarget(this.#helper, this.#helper.restoreCreate(file, entry, this.#processSecurity(entry)), this.#chunkBytes);
+    return new EdgeRestoreTarget(this.#helper, this.#open(file, entry, false), entry, this.#chunkBytes);
   }
 
   createDirectory(dir: string, entry: string): RestoreTarget {
-    return new EdgeRestoreTarget(this.#helper, this.#helper.restoreCreate(dir, entry, this.#processSecurity(entry), true), this.#chunkBytes);
+    return new EdgeRestoreTarget(this.#helper, this.#open(dir, entry, true), entry, this.#chunkBytes);
+  }
+
+  #open(file: string, entry: string, directory: boolean): number {
+    try {
+      return this.#helper.restoreCreate(file, entry, this.#processSecurity(entry), directory);
+    } catch (error) {
+      throw naming(error, entry);
+    }
   }
 
   #processSecurity(entry: string): boolean {

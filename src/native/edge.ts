@@ -12,7 +12,8 @@
  *   HRESULT failure carries `data.win32Error` and `data.hresult`). A failure the helper
  *   classified with one of winlayer's own input codes (a truncated backup stream, a
  *   Windows-only call off Windows…) keeps that code, so both backends report bad input
- *   the same way.
+ *   the same way; so does an operating-system error of a file the helper restores, or a
+ *   full disk a Win32 call reports: ERR_IO, as node:fs's would be (nativeErrorFromThrown).
  *
  * File calls are synchronous (`func(payload, true)`): the layer writer is synchronous and
  * each call finishes in the helper before returning. The vmcompute (HCS) calls can take
@@ -22,7 +23,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createError, isErrorCode, isWinLayerError, type ErrorCode, type WinLayerError } from '../errors.js';
+import { createError, isErrorCode, isWinLayerError, type ErrorCode, type ErrorData, type WinLayerError } from '../errors.js';
 import { STREAM_ID_SIZE } from '../backup/constants.js';
 import type { FileBasicInfo } from '../util/windows.js';
 
@@ -51,6 +52,28 @@ const HELPER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_SPARSE_UNSUPPORTED',
   'ERR_UNSUPPORTED_PLATFORM',
   'ERR_ARGUMENT_INVALID',
+  'ERR_IO',
+]);
+
+/**
+ * Win32 codes of a call that failed for the disk, not for the call: reported as ERR_IO
+ * with the errno a POSIX system gives the same failure, as the portable backend reports
+ * it. ERROR_HANDLE_DISK_FULL is what Mono gives ENOSPC.
+ */
+const DISK_WIN32_ERRORS: ReadonlyMap<number, string> = new Map([
+  [39, 'ENOSPC'], // ERROR_HANDLE_DISK_FULL
+  [112, 'ENOSPC'], // ERROR_DISK_FULL
+  [223, 'EFBIG'], // ERROR_FILE_TOO_LARGE
+]);
+
+/** The errno of an ERR_IO the helper reports itself, where its Win32 code tells it. */
+const IO_WIN32_ERRNO: ReadonlyMap<number, string> = new Map([
+  ...DISK_WIN32_ERRORS,
+  [2, 'ENOENT'], // ERROR_FILE_NOT_FOUND
+  [3, 'ENOENT'], // ERROR_PATH_NOT_FOUND
+  [5, 'EACCES'], // ERROR_ACCESS_DENIED
+  [80, 'EEXIST'], // ERROR_FILE_EXISTS
+  [183, 'EEXIST'], // ERROR_ALREADY_EXISTS
 ]);
 
 export interface NativeHelperOptions {
@@ -445,14 +468,24 @@ export function nativeErrorFromThrown(method: string, thrown: unknown): WinLayer
   if (isWinLayerError(thrown)) return thrown;
   const e = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as Record<string, unknown>;
   const message = messageOf(thrown);
-  const data = {
+  const win32Error = typeof e.Win32Error === 'number' ? e.Win32Error : null;
+  const data: ErrorData = {
     method,
     operation: typeof e.Operation === 'string' ? e.Operation : null,
     nativeType: typeof e.name === 'string' ? e.name : null,
-    win32Error: typeof e.Win32Error === 'number' ? e.Win32Error : null,
+    win32Error,
     hresult: typeof e.HResult === 'number' ? e.HResult : null,
+    // The helper names the entry of a file it restores itself.
+    ...(typeof e.Entry === 'string' ? { entry: e.Entry } : {}),
   };
   const code = e.Code;
+  // A full disk or a file too large, however the helper met it (an IOException of its
+  // own write, BackupWrite's Win32 error): ERR_IO, as the portable backend reports it.
+  const disk = win32Error === null ? undefined : DISK_WIN32_ERRORS.get(win32Error);
+  if (code === 'ERR_IO' || disk !== undefined) {
+    const errno = win32Error === null ? undefined : IO_WIN32_ERRNO.get(win32Error);
+    return createError('ERR_IO', `${method}: ${message}`, { ...data, ...(errno === undefined ? {} : { errno }) }, thrown);
+  }
   if (isErrorCode(code) && HELPER_CODES.has(code)) return createError(code, message, data, thrown);
   return createError('ERR_NATIVE_CALL_FAILED', `${method}: ${message}`, data, thrown);
 }

@@ -8,8 +8,10 @@
  * deterministic; the edge backend (edge-js → C# helper, on Mono here) is what it is for.
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildLayerTar, CRANE_SECURITY_DESCRIPTOR, type BuilderEntry } from '../../src/convert/layer-tar-builder.js';
 import type { NativeBackend } from '../../src/native/backend.js';
 import { portableBackend } from '../../src/native/portable.js';
@@ -27,7 +29,7 @@ import {
   unixNsFromFiletime,
 } from '../../src/util/windows.js';
 import { feedInChunks } from '../helpers/chunks.js';
-import { cleanupTemp, firstDifference, openStore, rejectionCode } from '../helpers/store.js';
+import { cleanupTemp, firstDifference, openStore, rejectionCode, tempDir } from '../helpers/store.js';
 import { backendsUnderTest, isEdgeRequired, skipNote, type BackendUnderTest } from './native-backends.js';
 
 const sd = CRANE_SECURITY_DESCRIPTOR;
@@ -402,6 +404,29 @@ function describeNativeBackend(c: BackendUnderTest): void {
           if (c.openHandles !== undefined) expect(c.openHandles(), 'native handles left open').to.equal(0);
         });
       }
+
+      (process.platform === 'win32' ? it.skip : it)('reports a file the system will not take (past the file-size limit) as ERR_IO naming its entry, as the portable backend does', async () => {
+        const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.cjs');
+        // 2 MiB in a hive: the helper writes it on the edge backend, node:fs on the portable one.
+        const tar = await buildLayerTar([
+          { type: 'directory', name: 'Files', securityDescriptor: sd },
+          { type: 'directory', name: 'Hives', securityDescriptor: sd },
+          { type: 'file', name: 'Hives/System_Delta', securityDescriptor: sd, data: Buffer.alloc(2 << 20, 7) },
+        ]);
+        const home = tempDir();
+        // bash's ulimit -f counts KiB: the metadata index fits under 1 MiB, the hive does not.
+        const r = spawnSync('bash', ['-c', 'ulimit -f 1024 && exec "$0" "$@"', process.execPath, cli, 'import', '--json', '--home', home, '--id', 'big'], {
+          input: tar,
+          env: { ...process.env, WINLAYER_NATIVE: c.name },
+        });
+        expect(r.status, r.stderr.toString()).to.equal(1);
+        const e = JSON.parse(r.stderr.toString()) as { code: string; data: Record<string, unknown> };
+        expect([e.code, e.data['entry']]).to.deep.equal(['ERR_IO', 'Hives/System_Delta']);
+        // Mono reports EFBIG as ERROR_NOT_SUPPORTED, which tells no errno.
+        if (c.name === 'portable') expect(e.data['errno']).to.equal('EFBIG');
+        else expect(e.data['win32Error']).to.be.a('number');
+        expect(fs.readdirSync(home).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+      });
 
       it('rejects an id that is taken with ERR_LAYER_EXISTS', async () => {
         const store = await openStore();

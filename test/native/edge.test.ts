@@ -204,13 +204,17 @@ describe('native/edge: reaching the helper', () => {
 
 describe('native/edge: error mapping', () => {
   const edgeError = (props: Record<string, unknown>): Error => Object.assign(new Error(String(props.message ?? 'failed')), { name: 'WinLayer.Native.NativeError' }, props);
-  const cases: { title: string; thrown: unknown; code: string; win32Error?: number | null }[] = [
+  const cases: { title: string; thrown: unknown; code: string; win32Error?: number | null; errno?: string | undefined; entry?: string }[] = [
     { title: 'a truncated stream keeps its code', thrown: edgeError({ Code: 'ERR_BACKUP_STREAM_TRUNCATED', Win32Error: 87 }), code: 'ERR_BACKUP_STREAM_TRUNCATED', win32Error: 87 },
     { title: 'an unknown stream id keeps its code', thrown: edgeError({ Code: 'ERR_BACKUP_STREAM_ID_UNKNOWN' }), code: 'ERR_BACKUP_STREAM_ID_UNKNOWN' },
     { title: 'a sparse stream keeps its code', thrown: edgeError({ Code: 'ERR_SPARSE_UNSUPPORTED' }), code: 'ERR_SPARSE_UNSUPPORTED' },
     { title: 'a Windows-only call keeps its code', thrown: edgeError({ Code: 'ERR_UNSUPPORTED_PLATFORM', Win32Error: 50 }), code: 'ERR_UNSUPPORTED_PLATFORM', win32Error: 50 },
     { title: 'a bad argument keeps its code', thrown: edgeError({ Code: 'ERR_ARGUMENT_INVALID' }), code: 'ERR_ARGUMENT_INVALID' },
     { title: 'a Win32 failure carries its code', thrown: edgeError({ Code: 'ERR_NATIVE_CALL_FAILED', Win32Error: 32, HResult: -2147024864 }), code: 'ERR_NATIVE_CALL_FAILED', win32Error: 32 },
+    { title: 'a full disk the helper met writing a file (Mono: ERROR_HANDLE_DISK_FULL)', thrown: edgeError({ Code: 'ERR_IO', Win32Error: 39, Entry: 'Hives/x' }), code: 'ERR_IO', win32Error: 39, errno: 'ENOSPC', entry: 'Hives/x' },
+    { title: 'a full disk a Win32 call reported (BackupWrite: ERROR_DISK_FULL)', thrown: edgeError({ Code: 'ERR_NATIVE_CALL_FAILED', Win32Error: 112 }), code: 'ERR_IO', win32Error: 112, errno: 'ENOSPC' },
+    { title: 'a file too large (ERROR_FILE_TOO_LARGE)', thrown: edgeError({ Code: 'ERR_NATIVE_CALL_FAILED', Win32Error: 223 }), code: 'ERR_IO', win32Error: 223, errno: 'EFBIG' },
+    { title: 'an OS error of the helper\'s own write that tells no errno', thrown: edgeError({ Code: 'ERR_IO', Win32Error: 50, Entry: 'Hives/x' }), code: 'ERR_IO', win32Error: 50, errno: undefined, entry: 'Hives/x' },
     { title: 'a code the helper may not assign', thrown: edgeError({ Code: 'ERR_LAYER_NOT_FOUND' }), code: 'ERR_NATIVE_CALL_FAILED' },
     { title: 'a code that is not ours', thrown: edgeError({ Code: 'ERR_SOMETHING_ELSE' }), code: 'ERR_NATIVE_CALL_FAILED' },
     { title: 'a CLR exception of another type', thrown: edgeError({ name: 'System.NullReferenceException' }), code: 'ERR_NATIVE_CALL_FAILED', win32Error: null },
@@ -224,6 +228,8 @@ describe('native/edge: error mapping', () => {
       expect(e.code).to.equal(c.code);
       expect(e.data.method).to.equal('RestoreWrite');
       if (c.win32Error !== undefined) expect(e.data.win32Error).to.equal(c.win32Error);
+      if ('errno' in c) expect(e.data['errno']).to.equal(c.errno);
+      expect(e.data['entry']).to.equal(c.entry);
       expectScalarData(e);
       expect(() => JSON.parse(JSON.stringify(e.toJSON()))).not.to.throw();
     });
@@ -472,7 +478,10 @@ describe(`native/edge: the C# helper through edge-js${skipNote()}`, function () 
       const file = path.join(tempDir(), 'plain');
       fs.writeFileSync(file, 'keep');
       expect(thrownCode(() => helper.restoreCreate(file, 'Files/plain', true, true))).to.be.oneOf(['ERR_ARGUMENT_INVALID', 'ERR_NATIVE_CALL_FAILED']);
-      expect(thrownCode(() => helper.restoreCreate(path.join(tempDir(), 'missing'), 'Files/missing', true, true))).to.be.oneOf(['ERR_ARGUMENT_INVALID', 'ERR_NATIVE_CALL_FAILED']);
+      // Off Windows the helper opens it itself: an OS error, ERR_IO with its errno and entry.
+      const missing = thrown(() => helper.restoreCreate(path.join(tempDir(), 'missing'), 'Files/missing', true, true));
+      if (onUnix) expect([missing.code, missing.data['errno'], missing.data['entry']]).to.deep.equal(['ERR_IO', 'ENOENT', 'Files/missing']);
+      else expect(missing.code).to.be.oneOf(['ERR_ARGUMENT_INVALID', 'ERR_NATIVE_CALL_FAILED']);
       if (onUnix) {
         // A symbolic link planted where the directory should be is not followed.
         const link = path.join(tempDir(), 'link');
@@ -486,7 +495,9 @@ describe(`native/edge: the C# helper through edge-js${skipNote()}`, function () 
     it('never replaces an existing file', () => {
       const file = path.join(tempDir(), 'exists');
       fs.writeFileSync(file, 'keep');
-      expect(thrownCode(() => helper.restoreCreate(file, 'Hives/exists', false))).to.equal('ERR_NATIVE_CALL_FAILED');
+      const e = thrown(() => helper.restoreCreate(file, 'Hives/exists', false));
+      if (onUnix) expect([e.code, e.data['errno'], e.data['entry']]).to.deep.equal(['ERR_IO', 'EEXIST', 'Hives/exists']);
+      else expect(e.code).to.equal('ERR_NATIVE_CALL_FAILED');
       expect(fs.readFileSync(file, 'utf8')).to.equal('keep');
     });
 
