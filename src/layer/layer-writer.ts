@@ -37,7 +37,7 @@ import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
 import { BackupStreamParser } from '../backup/parser.js';
-import { createError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
+import { createError, isWinLayerError, pathTooLongError, toWinLayerError, type WinLayerError } from '../errors.js';
 import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
@@ -1164,6 +1164,19 @@ export class TransportLayerWriter {
   async flushed(): Promise<void> {
     while (this.#flushing.size > 0) await Promise.all(this.#flushing);
     if (this.#flushFailure !== undefined) throw this.#flushFailure;
+  }
+
+  /**
+   * The failure to report for `error`, which ended this import. A disk that fills up while
+   * a large file's data is still being written behind fails those writes and the next
+   * entry's alike, and the next entry's often first: the file whose data came first is the
+   * one named, as a writer that writes in order would. Waits for the writes in flight.
+   */
+  async reportedFailure(error: unknown): Promise<unknown> {
+    const errno = isWinLayerError(error) ? error.data['errno'] : undefined;
+    if (this.#writeBehind === undefined || (errno !== 'ENOSPC' && errno !== 'EDQUOT')) return error;
+    const behind = await this.#writeBehind.failureOnceDone();
+    return behind !== undefined && behind.data['errno'] === errno && behind.data['entry'] !== (error as WinLayerError).data['entry'] ? behind : error;
   }
 
   /** Closes open files after a failure; the caller removes the directory. */

@@ -79,6 +79,9 @@ export class WriteBehind {
   #wake: (() => void) | undefined;
   #waiting: Promise<void> | undefined;
   #failure: WinLayerError | undefined;
+  /** Writes and flushes in flight, and who waits for there to be none. */
+  #operations = 0;
+  #drained: (() => void)[] = [];
 
   /** Bytes handed over and not yet written. */
   get bytesInFlight(): number {
@@ -90,11 +93,33 @@ export class WriteBehind {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  /**
+   * The first failure of a write or flush once none is in flight (after a failure
+   * elsewhere: a disk that filled up while this data was being written fails it too, and
+   * this data came first).
+   */
+  async failureOnceDone(): Promise<WinLayerError | undefined> {
+    if (this.#operations > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    return this.#failure;
+  }
+
+  #begin(): void {
+    this.#operations++;
+  }
+
+  #end(): void {
+    if (--this.#operations > 0) return;
+    const drained = this.#drained;
+    this.#drained = [];
+    for (const resolve of drained) resolve();
+  }
+
   /** Writes `chunk` at `position` of `file` (a file is written front to back). */
   write(file: WriteBehindFile, chunk: Uint8Array, position: number): void {
     this.check();
     this.#bytes += chunk.length;
     file.begin();
+    this.#begin();
     const step = (offset: number): void => {
       fs.write(file.fd, chunk, offset, chunk.length - offset, position + offset, (error, n) => {
         if (error === null && n > 0 && offset + n < chunk.length) {
@@ -110,15 +135,18 @@ export class WriteBehind {
           this.#waiting = undefined;
           wake();
         }
+        this.#end();
       });
     };
     step(0);
     if (file.flushDue(position + chunk.length)) {
       file.begin();
+      this.#begin();
       fs.fdatasync(file.fd, (error) => {
         if (error !== null) this.#fail(error, file.entry, 'flushing to disk');
         file.flushDone();
         file.end();
+        this.#end();
       });
     }
   }

@@ -273,8 +273,9 @@ export function createEdgeBackend(options: EdgeBackendOptions = {}): NativeBacke
         await writer.flushed();
         result = { size: r.size, entries: r.entries, digest };
       } catch (error) {
+        const reported = await writer.reportedFailure(error);
         writer.abort();
-        throw error;
+        throw reported;
       }
       if (!onWindows) return result;
       try {

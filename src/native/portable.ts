@@ -142,8 +142,9 @@ export const portableBackend: NativeBackend = {
       await writer.flushed();
       return { size: result.size, entries: result.entries, digest };
     } catch (error) {
+      const reported = await writer.reportedFailure(error);
       writer.abort();
-      throw error;
+      throw reported;
     }
   },
 

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
 import { BackupStreamId } from '../../src/backup/constants.js';
 import { encodeBackupHeader } from '../../src/backup/header.js';
@@ -17,7 +18,7 @@ import { readIndexEntriesSync } from '../../src/layer/metadata-index.js';
 import { FLUSH_EVERY_BYTES, WRITE_BEHIND_BYTES, WriteBehind, WriteBehindFile } from '../../src/layer/write-behind.js';
 import { parseLayerPath } from '../../src/util/safe-path.js';
 import { filetimeFromUnixNs, FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_DIRECTORY, type FileBasicInfo } from '../../src/util/windows.js';
-import { cleanupTemp, exportTar, importTar, openStore, storeEntries, tempDir } from '../helpers/store.js';
+import { cleanupTemp, exportTar, importTar, openStore, rejection, storeEntries, tempDir } from '../helpers/store.js';
 
 const MiB = 1024 * 1024;
 
@@ -212,6 +213,63 @@ describe('layer/write-behind', function () {
     expect(error.code).to.equal('ERR_IO');
     expect(error.data).to.include({ entry: 'Files/big.bin', errno: 'EFBIG' });
     expect(storeEntries(home)).to.deep.equal([]);
+  });
+
+  it('tells the first failure once the writes in flight are done, and none when they succeeded', async () => {
+    const dir = tempDir();
+    const good = fs.openSync(path.join(dir, 'good'), 'w');
+    const ro = path.join(dir, 'ro');
+    fs.writeFileSync(ro, '');
+    const bad = fs.openSync(ro, 'r'); // writes fail with EBADF
+    try {
+      const fine = new WriteBehind();
+      fine.write(new WriteBehindFile(good, 'Files/good.bin'), Buffer.alloc(256 * 1024, 1), 0);
+      expect(await fine.failureOnceDone()).to.equal(undefined);
+      expect(fs.fstatSync(good).size).to.equal(256 * 1024);
+      const failing = new WriteBehind();
+      failing.write(new WriteBehindFile(bad, 'Files/bad.bin'), Buffer.alloc(128 * 1024), 0);
+      // Asked while the write is still in flight: the answer waits for it.
+      const failure = await failing.failureOnceDone();
+      expect([failure?.code, failure?.data['entry'], failure?.data['errno']]).to.deep.equal(['ERR_IO', 'Files/bad.bin', 'EBADF']);
+      expect(failing.bytesInFlight).to.equal(0);
+    } finally {
+      fs.closeSync(good);
+      fs.closeSync(bad);
+    }
+  });
+
+  it('names the file whose data came first when a full disk fails its writes behind and the next entry alike', async () => {
+    const sd = CRANE_SECURITY_DESCRIPTOR;
+    const tar = await buildLayerTar([
+      { type: 'directory', name: 'Files', securityDescriptor: sd },
+      { type: 'file', name: 'Files/big.bin', securityDescriptor: sd, data: Buffer.alloc(4 * MiB, 5) },
+      { type: 'file', name: 'Files/next.txt', securityDescriptor: sd, data: 'next' },
+    ]);
+    const store = await openStore();
+    const full = (syscall: string): Error => Object.assign(new Error(`ENOSPC: no space left on device, ${syscall}`), { code: 'ENOSPC', errno: -28, syscall });
+    // The disk fills up under the big file's writes, which report late; the next entry's
+    // file cannot even be made, and says so first.
+    const cjs = createRequire(import.meta.url)('node:fs') as { write: (...a: unknown[]) => void; openSync: (...a: unknown[]) => number };
+    const { write, openSync } = cjs;
+    cjs.write = (...a: unknown[]) => {
+      const done = a[a.length - 1] as (error: Error) => void;
+      setTimeout(() => done(full('write')), 50);
+    };
+    cjs.openSync = (...a: unknown[]) => {
+      if (String(a[0]).endsWith(`${path.sep}next.txt`)) throw full('open');
+      return openSync(...a);
+    };
+    syncBuiltinESMExports();
+    let e;
+    try {
+      e = await rejection(() => importTar(store, 'full', tar, undefined, MiB));
+    } finally {
+      cjs.write = write;
+      cjs.openSync = openSync;
+      syncBuiltinESMExports();
+    }
+    expect([e.code, e.data['entry'], e.data['errno']]).to.deep.equal(['ERR_IO', 'Files/big.bin', 'ENOSPC']);
+    expect(storeEntries(store.home)).to.deep.equal([]);
   });
 
   it('names the entry when creating or writing its file fails on the import thread', () => {
