@@ -31,6 +31,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bundles = [
   { entry: 'dist/worker/main.js', outfile: 'dist/worker/bundle/worker.cjs', external: ['edge-js'] },
   { entry: 'dist/src/cli/cli.js', outfile: 'dist/src/cli/bundle.cjs', external: ['edge-js'] },
+  // What `winlayer import` loads first, to start its worker early (src/controller/prestart.ts).
+  { entry: 'dist/src/controller/prestart.js', outfile: 'dist/src/cli/prestart.cjs', external: ['edge-js'] },
 ];
 
 function removeBundles() {

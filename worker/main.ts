@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type * as V8 from 'node:v8';
 import { createError, toWinLayerError } from '../src/errors.js';
-import { CONTROLLER_PID_ENV, isWorkerCommand, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
+import { CONTROLLER_PID_ENV, DEFERRED_COMMAND, isWorkerCommand, JOB_FD, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, MAX_JOB_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { ScavengeMeter, scavengingAsRead } from '../src/util/scavenge.js';
@@ -318,8 +318,61 @@ function announceStart(): void {
   }
 }
 
-async function run(argv: readonly string[]): Promise<void> {
+/**
+ * The command line of a deferred worker (DEFERRED_COMMAND): one JSON line {"argv":[...]}
+ * on JOB_FD, read with blocking reads (the worker has nothing else to do meanwhile).
+ * Undefined when the pipe closes without one: the controller let this worker go.
+ */
+function readDeferredJob(): string[] | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(JOB_FD, buf, 0, buf.length, null);
+    } catch (error) {
+      // A pipe left non-blocking answers EAGAIN while empty.
+      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(nap, 0, 0, 2);
+        continue;
+      }
+      throw toWinLayerError(error, `${DEFERRED_COMMAND}: reading the job from fd ${JOB_FD} failed`);
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
+    if (buf.subarray(0, n).includes(0x0a)) break;
+    if (total > MAX_JOB_BYTES) throw createError('ERR_ARGUMENT_INVALID', `${DEFERRED_COMMAND}: a job line longer than ${MAX_JOB_BYTES} bytes`);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text === '') return undefined;
+  let job: unknown;
+  try {
+    job = JSON.parse(text);
+  } catch {
+    job = undefined;
+  }
+  const args = (job as { argv?: unknown } | undefined)?.argv;
+  if (!text.endsWith('\n') || !Array.isArray(args) || !args.every((a) => typeof a === 'string') || args[0] === DEFERRED_COMMAND) {
+    throw createError('ERR_ARGUMENT_INVALID', `${DEFERRED_COMMAND}: the job on fd ${JOB_FD} is not one JSON line {"argv":[command, ...]}`);
+  }
+  return args as string[];
+}
+
+async function run(commandLine: readonly string[]): Promise<void> {
   announceStart();
+  let argv = commandLine;
+  if (argv[0] === DEFERRED_COMMAND) {
+    const job = readDeferredJob();
+    if (job === undefined) return; // let go: nothing to do
+    // The command line named the command, store and layer (for whoever lists processes): the job must be that one.
+    if (argv.slice(1).some((a, i) => job[i] !== a)) {
+      throw createError('ERR_ARGUMENT_INVALID', `${DEFERRED_COMMAND}: the job ${JSON.stringify(job.slice(0, 3))} is not the one this worker was started for (${JSON.stringify(argv.slice(1))})`);
+    }
+    argv = job;
+  }
   const [command, home, id, ...parents] = argv;
   if (!isWorkerCommand(command) || home === undefined || id === undefined) {
     throw createError('ERR_ARGUMENT_INVALID', 'usage: worker write-layer|export-layer|changes HOME ID [PARENT_LAYER_PATH ...] | view HOME ID DEST [LAYER_PATH ...]');

@@ -17,6 +17,12 @@
  * {"commit":{"dev","ino"}} (decimal strings) naming its staging directory: a worker
  * killed after the rename and before its size reached stdout committed its layer when the
  * layer's directory is that one (the rename keeps device and inode).
+ *
+ * A worker started as `deferred [COMMAND HOME ID]` (DEFERRED_COMMAND) waits for its command
+ * line instead: one JSON line {"argv":[command, HOME, ID, ...]} on fd 4 (JOB_FD), which
+ * must begin with the words after `deferred`, then runs it as if started with it. Its job
+ * pipe closed without a line, it exits 0 having done nothing.
+ * The CLI's import starts its worker that way before it knows the job (prestart.ts).
  */
 import type { SerializedError } from '../errors.js';
 
@@ -25,6 +31,15 @@ export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export
 
 /** The file descriptor a worker writes progress lines to, when open. */
 export const PROGRESS_FD = 3;
+
+/** The worker command that reads its command line from JOB_FD. */
+export const DEFERRED_COMMAND = 'deferred';
+
+/** The file descriptor a deferred worker reads its job from. */
+export const JOB_FD = 4;
+
+/** The longest job line a deferred worker reads (a chain of a few thousand layers fits). */
+export const MAX_JOB_BYTES = 4 * 1024 * 1024;
 
 /** A staging directory as the commit line names it: st_dev and st_ino, as decimal strings. */
 export interface CommitIdentity {

@@ -27,11 +27,16 @@ export function stdinStream(chunkBytes: number = STDIN_CHUNK): Readable {
   } catch {
     // fall back to process.stdin (a TTY, or a descriptor that cannot be inspected)
   }
-  return realStdin?.() ?? process.stdin;
+  return slot[REAL_STDIN]?.() ?? process.stdin;
 }
 
-/** process.stdin as Node made it, once shieldStdin replaced it. */
-let realStdin: (() => Readable) | undefined;
+/**
+ * process.stdin as Node made it, once shieldStdin replaced it. Kept on the global object:
+ * the CLI's import shields stdin from a bundle of its own (prestart.ts) before the CLI's
+ * bundle, whose copy of this module must find Node's getter, not the shield's.
+ */
+const REAL_STDIN = Symbol.for('winlayer.realStdin');
+const slot = globalThis as { [REAL_STDIN]?: () => Readable };
 
 /**
  * Keeps `process.stdin` from being made by code that only looks at it: execa does when it
@@ -42,11 +47,11 @@ let realStdin: (() => Readable) | undefined;
  * stdinStream; that still gets the real one where it needs it.
  */
 export function shieldStdin(): void {
-  if (realStdin !== undefined) return;
+  if (slot[REAL_STDIN] !== undefined) return;
   const descriptor = Object.getOwnPropertyDescriptor(process, 'stdin');
   const get = descriptor?.get;
   if (descriptor?.configurable !== true || get === undefined) return;
-  realStdin = () => get.call(process) as Readable;
+  slot[REAL_STDIN] = () => get.call(process) as Readable;
   let stub: Readable | undefined;
   Object.defineProperty(process, 'stdin', {
     configurable: true,
