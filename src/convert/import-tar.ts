@@ -9,7 +9,7 @@
  */
 import { BackupStreamId } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
-import { createError, pathTooLongError } from '../errors.js';
+import { createError, isWinLayerError, pathTooLongError } from '../errors.js';
 import type { TarEntry } from '../tar/reader.js';
 import { forEachBodyChunk, skipEntry, TarEntries } from '../tar/reader.js';
 import { baseName, caseFoldKey, checkNotAbsolute, MAX_SEGMENT_UNITS, parentName, parseLayerPath, type LayerPath } from '../util/safe-path.js';
@@ -249,12 +249,29 @@ function adsName(raw: string, entry: string): string {
   return name;
 }
 
-/** `dir/.wh.name` deletes `dir/name`; `dir/.wh..wh..opq` deletes everything the parents hold in `dir`. */
+/**
+ * `dir/.wh.name` deletes `dir/name`; `dir/.wh..wh..opq` deletes everything the parents hold
+ * in `dir`. A failure names the whiteout's own entry (`data.entry`), and the path it
+ * deletes (`data.deletes`) when that is where it lies.
+ */
 function applyWhiteout(rawName: string, base: string, sink: LayerSink): void {
+  try {
+    applyWhiteoutOf(rawName, base, sink);
+  } catch (error) {
+    if (!isWinLayerError(error) || error.data['entry'] === rawName) throw error;
+    const deletes = error.data['entry'];
+    const message = error.message.startsWith(rawName) ? error.message : `${rawName}: ${error.message}`;
+    throw createError(error.code, message, { ...error.data, entry: rawName, ...(typeof deletes === 'string' ? { deletes } : {}) }, error);
+  }
+}
+
+function applyWhiteoutOf(rawName: string, base: string, sink: LayerSink): void {
   const trimmed = rawName.endsWith('/') ? rawName.slice(0, -1) : rawName;
   const dir = parentName(trimmed);
   if (base === OPAQUE_WHITEOUT) {
-    const d = parseLayerPath(dir === '' ? rawName : dir, 'whiteout');
+    // At the top of the tar: a whiteout of no directory, as `.wh.Files` is of no file.
+    if (dir === '') throw createError('ERR_WHITEOUT_INVALID', `${rawName}: an opaque whiteout at the top of the tar names no directory`, { entry: rawName });
+    const d = parseLayerPath(dir, 'whiteout');
     // The rules of a plain whiteout (LayerWriter.remove), whether or not the parents hold
     // anything there to delete: hcsshim refuses both in a base layer.
     if (sink.isBaseLayer) {

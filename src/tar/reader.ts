@@ -1009,6 +1009,11 @@ class TarReader {
       // a PAX record) take the next blocks for its data, so the entry there is theirs unseen.
       throw headerInvalid(offset, `type '${typeflag}' with size ${dataSize}: tar readers disagree on whether data follows`, { entry: name });
     }
+    if (typeflag === TYPE_REG && name.endsWith('/')) {
+      // Go reads a regular file (sparse too) named `x/` as one; bsdtar and node-tar take
+      // it for a directory and its data blocks for the next headers, entries only they see.
+      throw headerInvalid(offset, `a regular file named with a trailing slash: tar readers disagree on whether it is a directory and whether data follows`, { entry: name });
+    }
 
     if (pax !== NO_PAX) {
       for (const key of [PAX_UID, PAX_GID]) {

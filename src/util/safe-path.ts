@@ -158,10 +158,25 @@ export function caseFoldKey(name: string): string {
       continue;
     }
     const up = ch.toUpperCase();
-    out += up.length === 1 ? up : ch;
+    out += up.length === 1 ? up : (SIMPLE_UPPER_OF_EXPANDING.get(ch.charCodeAt(0)) ?? ch);
   }
   return out;
 }
+
+/**
+ * The characters whose full upper case (toUpperCase) is several characters but whose
+ * simple upper case, which NTFS's table holds, is one: the Greek small letters with
+ * ypogegrammeni, upper-cased to their title-case forms (`ᾀ` → `ᾈ`, `ᾳ` → `ᾼ`). Every other
+ * expanding character (`ß`, `ŉ`, `ﬀ`, `ΐ`…) has no simple upper case and stays as it is.
+ */
+const SIMPLE_UPPER_OF_EXPANDING: ReadonlyMap<number, string> = ((): Map<number, string> => {
+  const m = new Map<number, string>();
+  for (const start of [0x1f80, 0x1f90, 0x1fa0]) for (let c = start; c < start + 8; c++) m.set(c, String.fromCharCode(c + 8));
+  m.set(0x1fb3, '\u1fbc');
+  m.set(0x1fc3, '\u1fcc');
+  m.set(0x1ff3, '\u1ffc');
+  return m;
+})();
 
 const WCIDIRS_KEY = caseFoldKey(WCIDIRS_SUFFIX);
 

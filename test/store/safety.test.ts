@@ -148,6 +148,9 @@ const cases: { title: string; code: string; entries: BuilderEntry[]; parent?: bo
   { title: 'an invalid ADS name', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/ok.txt:a/b' }, 'x')] },
   { title: 'a directory named like a whiteout (it would export as a deletion)', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/.wh.d/x' }, 'x')] },
   { title: 'a whiteout inside a directory named like one', code: 'ERR_PATH_INVALID', entries: [...good, raw({ name: 'Files/a/.wh.d/.wh.x' })] },
+  { title: 'an opaque whiteout at the top of the tar', code: 'ERR_WHITEOUT_INVALID', entries: [...good, raw({ name: '.wh..wh..opq' })], parent: true },
+  { title: 'two names NTFS folds together (Greek with ypogegrammeni: ᾀ and ᾈ)', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, raw({ name: 'Files/\u1f80' }, 'a'), raw({ name: 'Files/\u1f88' }, 'b')] },
+  { title: 'two names NTFS folds together (ῳ and ῼ)', code: 'ERR_ENTRY_DUPLICATE', entries: [...good, raw({ name: 'Files/x\u1ff3' }, 'a'), raw({ name: 'Files/X\u1ffc' }, 'b')] },
 ];
 
 describe('store: safety', function () {
@@ -185,6 +188,23 @@ describe('store: safety', function () {
         if (isWinLayerError(e)) data = e.data;
       });
       expect([data['entry'], data['prior']], second).to.deep.equal([second, first]);
+    }
+  });
+
+  it("names a failed whiteout's own entry, and the path it would delete (data.deletes)", async () => {
+    const store = await openStore();
+    await importTar(store, 'parent', await buildLayerTar([...good, { type: 'directory', name: 'Hives' }, { type: 'file', name: 'Hives/System_Delta', data: 'h' }]));
+    for (const [entry, code, deletes] of [
+      ['Hives/.wh.System_Delta', 'ERR_WHITEOUT_INVALID', 'Hives/System_Delta'],
+      ['Files/.wh.ok.txt:s', 'ERR_PATH_INVALID', 'Files/ok.txt:s'],
+      ['.wh..wh..opq', 'ERR_WHITEOUT_INVALID', undefined],
+    ] as const) {
+      let data: Record<string, unknown> = {};
+      let got = '';
+      await importTar(store, 'w', await buildLayerTar([...good, raw({ name: entry })]), 'parent').catch((e: unknown) => {
+        if (isWinLayerError(e)) [got, data] = [e.code, e.data];
+      });
+      expect([got, data['entry'], data['deletes']], entry).to.deep.equal([code, entry, deletes]);
     }
   });
 

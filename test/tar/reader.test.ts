@@ -505,17 +505,19 @@ describe('tar/reader', () => {
       expect(garbled.data['entry']).to.equal(undefined);
     });
 
-    it("keeps a '0' with a trailing slash a regular file with its data (Go, tar-stream)", async () => {
-      const [entry] = await readChunked(patchField(plain, 0, FIELD.name, 'x/'), 321);
-      expect([entry?.header.name, entry?.header.typeflag, entry?.body.toString()]).to.deep.equal(['x/', '0', 'abc']);
+    it("refuses a '0' named with a trailing slash, with data or without (Go: a file; bsdtar, node-tar: a directory, and the data their next headers)", async () => {
+      const withData = await expectCode(readChunked(patchField(plain, 0, FIELD.name, 'x/'), 321), 'ERR_TAR_HEADER_INVALID');
+      expect(withData.data['entry']).to.equal('x/');
+      const empty = one({ name: 'x', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' });
+      await expectCode(readChunked(patchField(empty, 0, FIELD.name, 'x/'), 321), 'ERR_TAR_HEADER_INVALID');
+      // Named so by a PAX path too.
+      await expectCode(readChunked(Buffer.concat([metaEntry('x', rec('path', 'dir/f/')), plain]), 321), 'ERR_TAR_HEADER_INVALID');
     });
 
-    it("keeps a '0' with a trailing slash and no data a regular file (Go), and promotes '\\0'", async () => {
+    it("promotes a '\\0' with a trailing slash and no data to a directory, as Go does, and keeps one without a file", async () => {
       const empty = one({ name: 'x', typeflag: '0', mode: 0, size: 0, mtime: 0n, format: 'unknown' });
-      const slash = patchField(empty, 0, FIELD.name, 'x/');
-      const legacy = patchField(slash, 0, FIELD.typeflag, '\0');
+      const legacy = patchField(patchField(empty, 0, FIELD.name, 'x/'), 0, FIELD.typeflag, '\0');
       const legacyFile = patchField(empty, 0, FIELD.typeflag, '\0');
-      expect((await readChunked(slash, 321)).map((e) => e.header.typeflag)).to.deep.equal(['0']);
       expect((await readChunked(legacy, 321)).map((e) => e.header.typeflag)).to.deep.equal(['5']);
       expect((await readChunked(legacyFile, 321)).map((e) => e.header.typeflag)).to.deep.equal(['0']);
     });

@@ -118,6 +118,16 @@ describe('util/safe-path', () => {
       expect(caseFoldKey(`Files/a${lower}`)).to.equal(`FILES/A${lower}`);
     }
     expect(caseFoldKey('Files/\ud801x')).to.equal('FILES/\ud801X');
+    // A full upper case of several characters: NTFS's simple one where there is one
+    // (the Greek letters with ypogegrammeni take their title-case forms), else the character.
+    const folds: [number, number][] = [];
+    for (const start of [0x1f80, 0x1f90, 0x1fa0]) for (let c = start; c < start + 8; c++) folds.push([c, c + 8]);
+    folds.push([0x1fb3, 0x1fbc], [0x1fc3, 0x1fcc], [0x1ff3, 0x1ffc]);
+    for (const [small, title] of folds) {
+      expect(caseFoldKey(String.fromCharCode(small)), small.toString(16)).to.equal(String.fromCharCode(title));
+      expect(caseFoldKey(String.fromCharCode(title)), title.toString(16)).to.equal(String.fromCharCode(title));
+    }
+    for (const unchanged of ['ß', 'ŉ', 'ǰ', 'ΐ', 'ﬀ', 'ᾲ', 'ᾶ', 'ῂ']) expect(caseFoldKey(unchanged), unchanged).to.equal(unchanged);
   });
 
   it('writes tombstone paths below Files with backslashes', () => {
