@@ -152,6 +152,13 @@ export function caseFoldKey(name: string): string {
     }
   }
   if (plain) return name.toUpperCase();
+  // toUpperCase's full mapping is the simple one, unit by unit, unless a character expands
+  // (`ß` → `SS`: the length changes) or is outside the BMP (its pair would be mapped):
+  // one call, not a string per character (a layer of non-ASCII names made ~2× the garbage).
+  if (!SURROGATE.test(name)) {
+    const up = name.toUpperCase();
+    if (up.length === name.length) return up;
+  }
   for (const ch of name) {
     if (ch.length !== 1) {
       out += ch;
@@ -177,6 +184,8 @@ const SIMPLE_UPPER_OF_EXPANDING: ReadonlyMap<number, string> = ((): Map<number, 
   m.set(0x1ff3, '\u1ffc');
   return m;
 })();
+
+const SURROGATE = /[\ud800-\udfff]/;
 
 const WCIDIRS_KEY = caseFoldKey(WCIDIRS_SUFFIX);
 

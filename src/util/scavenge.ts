@@ -20,7 +20,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 
-type Gc = (options: { type: 'minor' }) => void;
+type Gc = (options: { type: 'minor' | 'major' }) => void;
 
 /** Bytes a stream passes between two scavenges. */
 export const SCAVENGE_EVERY_BYTES = 8 * 1024 * 1024;
@@ -48,10 +48,21 @@ export function scavenge(): void {
   if (gc === undefined) gc = loadGc();
   try {
     gc?.({ type: 'minor' });
+    // Buffers that outlived two scavenges (a chunk whose entries took many of them to
+    // parse: a layer of long or non-ASCII names, PAX records for each) are old, and only
+    // a full collection frees them; V8 waits for ~64 MiB of such outside memory first.
+    if (v8.getHeapStatistics().external_memory > MAJOR_GC_EXTERNAL_BYTES) gc?.({ type: 'major' });
   } catch {
     gc = null;
   }
 }
+
+/**
+ * Outside memory (buffers' bytes) past which a scavenge is followed by a full collection.
+ * A worker's live buffers stay below it (read and write buffers, its file thread's ring:
+ * ~5–10 MiB); a full collection of a worker's heap takes 2–6 ms.
+ */
+export const MAJOR_GC_EXTERNAL_BYTES = 24 * 1024 * 1024;
 
 /** Counts bytes passed and scavenges each time SCAVENGE_EVERY_BYTES more went by. */
 export class ScavengeMeter {
