@@ -42,6 +42,7 @@ import { WHITEOUT_PREFIX } from '../convert/pax-keys.js';
 import {
   baseName,
   caseFoldKey,
+  flatString,
   parentName,
   parseLayerPath,
   WCIDIRS_SUFFIX,
@@ -235,17 +236,6 @@ class FdSink {
 
 const EMPTY_CONTENT = new Uint8Array(0);
 const IS_WINDOWS = process.platform === 'win32';
-/**
- * `s` as one flat string. A path built by concatenation is a tree of pieces, and a piece
- * cut from an entry's name keeps that whole name alive: a directory's host path, kept
- * until the end, would hold its entry's name as well.
- */
-function flatString(s: string): string {
-  // One byte a character where each fits (nearly always): a UTF-16 copy takes two.
-  return WIDE_CHARACTER.test(s) ? Buffer.from(s, 'utf16le').toString('utf16le') : Buffer.from(s, 'latin1').toString('latin1');
-}
-
-const WIDE_CHARACTER = /[^\u0000-\u00ff]/;
 
 /**
  * The records of the UtilityVM cloned from the parent, by case-folded name: each kept as
@@ -466,8 +456,12 @@ export class TransportLayerWriter {
    * them, and their name is their host path unless this keeps the entry's own spelling.
    */
   readonly #dirNames = new Map<string, string>();
-  /** Directory entries' host paths, and their atime/mtime (seconds) in pairs: re-applied at close. */
-  readonly #dirTimeHosts: string[] = [];
+  /**
+   * Directory entries (their #dirs records, whose host paths stay) and their atime/mtime
+   * (seconds) in pairs: re-applied at close.
+   */
+  #dirTimeRecords = new Int32Array(256);
+  #dirTimeCount = 0;
   #dirTimeValues = new Float64Array(2 * 256);
   /** Directory records replaced by a repeated directory entry, written into layer.json. */
   readonly #merged = new Map<string, IndexEntry>();
@@ -653,8 +647,7 @@ export class TransportLayerWriter {
     this.#parser.reset(p.name);
     this.#current = entry;
     if (isDirectory) {
-      this.#dirs.set(key, host);
-      this.#pushDirTime(host, info);
+      this.#pushDirTime(this.#dirs.set(key, host), info);
     }
     if (kind === 'file' && transport && !isReparse) {
       this.#plainFiles.add(key);
@@ -879,7 +872,7 @@ export class TransportLayerWriter {
     if (e.isMerge) {
       this.#merged.set(e.path.name, record);
       // The earlier record keeps its place; its times are replaced, as its sidecar was.
-      const i = this.#dirTimeHosts.lastIndexOf(e.host);
+      const i = this.#lastDirTime(caseFoldKey(e.path.name), e.host);
       if (i !== -1) [this.#dirTimeValues[2 * i], this.#dirTimeValues[2 * i + 1]] = hostTimes(e.info);
     } else {
       this.#index.append(record);
@@ -1084,8 +1077,8 @@ export class TransportLayerWriter {
     }
     // Last: making links and deleting entries bumped their parents' times.
     const times = this.#dirTimeValues;
-    for (let i = this.#dirTimeHosts.length - 1; i >= 0; i--) {
-      fs.utimesSync(this.#abs(this.#dirTimeHosts[i] as string), utimesTime(times[2 * i] as number), utimesTime(times[2 * i + 1] as number));
+    for (let i = this.#dirTimeCount - 1; i >= 0; i--) {
+      fs.utimesSync(this.#abs(this.#dirs.hostAt(this.#dirTimeRecords[i] as number)), utimesTime(times[2 * i] as number), utimesTime(times[2 * i + 1] as number));
     }
     const merged = [...this.#merged.values()];
     this.#index.finish(
@@ -1233,15 +1226,27 @@ export class TransportLayerWriter {
     return IS_WINDOWS ? path.join(this.#root, host) : this.#root + '/' + host;
   }
 
-  #pushDirTime(host: string, info: FileBasicInfo): void {
-    const i = this.#dirTimeHosts.length;
-    if (2 * i + 2 > this.#dirTimeValues.length) {
-      const grown = new Float64Array(2 * this.#dirTimeValues.length);
-      grown.set(this.#dirTimeValues);
-      this.#dirTimeValues = grown;
+  #pushDirTime(record: number, info: FileBasicInfo): void {
+    const i = this.#dirTimeCount++;
+    if (i === this.#dirTimeRecords.length) {
+      const records = new Int32Array(2 * i);
+      records.set(this.#dirTimeRecords);
+      this.#dirTimeRecords = records;
+      const values = new Float64Array(4 * i);
+      values.set(this.#dirTimeValues);
+      this.#dirTimeValues = values;
     }
-    this.#dirTimeHosts.push(host);
+    this.#dirTimeRecords[i] = record;
     [this.#dirTimeValues[2 * i], this.#dirTimeValues[2 * i + 1]] = hostTimes(info);
+  }
+
+  /** The last of the directory times pushed for the directory `key` at `host`, or -1. */
+  #lastDirTime(key: string, host: string): number {
+    const record = this.#dirs.recordOf(key);
+    for (let i = this.#dirTimeCount - 1; i >= 0; i--) if (this.#dirTimeRecords[i] === record) return i;
+    // Recorded under another record of that spelling (one set again since): by its path.
+    for (let i = this.#dirTimeCount - 1; i >= 0; i--) if (this.#dirs.hostAt(this.#dirTimeRecords[i] as number) === host) return i;
+    return -1;
   }
 
   /** Waits for the file thread to write what it was given (it was given directories: #queuedDirs). */

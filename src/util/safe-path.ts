@@ -209,3 +209,15 @@ export function windowsPathBelowFiles(name: string): string {
 export function layerNameBelowFiles(windowsPath: string): string {
   return 'Files/' + windowsPath.slice(1).replaceAll('\\', '/');
 }
+
+/**
+ * `s` as one flat string of its own. A path built by concatenation is a tree of pieces,
+ * and a piece cut from an entry's name keeps that whole name alive: a directory's host
+ * path, kept until the end, would hold its entry's name as well.
+ */
+export function flatString(s: string): string {
+  // One byte a character where each fits (nearly always): a UTF-16 copy takes two.
+  return WIDE_CHARACTER.test(s) ? Buffer.from(s, 'utf16le').toString('utf16le') : Buffer.from(s, 'latin1').toString('latin1');
+}
+
+const WIDE_CHARACTER = /[^\u0000-\u00ff]/;

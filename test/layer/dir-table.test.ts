@@ -31,6 +31,40 @@ describe('layer/dir-table', () => {
     expect(dirs.get('FILES/A')).to.equal('Files/A');
   });
 
+  it("keeps each directory below its parent's record: a child's path stays when the parent is set again or deleted", () => {
+    const dirs = new DirTable();
+    const files = dirs.set('FILES', 'Files');
+    const a = dirs.set('FILES/A', 'Files/A');
+    const b = dirs.set('FILES/A/B', 'Files/A/b');
+    // Set again to the spelling it has: the same record.
+    expect(dirs.set('FILES/A', 'Files/A')).to.equal(a);
+    // Another spelling: a new record; what was made below the old one keeps its path.
+    const a2 = dirs.set('FILES/A', 'Files/a');
+    expect(a2).to.not.equal(a);
+    expect([dirs.get('FILES/A'), dirs.get('FILES/A/B'), dirs.hostAt(a), dirs.hostAt(b)]).to.deep.equal(['Files/a', 'Files/A/b', 'Files/A', 'Files/A/b']);
+    const c = dirs.set('FILES/A/C', 'Files/a/C');
+    dirs.delete('FILES/A');
+    expect([dirs.has('FILES/A'), dirs.get('FILES/A/C'), dirs.hostAt(c), dirs.hostAt(files)]).to.deep.equal([false, 'Files/a/C', 'Files/a/C', 'Files']);
+    expect([...dirs.hosts()].sort()).to.deep.equal(['Files', 'Files/A/b', 'Files/a/C']);
+    expect([dirs.recordOf('FILES/A/C'), dirs.recordOf('FILES/A')]).to.deep.equal([c, -1]);
+  });
+
+  it('holds deep paths by their own names: 60 levels of 200 characters come back whole', () => {
+    const dirs = new DirTable();
+    const segment = (i: number): string => `level-${i}-`.padEnd(200, 'x');
+    let host = 'Files';
+    dirs.set('FILES', host);
+    const records: [number, string][] = [];
+    for (let i = 0; i < 60; i++) {
+      host += '/' + segment(i);
+      records.push([dirs.set(caseFoldKey(host), host), host]);
+    }
+    for (const [record, h] of [records[0], records[29], records[59]] as [number, string][]) {
+      expect(dirs.hostAt(record)).to.equal(h);
+      expect(dirs.get(caseFoldKey(h))).to.equal(h);
+    }
+  });
+
   it('never returns a host path that does not fold to the name asked for', () => {
     const dirs = new DirTable();
     // A host recorded under a key it does not fold to is never found: hits are confirmed.
