@@ -32,7 +32,7 @@ import { FileThread, type ChunkHasher } from './file-thread.js';
 import { LinkSpill, type SpilledLink } from './link-spill.js';
 import { WriteBehind, WriteBehindFile } from './write-behind.js';
 import { DirTable } from './dir-table.js';
-import { NameHashSet } from './name-hash-set.js';
+import { NameHashMap, NameHashSet } from './name-hash-set.js';
 import { BackupStreamId, STREAM_ID_SIZE } from '../backup/constants.js';
 import { encodeBackupHeader } from '../backup/header.js';
 import type { BackupHeader } from '../backup/header.js';
@@ -343,6 +343,45 @@ function writeAll(fd: number, chunk: Uint8Array, position: number): void {
   while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done, position + done);
 }
 
+/**
+ * SeenEntry records by case-folded name. A Map keyed by the folded name held each name a
+ * second time: 30,000 symbolic links 3,400 characters deep peaked at 342 MiB that way.
+ * Here the key is a 32-bit hash, and a hit is confirmed by folding the entry's name.
+ */
+class SeenMap {
+  readonly #index = new NameHashMap();
+  readonly #entries: SeenEntry[] = [];
+
+  get(key: string): SeenEntry | undefined {
+    const i = this.#find(key);
+    return i === -1 ? undefined : this.#entries[i];
+  }
+
+  has(key: string): boolean {
+    return this.#find(key) !== -1;
+  }
+
+  /** Records `entry` (whose name folds to `key`) under `key`, in place of one recorded before. */
+  set(key: string, entry: SeenEntry): void {
+    const i = this.#find(key);
+    if (i !== -1) {
+      this.#entries[i] = entry;
+      return;
+    }
+    this.#index.add(key, this.#entries.length);
+    this.#entries.push(entry);
+  }
+
+  #find(key: string): number {
+    for (let nth = 0; ; nth++) {
+      const i = this.#index.valueAt(key, nth);
+      if (i === undefined) return -1;
+      // Confirmed, not trusted: another name may share the hash.
+      if (caseFoldKey((this.#entries[i] as SeenEntry).name) === key) return i;
+    }
+  }
+}
+
 /** What the writer remembers of each name it has seen (for duplicates, parents and links). */
 interface SeenEntry {
   name: string;
@@ -411,7 +450,7 @@ export class TransportLayerWriter {
   readonly #restorer: HostRestorer | undefined;
   readonly #inPlace: boolean;
   readonly #index: MetadataIndexWriter;
-  readonly #seen = new Map<string, SeenEntry>();
+  readonly #seen = new SeenMap();
   /**
    * Regular files in the transport format, by case-folded name: the bulk of a layer, kept as
    * 32-bit hashes outside the heap since everything else about them is implied (see
@@ -663,7 +702,8 @@ export class TransportLayerWriter {
       kind: kind === 'symlink' ? 'symlink' : kind,
       isDirectory,
       isReparse,
-      host,
+      // The name itself when spelled alike (nearly always): one copy of a long path, not two.
+      host: host === p.name ? p.name : host,
       transport,
       attributes: info.fileAttributes >>> 0,
     });
