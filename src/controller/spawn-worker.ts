@@ -290,6 +290,9 @@ async function committedSize(job: WorkerJob, watch: ProgressWatch): Promise<numb
   }
 }
 
+/** The signals an import worker takes for a request to stop (worker/main.ts). */
+const STOPPING_SIGNALS: ReadonlySet<string> = new Set(['SIGTERM', 'SIGINT', 'SIGHUP']);
+
 /** The error of a failed worker, from its result. */
 export function errorFromResult(
   result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'> & { cause?: unknown },
@@ -317,6 +320,12 @@ export function errorFromResult(
     return toWinLayerError(cause, `${job.command} ${job.id}: the worker could not be started`, data);
   }
   if (result.signal !== undefined && result.signal !== null) {
+    // An import worker stops at a termination signal once it runs (ERR_CANCELED, its
+    // staging removed); one that came before it could listen ended it: nothing committed
+    // either (a commit found after such an end is reported by committedSize first).
+    if (job.command === 'write-layer' && STOPPING_SIGNALS.has(result.signal)) {
+      return createError('ERR_CANCELED', `${job.command} ${job.id}: worker stopped by ${result.signal} as it started`, data);
+    }
     return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker killed by ${result.signal}`, data);
   }
   return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker exited with code ${String(result.exitCode)} without an error report`, data);

@@ -45,9 +45,17 @@ const OWNER_FILE = 'owner';
 function ownerOf(lock: string): string | undefined {
   try {
     return fs.readFileSync(path.join(lock, OWNER_FILE), 'utf8');
-  } catch {
-    return undefined;
+  } catch (error) {
+    // Not written yet, or the lock went. Any other failure (out of descriptors) says
+    // nothing of the owner: an error, never "nobody", which would break a live holder's lock.
+    if (isAbsent(error)) return undefined;
+    throw toWinLayerError(error, `${lock}: cannot read the lock's owner`, { path: lock });
   }
+}
+
+function isAbsent(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 /**
@@ -105,7 +113,10 @@ function lockStale(lock: string): boolean {
   const [pid, , host, started] = owner.split(' ');
   if (host === undefined) return age > STALE_LOCK_MS || !processAlive(Number(pid));
   if (host !== HOST) return age > STALE_LOCK_MS;
-  return !processAlive(Number(pid)) || (started !== undefined && started !== '-' && started !== processStartTime(Number(pid)));
+  if (!processAlive(Number(pid))) return true;
+  if (started === undefined || started === '-') return false;
+  const now = processStartTime(Number(pid));
+  return now !== '-' && started !== now;
 }
 
 /** This host, as lock owners name it (no spaces). */
@@ -117,8 +128,11 @@ function processStartTime(pid: number): string {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The fields after the command (which may hold spaces and parentheses); starttime is the 22nd field.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '-';
-  } catch {
-    return '-';
+  } catch (error) {
+    // No /proc (not Linux), or the process just ended: unknown. Unreadable for another
+    // reason (out of descriptors): an error, not a different process.
+    if (isAbsent(error) || (error as NodeJS.ErrnoException).code === 'ESRCH') return '-';
+    throw toWinLayerError(error, `process ${pid}: cannot read when it started`, { pid });
   }
 }
 
@@ -140,12 +154,17 @@ export class MountTable {
   }
 
   refs(id: string): number {
+    let text: string;
     try {
-      const n = Number(fs.readFileSync(path.join(this.dir, `${id}.refs`), 'utf8'));
-      return Number.isSafeInteger(n) && n > 0 ? n : 0;
-    } catch {
-      return 0;
+      text = fs.readFileSync(path.join(this.dir, `${id}.refs`), 'utf8');
+    } catch (error) {
+      // No count file: not mounted. A count that cannot be read is not zero: taken for
+      // zero, a put or get would remove the view of a layer others have mounted.
+      if (isAbsent(error)) return 0;
+      throw toWinLayerError(error, `layer ${id}: cannot read its mount count`, { id });
     }
+    const n = Number(text);
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
   }
 
   /** Every id with a count above zero. */

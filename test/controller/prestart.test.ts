@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { buildLayerTar } from '../../src/convert/layer-tar-builder.js';
 import { prestartedState, prestartImportWorker, releasePrestarted, wantsPrestart } from '../../src/controller/prestart.js';
 import { DEFERRED_COMMAND, JOB_FD } from '../../src/controller/protocol.js';
-import { WORKER_ENTRY, workerEnv } from '../../src/controller/spawn-worker.js';
+import { errorFromResult, WORKER_ENTRY, workerEnv } from '../../src/controller/spawn-worker.js';
 import { WindowsFilterDriver } from '../../src/driver/driver.js';
 import { baseLayer, deltaLayer } from '../helpers/layers.js';
 import { cleanupTemp, storeEntries, tempDir } from '../helpers/store.js';
@@ -198,3 +198,14 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+describe('controller: what a worker killed by a signal reports', () => {
+  const base = { timedOut: false, isCanceled: false, stderr: '', failed: true } as Parameters<typeof errorFromResult>[0];
+  it('an import worker stopped by SIGTERM, SIGINT or SIGHUP before it could listen: ERR_CANCELED (nothing committed); SIGKILL and other jobs: ERR_WORKER_EXITED', () => {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      expect(errorFromResult({ ...base, signal }, { command: 'write-layer', id: 'x' }).code, signal).to.equal('ERR_CANCELED');
+      expect(errorFromResult({ ...base, signal }, { command: 'export-layer', id: 'x' }).code, signal).to.equal('ERR_WORKER_EXITED');
+    }
+    expect(errorFromResult({ ...base, signal: 'SIGKILL' }, { command: 'write-layer', id: 'x' }).code).to.equal('ERR_WORKER_EXITED');
+  });
+});

@@ -73,6 +73,42 @@ describe('driver/mounts: the mount lock', () => {
     expect(fs.readdirSync(table.dir)).to.deep.equal(['y.lock']);
   });
 
+  it("out of descriptors, never takes a live holder's lock for an ownerless or stale one, nor an unreadable count for zero: ERR_IO", async () => {
+    const emfile = (): never => {
+      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE', syscall: 'open' });
+    };
+    const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown };
+    const { readFileSync } = cjs;
+    async function outOfDescriptors<T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> {
+      cjs.readFileSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? emfile() : readFileSync(p, ...rest));
+      syncBuiltinESMExports();
+      try {
+        return await fn();
+      } finally {
+        cjs.readFileSync = readFileSync;
+        syncBuiltinESMExports();
+      }
+    }
+    const table = new MountTable(tempDir(), { waitMs: 4_000 });
+    const lock = path.join(table.dir, 'x.lock');
+    const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'taken', (e: { code?: string; data?: { errno?: string } }) => [e.code, e.data?.errno]);
+    // A live holder (this process), its lock older than the ownerless rule's 2 s.
+    fs.mkdirSync(table.dir, { recursive: true });
+    fs.mkdirSync(lock);
+    const token = `${process.pid} held ${encodeURIComponent(os.hostname())} ${fs.readFileSync(`/proc/${process.pid}/stat`, 'latin1').split(') ')[1]?.split(' ')[19] ?? '-'}`;
+    fs.writeFileSync(path.join(lock, 'owner'), token);
+    const old = new Date(Date.now() - 3_000);
+    fs.utimesSync(lock, old, old);
+    for (const unreadable of [(p: string) => p.endsWith(`${path.sep}owner`), (p: string) => p.startsWith('/proc/')]) {
+      expect(await codeOf(outOfDescriptors(() => table.withLock('x', () => 'broken'), unreadable))).to.deep.equal(['ERR_IO', 'EMFILE']);
+      expect(fs.readFileSync(path.join(lock, 'owner'), 'utf8'), 'the holder keeps its lock').to.equal(token);
+    }
+    table.setRefs('x', 2);
+    expect(await codeOf(outOfDescriptors(async () => table.refs('x'), (p) => p.endsWith('.refs')))).to.deep.equal(['ERR_IO', 'EMFILE']);
+    expect(table.refs('x')).to.equal(2);
+    expect(table.refs('never-mounted')).to.equal(0);
+  });
+
   it('on a full disk, does the work without a lock when none is held (a remove must free space), and says so rather than waiting on one it cannot break', async () => {
     const full = (): never => {
       throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
