@@ -20,7 +20,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 
-type Gc = (options: { type: 'minor' | 'major' }) => void;
+type Gc = (options: { type: 'minor' }) => void;
 
 /** Bytes a stream passes between two scavenges. */
 export const SCAVENGE_EVERY_BYTES = 8 * 1024 * 1024;
@@ -48,36 +48,10 @@ export function scavenge(): void {
   if (gc === undefined) gc = loadGc();
   try {
     gc?.({ type: 'minor' });
-    // What outlived two scavenges is old, and only a full collection frees it: buffers (a
-    // chunk whose entries took many scavenges to parse), names held while their file waits
-    // for the file thread. V8 lets the old generation fill to its first limit (hundreds of
-    // MiB on a large machine) and waits for ~64 MiB of buffers before it collects: 30,000
-    // symbolic links 3,400 characters deep left ~400 MiB of such garbage. A full
-    // collection comes once either passes its bound here, the heap's growing with what the
-    // last one found alive, so that a large live heap is not collected over and over.
-    const stats = v8.getHeapStatistics();
-    if (stats.external_memory > MAJOR_GC_EXTERNAL_BYTES || stats.used_heap_size > majorGcHeapBytes) {
-      gc?.({ type: 'major' });
-      majorGcHeapBytes = Math.max(MAJOR_GC_HEAP_BYTES, 2 * v8.getHeapStatistics().used_heap_size);
-    }
   } catch {
     gc = null;
   }
 }
-
-/**
- * Outside memory (buffers' bytes) past which a scavenge is followed by a full collection.
- * A worker's live buffers stay below it (read and write buffers, its file thread's ring:
- * ~5–10 MiB); a full collection of a worker's heap takes 2–6 ms.
- */
-export const MAJOR_GC_EXTERNAL_BYTES = 24 * 1024 * 1024;
-
-/**
- * V8 heap in use past which a scavenge is followed by a full collection, at least: a
- * worker's live heap is ~5–30 MiB; past a full collection, twice what it left alive.
- */
-export const MAJOR_GC_HEAP_BYTES = 48 * 1024 * 1024;
-let majorGcHeapBytes = MAJOR_GC_HEAP_BYTES;
 
 /** Counts bytes passed and scavenges each time SCAVENGE_EVERY_BYTES more went by. */
 export class ScavengeMeter {
