@@ -5,6 +5,7 @@
  * early (src/controller/prestart.ts), as well as spawn-worker.ts for every other start.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countHeaderBlocks } from '../tar/count-headers.js';
@@ -90,6 +91,25 @@ export function fewEntriesIn(fd: number): boolean {
   }
   const blocks = countHeaderBlocks(fd, MANY_HEADER_BLOCKS);
   return blocks !== undefined && blocks < MANY_HEADER_BLOCKS;
+}
+
+/**
+ * Descriptors a spawn takes at once in this process: two for each of the worker's four
+ * pipes, two for the pipe Node learns a failed exec through, and a spare.
+ */
+export const SPAWN_DESCRIPTORS = 11;
+
+/** The error opening `count` descriptors gives now (EMFILE: they would not be there for a spawn), or undefined. */
+export function descriptorsShort(count: number): unknown {
+  const fds: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) fds.push(fs.openSync(os.devNull, 'r'));
+    return undefined;
+  } catch (error) {
+    return error;
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
 }
 
 /** How long a worker told to stop may take before it is killed. */

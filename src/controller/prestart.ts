@@ -24,8 +24,9 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { onAbort } from '../util/derived-signal.js';
 import { shieldStdin } from '../util/stdin.js';
-import { fewEntriesIn, FORCE_KILL_AFTER_MS, loadExeca, WORKER_ENTRY, workerCwd, workerEnv } from './launch.js';
+import { descriptorsShort, fewEntriesIn, FORCE_KILL_AFTER_MS, loadExeca, SPAWN_DESCRIPTORS, WORKER_ENTRY, workerCwd, workerEnv } from './launch.js';
 import { DEFERRED_COMMAND, JOB_FD, MANY_ENTRIES_NODE_OPTIONS, noReexecAsked } from './protocol.js';
+import type { WorkerJob } from './spawn-worker.js';
 
 /** A worker started early, waiting for its job. */
 interface Prestarted {
@@ -88,24 +89,6 @@ function storeHome(home: string): string {
 }
 
 /**
- * Descriptors a spawn takes at once (see checkDescriptorsFree in spawn-worker.ts), one
- * more for the job pipe: a spawn short of them fails in a way execa does not report.
- */
-const SPAWN_DESCRIPTORS = 13;
-
-function descriptorsFree(): boolean {
-  const fds: number[] = [];
-  try {
-    for (let i = 0; i < SPAWN_DESCRIPTORS; i++) fds.push(fs.openSync('/dev/null', 'r'));
-    return true;
-  } catch {
-    return false;
-  } finally {
-    for (const fd of fds) fs.closeSync(fd);
-  }
-}
-
-/**
  * Starts the worker of the import `argv` asks for, reading the tar from descriptor `fd`,
  * when wantsPrestart says so and the input is a file, pipe or socket. Anything in the way
  * (no worker script, no descriptors, a failed spawn) only means no early start: the
@@ -126,7 +109,7 @@ export async function prestartImportWorker(argv: readonly string[], fd = 0): Pro
   }
   // Where workerCwd puts an import of a store at `home` (absolute paths only, as the driver gives).
   const cwd = path.parse(home).root;
-  if (!(st.isFile() || st.isFIFO() || st.isSocket()) || !fs.existsSync(WORKER_ENTRY) || !descriptorsFree()) return;
+  if (!(st.isFile() || st.isFIFO() || st.isSocket()) || !fs.existsSync(WORKER_ENTRY) || descriptorsShort(SPAWN_DESCRIPTORS + 2 /* the job pipe */) !== undefined) return;
   const nodeOptions = fewEntriesIn(fd) ? [] : MANY_ENTRIES_NODE_OPTIONS;
   const env = workerEnv(process.env, nodeOptions.length > 0);
   const cancel = new AbortController();
@@ -159,17 +142,8 @@ function envKey(env: NodeJS.ProcessEnv): string {
   return JSON.stringify(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** What a job asks of its worker, for `adoptPrestarted`. */
-export interface PrestartJob {
-  readonly command: string;
-  readonly home: string;
-  readonly id: string;
-  readonly parents: readonly string[];
-  readonly signal?: AbortSignal | undefined;
-  readonly timeout?: number | undefined;
-  readonly backend?: string | undefined;
-  readonly workerPath?: string | undefined;
-}
+/** What a job asks of its worker, for `adoptPrestarted` (a type only: no import of spawn-worker.ts at run time). */
+export type PrestartJob = Pick<WorkerJob, 'command' | 'home' | 'id' | 'parents' | 'signal' | 'timeout' | 'backend' | 'workerPath'>;
 
 /**
  * The worker started early, handed `job`, when it is the worker `job` would start: an
@@ -214,6 +188,17 @@ export function adoptPrestarted(job: PrestartJob, stdin: 'pipe' | number, stdout
   }
   pipe.end(JSON.stringify({ argv: [job.command, job.home, job.id, ...job.parents] }) + '\n');
   return p.subprocess;
+}
+
+/**
+ * Whether the worker started early runs with V8's default heap, when it waits on the file
+ * of descriptor `fd`: the choice fewEntriesIn made on that input (counting a large tar's
+ * headers), not made twice. Undefined when no worker waits on that file.
+ */
+export function prestartedDefaultHeap(fd: number): boolean | undefined {
+  const p = slot[SLOT];
+  if (p === undefined || p.state !== 'waiting' || p.stdin.fd !== fd || !sameFile(fd, p.stdin)) return undefined;
+  return p.nodeOptions.length === 0;
 }
 
 function sameFile(fd: number, was: Prestarted['stdin']): boolean {

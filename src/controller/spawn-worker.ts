@@ -9,7 +9,6 @@
  */
 import type { Result } from 'execa';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable, type Writable } from 'node:stream';
@@ -26,8 +25,8 @@ import { quietProgress } from '../util/options.js';
 import { derivedSignal } from '../util/derived-signal.js';
 import { releaseSource } from '../util/release-source.js';
 import { removeTreeSync } from '../util/remove-tree.js';
-import { fewEntriesIn, FORCE_KILL_AFTER_MS, loadExeca, smallInput, SMALL_TAR_BYTES, WORKER_ENTRY, workerCwd, workerEnv, type Execa } from './launch.js';
-import { adoptPrestarted } from './prestart.js';
+import { descriptorsShort, fewEntriesIn, FORCE_KILL_AFTER_MS, loadExeca, smallInput, SMALL_TAR_BYTES, SPAWN_DESCRIPTORS, WORKER_ENTRY, workerCwd, workerEnv, type Execa } from './launch.js';
+import { adoptPrestarted, prestartedDefaultHeap } from './prestart.js';
 
 export {
   MANY_HEADER_BLOCKS,
@@ -182,27 +181,15 @@ function checkWorkerPath(job: WorkerJob): void {
 }
 
 /**
- * Descriptors a spawn takes at once in this process: two for each of the worker's four
- * pipes, two for the pipe Node learns a failed exec through, and a spare.
- */
-const SPAWN_DESCRIPTORS = 11;
-
-/**
- * Throws ERR_IO (EMFILE) unless SPAWN_DESCRIPTORS descriptors can be opened now. Node
+ * Throws ERR_IO (EMFILE) unless the descriptors a spawn takes can be opened now. Node
  * reports a spawn that runs out of them as an 'error' event on a child process that
  * execa, failing at once on its missing pipes, never returns to listen on: an uncaught
  * error that ends this whole process, the controller a failed worker must never take
  * down. Nothing runs between this check and the spawn, which execa makes synchronously.
  */
 function checkDescriptorsFree(context: string, job: WorkerJob): void {
-  const fds: number[] = [];
-  try {
-    for (let i = 0; i < SPAWN_DESCRIPTORS; i++) fds.push(fs.openSync(os.devNull, 'r'));
-  } catch (error) {
-    throw toWinLayerError(error, context, { id: job.id, command: job.command });
-  } finally {
-    for (const fd of fds) fs.closeSync(fd);
-  }
+  const failure = descriptorsShort(SPAWN_DESCRIPTORS);
+  if (failure !== undefined) throw toWinLayerError(failure, context, { id: job.id, command: job.command });
 }
 
 function start(execa: Execa, job: WorkerJob, stdout: 'pipe' | number, stdin: 'pipe' | number, nodeOptions: readonly string[]) {
@@ -495,7 +482,7 @@ async function writeLayerFrom(job: WorkerJob, source: TarSource): Promise<number
   let sourceFailure: () => unknown = () => undefined;
   let releaseSource = (): void => undefined;
   if (direct) {
-    defaultHeap = fewEntriesIn(source.fd);
+    defaultHeap = prestartedDefaultHeap(source.fd) ?? fewEntriesIn(source.fd);
   } else {
     ({ small: defaultHeap, stream, failure: sourceFailure, release: releaseSource } = await peekSmall(source, job.id, job.onCallerWait));
   }
