@@ -8,6 +8,27 @@ import { fileURLToPath } from 'node:url';
 import { MountTable } from '../../src/driver/mounts.js';
 import { cleanupTemp, tempDir } from '../helpers/store.js';
 
+/** Runs `fn` with the `node:fs` functions `methods` throwing `error` for the paths `when` picks. */
+async function withFsFailing<T>(methods: readonly string[], error: Error, when: (p: string) => boolean, fn: () => Promise<T>): Promise<T> {
+  // The module object behind `node:fs`, whose changes syncBuiltinESMExports carries to importers.
+  const cjs = createRequire(import.meta.url)('node:fs') as Record<string, (...a: unknown[]) => unknown>;
+  const saved = methods.map((m) => cjs[m] as (...a: unknown[]) => unknown);
+  methods.forEach((m, i) => {
+    const real = saved[i] as (...a: unknown[]) => unknown;
+    cjs[m] = (p: unknown, ...rest: unknown[]) => {
+      if (when(String(p))) throw error;
+      return real(p, ...rest);
+    };
+  });
+  syncBuiltinESMExports();
+  try {
+    return await fn();
+  } finally {
+    methods.forEach((m, i) => (cjs[m] = saved[i] as (...a: unknown[]) => unknown));
+    syncBuiltinESMExports();
+  }
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HOLDER = path.join(here, '..', '..', '..', 'test', 'fixtures', 'locks', 'holder.mjs');
 const MOUNTS_MODULE = path.join(here, '..', '..', 'src', 'driver', 'mounts.js');
@@ -74,21 +95,8 @@ describe('driver/mounts: the mount lock', () => {
   });
 
   it("out of descriptors, never takes a live holder's lock for an ownerless or stale one, nor an unreadable count for zero: ERR_IO", async () => {
-    const emfile = (): never => {
-      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE', syscall: 'open' });
-    };
-    const cjs = createRequire(import.meta.url)('node:fs') as { readFileSync: (...a: unknown[]) => unknown };
-    const { readFileSync } = cjs;
-    async function outOfDescriptors<T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> {
-      cjs.readFileSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? emfile() : readFileSync(p, ...rest));
-      syncBuiltinESMExports();
-      try {
-        return await fn();
-      } finally {
-        cjs.readFileSync = readFileSync;
-        syncBuiltinESMExports();
-      }
-    }
+    const emfile = Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE', syscall: 'open' });
+    const outOfDescriptors = <T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> => withFsFailing(['readFileSync'], emfile, when, fn);
     const table = new MountTable(tempDir(), { waitMs: 4_000 });
     const lock = path.join(table.dir, 'x.lock');
     const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'taken', (e: { code?: string; data?: { errno?: string } }) => [e.code, e.data?.errno]);
@@ -110,24 +118,8 @@ describe('driver/mounts: the mount lock', () => {
   });
 
   it('on a full disk, does the work without a lock when none is held (a remove must free space), and says so rather than waiting on one it cannot break', async () => {
-    const full = (): never => {
-      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-    };
-    async function withFull<T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> {
-      // The module object behind `node:fs`, whose changes syncBuiltinESMExports carries to importers.
-      const cjs = createRequire(import.meta.url)('node:fs') as { writeFileSync: (...a: unknown[]) => unknown; mkdirSync: (...a: unknown[]) => unknown };
-      const { writeFileSync, mkdirSync } = cjs;
-      cjs.writeFileSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? full() : writeFileSync(p, ...rest));
-      cjs.mkdirSync = (p: unknown, ...rest: unknown[]) => (when(String(p)) ? full() : mkdirSync(p, ...rest));
-      syncBuiltinESMExports();
-      try {
-        return await fn();
-      } finally {
-        cjs.writeFileSync = writeFileSync;
-        cjs.mkdirSync = mkdirSync;
-        syncBuiltinESMExports();
-      }
-    }
+    const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    const withFull = <T>(fn: () => Promise<T>, when: (p: string) => boolean): Promise<T> => withFsFailing(['writeFileSync', 'mkdirSync'], full, when, fn);
     const table = new MountTable(tempDir(), { waitMs: 5_000 });
     const lock = path.join(table.dir, 'x.lock');
     const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'taken', (e: { code?: string; data?: { errno?: string } }) => [e.code, e.data?.errno]);
