@@ -611,8 +611,8 @@ export class TransportLayerWriter {
       throw createError('ERR_PATH_THROUGH_LINK', `${p.name}: a reparse point where entries below it came first`, { entry: p.name });
     }
     const known = (isMerge ? prior?.host : undefined) ?? (isDirectory ? existingDir : undefined);
-    // A directory's host path is kept until the end: flat, so it holds no piece of the entry's name.
-    const host = known ?? (isDirectory ? flatString(this.#hostPathFor(p)) : this.#hostPathFor(p));
+    // What is kept of it is made flat where it is kept (#dirs, #seen), holding no piece of the entry's name.
+    const host = known ?? this.#hostPathFor(p);
     if (!isMerge) this.#replaceInherited(p, host, isDirectory && !isReparse);
     if (this.isBaseLayer && p.name === UTILITY_VM_FILES) this.#hasUtilityVM = true;
 
@@ -703,7 +703,7 @@ export class TransportLayerWriter {
       isDirectory,
       isReparse,
       // The name itself when spelled alike (nearly always): one copy of a long path, not two.
-      host: host === p.name ? p.name : host,
+      host: host === p.name ? p.name : flatString(host),
       transport,
       attributes: info.fileAttributes >>> 0,
     });
@@ -1370,7 +1370,7 @@ export class TransportLayerWriter {
     if (missing.length > 0) this.#settleDirs();
     for (let i = missing.length - 1; i >= 0; i--) {
       const name = missing[i] as string;
-      host = flatString(host === undefined ? name : host + '/' + baseName(name));
+      host = host === undefined ? name : host + '/' + baseName(name);
       fs.mkdirSync(this.#abs(host), { recursive: false });
       this.#dirs.set(caseFoldKey(name), host);
     }
