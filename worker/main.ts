@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type * as V8 from 'node:v8';
 import { createError, toWinLayerError } from '../src/errors.js';
-import { CONTROLLER_PID_ENV, DEFERRED_COMMAND, isWorkerCommand, JOB_FD, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, MAX_JOB_BYTES, PROGRESS_FD, type CommitIdentity } from '../src/controller/protocol.js';
+import { CONTROLLER_PID_ENV, DEFERRED_COMMAND, isWorkerCommand, JOB_FD, MANY_ENTRIES_NODE_OPTIONS, MANY_ENTRIES_READ_BYTES, MAX_JOB_BYTES, PROGRESS_FD, STOP_SIGNALS, type CommitIdentity } from '../src/controller/protocol.js';
 import { selectBackend } from '../src/native/select.js';
 import { exportLayer, importLayer } from '../src/store/layer-ops.js';
 import { ScavengeMeter, scavengingAsRead } from '../src/util/scavenge.js';
@@ -59,8 +59,6 @@ function releaseSemiSpaceFlag(): void {
 const PARENT_POLL_MS = 100;
 /** How long an orphaned import may take to stop by itself. */
 const ORPHAN_EXIT_MS = 2000;
-/** Signals a worker stops at its next check for, rather than at once (see parentGuard). */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 /**
  * How long a signaled import may take to stop at a check of its own before it removes its
  * staging directory and ends (before the controller's SIGKILL, 2 s after its SIGTERM).

@@ -32,6 +32,12 @@ export const WORKER_COMMANDS: readonly WorkerCommand[] = ['write-layer', 'export
 /** The file descriptor a worker writes progress lines to, when open. */
 export const PROGRESS_FD = 3;
 
+/**
+ * Signals an import worker stops at its next check for, rather than at once (worker/main.ts
+ * parentGuard); one that ends a worker before it listens is a cancellation all the same.
+ */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
 /** The worker command that reads its command line from JOB_FD. */
 export const DEFERRED_COMMAND = 'deferred';
 

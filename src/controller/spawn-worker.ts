@@ -20,7 +20,7 @@ import type { BackendName } from '../native/backend.js';
 import { NATIVE_BACKEND_ENV } from '../native/select.js';
 import { IMPORTING_INFIX } from '../store/layer-store.js';
 import { tarChunk } from '../tar/decompress.js';
-import { EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, type CommitIdentity, type WorkerCommand } from './protocol.js';
+import { EXPORT_NODE_OPTIONS, MANY_ENTRIES_NODE_OPTIONS, PROGRESS_FD, STOP_SIGNALS, type CommitIdentity, type WorkerCommand } from './protocol.js';
 import { quietProgress } from '../util/options.js';
 import { derivedSignal } from '../util/derived-signal.js';
 import { releaseSource } from '../util/release-source.js';
@@ -277,9 +277,6 @@ async function committedSize(job: WorkerJob, watch: ProgressWatch): Promise<numb
   }
 }
 
-/** The signals an import worker takes for a request to stop (worker/main.ts). */
-const STOPPING_SIGNALS: ReadonlySet<string> = new Set(['SIGTERM', 'SIGINT', 'SIGHUP']);
-
 /** The error of a failed worker, from its result. */
 export function errorFromResult(
   result: Pick<Result, 'timedOut' | 'isCanceled' | 'signal' | 'exitCode' | 'stderr' | 'failed'> & { cause?: unknown },
@@ -310,7 +307,7 @@ export function errorFromResult(
     // An import worker stops at a termination signal once it runs (ERR_CANCELED, its
     // staging removed); one that came before it could listen ended it: nothing committed
     // either (a commit found after such an end is reported by committedSize first).
-    if (job.command === 'write-layer' && STOPPING_SIGNALS.has(result.signal)) {
+    if (job.command === 'write-layer' && (STOP_SIGNALS as readonly string[]).includes(result.signal)) {
       return createError('ERR_CANCELED', `${job.command} ${job.id}: worker stopped by ${result.signal} as it started`, data);
     }
     return createError('ERR_WORKER_EXITED', `${job.command} ${job.id}: worker killed by ${result.signal}`, data);
